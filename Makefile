@@ -1,0 +1,25 @@
+GO ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: test lint bench tidy-check
+
+## test: every test, with the race detector
+test:
+	$(GO) test -race -count=1 ./...
+
+## lint: go vet, gofmt and staticcheck
+lint:
+	$(GO) vet ./...
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run $(STATICCHECK) ./...
+
+## tidy-check: go mod tidy leaves no diff
+tidy-check:
+	$(GO) mod tidy
+	git diff --exit-code go.mod go.sum
+
+## bench: the engine benchmarks of DESIGN.md §7 (durable, on disk)
+bench:
+	$(GO) test ./ledger -run '^$$' -bench 'IssueAccept|HotHolding|OverLimit' -benchtime 5s -timeout 30m
+	$(GO) test ./ledger -run '^$$' -bench 'MemoryPerHolding' -benchtime 1x

@@ -1,0 +1,72 @@
+package ledger
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/holdings"
+)
+
+// memOptions returns options for a ledger on a fresh in-memory filesystem.
+func memOptions() Options {
+	return Options{Dir: "/ledger", FS: vfs.NewMem(), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
+		MemTableSize: 4 << 20, CacheSize: 8 << 20}
+}
+
+// mustOpen opens a ledger and closes it when the test ends.
+func mustOpen(tb testing.TB, opts Options) *Ledger {
+	tb.Helper()
+	l, err := Open(opts)
+	if err != nil {
+		tb.Fatalf("open: %v", err)
+	}
+	tb.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// fakeClock is a settable clock for expiry tests.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+func key(holder, source, resource string) holdings.Key {
+	s := holdings.SourceOf(source)
+	if source == "-" {
+		s = holdings.NullSource
+	}
+	return holdings.Key{Holder: holder, Source: s, Resource: resource}
+}
+
+func TestSmoke(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, memOptions())
+	k := key("user:1", "system", "vm")
+	if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Issue(ctx, IssueRequest{Client: "cyclades", Provisions: []holdings.Provision{{Key: k, Quantity: 3}}})
+	if err != nil || res.Serial != 1 {
+		t.Fatalf("issue: %v %v", res, err)
+	}
+	if v, _ := l.Holding(k); v != (holdings.Value{Limit: 10, UsageMin: 0, UsageMax: 3}) {
+		t.Fatalf("after issue: %+v", v)
+	}
+	if err := l.Resolve(ctx, "cyclades", 1, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := l.Holding(k); v != (holdings.Value{Limit: 10, UsageMin: 3, UsageMax: 3}) {
+		t.Fatalf("after accept: %+v", v)
+	}
+	page, err := l.Log(LogFilter{Holder: "user:1"})
+	if err != nil || len(page.Entries) != 1 || page.Entries[0].Reason != "ACCEPT:" {
+		t.Fatalf("log: %+v %v", page, err)
+	}
+	evs, err := l.Outbox(0, 10)
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("outbox: %+v %v", evs, err)
+	}
+}

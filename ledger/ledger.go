@@ -1,0 +1,263 @@
+// Package ledger is the engine of quotaledger: it owns the Pebble database,
+// keeps holdings and pending commissions in memory, and applies every change
+// through one writer goroutine that commits whole batches of requests with a
+// single synced WAL write (group commit). A call returns only once its batch
+// is durable, and readers see only durable state.
+package ledger
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/commission"
+)
+
+// Errors of the ledger. Domain errors of issue come from the holdings
+// package (*holdings.NoHoldingError, *holdings.NoCapacityError,
+// *holdings.NoQuantityError, holdings.ErrOverflow).
+var (
+	// ErrClosed is returned by calls on a closed ledger.
+	ErrClosed = errors.New("ledger: closed")
+	// ErrNotFound is returned for a commission that is not pending for the
+	// calling client (whether it never existed, is resolved, or is another
+	// client's).
+	ErrNotFound = errors.New("ledger: not found")
+	// ErrInvalid wraps every refusal of a malformed request.
+	ErrInvalid = errors.New("ledger: invalid request")
+	// ErrIdempotencyConflict is returned when an idempotency key comes back
+	// with a different request than the one first issued under it.
+	ErrIdempotencyConflict = errors.New("ledger: idempotency key reused with a different request")
+	// ErrHoldingInUse is returned when deleting a holding that a pending
+	// commission touches.
+	ErrHoldingInUse = errors.New("ledger: holding has pending commissions")
+	// ErrNoSpace is returned for writes while the disk is below the
+	// free-space floor. Reads go on.
+	ErrNoSpace = errors.New("ledger: free disk space below the floor, writes refused")
+)
+
+// Ledger is the engine. Its methods are safe for concurrent use.
+type Ledger struct {
+	opts  Options
+	log   zerolog.Logger
+	db    *pebble.DB
+	id    string
+	reqs  chan *request
+	quit  chan struct{}
+	done  chan struct{}
+	close sync.Once
+
+	// mu guards the published, durable state below: the writer changes it
+	// only after a batch is committed, under the write lock.
+	mu       sync.RWMutex
+	table    table
+	pending  map[uint64]*commission.Commission
+	byClient map[string]map[uint64]struct{}
+
+	durableLogTime   atomic.Int64  // log entries after it are not yet durable
+	durableOutboxSeq atomic.Uint64 // outbox entries after it are not yet durable
+	lastSerial       atomic.Uint64 // the last durable serial
+
+	w writer // owned by the writer goroutine
+}
+
+// Open opens (creating if needed) the ledger in opts.Dir, loads holdings,
+// pending commissions and idempotency records into memory, and starts the
+// writer. The ledger is ready when Open returns.
+func Open(opts Options) (*Ledger, error) {
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	l := &Ledger{
+		opts:     opts,
+		log:      opts.Logger.With().Str("component", "ledger").Logger(),
+		reqs:     make(chan *request, 4*opts.MaxBatch),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		table:    newTable(),
+		pending:  make(map[uint64]*commission.Commission),
+		byClient: make(map[string]map[uint64]struct{}),
+	}
+	start := time.Now()
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	popts := &pebble.Options{
+		FS:                 opts.FS,
+		Cache:              cache,
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       opts.MemTableSize,
+		Logger:             pebbleLogger{l.log},
+	}
+	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	db, err := pebble.Open(opts.Dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open %s: %w", opts.Dir, err)
+	}
+	l.db = db
+	if err := l.load(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	l.log.Info().Str("dir", opts.Dir).Int("holdings", l.table.n).Int("pending", len(l.pending)).
+		Dur("load_time", time.Since(start)).Msg("ledger open")
+	go l.run()
+	return l, nil
+}
+
+// Close stops the writer, answering queued requests with ErrClosed, and
+// closes the database. It is safe to call more than once.
+func (l *Ledger) Close() error {
+	var err error
+	l.close.Do(func() {
+		close(l.quit)
+		<-l.done
+		err = l.db.Close()
+	})
+	return err
+}
+
+// ID is the random identity of this database, made when it was created. With
+// an event's sequence it forms the event's id.
+func (l *Ledger) ID() string { return l.id }
+
+func (l *Ledger) load() error {
+	id, closer, err := l.db.Get(keyMetaID)
+	switch {
+	case err == nil:
+		l.id = string(id)
+		_ = closer.Close()
+	case errors.Is(err, pebble.ErrNotFound):
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		l.id = hex.EncodeToString(b[:])
+		if err := l.db.Set(keyMetaID, []byte(l.id), pebble.Sync); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+	default:
+		return fmt.Errorf("ledger: %w", err)
+	}
+
+	var ctr counters
+	if v, closer, err := l.db.Get(keyMetaState); err == nil {
+		ctr, err = decodeCounters(v)
+		_ = closer.Close()
+		if err != nil {
+			return fmt.Errorf("ledger: state record: %w", err)
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("ledger: %w", err)
+	}
+
+	l.w.init(l, ctr)
+	intern := l.w.intern
+	if err := l.scan(prefixHolding, func(k, v []byte) error {
+		key, err := decodeHoldingKey(k, intern)
+		if err != nil {
+			return err
+		}
+		val, err := decodeHoldingValue(v)
+		if err != nil {
+			return err
+		}
+		l.table.set(key, val)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("ledger: loading holdings: %w", err)
+	}
+	if err := l.scan(prefixPending, func(k, v []byte) error {
+		client, serial, err := decodePendingKey(k)
+		if err != nil {
+			return err
+		}
+		c, err := decodeCommission(serial, v, intern)
+		if err != nil {
+			return err
+		}
+		if c.Client != client || serial > ctr.Serial {
+			return ErrCorrupt
+		}
+		l.addPending(c)
+		l.w.scheduleExpiry(c)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("ledger: loading commissions: %w", err)
+	}
+	if err := l.scan(prefixIdem, func(k, v []byte) error {
+		r, err := decodeIdem(v)
+		if err != nil {
+			return err
+		}
+		l.w.rememberIdem(string(k), r)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("ledger: loading idempotency keys: %w", err)
+	}
+	l.durableLogTime.Store(ctr.LogTime)
+	l.durableOutboxSeq.Store(ctr.OutboxSeq)
+	l.lastSerial.Store(ctr.Serial)
+	return nil
+}
+
+func (l *Ledger) scan(prefix byte, fn func(k, v []byte) error) error {
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		if err := fn(it.Key(), v); err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	return it.Close()
+}
+
+func (l *Ledger) addPending(c *commission.Commission) {
+	l.pending[c.Serial] = c
+	m := l.byClient[c.Client]
+	if m == nil {
+		m = make(map[uint64]struct{})
+		l.byClient[c.Client] = m
+	}
+	m[c.Serial] = struct{}{}
+}
+
+func (l *Ledger) removePending(c *commission.Commission) {
+	delete(l.pending, c.Serial)
+	if m := l.byClient[c.Client]; m != nil {
+		delete(m, c.Serial)
+		if len(m) == 0 {
+			delete(l.byClient, c.Client)
+		}
+	}
+}
+
+// pebbleLogger routes Pebble's messages into zerolog. Fatalf exits the
+// process, as Pebble expects: it calls it on a failed WAL write, after which
+// memory could be ahead of disk; the restarted engine rebuilds from disk.
+type pebbleLogger struct{ log zerolog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.log.Debug().Str("component", "pebble").Msgf(format, args...)
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.log.Error().Str("component", "pebble").Msgf(format, args...)
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.log.Fatal().Str("component", "pebble").Msgf(format, args...)
+}

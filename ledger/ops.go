@@ -1,0 +1,452 @@
+package ledger
+
+import (
+	"container/heap"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/quotaledger/quotaledger/commission"
+	"github.com/quotaledger/quotaledger/holdings"
+)
+
+// do queues op to the writer and waits until its batch is durable. Once
+// queued, the call is waited for even if ctx ends, so that an answer is
+// never given for a call whose fate is unknown.
+func (l *Ledger) do(ctx context.Context, o op) error {
+	r := &request{op: o, done: make(chan struct{})}
+	select {
+	case <-l.quit:
+		return ErrClosed
+	default:
+	}
+	select {
+	case l.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.quit:
+		return ErrClosed
+	}
+	<-r.done
+	return r.err
+}
+
+// ExpireDue rejects, with reason EXPIRED, every pending commission whose
+// deadline is not after the ledger's clock. The writer does this by itself
+// when a deadline passes; tests with their own clock call it.
+func (l *Ledger) ExpireDue(ctx context.Context) error {
+	return l.do(ctx, &expireOp{})
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+func checkKey(k holdings.Key) error {
+	switch {
+	case k.Holder == "":
+		return invalid("holder must not be empty")
+	case k.Resource == "":
+		return invalid("resource must not be empty")
+	case !utf8.ValidString(k.Holder) || !utf8.ValidString(k.Resource) || !utf8.ValidString(k.Source.Name()):
+		return invalid("holder, source and resource must be valid UTF-8")
+	}
+	return nil
+}
+
+// QuotaSetting is one entry of SetQuota.
+type QuotaSetting struct {
+	Key   holdings.Key
+	Limit int64
+}
+
+// SetQuota creates the holdings that are missing with zero usage and sets
+// the limit of every one named, keeping its usage. A later entry of the same
+// key wins. A limit may be below the current usage (new imports then fail);
+// a negative limit is ErrInvalid. All or nothing.
+func (l *Ledger) SetQuota(ctx context.Context, settings []QuotaSetting) error {
+	for _, s := range settings {
+		if err := checkKey(s.Key); err != nil {
+			return err
+		}
+		if s.Limit < 0 {
+			return invalid("limit of %s is negative", s.Key)
+		}
+	}
+	return l.do(ctx, &setQuotaOp{settings: settings})
+}
+
+type setQuotaOp struct{ settings []QuotaSetting }
+
+func (o *setQuotaOp) apply(b *batch) error {
+	e := &Event{Type: EventQuotaSet, Holdings: make([]EventHolding, 0, len(o.settings))}
+	pos := make(map[holdings.Key]int, len(o.settings))
+	for _, s := range o.settings {
+		v, _ := b.get(s.Key)
+		v.Limit = s.Limit
+		b.putHolding(s.Key, v)
+		if i, ok := pos[s.Key]; ok {
+			e.Holdings[i].After = v
+			continue
+		}
+		pos[s.Key] = len(e.Holdings)
+		e.Holdings = append(e.Holdings, EventHolding{Key: s.Key, After: v})
+	}
+	b.emit(e)
+	return nil
+}
+
+// DeleteQuota removes holdings. It is refused with ErrHoldingInUse, and
+// nothing is removed, while a pending commission touches any of them. Keys
+// that name no holding are ignored.
+func (l *Ledger) DeleteQuota(ctx context.Context, keys []holdings.Key) error {
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	return l.do(ctx, &deleteQuotaOp{keys: keys})
+}
+
+type deleteQuotaOp struct{ keys []holdings.Key }
+
+func (o *deleteQuotaOp) apply(b *batch) error {
+	want := make(map[holdings.Key]bool, len(o.keys))
+	for _, k := range o.keys {
+		want[k] = true
+	}
+	var busy error
+	b.eachPending(func(c *commission.Commission) bool {
+		for _, p := range c.Provisions {
+			if want[p.Key] {
+				busy = fmt.Errorf("%w: %s (serial %d)", ErrHoldingInUse, p.Key, c.Serial)
+				return false
+			}
+		}
+		return true
+	})
+	if busy != nil {
+		return busy
+	}
+	e := &Event{Type: EventQuotaDeleted}
+	for _, k := range o.keys {
+		v, ok := b.get(k)
+		if !ok {
+			continue
+		}
+		b.deleteHolding(k)
+		e.Holdings = append(e.Holdings, EventHolding{Key: k, After: v})
+	}
+	if len(e.Holdings) > 0 {
+		b.emit(e)
+	}
+	return nil
+}
+
+// IssueRequest is a commission to issue.
+type IssueRequest struct {
+	Client     string // the issuing service (clientkey); required
+	Name       string
+	Force      bool // waive the capacity check of imports (never NoQuantity)
+	AutoAccept bool // issue and accept in one step
+	Provisions []holdings.Provision
+	// TTL, when positive, is how long the commission may stay pending before
+	// the ledger rejects it with reason EXPIRED. Zero takes Options.DefaultTTL.
+	TTL time.Duration
+	// IdempotencyKey, when set, makes a retry of the same request return the
+	// first answer instead of issuing again.
+	IdempotencyKey string
+}
+
+// IssueResult is the answer to an issue.
+type IssueResult struct {
+	Serial   uint64
+	Accepted bool // issued with AutoAccept
+	Replayed bool // answered from the idempotency record of an earlier call
+}
+
+// Issue issues a commission all or nothing: provisions of the same holding
+// are merged, then checked in order. Failures are *holdings.NoHoldingError,
+// *holdings.NoCapacityError, *holdings.NoQuantityError, holdings.ErrOverflow,
+// ErrInvalid or ErrIdempotencyConflict; on any of them nothing changes.
+func (l *Ledger) Issue(ctx context.Context, req IssueRequest) (IssueResult, error) {
+	if req.Client == "" {
+		return IssueResult{}, invalid("client must not be empty")
+	}
+	if req.TTL < 0 {
+		return IssueResult{}, invalid("ttl must not be negative")
+	}
+	if !utf8.ValidString(req.Name) || !utf8.ValidString(req.Client) || !utf8.ValidString(req.IdempotencyKey) {
+		return IssueResult{}, invalid("client, name and idempotency key must be valid UTF-8")
+	}
+	for _, p := range req.Provisions {
+		if err := checkKey(p.Key); err != nil {
+			return IssueResult{}, err
+		}
+	}
+	merged, err := commission.Merge(req.Provisions)
+	if err != nil {
+		return IssueResult{}, err
+	}
+	o := &issueOp{req: req, merged: merged}
+	if req.IdempotencyKey != "" {
+		o.hash = requestHash(&req)
+	}
+	err = l.do(ctx, o)
+	return o.res, err
+}
+
+// requestHash identifies an issue request for idempotency: the same key with
+// another hash is a conflict.
+func requestHash(r *IssueRequest) [32]byte {
+	b := make([]byte, 0, 64+32*len(r.Provisions))
+	b = appendString(b, r.Name)
+	var flags byte
+	if r.Force {
+		flags |= 1
+	}
+	if r.AutoAccept {
+		flags |= 2
+	}
+	b = append(b, flags)
+	b = binary.AppendVarint(b, int64(r.TTL))
+	b = appendUvarint(b, uint64(len(r.Provisions)))
+	for _, p := range r.Provisions {
+		b = appendKeyParts(b, p.Key)
+		b = appendVarint(b, p.Quantity)
+	}
+	return sha256.Sum256(b)
+}
+
+type issueOp struct {
+	req    IssueRequest
+	merged []holdings.Provision
+	hash   [32]byte
+	res    IssueResult
+}
+
+func (o *issueOp) apply(b *batch) error {
+	var ikey string
+	if o.req.IdempotencyKey != "" {
+		ikey = string(idemKey(nil, o.req.Client, o.req.IdempotencyKey))
+		r, ok := b.idem[ikey]
+		if !ok {
+			r, ok = b.l.w.idem[ikey]
+			if ok && r.Created.Before(b.now.Add(-b.l.opts.IdempotencyRetention)) {
+				ok = false // past retention; pruning will delete it
+			}
+		}
+		if ok {
+			if r.Hash != o.hash {
+				return ErrIdempotencyConflict
+			}
+			o.res = IssueResult{Serial: r.Serial, Accepted: r.Accepted, Replayed: true}
+			return nil
+		}
+	}
+	after, err := commission.Issue(b.get, o.merged, o.req.Force)
+	if err != nil {
+		return err
+	}
+	var final []holdings.Value
+	if o.req.AutoAccept {
+		final = make([]holdings.Value, len(after))
+		for i, p := range o.merged {
+			if final[i], err = after[i].Accept(p.Quantity); err != nil {
+				return err
+			}
+		}
+	}
+
+	b.ctr.Serial++
+	c := &commission.Commission{
+		Serial:     b.ctr.Serial,
+		Client:     o.req.Client,
+		Name:       o.req.Name,
+		IssueTime:  b.now,
+		Provisions: o.merged,
+	}
+	ttl := o.req.TTL
+	if ttl == 0 {
+		ttl = b.l.opts.DefaultTTL
+	}
+	if ttl > 0 && !o.req.AutoAccept {
+		c.Deadline = b.now.Add(ttl)
+	}
+	b.emit(commissionEvent(EventCommissionIssued, c, after, ""))
+	if o.req.AutoAccept {
+		for i, p := range o.merged {
+			b.putHolding(p.Key, final[i])
+		}
+		b.writeLog(c, final, "ACCEPT:")
+		b.emit(commissionEvent(EventCommissionAccepted, c, final, "ACCEPT:"))
+	} else {
+		for i, p := range o.merged {
+			b.putHolding(p.Key, after[i])
+		}
+		b.addCommission(c)
+	}
+	o.res = IssueResult{Serial: c.Serial, Accepted: o.req.AutoAccept}
+	if ikey != "" {
+		r := idemRecord{Created: b.now, Hash: o.hash, Serial: c.Serial, Accepted: o.req.AutoAccept}
+		b.idem[ikey] = r
+		b.buf = appendIdem(b.buf[:0], &r)
+		b.pb.Set([]byte(ikey), b.buf, nil)
+	}
+	return nil
+}
+
+func commissionEvent(typ string, c *commission.Commission, after []holdings.Value, reason string) *Event {
+	e := &Event{Type: typ, Serial: c.Serial, Client: c.Client, Name: c.Name, Reason: reason,
+		Holdings: make([]EventHolding, len(c.Provisions))}
+	for i, p := range c.Provisions {
+		e.Holdings[i] = EventHolding{Key: p.Key, Quantity: p.Quantity, After: after[i]}
+	}
+	return e
+}
+
+// writeLog writes the provision log of a resolved commission: one record by
+// serial and one entry per provision under its holder.
+func (b *batch) writeLog(c *commission.Commission, after []holdings.Value, reason string) {
+	lt := b.logTime()
+	logTime := time.Unix(0, lt).UTC()
+	es := make([]LogEntry, max(len(c.Provisions), 1))
+	for i := range es {
+		es[i] = LogEntry{Serial: c.Serial, Client: c.Client, Name: c.Name, IssueTime: c.IssueTime,
+			LogTime: logTime, Reason: reason}
+	}
+	for i, p := range c.Provisions {
+		es[i].Key = p.Key
+		es[i].Quantity = p.Quantity
+		es[i].After = after[i]
+		b.key = logKey(b.key[:0], p.Key.Holder, lt, c.Serial, i)
+		b.buf = appendLogEntry(b.buf[:0], &es[i])
+		b.pb.Set(b.key, b.buf, nil)
+	}
+	b.key = resolvedKey(b.key[:0], c.Serial)
+	b.buf = appendResolved(b.buf[:0], es[0], es[:len(c.Provisions)])
+	b.pb.Set(b.key, b.buf, nil)
+}
+
+// resolve accepts or rejects a pending commission within the batch.
+func (b *batch) resolve(c *commission.Commission, accept bool, reason, eventType string) error {
+	after, err := commission.Resolve(b.get, c, accept)
+	if err != nil {
+		return err
+	}
+	for i, p := range c.Provisions {
+		b.putHolding(p.Key, after[i])
+	}
+	b.removeCommission(c)
+	b.writeLog(c, after, reason)
+	b.emit(commissionEvent(eventType, c, after, reason))
+	return nil
+}
+
+func resolveReason(accept bool, reason string) (full, eventType string) {
+	if accept {
+		return "ACCEPT:" + reason, EventCommissionAccepted
+	}
+	return "REJECT:" + reason, EventCommissionRejected
+}
+
+// Resolve accepts (accept true) or rejects a commission pending for client.
+// It returns ErrNotFound if serial is not pending for that client.
+func (l *Ledger) Resolve(ctx context.Context, client string, serial uint64, accept bool, reason string) error {
+	if !utf8.ValidString(reason) {
+		return invalid("reason must be valid UTF-8")
+	}
+	return l.do(ctx, &resolveOp{client: client, serial: serial, accept: accept, reason: reason})
+}
+
+type resolveOp struct {
+	client string
+	serial uint64
+	accept bool
+	reason string
+}
+
+func (o *resolveOp) apply(b *batch) error {
+	c := b.pending(o.serial)
+	if c == nil || c.Client != o.client {
+		return ErrNotFound
+	}
+	reason, typ := resolveReason(o.accept, o.reason)
+	return b.resolve(c, o.accept, reason, typ)
+}
+
+// ResolveResult is the outcome of ResolveMany.
+type ResolveResult struct {
+	Accepted    []uint64
+	Rejected    []uint64
+	NotFound    []uint64 // not pending for the client
+	Conflicting []uint64 // in both lists: neither accepted nor rejected
+}
+
+// ResolveMany accepts and rejects many commissions of client in one atomic
+// step. A serial in both lists is conflicting, one not pending for client is
+// not found; the rest are applied.
+func (l *Ledger) ResolveMany(ctx context.Context, client string, accept, reject []uint64, reason string) (ResolveResult, error) {
+	if !utf8.ValidString(reason) {
+		return ResolveResult{}, invalid("reason must be valid UTF-8")
+	}
+	o := &resolveManyOp{client: client, accept: accept, reject: reject, reason: reason}
+	err := l.do(ctx, o)
+	return o.res, err
+}
+
+type resolveManyOp struct {
+	client         string
+	accept, reject []uint64
+	reason         string
+	res            ResolveResult
+}
+
+func (o *resolveManyOp) apply(b *batch) error {
+	plan := commission.PlanResolve(o.accept, o.reject, func(s uint64) bool {
+		c := b.pending(s)
+		return c != nil && c.Client == o.client
+	})
+	// Resolving a pending commission cannot fail (usage_min <= usage_max
+	// holds for every holding, and the commission's own share is in both),
+	// so applying them one by one is all or nothing.
+	for _, s := range plan.Accept {
+		reason, typ := resolveReason(true, o.reason)
+		if err := b.resolve(b.pending(s), true, reason, typ); err != nil {
+			return err
+		}
+	}
+	for _, s := range plan.Reject {
+		reason, typ := resolveReason(false, o.reason)
+		if err := b.resolve(b.pending(s), false, reason, typ); err != nil {
+			return err
+		}
+	}
+	o.res = ResolveResult{Accepted: plan.Accept, Rejected: plan.Reject,
+		NotFound: plan.NotFound, Conflicting: plan.Conflicting}
+	return nil
+}
+
+// ReasonExpired is the reason of commissions the ledger rejects at their deadline.
+const ReasonExpired = "EXPIRED"
+
+type expireOp struct{ expired []uint64 }
+
+func (o *expireOp) apply(b *batch) error {
+	w := &b.l.w
+	for len(w.expiry) > 0 && !w.expiry[0].deadline.After(b.now) {
+		it := heap.Pop(&w.expiry).(expiryItem)
+		c := b.pending(it.serial)
+		if c == nil {
+			continue
+		}
+		if err := b.resolve(c, false, "REJECT:"+ReasonExpired, EventCommissionExpired); err != nil {
+			return err
+		}
+		o.expired = append(o.expired, c.Serial)
+	}
+	return nil
+}

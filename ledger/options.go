@@ -1,0 +1,90 @@
+package ledger
+
+import (
+	"errors"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/rs/zerolog"
+)
+
+// Options configure a Ledger. Zero fields take the defaults of withDefaults.
+type Options struct {
+	// Dir is the directory of the Pebble database. Required.
+	Dir string
+	// FS is the filesystem; vfs.Default unless set (tests use vfs.NewMem()).
+	FS vfs.FS
+	// Logger receives the engine's and Pebble's messages.
+	Logger zerolog.Logger
+	// Now is the clock; time.Now unless set.
+	Now func() time.Time
+
+	// MaxBatch caps the requests applied and committed together (1024).
+	MaxBatch int
+	// IdempotencyRetention is how long an idempotency key is remembered (24h).
+	IdempotencyRetention time.Duration
+	// DefaultTTL is the ttl of a commission issued without one; 0 (the
+	// default) means such commissions never expire.
+	DefaultTTL time.Duration
+
+	// MinFreeBytes is the free-space floor: while the disk under Dir has less
+	// available, writes are refused with ErrNoSpace (128 MiB). Set
+	// NoFreeSpaceCheck to turn the check off.
+	MinFreeBytes     uint64
+	NoFreeSpaceCheck bool
+	// DiskFree reports the bytes available under Dir; by default it asks FS.
+	// A filesystem that cannot tell (an error) counts as having room.
+	DiskFree func() (uint64, error)
+
+	// MemTableSize is Pebble's memtable size (64 MiB).
+	MemTableSize uint64
+	// CacheSize is Pebble's block cache size (128 MiB).
+	CacheSize int64
+}
+
+func (o Options) withDefaults() Options {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 1024
+	}
+	if o.IdempotencyRetention == 0 {
+		o.IdempotencyRetention = 24 * time.Hour
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 128 << 20
+	}
+	if o.DiskFree == nil {
+		fs, dir := o.FS, o.Dir
+		o.DiskFree = func() (uint64, error) {
+			u, err := fs.GetDiskUsage(dir)
+			return u.AvailBytes, err
+		}
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = 64 << 20
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 128 << 20
+	}
+	return o
+}
+
+// Validate reports the first option that cannot work.
+func (o Options) Validate() error {
+	switch {
+	case o.Dir == "":
+		return errors.New("ledger: Options.Dir is required")
+	case o.MaxBatch < 1:
+		return errors.New("ledger: Options.MaxBatch must be at least 1")
+	case o.IdempotencyRetention < 0:
+		return errors.New("ledger: Options.IdempotencyRetention must not be negative")
+	case o.DefaultTTL < 0:
+		return errors.New("ledger: Options.DefaultTTL must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package ledger
+
+import "github.com/quotaledger/quotaledger/holdings"
+
+// table is the in-memory set of holdings, grouped by holder so that "the
+// holdings of H" is one map lookup. It is not safe for concurrent use: the
+// Ledger guards it (readers under a read lock, the writer publishing under
+// the write lock).
+//
+// A row costs 64 bytes; a holder's rows are searched linearly until there
+// are more than indexAbove, then through a map.
+type table struct {
+	holders map[string]*holderRows
+	n       int
+}
+
+type row struct {
+	source   holdings.Source
+	resource string
+	value    holdings.Value
+}
+
+type subKey struct {
+	source   holdings.Source
+	resource string
+}
+
+type holderRows struct {
+	rows  []row
+	index map[subKey]int32
+}
+
+const indexAbove = 16
+
+func newTable() table { return table{holders: make(map[string]*holderRows)} }
+
+func (hr *holderRows) find(s holdings.Source, r string) int {
+	if hr.index != nil {
+		if i, ok := hr.index[subKey{s, r}]; ok {
+			return int(i)
+		}
+		return -1
+	}
+	for i := range hr.rows {
+		if hr.rows[i].resource == r && hr.rows[i].source == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func (t *table) get(k holdings.Key) (holdings.Value, bool) {
+	hr := t.holders[k.Holder]
+	if hr == nil {
+		return holdings.Value{}, false
+	}
+	i := hr.find(k.Source, k.Resource)
+	if i < 0 {
+		return holdings.Value{}, false
+	}
+	return hr.rows[i].value, true
+}
+
+func (t *table) set(k holdings.Key, v holdings.Value) {
+	hr := t.holders[k.Holder]
+	if hr == nil {
+		hr = &holderRows{rows: make([]row, 0, 2)}
+		t.holders[k.Holder] = hr
+	}
+	if i := hr.find(k.Source, k.Resource); i >= 0 {
+		hr.rows[i].value = v
+		return
+	}
+	hr.rows = append(hr.rows, row{source: k.Source, resource: k.Resource, value: v})
+	t.n++
+	switch {
+	case hr.index != nil:
+		hr.index[subKey{k.Source, k.Resource}] = int32(len(hr.rows) - 1)
+	case len(hr.rows) > indexAbove:
+		hr.index = make(map[subKey]int32, len(hr.rows))
+		for i, r := range hr.rows {
+			hr.index[subKey{r.source, r.resource}] = int32(i)
+		}
+	}
+}
+
+func (t *table) delete(k holdings.Key) {
+	hr := t.holders[k.Holder]
+	if hr == nil {
+		return
+	}
+	i := hr.find(k.Source, k.Resource)
+	if i < 0 {
+		return
+	}
+	last := len(hr.rows) - 1
+	if hr.index != nil {
+		delete(hr.index, subKey{k.Source, k.Resource})
+		if i != last {
+			hr.index[subKey{hr.rows[last].source, hr.rows[last].resource}] = int32(i)
+		}
+	}
+	hr.rows[i] = hr.rows[last]
+	hr.rows[last] = row{}
+	hr.rows = hr.rows[:last]
+	t.n--
+	if len(hr.rows) == 0 {
+		delete(t.holders, k.Holder)
+	}
+}
+
+// each calls fn for the holdings of holder, or of every holder if holder is
+// nil, until fn returns false.
+func (t *table) each(holder *string, fn func(holdings.Key, holdings.Value) bool) {
+	visit := func(h string, hr *holderRows) bool {
+		for _, r := range hr.rows {
+			if !fn(holdings.Key{Holder: h, Source: r.source, Resource: r.resource}, r.value) {
+				return false
+			}
+		}
+		return true
+	}
+	if holder != nil {
+		if hr := t.holders[*holder]; hr != nil {
+			visit(*holder, hr)
+		}
+		return
+	}
+	for h, hr := range t.holders {
+		if !visit(h, hr) {
+			return
+		}
+	}
+}
