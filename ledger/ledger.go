@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,5 +260,8 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.log.Error().Str("component", "pebble").Msgf(format, args...)
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.log.Fatal().Str("component", "pebble").Msgf(format, args...)
+	// WithLevel logs without exiting (and even when the level is disabled
+	// nothing is skipped below): the exit must not depend on the logger.
+	p.log.WithLevel(zerolog.FatalLevel).Str("component", "pebble").Msgf(format, args...)
+	os.Exit(1)
 }
