@@ -65,6 +65,8 @@ type Ledger struct {
 	durableLogTime   atomic.Int64  // log entries after it are not yet durable
 	durableOutboxSeq atomic.Uint64 // outbox entries after it are not yet durable
 	lastSerial       atomic.Uint64 // the last durable serial
+	batches          atomic.Uint64 // batches committed
+	batchedCalls     atomic.Uint64 // calls in those batches
 
 	w writer // owned by the writer goroutine
 }

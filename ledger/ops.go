@@ -232,14 +232,7 @@ func (o *issueOp) apply(b *batch) error {
 	var ikey string
 	if o.req.IdempotencyKey != "" {
 		ikey = string(idemKey(nil, o.req.Client, o.req.IdempotencyKey))
-		r, ok := b.idem[ikey]
-		if !ok {
-			r, ok = b.l.w.idem[ikey]
-			if ok && r.Created.Before(b.now.Add(-b.l.opts.IdempotencyRetention)) {
-				ok = false // past retention; pruning will delete it
-			}
-		}
-		if ok {
+		if r, ok := b.idemRecord(ikey); ok {
 			if r.Hash != o.hash {
 				return ErrIdempotencyConflict
 			}
@@ -294,7 +287,7 @@ func (o *issueOp) apply(b *batch) error {
 		r := idemRecord{Created: b.now, Hash: o.hash, Serial: c.Serial, Accepted: o.req.AutoAccept}
 		b.idem[ikey] = r
 		b.buf = appendIdem(b.buf[:0], &r)
-		b.pb.Set([]byte(ikey), b.buf, nil)
+		b.recs.set([]byte(ikey), b.buf)
 	}
 	return nil
 }
@@ -324,11 +317,11 @@ func (b *batch) writeLog(c *commission.Commission, after []holdings.Value, reaso
 		es[i].After = after[i]
 		b.key = logKey(b.key[:0], p.Key.Holder, lt, c.Serial, i)
 		b.buf = appendLogEntry(b.buf[:0], &es[i])
-		b.pb.Set(b.key, b.buf, nil)
+		b.recs.set(b.key, b.buf)
 	}
 	b.key = resolvedKey(b.key[:0], c.Serial)
 	b.buf = appendResolved(b.buf[:0], es[0], es[:len(c.Provisions)])
-	b.pb.Set(b.key, b.buf, nil)
+	b.recs.set(b.key, b.buf)
 }
 
 // resolve accepts or rejects a pending commission within the batch.

@@ -114,13 +114,17 @@ type Stats struct {
 	Holdings int
 	Pending  int
 	Serial   uint64 // the last serial handed out
+	// Batches is the number of batches committed, Calls the number of write
+	// calls they carried: Calls/Batches is the mean group-commit size.
+	Batches, Calls uint64
 }
 
 // Stats returns counts of the durable state.
 func (l *Ledger) Stats() Stats {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return Stats{Holdings: l.table.n, Pending: len(l.pending), Serial: l.lastSerial.Load()}
+	return Stats{Holdings: l.table.n, Pending: len(l.pending), Serial: l.lastSerial.Load(),
+		Batches: l.batches.Load(), Calls: l.batchedCalls.Load()}
 }
 
 // LogFilter selects provision log entries. Holder or Serial narrow the scan

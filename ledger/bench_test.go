@@ -1,0 +1,250 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/holdings"
+)
+
+// The engine benchmarks of DESIGN.md §7: durable (every call synced), on
+// the real disk under the benchmark's temporary directory. Run:
+//
+//	go test ./ledger -run '^$' -bench 'IssueAccept|HotHolding|OverLimit' -benchtime 5s
+//
+// Each reports provisions/s and the p99 latency of one call (issue or accept).
+
+const (
+	benchHoldings = 100_000
+	benchCallers  = 64
+	benchProjects = 1000
+)
+
+var benchResources = [2]string{"cyclades.vm", "cyclades.ram"}
+
+// benchLayout names the holdings of the §7 workload: users, each a member of
+// one project, each drawing two resources from the project; commissions take
+// the user's and the project's holdings of both resources (4 provisions).
+type benchLayout struct {
+	users, projects int
+}
+
+func newBenchLayout(n int) benchLayout {
+	projects := min(benchProjects, n/4)
+	return benchLayout{users: (n - 2*projects) / 2, projects: projects}
+}
+
+func (bl benchLayout) commission(user int, q int64) []holdings.Provision {
+	u := fmt.Sprintf("user:%08d", user)
+	p := fmt.Sprintf("project:%05d", user%bl.projects)
+	ps := make([]holdings.Provision, 0, 4)
+	for _, r := range benchResources {
+		ps = append(ps,
+			holdings.Provision{Key: holdings.Key{Holder: u, Source: holdings.SourceOf(p), Resource: r}, Quantity: q},
+			holdings.Provision{Key: holdings.Key{Holder: p, Source: holdings.NullSource, Resource: r}, Quantity: q})
+	}
+	return ps
+}
+
+func (bl benchLayout) create(tb testing.TB, l *Ledger, userLimit, projectLimit int64) {
+	tb.Helper()
+	var batch []QuotaSetting
+	flush := func() {
+		if err := l.SetQuota(context.Background(), batch); err != nil {
+			tb.Fatal(err)
+		}
+		batch = batch[:0]
+	}
+	for u := 0; u < bl.users; u++ {
+		for i, p := range bl.commission(u, 0) {
+			limit := userLimit
+			if i%2 == 1 {
+				if u >= bl.projects {
+					continue
+				}
+				limit = projectLimit
+			}
+			batch = append(batch, QuotaSetting{Key: p.Key, Limit: limit})
+		}
+		if len(batch) >= 10_000 {
+			flush()
+		}
+	}
+	flush()
+}
+
+func openBench(tb testing.TB) *Ledger {
+	tb.Helper()
+	return mustOpen(tb, Options{Dir: tb.TempDir(), Logger: zerolog.Nop()})
+}
+
+// runCallers runs n commissions spread over benchCallers goroutines; each
+// does one commission with fn and records the latency of every call.
+func runCallers(b *testing.B, l *Ledger, fn func(ctx context.Context, i int, lat *[]time.Duration) error) {
+	var next atomic.Int64
+	var mu sync.Mutex
+	var all []time.Duration
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	st0 := l.Stats()
+	b.ResetTimer()
+	start := time.Now()
+	for g := 0; g < benchCallers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 2*b.N/benchCallers+2)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					break
+				}
+				if err := fn(context.Background(), i, &lat); err != nil {
+					failed.Store(err)
+					break
+				}
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, ok := failed.Load().(error); ok {
+		b.Fatal(err)
+	}
+	st := l.Stats()
+	if n := st.Batches - st0.Batches; n > 0 {
+		b.ReportMetric(float64(st.Calls-st0.Calls)/float64(n), "calls/batch")
+	}
+	slices.Sort(all)
+	b.ReportMetric(float64(4*b.N)/elapsed.Seconds(), "provisions/s")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "commissions/s")
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}
+
+func timed(lat *[]time.Duration, fn func() error) error {
+	t := time.Now()
+	err := fn()
+	*lat = append(*lat, time.Since(t))
+	return err
+}
+
+// BenchmarkIssueAccept: 4-provision commissions issued then accepted over
+// 100,000 holdings by 64 concurrent callers.
+func BenchmarkIssueAccept(b *testing.B) {
+	l := openBench(b)
+	bl := newBenchLayout(benchHoldings)
+	bl.create(b, l, 1<<50, 1<<50)
+	runCallers(b, l, func(ctx context.Context, i int, lat *[]time.Duration) error {
+		var res IssueResult
+		err := timed(lat, func() (err error) {
+			res, err = l.Issue(ctx, IssueRequest{Client: "bench", Provisions: bl.commission(i%bl.users, 1)})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return timed(lat, func() error { return l.Resolve(ctx, "bench", res.Serial, true, "") })
+	})
+}
+
+// BenchmarkHotHolding: the same, but every commission also draws from one
+// project holding shared by all callers.
+func BenchmarkHotHolding(b *testing.B) {
+	l := openBench(b)
+	bl := newBenchLayout(benchHoldings)
+	bl.create(b, l, 1<<50, 1<<50)
+	hot := holdings.Key{Holder: "project:hot", Source: holdings.NullSource, Resource: benchResources[0]}
+	if err := l.SetQuota(context.Background(), []QuotaSetting{{Key: hot, Limit: 1 << 50}}); err != nil {
+		b.Fatal(err)
+	}
+	runCallers(b, l, func(ctx context.Context, i int, lat *[]time.Duration) error {
+		ps := bl.commission(i%bl.users, 1)
+		ps[1].Key = hot // the project holding of the first resource
+		var res IssueResult
+		err := timed(lat, func() (err error) {
+			res, err = l.Issue(ctx, IssueRequest{Client: "bench", Provisions: ps})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return timed(lat, func() error { return l.Resolve(ctx, "bench", res.Serial, true, "") })
+	})
+	if v, _ := l.Holding(hot); v.UsageMin != int64(b.N) || v.UsageMax != int64(b.N) {
+		b.Fatalf("hot holding lost updates: %+v after %d commissions", v, b.N)
+	}
+}
+
+// BenchmarkOverLimit: half of the issues are refused with NoCapacity.
+func BenchmarkOverLimit(b *testing.B) {
+	l := openBench(b)
+	bl := newBenchLayout(benchHoldings)
+	bl.create(b, l, 0, 1<<50)
+	runCallers(b, l, func(ctx context.Context, i int, lat *[]time.Duration) error {
+		q := int64(i % 2) // odd commissions ask 1 of a holding with limit 0
+		var res IssueResult
+		err := timed(lat, func() (err error) {
+			res, err = l.Issue(ctx, IssueRequest{Client: "bench", Provisions: bl.commission(i%bl.users, q)})
+			return err
+		})
+		if q == 1 {
+			if _, ok := holdings.AsQuotaLimit(err); !ok {
+				return fmt.Errorf("want NoCapacity, got %v", err)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return timed(lat, func() error { return l.Resolve(ctx, "bench", res.Serial, true, "") })
+	})
+}
+
+// BenchmarkMemoryPerHolding reports the heap bytes each resident holding
+// costs (target <= 300), with the names of the §7 workload.
+//
+//	go test ./ledger -run '^$' -bench MemoryPerHolding -benchtime 1x
+func BenchmarkMemoryPerHolding(b *testing.B) {
+	const n = 1_000_000
+	dir := b.TempDir()
+	l, err := Open(Options{Dir: dir, Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	newBenchLayout(n).create(b, l, 100, 100)
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	before := heapInUse()
+	l, err = Open(Options{Dir: dir, Logger: zerolog.Nop(), CacheSize: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	after := heapInUse()
+	held := l.Stats().Holdings
+	b.ReportMetric(float64(after-before)/float64(held), "bytes/holding")
+	b.ReportMetric(float64(held), "holdings")
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
