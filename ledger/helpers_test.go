@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,10 +29,26 @@ func mustOpen(tb testing.TB, opts Options) *Ledger {
 	return l
 }
 
-// fakeClock is a settable clock for expiry tests.
-type fakeClock struct{ t time.Time }
+// fakeClock is a settable clock for expiry tests; the writer reads it too.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *fakeClock) now() time.Time { return c.t }
+func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t
+}
 
 func key(holder, source, resource string) holdings.Key {
 	s := holdings.SourceOf(source)

@@ -6,6 +6,7 @@
 package ledger
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -114,6 +115,11 @@ func Open(opts Options) (*Ledger, error) {
 	l.log.Info().Str("dir", opts.Dir).Int("holdings", l.table.n).Int("pending", len(l.pending)).
 		Dur("load_time", time.Since(start)).Msg("ledger open")
 	go l.run()
+	// Reject what expired while the ledger was closed before anyone reads.
+	if err := l.ExpireDue(context.Background()); err != nil {
+		_ = l.Close()
+		return nil, err
+	}
 	return l, nil
 }
 

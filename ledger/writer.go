@@ -124,7 +124,6 @@ func (l *Ledger) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	reqs := make([]*request, 0, l.opts.MaxBatch)
-	l.expireDue(&reqs) // commissions whose deadline passed while closed
 	for {
 		// Wait for work, or for a sync to complete.
 		if len(reqs) == 0 || len(w.inflight) == pipelineDepth {
