@@ -1,0 +1,71 @@
+package ledger
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/quotaledger/quotaledger/holdings"
+)
+
+// TestConcurrentHotHolding drives the pipelined writer from many goroutines
+// that all draw from one holding: every accepted import must be counted once,
+// every rejected one undone, and serials must never repeat.
+func TestConcurrentHotHolding(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, memOptions())
+	hot := key("project:p", "-", "vm")
+	const workers, rounds = 32, 100
+	var ss []QuotaSetting
+	ss = append(ss, QuotaSetting{Key: hot, Limit: workers * rounds})
+	for w := 0; w < workers; w++ {
+		ss = append(ss, QuotaSetting{Key: key("user:"+string(rune('a'+w)), "project:p", "vm"), Limit: rounds})
+	}
+	if err := l.SetQuota(ctx, ss); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	serials := map[uint64]bool{}
+	accepted := 0
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := key("user:"+string(rune('a'+w)), "project:p", "vm")
+			for i := 0; i < rounds; i++ {
+				res, err := l.Issue(ctx, IssueRequest{Client: "c", Provisions: []holdings.Provision{
+					{Key: hot, Quantity: 1}, {Key: mine, Quantity: 1}}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				accept := i%3 != 0
+				if err := l.Resolve(ctx, "c", res.Serial, accept, ""); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if serials[res.Serial] {
+					t.Errorf("serial %d handed out twice", res.Serial)
+				}
+				serials[res.Serial] = true
+				if accept {
+					accepted++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	v, _ := l.Holding(hot)
+	if v.UsageMin != int64(accepted) || v.UsageMax != int64(accepted) {
+		t.Fatalf("hot holding %+v, want usage %d", v, accepted)
+	}
+	if st := l.Stats(); st.Pending != 0 || st.Serial != workers*rounds {
+		t.Fatalf("stats %+v", st)
+	}
+	if st := l.Stats(); st.Calls/st.Batches < 2 {
+		t.Logf("mean batch size %d: the pipeline saw little concurrency", st.Calls/st.Batches)
+	}
+}
