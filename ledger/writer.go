@@ -278,10 +278,18 @@ func (l *Ledger) finish(b *batch) {
 	}
 }
 
-// fail handles a batch Pebble could not commit without exiting (it exits on
-// a failed WAL write). The fate of its calls is unknown, and later batches
-// built on it: the ledger refuses every write from now on.
+// fail handles a batch whose commit failed, and exits the process. Pebble
+// exits by itself (Logger.Fatalf) when a synchronous commit fails, but a
+// failed WAL write or sync of a batch applied with ApplyNoSyncWait comes
+// back from SyncWait instead. The batch is then in the memtable and may be
+// in the WAL (after a failed sync, its write went through), so its calls
+// may be there after a restart: answering them with an error would report
+// as refused a call that took effect (DESIGN §8). So the ledger exits as
+// Pebble does (DESIGN §6) and the restarted engine rebuilds from disk; the
+// callers get no answer, as on a crash. (What follows the exit is not
+// reached.)
 func (l *Ledger) fail(b *batch, err error) {
+	pebbleLogger{l.log}.Fatalf("ledger: fatal commit error (%d requests): %v", len(b.reqs), err)
 	w := &l.w
 	l.log.Error().Err(err).Int("requests", len(b.reqs)).Msg("batch commit failed; refusing writes until restart")
 	if w.failed == nil {
