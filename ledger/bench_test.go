@@ -248,3 +248,70 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
 }
+
+// BenchmarkOpen reports the time to open a ledger of 1,000,000 holdings
+// whose log holds 10,000,000 provisions (target < 3 s). The log is written
+// straight into Pebble with the ledger's own encoders, unsynced, to build
+// the data directory quickly; only the open is timed.
+//
+//	go test ./ledger -run '^$' -bench Open -benchtime 1x -timeout 30m
+func BenchmarkOpen(b *testing.B) {
+	const nHoldings, nLog = 1_000_000, 10_000_000
+	dir := b.TempDir()
+	l, err := Open(Options{Dir: dir, Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bl := newBenchLayout(nHoldings)
+	bl.create(b, l, 1<<40, 1<<40)
+	// 1,000 commissions left pending, to be loaded too.
+	for i := 0; i < 1000; i++ {
+		if _, err := l.Issue(context.Background(), IssueRequest{Client: "bench", Provisions: bl.commission(i, 1)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pb := l.db.NewBatch()
+	t0 := time.Now().UnixNano()
+	var k, v []byte
+	for i := 0; i < nLog/4; i++ {
+		serial := uint64(1_000_000 + i)
+		es := make([]LogEntry, 0, 4)
+		for j, p := range bl.commission(i%bl.users, 1) {
+			e := LogEntry{Serial: serial, Client: "bench", Key: p.Key, Quantity: 1, Reason: "ACCEPT:",
+				IssueTime: time.Unix(0, t0), LogTime: time.Unix(0, t0+int64(i)), After: holdings.Value{Limit: 1 << 40, UsageMin: 1, UsageMax: 1}}
+			es = append(es, e)
+			k = logKey(k[:0], p.Key.Holder, t0+int64(i), serial, j)
+			v = appendLogEntry(v[:0], &e)
+			_ = pb.Set(k, v, nil)
+		}
+		_ = pb.Set(resolvedKey(k[:0], serial), appendResolved(v[:0], es[0], es), nil)
+		if pb.Len() > 16<<20 {
+			if err := pb.Commit(nil); err != nil {
+				b.Fatal(err)
+			}
+			pb = l.db.NewBatch()
+		}
+	}
+	if err := pb.Commit(nil); err != nil {
+		b.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	var held, pending int
+	for i := 0; i < b.N; i++ {
+		l, err := Open(Options{Dir: dir, Logger: zerolog.Nop()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := l.Stats()
+		held, pending = st.Holdings, st.Pending
+		b.StopTimer()
+		_ = l.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/open")
+	b.ReportMetric(float64(held), "holdings")
+	b.ReportMetric(float64(pending), "pending")
+}

@@ -33,9 +33,9 @@ type op interface {
 	apply(b *batch) error
 }
 
-// pipelineDepth is how many batches may be committed and waiting for their
-// WAL sync while the writer builds the next one.
-const pipelineDepth = 2
+// pipelineDepth is how many batches may be in the committer's hands or
+// waiting for their WAL sync while the writer builds the next one.
+const pipelineDepth = 3
 
 // writer is the state owned by the writer goroutine.
 //
@@ -54,6 +54,7 @@ type writer struct {
 	strings  map[string]string
 	inflight []*batch // committed, waiting for their sync, oldest first
 	free     []*batch
+	commits  chan *batch // to the committer, in order
 	synced   chan *batch
 	failed   error
 }
@@ -69,6 +70,7 @@ func (w *writer) init(l *Ledger, ctr counters) {
 	w.idem = make(map[string]idemRecord)
 	w.strings = make(map[string]string)
 	w.synced = make(chan *batch, pipelineDepth)
+	w.commits = make(chan *batch, pipelineDepth)
 }
 
 // intern returns a shared copy of s: holdings repeat a few names many times.
@@ -119,8 +121,12 @@ func (w *writer) lastCounters() counters {
 
 // run is the writer goroutine.
 func (l *Ledger) run() {
-	defer close(l.done)
 	w := &l.w
+	go l.committer()
+	defer func() {
+		close(w.commits)
+		close(l.done)
+	}()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	reqs := make([]*request, 0, l.opts.MaxBatch)
@@ -200,8 +206,7 @@ func (l *Ledger) expireDue(reqs *[]*request) {
 	}
 }
 
-// start applies reqs to a new batch and commits it without waiting for the
-// WAL sync; a goroutine waits for the sync and hands the batch back.
+// start applies reqs to a new batch and hands it to the committer.
 func (l *Ledger) start(reqs []*request) {
 	w := &l.w
 	refuse := w.failed
@@ -232,25 +237,35 @@ func (l *Ledger) start(reqs []*request) {
 		b.buf = appendCounters(b.buf[:0], b.ctr)
 		b.recs.set(keyMetaState, b.buf)
 	}
-	if b.recs.empty() {
-		// Nothing to write (every op failed or only read): answer at once,
-		// but not before the batches in flight, whose state ops may have seen.
-		b.pb = nil
-	} else {
+	w.inflight = append(w.inflight, b)
+	w.commits <- b
+}
+
+// committer is the second stage of the pipeline: in the order the writer
+// built them, it sorts each batch's records into a Pebble batch and applies
+// it (WAL and memtable) without waiting for the sync, while the writer goes
+// on building the next batch; a goroutine per batch waits for the sync.
+func (l *Ledger) committer() {
+	w := &l.w
+	for b := range w.commits {
+		if b.recs.empty() {
+			// Nothing to write (every op failed or only read); the batch
+			// still finishes after its elders, whose state its ops saw.
+			w.synced <- b
+			continue
+		}
 		b.pb = l.db.NewBatch()
 		b.recs.writeTo(b.pb)
 		if err := l.db.ApplyNoSyncWait(b.pb, pebble.Sync); err != nil {
-			l.fail(b, err)
-			return
+			b.syncErr = err
+			w.synced <- b
+			continue
 		}
-	}
-	w.inflight = append(w.inflight, b)
-	go func() {
-		if b.pb != nil {
+		go func() {
 			b.syncErr = b.pb.SyncWait()
-		}
-		w.synced <- b
-	}()
+			w.synced <- b
+		}()
+	}
 }
 
 // finish publishes a synced batch and answers its callers. Batches finish in
