@@ -64,6 +64,9 @@ type decoder struct {
 	// intern, when set, deduplicates strings: on open, millions of holdings
 	// share a few thousand holder, source and resource names.
 	intern func([]byte) string
+	// holder, when set, keeps the last holder decoded: keys come sorted, so
+	// the rows of one holder share one string.
+	holder *string
 }
 
 func (d *decoder) fail() {
@@ -157,7 +160,17 @@ func (d *decoder) source() holdings.Source {
 
 func (d *decoder) key() holdings.Key {
 	var k holdings.Key
-	k.Holder = d.string()
+	if d.holder == nil {
+		k.Holder = d.string()
+	} else if hb := d.bytes(); d.err == nil {
+		if *d.holder != string(hb) {
+			if !utf8.Valid(hb) {
+				d.fail()
+			}
+			*d.holder = string(hb)
+		}
+		k.Holder = *d.holder
+	}
 	k.Source = d.source()
 	k.Resource = d.string()
 	if d.err == nil && (k.Holder == "" || k.Resource == "") {

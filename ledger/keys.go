@@ -83,12 +83,14 @@ func prefixEnd(p []byte) []byte {
 	return nil // every key is below: no upper bound
 }
 
-// decodeHoldingKey decodes a key written by holdingKey.
-func decodeHoldingKey(key []byte, intern func([]byte) string) (holdings.Key, error) {
+// decodeHoldingKey decodes a key written by holdingKey. Source and resource
+// names go through intern, if set; holder, if set, is the last holder
+// decoded, reused when this key has the same.
+func decodeHoldingKey(key []byte, intern func([]byte) string, holder *string) (holdings.Key, error) {
 	if len(key) == 0 || key[0] != prefixHolding {
 		return holdings.Key{}, ErrCorrupt
 	}
-	d := decoder{b: key[1:], intern: intern}
+	d := decoder{b: key[1:], intern: intern, holder: holder}
 	k := d.key()
 	return k, d.done()
 }

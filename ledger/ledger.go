@@ -86,7 +86,6 @@ func Open(opts Options) (*Ledger, error) {
 		reqs:     make(chan *request, 4*opts.MaxBatch),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
-		table:    newTable(),
 		pending:  make(map[uint64]*commission.Commission),
 		byClient: make(map[string]map[uint64]struct{}),
 	}
@@ -116,7 +115,9 @@ func Open(opts Options) (*Ledger, error) {
 		Dur("load_time", time.Since(start)).Msg("ledger open")
 	go l.run()
 	// Reject what expired while the ledger was closed before anyone reads.
-	if err := l.ExpireDue(context.Background()); err != nil {
+	// Below the free-space floor that has to wait for room (the writer's
+	// deadline timer tries again); the ledger opens anyway, for reads.
+	if err := l.ExpireDue(context.Background()); err != nil && !errors.Is(err, ErrNoSpace) {
 		_ = l.Close()
 		return nil, err
 	}
@@ -168,9 +169,11 @@ func (l *Ledger) load() error {
 	}
 
 	l.w.init(l, ctr)
+	l.table = newTable(int(ctr.Holdings))
 	intern := l.w.intern
+	var holder string
 	if err := l.scan(prefixHolding, func(k, v []byte) error {
-		key, err := decodeHoldingKey(k, intern)
+		key, err := decodeHoldingKey(k, intern, &holder)
 		if err != nil {
 			return err
 		}
@@ -182,6 +185,9 @@ func (l *Ledger) load() error {
 		return nil
 	}); err != nil {
 		return fmt.Errorf("ledger: loading holdings: %w", err)
+	}
+	if int64(l.table.n) != ctr.Holdings {
+		return fmt.Errorf("ledger: %d holdings on disk, the state record says %d: %w", l.table.n, ctr.Holdings, ErrCorrupt)
 	}
 	if err := l.scan(prefixPending, func(k, v []byte) error {
 		client, serial, err := decodePendingKey(k)

@@ -146,6 +146,10 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 	return nil
 }
 
+// MaxProvisions caps the provisions of one commission (log keys number
+// them with 16 bits; the API sets its own, lower cap).
+const MaxProvisions = 4096
+
 // IssueRequest is a commission to issue.
 type IssueRequest struct {
 	Client     string // the issuing service (clientkey); required
@@ -178,6 +182,9 @@ func (l *Ledger) Issue(ctx context.Context, req IssueRequest) (IssueResult, erro
 	}
 	if req.TTL < 0 {
 		return IssueResult{}, invalid("ttl must not be negative")
+	}
+	if len(req.Provisions) > MaxProvisions {
+		return IssueResult{}, invalid("a commission has at most %d provisions", MaxProvisions)
 	}
 	if !utf8.ValidString(req.Name) || !utf8.ValidString(req.Client) || !utf8.ValidString(req.IdempotencyKey) {
 		return IssueResult{}, invalid("client, name and idempotency key must be valid UTF-8")
@@ -272,13 +279,13 @@ func (o *issueOp) apply(b *batch) error {
 	b.emit(commissionEvent(EventCommissionIssued, c, after, ""))
 	if o.req.AutoAccept {
 		for i, p := range o.merged {
-			b.putHolding(p.Key, final[i])
+			b.updateHolding(p.Key, final[i])
 		}
 		b.writeLog(c, final, "ACCEPT:")
 		b.emit(commissionEvent(EventCommissionAccepted, c, final, "ACCEPT:"))
 	} else {
 		for i, p := range o.merged {
-			b.putHolding(p.Key, after[i])
+			b.updateHolding(p.Key, after[i])
 		}
 		b.addCommission(c)
 	}
@@ -331,7 +338,7 @@ func (b *batch) resolve(c *commission.Commission, accept bool, reason, eventType
 		return err
 	}
 	for i, p := range c.Provisions {
-		b.putHolding(p.Key, after[i])
+		b.updateHolding(p.Key, after[i])
 	}
 	b.removeCommission(c)
 	b.writeLog(c, after, reason)

@@ -218,13 +218,15 @@ type counters struct {
 	Serial    uint64 // the last serial handed out
 	OutboxSeq uint64 // the last outbox sequence written
 	LogTime   int64  // the last log time (ns) used; log times strictly increase
+	Holdings  int64  // how many holdings exist, to size the table on open
 }
 
 func appendCounters(b []byte, c counters) []byte {
 	b = append(b, recordVersion)
 	b = appendUvarint(b, c.Serial)
 	b = appendUvarint(b, c.OutboxSeq)
-	return appendVarint(b, c.LogTime)
+	b = appendVarint(b, c.LogTime)
+	return appendVarint(b, c.Holdings)
 }
 
 func decodeCounters(b []byte) (counters, error) {
@@ -234,5 +236,6 @@ func decodeCounters(b []byte) (counters, error) {
 	c.Serial = d.uvarint()
 	c.OutboxSeq = d.uvarint()
 	c.LogTime = d.varint()
+	c.Holdings = d.varint()
 	return c, d.done()
 }

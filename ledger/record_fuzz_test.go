@@ -109,7 +109,7 @@ func rtIdems() []idemRecord {
 }
 
 func rtCounters() []counters {
-	return []counters{{}, {Serial: 1, OutboxSeq: 2, LogTime: 3}, {math.MaxUint64, math.MaxUint64, math.MinInt64}}
+	return []counters{{}, {Serial: 1, OutboxSeq: 2, LogTime: 3}, {math.MaxUint64, math.MaxUint64, math.MinInt64, math.MaxInt64}}
 }
 
 // internMap is an intern function that shares equal strings, as Open uses.
@@ -385,8 +385,8 @@ func FuzzDecodeHoldingKey(f *testing.F) {
 	}
 	seed1(f, valid...)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		k, err := decodeHoldingKey(b, nil)
-		ki, erri := decodeHoldingKey(b, internMap())
+		k, err := decodeHoldingKey(b, nil, nil)
+		ki, erri := decodeHoldingKey(b, internMap(), nil)
 		if (err == nil) != (erri == nil) || ki != k {
 			t.Fatalf("with and without intern disagree: %v %v, %v %v", k, err, ki, erri)
 		}
@@ -400,7 +400,7 @@ func FuzzDecodeHoldingKey(f *testing.F) {
 		if !bytes.HasPrefix(enc, holderPrefix(nil, k.Holder)) {
 			t.Fatalf("holding key %x does not start with its holder prefix", enc)
 		}
-		k2, err := decodeHoldingKey(enc, nil)
+		k2, err := decodeHoldingKey(enc, nil, nil)
 		if err != nil {
 			t.Fatalf("re-encoded %v does not decode: %v", k, err)
 		}
@@ -472,7 +472,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	})
 	t.Run("HoldingKey", func(t *testing.T) {
 		for _, k := range rtKeys {
-			got, err := decodeHoldingKey(holdingKey([]byte("scratch"), k)[len("scratch"):], nil)
+			got, err := decodeHoldingKey(holdingKey([]byte("scratch"), k)[len("scratch"):], nil, nil)
 			if err != nil || got != k {
 				t.Errorf("%v: got %v, %v", k, got, err)
 			}
@@ -577,7 +577,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		}
 		// A holding key with an empty holder or resource is refused.
 		for _, k := range []holdings.Key{{Resource: "r"}, {Holder: "h"}} {
-			if _, err := decodeHoldingKey(holdingKey(nil, k), nil); err != ErrCorrupt {
+			if _, err := decodeHoldingKey(holdingKey(nil, k), nil, nil); err != ErrCorrupt {
 				t.Errorf("%v: %v", k, err)
 			}
 		}

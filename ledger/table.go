@@ -32,7 +32,11 @@ type holderRows struct {
 
 const indexAbove = 16
 
-func newTable() table { return table{holders: make(map[string]*holderRows)} }
+// newTable returns a table with room for about n holdings.
+func newTable(n int) table {
+	// Holders have two holdings or more in every layout we know of.
+	return table{holders: make(map[string]*holderRows, n/2)}
+}
 
 func (hr *holderRows) find(s holdings.Source, r string) int {
 	if hr.index != nil {

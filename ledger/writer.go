@@ -195,6 +195,11 @@ func (w *writer) resetTimer(t *time.Timer) {
 		return
 	}
 	d := w.expiry[0].deadline.Sub(w.l.opts.Now())
+	if d <= 0 && w.l.checkSpace() != nil {
+		// Below the free-space floor the expiry would be refused: try again
+		// in a while instead of spinning on a timer that is always due.
+		d = time.Second
+	}
 	t.Reset(max(d, 0))
 }
 
@@ -448,9 +453,18 @@ func (b *batch) get(k holdings.Key) (holdings.Value, bool) {
 	return b.l.table.get(k)
 }
 
-// putHolding records a holding's new value; writeHoldings writes each
-// holding once per batch, however many ops changed it.
+// putHolding records a holding's new value, creating it if needed;
+// writeHoldings writes each holding once per batch, however many ops changed
+// it.
 func (b *batch) putHolding(k holdings.Key, v holdings.Value) {
+	if _, ok := b.get(k); !ok {
+		b.ctr.Holdings++
+	}
+	b.updateHolding(k, v)
+}
+
+// updateHolding is putHolding for a holding known to exist.
+func (b *batch) updateHolding(k holdings.Key, v holdings.Value) {
 	if _, ok := b.dirty[k]; !ok {
 		k = b.l.w.internKey(k)
 	}
@@ -458,6 +472,9 @@ func (b *batch) putHolding(k holdings.Key, v holdings.Value) {
 }
 
 func (b *batch) deleteHolding(k holdings.Key) {
+	if _, ok := b.get(k); ok {
+		b.ctr.Holdings--
+	}
 	b.dirty[k] = dirtyHolding{deleted: true}
 }
 
