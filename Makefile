@@ -1,7 +1,12 @@
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint bench tidy-check
+.PHONY: run test lint bench tidy-check
+
+## run: the server arrives with the HTTP API (issue 4); today only the engine exists
+run:
+	@echo "quotaledger serve is not built yet: the engine is a library today (make test, make bench)." >&2
+	@exit 1
 
 ## test: every test, with the race detector
 test:
@@ -21,5 +26,5 @@ tidy-check:
 
 ## bench: the engine benchmarks of DESIGN.md §7 (durable, on disk)
 bench:
-	$(GO) test ./ledger -run '^$$' -bench 'IssueAccept|HotHolding|OverLimit' -benchtime 5s -timeout 30m
-	$(GO) test ./ledger -run '^$$' -bench 'MemoryPerHolding' -benchtime 1x
+	$(GO) test ./ledger -run '^$$' -bench 'IssueAccept|HotHolding|OverLimit' -benchtime 10s -timeout 30m
+	$(GO) test ./ledger -run '^$$' -bench 'Open|MemoryPerHolding' -benchtime 1x -timeout 30m
