@@ -136,8 +136,6 @@ func crashErrKind(err error) string {
 		return "NoSpace"
 	case errors.Is(err, ErrClosed):
 		return "Closed"
-	case errors.Is(err, ErrFailed):
-		return "Commit"
 	}
 	return "other: " + err.Error()
 }
@@ -375,9 +373,6 @@ type crashModel struct {
 	resolveTried map[uint64]uint8     // resolutions asked: 1 accept, 2 reject
 	resolved     map[uint64]bool      // answered resolutions: serial -> accepted
 	outcomes     map[string]int       // answered calls by op and outcome
-	// allowCommitErr lets calls be refused because the commit failed (the
-	// fault tests); such a refusal must leave no trace either.
-	allowCommitErr bool
 	// inflight is the last call asked and not answered (meaningful for a
 	// sequential child).
 	inflight *crashLine
@@ -420,8 +415,6 @@ func (m *crashModel) resolvedAs(s uint64, accept bool) {
 func (m *crashModel) refusalOK(kind string, issue bool) bool {
 	switch {
 	case issue && (kind == "NoCapacity" || kind == "NoQuantity"):
-		return true
-	case kind == "Commit" && m.allowCommitErr:
 		return true
 	}
 	return false

@@ -174,7 +174,6 @@ func testFault(t *testing.T, kind string) {
 			dir := t.TempDir()
 			arm := 20 + rng.IntN(150)
 			m := newCrashModel()
-			m.allowCommitErr = true
 			env := []string{faultChildEnv + "=" + dir, faultKindEnv + "=" + kind,
 				faultWorkersEnv + "=" + strconv.Itoa(tc.workers), faultArmEnv + "=" + strconv.Itoa(arm),
 				faultBeforeEnv + "=" + tc.before}

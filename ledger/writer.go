@@ -3,8 +3,6 @@ package ledger
 import (
 	"bytes"
 	"container/heap"
-	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -13,11 +11,6 @@ import (
 	"github.com/quotaledger/quotaledger/commission"
 	"github.com/quotaledger/quotaledger/holdings"
 )
-
-// ErrFailed is returned for every write after a batch failed to commit for
-// a reason Pebble did not treat as fatal. The outcome of the calls of that
-// batch is unknown; the process must be restarted to rebuild from disk.
-var ErrFailed = errors.New("ledger: a commit failed; restart required")
 
 // A request is one call queued to the writer. op does the work against the
 // batch; done is closed once the batch holding it is durable (or refused).
@@ -56,7 +49,6 @@ type writer struct {
 	free     []*batch
 	commits  chan *batch // to the committer, in order
 	synced   chan *batch
-	failed   error
 }
 
 type idemEntry struct {
@@ -214,11 +206,7 @@ func (l *Ledger) expireDue(reqs *[]*request) {
 // start applies reqs to a new batch and hands it to the committer.
 func (l *Ledger) start(reqs []*request) {
 	w := &l.w
-	refuse := w.failed
-	if refuse == nil {
-		refuse = l.checkSpace()
-	}
-	if refuse != nil {
+	if refuse := l.checkSpace(); refuse != nil {
 		for _, r := range reqs {
 			r.err = refuse
 			close(r.done)
@@ -306,20 +294,9 @@ func (l *Ledger) finish(b *batch) {
 // may be there after a restart: answering them with an error would report
 // as refused a call that took effect (DESIGN §8). So the ledger exits as
 // Pebble does (DESIGN §6) and the restarted engine rebuilds from disk; the
-// callers get no answer, as on a crash. (What follows the exit is not
-// reached.)
+// callers get no answer, as on a crash.
 func (l *Ledger) fail(b *batch, err error) {
 	pebbleLogger{l.log}.Fatalf("ledger: fatal commit error (%d requests): %v", len(b.reqs), err)
-	w := &l.w
-	l.log.Error().Err(err).Int("requests", len(b.reqs)).Msg("batch commit failed; refusing writes until restart")
-	if w.failed == nil {
-		w.failed = fmt.Errorf("%w: %w", ErrFailed, err)
-	}
-	for _, r := range b.reqs {
-		r.err = w.failed
-		close(r.done)
-	}
-	clear(b.reqs)
 }
 
 func (l *Ledger) checkSpace() error {
