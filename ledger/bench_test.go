@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/holdings"
@@ -314,4 +315,22 @@ func BenchmarkOpen(b *testing.B) {
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/open")
 	b.ReportMetric(float64(held), "holdings")
 	b.ReportMetric(float64(pending), "pending")
+}
+
+// BenchmarkSyncedWrite measures the floor the disk sets: one goroutine
+// writing one small record at a time to Pebble, synced. Its syncs/s bounds
+// any durable design: a call waits for at least one sync, so C closed-loop
+// callers make at most C x syncs/s calls per second.
+//
+//	go test ./ledger -run '^$' -bench SyncedWrite -benchtime 3s
+func BenchmarkSyncedWrite(b *testing.B) {
+	l := openBench(b)
+	v := make([]byte, 100)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := l.db.Set(outboxKey(nil, uint64(i)), v, pebble.Sync); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "syncs/s")
 }
