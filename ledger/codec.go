@@ -56,6 +56,14 @@ func appendValue(b []byte, v holdings.Value) []byte {
 	return binary.AppendVarint(b, v.UsageMax)
 }
 
+// appendChange encodes what a provision did to a holding: its key, the
+// quantity and the holding's value after the change (log and event records).
+func appendChange(b []byte, k holdings.Key, q int64, after holdings.Value) []byte {
+	b = appendKeyParts(b, k)
+	b = appendVarint(b, q)
+	return appendValue(b, after)
+}
+
 // decoder reads what the append functions wrote. The first error sticks and
 // every later read returns a zero value, so callers check err once.
 type decoder struct {
@@ -185,6 +193,12 @@ func (d *decoder) value() holdings.Value {
 	v.UsageMin = d.varint()
 	v.UsageMax = d.varint()
 	return v
+}
+
+func (d *decoder) change() (holdings.Key, int64, holdings.Value) {
+	k := d.key()
+	q := d.varint()
+	return k, q, d.value()
 }
 
 func (d *decoder) fixed64() uint64 {

@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -114,32 +113,6 @@ type crashLine struct {
 	Err    string     `json:"err,omitempty"` // "" ok, else the kind of refusal
 }
 
-// crashErrKind names the outcome of a call for the parent.
-func crashErrKind(err error) string {
-	var (
-		nc *holdings.NoCapacityError
-		nq *holdings.NoQuantityError
-		nh *holdings.NoHoldingError
-	)
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &nc):
-		return "NoCapacity"
-	case errors.As(err, &nq):
-		return "NoQuantity"
-	case errors.As(err, &nh):
-		return "NoHolding"
-	case errors.Is(err, ErrNotFound):
-		return "NotFound"
-	case errors.Is(err, ErrNoSpace):
-		return "NoSpace"
-	case errors.Is(err, ErrClosed):
-		return "Closed"
-	}
-	return "other: " + err.Error()
-}
-
 // crashOut writes the child's lines to stdout, one write per line, so that
 // a line is either wholly in the pipe or not at all when the child dies.
 type crashOut struct {
@@ -194,7 +167,7 @@ func crashChild(dir string, fs vfs.FS, workers int, out *crashOut, before func(o
 			out.print(&crashLine{Op: "many", Try: true, Client: c, Rej: left})
 			res, err := l.ResolveMany(ctx, c, nil, left, "cleanup")
 			line := &crashLine{Op: "many", Client: c, Acc: res.Accepted, Rej: res.Rejected, NF: res.NotFound,
-				Conf: res.Conflicting, Err: crashErrKind(err)}
+				Conf: res.Conflicting, Err: errKind(err)}
 			if err == nil && !slices.Equal(res.Rejected, left) {
 				line.Err = fmt.Sprintf("bug: cleanup rejected %v of %v", res.Rejected, left)
 			}
@@ -271,7 +244,7 @@ func (w *crashWorker) step(ctx context.Context) {
 	w.out.print(&crashLine{Op: "issue", Try: true, Client: w.client, Name: name, Force: force, Auto: auto, P: idx})
 	w.call("issue")
 	res, err := w.l.Issue(ctx, IssueRequest{Client: w.client, Name: name, Force: force, AutoAccept: auto, Provisions: ps})
-	line := &crashLine{Op: "issue", Name: name, Serial: res.Serial, Err: crashErrKind(err)}
+	line := &crashLine{Op: "issue", Name: name, Serial: res.Serial, Err: errKind(err)}
 	if err == nil && (res.Serial == 0 || res.Accepted != auto || res.Replayed) {
 		line.Err = fmt.Sprintf("bug: issue answered %+v", res)
 	}
@@ -284,7 +257,7 @@ func (w *crashWorker) step(ctx context.Context) {
 		w.out.print(&crashLine{Op: "resolve", Try: true, Client: w.client, Serial: res.Serial, Accept: accept})
 		w.call("resolve")
 		err := w.l.Resolve(ctx, w.client, res.Serial, accept, "")
-		w.out.print(&crashLine{Op: "resolve", Client: w.client, Serial: res.Serial, Accept: accept, Err: crashErrKind(err)})
+		w.out.print(&crashLine{Op: "resolve", Client: w.client, Serial: res.Serial, Accept: accept, Err: errKind(err)})
 		if err == nil {
 			w.gone = res.Serial
 		}
@@ -326,7 +299,7 @@ func (w *crashWorker) resolveMany(ctx context.Context) {
 	w.call("many")
 	res, err := w.l.ResolveMany(ctx, w.client, acc, rej, "")
 	line := &crashLine{Op: "many", Client: w.client, Acc: res.Accepted, Rej: res.Rejected, NF: res.NotFound,
-		Conf: res.Conflicting, Err: crashErrKind(err)}
+		Conf: res.Conflicting, Err: errKind(err)}
 	if err == nil {
 		minus := func(a []uint64) []uint64 {
 			return slices.DeleteFunc(slices.Clone(a), func(s uint64) bool { return slices.Contains(conf, s) || slices.Contains(nf, s) })

@@ -54,9 +54,7 @@ func appendEvent(b []byte, e *Event) []byte {
 	b = appendString(b, e.Reason)
 	b = appendUvarint(b, uint64(len(e.Holdings)))
 	for _, h := range e.Holdings {
-		b = appendKeyParts(b, h.Key)
-		b = appendVarint(b, h.Quantity)
-		b = appendValue(b, h.After)
+		b = appendChange(b, h.Key, h.Quantity, h.After)
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.Data)))
 	return append(b, e.Data...)
@@ -82,9 +80,7 @@ func DecodeEvent(key, value []byte) (Event, error) {
 		e.Holdings = make([]EventHolding, n)
 	}
 	for i := range e.Holdings {
-		e.Holdings[i].Key = d.key()
-		e.Holdings[i].Quantity = d.varint()
-		e.Holdings[i].After = d.value()
+		e.Holdings[i].Key, e.Holdings[i].Quantity, e.Holdings[i].After = d.change()
 	}
 	if data := d.bytes(); len(data) > 0 {
 		e.Data = append([]byte(nil), data...)

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -86,4 +87,33 @@ func TestSmoke(t *testing.T) {
 	if err != nil || len(evs) != 3 {
 		t.Fatalf("outbox: %+v %v", evs, err)
 	}
+}
+
+// errKind names the outcome of a call: "" for success, else the kind of
+// refusal, as the tests compare them.
+func errKind(err error) string {
+	var (
+		nc *holdings.NoCapacityError
+		nq *holdings.NoQuantityError
+		nh *holdings.NoHoldingError
+	)
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &nc):
+		return "NoCapacity"
+	case errors.As(err, &nq):
+		return "NoQuantity"
+	case errors.As(err, &nh):
+		return "NoHolding"
+	case errors.Is(err, ErrNotFound):
+		return "NotFound"
+	case errors.Is(err, ErrNoSpace):
+		return "NoSpace"
+	case errors.Is(err, ErrClosed):
+		return "Closed"
+	case errors.Is(err, ErrIdempotencyConflict):
+		return "Conflict"
+	}
+	return "other: " + err.Error()
 }

@@ -180,23 +180,6 @@ func must(t *rapid.T, err error) {
 	}
 }
 
-func errKind(err error) string {
-	var nc *holdings.NoCapacityError
-	var nq *holdings.NoQuantityError
-	var nh *holdings.NoHoldingError
-	switch {
-	case errors.As(err, &nc):
-		return "NoCapacity"
-	case errors.As(err, &nq):
-		return "NoQuantity"
-	case errors.As(err, &nh):
-		return "NoHolding"
-	case errors.Is(err, ErrIdempotencyConflict):
-		return "Conflict"
-	}
-	return fmt.Sprintf("unexpected(%v)", err)
-}
-
 // model is the reference: plain integers, no shared code with the engine.
 type model struct {
 	holdings map[holdings.Key]modelValue

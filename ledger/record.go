@@ -94,9 +94,7 @@ func appendResolved(b []byte, h LogEntry, es []LogEntry) []byte {
 	b = appendString(b, h.Reason)
 	b = appendUvarint(b, uint64(len(es)))
 	for _, e := range es {
-		b = appendKeyParts(b, e.Key)
-		b = appendVarint(b, e.Quantity)
-		b = appendValue(b, e.After)
+		b = appendChange(b, e.Key, e.Quantity, e.After)
 	}
 	return b
 }
@@ -121,9 +119,7 @@ func decodeResolved(serial uint64, b []byte) ([]LogEntry, time.Time, error) {
 	}
 	for i := range es {
 		es[i] = h
-		es[i].Key = d.key()
-		es[i].Quantity = d.varint()
-		es[i].After = d.value()
+		es[i].Key, es[i].Quantity, es[i].After = d.change()
 	}
 	if err := d.done(); err != nil {
 		return nil, time.Time{}, err
