@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"errors"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -67,5 +69,52 @@ func TestConcurrentHotHolding(t *testing.T) {
 	}
 	if st := l.Stats(); st.Calls/st.Batches < 2 {
 		t.Logf("mean batch size %d: the pipeline saw little concurrency", st.Calls/st.Batches)
+	}
+}
+
+// TestCloseUnderLoad closes the ledger while callers keep calling: every
+// call returns (applied, or ErrClosed), none hangs.
+func TestCloseUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	l, err := Open(memOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := key("u", "-", "vm")
+	if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 1 << 40}}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				_, err := l.Issue(ctx, IssueRequest{Client: "c", Provisions: []holdings.Provision{{Key: k, Quantity: 1}}})
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for l.Stats().Serial < 200 {
+		runtime.Gosched()
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if _, err := l.Log(LogFilter{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("log after close: %v, want ErrClosed", err)
+	}
+	if _, err := l.Outbox(0, 10); !errors.Is(err, ErrClosed) {
+		t.Errorf("outbox after close: %v, want ErrClosed", err)
+	}
+	if err := l.Resolve(ctx, "c", 1, true, ""); !errors.Is(err, ErrClosed) {
+		t.Errorf("resolve after close: %v, want ErrClosed", err)
 	}
 }

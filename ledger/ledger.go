@@ -56,6 +56,11 @@ type Ledger struct {
 	done  chan struct{}
 	close sync.Once
 
+	// dbMu lets readers of Pebble (log and outbox queries) see whether the
+	// database is closed: Pebble panics on use after Close.
+	dbMu     sync.RWMutex
+	dbClosed bool
+
 	// mu guards the published, durable state below: the writer changes it
 	// only after a batch is committed, under the write lock.
 	mu       sync.RWMutex
@@ -131,6 +136,9 @@ func (l *Ledger) Close() error {
 	l.close.Do(func() {
 		close(l.quit)
 		<-l.done
+		l.dbMu.Lock()
+		l.dbClosed = true
+		l.dbMu.Unlock()
 		err = l.db.Close()
 	})
 	return err
@@ -221,6 +229,16 @@ func (l *Ledger) load() error {
 	l.durableOutboxSeq.Store(ctr.OutboxSeq)
 	l.lastSerial.Store(ctr.Serial)
 	return nil
+}
+
+// readDB runs fn unless the database is closed (then ErrClosed).
+func (l *Ledger) readDB(fn func() error) error {
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	if l.dbClosed {
+		return ErrClosed
+	}
+	return fn()
 }
 
 func (l *Ledger) scan(prefix byte, fn func(k, v []byte) error) error {

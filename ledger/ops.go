@@ -30,8 +30,19 @@ func (l *Ledger) do(ctx context.Context, o op) error {
 	case <-l.quit:
 		return ErrClosed
 	}
-	<-r.done
-	return r.err
+	select {
+	case <-r.done:
+		return r.err
+	case <-l.done:
+		// The writer stopped; it drained the queue first, unless this
+		// request slipped in after the drain, and then it was never applied.
+		select {
+		case <-r.done:
+			return r.err
+		default:
+			return ErrClosed
+		}
+	}
 }
 
 // ExpireDue rejects, with reason EXPIRED, every pending commission whose

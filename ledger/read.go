@@ -153,7 +153,15 @@ const MaxLogPage = 1000
 
 // Log queries the provision log. Entries whose batch is not yet durable are
 // never shown.
-func (l *Ledger) Log(f LogFilter) (LogPage, error) {
+func (l *Ledger) Log(f LogFilter) (page LogPage, err error) {
+	err = l.readDB(func() error {
+		page, err = l.queryLog(f)
+		return err
+	})
+	return page, err
+}
+
+func (l *Ledger) queryLog(f LogFilter) (LogPage, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
@@ -289,7 +297,15 @@ func (l *Ledger) logOfSerial(f LogFilter, match func(*LogEntry) bool) (LogPage, 
 }
 
 // Outbox returns up to max durable outbox events after seq, in order.
-func (l *Ledger) Outbox(after uint64, max int) ([]Event, error) {
+func (l *Ledger) Outbox(after uint64, max int) (evs []Event, err error) {
+	err = l.readDB(func() error {
+		evs, err = l.outbox(after, max)
+		return err
+	})
+	return evs, err
+}
+
+func (l *Ledger) outbox(after uint64, max int) ([]Event, error) {
 	watermark := l.durableOutboxSeq.Load()
 	it, err := l.db.NewIter(&pebble.IterOptions{
 		LowerBound: outboxKey(nil, after+1),
@@ -321,5 +337,7 @@ func (l *Ledger) DeleteOutbox(seq uint64) error {
 	if seq > l.durableOutboxSeq.Load() {
 		return invalid("outbox sequence %d is not durable yet", seq)
 	}
-	return l.db.DeleteRange(outboxKey(nil, 0), outboxKey(nil, seq+1), pebble.Sync)
+	return l.readDB(func() error {
+		return l.db.DeleteRange(outboxKey(nil, 0), outboxKey(nil, seq+1), pebble.Sync)
+	})
 }
