@@ -603,8 +603,11 @@ func (r *records) del(k []byte) {
 // later one stays later.
 func (r *records) writeTo(pb *pebble.Batch) {
 	a := r.arena
-	slices.SortStableFunc(r.list, func(x, y recordRef) int {
-		return bytes.Compare(a[x.k0:x.k1], a[y.k0:y.k1])
+	slices.SortFunc(r.list, func(x, y recordRef) int {
+		if c := bytes.Compare(a[x.k0:x.k1], a[y.k0:y.k1]); c != 0 {
+			return c
+		}
+		return x.k0 - y.k0 // records are appended in order: keep it
 	})
 	for _, x := range r.list {
 		if x.del {
