@@ -444,7 +444,7 @@ func (o *resolveManyOp) apply(b *batch) error {
 // ReasonExpired is the reason of commissions the ledger rejects at their deadline.
 const ReasonExpired = "EXPIRED"
 
-type expireOp struct{ expired []uint64 }
+type expireOp struct{}
 
 func (o *expireOp) apply(b *batch) error {
 	w := &b.l.w
@@ -457,7 +457,6 @@ func (o *expireOp) apply(b *batch) error {
 		if err := b.resolve(c, false, "REJECT:"+ReasonExpired, EventCommissionExpired); err != nil {
 			return err
 		}
-		o.expired = append(o.expired, c.Serial)
 	}
 	return nil
 }
