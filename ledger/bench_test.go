@@ -132,7 +132,10 @@ func runCallers(b *testing.B, l *Ledger, fn func(ctx context.Context, i int, lat
 	b.ReportMetric(float64(4*b.N)/elapsed.Seconds(), "provisions/s")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "commissions/s")
 	if len(all) > 0 {
-		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+		pct := func(p float64) float64 { return float64(all[int(float64(len(all))*p)].Microseconds()) / 1000 }
+		b.ReportMetric(pct(0.50), "p50-ms")
+		b.ReportMetric(pct(0.99), "p99-ms")
+		b.ReportMetric(pct(0.999), "p99.9-ms")
 	}
 }
 
