@@ -242,7 +242,11 @@ func (l *Ledger) readDB(fn func() error) error {
 }
 
 func (l *Ledger) scan(prefix byte, fn func(k, v []byte) error) error {
-	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	return l.scanRange([]byte{prefix}, []byte{prefix + 1}, fn)
+}
+
+func (l *Ledger) scanRange(lower, upper []byte, fn func(k, v []byte) error) error {
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}

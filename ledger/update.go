@@ -1,0 +1,126 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/quotaledger/quotaledger/holdings"
+)
+
+// Update runs fn in the writer, against the state as the current batch sees
+// it, and commits what fn stages through tx in the same synced batch as the
+// other calls of that batch: the identity layer uses it so that, say, a new
+// user and their holdings are one atomic change. If fn returns an error,
+// nothing it staged is applied and Update returns that error.
+//
+// fn runs on the writer goroutine: it must be quick, must not block, and
+// must not call the Ledger (that would deadlock).
+func (l *Ledger) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	return l.do(ctx, &updateOp{fn: fn})
+}
+
+// Tx stages the changes of one Update.
+type Tx struct {
+	b        *batch
+	settings []QuotaSetting
+	raw      records
+	events   []*Event
+}
+
+// Holding returns a holding as the batch sees it (the durable state plus
+// what earlier calls of the batch, and of batches not yet synced, changed).
+func (tx *Tx) Holding(k holdings.Key) (holdings.Value, bool) {
+	for i := len(tx.settings) - 1; i >= 0; i-- {
+		if tx.settings[i].Key == k {
+			v, _ := tx.b.get(k)
+			v.Limit = tx.settings[i].Limit
+			return v, true
+		}
+	}
+	return tx.b.get(k)
+}
+
+// SetQuota stages a set quota, as Ledger.SetQuota does.
+func (tx *Tx) SetQuota(settings ...QuotaSetting) error {
+	for _, s := range settings {
+		if err := checkKey(s.Key); err != nil {
+			return err
+		}
+		if s.Limit < 0 {
+			return invalid("limit of %s is negative", s.Key)
+		}
+	}
+	tx.settings = append(tx.settings, settings...)
+	return nil
+}
+
+// Put stages a record of the caller's own key space: keys must start with
+// a byte from 'A' to 'Z' (the ledger's own records use the others).
+func (tx *Tx) Put(key, value []byte) error {
+	if err := checkForeignKey(key); err != nil {
+		return err
+	}
+	tx.raw.set(key, value)
+	return nil
+}
+
+// Delete stages the removal of a record of the caller's own key space.
+func (tx *Tx) Delete(key []byte) error {
+	if err := checkForeignKey(key); err != nil {
+		return err
+	}
+	tx.raw.del(key)
+	return nil
+}
+
+// Emit stages an event of type typ with an opaque payload (JSON), for the
+// outbox.
+func (tx *Tx) Emit(typ string, data []byte) {
+	tx.events = append(tx.events, &Event{Type: typ, Data: append([]byte(nil), data...)})
+}
+
+func checkForeignKey(key []byte) error {
+	if len(key) == 0 || key[0] < 'A' || key[0] > 'Z' {
+		return fmt.Errorf("%w: key %q is not in a key space open to Update ('A'..'Z')", ErrInvalid, key)
+	}
+	return nil
+}
+
+type updateOp struct{ fn func(*Tx) error }
+
+func (o *updateOp) apply(b *batch) error {
+	tx := &Tx{b: b}
+	if err := o.fn(tx); err != nil {
+		return err
+	}
+	if len(tx.settings) > 0 {
+		if err := (&setQuotaOp{settings: tx.settings}).apply(b); err != nil {
+			return err
+		}
+	}
+	a := tx.raw.arena
+	for _, r := range tx.raw.list {
+		if r.del {
+			b.recs.del(a[r.k0:r.k1])
+		} else {
+			b.recs.set(a[r.k0:r.k1], a[r.k1:r.v1])
+		}
+	}
+	for _, e := range tx.events {
+		b.emit(e)
+	}
+	return nil
+}
+
+// ScanForeign calls fn for every record whose key starts with prefix, in
+// key order, in a key space open to Update. It reads Pebble as it is, which
+// may include a batch not yet synced: use it to load state on start, before
+// calls are made.
+func (l *Ledger) ScanForeign(prefix []byte, fn func(key, value []byte) error) error {
+	if err := checkForeignKey(prefix); err != nil {
+		return err
+	}
+	return l.readDB(func() error {
+		return l.scanRange(prefix, prefixEnd(prefix), fn)
+	})
+}
