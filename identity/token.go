@@ -1,0 +1,723 @@
+package identity
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// Token secrets are a per-kind prefix and the unpadded base64url of 32
+// random bytes: "qlp_" + 43 characters. The prefix makes a leaked secret
+// easy to recognise (secret scanners, logs) and to revoke. Only the SHA-256
+// of the whole secret is stored; the secret is shown once, at creation.
+const (
+	prefixSession  = "qls_"
+	prefixPersonal = "qlp_"
+	prefixSvc      = "qlk_"
+
+	secretPrefixLen = 4
+	secretRandLen   = 43 // base64.RawURLEncoding.EncodedLen(32)
+	secretLen       = secretPrefixLen + secretRandLen
+)
+
+// b64urlValue maps a byte to its base64url value, or -1.
+var b64urlValue = func() (t [256]int8) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := range t {
+		t[i] = -1
+	}
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = int8(i)
+	}
+	return t
+}()
+
+func secretPrefix(kind TokenKind) (string, bool) {
+	switch kind {
+	case KindSession:
+		return prefixSession, true
+	case KindPersonal:
+		return prefixPersonal, true
+	case KindService:
+		return prefixSvc, true
+	}
+	return "", false
+}
+
+// newSecret makes a secret of kind and its hash. kind must be valid.
+func newSecret(kind TokenKind) (secret string, hash [32]byte) {
+	prefix, ok := secretPrefix(kind)
+	if !ok {
+		panic(fmt.Sprintf("identity: no secret prefix for token kind %q", kind))
+	}
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+	secret = prefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return secret, sha256.Sum256([]byte(secret))
+}
+
+// parseSecret reports the kind of a well-formed secret: a known prefix,
+// exactly 43 base64url characters, the last one with no stray bits (the
+// canonical encoding of 32 bytes). It does not allocate.
+func parseSecret(s string) (TokenKind, bool) {
+	if len(s) != secretLen {
+		return "", false
+	}
+	var kind TokenKind
+	switch s[:secretPrefixLen] {
+	case prefixSession:
+		kind = KindSession
+	case prefixPersonal:
+		kind = KindPersonal
+	case prefixSvc:
+		kind = KindService
+	default:
+		return "", false
+	}
+	for i := secretPrefixLen; i < secretLen; i++ {
+		if b64urlValue[s[i]] < 0 {
+			return "", false
+		}
+	}
+	// 43 characters carry 258 bits: the last 2 are zero for 32 bytes.
+	if b64urlValue[s[secretLen-1]]&3 != 0 {
+		return "", false
+	}
+	return kind, true
+}
+
+func tokenID(hash [32]byte) string { return hex.EncodeToString(hash[:8]) }
+
+func tokenKey(hash [32]byte) []byte { return recordKey(prefixToken, string(hash[:])) }
+
+// tokenEvent is the payload of token events: never the secret, nor its hash.
+func tokenEvent(t *Token) map[string]any {
+	ev := map[string]any{"id": t.ID, "kind": t.Kind, "owner": t.Owner, "name": t.Name, "read_only": t.ReadOnly}
+	if !t.Expires.IsZero() {
+		ev["expires"] = t.Expires
+	}
+	return ev
+}
+
+// stageToken makes a token and stages its record and the event
+// "identity.token.created". It returns the secret (to show once) and the
+// record, which the caller adds to memory in its apply with
+// s.addTokenLocked. The caller holds s.wmu and has checked the owner.
+func (s *Store) stageToken(tx *ledger.Tx, kind TokenKind, owner, name string, readOnly bool, expires time.Time) (secret string, t *Token, err error) {
+	if _, ok := secretPrefix(kind); !ok {
+		return "", nil, invalidf("unknown token kind %q", kind)
+	}
+	if owner == "" {
+		return "", nil, invalidf("a token needs an owner")
+	}
+	var hash [32]byte
+	for {
+		secret, hash = newSecret(kind)
+		// Ids are 64 bits of the hash: a clash is all but impossible, but
+		// an id must name one token.
+		if s.tokenByIDLocked(tokenID(hash)) == nil {
+			break
+		}
+	}
+	now := s.now()
+	if !expires.IsZero() {
+		expires = expires.UTC().Truncate(time.Microsecond)
+	}
+	t = &Token{ID: tokenID(hash), Hash: hash, Kind: kind, Owner: owner, Name: name, ReadOnly: readOnly,
+		Expires: expires, Created: now, Updated: now}
+	if err := put(tx, prefixToken, string(hash[:]), t); err != nil {
+		return "", nil, err
+	}
+	if err := emit(tx, "identity.token.created", tokenEvent(t)); err != nil {
+		return "", nil, err
+	}
+	return secret, t, nil
+}
+
+// stageRevoke stages the removal of t and the event "identity.token.revoked";
+// the caller removes it from memory in its apply with s.removeTokenLocked.
+func (s *Store) stageRevoke(tx *ledger.Tx, t *Token) error {
+	if err := tx.Delete(tokenKey(t.Hash)); err != nil {
+		return err
+	}
+	return emit(tx, "identity.token.revoked", tokenEvent(t))
+}
+
+// addTokenLocked adds a staged token to memory. The caller holds s.mu.
+func (s *Store) addTokenLocked(t *Token) { s.tokens[t.Hash] = newTokenEntry(t) }
+
+// removeTokenLocked removes a token from memory. The caller holds s.mu.
+func (s *Store) removeTokenLocked(t *Token) { delete(s.tokens, t.Hash) }
+
+// tokensOfLocked returns every token of owner (a user uuid or a service
+// name), of any kind, in a new slice. The caller holds s.mu or s.wmu.
+func (s *Store) tokensOfLocked(owner string) []*Token {
+	var out []*Token
+	for _, e := range s.tokens {
+		if e.tok.Owner == owner {
+			out = append(out, e.tok)
+		}
+	}
+	return out
+}
+
+// tokenByIDLocked finds a token by its public id. The caller holds s.mu or
+// s.wmu.
+func (s *Store) tokenByIDLocked(id string) *tokenEntry {
+	var want [8]byte
+	if len(id) != 16 || strings.ToLower(id) != id {
+		return nil
+	}
+	if _, err := hex.Decode(want[:], []byte(id)); err != nil {
+		return nil
+	}
+	for h, e := range s.tokens {
+		if [8]byte(h[:8]) == want {
+			return e
+		}
+	}
+	return nil
+}
+
+// view returns a copy of the token with its last use as known in memory.
+// The caller holds s.mu.
+func (e *tokenEntry) view() *Token {
+	t := *e.tok
+	if ns := e.lastUsed.Load(); ns > unixNanoOrZero(t.LastUsed) {
+		t.LastUsed = time.Unix(0, ns).UTC()
+	}
+	return &t
+}
+
+func (e *tokenEntry) row() tokenRow {
+	return tokenRow{t: e.tok, lastUsed: max(e.lastUsed.Load(), unixNanoOrZero(e.tok.LastUsed))}
+}
+
+func unixNanoOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// Principal is who made a call, as its token tells: a user (session or
+// personal access token) or a service.
+type Principal struct {
+	Kind    TokenKind
+	Token   *Token
+	User    *User    // for session and personal tokens
+	Service *Service // for service tokens
+}
+
+// ReadOnly reports whether the principal may not change anything: a
+// personal access token made read-only.
+func (p Principal) ReadOnly() bool {
+	return p.Kind == KindPersonal && p.Token != nil && p.Token.ReadOnly
+}
+
+// IsAdmin reports whether the principal is a user with the admin role.
+func (p Principal) IsAdmin() bool { return p.User != nil && p.User.Role == RoleAdmin }
+
+// The errors of Authenticate are made once: the hot path does not allocate,
+// even on a miss.
+var (
+	errTokenInvalid = errorf(ErrUnauthorized, "invalid token")
+	errTokenExpired = errorf(ErrUnauthorized, "token expired")
+	errTokenUser    = errorf(ErrUnauthorized, "the token's user is inactive or removed")
+	errTokenService = errorf(ErrUnauthorized, "the token's service was removed or has a newer token")
+)
+
+// lastUsedGrain is how finely last use is tracked: a token used many times
+// a second is stored once a second, which keeps its cache line quiet.
+const lastUsedGrain = int64(time.Second)
+
+// Authenticate resolves a secret to its principal: one map lookup under a
+// read lock, no write (the last use is kept in memory; FlushLastUsed
+// stores it). A malformed, unknown or expired secret, or one whose user is
+// inactive or gone, or whose service has renewed its token, is
+// ErrUnauthorized. It does not allocate.
+func (s *Store) Authenticate(secret string) (Principal, error) {
+	kind, ok := parseSecret(secret)
+	if !ok {
+		return Principal{}, errTokenInvalid
+	}
+	var buf [secretLen]byte
+	copy(buf[:], secret)
+	hash := sha256.Sum256(buf[:])
+	now := s.opts.Now()
+
+	s.mu.RLock()
+	e := s.tokens[hash]
+	if e == nil {
+		s.mu.RUnlock()
+		return Principal{}, errTokenInvalid
+	}
+	p := Principal{Kind: kind, Token: e.tok}
+	switch kind {
+	case KindService:
+		p.Service = s.services[p.Token.Owner]
+	default:
+		p.User = s.users[p.Token.Owner]
+	}
+	s.mu.RUnlock()
+
+	t := p.Token
+	if subtle.ConstantTimeCompare(t.Hash[:], hash[:]) != 1 || t.Kind != kind {
+		return Principal{}, errTokenInvalid
+	}
+	if !t.Expires.IsZero() && !now.Before(t.Expires) {
+		return Principal{}, errTokenExpired
+	}
+	switch kind {
+	case KindService:
+		if p.Service == nil || p.Service.TokenID != t.ID {
+			return Principal{}, errTokenService
+		}
+	default:
+		if p.User == nil || !p.User.Active {
+			return Principal{}, errTokenUser
+		}
+	}
+	if ns := now.UnixNano(); ns-e.lastUsed.Load() >= lastUsedGrain {
+		e.lastUsed.Store(ns)
+	}
+	return p, nil
+}
+
+// FlushLastUsed stores, in one write, the last use of every token used
+// since the last flush, and removes the session tokens that have expired.
+// The server calls it every minute and on shutdown.
+func (s *Store) FlushLastUsed(ctx context.Context) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	now := s.opts.Now()
+	type change struct {
+		e   *tokenEntry
+		tok *Token
+	}
+	var used []change
+	var expired []*Token
+	s.mu.RLock()
+	for _, e := range s.tokens {
+		t := e.tok
+		if t.Kind == KindSession && !t.Expires.IsZero() && !now.Before(t.Expires) {
+			expired = append(expired, t)
+			continue
+		}
+		if ns := e.lastUsed.Load(); ns > unixNanoOrZero(t.LastUsed) {
+			nt := *t
+			nt.LastUsed = time.Unix(0, ns).UTC()
+			used = append(used, change{e, &nt})
+		}
+	}
+	s.mu.RUnlock()
+	if len(used) == 0 && len(expired) == 0 {
+		return nil
+	}
+	return s.write(ctx, func(tx *ledger.Tx) error {
+		for _, c := range used {
+			if err := put(tx, prefixToken, string(c.tok.Hash[:]), c.tok); err != nil {
+				return err
+			}
+		}
+		for _, t := range expired {
+			if err := tx.Delete(tokenKey(t.Hash)); err != nil {
+				return err
+			}
+			ev := tokenEvent(t)
+			ev["reason"] = "expired"
+			if err := emit(tx, "identity.token.revoked", ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func() {
+		// s.wmu kept every entry in place; an entry's last use may have
+		// moved on since, and stays in its atomic for the next flush.
+		for _, c := range used {
+			c.e.tok = c.tok
+		}
+		for _, t := range expired {
+			s.removeTokenLocked(t)
+		}
+	})
+}
+
+// RevokeSession ends a session (logout). A session already gone (revoked,
+// or expired and removed) is not an error.
+func (s *Store) RevokeSession(ctx context.Context, t *Token) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	e := s.tokens[t.Hash]
+	s.mu.RUnlock()
+	if e == nil {
+		return nil
+	}
+	if e.tok.Kind != KindSession {
+		return invalidf("token %s is not a session token", e.tok.ID)
+	}
+	cur := e.tok
+	return s.write(ctx, func(tx *ledger.Tx) error { return s.stageRevoke(tx, cur) },
+		func() { s.removeTokenLocked(cur) })
+}
+
+// Personal access tokens.
+
+const maxTokenName = 100
+
+func checkTokenName(name string) error {
+	if !utf8.ValidString(name) {
+		return invalidf("token name must be valid UTF-8")
+	}
+	n := utf8.RuneCountInString(name)
+	if n < 1 || n > maxTokenName || strings.TrimSpace(name) == "" {
+		return invalidf("token name must be 1 to %d characters, not all blank", maxTokenName)
+	}
+	if strings.ContainsFunc(name, unicode.IsControl) {
+		return invalidf("token name must not contain control characters")
+	}
+	return nil
+}
+
+// checkExpiry accepts zero (never) or a time after now, within the years
+// a record can hold.
+func (s *Store) checkExpiry(expires time.Time) error {
+	if expires.IsZero() {
+		return nil
+	}
+	if !expires.After(s.opts.Now()) {
+		return invalidf("expiry must be in the future")
+	}
+	if expires.UTC().Year() > 9999 {
+		return invalidf("expiry must be before the year 10000")
+	}
+	return nil
+}
+
+// CreateAccessToken makes a personal access token for the user owner (a
+// uuid), named name (1 to 100 characters), expiring at expires (zero:
+// never; otherwise in the future), read-only if readOnly. It returns the
+// secret, shown this once, and the record. An unknown owner is
+// ErrNotFound; a bad name or expiry, ErrInvalid.
+func (s *Store) CreateAccessToken(ctx context.Context, owner, name string, expires time.Time, readOnly bool) (string, *Token, error) {
+	if err := checkTokenName(name); err != nil {
+		return "", nil, err
+	}
+	if err := s.checkExpiry(expires); err != nil {
+		return "", nil, err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	u := s.users[owner]
+	s.mu.RUnlock()
+	if u == nil {
+		return "", nil, notFoundf("no user %q", owner)
+	}
+	var secret string
+	var tok *Token
+	err := s.write(ctx, func(tx *ledger.Tx) error {
+		var err error
+		secret, tok, err = s.stageToken(tx, KindPersonal, owner, name, readOnly, expires)
+		return err
+	}, func() { s.addTokenLocked(tok) })
+	if err != nil {
+		return "", nil, err
+	}
+	return secret, tok, nil
+}
+
+// accessToken finds the personal token id of owner ("" = anyone's).
+func (s *Store) accessToken(owner, id string) (*tokenEntry, error) {
+	e := s.tokenByIDLocked(id)
+	if e == nil || e.tok.Kind != KindPersonal || (owner != "" && e.tok.Owner != owner) {
+		return nil, notFoundf("no access token %q", id)
+	}
+	return e, nil
+}
+
+// GetAccessToken returns the personal access token id of the user owner,
+// with its last use as of now. Another user's token is ErrNotFound.
+func (s *Store) GetAccessToken(owner, id string) (*Token, error) {
+	if owner == "" {
+		return nil, notFoundf("no access token %q", id)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, err := s.accessToken(owner, id)
+	if err != nil {
+		return nil, err
+	}
+	return e.view(), nil
+}
+
+// GetAccessTokenAny returns any user's personal access token (for admins).
+func (s *Store) GetAccessTokenAny(id string) (*Token, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, err := s.accessToken("", id)
+	if err != nil {
+		return nil, err
+	}
+	return e.view(), nil
+}
+
+// SelfToken returns the personal access token p authenticated with, as of
+// now. A principal that did not use a personal access token is
+// ErrForbidden; a token revoked since, ErrNotFound.
+func (s *Store) SelfToken(p Principal) (*Token, error) {
+	if p.Kind != KindPersonal || p.Token == nil {
+		return nil, errorf(ErrForbidden, "only a personal access token has a self")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.tokens[p.Token.Hash]
+	if e == nil {
+		return nil, notFoundf("access token %s was revoked", p.Token.ID)
+	}
+	return e.view(), nil
+}
+
+// TokenUpdate changes a personal access token; nil fields stay. A zero
+// Expires means never.
+type TokenUpdate struct {
+	Name     *string
+	Expires  *time.Time
+	ReadOnly *bool
+}
+
+// UpdateAccessToken changes the personal access token id of owner ("" =
+// anyone's, for admins) and returns it. Its Updated time changes; an empty
+// update changes nothing.
+func (s *Store) UpdateAccessToken(ctx context.Context, owner, id string, upd TokenUpdate) (*Token, error) {
+	if upd.Name != nil {
+		if err := checkTokenName(*upd.Name); err != nil {
+			return nil, err
+		}
+	}
+	if upd.Expires != nil {
+		if err := s.checkExpiry(*upd.Expires); err != nil {
+			return nil, err
+		}
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	e, err := s.accessToken(owner, id)
+	var nt *Token
+	if err == nil {
+		nt = e.view() // carries the last use into the record
+	}
+	s.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	if upd == (TokenUpdate{}) {
+		return nt, nil
+	}
+	if upd.Name != nil {
+		nt.Name = *upd.Name
+	}
+	if upd.Expires != nil {
+		nt.Expires = time.Time{}
+		if !upd.Expires.IsZero() {
+			nt.Expires = upd.Expires.UTC().Truncate(time.Microsecond)
+		}
+	}
+	if upd.ReadOnly != nil {
+		nt.ReadOnly = *upd.ReadOnly
+	}
+	nt.Updated = s.now()
+	err = s.write(ctx, func(tx *ledger.Tx) error {
+		if err := put(tx, prefixToken, string(nt.Hash[:]), nt); err != nil {
+			return err
+		}
+		return emit(tx, "identity.token.updated", tokenEvent(nt))
+	}, func() { e.tok = nt })
+	if err != nil {
+		return nil, err
+	}
+	return nt, nil
+}
+
+// RevokeToken revokes the token id of owner ("" = anyone's, for admins): a
+// personal access token or a session. Service tokens are renewed with their
+// service (RenewServiceToken) and are ErrNotFound here.
+func (s *Store) RevokeToken(ctx context.Context, owner, id string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	e := s.tokenByIDLocked(id)
+	s.mu.RUnlock()
+	if e == nil || e.tok.Kind == KindService || (owner != "" && e.tok.Owner != owner) {
+		return notFoundf("no token %q", id)
+	}
+	t := e.tok
+	return s.write(ctx, func(tx *ledger.Tx) error { return s.stageRevoke(tx, t) },
+		func() { s.removeTokenLocked(t) })
+}
+
+// TokenQuery selects personal access tokens.
+type TokenQuery struct {
+	Owner  string // user uuid; "" = everyone's (for admins)
+	Name   string // exact name
+	Search string // case-insensitive substring of the name
+	// Sort is a comma-separated list of fields, each descending with a "-"
+	// prefix: id, name, owner, kind, read_only, created, updated, expires,
+	// last_used (or created_date, updated_date, expiry_date,
+	// last_used_date). Default "-created"; ties go by id.
+	Sort           string
+	Page, PageSize int // from 1; default page size 20, at most 100
+	// Filter is a JSON Logic expression over the same fields (filter.go).
+	Filter json.RawMessage
+}
+
+// TokenPage is one page of a token list, with the count of all matches.
+type TokenPage struct {
+	Count   int
+	Results []*Token
+}
+
+type sortKey struct {
+	f    field
+	desc bool
+}
+
+func parseSort(spec string) ([]sortKey, error) {
+	if strings.TrimSpace(spec) == "" {
+		spec = "-created"
+	}
+	var keys []sortKey
+	for part := range strings.SplitSeq(spec, ",") {
+		part = strings.TrimSpace(part)
+		k := sortKey{}
+		if name, ok := strings.CutPrefix(part, "-"); ok {
+			part, k.desc = name, true
+		}
+		f, ok := filterFields[part]
+		if !ok {
+			return nil, invalidf("cannot sort by %q (fields: id, name, owner, kind, read_only, created, updated, expires, last_used)", part)
+		}
+		k.f = f
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// compareField orders two rows by f. Unset times: a token that never
+// expires sorts after every expiry date; one never used, before every use.
+func compareField(f field, a, b *tokenRow) int {
+	switch f {
+	case fID:
+		return strings.Compare(a.t.ID, b.t.ID)
+	case fName:
+		return strings.Compare(a.t.Name, b.t.Name)
+	case fOwner:
+		return strings.Compare(a.t.Owner, b.t.Owner)
+	case fKind:
+		return strings.Compare(string(a.t.Kind), string(b.t.Kind))
+	case fReadOnly:
+		switch {
+		case a.t.ReadOnly == b.t.ReadOnly:
+			return 0
+		case a.t.ReadOnly:
+			return 1
+		}
+		return -1
+	case fCreated:
+		return a.t.Created.Compare(b.t.Created)
+	case fUpdated:
+		return a.t.Updated.Compare(b.t.Updated)
+	case fExpires:
+		az, bz := a.t.Expires.IsZero(), b.t.Expires.IsZero()
+		if az || bz {
+			return cmpBool(az, bz)
+		}
+		return a.t.Expires.Compare(b.t.Expires)
+	default:
+		return cmp.Compare(a.lastUsed, b.lastUsed)
+	}
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// ListAccessTokens returns the personal access tokens q selects, one page
+// of them, with their last use as of now. A bad sort, page or filter is
+// ErrInvalid; a page past the last is empty.
+func (s *Store) ListAccessTokens(q TokenQuery) (TokenPage, error) {
+	keys, err := parseSort(q.Sort)
+	if err != nil {
+		return TokenPage{}, err
+	}
+	filter, err := compileFilter(q.Filter)
+	if err != nil {
+		return TokenPage{}, err
+	}
+	if _, _, err := pageBounds(q.Page, q.PageSize, 0); err != nil {
+		return TokenPage{}, err
+	}
+	search := strings.ToLower(q.Search)
+
+	s.mu.RLock()
+	var rows []tokenRow
+	for _, e := range s.tokens {
+		t := e.tok
+		if t.Kind != KindPersonal || (q.Owner != "" && t.Owner != q.Owner) ||
+			(q.Name != "" && t.Name != q.Name) ||
+			(search != "" && !strings.Contains(strings.ToLower(t.Name), search)) {
+			continue
+		}
+		r := e.row()
+		if !filter.match(&r) {
+			continue
+		}
+		rows = append(rows, r)
+	}
+	s.mu.RUnlock()
+
+	slices.SortFunc(rows, func(a, b tokenRow) int {
+		for _, k := range keys {
+			c := compareField(k.f, &a, &b)
+			if k.desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return strings.Compare(a.t.ID, b.t.ID)
+	})
+	lo, hi, _ := pageBounds(q.Page, q.PageSize, len(rows))
+	page := TokenPage{Count: len(rows), Results: make([]*Token, 0, hi-lo)}
+	for _, r := range rows[lo:hi] {
+		t := *r.t
+		if r.lastUsed != 0 {
+			t.LastUsed = time.Unix(0, r.lastUsed).UTC()
+		}
+		page.Results = append(page.Results, &t)
+	}
+	return page, nil
+}
