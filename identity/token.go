@@ -157,10 +157,19 @@ func (s *Store) stageRevoke(tx *ledger.Tx, t *Token) error {
 }
 
 // addTokenLocked adds a staged token to memory. The caller holds s.mu.
-func (s *Store) addTokenLocked(t *Token) { s.tokens[t.Hash] = newTokenEntry(t) }
+func (s *Store) addTokenLocked(t *Token) {
+	e := newTokenEntry(t)
+	s.tokens[t.Hash] = e
+	s.byTokenID[t.ID] = e
+}
 
 // removeTokenLocked removes a token from memory. The caller holds s.mu.
-func (s *Store) removeTokenLocked(t *Token) { delete(s.tokens, t.Hash) }
+func (s *Store) removeTokenLocked(t *Token) {
+	delete(s.tokens, t.Hash)
+	if e := s.byTokenID[t.ID]; e != nil && e.tok.Hash == t.Hash {
+		delete(s.byTokenID, t.ID)
+	}
+}
 
 // tokensOfLocked returns every token of owner (a user uuid or a service
 // name), of any kind, in a new slice. The caller holds s.mu or s.wmu.
@@ -177,19 +186,7 @@ func (s *Store) tokensOfLocked(owner string) []*Token {
 // tokenByIDLocked finds a token by its public id. The caller holds s.mu or
 // s.wmu.
 func (s *Store) tokenByIDLocked(id string) *tokenEntry {
-	var want [8]byte
-	if len(id) != 16 || strings.ToLower(id) != id {
-		return nil
-	}
-	if _, err := hex.Decode(want[:], []byte(id)); err != nil {
-		return nil
-	}
-	for h, e := range s.tokens {
-		if [8]byte(h[:8]) == want {
-			return e
-		}
-	}
-	return nil
+	return s.byTokenID[id]
 }
 
 // view returns a copy of the token with its last use as known in memory.

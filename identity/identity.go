@@ -1,0 +1,232 @@
+// Package identity keeps who may call quotaledger and what they hold: users,
+// services, resources, projects, groups and tokens (DESIGN.md §2). Its
+// records live in the ledger's Pebble database, in key spaces of their own,
+// and every change goes through ledger.Update, so that a change and the
+// holdings it implies (a new user's base-project quotas, a registered
+// resource's holdings for everyone) commit in one batch, with their events.
+//
+// A Store keeps every record in memory, loaded on Open; reads never touch
+// disk. Records in memory are immutable: a change replaces the pointer, so a
+// reader may keep what it got.
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// The application's errors; each is wrapped with a message that says what
+// is wrong ("identity: invalid: username must be an email address").
+var (
+	ErrInvalid      = errors.New("identity: invalid")
+	ErrNotFound     = errors.New("identity: not found")
+	ErrConflict     = errors.New("identity: conflict")
+	ErrUnauthorized = errors.New("identity: unauthorized")
+	ErrForbidden    = errors.New("identity: forbidden")
+)
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+func notFoundf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrNotFound, fmt.Sprintf(format, args...))
+}
+
+func errorf(kind error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", kind, fmt.Sprintf(format, args...))
+}
+
+func conflictf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrConflict, fmt.Sprintf(format, args...))
+}
+
+// Key spaces of identity records in the ledger's database (ledger.Update
+// leaves 'A'..'Z' to its callers). Values are JSON: identity records are
+// written rarely and read from memory, so a flexible layout costs nothing.
+const (
+	prefixUser     = 'U' // U uuid
+	prefixToken    = 'T' // T sha256(secret)
+	prefixService  = 'S' // S name
+	prefixResource = 'R' // R name
+	prefixProject  = 'P' // P uuid
+	prefixGroup    = 'G' // G name
+	prefixReset    = 'W' // W sha256(reset id)
+	prefixMeta     = 'M' // M name: the store's own settings
+)
+
+func recordKey(prefix byte, id string) []byte {
+	return append([]byte{prefix}, id...)
+}
+
+// Options configure a Store. Zero fields take defaults.
+type Options struct {
+	Logger zerolog.Logger
+	Now    func() time.Time
+	// SessionTTL is how long a login token lives (24h).
+	SessionTTL time.Duration
+	// ResetTTL is how long a password reset id stays usable (1h).
+	ResetTTL time.Duration
+	// Policy is the password policy (DefaultPolicy).
+	Policy PasswordPolicy
+	// Hash sets the argon2id parameters of new hashes (DefaultHashParams).
+	Hash HashParams
+	// RequireActivation leaves self-registered users inactive until an admin
+	// or the verification step activates them.
+	RequireActivation bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.SessionTTL == 0 {
+		o.SessionTTL = 24 * time.Hour
+	}
+	if o.ResetTTL == 0 {
+		o.ResetTTL = time.Hour
+	}
+	if o.Policy == (PasswordPolicy{}) {
+		o.Policy = DefaultPolicy
+	}
+	if o.Hash == (HashParams{}) {
+		o.Hash = DefaultHashParams
+	}
+	return o
+}
+
+// Store is the identity layer. Its methods are safe for concurrent use.
+type Store struct {
+	l    *ledger.Ledger
+	opts Options
+	log  zerolog.Logger
+
+	// wmu serialises writes: each checks the state, commits through the
+	// ledger, then applies the change to memory, so no two can both pass a
+	// uniqueness check. Identity writes are rare next to ledger calls.
+	wmu sync.Mutex
+
+	mu        sync.RWMutex // guards the maps below
+	users     map[string]*User
+	byName    map[string]*User // by folded username
+	tokens    map[[32]byte]*tokenEntry
+	byTokenID map[string]*tokenEntry // by the token's public id
+	services  map[string]*Service
+	resources map[string]*Resource
+	projects  map[string]*Project
+	groups    map[string]*Group
+	resets    map[[32]byte]*resetRequest
+
+	dummyOnce sync.Once
+	dummy     string // a hash to check wrong logins against, made once
+}
+
+// Open loads the identity records from l.
+func Open(l *ledger.Ledger, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	s := &Store{
+		l:         l,
+		opts:      opts,
+		log:       opts.Logger.With().Str("component", "identity").Logger(),
+		users:     make(map[string]*User),
+		byName:    make(map[string]*User),
+		tokens:    make(map[[32]byte]*tokenEntry),
+		byTokenID: make(map[string]*tokenEntry),
+		services:  make(map[string]*Service),
+		resources: make(map[string]*Resource),
+		projects:  make(map[string]*Project),
+		groups:    make(map[string]*Group),
+		resets:    make(map[[32]byte]*resetRequest),
+	}
+	loaders := []struct {
+		prefix byte
+		load   func(v []byte) error
+	}{
+		{prefixUser, func(v []byte) error {
+			u := new(User)
+			if err := json.Unmarshal(v, u); err != nil {
+				return err
+			}
+			s.users[u.UUID] = u
+			s.byName[foldName(u.Username)] = u
+			return nil
+		}},
+		{prefixService, func(v []byte) error { return loadInto(v, s.services, func(x *Service) string { return x.Name }) }},
+		{prefixResource, func(v []byte) error { return loadInto(v, s.resources, func(x *Resource) string { return x.Name }) }},
+		{prefixProject, func(v []byte) error { return loadInto(v, s.projects, func(x *Project) string { return x.UUID }) }},
+		{prefixGroup, func(v []byte) error { return loadInto(v, s.groups, func(x *Group) string { return x.Name }) }},
+		{prefixToken, func(v []byte) error {
+			t := new(Token)
+			if err := json.Unmarshal(v, t); err != nil {
+				return err
+			}
+			s.addTokenLocked(t)
+			return nil
+		}},
+		{prefixReset, func(v []byte) error {
+			r := new(resetRequest)
+			if err := json.Unmarshal(v, r); err != nil {
+				return err
+			}
+			s.resets[r.Hash] = r
+			return nil
+		}},
+	}
+	for _, ld := range loaders {
+		err := l.ScanForeign([]byte{ld.prefix}, func(_, v []byte) error { return ld.load(v) })
+		if err != nil {
+			return nil, fmt.Errorf("identity: loading %q records: %w", ld.prefix, err)
+		}
+	}
+	return s, nil
+}
+
+func loadInto[T any](v []byte, m map[string]*T, id func(*T) string) error {
+	x := new(T)
+	if err := json.Unmarshal(v, x); err != nil {
+		return err
+	}
+	m[id(x)] = x
+	return nil
+}
+
+// write commits stage through the ledger and, once it is durable, runs
+// apply under the write lock of the in-memory state. Callers hold s.wmu.
+func (s *Store) write(ctx context.Context, stage func(tx *ledger.Tx) error, apply func()) error {
+	if err := s.l.Update(ctx, stage); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	apply()
+	s.mu.Unlock()
+	return nil
+}
+
+// put stages a record as JSON.
+func put(tx *ledger.Tx, prefix byte, id string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Put(recordKey(prefix, id), b)
+}
+
+// emit stages an event whose payload is v as JSON.
+func emit(tx *ledger.Tx, typ string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tx.Emit(typ, b)
+	return nil
+}
+
+func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Microsecond) }

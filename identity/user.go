@@ -1,0 +1,583 @@
+package identity
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/mail"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// Limits on user fields.
+const (
+	maxUsername = 254 // an email address
+	maxNameLen  = 200
+	maxDataLen  = 64 << 10
+)
+
+// NewUser is what creating or registering a user takes.
+type NewUser struct {
+	Username    string // an email address
+	Password    string
+	FirstName   string
+	LastName    string
+	DisplayName string // defaults to "First Last", or the username
+	Role        Role   // CreateUser only; Register makes users (or the first user admin)
+	Active      bool   // CreateUser only
+}
+
+func checkUsername(name string) error {
+	if name == "" || len(name) > maxUsername || !utf8.ValidString(name) {
+		return invalidf("username must be an email address of at most %d bytes", maxUsername)
+	}
+	a, err := mail.ParseAddress(name)
+	if err != nil || a.Address != name || a.Name != "" {
+		return invalidf("username must be an email address")
+	}
+	return nil
+}
+
+func checkText(field, v string, max int) error {
+	if !utf8.ValidString(v) {
+		return invalidf("%s must be valid UTF-8", field)
+	}
+	if utf8.RuneCountInString(v) > max {
+		return invalidf("%s must be at most %d characters", field, max)
+	}
+	return nil
+}
+
+func checkRole(r Role) error {
+	switch r {
+	case RoleAdmin, RoleUser, RoleReader:
+		return nil
+	}
+	return invalidf("role must be admin, user or reader")
+}
+
+// CreateUser creates a user (an admin's call): with the role and active
+// flag given, a base project, and the holdings of every registered
+// resource in it, at the resource's uplimit, in one batch.
+func (s *Store) CreateUser(ctx context.Context, in NewUser) (*User, error) {
+	if in.Role == "" {
+		in.Role = RoleUser
+	}
+	return s.createUser(ctx, in, "admin")
+}
+
+// Register signs a user up: a user, active at once unless the store
+// requires activation (Options.RequireActivation). The first user of an
+// empty system becomes an active admin.
+func (s *Store) Register(ctx context.Context, in NewUser) (*User, error) {
+	in.Role = RoleUser
+	in.Active = !s.opts.RequireActivation
+	return s.createUser(ctx, in, "self")
+}
+
+func (s *Store) createUser(ctx context.Context, in NewUser, by string) (*User, error) {
+	in.Username = strings.TrimSpace(in.Username)
+	if err := checkUsername(in.Username); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct{ name, v string }{
+		{"first_name", in.FirstName}, {"last_name", in.LastName}, {"display_name", in.DisplayName}} {
+		if err := checkText(f.name, f.v, maxNameLen); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkRole(in.Role); err != nil {
+		return nil, err
+	}
+	if err := s.opts.Policy.Check(in.Username, in.Password); err != nil {
+		return nil, err
+	}
+	hash, err := hashPassword(in.Password, s.opts.Hash)
+	if err != nil {
+		return nil, err
+	}
+
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	_, taken := s.byName[foldName(in.Username)]
+	first := len(s.users) == 0
+	resources := s.resourceList()
+	s.mu.RUnlock()
+	if taken {
+		return nil, conflictf("username %s is taken", in.Username)
+	}
+	if first && by == "self" {
+		in.Role, in.Active = RoleAdmin, true
+	}
+	now := s.now()
+	display := in.DisplayName
+	if display == "" {
+		display = strings.TrimSpace(in.FirstName + " " + in.LastName)
+	}
+	if display == "" {
+		display = in.Username
+	}
+	u := &User{UUID: uuid.NewString(), Username: in.Username, DisplayName: display,
+		FirstName: in.FirstName, LastName: in.LastName, Role: in.Role, Active: in.Active,
+		Password: hash, Created: now, Updated: now}
+	base := &Project{UUID: u.UUID, Name: "base:" + u.Username, Owner: u.UUID, State: ProjectActive, Base: true,
+		Policies: make(map[string]Policy, len(resources)), Members: []Member{{User: u.UUID, Role: MemberAdmin}},
+		Created: now, Updated: now}
+	for _, r := range resources {
+		base.Policies[r.Name] = Policy{ProjectCapacity: r.UpLimit, MemberCapacity: r.UpLimit}
+	}
+	err = s.write(ctx, func(tx *ledger.Tx) error {
+		if err := put(tx, prefixUser, u.UUID, u); err != nil {
+			return err
+		}
+		if err := put(tx, prefixProject, base.UUID, base); err != nil {
+			return err
+		}
+		if err := tx.SetQuota(baseHoldings(u.UUID, resources)...); err != nil {
+			return err
+		}
+		return emit(tx, "identity.user.registered", userEvent(u, map[string]any{"by": by}))
+	}, func() {
+		s.users[u.UUID] = u
+		s.byName[foldName(u.Username)] = u
+		s.projects[base.UUID] = base
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// baseHoldings are a user's holdings in their base project: for each
+// resource, the member holding (user:U, project:U, r) and the project
+// holding (project:U, null, r), both at the resource's uplimit.
+func baseHoldings(user string, resources []*Resource) []ledger.QuotaSetting {
+	out := make([]ledger.QuotaSetting, 0, 2*len(resources))
+	for _, r := range resources {
+		out = append(out,
+			ledger.QuotaSetting{Key: holdings.Key{Holder: "user:" + user, Source: holdings.SourceOf("project:" + user), Resource: r.Name}, Limit: r.UpLimit},
+			ledger.QuotaSetting{Key: holdings.Key{Holder: "project:" + user, Source: holdings.NullSource, Resource: r.Name}, Limit: r.UpLimit})
+	}
+	return out
+}
+
+// userEvent is the payload of user events: never the password hash.
+func userEvent(u *User, extra map[string]any) map[string]any {
+	m := map[string]any{"uuid": u.UUID, "username": u.Username, "role": u.Role, "active": u.Active}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// GetUser returns the user with this uuid.
+func (s *Store) GetUser(id string) (*User, error) {
+	s.mu.RLock()
+	u := s.users[id]
+	s.mu.RUnlock()
+	if u == nil {
+		return nil, notFoundf("no user %q", id)
+	}
+	return u, nil
+}
+
+// UserByName returns the user with this username, case-insensitively.
+func (s *Store) UserByName(name string) (*User, error) {
+	s.mu.RLock()
+	u := s.byName[foldName(strings.TrimSpace(name))]
+	s.mu.RUnlock()
+	if u == nil {
+		return nil, notFoundf("no user %q", name)
+	}
+	return u, nil
+}
+
+// UserQuery selects a page of users whose username starts with Prefix
+// (case-insensitively), ordered by username.
+type UserQuery struct {
+	Prefix         string
+	Page, PageSize int // from 1; default page size 20, at most 100
+}
+
+func pageBounds(page, size, n int) (lo, hi int, err error) {
+	if page == 0 {
+		page = 1
+	}
+	if size == 0 {
+		size = 20
+	}
+	if page < 1 || size < 1 || size > 100 {
+		return 0, 0, invalidf("page must be >= 1 and page_size between 1 and 100")
+	}
+	lo = min((page-1)*size, n)
+	return lo, min(lo+size, n), nil
+}
+
+// ListUsers returns the count of matching users and one page of them.
+func (s *Store) ListUsers(q UserQuery) (int, []*User, error) {
+	prefix := foldName(q.Prefix)
+	s.mu.RLock()
+	var all []*User
+	for name, u := range s.byName {
+		if strings.HasPrefix(name, prefix) {
+			all = append(all, u)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(all, func(a, b *User) int { return strings.Compare(foldName(a.Username), foldName(b.Username)) })
+	lo, hi, err := pageBounds(q.Page, q.PageSize, len(all))
+	if err != nil {
+		return 0, nil, err
+	}
+	return len(all), all[lo:hi], nil
+}
+
+// UserUpdate changes a user's profile; nil fields stay.
+type UserUpdate struct {
+	DisplayName, FirstName, LastName *string
+	// Data replaces the custom data: a JSON object, kept as given.
+	Data json.RawMessage
+}
+
+// UpdateUser changes a user's profile and custom data.
+func (s *Store) UpdateUser(ctx context.Context, id string, upd UserUpdate) (*User, error) {
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"display_name", upd.DisplayName}, {"first_name", upd.FirstName}, {"last_name", upd.LastName}} {
+		if f.v != nil {
+			if err := checkText(f.name, *f.v, maxNameLen); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if upd.Data != nil {
+		if len(upd.Data) > maxDataLen {
+			return nil, invalidf("data must be at most %d bytes", maxDataLen)
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(upd.Data, &obj); err != nil || obj == nil {
+			return nil, invalidf("data must be a JSON object")
+		}
+	}
+	return s.changeUser(ctx, id, "identity.user.updated", func(u *User) error {
+		if upd.DisplayName != nil {
+			u.DisplayName = *upd.DisplayName
+		}
+		if upd.FirstName != nil {
+			u.FirstName = *upd.FirstName
+		}
+		if upd.LastName != nil {
+			u.LastName = *upd.LastName
+		}
+		if upd.Data != nil {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, upd.Data); err != nil {
+				return invalidf("data must be a JSON object")
+			}
+			u.Data = buf.Bytes()
+		}
+		return nil
+	})
+}
+
+// SetRole sets a user's role.
+func (s *Store) SetRole(ctx context.Context, id string, role Role) (*User, error) {
+	if err := checkRole(role); err != nil {
+		return nil, err
+	}
+	return s.changeUser(ctx, id, "identity.user.role_changed", func(u *User) error {
+		u.Role = role
+		return nil
+	})
+}
+
+// Activate makes a pending user active (an admin's call, or the
+// verification step, which also marks the email verified).
+func (s *Store) Activate(ctx context.Context, id string, emailVerified bool) (*User, error) {
+	return s.changeUser(ctx, id, "identity.user.activated", func(u *User) error {
+		u.Active = true
+		u.EmailVerified = u.EmailVerified || emailVerified
+		return nil
+	})
+}
+
+// changeUser applies change to a copy of the user and stores it.
+func (s *Store) changeUser(ctx context.Context, id, event string, change func(u *User) error) (*User, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	old, err := s.GetUser(id)
+	if err != nil {
+		return nil, err
+	}
+	u := *old
+	if err := change(&u); err != nil {
+		return nil, err
+	}
+	u.Updated = s.now()
+	err = s.write(ctx, func(tx *ledger.Tx) error {
+		if err := put(tx, prefixUser, u.UUID, &u); err != nil {
+			return err
+		}
+		if event == "" {
+			return nil
+		}
+		return emit(tx, event, userEvent(&u, nil))
+	}, func() {
+		s.users[u.UUID] = &u
+		s.byName[foldName(u.Username)] = &u
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// DeleteUser removes a user and every token of theirs. Their holdings stay
+// in the ledger until released (the event says so), as does their base
+// project.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	u, err := s.GetUser(id)
+	if err != nil {
+		return err
+	}
+	s.mu.RLock()
+	toks := slices.DeleteFunc(s.tokensOfLocked(u.UUID), func(t *Token) bool { return t.Kind == KindService })
+	s.mu.RUnlock()
+	return s.write(ctx, func(tx *ledger.Tx) error {
+		if err := tx.Delete(recordKey(prefixUser, u.UUID)); err != nil {
+			return err
+		}
+		for _, t := range toks {
+			if err := s.stageRevoke(tx, t); err != nil {
+				return err
+			}
+		}
+		return emit(tx, "identity.user.deleted", userEvent(u, map[string]any{
+			"holdings": "kept until released", "tokens_revoked": len(toks)}))
+	}, func() {
+		delete(s.users, u.UUID)
+		delete(s.byName, foldName(u.Username))
+		for _, t := range toks {
+			s.removeTokenLocked(t)
+		}
+	})
+}
+
+// Login checks a username and password and opens a session: the secret is
+// shown once. A hash made with older parameters is redone.
+func (s *Store) Login(ctx context.Context, username, password string) (string, *Token, *User, error) {
+	u, err := s.UserByName(username)
+	if err != nil {
+		// Spend the time a real check takes, so that timing does not tell
+		// which usernames exist.
+		checkPassword(s.dummyHash(), password, s.opts.Hash)
+		return "", nil, nil, badLogin()
+	}
+	ok, stale := checkPassword(u.Password, password, s.opts.Hash)
+	if !ok {
+		return "", nil, nil, badLogin()
+	}
+	if !u.Active {
+		return "", nil, nil, errorf(ErrForbidden, "user %s is not active", u.Username)
+	}
+	var rehash string
+	if stale {
+		if rehash, err = hashPassword(password, s.opts.Hash); err != nil {
+			return "", nil, nil, err
+		}
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if u, err = s.GetUser(u.UUID); err != nil {
+		return "", nil, nil, badLogin()
+	}
+	nu := *u
+	nu.LastLogin = s.now()
+	if rehash != "" {
+		nu.Password = rehash
+	}
+	var secret string
+	var tok *Token
+	err = s.write(ctx, func(tx *ledger.Tx) error {
+		var err error
+		if secret, tok, err = s.stageToken(tx, KindSession, nu.UUID, "", false, nu.LastLogin.Add(s.opts.SessionTTL)); err != nil {
+			return err
+		}
+		return put(tx, prefixUser, nu.UUID, &nu)
+	}, func() {
+		s.users[nu.UUID] = &nu
+		s.byName[foldName(nu.Username)] = &nu
+		s.addTokenLocked(tok)
+	})
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return secret, tok, &nu, nil
+}
+
+func badLogin() error { return errorf(ErrUnauthorized, "wrong username or password") }
+
+// dummyHash is a hash to check a password against when the user does not
+// exist.
+func (s *Store) dummyHash() string {
+	s.dummyOnce.Do(func() { s.dummy, _ = hashPassword("not a password of anyone", s.opts.Hash) })
+	return s.dummy
+}
+
+// ChangePassword sets a new password after checking the old one.
+func (s *Store) ChangePassword(ctx context.Context, id, old, newPassword, confirm string) error {
+	u, err := s.GetUser(id)
+	if err != nil {
+		return err
+	}
+	if ok, _ := checkPassword(u.Password, old, s.opts.Hash); !ok {
+		return errorf(ErrUnauthorized, "the old password is wrong")
+	}
+	return s.setPassword(ctx, u, newPassword, confirm, "identity.user.password_changed")
+}
+
+func (s *Store) setPassword(ctx context.Context, u *User, newPassword, confirm, event string) error {
+	if newPassword != confirm {
+		return invalidf("the new password and its confirmation differ")
+	}
+	if err := s.opts.Policy.Check(u.Username, newPassword); err != nil {
+		return err
+	}
+	hash, err := hashPassword(newPassword, s.opts.Hash)
+	if err != nil {
+		return err
+	}
+	_, err = s.changeUser(ctx, u.UUID, event, func(u *User) error {
+		u.Password = hash
+		return nil
+	})
+	return err
+}
+
+// RequestPasswordReset makes a single-use reset id for the user and hands
+// it to the event stream only ("identity.password.reset_requested"). It
+// answers the same whether or not the user exists.
+func (s *Store) RequestPasswordReset(ctx context.Context, username string) error {
+	u, err := s.UserByName(username)
+	if err != nil {
+		return nil
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return err
+	}
+	id := base64.RawURLEncoding.EncodeToString(raw[:])
+	r := &resetRequest{Hash: sha256.Sum256([]byte(id)), User: u.UUID, Expires: s.now().Add(s.opts.ResetTTL)}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.write(ctx, func(tx *ledger.Tx) error {
+		if err := put(tx, prefixReset, string(r.Hash[:]), r); err != nil {
+			return err
+		}
+		return emit(tx, "identity.password.reset_requested", map[string]any{
+			"uuid": u.UUID, "username": u.Username, "reset_id": id, "expires": r.Expires})
+	}, func() { s.resets[r.Hash] = r })
+}
+
+// ResetPassword sets a new password with a reset id, once, before it expires.
+func (s *Store) ResetPassword(ctx context.Context, id, newPassword, confirm string) error {
+	h := sha256.Sum256([]byte(id))
+	s.mu.RLock()
+	r := s.resets[h]
+	s.mu.RUnlock()
+	if r == nil || !s.now().Before(r.Expires) {
+		return errorf(ErrNotFound, "no such reset request, or it expired")
+	}
+	u, err := s.GetUser(r.User)
+	if err != nil {
+		return err
+	}
+	if newPassword != confirm {
+		return invalidf("the new password and its confirmation differ")
+	}
+	if err := s.opts.Policy.Check(u.Username, newPassword); err != nil {
+		return err
+	}
+	hash, err := hashPassword(newPassword, s.opts.Hash)
+	if err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	still := s.resets[h] == r
+	cur := s.users[r.User]
+	s.mu.RUnlock()
+	if !still || cur == nil {
+		return errorf(ErrNotFound, "no such reset request, or it expired")
+	}
+	nu := *cur
+	nu.Password, nu.Updated = hash, s.now()
+	return s.write(ctx, func(tx *ledger.Tx) error {
+		if err := tx.Delete(recordKey(prefixReset, string(h[:]))); err != nil {
+			return err
+		}
+		if err := put(tx, prefixUser, nu.UUID, &nu); err != nil {
+			return err
+		}
+		return emit(tx, "identity.password.reset", userEvent(&nu, nil))
+	}, func() {
+		delete(s.resets, h)
+		s.users[nu.UUID] = &nu
+		s.byName[foldName(nu.Username)] = &nu
+	})
+}
+
+// Catalogs: uuid -> username and username -> uuid; unknown names are absent.
+
+// Usernames maps the uuids given to usernames; nil lists every user.
+func (s *Store) Usernames(uuids []string) map[string]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string]string, len(uuids))
+	if uuids == nil {
+		for id, u := range s.users {
+			out[id] = u.Username
+		}
+		return out
+	}
+	for _, id := range uuids {
+		if u := s.users[id]; u != nil {
+			out[id] = u.Username
+		}
+	}
+	return out
+}
+
+// UUIDs maps the usernames given to uuids (keys as given); nil lists every
+// user.
+func (s *Store) UUIDs(names []string) map[string]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string]string, len(names))
+	if names == nil {
+		for _, u := range s.users {
+			out[u.Username] = u.UUID
+		}
+		return out
+	}
+	for _, n := range names {
+		if u := s.byName[foldName(n)]; u != nil {
+			out[n] = u.UUID
+		}
+	}
+	return out
+}
