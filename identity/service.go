@@ -19,6 +19,8 @@ type NewService struct {
 	Name      string
 	Type      string
 	Endpoints []Endpoint
+	// TokenExpires, if set, is when the service's token stops working.
+	TokenExpires time.Time
 }
 
 func checkEndpoints(es []Endpoint) error {
@@ -52,6 +54,9 @@ func (s *Store) RegisterService(ctx context.Context, in NewService) (string, *Se
 	if err := checkEndpoints(in.Endpoints); err != nil {
 		return "", nil, err
 	}
+	if !in.TokenExpires.IsZero() && !in.TokenExpires.After(s.now()) {
+		return "", nil, invalidf("the token's expiry must be in the future")
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.RLock()
@@ -68,7 +73,7 @@ func (s *Store) RegisterService(ctx context.Context, in NewService) (string, *Se
 	var tok *Token
 	err := s.write(ctx, func(tx *ledger.Tx) error {
 		var err error
-		if secret, tok, err = s.stageToken(tx, KindService, svc.Name, svc.Name, false, time.Time{}); err != nil {
+		if secret, tok, err = s.stageToken(tx, KindService, svc.Name, svc.Name, false, in.TokenExpires); err != nil {
 			return err
 		}
 		svc.TokenID = tok.ID
@@ -109,8 +114,12 @@ func (s *Store) GetService(name string) (*Service, error) {
 	return svc, nil
 }
 
-// RenewServiceToken gives a service a new token; the old one stops working.
-func (s *Store) RenewServiceToken(ctx context.Context, name string) (string, *Service, error) {
+// RenewServiceToken gives a service a new token, expiring at expires (zero:
+// never); the old one stops working.
+func (s *Store) RenewServiceToken(ctx context.Context, name string, expires time.Time) (string, *Service, error) {
+	if !expires.IsZero() && !expires.After(s.now()) {
+		return "", nil, invalidf("the token's expiry must be in the future")
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	old, err := s.GetService(name)
@@ -130,7 +139,7 @@ func (s *Store) RenewServiceToken(ctx context.Context, name string) (string, *Se
 			}
 		}
 		var err error
-		if secret, tok, err = s.stageToken(tx, KindService, svc.Name, svc.Name, false, time.Time{}); err != nil {
+		if secret, tok, err = s.stageToken(tx, KindService, svc.Name, svc.Name, false, expires); err != nil {
 			return err
 		}
 		svc.TokenID = tok.ID

@@ -382,7 +382,7 @@ func TestResourcesAndServices(t *testing.T) {
 		}
 	}
 
-	newSecret, svc2, err := s.RenewServiceToken(ctx, "cyclades")
+	newSecret, svc2, err := s.RenewServiceToken(ctx, "cyclades", time.Time{})
 	if err != nil || svc2.TokenID == svc.TokenID {
 		t.Fatalf("renew: %+v %v", svc2, err)
 	}
