@@ -1,0 +1,142 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// env is a real server on a loopback port over a ledger on an in-memory
+// filesystem, with an admin, a user, a service ("cyclades", type compute)
+// and two resources of it.
+type env struct {
+	t       *testing.T
+	l       *ledger.Ledger
+	id      *identity.Store
+	srv     *httptest.Server
+	api     *Server
+	admin   string // tokens
+	user    string
+	service string
+	userRec *identity.User
+}
+
+const testPassword = "correct horse battery"
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: vfs.NewMem(), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
+		MemTableSize: 4 << 20, CacheSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	id, err := identity.Open(l, identity.Options{Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, l: l, id: id}
+	admin, err := id.CreateUser(ctx, identity.NewUser{Username: "admin@example.com", Password: testPassword, Role: identity.RoleAdmin, Active: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.admin, _, err = id.CreateAccessToken(ctx, admin.UUID, "admin", time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if e.service, _, err = id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute",
+		Endpoints: []identity.Endpoint{{PublicURL: "https://cyclades.example.com/compute/v2.0", VersionID: "v2.0"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []identity.Resource{
+		{Name: "cyclades.vm", Service: "cyclades", Description: "virtual machines", AllowInProjects: true, UpLimit: 2},
+		{Name: "cyclades.ram", Service: "cyclades", Unit: "bytes", Description: "memory", AllowInProjects: true, UpLimit: 4 << 30},
+	} {
+		if _, err := id.RegisterResource(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.userRec, err = id.CreateUser(ctx, identity.NewUser{Username: "user@example.com", Password: testPassword, Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	if e.user, _, _, err = id.Login(ctx, "user@example.com", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	e.api = New(l, id, Options{Logger: zerolog.Nop()})
+	e.srv = httptest.NewServer(e.api)
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// do sends a request with token (if any) and a body (a string, []byte, or
+// a value sent as JSON), and returns the status and the decoded answer.
+func (e *env) do(method, path, token string, body any) (int, map[string]any) {
+	e.t.Helper()
+	status, raw := e.doRaw(method, path, token, body)
+	var out map[string]any
+	if len(raw) > 0 && raw[0] == '{' {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			e.t.Fatalf("%s %s: answer is not JSON: %s", method, path, raw)
+		}
+	}
+	return status, out
+}
+
+func (e *env) doRaw(method, path, token string, body any) (int, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("X-Auth-Token", token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp.StatusCode, raw
+}
+
+func TestHealth(t *testing.T) {
+	e := newEnv(t)
+	if st, body := e.do("GET", "/healthz", "", nil); st != 200 || body["status"] != "ok" {
+		t.Fatalf("healthz: %d %v", st, body)
+	}
+	if st, body := e.do("GET", "/no/such/route", "", nil); st != 404 || body["itemNotFound"] == nil {
+		t.Fatalf("unknown route: %d %v", st, body)
+	}
+}

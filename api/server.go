@@ -1,0 +1,248 @@
+// Package api is the HTTP face of quotaledger: the routes of DESIGN.md §3
+// (the Astakos-compatible ones to the letter, their /astakos/api aliases,
+// and the rest), authentication by X-Auth-Token or Authorization: Bearer,
+// the cloudFault error shape, and input limits. It knows the ledger and the
+// identity layer; nothing imports it but cmd.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// Options configure a Server. Zero fields take defaults.
+type Options struct {
+	Logger zerolog.Logger
+	// PublicURL is the base URL the service catalog names ("" = the scheme
+	// and host each request came to).
+	PublicURL string
+	// MaxBody caps request bodies (1 MiB).
+	MaxBody int64
+	// MaxProvisions caps the provisions of one commission (1,000).
+	MaxProvisions int
+	// MaxNameLen caps holder, source, resource, names and keys (512 bytes).
+	MaxNameLen int
+	// Ready reports whether the server can take calls (nil: always).
+	Ready func(ctx context.Context) error
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxBody == 0 {
+		o.MaxBody = 1 << 20
+	}
+	if o.MaxProvisions == 0 {
+		o.MaxProvisions = 1000
+	}
+	if o.MaxNameLen == 0 {
+		o.MaxNameLen = 512
+	}
+	return o
+}
+
+// Server answers the HTTP API.
+type Server struct {
+	l      *ledger.Ledger
+	id     *identity.Store
+	opts   Options
+	log    zerolog.Logger
+	mux    *http.ServeMux
+	routes []Route
+}
+
+// Access says who may call a route.
+type Access int
+
+const (
+	Public  Access = iota // anyone; a token, if sent, is ignored
+	User                  // a user's token (session or personal)
+	Service               // a service's token
+	Any                   // any valid token
+)
+
+// Route is one entry of the routing table, kept as data so that the
+// OpenAPI document can be checked against it.
+type Route struct {
+	Method, Path string
+	Access       Access
+	// Action is what identity.Allowed checks for User routes ("" = any user).
+	Action  identity.Action
+	Summary string
+	handler handlerFunc
+}
+
+// call is one request being served.
+type call struct {
+	w http.ResponseWriter
+	r *http.Request
+	s *Server
+	p identity.Principal // zero for Public routes
+}
+
+type handlerFunc func(c *call) error
+
+// New returns a server for l and id.
+func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
+	opts = opts.withDefaults()
+	s := &Server{l: l, id: id, opts: opts, log: opts.Logger.With().Str("component", "api").Logger(),
+		mux: http.NewServeMux()}
+	s.registerOps()
+	s.registerAstakos()
+	s.registerRest()
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeFault(w, newFault(http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path))
+	})
+	return s
+}
+
+// Routes returns the routing table.
+func (s *Server) Routes() []Route { return s.routes }
+
+// handle registers a route.
+func (s *Server) handle(method, path string, access Access, action identity.Action, summary string, h handlerFunc) {
+	rt := Route{Method: method, Path: path, Access: access, Action: action, Summary: summary, handler: h}
+	s.routes = append(s.routes, rt)
+	s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, rt) })
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := r.Header.Get("X-Request-Id")
+	if id == "" || len(id) > 64 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	w.Header().Set("X-Request-Id", id)
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(sw, r)
+	route := r.Pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	s.log.Info().Str("method", r.Method).Str("route", route).Int("status", sw.status).
+		Dur("duration", time.Since(start)).Str("request_id", id).Msg("request")
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// serve authenticates and authorises the call, runs the handler, and
+// answers its error as a fault.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt Route) {
+	c := &call{w: w, r: r, s: s}
+	if rt.Access != Public {
+		secret := tokenOf(r)
+		if secret == "" {
+			writeFault(w, newFault(http.StatusUnauthorized, "missing token: send X-Auth-Token or Authorization: Bearer"))
+			return
+		}
+		p, err := s.id.Authenticate(secret)
+		if err != nil {
+			writeFault(w, faultOf(err))
+			return
+		}
+		if f := authorise(p, rt); f != nil {
+			writeFault(w, f)
+			return
+		}
+		c.p = p
+	}
+	if err := rt.handler(c); err != nil {
+		f := faultOf(err)
+		if f.Code >= 500 {
+			s.log.Error().Err(err).Str("route", rt.Method+" "+rt.Path).Msg("internal error")
+		}
+		writeFault(w, f)
+	}
+}
+
+func authorise(p identity.Principal, rt Route) *Fault {
+	switch rt.Access {
+	case Service:
+		if p.Service == nil {
+			return newFault(http.StatusForbidden, "this call is for services")
+		}
+		return nil
+	case User:
+		if p.User == nil {
+			return newFault(http.StatusForbidden, "this call is for users")
+		}
+	}
+	if rt.Action != "" && !identity.Allowed(p, rt.Action) {
+		if p.ReadOnly() {
+			return newFault(http.StatusForbidden, "a read-only token cannot change anything")
+		}
+		return newFault(http.StatusForbidden, "not allowed to "+string(rt.Action))
+	}
+	return nil
+}
+
+// tokenOf returns the token of a request: X-Auth-Token, or a bearer token.
+func tokenOf(r *http.Request) string {
+	if t := r.Header.Get("X-Auth-Token"); t != "" {
+		return strings.TrimSpace(t)
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
+}
+
+// baseURL is the public base of the server, for the service catalog.
+func (c *call) baseURL() string {
+	if c.s.opts.PublicURL != "" {
+		return strings.TrimRight(c.s.opts.PublicURL, "/")
+	}
+	scheme := "http"
+	if c.r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.r.Host
+}
+
+// body reads and decodes the request body into v (strictly: unknown fields
+// are refused).
+func (c *call) body(v any, strict bool) error {
+	b, err := readBody(c.r, c.s.opts.MaxBody)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(b, v, strict)
+}
+
+func (c *call) json(status int, v any) error {
+	writeJSON(c.w, status, v)
+	return nil
+}
+
+// registerOps adds the operational routes.
+func (s *Server) registerOps() {
+	s.handle("GET", "/healthz", Public, "", "the process is alive", func(c *call) error {
+		return c.json(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.handle("GET", "/readyz", Public, "", "the server takes calls", func(c *call) error {
+		if s.opts.Ready != nil {
+			if err := s.opts.Ready(c.r.Context()); err != nil {
+				return newFault(http.StatusServiceUnavailable, "not ready: "+err.Error())
+			}
+		}
+		return c.json(http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
