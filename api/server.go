@@ -95,6 +95,7 @@ func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 	s := &Server{l: l, id: id, opts: opts, log: opts.Logger.With().Str("component", "api").Logger(),
 		mux: http.NewServeMux()}
 	s.registerOps()
+	s.registerDocs()
 	s.registerAstakos()
 	s.registerRest()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
