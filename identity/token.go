@@ -243,17 +243,29 @@ const lastUsedGrain = int64(time.Second)
 
 // Authenticate resolves a secret to its principal: one map lookup under a
 // read lock, no write (the last use is kept in memory; FlushLastUsed
-// stores it). A malformed, unknown or expired secret, or one whose user is
-// inactive or gone, or whose service has renewed its token, is
-// ErrUnauthorized. It does not allocate.
+// stores it). A secret that is not of our making but could have been
+// imported (ImportAccessToken) is hashed and looked up the same way. A
+// malformed, unknown or expired secret, or one whose user is inactive or
+// gone, or whose service has renewed its token, is ErrUnauthorized. It does
+// not allocate.
 func (s *Store) Authenticate(secret string) (Principal, error) {
+	var hash [32]byte
 	kind, ok := parseSecret(secret)
-	if !ok {
-		return Principal{}, errTokenInvalid
+	if ok {
+		var buf [secretLen]byte
+		copy(buf[:], secret)
+		hash = sha256.Sum256(buf[:])
+	} else {
+		// Not one of ours: it may be a secret an operator chose
+		// (ImportAccessToken), which can only be a personal token.
+		if !importableSecret(secret) {
+			return Principal{}, errTokenInvalid
+		}
+		var buf [maxImportedSecret]byte
+		n := copy(buf[:], secret)
+		hash = sha256.Sum256(buf[:n])
+		kind = KindPersonal
 	}
-	var buf [secretLen]byte
-	copy(buf[:], secret)
-	hash := sha256.Sum256(buf[:])
 	now := s.opts.Now()
 
 	s.mu.RLock()
@@ -717,4 +729,88 @@ func (s *Store) ListAccessTokens(q TokenQuery) (TokenPage, error) {
 		page.Results = append(page.Results, &t)
 	}
 	return page, nil
+}
+
+// Imported secrets: what an operator may choose as a token (the admin token
+// of a deployment, QUOTALEDGER_ADMIN_TOKEN). Visible ASCII only, since
+// header values are trimmed of spaces; at least 32 bytes, so that a chosen
+// secret is no easier to guess than 192 random bits written in base64.
+const (
+	minImportedSecret = 32
+	maxImportedSecret = 256
+)
+
+// importableSecret reports whether s may be an imported secret: 32 to 256
+// bytes of visible ASCII (0x21 to 0x7e). It does not allocate.
+func importableSecret(s string) bool {
+	if len(s) < minImportedSecret || len(s) > maxImportedSecret {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckImportedSecret reports, as ErrInvalid, why secret cannot be
+// imported by ImportAccessToken, or nil if it can (it may still be taken).
+func CheckImportedSecret(secret string) error {
+	if kind, ours := parseSecret(secret); ours {
+		if kind != KindPersonal {
+			return invalidf("an imported secret may not have the form of a %s token", kind)
+		}
+		return nil
+	}
+	if !importableSecret(secret) {
+		return invalidf("an imported secret must be %d to %d bytes of visible ASCII, without spaces",
+			minImportedSecret, maxImportedSecret)
+	}
+	return nil
+}
+
+// ImportAccessToken makes secret, which the caller chose rather than the
+// store, a personal access token named name of the user owner (a uuid),
+// never expiring and not read-only: the way a deployment hands the server
+// its admin token. secret must be 32 to 256 bytes of visible ASCII (no
+// space), and if it has the form of a secret of ours, that of a personal
+// access token. Only its SHA-256 is stored. A secret that is already a
+// token is ErrConflict; an unknown owner, ErrNotFound; a bad secret or name,
+// ErrInvalid.
+func (s *Store) ImportAccessToken(ctx context.Context, owner, name, secret string) (*Token, error) {
+	if err := checkTokenName(name); err != nil {
+		return nil, err
+	}
+	if err := CheckImportedSecret(secret); err != nil {
+		return nil, err
+	}
+	hash := sha256.Sum256([]byte(secret))
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	u := s.users[owner]
+	taken := s.tokens[hash] != nil || s.tokenByIDLocked(tokenID(hash)) != nil
+	s.mu.RUnlock()
+	if u == nil {
+		return nil, notFoundf("no user %q", owner)
+	}
+	if taken {
+		return nil, conflictf("that secret is already a token")
+	}
+	now := s.now()
+	t := &Token{ID: tokenID(hash), Hash: hash, Kind: KindPersonal, Owner: owner, Name: name,
+		Created: now, Updated: now}
+	err := s.write(ctx, func(tx *ledger.Tx) error {
+		if err := put(tx, prefixToken, string(hash[:]), t); err != nil {
+			return err
+		}
+		ev := tokenEvent(t)
+		ev["imported"] = true
+		return emit(tx, "identity.token.created", ev)
+	}, func() { s.addTokenLocked(t) })
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
 }

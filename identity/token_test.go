@@ -361,11 +361,101 @@ func TestAuthenticateDoesNotAllocate(t *testing.T) {
 	u := e.user("alice", RoleUser)
 	secret, _ := e.pat(u.UUID, "ci", time.Time{}, false)
 	unknown, _ := newSecret(KindPersonal)
-	for name, s := range map[string]string{"hit": secret, "miss": unknown, "malformed": "nope"} {
+	imported := "an-operator's-chosen-secret,32-bytes-or-more"
+	if _, err := e.s.ImportAccessToken(context.Background(), u.UUID, "ops", imported); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{"hit": secret, "miss": unknown, "malformed": "nope",
+		"imported": imported, "imported miss": strings.Repeat("x", 40), "too long": strings.Repeat("x", 300)} {
 		if n := testing.AllocsPerRun(1000, func() { _, _ = e.s.Authenticate(s) }); n != 0 {
 			t.Errorf("Authenticate (%s) allocates %v times", name, n)
 		}
 	}
+}
+
+func TestImportAccessToken(t *testing.T) {
+	ctx := context.Background()
+	e := newTokEnv(t, true)
+	admin := e.user("admin", RoleAdmin)
+	const chosen = "0123456789abcdefghijklmnopqrstuvwxyz!#$%&*+-./:;<=>?@^_~" // visible ASCII
+	ours, _ := newSecret(KindPersonal)
+	svcForm, _ := newSecret(KindService)
+	for _, tc := range []struct {
+		name, owner, tokName, secret string
+		want                         error
+	}{
+		{"ErrInvalid/short", admin.UUID, "boot", strings.Repeat("a", 31), ErrInvalid},
+		{"ErrInvalid/long", admin.UUID, "boot", strings.Repeat("a", 257), ErrInvalid},
+		{"ErrInvalid/space", admin.UUID, "boot", strings.Repeat("a", 20) + " " + strings.Repeat("a", 20), ErrInvalid},
+		{"ErrInvalid/control", admin.UUID, "boot", strings.Repeat("a", 40) + "\n", ErrInvalid},
+		{"ErrInvalid/non-ASCII", admin.UUID, "boot", strings.Repeat("é", 20), ErrInvalid},
+		{"ErrInvalid/service form", admin.UUID, "boot", svcForm, ErrInvalid},
+		{"ErrInvalid/name", admin.UUID, "", chosen, ErrInvalid},
+		{"ErrNotFound", "no-such-user", "boot", chosen, ErrNotFound},
+		{"OK", admin.UUID, "bootstrap", chosen, nil},
+		{"ErrConflict", admin.UUID, "again", chosen, ErrConflict},
+		{"OK/our form", admin.UUID, "ours", ours, nil},
+		{"OK/minimum", admin.UUID, "min", strings.Repeat("z", 32), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, err := e.s.ImportAccessToken(ctx, tc.owner, tc.tokName, tc.secret)
+			tokWantErr(t, err, tc.want)
+			if err != nil {
+				return
+			}
+			if tok.Kind != KindPersonal || tok.Owner != tc.owner || tok.Name != tc.tokName || tok.ReadOnly || !tok.Expires.IsZero() {
+				t.Fatalf("token %+v", tok)
+			}
+			if tok.Hash != sha256.Sum256([]byte(tc.secret)) || tok.ID != tokenID(tok.Hash) {
+				t.Fatalf("token %+v is not the hash of its secret", tok)
+			}
+			p, err := e.s.Authenticate(tc.secret)
+			tokWantErr(t, err, nil)
+			if p.Kind != KindPersonal || p.User == nil || p.User.UUID != admin.UUID || !p.IsAdmin() || p.Token.ID != tok.ID {
+				t.Fatalf("principal %+v", p)
+			}
+		})
+	}
+
+	// Near misses of an imported secret, and secrets that could never have
+	// been imported, are refused.
+	for _, s := range []string{chosen[:len(chosen)-1], chosen + "x", " " + chosen, strings.ToUpper(chosen)} {
+		_, err := e.s.Authenticate(s)
+		tokWantErr(t, err, ErrUnauthorized)
+	}
+
+	// The event says it was imported and carries neither secret nor hash.
+	var imported int
+	for _, ev := range e.events("identity.token.created") {
+		if ev["imported"] == true {
+			imported++
+			if ev["owner"] != admin.UUID {
+				t.Fatalf("event %v", ev)
+			}
+		}
+		for k, v := range ev {
+			if s, ok := v.(string); ok && (s == chosen || strings.Contains(s, chosen[:16])) || k == "hash" {
+				t.Fatalf("event %v holds the secret or its hash", ev)
+			}
+		}
+	}
+	if imported != 3 {
+		t.Fatalf("%d imported-token events, want 3", imported)
+	}
+
+	// An imported token lives like any other: it survives a restart, it is
+	// listed, and revoked it stops working.
+	e.reopen()
+	p, err := e.s.Authenticate(chosen)
+	tokWantErr(t, err, nil)
+	page, err := e.s.ListAccessTokens(TokenQuery{Owner: admin.UUID, Name: "bootstrap"})
+	tokWantErr(t, err, nil)
+	if page.Count != 1 || page.Results[0].ID != p.Token.ID {
+		t.Fatalf("list %+v", page)
+	}
+	tokWantErr(t, e.s.RevokeToken(ctx, admin.UUID, p.Token.ID), nil)
+	_, err = e.s.Authenticate(chosen)
+	tokWantErr(t, err, ErrUnauthorized)
 }
 
 func TestServiceTokenRenewal(t *testing.T) {
