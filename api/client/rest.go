@@ -1,0 +1,929 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The rest of the API (DESIGN.md §3 "The rest of the API", and the
+// operator contract of §9), under /account/v1.0.
+
+// Page is one page of a list: the count of every match, the URLs of the
+// next and previous pages (nil at the ends), and the results.
+type Page[T any] struct {
+	Count    int     `json:"count"`
+	Next     *string `json:"next"`
+	Previous *string `json:"previous"`
+	Results  []T     `json:"results"`
+}
+
+// PageOptions select a page (0: the server's defaults).
+type PageOptions struct {
+	Page, PageSize int
+}
+
+func (p PageOptions) set(q url.Values) {
+	if p.Page > 0 {
+		q.Set("page", strconv.Itoa(p.Page))
+	}
+	if p.PageSize > 0 {
+		q.Set("page_size", strconv.Itoa(p.PageSize))
+	}
+}
+
+// User is a user as the server shows one.
+type User struct {
+	UUID          string          `json:"uuid"`
+	Username      string          `json:"username"`
+	DisplayName   string          `json:"display_name,omitempty"`
+	FirstName     string          `json:"first_name,omitempty"`
+	LastName      string          `json:"last_name,omitempty"`
+	Role          string          `json:"role,omitempty"`
+	Active        bool            `json:"active"`
+	EmailVerified bool            `json:"email_verified"`
+	Data          json.RawMessage `json:"data,omitempty"`
+	Created       Time            `json:"created"`
+	Updated       Time            `json:"updated"`
+	LastLogin     Time            `json:"last_login"`
+}
+
+// Registration is what Register sends.
+type Registration struct {
+	Username    string `json:"username"` // an email address
+	Password    string `json:"password"`
+	FirstName   string `json:"first_name,omitempty"`
+	LastName    string `json:"last_name,omitempty"`
+	DisplayName string `json:"display_name,omitempty"`
+}
+
+// Register signs a user up (POST /account/v1.0/auth/register): active at
+// once, or pending until activated, as the server is configured.
+func (c *Client) Register(ctx context.Context, r Registration) (*User, error) {
+	var out User
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/auth/register", body: r, public: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Session is the answer of Login.
+type Session struct {
+	Token   string `json:"token"`
+	Expires Time   `json:"expires"`
+	User    User   `json:"user"`
+}
+
+// Login exchanges a username and password for a session token (POST
+// /account/v1.0/auth/login). c.WithToken(s.Token) then calls as the user;
+// SaveToken keeps it for later.
+func (c *Client) Login(ctx context.Context, username, password string) (*Session, error) {
+	var out Session
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/auth/login",
+		body: map[string]string{"username": username, "password": password}, public: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Logout ends the session of the token (POST /account/v1.0/auth/logout).
+func (c *Client) Logout(ctx context.Context) error {
+	_, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/auth/logout"}, nil)
+	return err
+}
+
+// Me is the answer of Whoami: the caller's user and the token in use.
+type Me struct {
+	User
+	Auth struct {
+		Kind     string `json:"kind"` // session, personal
+		TokenID  string `json:"token_id"`
+		Expires  Time   `json:"expires"`
+		ReadOnly bool   `json:"read_only"`
+	} `json:"auth"`
+}
+
+// Whoami returns the user of the token and the token (GET
+// /account/v1.0/auth/whoami).
+func (c *Client) Whoami(ctx context.Context) (*Me, error) {
+	var out Me
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/auth/whoami", idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ChangePassword changes the password of the token's user (POST
+// /account/v1.0/auth/password/change).
+func (c *Client) ChangePassword(ctx context.Context, oldPassword, newPassword, confirm string) error {
+	_, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/auth/password/change",
+		body: map[string]string{"old_password": oldPassword, "new_password": newPassword, "new_password_confirm": confirm}}, nil)
+	return err
+}
+
+// RequestPasswordReset asks for a password reset of username (POST
+// /account/v1.0/auth/password/reset). The server answers the same whether
+// or not the user exists; the reset id goes out on the event stream.
+func (c *Client) RequestPasswordReset(ctx context.Context, username string) error {
+	_, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/auth/password/reset",
+		body: map[string]string{"username": username}, public: true}, nil)
+	return err
+}
+
+// ResetPassword sets a new password with a reset id (POST
+// /account/v1.0/auth/password/reset/confirm).
+func (c *Client) ResetPassword(ctx context.Context, resetID, newPassword, confirm string) error {
+	_, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/auth/password/reset/confirm",
+		body: map[string]string{"id": resetID, "new_password": newPassword, "new_password_confirm": confirm}, public: true}, nil)
+	return err
+}
+
+// GetPasswordPolicy returns the password policy (GET
+// /account/v1.0/auth/password/policy).
+func (c *Client) GetPasswordPolicy(ctx context.Context) (map[string]any, error) {
+	var out map[string]any
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/auth/password/policy", idempotent: true, public: true}, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetRules returns what each role and token kind may do (GET
+// /account/v1.0/auth/rules).
+func (c *Client) GetRules(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/auth/rules", idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AccessToken is a personal access token. Token, the secret, is only
+// set in the answer of CreateAccessToken.
+type AccessToken struct {
+	ID       string `json:"id"`
+	Token    string `json:"token,omitempty"`
+	Kind     string `json:"kind,omitempty"`
+	Owner    string `json:"owner,omitempty"`
+	Name     string `json:"name"`
+	ReadOnly bool   `json:"read_only"`
+	Expires  Time   `json:"expires"`
+	Created  Time   `json:"created"`
+	Updated  Time   `json:"updated"`
+	LastUsed Time   `json:"last_used"`
+}
+
+// NewAccessToken is what CreateAccessToken sends.
+type NewAccessToken struct {
+	Name     string
+	Expires  time.Time // zero: never
+	ReadOnly bool
+}
+
+// CreateAccessToken makes a personal access token for the token's user
+// (POST /account/v1.0/access_tokens); the answer carries the secret, shown
+// this once.
+func (c *Client) CreateAccessToken(ctx context.Context, t NewAccessToken) (*AccessToken, error) {
+	body := map[string]any{"name": t.Name, "read_only": t.ReadOnly}
+	if !t.Expires.IsZero() {
+		body["expires"] = t.Expires.UTC().Format(time.RFC3339Nano)
+	}
+	var out AccessToken
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/access_tokens", body: body}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// TokenQuery selects access tokens to list.
+type TokenQuery struct {
+	Owner  string // a user uuid (admins: anyone's; "" = the caller's, or everyone's for admins)
+	Name   string // exact name
+	Search string // a case-insensitive substring of the name
+	// Sort is a comma-separated list of fields, "-" first for descending:
+	// id, name, owner, kind, read_only, created, updated, expires, last_used.
+	Sort string
+	// Filter is a JSON Logic expression over the same fields.
+	Filter json.RawMessage
+	PageOptions
+}
+
+// ListAccessTokens lists personal access tokens (GET
+// /account/v1.0/access_tokens).
+func (c *Client) ListAccessTokens(ctx context.Context, tq TokenQuery) (*Page[AccessToken], error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"owner": tq.Owner, "name": tq.Name, "search": tq.Search, "sort": tq.Sort,
+		"filter": string(tq.Filter)} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	tq.PageOptions.set(q)
+	var out Page[AccessToken]
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/access_tokens", query: q, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetAccessToken returns an access token by id.
+func (c *Client) GetAccessToken(ctx context.Context, id string) (*AccessToken, error) {
+	var out AccessToken
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/access_tokens", id), idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetSelfAccessToken returns the token the call is made with (GET
+// /account/v1.0/access_tokens/self).
+func (c *Client) GetSelfAccessToken(ctx context.Context) (*AccessToken, error) {
+	return c.GetAccessToken(ctx, "self")
+}
+
+// TokenUpdate changes an access token; nil fields stay. A non-nil zero
+// Expires makes the token never expire.
+type TokenUpdate struct {
+	Name     *string
+	Expires  *time.Time
+	ReadOnly *bool
+}
+
+// UpdateAccessToken changes an access token's name, expiry or read-only
+// flag (PATCH /account/v1.0/access_tokens/{id}).
+func (c *Client) UpdateAccessToken(ctx context.Context, id string, u TokenUpdate) (*AccessToken, error) {
+	body := map[string]any{}
+	if u.Name != nil {
+		body["name"] = *u.Name
+	}
+	if u.Expires != nil {
+		if u.Expires.IsZero() {
+			body["expires"] = nil
+		} else {
+			body["expires"] = u.Expires.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	if u.ReadOnly != nil {
+		body["read_only"] = *u.ReadOnly
+	}
+	var out AccessToken
+	if _, err := c.do(ctx, &request{method: http.MethodPatch, path: path(accountPrefix+"/access_tokens", id), body: body}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RevokeAccessToken revokes an access token (DELETE
+// /account/v1.0/access_tokens/{id}).
+func (c *Client) RevokeAccessToken(ctx context.Context, id string) error {
+	_, err := c.do(ctx, &request{method: http.MethodDelete, path: path(accountPrefix+"/access_tokens", id), idempotent: true}, nil)
+	return err
+}
+
+// NewUser is what CreateUser sends (an admin's call, §9).
+type NewUser struct {
+	Username    string `json:"username"`
+	Password    string `json:"password"`
+	FirstName   string `json:"first_name,omitempty"`
+	LastName    string `json:"last_name,omitempty"`
+	DisplayName string `json:"display_name,omitempty"`
+	Role        string `json:"role,omitempty"` // admin, user (default), reader
+	// Active is whether the user may log in at once (nil: the server's
+	// default, active).
+	Active *bool `json:"active,omitempty"`
+}
+
+// Bool returns a pointer to b (for the optional flags of requests).
+func Bool(b bool) *bool { return &b }
+
+// CreateUser creates a user (POST /account/v1.0/users, admin).
+func (c *Client) CreateUser(ctx context.Context, u NewUser) (*User, error) {
+	var out User
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/users", body: u}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetUser returns a user by uuid.
+func (c *Client) GetUser(ctx context.Context, uuid string) (*User, error) {
+	var out User
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/users", uuid), idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListUsers lists the users whose username starts with prefix (GET
+// /account/v1.0/users?q=).
+func (c *Client) ListUsers(ctx context.Context, prefix string, po PageOptions) (*Page[User], error) {
+	q := url.Values{}
+	if prefix != "" {
+		q.Set("q", prefix)
+	}
+	po.set(q)
+	var out Page[User]
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/users", query: q, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ActivateUser activates a pending user (POST
+// /account/v1.0/users/{uuid}/activate, admin).
+func (c *Client) ActivateUser(ctx context.Context, uuid string) (*User, error) {
+	var out User
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: path(accountPrefix+"/users", uuid, "activate"),
+		body: map[string]any{}, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SetUserRole sets a user's role (POST /account/v1.0/users/{uuid}/role,
+// admin): admin, user or reader.
+func (c *Client) SetUserRole(ctx context.Context, uuid, role string) (*User, error) {
+	var out User
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: path(accountPrefix+"/users", uuid, "role"),
+		body: map[string]string{"role": role}, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UserUpdate changes a user's profile; nil fields stay. Data, if not
+// nil, replaces the custom data (a JSON object).
+type UserUpdate struct {
+	DisplayName *string         `json:"display_name,omitempty"`
+	FirstName   *string         `json:"first_name,omitempty"`
+	LastName    *string         `json:"last_name,omitempty"`
+	Data        json.RawMessage `json:"data,omitempty"`
+}
+
+// UpdateUser changes a user's profile (PATCH /account/v1.0/users/{uuid}):
+// oneself, or anyone for admins.
+func (c *Client) UpdateUser(ctx context.Context, uuid string, u UserUpdate) (*User, error) {
+	var out User
+	if _, err := c.do(ctx, &request{method: http.MethodPatch, path: path(accountPrefix+"/users", uuid), body: u}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetUserData returns a user's custom data (GET
+// /account/v1.0/users/{uuid}/data).
+func (c *Client) GetUserData(ctx context.Context, uuid string) (json.RawMessage, error) {
+	var out json.RawMessage
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/users", uuid, "data"), idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SetUserData replaces a user's custom data, a JSON object, and returns
+// it (PUT /account/v1.0/users/{uuid}/data).
+func (c *Client) SetUserData(ctx context.Context, uuid string, data json.RawMessage) (json.RawMessage, error) {
+	var out json.RawMessage
+	if _, err := c.do(ctx, &request{method: http.MethodPut, path: path(accountPrefix+"/users", uuid, "data"),
+		raw: data, rawTyp: "application/json", idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeleteUser deletes a user (DELETE /account/v1.0/users/{uuid}).
+func (c *Client) DeleteUser(ctx context.Context, uuid string) error {
+	_, err := c.do(ctx, &request{method: http.MethodDelete, path: path(accountPrefix+"/users", uuid), idempotent: true}, nil)
+	return err
+}
+
+// Group is a named set of users.
+type Group struct {
+	Name    string        `json:"name"`
+	Members []GroupMember `json:"members"`
+	Created Time          `json:"created"`
+}
+
+// GroupMember is a user of a group.
+type GroupMember struct {
+	UUID        string `json:"uuid"`
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name"`
+}
+
+// CreateGroup creates a group with its first members, user uuids (POST
+// /account/v1.0/groups).
+func (c *Client) CreateGroup(ctx context.Context, name string, members ...string) (*Group, error) {
+	body := map[string]any{"name": name}
+	if len(members) > 0 {
+		body["members"] = members
+	}
+	var out Group
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/groups", body: body}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListGroups lists the groups (GET /account/v1.0/groups).
+func (c *Client) ListGroups(ctx context.Context, po PageOptions) (*Page[Group], error) {
+	q := url.Values{}
+	po.set(q)
+	var out Page[Group]
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/groups", query: q, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetGroup returns a group with its users.
+func (c *Client) GetGroup(ctx context.Context, name string) (*Group, error) {
+	var out Group
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/groups", name), idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GroupUsers lists the users of a group.
+func (c *Client) GroupUsers(ctx context.Context, name string) ([]GroupMember, error) {
+	g, err := c.GetGroup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return g.Members, nil
+}
+
+// RenameGroup renames a group (PATCH /account/v1.0/groups/{name}).
+func (c *Client) RenameGroup(ctx context.Context, name, newName string) (*Group, error) {
+	var out Group
+	if _, err := c.do(ctx, &request{method: http.MethodPatch, path: path(accountPrefix+"/groups", name),
+		body: map[string]string{"name": newName}}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteGroup deletes a group.
+func (c *Client) DeleteGroup(ctx context.Context, name string) error {
+	_, err := c.do(ctx, &request{method: http.MethodDelete, path: path(accountPrefix+"/groups", name), idempotent: true}, nil)
+	return err
+}
+
+// AddGroupMember adds a user to a group (POST
+// /account/v1.0/groups/{name}/members {"user"}).
+func (c *Client) AddGroupMember(ctx context.Context, group, user string) (*Group, error) {
+	var out Group
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: path(accountPrefix+"/groups", group, "members"),
+		body: map[string]string{"user": user}}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RemoveGroupMember removes a user from a group (DELETE
+// /account/v1.0/groups/{name}/members/{uuid}).
+func (c *Client) RemoveGroupMember(ctx context.Context, group, user string) (*Group, error) {
+	var out Group
+	if _, err := c.do(ctx, &request{method: http.MethodDelete, path: path(accountPrefix+"/groups", group, "members", user),
+		idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Policy is a project's capacities of one resource.
+type Policy struct {
+	ProjectCapacity int64 `json:"project_capacity"`
+	MemberCapacity  int64 `json:"member_capacity"`
+}
+
+// Member is a user or a group in a project, with a role: reader, member
+// or admin.
+type Member struct {
+	User  string `json:"user,omitempty"`
+	Group string `json:"group,omitempty"`
+	Role  string `json:"role"`
+}
+
+// Project is a pool of quota shared by its members.
+type Project struct {
+	UUID     string            `json:"uuid"`
+	Name     string            `json:"name"`
+	Owner    string            `json:"owner"`
+	State    string            `json:"state"`
+	Base     bool              `json:"base,omitempty"`
+	Policies map[string]Policy `json:"policies"`
+	Members  []Member          `json:"members"`
+	Created  Time              `json:"created"`
+	Updated  Time              `json:"updated"`
+}
+
+// NewProject is what CreateProject sends.
+type NewProject struct {
+	Name     string            `json:"name"`
+	Owner    string            `json:"owner,omitempty"` // default: the caller
+	Policies map[string]Policy `json:"policies,omitempty"`
+}
+
+// CreateProject creates a project (POST /account/v1.0/projects).
+func (c *Client) CreateProject(ctx context.Context, p NewProject) (*Project, error) {
+	var out Project
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/projects", body: p}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetProject returns a project by uuid.
+func (c *Client) GetProject(ctx context.Context, uuid string) (*Project, error) {
+	var out Project
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/projects", uuid), idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListProjects lists the projects the caller may see (GET
+// /account/v1.0/projects).
+func (c *Client) ListProjects(ctx context.Context, po PageOptions) (*Page[Project], error) {
+	q := url.Values{}
+	po.set(q)
+	var out Page[Project]
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/projects", query: q, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteProject deletes a project.
+func (c *Client) DeleteProject(ctx context.Context, uuid string) error {
+	_, err := c.do(ctx, &request{method: http.MethodDelete, path: path(accountPrefix+"/projects", uuid), idempotent: true}, nil)
+	return err
+}
+
+// AddProjectMember adds a user or a group to a project (POST
+// /account/v1.0/projects/{uuid}/members).
+func (c *Client) AddProjectMember(ctx context.Context, project string, m Member) (*Project, error) {
+	var out Project
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: path(accountPrefix+"/projects", project, "members"),
+		body: m}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SetProjectMemberRole changes the role of a member, a user uuid or a
+// group name (PATCH /account/v1.0/projects/{uuid}/members/{id}).
+func (c *Client) SetProjectMemberRole(ctx context.Context, project, member, role string) (*Project, error) {
+	var out Project
+	if _, err := c.do(ctx, &request{method: http.MethodPatch, path: path(accountPrefix+"/projects", project, "members", member),
+		body: map[string]string{"role": role}, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RemoveProjectMember removes a member, a user uuid or a group name
+// (DELETE /account/v1.0/projects/{uuid}/members/{id}).
+func (c *Client) RemoveProjectMember(ctx context.Context, project, member string) error {
+	_, err := c.do(ctx, &request{method: http.MethodDelete, path: path(accountPrefix+"/projects", project, "members", member),
+		idempotent: true}, nil)
+	return err
+}
+
+// ProjectMembers lists a project's members (GET
+// /account/v1.0/projects/{uuid}/members).
+func (c *Client) ProjectMembers(ctx context.Context, project string, po PageOptions) (*Page[Member], error) {
+	q := url.Values{}
+	po.set(q)
+	var out Page[Member]
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/projects", project, "members"),
+		query: q, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetProjectPolicies returns a project's capacities by resource (GET
+// /account/v1.0/projects/{uuid}/policies).
+func (c *Client) GetProjectPolicies(ctx context.Context, project string) (map[string]Policy, error) {
+	var out map[string]Policy
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/projects", project, "policies"),
+		idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SetProjectPolicies replaces a project's capacities by resource and
+// returns them (PUT /account/v1.0/projects/{uuid}/policies).
+func (c *Client) SetProjectPolicies(ctx context.Context, project string, policies map[string]Policy) (map[string]Policy, error) {
+	if policies == nil {
+		policies = map[string]Policy{}
+	}
+	var out map[string]Policy
+	if _, err := c.do(ctx, &request{method: http.MethodPut, path: path(accountPrefix+"/projects", project, "policies"),
+		body: policies, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// HoldingKey names a holding; a nil Source is the null source.
+type HoldingKey struct {
+	Holder   string  `json:"holder"`
+	Source   *string `json:"source"`
+	Resource string  `json:"resource"`
+}
+
+// HoldingLimit is a holding's limit to set.
+type HoldingLimit struct {
+	Holder   string  `json:"holder"`
+	Source   *string `json:"source"`
+	Resource string  `json:"resource"`
+	Limit    int64   `json:"limit"`
+}
+
+// Holding is a holding with its limit and usage.
+type Holding struct {
+	Holder   string  `json:"holder"`
+	Source   *string `json:"source"`
+	Resource string  `json:"resource"`
+	Limit    int64   `json:"limit"`
+	UsageMin int64   `json:"usage_min"`
+	UsageMax int64   `json:"usage_max"`
+}
+
+// Usage is the holding's usage as the quotas show it (usage_max).
+func (h Holding) Usage() int64 { return h.UsageMax }
+
+// Pending is usage_max - usage_min.
+func (h Holding) Pending() int64 { return h.UsageMax - h.UsageMin }
+
+// SetHoldings sets the limits of holdings, creating missing ones with no
+// usage (POST /account/v1.0/holdings, admin); later entries of a key win.
+// It returns the holdings set, as they are after the change.
+func (c *Client) SetHoldings(ctx context.Context, hs []HoldingLimit) ([]Holding, error) {
+	if hs == nil {
+		hs = []HoldingLimit{}
+	}
+	var out struct {
+		Holdings []Holding `json:"holdings"`
+	}
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/holdings",
+		body: map[string]any{"holdings": hs}, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return out.Holdings, nil
+}
+
+// HoldingQuery filters GetHoldings; empty lists select everything.
+// Sources are source names ("" is the empty-string source); NullSource
+// adds the null source.
+type HoldingQuery struct {
+	Holders, Sources, Resources []string
+	NullSource                  bool
+}
+
+// GetHoldings returns the holdings the query selects (GET
+// /account/v1.0/holdings?holder=&source=&resource=).
+func (c *Client) GetHoldings(ctx context.Context, hq HoldingQuery) ([]Holding, error) {
+	q := url.Values{}
+	for k, v := range map[string][]string{"holder": hq.Holders, "source": hq.Sources, "resource": hq.Resources} {
+		if len(v) > 0 {
+			q.Set(k, strings.Join(v, ","))
+		}
+	}
+	if hq.NullSource {
+		q.Set("null_source", "1")
+	}
+	var out struct {
+		Holdings []Holding `json:"holdings"`
+	}
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/holdings", query: q, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	if out.Holdings == nil {
+		out.Holdings = []Holding{}
+	}
+	return out.Holdings, nil
+}
+
+// DeleteHoldings removes holdings (DELETE /account/v1.0/holdings); a
+// holding a pending commission touches is a Conflict.
+func (c *Client) DeleteHoldings(ctx context.Context, keys []HoldingKey) error {
+	if keys == nil {
+		keys = []HoldingKey{}
+	}
+	_, err := c.do(ctx, &request{method: http.MethodDelete, path: accountPrefix + "/holdings",
+		body: map[string]any{"holdings": keys}, idempotent: true}, nil)
+	return err
+}
+
+// NewResource is what RegisterResource sends (§9).
+type NewResource struct {
+	Name            string  `json:"name"` // <service>.<thing>
+	Service         string  `json:"service"`
+	Unit            *string `json:"unit"`
+	Description     string  `json:"description"`
+	AllowInProjects bool    `json:"allow_in_projects"`
+	UpLimit         int64   `json:"uplimit"`
+	ProjectDefault  int64   `json:"project_default"`
+}
+
+// Resource is a registered resource.
+type Resource struct {
+	Name            string `json:"name"`
+	Unit            string `json:"unit,omitempty"`
+	Description     string `json:"description,omitempty"`
+	Service         string `json:"service"`
+	AllowInProjects bool   `json:"allow_in_projects"`
+	UpLimit         int64  `json:"uplimit"`
+	ProjectDefault  int64  `json:"project_default"`
+	Created         Time   `json:"created"`
+}
+
+// RegisterResource registers a resource (POST /account/v1.0/resources,
+// admin); every user and project gets its holdings.
+func (c *Client) RegisterResource(ctx context.Context, r NewResource) (*Resource, error) {
+	var out Resource
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/resources", body: r}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ServiceEndpoint is where a registered service answers.
+type ServiceEndpoint struct {
+	PublicURL string `json:"publicURL"`
+	VersionID string `json:"versionId,omitempty"`
+	Region    string `json:"region,omitempty"`
+}
+
+// NewService is what RegisterService sends (§9).
+type NewService struct {
+	Name      string            `json:"name"`
+	Type      string            `json:"type"`
+	Endpoints []ServiceEndpoint `json:"endpoints"`
+	// TokenExpires, if set, is when the service's token stops working.
+	TokenExpires *time.Time `json:"token_expires,omitempty"`
+}
+
+// Service is a registered service. Token, its secret, is only set in the
+// answers of RegisterService and RenewServiceToken.
+type Service struct {
+	Name      string            `json:"name"`
+	Type      string            `json:"type"`
+	Endpoints []ServiceEndpoint `json:"endpoints"`
+	Token     string            `json:"token,omitempty"`
+	TokenID   string            `json:"token_id,omitempty"`
+	// TokenExpires is set with Token: when it stops working (zero: never).
+	TokenExpires Time `json:"token_expires"`
+	Created      Time `json:"created"`
+}
+
+// RegisterService registers a service and returns it with its token
+// (POST /account/v1.0/services, admin).
+func (c *Client) RegisterService(ctx context.Context, s NewService) (*Service, error) {
+	if s.Endpoints == nil {
+		s.Endpoints = []ServiceEndpoint{}
+	}
+	var out Service
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/services", body: s}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListServices lists the registered services (GET
+// /account/v1.0/services).
+func (c *Client) ListServices(ctx context.Context, po PageOptions) (*Page[Service], error) {
+	q := url.Values{}
+	po.set(q)
+	var out Page[Service]
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/services", query: q, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteService removes a service and its token (DELETE
+// /account/v1.0/services/{name}).
+func (c *Client) DeleteService(ctx context.Context, name string) error {
+	_, err := c.do(ctx, &request{method: http.MethodDelete, path: path(accountPrefix+"/services", name), idempotent: true}, nil)
+	return err
+}
+
+// GetService returns a registered service by name.
+func (c *Client) GetService(ctx context.Context, name string) (*Service, error) {
+	var out Service
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/services", name), idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RenewServiceToken gives a service a new token (the old one stops
+// working) that expires at expires (zero: never) (POST
+// /account/v1.0/services/{name}/token, admin).
+func (c *Client) RenewServiceToken(ctx context.Context, name string, expires time.Time) (*Service, error) {
+	body := map[string]any{}
+	if !expires.IsZero() {
+		body["expires"] = expires.UTC().Format(time.RFC3339Nano)
+	}
+	var out Service
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: path(accountPrefix+"/services", name, "token"), body: body}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// LogEntry is one line of the provision log: a provision of a resolved
+// commission and the holding after it.
+type LogEntry struct {
+	Serial    int64   `json:"serial"`
+	Client    string  `json:"client"`
+	Name      string  `json:"name"`
+	IssueTime Time    `json:"issue_time"`
+	LogTime   Time    `json:"log_time"`
+	Holder    string  `json:"holder"`
+	Source    *string `json:"source"`
+	Resource  string  `json:"resource"`
+	Quantity  int64   `json:"quantity"`
+	Limit     int64   `json:"limit"`
+	UsageMin  int64   `json:"usage_min"`
+	UsageMax  int64   `json:"usage_max"`
+	Reason    string  `json:"reason"` // ACCEPT:..., REJECT:..., EXPIRED
+}
+
+// GetCommissionLog returns the provision log of a resolved commission
+// (GET /account/v1.0/commissions/{serial}/log): its service, admins and
+// readers.
+func (c *Client) GetCommissionLog(ctx context.Context, serial int64, po PageOptions) (*Page[LogEntry], error) {
+	q := url.Values{}
+	po.set(q)
+	var out Page[LogEntry]
+	if _, err := c.do(ctx, &request{method: http.MethodGet,
+		path: path(accountPrefix+"/commissions", strconv.FormatInt(serial, 10), "log"), query: q, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// HistoryQuery selects provision log entries. Zero fields select all.
+type HistoryQuery struct {
+	Holder   string // default: the caller's own holdings (user:<uuid>)
+	Resource string
+	Serial   int64
+	From, To time.Time
+	After    string // the Next of the previous page
+	Limit    int    // entries per page
+}
+
+// History is one page of the provision log; Next, if not empty, is the
+// After of the next page.
+type History struct {
+	Count   int        `json:"count"`
+	Next    string     `json:"next"`
+	Results []LogEntry `json:"results"`
+}
+
+// GetHistory queries the provision log (GET /account/v1.0/history).
+func (c *Client) GetHistory(ctx context.Context, hq HistoryQuery) (*History, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"holder": hq.Holder, "resource": hq.Resource, "after": hq.After} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if hq.Serial > 0 {
+		q.Set("serial", strconv.FormatInt(hq.Serial, 10))
+	}
+	if !hq.From.IsZero() {
+		q.Set("from", hq.From.UTC().Format(time.RFC3339Nano))
+	}
+	if !hq.To.IsZero() {
+		q.Set("to", hq.To.UTC().Format(time.RFC3339Nano))
+	}
+	if hq.Limit > 0 {
+		q.Set("limit", strconv.Itoa(hq.Limit))
+	}
+	var out struct {
+		Count   int        `json:"count"`
+		Next    *string    `json:"next"`
+		Results []LogEntry `json:"results"`
+	}
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/history", query: q, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	h := &History{Count: out.Count, Results: out.Results}
+	if out.Next != nil {
+		h.Next = *out.Next
+	}
+	return h, nil
+}
