@@ -140,3 +140,12 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("unknown route: %d %v", st, body)
 	}
 }
+
+func TestTrailingSlash(t *testing.T) {
+	e := newEnv(t)
+	st1, a := e.doRaw("GET", "/account/v1.0/resources", "", nil)
+	st2, b := e.doRaw("GET", "/account/v1.0/resources/", "", nil)
+	if st1 != 200 || st2 != 200 || string(a) != string(b) {
+		t.Fatalf("with and without a trailing slash: %d %s / %d %s", st1, a, st2, b)
+	}
+}
