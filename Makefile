@@ -3,10 +3,12 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test lint bench tidy-check
 
-## run: the server arrives with the HTTP API (issue 4); today only the engine exists
+## run: build bin/quotaledger and serve with the data under ./data; the first start makes
+## the admin and the README's demo setup and prints them (Ctrl-C stops it gracefully)
+RUN_FLAGS ?= --log-format console
 run:
-	@echo "quotaledger serve is not built yet: the engine is a library today (make test, make bench)." >&2
-	@exit 1
+	$(GO) build -o bin/quotaledger ./cmd/quotaledger
+	exec ./bin/quotaledger serve --data ./data --demo $(RUN_FLAGS)
 
 ## test: every test, with the race detector
 test:

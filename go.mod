@@ -3,6 +3,7 @@ module github.com/quotaledger/quotaledger
 go 1.26.8
 
 require (
+	github.com/alecthomas/kong v1.17.0
 	github.com/cockroachdb/datadriven v1.0.3
 	github.com/cockroachdb/pebble/v2 v2.1.7
 	github.com/google/uuid v1.6.0

@@ -1,0 +1,192 @@
+// Command quotaledger is the quota and commission ledger: one binary whose
+// subcommands are the daemon (serve) and, as they arrive, the operator's
+// tools (DESIGN.md §6, §9, §10).
+//
+// Main follows the shape of wtf's cmd/wtfd: ParseFlags reads the command
+// line (flags with QUOTALEDGER_* environment fallbacks), Run starts the
+// command, Wait blocks while a daemon runs, Close stops it gracefully. The
+// tests drive the same type.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	m := NewMain()
+	os.Exit(m.Main(ctx, stop, os.Args[1:]))
+}
+
+// CLI is the command line: one field per subcommand. The operator
+// subcommands (quota, commission, user, token, watch, ...) join serve here.
+type CLI struct {
+	Serve ServeCmd `cmd:"" help:"Run the server: the HTTP API over the ledger in --data."`
+}
+
+// ExitError ends the process with Code. Code 0 is not a failure: --help
+// was asked for and printed.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Main is the program: parsed flags, and the running command.
+type Main struct {
+	// Stdout receives what the operator must see once (the bootstrap token,
+	// the demo setup); Stderr, help, usage errors and the log.
+	Stdout, Stderr io.Writer
+	// Getenv reads the environment variables that are not flags
+	// (QUOTALEDGER_ADMIN_TOKEN). Flags' own fallbacks come from the process
+	// environment.
+	Getenv func(string) string
+
+	CLI     CLI
+	command string  // the command ParseFlags found, as kong names it
+	server  *server // the running server (serve)
+}
+
+// NewMain returns a Main on the process's standard streams and environment.
+func NewMain() *Main {
+	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+}
+
+// Main runs the program with args and returns the exit code: it parses,
+// runs, waits while a daemon serves until ctx is done (then calls stop, so
+// that a second signal kills at once), and closes.
+func (m *Main) Main(ctx context.Context, stop func(), args []string) int {
+	if err := m.ParseFlags(ctx, args); err != nil {
+		var ee *ExitError
+		if errors.As(err, &ee) {
+			return ee.Code
+		}
+		fmt.Fprintf(m.Stderr, "quotaledger: %v\n", err)
+		return 2
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintf(m.Stderr, "quotaledger: %v\n", err)
+		_ = m.Close()
+		return 1
+	}
+	err := m.Wait(ctx)
+	stop()
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintf(m.Stderr, "quotaledger: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// exitPanic carries kong's exit code out of a parse (kong calls Exit after
+// printing help, and would otherwise carry on).
+type exitPanic int
+
+// ParseFlags parses args into m.CLI. Each flag falls back to its
+// QUOTALEDGER_* environment variable, then to its default. --help prints
+// help to Stdout and returns an *ExitError with code 0; a usage error is
+// printed to Stderr and returned as an *ExitError with code 2.
+func (m *Main) ParseFlags(_ context.Context, args []string) (err error) {
+	m.CLI = CLI{}
+	parser, err := kong.New(&m.CLI,
+		kong.Name("quotaledger"),
+		kong.Description("A quota and commission ledger (DESIGN.md). Every flag falls back to the environment variable named in its help."),
+		kong.Writers(m.Stdout, m.Stderr),
+		kong.Exit(func(code int) { panic(exitPanic(code)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
+	)
+	if err != nil {
+		return fmt.Errorf("quotaledger: command line model: %w", err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			code, ok := r.(exitPanic)
+			if !ok {
+				panic(r)
+			}
+			err = &ExitError{Code: int(code)}
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(m.Stderr, "quotaledger: %v\n", err)
+		var pe *kong.ParseError
+		word := ""
+		if errors.As(err, &pe) && pe.Context != nil {
+			word = commandWord(pe.Context)
+		}
+		fmt.Fprintf(m.Stderr, "run %q for usage\n", "quotaledger "+word+"--help")
+		return &ExitError{Code: 2, Err: err}
+	}
+	m.command = kctx.Command()
+	return nil
+}
+
+// commandWord is the subcommand a failed parse got to, with a trailing
+// space, or "".
+func commandWord(kctx *kong.Context) string {
+	if n := kctx.Selected(); n != nil {
+		return n.Name + " "
+	}
+	return ""
+}
+
+// Run starts the parsed command. For serve it returns once the server
+// listens and answers /readyz; Wait then blocks while it serves.
+func (m *Main) Run(ctx context.Context) error {
+	switch m.command {
+	case "serve":
+		s, err := startServer(ctx, &m.CLI.Serve, m.Stdout, m.Stderr, m.Getenv)
+		if err != nil {
+			return err
+		}
+		m.server = s
+		return nil
+	case "":
+		return errors.New("no command: call ParseFlags first")
+	default:
+		return fmt.Errorf("command %q is not built yet", m.command)
+	}
+}
+
+// Wait blocks while a daemon runs: until ctx is done (nil) or the server
+// fails (its error). A command that is not a daemon returns at once.
+func (m *Main) Wait(ctx context.Context) error {
+	if m.server == nil {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-m.server.failed:
+		return err
+	}
+}
+
+// Close stops what Run started: for serve, a graceful shutdown (see
+// server.Close). It is safe to call more than once.
+func (m *Main) Close() error {
+	if m.server == nil {
+		return nil
+	}
+	return m.server.Close()
+}

@@ -1,0 +1,639 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// envVars are the environment variables serve reads.
+var envVars = []string{"QUOTALEDGER_DATA", "QUOTALEDGER_LISTEN", "QUOTALEDGER_NATS_URL",
+	"QUOTALEDGER_PUBLIC_URL", "QUOTALEDGER_LOG_LEVEL", "QUOTALEDGER_LOG_FORMAT",
+	"QUOTALEDGER_SHUTDOWN_TIMEOUT", "QUOTALEDGER_DEMO", "QUOTALEDGER_ADMIN_TOKEN"}
+
+// clearEnv unsets every QUOTALEDGER_* variable for the test (restored
+// after it).
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, k := range envVars {
+		t.Setenv(k, "")
+		if err := os.Unsetenv(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger writing from many
+// goroutines while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func newTestMain() (*Main, *syncBuffer, *syncBuffer) {
+	var stdout, stderr syncBuffer
+	m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
+	return m, &stdout, &stderr
+}
+
+func TestParseFlags(t *testing.T) {
+	defaults := ServeCmd{Data: "./data", Listen: "127.0.0.1:8080", LogLevel: "info", LogFormat: "json",
+		ShutdownTimeout: 30 * time.Second}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(c *ServeCmd)
+		code int // of the *ExitError, when want is nil
+	}{
+		{name: "OK/defaults", args: []string{"serve"}, want: func(*ServeCmd) {}},
+		{name: "OK/flags", args: []string{"serve", "--data", "/var/lib/ql", "--listen", "0.0.0.0:9000",
+			"--nats-url", "nats://n1:4222", "--public-url", "https://quota.example.org", "--log-level", "debug",
+			"--log-format", "console", "--shutdown-timeout", "5s", "--demo"},
+			want: func(c *ServeCmd) {
+				*c = ServeCmd{Data: "/var/lib/ql", Listen: "0.0.0.0:9000", NatsURL: "nats://n1:4222",
+					PublicURL: "https://quota.example.org", LogLevel: "debug", LogFormat: "console",
+					ShutdownTimeout: 5 * time.Second, Demo: true}
+			}},
+		{name: "OK/equals form", args: []string{"serve", "--data=d", "--listen=[::1]:0"},
+			want: func(c *ServeCmd) { c.Data, c.Listen = "d", "[::1]:0" }},
+		{name: "OK/environment", args: []string{"serve"},
+			env: map[string]string{"QUOTALEDGER_DATA": "/srv/ql", "QUOTALEDGER_LISTEN": ":8081",
+				"QUOTALEDGER_NATS_URL": "nats://tok@n1:4222", "QUOTALEDGER_PUBLIC_URL": "http://q.example.org/",
+				"QUOTALEDGER_LOG_LEVEL": "warn", "QUOTALEDGER_LOG_FORMAT": "console",
+				"QUOTALEDGER_SHUTDOWN_TIMEOUT": "1m", "QUOTALEDGER_DEMO": "true"},
+			want: func(c *ServeCmd) {
+				*c = ServeCmd{Data: "/srv/ql", Listen: ":8081", NatsURL: "nats://tok@n1:4222",
+					PublicURL: "http://q.example.org/", LogLevel: "warn", LogFormat: "console",
+					ShutdownTimeout: time.Minute, Demo: true}
+			}},
+		{name: "OK/flag beats environment", args: []string{"serve", "--data", "flag", "--log-level", "error"},
+			env:  map[string]string{"QUOTALEDGER_DATA": "env", "QUOTALEDGER_LOG_LEVEL": "debug"},
+			want: func(c *ServeCmd) { c.Data, c.LogLevel = "flag", "error" }},
+		{name: "ErrUsage/no command", args: nil, code: 2},
+		{name: "ErrUsage/unknown command", args: []string{"frobnicate"}, code: 2},
+		{name: "ErrUsage/unknown flag", args: []string{"serve", "--port", "80"}, code: 2},
+		{name: "ErrUsage/listen", args: []string{"serve", "--listen", "8080"}, code: 2},
+		{name: "ErrUsage/log level", args: []string{"serve", "--log-level", "loud"}, code: 2},
+		{name: "ErrUsage/log format", args: []string{"serve", "--log-format", "xml"}, code: 2},
+		{name: "ErrUsage/public url", args: []string{"serve", "--public-url", "quota.example.org"}, code: 2},
+		{name: "ErrUsage/nats url", args: []string{"serve", "--nats-url", "http://n1:4222"}, code: 2},
+		{name: "ErrUsage/empty data", args: []string{"serve", "--data", ""}, code: 2},
+		{name: "ErrUsage/environment", args: []string{"serve"}, env: map[string]string{"QUOTALEDGER_LOG_LEVEL": "loud"}, code: 2},
+		{name: "ErrUsage/shutdown timeout", args: []string{"serve", "--shutdown-timeout", "0s"}, code: 2},
+		{name: "Help", args: []string{"serve", "--help"}, code: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			m, stdout, stderr := newTestMain()
+			err := m.ParseFlags(context.Background(), tc.args)
+			if tc.want == nil {
+				var ee *ExitError
+				if !errors.As(err, &ee) || ee.Code != tc.code {
+					t.Fatalf("ParseFlags(%q) = %v, want exit code %d", tc.args, err, tc.code)
+				}
+				if tc.code != 0 && !strings.Contains(stderr.String(), "quotaledger: ") {
+					t.Fatalf("stderr %q says nothing", stderr.String())
+				}
+				if m.command != "" && tc.code != 0 {
+					t.Fatalf("command %q chosen after a usage error", m.command)
+				}
+				_ = stdout
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseFlags(%q): %v (stderr %q)", tc.args, err, stderr.String())
+			}
+			want := defaults
+			tc.want(&want)
+			if m.command != "serve" || m.CLI.Serve != want {
+				t.Fatalf("command %q, flags %+v\nwant %+v", m.command, m.CLI.Serve, want)
+			}
+		})
+	}
+}
+
+// TestServeHelp checks that `serve --help` documents every flag's
+// environment variable, its defaults and QUOTALEDGER_ADMIN_TOKEN, and that
+// asking for help runs nothing.
+func TestServeHelp(t *testing.T) {
+	clearEnv(t)
+	m, stdout, _ := newTestMain()
+	code := m.Main(context.Background(), func() {}, []string{"serve", "--help"})
+	if code != 0 || m.server != nil {
+		t.Fatalf("serve --help: exit %d, server %v", code, m.server)
+	}
+	help := stdout.String()
+	for _, want := range append(envVars, "--data=DIR", "--listen=HOST:PORT", "--nats-url=URL", "--public-url=URL",
+		"--log-level", "--log-format", "--demo", "default ./data", "default 127.0.0.1:8080", "bootstrap.json") {
+		if !strings.Contains(help, want) {
+			t.Errorf("serve --help does not mention %q:\n%s", want, help)
+		}
+	}
+}
+
+// TestMainServe runs serve in the process (as wtfd's main_test does): it
+// bootstraps, answers /readyz, and stops.
+func TestMainServe(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	m, stdout, stderr := newTestMain()
+	ctx := context.Background()
+	if err := m.ParseFlags(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--nats-url", "nats://user:secret@127.0.0.1:4222"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(ctx); err != nil {
+		t.Fatalf("Run: %v\n%s", err, stderr.String())
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	base := "http://" + m.server.addr.String()
+	if code := get(t, base+"/readyz", ""); code != http.StatusOK {
+		t.Fatalf("/readyz: %d", code)
+	}
+	b := readBootstrap(t, dir)
+	if !strings.Contains(stdout.String(), b.Token) || b.Token == "" {
+		t.Fatalf("stdout %q does not show the token", stdout.String())
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil { // again: nothing
+		t.Fatal(err)
+	}
+	log := stderr.String()
+	if !strings.Contains(log, "NATS relay is not built yet") || strings.Contains(log, "secret") {
+		t.Fatalf("the log should warn about --nats-url without its password:\n%s", log)
+	}
+	if _, err := http.Get(base + "/readyz"); err == nil {
+		t.Fatal("the server still answers after Close")
+	}
+}
+
+// Building the binary once serves every end-to-end test.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "quotaledger-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "quotaledger")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// proc is a running quotaledger serve.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	base   string // http://host:port
+	stdout *syncBuffer
+	stderr *syncBuffer
+	exited chan struct{}
+	err    error // of Wait, once exited is closed
+}
+
+// startServe starts the binary with serve --listen 127.0.0.1:0 and args,
+// with env added to a QUOTALEDGER_-free environment, learns the bound
+// address from its "listening" log line, and waits for /readyz.
+//
+// Port 0 and the logged address leave no window in which another process
+// could take a port picked in advance.
+func startServe(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, stdout: new(syncBuffer), stderr: new(syncBuffer), exited: make(chan struct{})}
+	p.cmd = exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	p.cmd.Env = append(cleanEnv(), env...)
+	p.cmd.Stdout = p.stdout
+	errPipe, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(errPipe)
+		for sc.Scan() {
+			line := sc.Bytes()
+			_, _ = p.stderr.Write(append(line, '\n'))
+			var rec struct {
+				Message string `json:"message"`
+				Addr    string `json:"addr"`
+			}
+			if json.Unmarshal(line, &rec) == nil && rec.Message == "listening" && rec.Addr != "" {
+				select {
+				case addr <- rec.Addr:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(p.stderr, errPipe)
+	}()
+	go func() {
+		<-copied // Wait closes the pipe: read it all first
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
+		}
+	})
+	select {
+	case a := <-addr:
+		p.base = "http://" + a
+	case <-p.exited:
+		t.Fatalf("serve exited before listening: %v", p.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not log its address within 10s")
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if code := get(t, p.base+"/readyz", ""); code != http.StatusOK {
+			return fmt.Errorf("/readyz: %d", code)
+		}
+		return nil
+	})
+	return p
+}
+
+// stop sends SIGTERM and checks the process exits 0 promptly.
+func (p *proc) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		p.t.Fatal("serve did not exit within 5s of SIGTERM")
+	}
+	if p.err != nil {
+		p.t.Fatalf("serve exited with %v after SIGTERM", p.err)
+	}
+	if !strings.Contains(p.stderr.String(), `"message":"stopped"`) {
+		p.t.Fatalf("no graceful stop in the log:\n%s", p.stderr)
+	}
+}
+
+// cleanEnv is the test's environment without QUOTALEDGER_* variables.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "QUOTALEDGER_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// checkFor polls fn until it returns nil or d has passed.
+func checkFor(t *testing.T, d time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var client = &http.Client{Timeout: 5 * time.Second}
+
+// get answers the status of GET url with token (if any); 0 if the call
+// failed.
+func get(t *testing.T, url, token string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("X-Auth-Token", token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+func readBootstrap(t *testing.T, dir string) Bootstrap {
+	t.Helper()
+	path := filepath.Join(dir, bootstrapFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", path, fi.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b Bootstrap
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if b.Username != adminUsername || len(b.Password) < 16 || b.UserUUID == "" || b.TokenID == "" {
+		t.Fatalf("bootstrap.json %s", data)
+	}
+	return b
+}
+
+// authRoutes are routes that need a token, tried in turn: the first one
+// the server has (401 without a token) checks a token over HTTP.
+var authRoutes = []string{"/account/v1.0/users", "/account/v1.0/auth/whoami", "/account/v1.0/access_tokens",
+	"/account/v1.0/quotas"}
+
+// checkTokenHTTP checks that token is taken on a route that needs one,
+// where the API has such a route yet.
+func checkTokenHTTP(t *testing.T, base, token string) {
+	t.Helper()
+	if code := get(t, base+"/healthz", token); code != http.StatusOK {
+		t.Fatalf("/healthz with the admin token: %d", code)
+	}
+	for _, route := range authRoutes {
+		if get(t, base+route, "") != http.StatusUnauthorized {
+			continue // not served yet
+		}
+		if code := get(t, base+route, token); code != http.StatusOK {
+			t.Fatalf("GET %s with the admin token: %d", route, code)
+		}
+		if code := get(t, base+route, token+"x"); code != http.StatusUnauthorized {
+			t.Fatalf("GET %s with a wrong token: %d", route, code)
+		}
+		return
+	}
+	t.Logf("no route of %v needs a token yet: the token is checked against the store only", authRoutes)
+}
+
+// openStore opens the identity store of a stopped server's data directory.
+func openStore(t *testing.T, dir string) *identity.Store {
+	t.Helper()
+	l, err := ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger"), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
+		MemTableSize: 4 << 20, CacheSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	s, err := identity.Open(l, identity.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// checkAdminToken checks, in the store itself, that token is the admin's.
+func checkAdminToken(t *testing.T, s *identity.Store, token string) *identity.User {
+	t.Helper()
+	p, err := s.Authenticate(token)
+	if err != nil {
+		t.Fatalf("the admin token: %v", err)
+	}
+	if !p.IsAdmin() || p.User.Username != adminUsername || p.Token.Name != bootstrapToken {
+		t.Fatalf("the admin token is %+v of %+v", p.Token, p.User)
+	}
+	return p.User
+}
+
+func countUsers(t *testing.T, s *identity.Store) int {
+	t.Helper()
+	n, _, err := s.ListUsers(identity.UserQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestServeBootstrap: the first start makes the admin and prints the
+// token once; a restart on the same data makes nothing; SIGTERM stops it.
+func TestServeBootstrap(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGTERM")
+	}
+	dir := t.TempDir()
+	p := startServe(t, nil, "--data", dir)
+	b := readBootstrap(t, dir)
+	if b.TokenSource != "generated" || !strings.HasPrefix(b.Token, "qlp_") {
+		t.Fatalf("bootstrap.json %+v", b)
+	}
+	if n := strings.Count(p.stdout.String(), b.Token); n != 1 {
+		t.Fatalf("stdout shows the token %d times, want once:\n%s", n, p.stdout)
+	}
+	if strings.Contains(p.stderr.String(), b.Token) || strings.Contains(p.stderr.String(), b.Password) {
+		t.Fatal("the log holds the admin's token or password")
+	}
+	checkTokenHTTP(t, p.base, b.Token)
+	if _, err := os.Stat(filepath.Join(dir, demoFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("plain serve made a demo setup: %v", err)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, bootstrapFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stop()
+
+	// Restart: same data, no new admin, no token shown, the token works.
+	p = startServe(t, nil, "--data", dir, "--demo")
+	if out := p.stdout.String(); out != "" {
+		t.Fatalf("a restart printed %q", out)
+	}
+	after, err := os.ReadFile(filepath.Join(dir, bootstrapFile))
+	if err != nil || !bytes.Equal(before, after) {
+		t.Fatalf("a restart changed bootstrap.json (%v)", err)
+	}
+	checkTokenHTTP(t, p.base, b.Token)
+	p.stop()
+
+	s := openStore(t, dir)
+	if u := checkAdminToken(t, s, b.Token); u.UUID != b.UserUUID {
+		t.Fatalf("admin %s, bootstrap.json says %s", u.UUID, b.UserUUID)
+	}
+	if n := countUsers(t, s); n != 1 {
+		t.Fatalf("%d users after a restart, want the admin only", n)
+	}
+	if _, _, _, err := s.Login(context.Background(), b.Username, b.Password); err != nil {
+		t.Fatalf("the admin's password from bootstrap.json: %v", err)
+	}
+}
+
+// TestServeAdminTokenAndDemo: QUOTALEDGER_ADMIN_TOKEN becomes the admin's
+// token (never printed nor written), and --demo makes the README's setup.
+func TestServeAdminTokenAndDemo(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGTERM")
+	}
+	const chosen = "deployment-chosen-admin-token-0123456789"
+	dir := t.TempDir()
+	p := startServe(t, []string{"QUOTALEDGER_ADMIN_TOKEN=" + chosen}, "--data", dir, "--demo")
+	b := readBootstrap(t, dir)
+	if b.Token != "" || b.TokenSource != adminTokenEnv {
+		t.Fatalf("bootstrap.json %+v", b)
+	}
+	if strings.Contains(p.stdout.String(), chosen) || strings.Contains(p.stderr.String(), chosen) {
+		t.Fatal("the chosen admin token was printed or logged")
+	}
+	data, err := os.ReadFile(filepath.Join(dir, bootstrapFile))
+	if err != nil || bytes.Contains(data, []byte(chosen)) {
+		t.Fatalf("bootstrap.json holds the chosen token (%v)", err)
+	}
+	checkTokenHTTP(t, p.base, chosen)
+
+	env := readDemo(t, dir)
+	if !strings.Contains(p.stdout.String(), env["SERVICE_TOKEN"]) || env["QL"] != p.base {
+		t.Fatalf("demo setup %v not printed, or not for %s:\n%s", env, p.base, p.stdout)
+	}
+	p.stop()
+
+	s := openStore(t, dir)
+	checkAdminToken(t, s, chosen)
+	ctx := context.Background()
+	sp, err := s.Authenticate(env["SERVICE_TOKEN"])
+	if err != nil || sp.Service == nil || sp.Service.Name != "compute" || sp.Service.Type != "compute" ||
+		len(sp.Service.Endpoints) != 1 || sp.Service.Endpoints[0].PublicURL != p.base+"/compute/v2.0" {
+		t.Fatalf("service token: %v %+v", err, sp.Service)
+	}
+	up, err := s.Authenticate(env["DEMO_TOKEN"])
+	if err != nil || up.User == nil || up.User.Username != demoUsername || up.User.UUID != env["DEMO_UUID"] || up.IsAdmin() {
+		t.Fatalf("demo token: %v %+v", err, up.User)
+	}
+	if _, _, _, err := s.Login(ctx, env["DEMO_USER"], env["DEMO_PASSWORD"]); err != nil {
+		t.Fatalf("demo password: %v", err)
+	}
+	for name, uplimit := range map[string]int64{"compute.vm": 2, "compute.ram": 4294967296} {
+		r, err := s.GetResource(name)
+		if err != nil || r.UpLimit != uplimit || r.Service != "compute" {
+			t.Fatalf("resource %s: %v %+v", name, err, r)
+		}
+	}
+}
+
+// readDemo reads DIR/demo.env (mode 0600) as its exported variables.
+func readDemo(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	path := filepath.Join(dir, demoFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v", path, fi.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for line := range strings.Lines(string(data)) {
+		line, _, _ = strings.Cut(line, "#")
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "export ")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Fields(rest) {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+	}
+	for _, k := range []string{"QL", "SERVICE_TOKEN", "DEMO_USER", "DEMO_PASSWORD", "DEMO_UUID", "DEMO_TOKEN"} {
+		if env[k] == "" {
+			t.Fatalf("%s lacks %s:\n%s", path, k, data)
+		}
+	}
+	return env
+}
+
+// TestServeBadAdminToken: a QUOTALEDGER_ADMIN_TOKEN that cannot be a token
+// fails the first start and leaves the data directory new.
+func TestServeBadAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(binary(t), "serve", "--data", dir, "--listen", "127.0.0.1:0")
+	cmd.Env = append(cleanEnv(), "QUOTALEDGER_ADMIN_TOKEN=too short")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "QUOTALEDGER_ADMIN_TOKEN") {
+		t.Fatalf("serve with a bad admin token: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, bootstrapFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("bootstrap.json after a failed bootstrap: %v", err)
+	}
+	if n := countUsers(t, openStore(t, dir)); n != 0 {
+		t.Fatalf("%d users after a failed bootstrap", n)
+	}
+}

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/api"
+	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// ServeCmd is `quotaledger serve`, the daemon (DESIGN.md §9: these flags,
+// their defaults and QUOTALEDGER_ADMIN_TOKEN are the operator contract).
+type ServeCmd struct {
+	Data            string        `default:"./data" env:"QUOTALEDGER_DATA" placeholder:"DIR" help:"Data directory: the ledger in DIR/ledger, bootstrap.json beside it (default ${default})."`
+	Listen          string        `default:"127.0.0.1:8080" env:"QUOTALEDGER_LISTEN" placeholder:"HOST:PORT" help:"Address to listen on (default ${default}); port 0 takes a free one, logged with the message \"listening\"."`
+	NatsURL         string        `name:"nats-url" env:"QUOTALEDGER_NATS_URL" placeholder:"URL" help:"NATS server to publish events to. Accepted, not used yet: events wait in the outbox until the relay arrives."`
+	PublicURL       string        `name:"public-url" env:"QUOTALEDGER_PUBLIC_URL" placeholder:"URL" help:"Base URL the service catalog names (default: the scheme and host each request came to)."`
+	LogLevel        string        `default:"info" enum:"trace,debug,info,warn,error" env:"QUOTALEDGER_LOG_LEVEL" placeholder:"LEVEL" help:"Log level: trace, debug, info, warn or error (default ${default})."`
+	LogFormat       string        `default:"json" enum:"json,console" env:"QUOTALEDGER_LOG_FORMAT" placeholder:"FORMAT" help:"Log format: json (one object a line) or console (for people) (default ${default})."`
+	ShutdownTimeout time.Duration `default:"30s" env:"QUOTALEDGER_SHUTDOWN_TIMEOUT" placeholder:"DURATION" help:"How long a shutdown (SIGTERM, SIGINT) waits for calls in flight (default ${default})."`
+	Demo            bool          `env:"QUOTALEDGER_DEMO" help:"On the first start of an empty data directory, also create the demo setup of the README (a compute service, two resources, a user) and print it."`
+}
+
+// Help is the detail of `serve --help`.
+func (c *ServeCmd) Help() string {
+	return `Serves the HTTP API (DESIGN.md §3) until SIGTERM or SIGINT, then stops
+gracefully: no new connections, calls in flight finish (up to
+--shutdown-timeout), token last-use times are stored, the ledger is closed.
+
+On the first start of an empty data directory it creates the admin user
+` + adminUsername + ` with a random password and a personal access token. If
+QUOTALEDGER_ADMIN_TOKEN is set (32 to 256 bytes of visible ASCII), that value
+becomes the admin's token; otherwise the fresh token is printed once on
+stdout. Either way DIR/bootstrap.json (mode 0600) holds the username and
+password (and the fresh token). Later starts do none of this.`
+}
+
+// Validate checks what kong's types cannot.
+func (c *ServeCmd) Validate() error {
+	if c.Data == "" {
+		return errors.New("--data must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("--listen must be HOST:PORT: %w", err)
+	}
+	if c.PublicURL != "" {
+		if err := checkURL(c.PublicURL, "http", "https"); err != nil {
+			return fmt.Errorf("--public-url: %w", err)
+		}
+	}
+	if c.NatsURL != "" {
+		if err := checkURL(c.NatsURL, "nats", "tls", "ws", "wss"); err != nil {
+			return fmt.Errorf("--nats-url: %w", err)
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("--shutdown-timeout must be positive")
+	}
+	return nil
+}
+
+func checkURL(s string, schemes ...string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	for _, sc := range schemes {
+		if u.Scheme == sc && u.Host != "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not a %v URL with a host", s, schemes)
+}
+
+// HTTP server limits. A call of this API is small and quick: a header is
+// a token and a few fields, a body is capped by the API (1 MiB), and the
+// engine answers in milliseconds; the timeouts are there to shed slow or
+// stuck clients, not to bound honest work.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+
+	// flushInterval is how often token last-use times are stored.
+	flushInterval = time.Minute
+)
+
+// newLogger makes the process logger: JSON lines, or console text, on w.
+func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("--log-level: %w", err)
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// isTerminal reports whether w is a terminal (colours are for people).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// server is a running `serve`.
+type server struct {
+	log             zerolog.Logger
+	ledger          *ledger.Ledger
+	id              *identity.Store
+	http            *http.Server
+	addr            net.Addr
+	shutdownTimeout time.Duration
+
+	ready  atomic.Bool
+	failed chan error // the listener's error, if it stops by itself
+
+	stopFlush chan struct{}
+	flushDone chan struct{}
+	served    chan struct{} // closed when Serve has returned
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// startServer opens the ledger and identity under c.Data, bootstraps a new
+// data directory, and serves the API on c.Listen. It returns once the
+// server takes calls.
+func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, getenv func(string) string) (*server, error) {
+	log, err := newLogger(stderr, c.LogLevel, c.LogFormat)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	// Listen first: a taken port fails the start before anything is made.
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	s := &server{log: log, addr: ln.Addr(), shutdownTimeout: c.ShutdownTimeout,
+		failed: make(chan error, 1), stopFlush: make(chan struct{}), flushDone: make(chan struct{}),
+		served: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = ln.Close()
+			if s.ledger != nil {
+				_ = s.ledger.Close()
+			}
+		}
+	}()
+
+	s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	s.id, err = identity.Open(s.ledger, identity.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if c.NatsURL != "" {
+		log.Warn().Str("nats_url", redactURL(c.NatsURL)).
+			Msg("--nats-url is accepted but the NATS relay is not built yet: events stay in the outbox until it exists")
+	} else {
+		log.Info().Msg("no NATS relay yet: events stay in the outbox until it exists")
+	}
+
+	base := c.PublicURL
+	if base == "" {
+		base = "http://" + loopbackAddr(s.addr)
+	}
+	if err := bootstrap(ctx, bootstrapConfig{
+		Dir: c.Data, Store: s.id, Log: log, Stdout: stdout,
+		AdminToken: getenv("QUOTALEDGER_ADMIN_TOKEN"), Demo: c.Demo, BaseURL: base,
+	}); err != nil {
+		return nil, err
+	}
+
+	handler := api.New(s.ledger, s.id, api.Options{Logger: log, PublicURL: c.PublicURL, Ready: s.readyCheck})
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	go func() {
+		defer close(s.served)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.failed <- fmt.Errorf("serve: %w", err)
+		}
+	}()
+	go s.flushLoop()
+	s.ready.Store(true)
+	ok = true
+	log.Info().Str("addr", s.addr.String()).Str("data", c.Data).Msg("listening")
+	return s, nil
+}
+
+// readyCheck is /readyz: ready between the start and the shutdown, with
+// the ledger open.
+func (s *server) readyCheck(context.Context) error {
+	if !s.ready.Load() {
+		return errors.New("shutting down")
+	}
+	if _, err := s.ledger.Outbox(0, 0); err != nil {
+		return err
+	}
+	return nil
+}
+
+// flushLoop stores token last-use times every flushInterval.
+func (s *server) flushLoop() {
+	defer close(s.flushDone)
+	t := time.NewTicker(flushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopFlush:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := s.id.FlushLastUsed(ctx); err != nil {
+				s.log.Warn().Err(err).Msg("storing token last use")
+			}
+			cancel()
+		}
+	}
+}
+
+// Close shuts the server down gracefully: /readyz turns 503, the listener
+// closes, calls in flight finish (up to the shutdown timeout, then their
+// connections are cut), token last-use times are stored, and the ledger is
+// closed. It is safe to call more than once.
+func (s *server) Close() error {
+	s.closeOnce.Do(func() {
+		start := time.Now()
+		s.ready.Store(false)
+		s.log.Info().Msg("shutting down")
+		var errs []error
+		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+		if err := s.http.Shutdown(ctx); err != nil {
+			s.log.Warn().Err(err).Dur("timeout", s.shutdownTimeout).Msg("calls still in flight at the shutdown timeout: cutting them")
+			_ = s.http.Close()
+		}
+		cancel()
+		<-s.served
+		close(s.stopFlush)
+		<-s.flushDone
+		fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.id.FlushLastUsed(fctx); err != nil {
+			errs = append(errs, fmt.Errorf("storing token last use: %w", err))
+		}
+		fcancel()
+		if err := s.ledger.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the ledger: %w", err))
+		}
+		s.closeErr = errors.Join(errs...)
+		if s.closeErr != nil {
+			s.log.Error().Err(s.closeErr).Msg("shutdown")
+		} else {
+			s.log.Info().Dur("took", time.Since(start)).Msg("stopped")
+		}
+	})
+	return s.closeErr
+}
+
+// loopbackAddr is addr as a client on this machine dials it: an
+// unspecified host (0.0.0.0, ::) becomes the loopback address.
+func loopbackAddr(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if ip.To4() != nil {
+			host = "127.0.0.1"
+		} else {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// redactURL drops a URL's user information (a NATS token or user and
+// password), for the log.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	u.User = nil
+	return u.String()
+}
