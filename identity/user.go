@@ -219,6 +219,9 @@ func pageBounds(page, size, n int) (lo, hi int, err error) {
 	if page < 1 || size < 1 || size > 100 {
 		return 0, 0, invalidf("page must be >= 1 and page_size between 1 and 100")
 	}
+	if page > n/size+1 {
+		return n, n, nil // past the end (and no overflow of (page-1)*size)
+	}
 	lo = min((page-1)*size, n)
 	return lo, min(lo+size, n), nil
 }
