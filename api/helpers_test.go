@@ -21,7 +21,7 @@ import (
 // filesystem, with an admin, a user, a service ("cyclades", type compute)
 // and two resources of it.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	l       *ledger.Ledger
 	id      *identity.Store
 	srv     *httptest.Server
@@ -34,7 +34,7 @@ type env struct {
 
 const testPassword = "correct horse battery"
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: vfs.NewMem(), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
