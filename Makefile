@@ -30,3 +30,5 @@ tidy-check:
 bench:
 	$(GO) test ./ledger -run '^$$' -bench 'IssueAccept|HotHolding|OverLimit' -benchtime 10s -timeout 30m
 	$(GO) test ./ledger -run '^$$' -bench 'Open|MemoryPerHolding' -benchtime 1x -timeout 30m
+	$(GO) test ./api -run '^$$' -bench 'HTTPIssueAccept' -benchtime 10s -timeout 30m
+	$(GO) test ./identity -run '^$$' -bench 'TokenLookup' -benchmem
