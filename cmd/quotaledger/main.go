@@ -30,6 +30,7 @@ func main() {
 // subcommands (quota, commission, user, token, watch, ...) join serve here.
 type CLI struct {
 	Serve ServeCmd `cmd:"" help:"Run the server: the HTTP API over the ledger in --data."`
+	Login LoginCmd `cmd:"" help:"Log in (password from QUOTALEDGER_PASSWORD or stdin) and keep the token in the token file."`
 }
 
 // ExitError ends the process with Code. Code 0 is not a failure: --help
@@ -53,6 +54,9 @@ type Main struct {
 	// Stdout receives what the operator must see once (the bootstrap token,
 	// the demo setup); Stderr, help, usage errors and the log.
 	Stdout, Stderr io.Writer
+	// Stdin is where login reads a password from when none is in the
+	// environment.
+	Stdin io.Reader
 	// Getenv reads the environment variables that are not flags
 	// (QUOTALEDGER_ADMIN_TOKEN). Flags' own fallbacks come from the process
 	// environment.
@@ -65,7 +69,7 @@ type Main struct {
 
 // NewMain returns a Main on the process's standard streams and environment.
 func NewMain() *Main {
-	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 }
 
 // Main runs the program with args and returns the exit code: it parses,
@@ -161,6 +165,8 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.server = s
 		return nil
+	case "login":
+		return login(ctx, &m.CLI.Login, m.Stdin, m.Stdout, m.Getenv)
 	case "":
 		return errors.New("no command: call ParseFlags first")
 	default:

@@ -368,7 +368,7 @@ func checkFor(t *testing.T, d time.Duration, fn func() error) {
 	}
 }
 
-var client = &http.Client{Timeout: 5 * time.Second}
+var httpClient = &http.Client{Timeout: 5 * time.Second}
 
 // get answers the status of GET url with token (if any); 0 if the call
 // failed.
@@ -381,7 +381,7 @@ func get(t *testing.T, url, token string) int {
 	if token != "" {
 		req.Header.Set("X-Auth-Token", token)
 	}
-	resp, err := client.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return 0
 	}
@@ -635,5 +635,51 @@ func TestServeBadAdminToken(t *testing.T) {
 	}
 	if n := countUsers(t, openStore(t, dir)); n != 0 {
 		t.Fatalf("%d users after a failed bootstrap", n)
+	}
+}
+
+// TestLogin logs in to a running server with the login command and checks
+// the token file: mode 0600, and the token in it works.
+func TestLogin(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	p := startServe(t, nil, "--data", dir)
+	b := readBootstrap(t, dir)
+	file := filepath.Join(t.TempDir(), "cfg", "token")
+
+	m, stdout, stderr := newTestMain()
+	m.Stdin = strings.NewReader(b.Password + "\n")
+	m.Getenv = func(string) string { return "" }
+	ctx := context.Background()
+	if err := m.ParseFlags(ctx, []string{"login", "--url", p.base, "--username", b.Username, "--token-file", file}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(ctx); err != nil {
+		t.Fatalf("login: %v\n%s", err, stderr.String())
+	}
+	info, err := os.Stat(file)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", info, err)
+	}
+	raw, _ := os.ReadFile(file)
+	token := strings.TrimSpace(string(raw))
+	if !strings.HasPrefix(token, "qls_") || strings.Contains(stdout.String(), token) {
+		t.Fatalf("token %q (stdout %q)", token, stdout.String())
+	}
+	if code := get(t, p.base+"/account/v1.0/auth/whoami", token); code != http.StatusOK {
+		t.Fatalf("whoami with the saved token: %d", code)
+	}
+
+	m, _, _ = newTestMain()
+	m.Stdin = strings.NewReader("wrong password\n")
+	m.Getenv = func(string) string { return "" }
+	if err := m.ParseFlags(ctx, []string{"login", "--url", p.base, "--username", b.Username, "--token-file", file + "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(ctx); err == nil {
+		t.Fatal("a wrong password logged in")
+	}
+	if _, err := os.Stat(file + "2"); err == nil {
+		t.Fatal("a failed login wrote a token file")
 	}
 }

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/quotaledger/quotaledger/api/client"
+)
+
+// LoginCmd logs in with a username and password and keeps the session
+// token in the token file, where the client (and later commands) pick it up.
+type LoginCmd struct {
+	URL       string `name:"url" default:"http://127.0.0.1:8080" env:"QUOTALEDGER_URL" help:"The server's base URL."`
+	Username  string `name:"username" required:"" env:"QUOTALEDGER_USERNAME" help:"Your username (an email address)."`
+	TokenFile string `name:"token-file" env:"QUOTALEDGER_TOKEN_FILE" help:"Where to keep the token (default ~/.config/quotaledger/token)."`
+}
+
+// login runs LoginCmd. The password comes from QUOTALEDGER_PASSWORD or, if
+// unset, the first line of stdin: never from a flag, where it would show in
+// the process list.
+func login(ctx context.Context, cmd *LoginCmd, stdin io.Reader, stdout io.Writer, getenv func(string) string) error {
+	password := getenv("QUOTALEDGER_PASSWORD")
+	if password == "" && stdin != nil {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading the password from stdin: %w", err)
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	if password == "" {
+		return errors.New("no password: set QUOTALEDGER_PASSWORD or write it on stdin")
+	}
+	c, err := client.New(cmd.URL, "", client.Options{NoTokenPickup: true})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := c.Login(ctx, cmd.Username, password)
+	if err != nil {
+		return err
+	}
+	path := cmd.TokenFile
+	if path == "" {
+		if path, err = client.TokenFile(); err != nil {
+			return err
+		}
+	}
+	if err := client.SaveTokenTo(path, s.Token); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "logged in as %s; the token is in %s (mode 0600) until %s\n",
+		s.User.Username, path, s.Expires.UTC().Format(time.RFC3339))
+	return nil
+}
