@@ -118,3 +118,27 @@ func TestCloseUnderLoad(t *testing.T) {
 		t.Errorf("resolve after close: %v, want ErrClosed", err)
 	}
 }
+
+func TestOutboxStats(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, memOptions())
+	if st, err := l.OutboxStats(); err != nil || st.Depth != 0 || !st.Oldest.IsZero() {
+		t.Fatalf("empty outbox: %+v %v", st, err)
+	}
+	k := key("u", "-", "vm")
+	for i := 0; i < 3; i++ {
+		if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: int64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := l.OutboxStats()
+	if err != nil || st.Depth != 3 || st.Last != 3 || st.Oldest.IsZero() {
+		t.Fatalf("three events: %+v %v", st, err)
+	}
+	if err := l.DeleteOutbox(2); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = l.OutboxStats(); err != nil || st.Depth != 1 || st.Last != 3 {
+		t.Fatalf("after deleting two: %+v %v", st, err)
+	}
+}

@@ -341,3 +341,43 @@ func (l *Ledger) DeleteOutbox(seq uint64) error {
 		return l.db.DeleteRange(outboxKey(nil, 0), outboxKey(nil, seq+1), pebble.Sync)
 	})
 }
+
+// OutboxStats describes the outbox: how many durable events wait to be
+// published (deleted), and the time of the oldest of them (zero if none).
+type OutboxStats struct {
+	Depth  uint64
+	Oldest time.Time
+	// Last is the sequence of the last durable event.
+	Last uint64
+}
+
+// OutboxStats returns the state of the outbox.
+func (l *Ledger) OutboxStats() (OutboxStats, error) {
+	var st OutboxStats
+	err := l.readDB(func() error {
+		st.Last = l.durableOutboxSeq.Load()
+		it, err := l.db.NewIter(&pebble.IterOptions{
+			LowerBound: outboxKey(nil, 0),
+			UpperBound: outboxKey(nil, st.Last+1),
+		})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		if !it.First() {
+			return it.Error()
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		first, err := DecodeEvent(it.Key(), v)
+		if err != nil {
+			return fmt.Errorf("ledger: outbox: %w", err)
+		}
+		st.Depth = st.Last - first.Seq + 1
+		st.Oldest = first.Time
+		return nil
+	})
+	return st, err
+}
