@@ -443,17 +443,7 @@ type restWindow struct {
 	n     int
 }
 
-// restLimiters keeps each server's limiter (the Server type is not this
-// file's to extend).
-var restLimiters sync.Map // *Server -> *restLimiter
-
-func (s *Server) restLimiter() *restLimiter {
-	if l, ok := restLimiters.Load(s); ok {
-		return l.(*restLimiter)
-	}
-	l, _ := restLimiters.LoadOrStore(s, &restLimiter{windows: make(map[string]*restWindow)})
-	return l.(*restLimiter)
-}
+func (s *Server) restLimiter() *restLimiter { return s.limiter }
 
 // over reports whether key has used max attempts in the current window.
 func (l *restLimiter) over(key string, max int, window time.Duration) bool {

@@ -56,6 +56,8 @@ type Server struct {
 	log    zerolog.Logger
 	mux    *http.ServeMux
 	routes []Route
+	// limiter counts login and password-reset attempts (rest.go).
+	limiter *restLimiter
 }
 
 // Access says who may call a route.
@@ -93,7 +95,7 @@ type handlerFunc func(c *call) error
 func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{l: l, id: id, opts: opts, log: opts.Logger.With().Str("component", "api").Logger(),
-		mux: http.NewServeMux()}
+		mux: http.NewServeMux(), limiter: &restLimiter{windows: make(map[string]*restWindow)}}
 	s.registerOps()
 	s.registerDocs()
 	s.registerAstakos()
