@@ -1,0 +1,384 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// RelayOptions configure a Relay. Zero fields take the defaults of
+// withDefaults.
+type RelayOptions struct {
+	// URL is the NATS server, e.g. Server.ClientURL(). Required.
+	URL string
+	// Credentials for an external server: a token, a user and password, or
+	// a credentials file (JWT and nkey seed). Empty ones are not sent.
+	Token, User, Password, CredsFile string
+	// Stream is the JetStream stream (StreamName).
+	Stream string
+	// DuplicateWindow is how long the stream remembers message ids to drop
+	// a republish (2m). With MaxAge set it must not exceed MaxAge.
+	DuplicateWindow time.Duration
+	// MaxAge is how long the stream keeps events; 0 keeps them forever.
+	MaxAge time.Duration
+	// MaxInFlight caps the publishes waiting for their ack (256).
+	MaxInFlight int
+	// Batch is how many outbox entries are read at a time (1024).
+	Batch int
+	// MaxBackoff caps the wait between attempts while NATS is away (2s).
+	MaxBackoff time.Duration
+	Logger     zerolog.Logger
+}
+
+const (
+	defaultDuplicateWindow = 2 * time.Minute
+	defaultMaxInFlight     = 256
+	defaultBatch           = 1024
+	defaultMaxBackoff      = 2 * time.Second
+
+	minBackoff     = 20 * time.Millisecond
+	pollInterval   = 10 * time.Millisecond // outbox poll while idle (Notify wakes it sooner)
+	deleteInterval = 20 * time.Millisecond // at most one outbox delete (a synced write) per interval while busy
+	ackTimeout     = 5 * time.Second       // a publish not acked by then is republished
+	connectTimeout = 2 * time.Second
+	settleTimeout  = 2 * time.Second // on stop, how long to wait for the acks in flight
+)
+
+func (o RelayOptions) withDefaults() RelayOptions {
+	if o.Stream == "" {
+		o.Stream = StreamName
+	}
+	if o.DuplicateWindow == 0 {
+		o.DuplicateWindow = defaultDuplicateWindow
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = defaultMaxInFlight
+	}
+	if o.Batch == 0 {
+		o.Batch = defaultBatch
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = defaultMaxBackoff
+	}
+	return o
+}
+
+// Validate reports the first option that cannot work (after the defaults).
+func (o RelayOptions) Validate() error {
+	o = o.withDefaults()
+	switch {
+	case o.URL == "":
+		return errors.New("events: relay: URL is required")
+	case o.DuplicateWindow < 0 || o.MaxAge < 0 || o.MaxBackoff < 0:
+		return errors.New("events: relay: durations must not be negative")
+	case o.MaxAge > 0 && o.DuplicateWindow > o.MaxAge:
+		return fmt.Errorf("events: relay: duplicate window %s exceeds the stream's max age %s", o.DuplicateWindow, o.MaxAge)
+	case o.MaxInFlight < 0 || o.Batch < 0:
+		return errors.New("events: relay: MaxInFlight and Batch must be positive")
+	}
+	return nil
+}
+
+// Relay publishes the ledger's outbox to JetStream: every event once, in
+// order, deleted from the outbox only after its publish ack. Run does the
+// work; the other methods are safe to call from any goroutine.
+type Relay struct {
+	l      *ledger.Ledger
+	opts   RelayOptions
+	dbID   string
+	log    zerolog.Logger
+	notify chan struct{}
+
+	running    atomic.Bool
+	connected  atomic.Bool
+	published  atomic.Uint64
+	duplicates atomic.Uint64
+
+	// Run's own state.
+	acked      uint64 // every outbox event up to it is acknowledged
+	deleted    uint64 // the outbox is deleted up to it
+	lastDelete time.Time
+	// skipDelete leaves the outbox as it is: tests use it to stand for a
+	// crash between the publish ack and the outbox delete.
+	skipDelete bool
+}
+
+// NewRelay returns a relay of l's outbox. Call Run to start it.
+func NewRelay(l *ledger.Ledger, opts RelayOptions) *Relay {
+	opts = opts.withDefaults()
+	return &Relay{
+		l:      l,
+		opts:   opts,
+		dbID:   l.ID(),
+		log:    opts.Logger,
+		notify: make(chan struct{}, 1),
+	}
+}
+
+// Notify tells the relay that new events may be in the outbox (call it
+// after a commit); without it the relay finds them within 10ms. It never
+// blocks.
+func (r *Relay) Notify() {
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Connected reports whether the relay is connected to NATS with its stream
+// in place.
+func (r *Relay) Connected() bool { return r.connected.Load() }
+
+// Published returns the number of events acknowledged by JetStream since
+// the relay started (republished duplicates included).
+func (r *Relay) Published() uint64 { return r.published.Load() }
+
+// Run connects to NATS, creates or updates the stream, and publishes the
+// outbox until ctx is done, then returns nil. While NATS is away it retries
+// with a capped exponential backoff, keeping every event in the outbox; a
+// failed publish is retried from the first event not yet acknowledged, with
+// the same ids, so the stream's duplicate window drops what it already has.
+// Run returns an error only for invalid options, a second concurrent Run, or
+// a closed ledger (ledger.ErrClosed).
+func (r *Relay) Run(ctx context.Context) error {
+	if r.l == nil {
+		return errors.New("events: relay: no ledger")
+	}
+	if err := r.opts.Validate(); err != nil {
+		return err
+	}
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("events: relay: already running")
+	}
+	defer r.running.Store(false)
+
+	backoff, failures := minBackoff, 0
+	for {
+		connected, err := r.session(ctx)
+		if derr := r.deleteAcked(true); err == nil {
+			err = derr
+		}
+		if errors.Is(err, ledger.ErrClosed) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if connected {
+			backoff, failures = minBackoff, 0
+		}
+		failures++
+		ev := r.log.Debug()
+		if failures == 1 {
+			ev = r.log.Warn()
+		}
+		ev.Err(err).Str("url", r.opts.URL).Int("attempt", failures).Dur("retry_in", backoff).
+			Msg("event relay: NATS unavailable, events wait in the outbox")
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, r.opts.MaxBackoff)
+	}
+}
+
+var errConnClosed = errors.New("events: relay: connection closed")
+
+// session runs one connection: it returns when the connection fails (or
+// ctx is done), reporting whether the stream was reached.
+func (r *Relay) session(ctx context.Context) (connected bool, err error) {
+	closed := make(chan struct{})
+	opts := []nats.Option{
+		nats.Name("quotaledger event relay"),
+		nats.NoReconnect(), // Run reconnects, resuming from the outbox
+		nats.Timeout(connectTimeout),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			r.log.Warn().Err(err).Msg("event relay: NATS error")
+		}),
+	}
+	if r.opts.Token != "" {
+		opts = append(opts, nats.Token(r.opts.Token))
+	}
+	if r.opts.User != "" || r.opts.Password != "" {
+		opts = append(opts, nats.UserInfo(r.opts.User, r.opts.Password))
+	}
+	if r.opts.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(r.opts.CredsFile))
+	}
+	nc, err := nats.Connect(r.opts.URL, opts...)
+	if err != nil {
+		return false, fmt.Errorf("events: relay: connect: %w", err)
+	}
+	defer nc.Close()
+
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(r.opts.MaxInFlight),
+		jetstream.WithPublishAsyncTimeout(ackTimeout))
+	if err != nil {
+		return false, fmt.Errorf("events: relay: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	_, err = js.CreateOrUpdateStream(sctx, jetstream.StreamConfig{
+		Name:        r.opts.Stream,
+		Description: "quotaledger events (DESIGN.md §4)",
+		Subjects:    Subjects,
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  r.opts.DuplicateWindow,
+		MaxAge:      r.opts.MaxAge,
+	})
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("events: relay: stream %s: %w", r.opts.Stream, err)
+	}
+	r.connected.Store(true)
+	defer r.connected.Store(false)
+	r.log.Info().Str("url", nc.ConnectedUrlRedacted()).Str("stream", r.opts.Stream).
+		Msg("event relay connected")
+	return true, r.pump(ctx, js, closed)
+}
+
+type inflight struct {
+	seq uint64
+	fut jetstream.PubAckFuture
+}
+
+// pump publishes the outbox in order, at most MaxInFlight unacknowledged,
+// and deletes what is acknowledged. It returns on the first failure; the
+// next session starts again after r.acked.
+func (r *Relay) pump(ctx context.Context, js jetstream.JetStream, closed <-chan struct{}) error {
+	var (
+		win  []inflight     // published, not yet acknowledged, in outbox order
+		buf  []ledger.Event // read, not yet published
+		last = r.acked      // the last outbox sequence read
+		idle = time.NewTimer(pollInterval)
+	)
+	defer idle.Stop()
+	ack := func(a *jetstream.PubAck) {
+		r.acked = win[0].seq
+		win = win[1:]
+		r.published.Add(1)
+		if a.Duplicate {
+			r.duplicates.Add(1)
+		}
+	}
+	for {
+		if ctx.Err() != nil {
+			r.settle(win, closed)
+			return ctx.Err()
+		}
+		if len(buf) == 0 && len(win) < r.opts.MaxInFlight {
+			evs, err := r.l.Outbox(last, r.opts.Batch)
+			if err != nil {
+				return fmt.Errorf("events: relay: reading the outbox: %w", err)
+			}
+			buf = evs
+		}
+		for len(buf) > 0 && len(win) < r.opts.MaxInFlight {
+			subject, id, data := Render(r.dbID, buf[0])
+			fut, err := js.PublishMsgAsync(&nats.Msg{
+				Subject: subject,
+				Header:  nats.Header{jetstream.MsgIDHeader: []string{id}},
+				Data:    data,
+			})
+			if err != nil {
+				return fmt.Errorf("events: relay: publishing %s: %w", id, err)
+			}
+			win = append(win, inflight{seq: buf[0].Seq, fut: fut})
+			last = buf[0].Seq
+			buf = buf[1:]
+		}
+
+		if len(win) == 0 {
+			if err := r.deleteAcked(true); err != nil {
+				return err
+			}
+			idle.Reset(pollInterval)
+			select {
+			case <-ctx.Done():
+			case <-closed:
+				return errConnClosed
+			case <-r.notify:
+			case <-idle.C:
+			}
+			continue
+		}
+
+		select {
+		case <-ctx.Done():
+			continue
+		case <-closed:
+			return errConnClosed
+		case a := <-win[0].fut.Ok():
+			ack(a)
+		case err := <-win[0].fut.Err():
+			return fmt.Errorf("events: relay: publish of event %d: %w", win[0].seq, err)
+		}
+	more:
+		for len(win) > 0 {
+			select {
+			case a := <-win[0].fut.Ok():
+				ack(a)
+			case err := <-win[0].fut.Err():
+				return fmt.Errorf("events: relay: publish of event %d: %w", win[0].seq, err)
+			default:
+				break more
+			}
+		}
+		if err := r.deleteAcked(len(win) == 0 && len(buf) == 0); err != nil {
+			return err
+		}
+	}
+}
+
+// settle waits a little for the acks in flight when the relay stops, so
+// that a clean stop leaves little to republish.
+func (r *Relay) settle(win []inflight, closed <-chan struct{}) {
+	t := time.NewTimer(settleTimeout)
+	defer t.Stop()
+	for _, f := range win {
+		select {
+		case a := <-f.fut.Ok():
+			r.acked = f.seq
+			r.published.Add(1)
+			if a.Duplicate {
+				r.duplicates.Add(1)
+			}
+		case <-f.fut.Err():
+			return
+		case <-closed:
+			return
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// deleteAcked deletes the acknowledged events from the outbox: always if
+// force, else at most once per deleteInterval (each delete is a synced
+// write) unless a whole batch is waiting.
+func (r *Relay) deleteAcked(force bool) error {
+	if r.skipDelete || r.acked <= r.deleted {
+		return nil
+	}
+	if !force && r.acked-r.deleted < uint64(r.opts.Batch) && time.Since(r.lastDelete) < deleteInterval {
+		return nil
+	}
+	if err := r.l.DeleteOutbox(r.acked); err != nil {
+		return fmt.Errorf("events: relay: deleting the outbox up to %d: %w", r.acked, err)
+	}
+	r.deleted, r.lastDelete = r.acked, time.Now()
+	return nil
+}

@@ -1,0 +1,131 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
+)
+
+// DefaultListen is where the embedded server listens unless told otherwise.
+const DefaultListen = "127.0.0.1:4222"
+
+// ServerOptions configure the embedded NATS server.
+type ServerOptions struct {
+	// Dir is the JetStream store directory (file storage). Required.
+	Dir string
+	// Listen is the client address, host:port, DefaultListen if empty. The
+	// host must be a loopback address or "localhost": the embedded server has
+	// no authentication. Port -1 or 0 takes a random free port (ClientURL
+	// tells which).
+	Listen string
+	// SyncAlways makes JetStream sync its file store before it acknowledges a
+	// publish. The relay deletes an outbox entry on its ack, so without it a
+	// machine crash can lose the events of the last sync interval (2 min by
+	// default). serve passes true; BenchmarkRelay measures the cost.
+	SyncAlways bool
+	Logger     zerolog.Logger
+}
+
+// Validate reports the first option that cannot work.
+func (o ServerOptions) Validate() error {
+	if o.Dir == "" {
+		return errors.New("events: server: Dir is required")
+	}
+	host, _, err := splitListen(o.Listen)
+	if err != nil {
+		return err
+	}
+	if host != "localhost" {
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("events: server: listen host %q is not a loopback address", host)
+		}
+	}
+	return nil
+}
+
+func splitListen(listen string) (string, int, error) {
+	if listen == "" {
+		listen = DefaultListen
+	}
+	host, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("events: server: listen %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("events: server: listen %q: bad port", listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}
+
+// Server is an embedded NATS server with JetStream.
+type Server struct {
+	ns  *server.Server
+	log zerolog.Logger
+}
+
+// StartServer starts an embedded NATS server with JetStream storing under
+// opts.Dir, and returns once it accepts clients. Call Shutdown to stop it.
+func StartServer(opts ServerOptions) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	host, port, _ := splitListen(opts.Listen)
+	ns, err := server.NewServer(&server.Options{
+		ServerName:             "quotaledger",
+		Host:                   host,
+		Port:                   port,
+		JetStream:              true,
+		StoreDir:               opts.Dir,
+		SyncAlways:             opts.SyncAlways,
+		NoSigs:                 true,
+		DisableJetStreamBanner: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events: server: %w", err)
+	}
+	ns.SetLoggerV2(natsLogger{opts.Logger}, false, false, false)
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("events: server: not ready after 10s")
+	}
+	if !ns.JetStreamEnabled() {
+		ns.Shutdown()
+		return nil, errors.New("events: server: JetStream did not start (see the log)")
+	}
+	s := &Server{ns: ns, log: opts.Logger}
+	s.log.Info().Str("url", s.ClientURL()).Str("dir", opts.Dir).Bool("sync_always", opts.SyncAlways).
+		Msg("embedded NATS server ready")
+	return s, nil
+}
+
+// ClientURL is the URL clients connect to, e.g. nats://127.0.0.1:4222.
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// Shutdown stops the server and waits until it has stopped. Safe to call
+// more than once.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}
+
+// natsLogger sends the server's log to zerolog. The server's notices (its
+// start banner, config lines) go to debug.
+type natsLogger struct{ log zerolog.Logger }
+
+func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug().Msgf("nats: "+format, v...) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn().Msgf("nats: "+format, v...) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error().Msgf("nats: "+format, v...) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error().Msgf("nats: "+format, v...) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug().Msgf("nats: "+format, v...) }
+func (l natsLogger) Tracef(format string, v ...any)  { l.log.Trace().Msgf("nats: "+format, v...) }
