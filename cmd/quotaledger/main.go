@@ -31,6 +31,7 @@ func main() {
 type CLI struct {
 	Serve ServeCmd `cmd:"" help:"Run the server: the HTTP API over the ledger in --data."`
 	Login LoginCmd `cmd:"" help:"Log in (password from QUOTALEDGER_PASSWORD or stdin) and keep the token in the token file."`
+	Watch WatchCmd `cmd:"" help:"Follow the event stream on NATS and print one line per event (--json: the payloads)."`
 }
 
 // ExitError ends the process with Code. Code 0 is not a failure: --help
@@ -155,7 +156,8 @@ func commandWord(kctx *kong.Context) string {
 }
 
 // Run starts the parsed command. For serve it returns once the server
-// listens and answers /readyz; Wait then blocks while it serves.
+// listens and answers /readyz; Wait then blocks while it serves. Watch runs
+// in Run, until ctx is done.
 func (m *Main) Run(ctx context.Context) error {
 	switch m.command {
 	case "serve":
@@ -167,6 +169,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return nil
 	case "login":
 		return login(ctx, &m.CLI.Login, m.Stdin, m.Stdout, m.Getenv)
+	case "watch":
+		return watch(ctx, &m.CLI.Watch, m.Stdout, m.Stderr)
 	case "":
 		return errors.New("no command: call ParseFlags first")
 	default:

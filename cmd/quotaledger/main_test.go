@@ -27,6 +27,8 @@ import (
 
 // envVars are the environment variables serve reads.
 var envVars = []string{"QUOTALEDGER_DATA", "QUOTALEDGER_LISTEN", "QUOTALEDGER_NATS_URL",
+	"QUOTALEDGER_NATS_LISTEN", "QUOTALEDGER_NATS_TOKEN", "QUOTALEDGER_NATS_USER", "QUOTALEDGER_NATS_PASSWORD",
+	"QUOTALEDGER_NATS_CREDS", "QUOTALEDGER_OUTBOX_MAX_DEPTH", "QUOTALEDGER_OUTBOX_MAX_AGE",
 	"QUOTALEDGER_PUBLIC_URL", "QUOTALEDGER_LOG_LEVEL", "QUOTALEDGER_LOG_FORMAT",
 	"QUOTALEDGER_SHUTDOWN_TIMEOUT", "QUOTALEDGER_DEMO", "QUOTALEDGER_ADMIN_TOKEN"}
 
@@ -68,8 +70,13 @@ func newTestMain() (*Main, *syncBuffer, *syncBuffer) {
 }
 
 func TestParseFlags(t *testing.T) {
-	defaults := ServeCmd{Data: "./data", Listen: "127.0.0.1:8080", LogLevel: "info", LogFormat: "json",
+	defaults := ServeCmd{Data: "./data", Listen: "127.0.0.1:8080", NatsListen: "127.0.0.1:4222",
+		OutboxMaxDepth: 1_000_000, OutboxMaxAge: 10 * time.Minute, LogLevel: "info", LogFormat: "json",
 		ShutdownTimeout: 30 * time.Second}
+	creds := filepath.Join(t.TempDir(), "user.creds")
+	if err := os.WriteFile(creds, []byte("not read by ParseFlags"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -80,23 +87,35 @@ func TestParseFlags(t *testing.T) {
 		{name: "OK/defaults", args: []string{"serve"}, want: func(*ServeCmd) {}},
 		{name: "OK/flags", args: []string{"serve", "--data", "/var/lib/ql", "--listen", "0.0.0.0:9000",
 			"--nats-url", "nats://n1:4222", "--public-url", "https://quota.example.org", "--log-level", "debug",
-			"--log-format", "console", "--shutdown-timeout", "5s", "--demo"},
+			"--log-format", "console", "--shutdown-timeout", "5s", "--demo", "--nats-listen", "0.0.0.0:4333",
+			"--nats-creds", creds, "--outbox-max-depth", "10", "--outbox-max-age", "1h"},
 			want: func(c *ServeCmd) {
 				*c = ServeCmd{Data: "/var/lib/ql", Listen: "0.0.0.0:9000", NatsURL: "nats://n1:4222",
+					NatsListen: "0.0.0.0:4333", OutboxMaxDepth: 10, OutboxMaxAge: time.Hour,
 					PublicURL: "https://quota.example.org", LogLevel: "debug", LogFormat: "console",
-					ShutdownTimeout: 5 * time.Second, Demo: true}
+					ShutdownTimeout: 5 * time.Second, Demo: true, NatsAuth: NatsAuth{NatsCreds: creds}}
 			}},
+		{name: "OK/nats user", args: []string{"serve", "--nats-url", "nats://n1:4222", "--nats-user", "u"},
+			env: map[string]string{"QUOTALEDGER_NATS_PASSWORD": "pw"},
+			want: func(c *ServeCmd) {
+				c.NatsURL, c.NatsAuth = "nats://n1:4222", NatsAuth{NatsUser: "u", NatsPassword: "pw"}
+			}},
+		{name: "OK/random nats port", args: []string{"serve", "--nats-listen", "127.0.0.1:-1"},
+			want: func(c *ServeCmd) { c.NatsListen = "127.0.0.1:-1" }},
 		{name: "OK/equals form", args: []string{"serve", "--data=d", "--listen=[::1]:0"},
 			want: func(c *ServeCmd) { c.Data, c.Listen = "d", "[::1]:0" }},
 		{name: "OK/environment", args: []string{"serve"},
 			env: map[string]string{"QUOTALEDGER_DATA": "/srv/ql", "QUOTALEDGER_LISTEN": ":8081",
 				"QUOTALEDGER_NATS_URL": "nats://tok@n1:4222", "QUOTALEDGER_PUBLIC_URL": "http://q.example.org/",
 				"QUOTALEDGER_LOG_LEVEL": "warn", "QUOTALEDGER_LOG_FORMAT": "console",
-				"QUOTALEDGER_SHUTDOWN_TIMEOUT": "1m", "QUOTALEDGER_DEMO": "true"},
+				"QUOTALEDGER_SHUTDOWN_TIMEOUT": "1m", "QUOTALEDGER_DEMO": "true",
+				"QUOTALEDGER_NATS_LISTEN": ":4223", "QUOTALEDGER_NATS_TOKEN": "t0k",
+				"QUOTALEDGER_OUTBOX_MAX_DEPTH": "5", "QUOTALEDGER_OUTBOX_MAX_AGE": "30s"},
 			want: func(c *ServeCmd) {
 				*c = ServeCmd{Data: "/srv/ql", Listen: ":8081", NatsURL: "nats://tok@n1:4222",
+					NatsListen: ":4223", OutboxMaxDepth: 5, OutboxMaxAge: 30 * time.Second,
 					PublicURL: "http://q.example.org/", LogLevel: "warn", LogFormat: "console",
-					ShutdownTimeout: time.Minute, Demo: true}
+					ShutdownTimeout: time.Minute, Demo: true, NatsAuth: NatsAuth{NatsToken: "t0k"}}
 			}},
 		{name: "OK/flag beats environment", args: []string{"serve", "--data", "flag", "--log-level", "error"},
 			env:  map[string]string{"QUOTALEDGER_DATA": "env", "QUOTALEDGER_LOG_LEVEL": "debug"},
@@ -112,6 +131,14 @@ func TestParseFlags(t *testing.T) {
 		{name: "ErrUsage/empty data", args: []string{"serve", "--data", ""}, code: 2},
 		{name: "ErrUsage/environment", args: []string{"serve"}, env: map[string]string{"QUOTALEDGER_LOG_LEVEL": "loud"}, code: 2},
 		{name: "ErrUsage/shutdown timeout", args: []string{"serve", "--shutdown-timeout", "0s"}, code: 2},
+		{name: "ErrUsage/nats listen", args: []string{"serve", "--nats-listen", "4222"}, code: 2},
+		{name: "ErrUsage/nats listen not loopback", args: []string{"serve", "--nats-listen", "0.0.0.0:4222"}, code: 2},
+		{name: "ErrUsage/nats token and user", args: []string{"serve", "--nats-token", "t", "--nats-user", "u", "--nats-password", "p"}, code: 2},
+		{name: "ErrUsage/nats user without password", args: []string{"serve", "--nats-user", "u"}, code: 2},
+		{name: "ErrUsage/nats password without user", args: []string{"serve"}, env: map[string]string{"QUOTALEDGER_NATS_PASSWORD": "p"}, code: 2},
+		{name: "ErrUsage/nats creds missing", args: []string{"serve", "--nats-creds", "/nonexistent/user.creds"}, code: 2},
+		{name: "ErrUsage/outbox max age", args: []string{"serve", "--outbox-max-age", "0s"}, code: 2},
+		{name: "ErrUsage/outbox max depth", args: []string{"serve", "--outbox-max-depth", "-1"}, code: 2},
 		{name: "Help", args: []string{"serve", "--help"}, code: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,9 +184,12 @@ func TestServeHelp(t *testing.T) {
 	if code != 0 || m.server != nil {
 		t.Fatalf("serve --help: exit %d, server %v", code, m.server)
 	}
-	help := stdout.String()
+	help := strings.Join(strings.Fields(stdout.String()), " ") // as one line, whatever the wrapping
 	for _, want := range append(envVars, "--data=DIR", "--listen=HOST:PORT", "--nats-url=URL", "--public-url=URL",
-		"--log-level", "--log-format", "--demo", "default ./data", "default 127.0.0.1:8080", "bootstrap.json") {
+		"--log-level", "--log-format", "--demo", "default ./data", "default 127.0.0.1:8080", "bootstrap.json",
+		"--nats-listen=HOST:PORT", "default 127.0.0.1:4222", "--nats-token=TOKEN", "--nats-user=USER",
+		"--nats-password=PASSWORD", "--nats-creds=FILE", "--outbox-max-depth=N", "default 1000000",
+		"--outbox-max-age=DURATION", "default 10m", "QUOTALEDGER") {
 		if !strings.Contains(help, want) {
 			t.Errorf("serve --help does not mention %q:\n%s", want, help)
 		}
@@ -173,7 +203,9 @@ func TestMainServe(t *testing.T) {
 	dir := t.TempDir()
 	m, stdout, stderr := newTestMain()
 	ctx := context.Background()
-	if err := m.ParseFlags(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--nats-url", "nats://user:secret@127.0.0.1:4222"}); err != nil {
+	// A NATS server that is not there: the relay keeps trying, the server
+	// serves, and the outbox is within its bounds.
+	if err := m.ParseFlags(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--nats-url", "nats://user:secret@" + deadAddr(t)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Run(ctx); err != nil {
@@ -195,8 +227,8 @@ func TestMainServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := stderr.String()
-	if !strings.Contains(log, "NATS relay is not built yet") || strings.Contains(log, "secret") {
-		t.Fatalf("the log should warn about --nats-url without its password:\n%s", log)
+	if !strings.Contains(log, "external NATS server") || strings.Contains(log, "secret") {
+		t.Fatalf("the log should name the --nats-url without its password:\n%s", log)
 	}
 	if _, err := http.Get(base + "/readyz"); err == nil {
 		t.Fatal("the server still answers after Close")
@@ -243,22 +275,25 @@ type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	base   string // http://host:port
+	nats   string // the embedded NATS server's client URL
 	stdout *syncBuffer
 	stderr *syncBuffer
 	exited chan struct{}
 	err    error // of Wait, once exited is closed
 }
 
-// startServe starts the binary with serve --listen 127.0.0.1:0 and args,
-// with env added to a QUOTALEDGER_-free environment, learns the bound
-// address from its "listening" log line, and waits for /readyz.
+// startServe starts the binary with serve --listen 127.0.0.1:0
+// --nats-listen 127.0.0.1:-1 and args, with env added to a QUOTALEDGER_-free
+// environment, learns the bound addresses (HTTP and the embedded NATS) from
+// its "listening" log line, and waits for /readyz.
 //
 // Port 0 and the logged address leave no window in which another process
 // could take a port picked in advance.
 func startServe(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, stdout: new(syncBuffer), stderr: new(syncBuffer), exited: make(chan struct{})}
-	p.cmd = exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	p.cmd = exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1",
+		"--log-format", "json"}, args...)...)
 	p.cmd.Env = append(cleanEnv(), env...)
 	p.cmd.Stdout = p.stdout
 	errPipe, err := p.cmd.StderrPipe()
@@ -268,7 +303,8 @@ func startServe(t *testing.T, env []string, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	addr := make(chan string, 1)
+	type addrs struct{ http, nats string }
+	addr := make(chan addrs, 1)
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -279,10 +315,11 @@ func startServe(t *testing.T, env []string, args ...string) *proc {
 			var rec struct {
 				Message string `json:"message"`
 				Addr    string `json:"addr"`
+				NatsURL string `json:"nats_url"`
 			}
 			if json.Unmarshal(line, &rec) == nil && rec.Message == "listening" && rec.Addr != "" {
 				select {
-				case addr <- rec.Addr:
+				case addr <- addrs{rec.Addr, rec.NatsURL}:
 				default:
 				}
 			}
@@ -307,7 +344,7 @@ func startServe(t *testing.T, env []string, args ...string) *proc {
 	})
 	select {
 	case a := <-addr:
-		p.base = "http://" + a
+		p.base, p.nats = "http://"+a.http, a.nats
 	case <-p.exited:
 		t.Fatalf("serve exited before listening: %v", p.err)
 	case <-time.After(10 * time.Second):
@@ -623,7 +660,7 @@ func readDemo(t *testing.T, dir string) map[string]string {
 // fails the first start and leaves the data directory new.
 func TestServeBadAdminToken(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(binary(t), "serve", "--data", dir, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(binary(t), "serve", "--data", dir, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1")
 	cmd.Env = append(cleanEnv(), "QUOTALEDGER_ADMIN_TOKEN=too short")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/api"
+	"github.com/quotaledger/quotaledger/events"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -27,19 +28,36 @@ import (
 type ServeCmd struct {
 	Data            string        `default:"./data" env:"QUOTALEDGER_DATA" placeholder:"DIR" help:"Data directory: the ledger in DIR/ledger, bootstrap.json beside it (default ${default})."`
 	Listen          string        `default:"127.0.0.1:8080" env:"QUOTALEDGER_LISTEN" placeholder:"HOST:PORT" help:"Address to listen on (default ${default}); port 0 takes a free one, logged with the message \"listening\"."`
-	NatsURL         string        `name:"nats-url" env:"QUOTALEDGER_NATS_URL" placeholder:"URL" help:"NATS server to publish events to. Accepted, not used yet: events wait in the outbox until the relay arrives."`
+	NatsURL         string        `name:"nats-url" env:"QUOTALEDGER_NATS_URL" placeholder:"URL" help:"External NATS server (JetStream) to publish events to, instead of the embedded one."`
+	NatsListen      string        `name:"nats-listen" default:"127.0.0.1:4222" env:"QUOTALEDGER_NATS_LISTEN" placeholder:"HOST:PORT" help:"Without --nats-url: where the embedded NATS server listens, a loopback address (default ${default}); port -1 takes a free one. The log's \"listening\" message names its URL (nats_url)."`
+	OutboxMaxDepth  uint64        `name:"outbox-max-depth" default:"1000000" env:"QUOTALEDGER_OUTBOX_MAX_DEPTH" placeholder:"N" help:"While NATS is not connected, /readyz fails once more than N events wait in the outbox (default ${default})."`
+	OutboxMaxAge    time.Duration `name:"outbox-max-age" default:"10m" env:"QUOTALEDGER_OUTBOX_MAX_AGE" placeholder:"DURATION" help:"While NATS is not connected, /readyz fails once the oldest event in the outbox is older than this (default ${default})."`
 	PublicURL       string        `name:"public-url" env:"QUOTALEDGER_PUBLIC_URL" placeholder:"URL" help:"Base URL the service catalog names (default: the scheme and host each request came to)."`
 	LogLevel        string        `default:"info" enum:"trace,debug,info,warn,error" env:"QUOTALEDGER_LOG_LEVEL" placeholder:"LEVEL" help:"Log level: trace, debug, info, warn or error (default ${default})."`
 	LogFormat       string        `default:"json" enum:"json,console" env:"QUOTALEDGER_LOG_FORMAT" placeholder:"FORMAT" help:"Log format: json (one object a line) or console (for people) (default ${default})."`
 	ShutdownTimeout time.Duration `default:"30s" env:"QUOTALEDGER_SHUTDOWN_TIMEOUT" placeholder:"DURATION" help:"How long a shutdown (SIGTERM, SIGINT) waits for calls in flight (default ${default})."`
 	Demo            bool          `env:"QUOTALEDGER_DEMO" help:"On the first start of an empty data directory, also create the demo setup of the README (a compute service, two resources, a user) and print it."`
+
+	// NATS credentials, with --nats-url.
+	NatsAuth `embed:""`
 }
 
 // Help is the detail of `serve --help`.
 func (c *ServeCmd) Help() string {
 	return `Serves the HTTP API (DESIGN.md §3) until SIGTERM or SIGINT, then stops
 gracefully: no new connections, calls in flight finish (up to
---shutdown-timeout), token last-use times are stored, the ledger is closed.
+--shutdown-timeout), token last-use times are stored, the events relay
+publishes what it has in flight, the ledger is closed, and the embedded NATS
+server (if any) stops.
+
+Every change is also an event, written to the ledger's outbox with the change
+and published by a relay to the NATS JetStream stream QUOTALEDGER, each
+exactly once. Without --nats-url the server runs NATS itself, storing under
+DIR/nats and listening on --nats-listen for consumers (quotaledger watch).
+With --nats-url it publishes to that server, with --nats-token,
+--nats-user and --nats-password, or --nats-creds. While NATS is away events
+wait in the outbox; /readyz fails once the outbox passes --outbox-max-depth
+or --outbox-max-age.
 
 On the first start of an empty data directory it creates the admin user
 ` + adminUsername + ` with a random password and a personal access token. If
@@ -66,6 +84,20 @@ func (c *ServeCmd) Validate() error {
 		if err := checkURL(c.NatsURL, "nats", "tls", "ws", "wss"); err != nil {
 			return fmt.Errorf("--nats-url: %w", err)
 		}
+	}
+	host, _, err := net.SplitHostPort(c.NatsListen)
+	if err != nil {
+		return fmt.Errorf("--nats-listen must be HOST:PORT: %w", err)
+	}
+	if ip := net.ParseIP(host); c.NatsURL == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		// The embedded server has no authentication: it is for this machine.
+		return fmt.Errorf("--nats-listen %s: the embedded NATS server listens on a loopback address only (use --nats-url for another server)", c.NatsListen)
+	}
+	if err := c.NatsAuth.Validate(); err != nil {
+		return err
+	}
+	if c.OutboxMaxAge <= 0 {
+		return errors.New("--outbox-max-age must be positive")
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout must be positive")
@@ -132,8 +164,20 @@ type server struct {
 	addr            net.Addr
 	shutdownTimeout time.Duration
 
+	// The events: the embedded NATS server (nil with --nats-url) and the
+	// relay from the outbox to it, running until stopRelay.
+	nats      *events.Server
+	natsURL   string // for the log: no user information
+	relay     *events.Relay
+	stopRelay context.CancelFunc
+	relayDone chan struct{}
+
+	// Readiness bounds of the outbox while the relay is not connected.
+	outboxMaxDepth uint64
+	outboxMaxAge   time.Duration
+
 	ready  atomic.Bool
-	failed chan error // the listener's error, if it stops by itself
+	failed chan error // the first error of a part that stopped by itself
 
 	stopFlush chan struct{}
 	flushDone chan struct{}
@@ -160,14 +204,19 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s := &server{log: log, addr: ln.Addr(), shutdownTimeout: c.ShutdownTimeout,
+		outboxMaxDepth: c.OutboxMaxDepth, outboxMaxAge: c.OutboxMaxAge,
 		failed: make(chan error, 1), stopFlush: make(chan struct{}), flushDone: make(chan struct{}),
 		served: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
 			_ = ln.Close()
+			s.stopEvents()
 			if s.ledger != nil {
 				_ = s.ledger.Close()
+			}
+			if s.nats != nil {
+				s.nats.Shutdown()
 			}
 		}
 	}()
@@ -180,11 +229,8 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	if err != nil {
 		return nil, err
 	}
-	if c.NatsURL != "" {
-		log.Warn().Str("nats_url", redactURL(c.NatsURL)).
-			Msg("--nats-url is accepted but the NATS relay is not built yet: events stay in the outbox until it exists")
-	} else {
-		log.Info().Msg("no NATS relay yet: events stay in the outbox until it exists")
+	if err := s.startEvents(c); err != nil {
+		return nil, err
 	}
 
 	base := c.PublicURL
@@ -212,24 +258,116 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	go func() {
 		defer close(s.served)
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.failed <- fmt.Errorf("serve: %w", err)
+			s.fail(fmt.Errorf("serve: %w", err))
 		}
 	}()
 	go s.flushLoop()
 	s.ready.Store(true)
 	ok = true
-	log.Info().Str("addr", s.addr.String()).Str("data", c.Data).Msg("listening")
+	log.Info().Str("addr", s.addr.String()).Str("data", c.Data).Str("nats_url", s.natsURL).Msg("listening")
 	return s, nil
 }
 
+// startEvents starts the embedded NATS server (without --nats-url) and the
+// relay that publishes the outbox to NATS, in a goroutine that runs until
+// Close. The relay connects, and reconnects, by itself: a NATS server that
+// is away does not stop the start.
+func (s *server) startEvents(c *ServeCmd) error {
+	target := c.NatsURL
+	if target == "" {
+		if c.NatsAuth.given() {
+			s.log.Warn().Msg("--nats-token, --nats-user, --nats-password and --nats-creds are for --nats-url: the embedded NATS server takes none")
+		}
+		srv, err := events.StartServer(events.ServerOptions{
+			Dir: filepath.Join(c.Data, "nats"), Listen: c.NatsListen, SyncAlways: true,
+			Logger: s.log.With().Str("component", "nats").Logger(),
+		})
+		if err != nil {
+			return fmt.Errorf("embedded NATS server: %w", err)
+		}
+		s.nats = srv
+		target = srv.ClientURL()
+		s.natsURL = target
+		s.log.Info().Str("nats_url", target).Str("dir", filepath.Join(c.Data, "nats")).Msg("embedded NATS server listening")
+	} else {
+		s.natsURL = redactURL(target)
+		s.log.Info().Str("nats_url", s.natsURL).Msg("publishing events to an external NATS server")
+	}
+	opts := events.RelayOptions{URL: target, Logger: s.log.With().Str("component", "relay").Logger()}
+	if c.NatsURL != "" {
+		opts.Token, opts.User, opts.Password, opts.CredsFile = c.NatsToken, c.NatsUser, c.NatsPassword, c.NatsCreds
+		// Credentials in the URL itself travel as options, so that the URL
+		// the relay holds (and may log) has none.
+		opts.URL = redactURL(target)
+		if u, err := url.Parse(target); err == nil && u.User != nil && !c.NatsAuth.given() {
+			if pw, ok := u.User.Password(); ok {
+				opts.User, opts.Password = u.User.Username(), pw
+			} else {
+				opts.Token = u.User.Username()
+			}
+		}
+	}
+	s.relay = events.NewRelay(s.ledger, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopRelay, s.relayDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.relayDone)
+		if err := s.relay.Run(ctx); err != nil && ctx.Err() == nil {
+			s.fail(fmt.Errorf("events relay: %w", err))
+		}
+	}()
+	return nil
+}
+
+// stopEvents stops the relay once it has what it published acknowledged
+// (or the shutdown timeout has passed). The outbox keeps whatever it did
+// not publish, for the next start.
+func (s *server) stopEvents() {
+	if s.stopRelay == nil {
+		return
+	}
+	s.stopRelay()
+	select {
+	case <-s.relayDone:
+	case <-time.After(s.shutdownTimeout):
+		s.log.Warn().Dur("timeout", s.shutdownTimeout).Msg("the events relay did not stop within the shutdown timeout: its events stay in the outbox")
+	}
+	s.stopRelay = nil
+}
+
+// fail reports the first error of a part that stopped by itself (Wait
+// returns it); later ones are logged only.
+func (s *server) fail(err error) {
+	select {
+	case s.failed <- err:
+	default:
+		s.log.Error().Err(err).Msg("failed")
+	}
+}
+
 // readyCheck is /readyz: ready between the start and the shutdown, with
-// the ledger open.
+// the ledger answering, and either the relay connected to NATS or the
+// outbox within its bounds (an outbox that cannot drain is not hidden).
 func (s *server) readyCheck(context.Context) error {
 	if !s.ready.Load() {
 		return errors.New("shutting down")
 	}
-	if _, err := s.ledger.Outbox(0, 0); err != nil {
+	st, err := s.ledger.OutboxStats()
+	if err != nil {
 		return err
+	}
+	if s.relay.Connected() {
+		return nil
+	}
+	if st.Depth > s.outboxMaxDepth {
+		return fmt.Errorf("NATS is not connected and %d events wait in the outbox, more than --outbox-max-depth %d",
+			st.Depth, s.outboxMaxDepth)
+	}
+	if st.Depth > 0 {
+		if age := time.Since(st.Oldest); age > s.outboxMaxAge {
+			return fmt.Errorf("NATS is not connected and the oldest event in the outbox is %s old, more than --outbox-max-age %s",
+				age.Round(time.Second), s.outboxMaxAge)
+		}
 	}
 	return nil
 }
@@ -255,8 +393,9 @@ func (s *server) flushLoop() {
 
 // Close shuts the server down gracefully: /readyz turns 503, the listener
 // closes, calls in flight finish (up to the shutdown timeout, then their
-// connections are cut), token last-use times are stored, and the ledger is
-// closed. It is safe to call more than once.
+// connections are cut), token last-use times are stored, the relay stops
+// once its publishes in flight are acknowledged, the ledger is closed, and
+// last the embedded NATS server stops. It is safe to call more than once.
 func (s *server) Close() error {
 	s.closeOnce.Do(func() {
 		start := time.Now()
@@ -277,8 +416,12 @@ func (s *server) Close() error {
 			errs = append(errs, fmt.Errorf("storing token last use: %w", err))
 		}
 		fcancel()
+		s.stopEvents() // after the flush, whose token expiries are events too
 		if err := s.ledger.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing the ledger: %w", err))
+		}
+		if s.nats != nil {
+			s.nats.Shutdown()
 		}
 		s.closeErr = errors.Join(errs...)
 		if s.closeErr != nil {

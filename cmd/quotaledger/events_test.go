@@ -1,0 +1,398 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/events"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// deadAddr is a loopback address where nothing listens (it did a moment
+// ago, so nothing else is likely to).
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// call sends method url with token and a JSON body (if any) and returns the
+// status and the answer's body.
+func call(t *testing.T, method, url, token, body string) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("X-Auth-Token", token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, data
+}
+
+// setQuota sets the limit of (holder, system, r1) through the API: one
+// holding.changed event.
+func setQuota(t *testing.T, base, token, holder string, limit int64) {
+	t.Helper()
+	body := fmt.Sprintf(`{"holdings":[{"holder":%q,"source":"system","resource":"r1","limit":%d}]}`, holder, limit)
+	if code, data := call(t, http.MethodPost, base+"/account/v1.0/holdings", token, body); code != http.StatusOK {
+		t.Fatalf("POST holdings: %d %s", code, data)
+	}
+}
+
+// streamMsg is one message of the stream, as the test reads it.
+type streamMsg struct {
+	Seq     uint64
+	Subject string
+	MsgID   string // the Nats-Msg-Id header
+	Payload events.Payload
+	Raw     []byte
+}
+
+// readStream reads the whole stream QUOTALEDGER at url as it is now.
+func readStream(t *testing.T, url string) []streamMsg {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("nats: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, events.StreamName)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("stream %s: %v", events.StreamName, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []streamMsg
+	for {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("reading the stream after %d messages of %d: %v", len(msgs), info.State.Msgs, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := streamMsg{Seq: meta.Sequence.Stream, Subject: msg.Subject(), MsgID: msg.Headers().Get(nats.MsgIdHdr),
+			Raw: msg.Data()}
+		if err := json.Unmarshal(msg.Data(), &m.Payload); err != nil {
+			t.Fatalf("message %d on %s: %v: %s", m.Seq, m.Subject, err, msg.Data())
+		}
+		msgs = append(msgs, m)
+		if m.Seq >= info.State.LastSeq {
+			return msgs
+		}
+	}
+}
+
+// ofType keeps the messages of one event type (without the version prefix).
+func ofType(msgs []streamMsg, typ string) []streamMsg {
+	var out []streamMsg
+	for _, m := range msgs {
+		if m.Payload.Type == events.TypePrefix+typ {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// waitForType waits until the stream at url holds n events of type typ,
+// and fails if it holds more.
+func waitForType(t *testing.T, url, typ string, n int, d time.Duration) []streamMsg {
+	t.Helper()
+	var msgs []streamMsg
+	checkFor(t, d, func() error {
+		msgs = readStream(t, url)
+		got := len(ofType(msgs, typ))
+		if got > n {
+			t.Fatalf("%d %s events in the stream, want %d", got, typ, n)
+		}
+		if got < n {
+			return fmt.Errorf("%d %s events in the stream after %s, want %d", got, typ, d, n)
+		}
+		return nil
+	})
+	return msgs
+}
+
+// checkOnce checks that every message of the stream has a distinct event
+// id, which is also its Nats-Msg-Id.
+func checkOnce(t *testing.T, msgs []streamMsg) {
+	t.Helper()
+	seen := map[string]uint64{}
+	for _, m := range msgs {
+		if m.Payload.ID == "" || m.MsgID != m.Payload.ID {
+			t.Fatalf("message %d: id %q, Nats-Msg-Id %q", m.Seq, m.Payload.ID, m.MsgID)
+		}
+		if prev, ok := seen[m.Payload.ID]; ok {
+			t.Fatalf("event %s twice in the stream: messages %d and %d", m.Payload.ID, prev, m.Seq)
+		}
+		seen[m.Payload.ID] = m.Seq
+	}
+}
+
+// outboxIDs are the event ids in the outbox of a stopped server's data
+// directory.
+func outboxIDs(t *testing.T, dir string) []string {
+	t.Helper()
+	l, err := ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger"), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
+		MemTableSize: 4 << 20, CacheSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	evs, err := l.Outbox(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(evs))
+	for i, e := range evs {
+		ids[i] = events.MsgID(l.ID(), e.Seq)
+	}
+	return ids
+}
+
+// readStreamAt reads the stream a stopped server left in its NATS
+// directory, with a NATS server of its own on it.
+func readStreamAt(t *testing.T, dir string) []streamMsg {
+	t.Helper()
+	ns, err := events.StartServer(events.ServerOptions{Dir: dir, Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	return readStream(t, ns.ClientURL())
+}
+
+// kill ends the process with SIGKILL: no shutdown at all.
+func (p *proc) kill() {
+	p.t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		p.t.Fatal("serve did not die within 5s of SIGKILL")
+	}
+}
+
+// TestServeEvents: serve with its embedded NATS publishes the bootstrap's
+// events and each change, once, on the subjects of the README.
+func TestServeEvents(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGTERM")
+	}
+	dir := t.TempDir()
+	p := startServe(t, nil, "--data", dir)
+	if !strings.HasPrefix(p.nats, "nats://127.0.0.1:") || strings.HasSuffix(p.nats, ":4222") {
+		t.Fatalf("the embedded NATS server listens on %q, want a random loopback port", p.nats)
+	}
+	b := readBootstrap(t, dir)
+	setQuota(t, p.base, b.Token, "h0", 10)
+	msgs := waitForType(t, p.nats, "holding.changed", 1, 10*time.Second)
+	checkOnce(t, msgs)
+	if len(ofType(msgs, "identity.user.registered")) != 1 || len(ofType(msgs, "identity.token.created")) != 1 {
+		t.Fatalf("the bootstrap's events are not in the stream: %d messages", len(msgs))
+	}
+	h := ofType(msgs, "holding.changed")[0]
+	if h.Subject != "quota.holding.changed" || len(h.Payload.Holdings) != 1 {
+		t.Fatalf("holding.changed on %q: %s", h.Subject, h.Raw)
+	}
+	if ph := h.Payload.Holdings[0]; ph.Holder != "h0" || ph.Source == nil || *ph.Source != "system" ||
+		ph.Resource != "r1" || ph.Limit != 10 {
+		t.Fatalf("holding.changed: %s", h.Raw)
+	}
+	p.stop()
+	log := p.stderr.String()
+	if !strings.Contains(log, `"message":"embedded NATS server listening"`) || strings.Contains(log, b.Token) {
+		t.Fatalf("the log does not name the embedded NATS server, or shows the token:\n%s", log)
+	}
+}
+
+// TestServeOutboxKill: the server killed with SIGKILL right after changes
+// republishes on restart what its outbox still holds, and the stream's
+// duplicate window drops what it already has: every event is in the stream
+// exactly once, in order. Whether a kill lands between a publish ack and
+// its outbox delete is luck, so it kills again (up to killRounds times)
+// until one did.
+func TestServeOutboxKill(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGKILL")
+	}
+	const killRounds = 5
+	dir := t.TempDir()
+	p := startServe(t, nil, "--data", dir)
+	b := readBootstrap(t, dir)
+	changes := 0
+	change := func(p *proc) {
+		changes++
+		setQuota(t, p.base, b.Token, fmt.Sprintf("h%03d", changes), int64(changes))
+	}
+	for range 10 {
+		change(p)
+	}
+	before := waitForType(t, p.nats, "holding.changed", changes, 10*time.Second)
+	others := len(before) - changes // the bootstrap's events
+
+	republished := 0
+	for round := 1; round <= killRounds && republished == 0; round++ {
+		for range 20 {
+			change(p)
+		}
+		p.kill() // each change was answered, so it is in the ledger and its outbox
+		inOutbox := outboxIDs(t, dir)
+		inStream := map[string]bool{}
+		for _, m := range readStreamAt(t, filepath.Join(dir, "nats")) {
+			inStream[m.Payload.ID] = true
+		}
+		// Those in both are acknowledged but not deleted: the restart
+		// republishes them, and the stream must drop them.
+		for _, id := range inOutbox {
+			if inStream[id] {
+				republished++
+			}
+		}
+		t.Logf("kill %d: %d events in the outbox, %d of them already in the stream", round, len(inOutbox), republished)
+		p = startServe(t, nil, "--data", dir)
+	}
+	if republished == 0 {
+		t.Logf("no kill of %d landed between a publish ack and its outbox delete: only the resume was checked", killRounds)
+	}
+
+	msgs := waitForType(t, p.nats, "holding.changed", changes, 10*time.Second)
+	time.Sleep(200 * time.Millisecond) // room for a late duplicate, which would fail below
+	msgs = readStream(t, p.nats)
+	checkOnce(t, msgs)
+	held := ofType(msgs, "holding.changed")
+	if len(held) != changes || len(msgs) != changes+others {
+		t.Fatalf("%d holding.changed events of %d changes, %d messages in all, want %d", len(held), changes,
+			len(msgs), changes+others)
+	}
+	for i, m := range held { // in the order of the changes
+		if want := fmt.Sprintf("h%03d", i+1); len(m.Payload.Holdings) != 1 || m.Payload.Holdings[0].Holder != want {
+			t.Fatalf("holding.changed #%d: %s, want holder %s", i, m.Raw, want)
+		}
+	}
+	p.stop()
+}
+
+// TestServeExternalNATS: with --nats-url serve starts no NATS server of its
+// own and publishes to the one named.
+func TestServeExternalNATS(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGTERM")
+	}
+	ns, err := events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	dir := t.TempDir()
+	p := startServe(t, nil, "--data", dir, "--nats-url", ns.ClientURL())
+	if p.nats != ns.ClientURL() {
+		t.Fatalf("serve logs the NATS URL %q, want %q", p.nats, ns.ClientURL())
+	}
+	b := readBootstrap(t, dir)
+	setQuota(t, p.base, b.Token, "h0", 3)
+	checkOnce(t, waitForType(t, ns.ClientURL(), "holding.changed", 1, 10*time.Second))
+	p.stop()
+	if strings.Contains(p.stderr.String(), "embedded NATS server listening") {
+		t.Fatal("serve started its own NATS server with --nats-url")
+	}
+}
+
+// TestServeReadiness: while NATS is away, /readyz fails once the outbox
+// passes --outbox-max-depth or --outbox-max-age, and says which.
+func TestServeReadiness(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in the 503's body; "" for 200
+	}{
+		{name: "OK/within bounds", args: nil},
+		{name: "ErrDepth", args: []string{"--outbox-max-depth", "1"}, want: "--outbox-max-depth 1"},
+		{name: "ErrAge", args: []string{"--outbox-max-age", "1ms"}, want: "--outbox-max-age 1ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			m, _, stderr := newTestMain()
+			ctx := context.Background()
+			args := append([]string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0",
+				"--nats-url", "nats://" + deadAddr(t)}, tc.args...)
+			if err := m.ParseFlags(ctx, args); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Run(ctx); err != nil {
+				t.Fatalf("Run: %v\n%s", err, stderr.String())
+			}
+			t.Cleanup(func() { _ = m.Close() })
+			time.Sleep(10 * time.Millisecond) // older than 1ms
+			code, body := call(t, http.MethodGet, "http://"+m.server.addr.String()+"/readyz", "", "")
+			if tc.want == "" {
+				if code != http.StatusOK {
+					t.Fatalf("/readyz: %d %s", code, body)
+				}
+				return
+			}
+			if code != http.StatusServiceUnavailable || !strings.Contains(string(body), tc.want) {
+				t.Fatalf("/readyz: %d %s, want 503 saying %q", code, body, tc.want)
+			}
+		})
+	}
+}
