@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +37,15 @@ type RelayOptions struct {
 	Batch int
 	// MaxBackoff caps the wait between attempts while NATS is away (2s).
 	MaxBackoff time.Duration
-	Logger     zerolog.Logger
+	// DeleteDelay keeps acknowledged events in the outbox this long before
+	// deleting them; 0 deletes them on the ack, which is safe only if the
+	// server syncs before it acknowledges (ServerOptions.SyncAlways). With a
+	// server that syncs every SyncInterval, a DeleteDelay above it keeps
+	// every event the stream may still lose: after a reconnect or a restart
+	// the relay republishes the kept events, and the duplicate window (which
+	// must be at least twice DeleteDelay) drops those the stream has.
+	DeleteDelay time.Duration
+	Logger      zerolog.Logger
 }
 
 const (
@@ -77,8 +87,10 @@ func (o RelayOptions) Validate() error {
 	switch {
 	case o.URL == "":
 		return errors.New("events: relay: URL is required")
-	case o.DuplicateWindow < 0 || o.MaxAge < 0 || o.MaxBackoff < 0:
+	case o.DuplicateWindow < 0 || o.MaxAge < 0 || o.MaxBackoff < 0 || o.DeleteDelay < 0:
 		return errors.New("events: relay: durations must not be negative")
+	case o.DeleteDelay > o.DuplicateWindow/2:
+		return fmt.Errorf("events: relay: delete delay %s exceeds half the duplicate window %s", o.DeleteDelay, o.DuplicateWindow)
 	case o.MaxAge > 0 && o.DuplicateWindow > o.MaxAge:
 		return fmt.Errorf("events: relay: duplicate window %s exceeds the stream's max age %s", o.DuplicateWindow, o.MaxAge)
 	case o.MaxInFlight < 0 || o.Batch < 0:
@@ -106,6 +118,7 @@ type Relay struct {
 	acked      uint64 // every outbox event up to it is acknowledged
 	deleted    uint64 // the outbox is deleted up to it
 	lastDelete time.Time
+	ackMarks   []ackMark // with DeleteDelay: when acked reached each value
 	// skipDelete leaves the outbox as it is: tests use it to stand for a
 	// crash between the publish ack and the outbox delete.
 	skipDelete bool
@@ -180,7 +193,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		if failures == 1 {
 			ev = r.log.Warn()
 		}
-		ev.Err(err).Str("url", r.opts.URL).Int("attempt", failures).Dur("retry_in", backoff).
+		ev.Err(err).Str("url", redactURL(r.opts.URL)).Int("attempt", failures).Dur("retry_in", backoff).
 			Msg("event relay: NATS unavailable, events wait in the outbox")
 		t := time.NewTimer(backoff)
 		select {
@@ -194,6 +207,19 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 var errConnClosed = errors.New("events: relay: connection closed")
+
+// redactURL hides the credentials of a NATS URL (or a comma-separated list
+// of them) for the log.
+func redactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = url.User("REDACTED")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
 
 // session runs one connection: it returns when the connection fails (or
 // ctx is done), reporting whether the stream was reached.
@@ -250,6 +276,11 @@ func (r *Relay) session(ctx context.Context) (connected bool, err error) {
 	return true, r.pump(ctx, js, closed)
 }
 
+type ackMark struct {
+	seq uint64
+	at  time.Time
+}
+
 type inflight struct {
 	seq uint64
 	fut jetstream.PubAckFuture
@@ -257,17 +288,18 @@ type inflight struct {
 
 // pump publishes the outbox in order, at most MaxInFlight unacknowledged,
 // and deletes what is acknowledged. It returns on the first failure; the
-// next session starts again after r.acked.
+// next session starts again with the first event still in the outbox, so
+// that events kept by DeleteDelay reach a server that lost them.
 func (r *Relay) pump(ctx context.Context, js jetstream.JetStream, closed <-chan struct{}) error {
 	var (
 		win  []inflight     // published, not yet acknowledged, in outbox order
 		buf  []ledger.Event // read, not yet published
-		last = r.acked      // the last outbox sequence read
+		last = r.deleted    // the last outbox sequence read
 		idle = time.NewTimer(pollInterval)
 	)
 	defer idle.Stop()
 	ack := func(a *jetstream.PubAck) {
-		r.acked = win[0].seq
+		r.advance(win[0].seq)
 		win = win[1:]
 		r.published.Add(1)
 		if a.Duplicate {
@@ -351,7 +383,7 @@ func (r *Relay) settle(win []inflight, closed <-chan struct{}) {
 	for _, f := range win {
 		select {
 		case a := <-f.fut.Ok():
-			r.acked = f.seq
+			r.advance(f.seq)
 			r.published.Add(1)
 			if a.Duplicate {
 				r.duplicates.Add(1)
@@ -366,19 +398,59 @@ func (r *Relay) settle(win []inflight, closed <-chan struct{}) {
 	}
 }
 
-// deleteAcked deletes the acknowledged events from the outbox: always if
-// force, else at most once per deleteInterval (each delete is a synced
-// write) unless a whole batch is waiting.
+// advance records the ack of seq, whose predecessors are all acknowledged
+// (a republish may ack an event already acknowledged).
+func (r *Relay) advance(seq uint64) {
+	if seq <= r.acked {
+		return
+	}
+	r.acked = seq
+	if r.opts.DeleteDelay > 0 {
+		now := time.Now()
+		if n := len(r.ackMarks); n > 0 && now.Sub(r.ackMarks[n-1].at) < time.Millisecond {
+			r.ackMarks[n-1].seq = seq // one mark per millisecond is precise enough
+		} else {
+			r.ackMarks = append(r.ackMarks, ackMark{seq: seq, at: now})
+		}
+	}
+}
+
+// deletable returns the sequence the outbox may be deleted up to.
+func (r *Relay) deletable() uint64 {
+	if r.opts.DeleteDelay <= 0 {
+		return r.acked
+	}
+	cutoff := time.Now().Add(-r.opts.DeleteDelay)
+	i := 0
+	for i < len(r.ackMarks) && !r.ackMarks[i].at.After(cutoff) {
+		i++
+	}
+	if i == 0 {
+		return r.deleted
+	}
+	seq := r.ackMarks[i-1].seq
+	r.ackMarks = append(r.ackMarks[:0], r.ackMarks[i:]...)
+	return max(seq, r.deleted)
+}
+
+// deleteAcked deletes the acknowledged events (older than DeleteDelay) from
+// the outbox: always if force, else at most once per deleteInterval (each
+// delete is a synced write) unless a whole batch is waiting.
 func (r *Relay) deleteAcked(force bool) error {
 	if r.skipDelete || r.acked <= r.deleted {
 		return nil
 	}
-	if !force && r.acked-r.deleted < uint64(r.opts.Batch) && time.Since(r.lastDelete) < deleteInterval {
+	if !force && time.Since(r.lastDelete) < deleteInterval &&
+		(r.opts.DeleteDelay > 0 || r.acked-r.deleted < uint64(r.opts.Batch)) {
 		return nil
 	}
-	if err := r.l.DeleteOutbox(r.acked); err != nil {
-		return fmt.Errorf("events: relay: deleting the outbox up to %d: %w", r.acked, err)
+	seq := r.deletable()
+	if seq <= r.deleted {
+		return nil
 	}
-	r.deleted, r.lastDelete = r.acked, time.Now()
+	if err := r.l.DeleteOutbox(seq); err != nil {
+		return fmt.Errorf("events: relay: deleting the outbox up to %d: %w", seq, err)
+	}
+	r.deleted, r.lastDelete = seq, time.Now()
 	return nil
 }

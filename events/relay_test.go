@@ -414,6 +414,8 @@ func TestRelayOptionsValidate(t *testing.T) {
 		{"ErrNoURL", RelayOptions{}, false},
 		{"ErrWindowOverMaxAge", RelayOptions{URL: "nats://x", MaxAge: time.Minute}, false},
 		{"ErrNegative", RelayOptions{URL: "nats://x", MaxInFlight: -1}, false},
+		{"OKDeleteDelay", RelayOptions{URL: "nats://x", DeleteDelay: time.Minute}, true},
+		{"ErrDeleteDelayOverHalfWindow", RelayOptions{URL: "nats://x", DeleteDelay: 61 * time.Second}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -435,20 +437,85 @@ func TestStartServer(t *testing.T) {
 			t.Fatal("StartServer without Dir")
 		}
 	})
-	for _, sync := range []bool{false, true} {
-		t.Run(fmt.Sprintf("SyncAlways=%v", sync), func(t *testing.T) {
-			s, err := StartServer(ServerOptions{Dir: t.TempDir(), Listen: "localhost:0", SyncAlways: sync, Logger: zerolog.Nop()})
+	for _, syncAlways := range []bool{false, true} {
+		t.Run(fmt.Sprintf("SyncAlways=%v", syncAlways), func(t *testing.T) {
+			s, err := StartServer(ServerOptions{Dir: t.TempDir(), Listen: "localhost:0", SyncAlways: syncAlways,
+				SyncInterval: 3 * time.Second, Logger: zerolog.Nop()})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Shutdown()
 			cfg := s.ns.JetStreamConfig()
-			if cfg == nil || cfg.SyncAlways != sync {
-				t.Fatalf("JetStream config %+v, want SyncAlways %v", cfg, sync)
+			if cfg == nil || cfg.SyncAlways != syncAlways || cfg.SyncInterval != 3*time.Second {
+				t.Fatalf("JetStream config %+v, want SyncAlways %v", cfg, syncAlways)
 			}
 			if !strings.HasPrefix(s.ClientURL(), "nats://localhost:") {
 				t.Errorf("ClientURL %q", s.ClientURL())
 			}
 		})
+	}
+}
+
+// TestRelayDeleteDelay keeps acknowledged events in the outbox for
+// DeleteDelay: a server that comes back without them (its store lost the
+// writes it had not synced; here, all of them) gets them again, a server
+// that kept them drops the republish, and either way the outbox drains once
+// the delay has passed.
+func TestRelayDeleteDelay(t *testing.T) {
+	for _, lost := range []bool{true, false} {
+		name := "StoreKept"
+		if lost {
+			name = "StoreLost"
+		}
+		t.Run(name, func(t *testing.T) {
+			l := MustOpenLedger(t, ledger.Options{})
+			dir := t.TempDir()
+			srv := MustStartServer(t, dir, "")
+			addr := listenAddr(t, srv)
+			relay := StartRelay(t, l, srv.ClientURL(), func(r *Relay) { r.opts.DeleteDelay = time.Second })
+			w := startWriter(t, l, relay.Notify, 2)
+			checkFor(t, 10*time.Second, time.Millisecond, func() error {
+				if w.ok.Load() < 100 {
+					return fmt.Errorf("%d events written", w.ok.Load())
+				}
+				return nil
+			})
+			w.Stop()
+			total := w.ok.Load()
+			checkFor(t, 10*time.Second, time.Millisecond, func() error {
+				if got := relay.Published(); got != total {
+					return fmt.Errorf("%d of %d published", got, total)
+				}
+				return nil
+			})
+			if d := outboxDepth(t, l); d != total {
+				t.Fatalf("outbox depth %d right after the acks, want %d (kept for DeleteDelay)", d, total)
+			}
+
+			srv.Shutdown()
+			if lost {
+				dir = t.TempDir()
+			}
+			srv2 := MustStartServer(t, dir, addr)
+			waitDrained(t, l)
+			if got := relay.Published(); got < 2*total {
+				t.Errorf("%d acks, want at least %d: the kept events were not republished", got, 2*total)
+			}
+			wantDups := uint64(0)
+			if !lost {
+				wantDups = total
+			}
+			if got := relay.duplicates.Load(); got != wantDups {
+				t.Errorf("%d duplicates, want %d", got, wantDups)
+			}
+			checkExactlyOnce(t, readStream(t, srv2.ClientURL()), l.ID(), total)
+		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	got := redactURL("nats://alice:secret@127.0.0.1:4222, nats://s3cr3t-token@h:4222,nats://h2:4222")
+	if strings.Contains(got, "secret") || strings.Contains(got, "s3cr3t") || !strings.Contains(got, "h2:4222") {
+		t.Fatalf("redactURL: %q", got)
 	}
 }

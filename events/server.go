@@ -28,13 +28,22 @@ type ServerOptions struct {
 	// machine crash can lose the events of the last sync interval (2 min by
 	// default). serve passes true; BenchmarkRelay measures the cost.
 	SyncAlways bool
-	Logger     zerolog.Logger
+	// SyncInterval is how often JetStream syncs its file store when
+	// SyncAlways is off (nats-server's default, 2m, if zero). Pair it with
+	// RelayOptions.DeleteDelay to keep acknowledged events in the outbox
+	// until the stream has synced past them, the cheaper way not to lose
+	// them (see BenchmarkRelay).
+	SyncInterval time.Duration
+	Logger       zerolog.Logger
 }
 
 // Validate reports the first option that cannot work.
 func (o ServerOptions) Validate() error {
 	if o.Dir == "" {
 		return errors.New("events: server: Dir is required")
+	}
+	if o.SyncInterval < 0 {
+		return errors.New("events: server: SyncInterval must not be negative")
 	}
 	host, _, err := splitListen(o.Listen)
 	if err != nil {
@@ -87,6 +96,7 @@ func StartServer(opts ServerOptions) (*Server, error) {
 		JetStream:              true,
 		StoreDir:               opts.Dir,
 		SyncAlways:             opts.SyncAlways,
+		SyncInterval:           opts.SyncInterval,
 		NoSigs:                 true,
 		DisableJetStreamBanner: true,
 	})
