@@ -77,15 +77,17 @@ var Subjects = []string{"quota.>", "identity.>"}
 // Payload is the JSON body of every event message (see the package comment).
 // Consumers may decode into it.
 type Payload struct {
-	ID       string           `json:"id"`
-	Type     string           `json:"type"`
-	Time     string           `json:"time"`
-	Serial   uint64           `json:"serial,omitempty"`
-	Client   *string          `json:"client,omitempty"`
-	Name     *string          `json:"name,omitempty"`
-	Reason   *string          `json:"reason,omitempty"`
-	Holdings []PayloadHolding `json:"holdings,omitempty"`
-	Data     json.RawMessage  `json:"data,omitempty"`
+	ID     string  `json:"id"`
+	Type   string  `json:"type"`
+	Time   string  `json:"time"`
+	Serial uint64  `json:"serial,omitempty"`
+	Client *string `json:"client,omitempty"`
+	Name   *string `json:"name,omitempty"`
+	Reason *string `json:"reason,omitempty"`
+	// IssueTime is the commission's issue time (commission events).
+	IssueTime string           `json:"issue_time,omitempty"`
+	Holdings  []PayloadHolding `json:"holdings,omitempty"`
+	Data      json.RawMessage  `json:"data,omitempty"`
 }
 
 // PayloadHolding is one holding of a Payload.
@@ -119,6 +121,9 @@ func Render(dbID string, e ledger.Event) (subject string, msgID string, payload 
 	}
 	if isCommission(e.Type) {
 		p.Client, p.Name, p.Reason = &e.Client, &e.Name, &e.Reason
+	}
+	if !e.IssueTime.IsZero() {
+		p.IssueTime = e.IssueTime.UTC().Format(time.RFC3339Nano)
 	}
 	if len(e.Holdings) > 0 {
 		p.Holdings = make([]PayloadHolding, len(e.Holdings))

@@ -24,13 +24,13 @@ func TestRender(t *testing.T) {
 		payload string // exact JSON; "" to skip
 	}{
 		{"CommissionIssued", ledger.Event{Seq: 7, Type: ledger.EventCommissionIssued, Time: at, Serial: 42,
-			Client: "nova compute", Name: "vm-1", Holdings: []ledger.EventHolding{
+			Client: "nova compute", Name: "vm-1", IssueTime: at, Holdings: []ledger.EventHolding{
 				{Key: cores, Quantity: 2, After: holdings.Value{Limit: 10, UsageMin: 1, UsageMax: 3}},
 				{Key: ram, Quantity: -1, After: holdings.Value{Limit: 8, UsageMin: 4, UsageMax: 5}},
 			}},
 			"quota.commission.nova_compute.issued",
 			`{"id":"db1-7","type":"quotaledger.v1.commission.issued","time":"2026-03-01T09:30:00.123456789Z",` +
-				`"serial":42,"client":"nova compute","name":"vm-1","reason":"","holdings":[` +
+				`"serial":42,"client":"nova compute","name":"vm-1","reason":"","issue_time":"2026-03-01T09:30:00.123456789Z","holdings":[` +
 				`{"holder":"project:p1","source":null,"resource":"cores","quantity":2,"limit":10,"usage_min":1,"usage_max":3,"usage":3,"pending":2},` +
 				`{"holder":"user:u1","source":"project:p1","resource":"ram","quantity":-1,"limit":8,"usage_min":4,"usage_max":5,"usage":5,"pending":1}]}`},
 		{"CommissionEmptyClient", ledger.Event{Seq: 8, Type: ledger.EventCommissionAccepted, Time: at, Serial: 1, Reason: "ACCEPT:"},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -237,20 +236,4 @@ func checkExactlyOnce(tb testing.TB, msgs []streamMsg, dbID string, last uint64)
 			break
 		}
 	}
-}
-
-// seqOf returns the outbox sequence of a message id.
-func seqOf(tb testing.TB, id string) uint64 {
-	tb.Helper()
-	for i := len(id) - 1; i >= 0; i-- {
-		if id[i] == '-' {
-			n, err := strconv.ParseUint(id[i+1:], 10, 64)
-			if err != nil {
-				tb.Fatalf("message id %q: %v", id, err)
-			}
-			return n
-		}
-	}
-	tb.Fatalf("message id %q has no sequence", id)
-	return 0
 }

@@ -29,6 +29,8 @@ type Event struct {
 	Client string // the commission's client, "" if none
 	Name   string // the commission's name
 	Reason string // the resolve reason
+	// IssueTime is the commission's issue time (commission events only).
+	IssueTime time.Time
 	// Holdings are the holdings the change touched, each with the quantity of
 	// the provision (0 for quota changes) and its value after the change.
 	Holdings []EventHolding
@@ -52,6 +54,7 @@ func appendEvent(b []byte, e *Event) []byte {
 	b = appendString(b, e.Client)
 	b = appendString(b, e.Name)
 	b = appendString(b, e.Reason)
+	b = appendTime(b, e.IssueTime)
 	b = appendUvarint(b, uint64(len(e.Holdings)))
 	for _, h := range e.Holdings {
 		b = appendChange(b, h.Key, h.Quantity, h.After)
@@ -75,6 +78,7 @@ func DecodeEvent(key, value []byte) (Event, error) {
 	e.Client = d.string()
 	e.Name = d.string()
 	e.Reason = d.string()
+	e.IssueTime = d.time()
 	n := d.count(8)
 	if n > 0 {
 		e.Holdings = make([]EventHolding, n)

@@ -312,7 +312,7 @@ func (o *issueOp) apply(b *batch) error {
 
 func commissionEvent(typ string, c *commission.Commission, after []holdings.Value, reason string) *Event {
 	e := &Event{Type: typ, Serial: c.Serial, Client: c.Client, Name: c.Name, Reason: reason,
-		Holdings: make([]EventHolding, len(c.Provisions))}
+		IssueTime: c.IssueTime, Holdings: make([]EventHolding, len(c.Provisions))}
 	for i, p := range c.Provisions {
 		e.Holdings[i] = EventHolding{Key: p.Key, Quantity: p.Quantity, After: after[i]}
 	}

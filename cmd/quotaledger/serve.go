@@ -278,8 +278,15 @@ func (s *server) startEvents(c *ServeCmd) error {
 		if c.NatsAuth.given() {
 			s.log.Warn().Msg("--nats-token, --nats-user, --nats-password and --nats-creds are for --nats-url: the embedded NATS server takes none")
 		}
+		// JetStream acknowledges before it syncs. Syncing every message
+		// (SyncAlways) costs 15x in relay throughput (BenchmarkRelay): the
+		// relay could not keep pace with the ledger. Instead the store syncs
+		// every second and the relay keeps acknowledged events in the
+		// outbox for two more (DeleteDelay below), so an event lost by a
+		// crashed NATS is republished, and one it kept is dropped as a
+		// duplicate.
 		srv, err := events.StartServer(events.ServerOptions{
-			Dir: filepath.Join(c.Data, "nats"), Listen: c.NatsListen, SyncAlways: true,
+			Dir: filepath.Join(c.Data, "nats"), Listen: c.NatsListen, SyncInterval: time.Second,
 			Logger: s.log.With().Str("component", "nats").Logger(),
 		})
 		if err != nil {
@@ -293,8 +300,13 @@ func (s *server) startEvents(c *ServeCmd) error {
 		s.natsURL = redactURL(target)
 		s.log.Info().Str("nats_url", s.natsURL).Msg("publishing events to an external NATS server")
 	}
-	opts := events.RelayOptions{URL: target, Logger: s.log.With().Str("component", "relay").Logger()}
+	opts := events.RelayOptions{URL: target, Logger: s.log.With().Str("component", "relay").Logger(),
+		DeleteDelay: 2 * time.Second}
 	if c.NatsURL != "" {
+		// An external server syncs on its own schedule (JetStream's default:
+		// every 2 minutes): keep acknowledged events longer than that, under
+		// a duplicate window twice as long.
+		opts.DeleteDelay, opts.DuplicateWindow = 150*time.Second, 5*time.Minute
 		opts.Token, opts.User, opts.Password, opts.CredsFile = c.NatsToken, c.NatsUser, c.NatsPassword, c.NatsCreds
 		// Credentials in the URL itself travel as options, so that the URL
 		// the relay holds (and may log) has none.
