@@ -88,10 +88,10 @@ func TestParseFlags(t *testing.T) {
 		{name: "OK/flags", args: []string{"serve", "--data", "/var/lib/ql", "--listen", "0.0.0.0:9000",
 			"--nats-url", "nats://n1:4222", "--public-url", "https://quota.example.org", "--log-level", "debug",
 			"--log-format", "console", "--shutdown-timeout", "5s", "--demo", "--nats-listen", "0.0.0.0:4333",
-			"--nats-creds", creds, "--outbox-max-depth", "10", "--outbox-max-age", "1h"},
+			"--nats-creds", creds, "--outbox-max-depth", "10", "--outbox-max-age", "1h", "--stream-max-age", "720h"},
 			want: func(c *ServeCmd) {
 				*c = ServeCmd{Data: "/var/lib/ql", Listen: "0.0.0.0:9000", NatsURL: "nats://n1:4222",
-					NatsListen: "0.0.0.0:4333", OutboxMaxDepth: 10, OutboxMaxAge: time.Hour,
+					NatsListen: "0.0.0.0:4333", OutboxMaxDepth: 10, OutboxMaxAge: time.Hour, StreamMaxAge: 720 * time.Hour,
 					PublicURL: "https://quota.example.org", LogLevel: "debug", LogFormat: "console",
 					ShutdownTimeout: 5 * time.Second, Demo: true, NatsAuth: NatsAuth{NatsCreds: creds}}
 			}},

@@ -31,6 +31,7 @@ type ServeCmd struct {
 	NatsURL         string        `name:"nats-url" env:"QUOTALEDGER_NATS_URL" placeholder:"URL" help:"External NATS server (JetStream) to publish events to, instead of the embedded one."`
 	NatsListen      string        `name:"nats-listen" default:"127.0.0.1:4222" env:"QUOTALEDGER_NATS_LISTEN" placeholder:"HOST:PORT" help:"Without --nats-url: where the embedded NATS server listens, a loopback address (default ${default}); port -1 takes a free one. The log's \"listening\" message names its URL (nats_url)."`
 	OutboxMaxDepth  uint64        `name:"outbox-max-depth" default:"1000000" env:"QUOTALEDGER_OUTBOX_MAX_DEPTH" placeholder:"N" help:"While NATS is not connected, /readyz fails once more than N events wait in the outbox (default ${default})."`
+	StreamMaxAge    time.Duration `name:"stream-max-age" default:"0s" env:"QUOTALEDGER_STREAM_MAX_AGE" placeholder:"DURATION" help:"How long the QUOTALEDGER stream keeps events (0, the default: for ever)."`
 	OutboxMaxAge    time.Duration `name:"outbox-max-age" default:"10m" env:"QUOTALEDGER_OUTBOX_MAX_AGE" placeholder:"DURATION" help:"While NATS is not connected, /readyz fails once the oldest event in the outbox is older than this (default ${default})."`
 	PublicURL       string        `name:"public-url" env:"QUOTALEDGER_PUBLIC_URL" placeholder:"URL" help:"Base URL the service catalog names (default: the scheme and host each request came to)."`
 	LogLevel        string        `default:"info" enum:"trace,debug,info,warn,error" env:"QUOTALEDGER_LOG_LEVEL" placeholder:"LEVEL" help:"Log level: trace, debug, info, warn or error (default ${default})."`
@@ -95,6 +96,9 @@ func (c *ServeCmd) Validate() error {
 	}
 	if err := c.NatsAuth.Validate(); err != nil {
 		return err
+	}
+	if c.StreamMaxAge < 0 {
+		return errors.New("--stream-max-age must not be negative")
 	}
 	if c.OutboxMaxAge <= 0 {
 		return errors.New("--outbox-max-age must be positive")
@@ -301,7 +305,7 @@ func (s *server) startEvents(c *ServeCmd) error {
 		s.log.Info().Str("nats_url", s.natsURL).Msg("publishing events to an external NATS server")
 	}
 	opts := events.RelayOptions{URL: target, Logger: s.log.With().Str("component", "relay").Logger(),
-		DeleteDelay: 2 * time.Second}
+		DeleteDelay: 2 * time.Second, MaxAge: c.StreamMaxAge}
 	if c.NatsURL != "" {
 		// An external server syncs on its own schedule (JetStream's default:
 		// every 2 minutes): keep acknowledged events longer than that, under
