@@ -132,6 +132,9 @@ func (s *Server) registerRest() {
 	s.handle("DELETE", p+"holdings", User, identity.ActManageQuotas, "delete holdings (refused while a pending commission touches them)", s.restHoldingsDelete)
 	s.handle("GET", p+"commissions/{serial}/log", Any, "", "the provision log of a resolved commission (its service, admins, readers)", s.restCommissionLog)
 	s.handle("GET", p+"history", User, identity.ActReadSelf, "the provision log of holdings (holder, resource, serial, from, to, after, limit)", s.restHistory)
+
+	// Backup (backup.go).
+	s.registerBackup()
 }
 
 // ---- Views ----
