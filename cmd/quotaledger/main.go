@@ -32,6 +32,19 @@ type CLI struct {
 	Serve ServeCmd `cmd:"" help:"Run the server: the HTTP API over the ledger in --data."`
 	Login LoginCmd `cmd:"" help:"Log in (password from QUOTALEDGER_PASSWORD or stdin) and keep the token in the token file."`
 	Watch WatchCmd `cmd:"" help:"Follow the event stream on NATS and print one line per event (--json: the payloads)."`
+
+	// The operator CLI (cli*.go). Exit codes: 0 success, 1 refused by the
+	// server (4xx), 2 usage error, 3 failure (network, 5xx, invalid answer).
+	Logout     LogoutCmd     `cmd:"" help:"End the token's session and remove the token file. Exit codes: 0 success, 1 refused by the server (4xx), 2 usage error, 3 failure (network, 5xx, invalid answer)."`
+	Whoami     WhoamiCmd     `cmd:"" help:"Show the token's user and token. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Quota      QuotaCmd      `cmd:"" help:"Set, show (with usage bars) and delete holdings; bulk import from CSV (admin). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Commission CommissionCmd `cmd:"" help:"List, show, accept, reject and issue commissions (service token). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	User       UserCmd       `cmd:"" help:"Create, list, show, activate, set the role of and delete users (admin). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Token      TokenCmd      `cmd:"" help:"Create, list and revoke personal access tokens. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Resource   ResourceCmd   `cmd:"" help:"Register and list resources. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Service    ServiceCmd    `cmd:"" help:"Register, list and renew the tokens of services (admin). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Project    ProjectCmd    `cmd:"" help:"Create, show, join and leave projects. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	History    HistoryCmd    `cmd:"" help:"Query the provision log. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 }
 
 // ExitError ends the process with Code. Code 0 is not a failure: --help
@@ -88,6 +101,9 @@ func (m *Main) Main(ctx context.Context, stop func(), args []string) int {
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintf(m.Stderr, "quotaledger: %v\n", err)
 		_ = m.Close()
+		if ee := (*ExitError)(nil); errors.As(err, &ee) && ee.Code != 0 {
+			return ee.Code
+		}
 		return 1
 	}
 	err := m.Wait(ctx)
@@ -174,6 +190,9 @@ func (m *Main) Run(ctx context.Context) error {
 	case "":
 		return errors.New("no command: call ParseFlags first")
 	default:
+		if isCLICommand(m.command) {
+			return m.runCLI(ctx)
+		}
 		return fmt.Errorf("command %q is not built yet", m.command)
 	}
 }

@@ -1,0 +1,360 @@
+package main
+
+// The operator CLI (issue 6): subcommands that talk to a running server's
+// HTTP API with the Go client (api/client).
+//
+// Exit codes of these commands:
+//
+//	0  success
+//	1  the server refused (a 4xx answer; its cloudFault message is printed)
+//	2  usage error (bad flags or arguments)
+//	3  failure (network, a 5xx answer, an answer that is not valid)
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/quotaledger/quotaledger/api/client"
+)
+
+// cliExitHelp documents the exit codes in every operator command's help.
+const cliExitHelp = " Exit codes: 0 success, 1 refused by the server (4xx), 2 usage error, 3 failure (network, 5xx, invalid answer)."
+
+// ClientFlags are the flags of every command that calls the server.
+type ClientFlags struct {
+	URL       string `name:"url" default:"http://127.0.0.1:8080" env:"QUOTALEDGER_URL" help:"The server's base URL."`
+	Token     string `name:"token" env:"QUOTALEDGER_TOKEN" help:"The token to call with (default: the token file)."`
+	TokenFile string `name:"token-file" env:"QUOTALEDGER_TOKEN_FILE" help:"The token file (default ~/.config/quotaledger/token)."`
+	JSON      bool   `name:"json" help:"Print the API's JSON instead of a table."`
+}
+
+// cliEnv is what a running operator command uses.
+type cliEnv struct {
+	ctx    context.Context
+	c      *client.Client
+	flags  *ClientFlags
+	stdout io.Writer
+	stderr io.Writer
+	stdin  io.Reader
+}
+
+// usageError is an error of the command line found while running: exit 2.
+func usageError(format string, args ...any) error {
+	return &ExitError{Code: 2, Err: fmt.Errorf(format, args...)}
+}
+
+// cliError maps an error of the client to the exit code it stands for.
+func cliError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	var ce *client.Error
+	var inv *client.InvalidResponse
+	if errors.As(err, &ce) && !errors.As(err, &inv) && ce.Status >= 400 && ce.Status < 500 {
+		msg := ce.Message
+		if ce.Details != "" {
+			msg += " (" + ce.Details + ")"
+		}
+		kind := ce.Kind
+		if kind == "" {
+			kind = "refused"
+		}
+		return &ExitError{Code: 1, Err: fmt.Errorf("%d %s: %s", ce.Status, kind, msg)}
+	}
+	return &ExitError{Code: 3, Err: err}
+}
+
+// tokenFilePath is the token file of the flags or the default.
+func (f *ClientFlags) tokenFilePath() (string, error) {
+	if f.TokenFile != "" {
+		return f.TokenFile, nil
+	}
+	return client.TokenFile()
+}
+
+// newCLIEnv makes the client of f: the token of --token, else of the token
+// file.
+func newCLIEnv(ctx context.Context, f *ClientFlags, m *Main) (*cliEnv, error) {
+	token := strings.TrimSpace(f.Token)
+	if token == "" {
+		if p, err := f.tokenFilePath(); err == nil {
+			if b, err := os.ReadFile(p); err == nil {
+				token = strings.TrimSpace(string(b))
+			}
+		}
+	}
+	c, err := client.New(f.URL, token, client.Options{NoTokenPickup: true})
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	return &cliEnv{ctx: ctx, c: c, flags: f, stdout: m.Stdout, stderr: m.Stderr, stdin: m.Stdin}, nil
+}
+
+// printJSON writes v as indented JSON.
+func (e *cliEnv) printJSON(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "%s\n", b)
+	return err
+}
+
+// table starts a table with a header row.
+func (e *cliEnv) table(header ...string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	return tw
+}
+
+func row(tw io.Writer, cols ...any) {
+	s := make([]string, len(cols))
+	for i, c := range cols {
+		s[i] = fmt.Sprint(c)
+	}
+	fmt.Fprintln(tw, strings.Join(s, "\t"))
+}
+
+// show prints v as JSON with --json, else calls human.
+func (e *cliEnv) show(v any, human func() error) error {
+	if e.flags.JSON {
+		return e.printJSON(v)
+	}
+	return human()
+}
+
+func fmtTime(t client.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func srcString(s *string) string {
+	if s == nil {
+		return "-"
+	}
+	return *s
+}
+
+// parseSource reads a SOURCE argument: "-" is the null source.
+func parseSource(s string) *string {
+	if s == "-" {
+		return nil
+	}
+	return client.String(s)
+}
+
+// parseExpiry reads --expires: a duration from now ("720h") or an RFC 3339
+// time; "" is never.
+func parseExpiry(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, usageError("--expires %q: want a positive duration", s)
+		}
+		return time.Now().Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, usageError("--expires %q: want a duration (720h) or an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+func parseSerial(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, usageError("serial %q: want a positive integer", s)
+	}
+	return n, nil
+}
+
+// allPages calls get for page 1, 2, ... until the answer has no next page.
+func allPages[T any](get func(client.PageOptions) (*client.Page[T], error)) ([]T, error) {
+	out := []T{}
+	for page := 1; page <= 10000; page++ {
+		p, err := get(client.PageOptions{Page: page, PageSize: 100})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Results...)
+		if p.Next == nil || len(p.Results) == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// cliCommands are the first words of the operator commands.
+var cliCommands = map[string]bool{"logout": true, "whoami": true, "quota": true, "commission": true,
+	"user": true, "token": true, "resource": true, "service": true, "project": true, "history": true}
+
+// isCLICommand says whether kong's command string is an operator command.
+func isCLICommand(command string) bool {
+	w, _, _ := strings.Cut(command, " ")
+	return cliCommands[w]
+}
+
+// runCLI runs the operator command m.command and maps its error to an
+// *ExitError with the code of cliExitHelp.
+func (m *Main) runCLI(ctx context.Context) error {
+	words := strings.Fields(m.command)
+	var sub []string
+	for _, w := range words[1:] {
+		if !strings.HasPrefix(w, "<") {
+			sub = append(sub, w)
+		}
+	}
+	var f *ClientFlags
+	var run func(*cliEnv) error
+	c := &m.CLI
+	switch words[0] {
+	case "logout":
+		f, run = &c.Logout.ClientFlags, c.Logout.run
+	case "whoami":
+		f, run = &c.Whoami.ClientFlags, c.Whoami.run
+	case "history":
+		f, run = &c.History.ClientFlags, c.History.run
+	case "quota":
+		f = &c.Quota.ClientFlags
+		run = pick(sub, map[string]func(*cliEnv) error{"set": c.Quota.Set.run, "get": c.Quota.Get.run, "delete": c.Quota.Delete.run})
+	case "commission":
+		f = &c.Commission.ClientFlags
+		run = pick(sub, map[string]func(*cliEnv) error{"list": c.Commission.List.run, "show": c.Commission.Show.run,
+			"accept": func(e *cliEnv) error {
+				c.Commission.Accept.action = client.ActionAccept
+				return c.Commission.Accept.run(e)
+			},
+			"reject": func(e *cliEnv) error {
+				c.Commission.Reject.action = client.ActionReject
+				return c.Commission.Reject.run(e)
+			}, "issue": c.Commission.Issue.run})
+	case "user":
+		f = &c.User.ClientFlags
+		run = pick(sub, map[string]func(*cliEnv) error{"create": c.User.Create.run, "list": c.User.List.run,
+			"show": c.User.Show.show, "activate": c.User.Activate.activate, "role": c.User.Role.run, "delete": c.User.Delete.delete})
+	case "token":
+		f = &c.Token.ClientFlags
+		run = pick(sub, map[string]func(*cliEnv) error{"create": c.Token.Create.run, "list": c.Token.List.run,
+			"revoke": c.Token.Revoke.run})
+	case "resource":
+		f = &c.Resource.ClientFlags
+		run = pick(sub, map[string]func(*cliEnv) error{"register": c.Resource.Register.run, "list": c.Resource.List.run})
+	case "service":
+		f = &c.Service.ClientFlags
+		run = pick(sub, map[string]func(*cliEnv) error{"create": c.Service.Create.run, "list": c.Service.List.run,
+			"renew": c.Service.Renew.run})
+	case "project":
+		f = &c.Project.ClientFlags
+		run = pick(sub, map[string]func(*cliEnv) error{"create": c.Project.Create.run, "show": c.Project.Show.run,
+			"join": c.Project.Join.run, "leave": c.Project.Leave.run})
+	}
+	if f == nil || run == nil {
+		return usageError("unknown command %q", m.command)
+	}
+	env, err := newCLIEnv(ctx, f, m)
+	if err != nil {
+		return err
+	}
+	return cliError(run(env))
+}
+
+func pick(sub []string, runs map[string]func(*cliEnv) error) func(*cliEnv) error {
+	if len(sub) == 0 {
+		return nil
+	}
+	return runs[sub[0]]
+}
+
+// LogoutCmd ends the session of the token and removes the token file.
+type LogoutCmd struct {
+	ClientFlags `embed:""`
+}
+
+func (cmd *LogoutCmd) run(e *cliEnv) error {
+	if e.c.Token() == "" {
+		return usageError("no token: not logged in")
+	}
+	err := e.c.Logout(e.ctx)
+	// The token file goes even if the server no longer knows the token.
+	if cmd.Token == "" {
+		if p, perr := cmd.tokenFilePath(); perr == nil {
+			if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+				err = rerr
+			}
+		}
+	}
+	if err != nil && client.StatusOf(err) != 401 {
+		return err
+	}
+	if cmd.JSON {
+		return e.printJSON(map[string]bool{"logged_out": true})
+	}
+	fmt.Fprintln(e.stdout, "logged out")
+	return nil
+}
+
+// WhoamiCmd shows the token's user and the token.
+type WhoamiCmd struct {
+	ClientFlags `embed:""`
+}
+
+func (cmd *WhoamiCmd) run(e *cliEnv) error {
+	me, err := e.c.Whoami(e.ctx)
+	if err != nil {
+		return err
+	}
+	return e.show(me, func() error {
+		tw := e.table("FIELD", "VALUE")
+		row(tw, "username", me.Username)
+		row(tw, "uuid", me.UUID)
+		row(tw, "role", me.Role)
+		row(tw, "active", me.Active)
+		row(tw, "token kind", me.Auth.Kind)
+		row(tw, "token id", me.Auth.TokenID)
+		row(tw, "read only", me.Auth.ReadOnly)
+		row(tw, "expires", fmtTime(me.Auth.Expires))
+		return tw.Flush()
+	})
+}
+
+// HistoryCmd queries the provision log.
+type HistoryCmd struct {
+	ClientFlags `embed:""`
+	Holder      string `name:"holder" help:"The holder (default: your own holdings)."`
+	Resource    string `name:"resource" help:"Only this resource."`
+	Serial      int64  `name:"serial" help:"Only this commission."`
+	Limit       int    `name:"limit" default:"100" help:"At most this many entries."`
+}
+
+func (cmd *HistoryCmd) run(e *cliEnv) error {
+	if cmd.Limit <= 0 {
+		return usageError("--limit must be positive")
+	}
+	h, err := e.c.GetHistory(e.ctx, client.HistoryQuery{Holder: cmd.Holder, Resource: cmd.Resource, Serial: cmd.Serial, Limit: cmd.Limit})
+	if err != nil {
+		return err
+	}
+	return e.show(h, func() error {
+		tw := e.table("SERIAL", "TIME", "HOLDER", "SOURCE", "RESOURCE", "QUANTITY", "LIMIT", "USAGE", "REASON")
+		for _, l := range h.Results {
+			row(tw, l.Serial, fmtTime(l.LogTime), l.Holder, srcString(l.Source), l.Resource, l.Quantity, l.Limit, l.UsageMax, l.Reason)
+		}
+		return tw.Flush()
+	})
+}
