@@ -329,3 +329,43 @@ func TestUsageBar(t *testing.T) {
 		}
 	}
 }
+
+func TestProgress(t *testing.T) {
+	var b strings.Builder
+	p := &progress{w: &b, on: true, total: 4}
+	p.update(0)
+	p.update(2)
+	p.update(4)
+	p.end()
+	out := b.String()
+	mustContain(t, out, "\r[..............................] 0/4 holdings",
+		"\r[###############...............] 2/4 holdings", "\r[##############################] 4/4 holdings")
+	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
+		t.Fatalf("want one updating line ended once: %q", out)
+	}
+	var off strings.Builder
+	p = &progress{w: &off, on: cliIsTerminal(&off), total: 4}
+	p.update(1)
+	p.end()
+	if off.Len() != 0 {
+		t.Fatalf("progress on a non-terminal: %q", off.String())
+	}
+}
+
+func TestCLIHelp(t *testing.T) {
+	clearEnv(t)
+	code, out, _ := cli(t, nil, "--help")
+	if code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	for _, cmd := range []string{"logout", "whoami", "quota", "commission", "user", "token", "resource", "service", "project", "history"} {
+		mustContain(t, out, "  "+cmd+" ")
+	}
+	mustContain(t, strings.Join(strings.Fields(out), " "),
+		"Exit codes: 0 success, 1 refused by the server (4xx), 2 usage error, 3 failure (network, 5xx, invalid answer).")
+	code, out, _ = cli(t, nil, "quota", "set", "--help")
+	if code != 0 {
+		t.Fatalf("quota set --help: exit %d", code)
+	}
+	mustContain(t, out, "--file", "--url", "--token", "--json", "QUOTALEDGER_URL", "QUOTALEDGER_TOKEN")
+}
