@@ -199,7 +199,7 @@ func usageBar(usage, limit int64) string {
 }
 
 func holdingsTable(e *cliEnv, hs []client.Holding) error {
-	tw := e.table("HOLDER", "SOURCE", "RESOURCE", "LIMIT", "USAGE", "PENDING", "")
+	tw := e.table("HOLDER", "SOURCE", "RESOURCE", "LIMIT", "USAGE", "PENDING", "USED")
 	for _, h := range hs {
 		row(tw, h.Holder, srcString(h.Source), h.Resource, h.Limit, h.Usage(), h.Pending(), usageBar(h.Usage(), h.Limit))
 	}

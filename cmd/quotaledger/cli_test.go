@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -270,6 +272,19 @@ func TestCLI(t *testing.T) {
 		dead := "http://" + l.Addr().String()
 		_ = l.Close()
 		exits(t, 3, "connect", "whoami", "--url", dead, "--token", "x")
+		// A 5xx and an answer that is not JSON are failures too.
+		broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/whoami") {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = w.Write([]byte(`{"internalServerError":{"message":"boom","code":500}}`))
+				return
+			}
+			_, _ = w.Write([]byte("<html>not json</html>"))
+		}))
+		defer broken.Close()
+		exits(t, 3, "boom", "whoami", "--url", broken.URL, "--token", "x")
+		exits(t, 3, "not valid JSON", "user", "list", "--url", broken.URL, "--token", "x")
 	})
 
 	t.Run("csv import", func(t *testing.T) {
