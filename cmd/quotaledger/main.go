@@ -33,6 +33,10 @@ type CLI struct {
 	Login LoginCmd `cmd:"" help:"Log in (password from QUOTALEDGER_PASSWORD or stdin) and keep the token in the token file."`
 	Watch WatchCmd `cmd:"" help:"Follow the event stream on NATS and print one line per event (--json: the payloads)."`
 
+	// Backup and restore (backup.go).
+	Backup  BackupCmd  `cmd:"" help:"Write a consistent backup of the running server's ledger to --to (an admin token)."`
+	Restore RestoreCmd `cmd:"" help:"Rebuild a data directory from a backup, offline (--from FILE --data DIR)."`
+
 	// The operator CLI (cli*.go). Exit codes: 0 success, 1 refused by the
 	// server (4xx), 2 usage error, 3 failure (network, 5xx, invalid answer).
 	Logout     LogoutCmd     `cmd:"" help:"End the token's session and remove the token file. Exit codes: 0 success, 1 refused by the server (4xx), 2 usage error, 3 failure (network, 5xx, invalid answer)."`
@@ -187,6 +191,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return login(ctx, &m.CLI.Login, m.Stdin, m.Stdout, m.Getenv)
 	case "watch":
 		return watch(ctx, &m.CLI.Watch, m.Stdout, m.Stderr)
+	case "backup":
+		return backup(ctx, &m.CLI.Backup, m.Stdout)
+	case "restore":
+		return restore(&m.CLI.Restore, m.Stdout)
 	case "":
 		return errors.New("no command: call ParseFlags first")
 	default:
