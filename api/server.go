@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/identity"
@@ -31,8 +32,12 @@ type Options struct {
 	MaxProvisions int
 	// MaxNameLen caps holder, source, resource, names and keys (512 bytes).
 	MaxNameLen int
-	// Ready reports whether the server can take calls (nil: always).
-	Ready func(ctx context.Context) error
+	// Checks are the checks of /readyz, by name: nil means the check
+	// passed. The server is ready when all pass (nil: always ready).
+	Checks func(ctx context.Context) map[string]error
+	// Metrics is the registry /metrics serves, on which the server registers
+	// its own metrics (nil: a registry of the server's own).
+	Metrics *prometheus.Registry
 }
 
 func (o Options) withDefaults() Options {
@@ -58,6 +63,7 @@ type Server struct {
 	routes []Route
 	// limiter counts login and password-reset attempts (rest.go).
 	limiter *restLimiter
+	metrics *metrics
 }
 
 // Access says who may call a route.
@@ -91,12 +97,23 @@ type call struct {
 
 type handlerFunc func(c *call) error
 
-// New returns a server for l and id.
+// New returns a server for l and id. It panics if its metrics cannot be
+// registered on opts.Metrics (a registry takes one server).
 func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{l: l, id: id, opts: opts, log: opts.Logger.With().Str("component", "api").Logger(),
 		mux: http.NewServeMux(), limiter: &restLimiter{windows: make(map[string]*restWindow)}}
+	reg := opts.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		panic("api: registering metrics: " + err.Error())
+	}
+	s.metrics = m
 	s.registerOps()
+	s.registerMetrics()
 	s.registerDocs()
 	s.registerAstakos()
 	s.registerRest()
@@ -137,13 +154,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if route == "" {
 		route = "unmatched"
 	}
-	s.log.Info().Str("method", r.Method).Str("route", route).Int("status", sw.status).
-		Dur("duration", time.Since(start)).Str("request_id", id).Msg("request")
+	d := time.Since(start)
+	s.metrics.observe(route, sw.status, d)
+	ev := s.log.Info().Str("method", r.Method).Str("route", route).Int("status", sw.status).
+		Dur("duration", d).Str("request_id", id)
+	// Who called: the kind of token and the user's uuid or the service's
+	// name, never the token.
+	if p := sw.principal; p.Token != nil {
+		ev = ev.Str("principal_kind", string(p.Kind))
+		switch {
+		case p.User != nil:
+			ev = ev.Str("principal", p.User.UUID)
+		case p.Service != nil:
+			ev = ev.Str("principal", p.Service.Name)
+		}
+	}
+	ev.Msg("request")
 }
 
+// statusWriter records the answer's status, and the caller, for the
+// request's log line and metrics.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status    int
+	principal identity.Principal
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -171,6 +205,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 			return
 		}
 		c.p = p
+		if sw, ok := w.(*statusWriter); ok {
+			sw.principal = p
+		}
 	}
 	if err := rt.handler(c); err != nil {
 		f := faultOf(err)
@@ -245,12 +282,18 @@ func (s *Server) registerOps() {
 	s.handle("GET", "/healthz", Public, "", "the process is alive", func(c *call) error {
 		return c.json(http.StatusOK, map[string]string{"status": "ok"})
 	})
-	s.handle("GET", "/readyz", Public, "", "the server takes calls", func(c *call) error {
-		if s.opts.Ready != nil {
-			if err := s.opts.Ready(c.r.Context()); err != nil {
-				return newFault(http.StatusServiceUnavailable, "not ready: "+err.Error())
+	s.handle("GET", "/readyz", Public, "", "the server takes calls; the body names every check and which failed", func(c *call) error {
+		status, code := "ready", http.StatusOK
+		checks := map[string]string{}
+		if s.opts.Checks != nil {
+			for name, err := range s.opts.Checks(c.r.Context()) {
+				checks[name] = "ok"
+				if err != nil {
+					checks[name] = err.Error()
+					status, code = "not ready", http.StatusServiceUnavailable
+				}
 			}
 		}
-		return c.json(http.StatusOK, map[string]string{"status": "ready"})
+		return c.json(code, map[string]any{"status": status, "checks": checks})
 	})
 }

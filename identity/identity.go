@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/ledger"
@@ -82,6 +83,8 @@ type Options struct {
 	// RequireActivation leaves self-registered users inactive until an admin
 	// or the verification step activates them.
 	RequireActivation bool
+	// Metrics, if set, receives the store's metrics (metrics.go).
+	Metrics prometheus.Registerer
 }
 
 func (o Options) withDefaults() Options {
@@ -184,6 +187,11 @@ func Open(l *ledger.Ledger, opts Options) (*Store, error) {
 		err := l.ScanForeign([]byte{ld.prefix}, func(_, v []byte) error { return ld.load(v) })
 		if err != nil {
 			return nil, fmt.Errorf("identity: loading %q records: %w", ld.prefix, err)
+		}
+	}
+	if opts.Metrics != nil {
+		if err := opts.Metrics.Register(tokenCollector{s}); err != nil {
+			return nil, fmt.Errorf("identity: registering metrics: %w", err)
 		}
 	}
 	return s, nil

@@ -75,6 +75,7 @@ type Ledger struct {
 	batchedCalls     atomic.Uint64 // calls in those batches
 
 	w writer // owned by the writer goroutine
+	m *metrics
 }
 
 // Open opens (creating if needed) the ledger in opts.Dir, loads holdings,
@@ -94,6 +95,11 @@ func Open(opts Options) (*Ledger, error) {
 		pending:  make(map[uint64]*commission.Commission),
 		byClient: make(map[string]map[uint64]struct{}),
 	}
+	m, err := newMetrics(l, opts.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	l.m = m
 	start := time.Now()
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
@@ -300,4 +306,15 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	// nothing is skipped below): the exit must not depend on the logger.
 	p.log.WithLevel(zerolog.FatalLevel).Str("component", "pebble").Msgf(format, args...)
 	os.Exit(1)
+}
+
+// Writable reports whether a write would be taken now: ErrClosed once the
+// ledger is closing, ErrNoSpace below the free-space floor, else nil.
+func (l *Ledger) Writable() error {
+	select {
+	case <-l.quit:
+		return ErrClosed
+	default:
+	}
+	return l.checkSpace()
 }

@@ -188,33 +188,44 @@ type IssueResult struct {
 // *holdings.NoCapacityError, *holdings.NoQuantityError, holdings.ErrOverflow,
 // ErrInvalid or ErrIdempotencyConflict; on any of them nothing changes.
 func (l *Ledger) Issue(ctx context.Context, req IssueRequest) (IssueResult, error) {
+	defer since(l.m.issueSeconds, time.Now())
+	o, err := newIssueOp(req)
+	if err != nil {
+		l.m.count(iInvalid, len(req.Provisions))
+		return IssueResult{}, err
+	}
+	err = l.do(ctx, o)
+	return o.res, err
+}
+
+// newIssueOp checks and merges an issue request.
+func newIssueOp(req IssueRequest) (*issueOp, error) {
 	if req.Client == "" {
-		return IssueResult{}, invalid("client must not be empty")
+		return nil, invalid("client must not be empty")
 	}
 	if req.TTL < 0 {
-		return IssueResult{}, invalid("ttl must not be negative")
+		return nil, invalid("ttl must not be negative")
 	}
 	if len(req.Provisions) > MaxProvisions {
-		return IssueResult{}, invalid("a commission has at most %d provisions", MaxProvisions)
+		return nil, invalid("a commission has at most %d provisions", MaxProvisions)
 	}
 	if !utf8.ValidString(req.Name) || !utf8.ValidString(req.Client) || !utf8.ValidString(req.IdempotencyKey) {
-		return IssueResult{}, invalid("client, name and idempotency key must be valid UTF-8")
+		return nil, invalid("client, name and idempotency key must be valid UTF-8")
 	}
 	for _, p := range req.Provisions {
 		if err := checkKey(p.Key); err != nil {
-			return IssueResult{}, err
+			return nil, err
 		}
 	}
 	merged, err := commission.Merge(req.Provisions)
 	if err != nil {
-		return IssueResult{}, err
+		return nil, err
 	}
 	o := &issueOp{req: req, merged: merged}
 	if req.IdempotencyKey != "" {
 		o.hash = requestHash(&req)
 	}
-	err = l.do(ctx, o)
-	return o.res, err
+	return o, nil
 }
 
 // requestHash identifies an issue request for idempotency: the same key with
@@ -260,6 +271,9 @@ func (o *issueOp) apply(b *batch) error {
 	}
 	after, err := commission.Issue(b.get, o.merged, o.req.Force)
 	if err != nil {
+		if i := refusal(err); i >= 0 {
+			b.l.m.count(i, len(o.merged))
+		}
 		return err
 	}
 	var final []holdings.Value
@@ -267,6 +281,9 @@ func (o *issueOp) apply(b *batch) error {
 		final = make([]holdings.Value, len(after))
 		for i, p := range o.merged {
 			if final[i], err = after[i].Accept(p.Quantity); err != nil {
+				if i := refusal(err); i >= 0 {
+					b.l.m.count(i, len(o.merged))
+				}
 				return err
 			}
 		}
@@ -294,6 +311,7 @@ func (o *issueOp) apply(b *batch) error {
 		}
 		b.writeLog(c, final, "ACCEPT:")
 		b.emit(commissionEvent(EventCommissionAccepted, c, final, "ACCEPT:"))
+		b.l.m.count(iAccepted, len(o.merged))
 	} else {
 		for i, p := range o.merged {
 			b.updateHolding(p.Key, after[i])
@@ -301,6 +319,7 @@ func (o *issueOp) apply(b *batch) error {
 		b.addCommission(c)
 	}
 	o.res = IssueResult{Serial: c.Serial, Accepted: o.req.AutoAccept}
+	b.l.m.count(iIssued, len(o.merged))
 	if ikey != "" {
 		r := idemRecord{Created: b.now, Hash: o.hash, Serial: c.Serial, Accepted: o.req.AutoAccept}
 		b.idem[ikey] = r
@@ -354,6 +373,7 @@ func (b *batch) resolve(c *commission.Commission, accept bool, reason, eventType
 	b.removeCommission(c)
 	b.writeLog(c, after, reason)
 	b.emit(commissionEvent(eventType, c, after, reason))
+	b.l.m.countResolved(eventType, len(c.Provisions))
 	return nil
 }
 
@@ -367,6 +387,7 @@ func resolveReason(accept bool, reason string) (full, eventType string) {
 // Resolve accepts (accept true) or rejects a commission pending for client.
 // It returns ErrNotFound if serial is not pending for that client.
 func (l *Ledger) Resolve(ctx context.Context, client string, serial uint64, accept bool, reason string) error {
+	defer since(l.m.resolveSeconds, time.Now())
 	if !utf8.ValidString(reason) {
 		return invalid("reason must be valid UTF-8")
 	}
@@ -401,6 +422,7 @@ type ResolveResult struct {
 // step. A serial in both lists is conflicting, one not pending for client is
 // not found; the rest are applied.
 func (l *Ledger) ResolveMany(ctx context.Context, client string, accept, reject []uint64, reason string) (ResolveResult, error) {
+	defer since(l.m.resolveSeconds, time.Now())
 	if !utf8.ValidString(reason) {
 		return ResolveResult{}, invalid("reason must be valid UTF-8")
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -40,6 +41,10 @@ type Options struct {
 	MemTableSize uint64
 	// CacheSize is Pebble's block cache size (128 MiB).
 	CacheSize int64
+
+	// Metrics, if set, receives the engine's metrics (metrics.go). A
+	// registerer takes one ledger: a second Open on it fails.
+	Metrics prometheus.Registerer
 }
 
 func (o Options) withDefaults() Options {

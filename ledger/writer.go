@@ -221,6 +221,7 @@ func (l *Ledger) start(reqs []*request) {
 	}
 	b.reset(w.lastCounters(), l.opts.Now())
 	b.reqs = append(b.reqs[:0], reqs...)
+	l.m.batchSize.Observe(float64(len(reqs)))
 	w.pruneIdem(b)
 	for _, r := range reqs {
 		r.err = r.op.apply(b)
@@ -249,13 +250,17 @@ func (l *Ledger) committer() {
 		}
 		b.pb = l.db.NewBatch()
 		b.recs.writeTo(b.pb)
+		start := time.Now()
 		if err := l.db.ApplyNoSyncWait(b.pb, pebble.Sync); err != nil {
 			b.syncErr = err
 			w.synced <- b
 			continue
 		}
 		go func() {
+			syncStart := time.Now()
 			b.syncErr = b.pb.SyncWait()
+			since(l.m.walSyncSeconds, syncStart)
+			since(l.m.batchCommitSeconds, start)
 			w.synced <- b
 		}()
 	}
@@ -296,6 +301,7 @@ func (l *Ledger) finish(b *batch) {
 // Pebble does (DESIGN §6) and the restarted engine rebuilds from disk; the
 // callers get no answer, as on a crash.
 func (l *Ledger) fail(b *batch, err error) {
+	l.m.batchFailures.Inc()
 	pebbleLogger{l.log}.Fatalf("ledger: fatal commit error (%d requests): %v", len(b.reqs), err)
 }
 

@@ -390,8 +390,17 @@ func TestServeReadiness(t *testing.T) {
 				}
 				return
 			}
-			if code != http.StatusServiceUnavailable || !strings.Contains(string(body), tc.want) {
-				t.Fatalf("/readyz: %d %s, want 503 saying %q", code, body, tc.want)
+			var ready struct {
+				Status string            `json:"status"`
+				Checks map[string]string `json:"checks"`
+			}
+			if err := json.Unmarshal(body, &ready); err != nil {
+				t.Fatalf("/readyz: %v: %s", err, body)
+			}
+			if code != http.StatusServiceUnavailable || ready.Status != "not ready" ||
+				!strings.Contains(ready.Checks["outbox"], tc.want) || ready.Checks["nats"] == "ok" ||
+				ready.Checks["ledger"] != "ok" || ready.Checks["server"] != "ok" {
+				t.Fatalf("/readyz: %d %s, want 503 with the outbox saying %q", code, body, tc.want)
 			}
 		})
 	}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/api"
@@ -225,11 +227,15 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		}
 	}()
 
-	s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), Logger: log})
+	// One registry for every part's metrics, with the Go runtime and the
+	// process; /metrics serves it.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), Logger: log, Metrics: reg})
 	if err != nil {
 		return nil, err
 	}
-	s.id, err = identity.Open(s.ledger, identity.Options{Logger: log})
+	s.id, err = identity.Open(s.ledger, identity.Options{Logger: log, Metrics: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +254,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		return nil, err
 	}
 
-	handler := api.New(s.ledger, s.id, api.Options{Logger: log, PublicURL: c.PublicURL, Ready: s.readyCheck})
+	handler := api.New(s.ledger, s.id, api.Options{Logger: log, PublicURL: c.PublicURL, Checks: s.readyChecks, Metrics: reg})
 	s.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -361,31 +367,37 @@ func (s *server) fail(err error) {
 	}
 }
 
-// readyCheck is /readyz: ready between the start and the shutdown, with
-// the ledger answering, and either the relay connected to NATS or the
-// outbox within its bounds (an outbox that cannot drain is not hidden).
-func (s *server) readyCheck(context.Context) error {
+// readyChecks are the checks of /readyz: "server" (between the start and
+// the shutdown), "ledger" (open and taking writes), "nats" (the relay
+// connected) and "outbox" (within its bounds). A relay that is not connected
+// fails readiness only once the outbox passes its bounds: "nats" then
+// fails too, so that the body says why the outbox cannot drain.
+func (s *server) readyChecks(context.Context) map[string]error {
+	checks := map[string]error{"server": nil, "ledger": nil, "nats": nil, "outbox": nil}
 	if !s.ready.Load() {
-		return errors.New("shutting down")
+		checks["server"] = errors.New("shutting down")
 	}
+	checks["ledger"] = s.ledger.Writable()
 	st, err := s.ledger.OutboxStats()
 	if err != nil {
-		return err
+		checks["outbox"] = err
+		return checks
 	}
 	if s.relay.Connected() {
-		return nil
+		return checks
 	}
-	if st.Depth > s.outboxMaxDepth {
-		return fmt.Errorf("NATS is not connected and %d events wait in the outbox, more than --outbox-max-depth %d",
+	switch {
+	case st.Depth > s.outboxMaxDepth:
+		checks["outbox"] = fmt.Errorf("NATS is not connected and %d events wait in the outbox, more than --outbox-max-depth %d",
 			st.Depth, s.outboxMaxDepth)
+	case st.Depth > 0 && time.Since(st.Oldest) > s.outboxMaxAge:
+		checks["outbox"] = fmt.Errorf("NATS is not connected and the oldest event in the outbox is %s old, more than --outbox-max-age %s",
+			time.Since(st.Oldest).Round(time.Second), s.outboxMaxAge)
 	}
-	if st.Depth > 0 {
-		if age := time.Since(st.Oldest); age > s.outboxMaxAge {
-			return fmt.Errorf("NATS is not connected and the oldest event in the outbox is %s old, more than --outbox-max-age %s",
-				age.Round(time.Second), s.outboxMaxAge)
-		}
+	if checks["outbox"] != nil {
+		checks["nats"] = errors.New("not connected")
 	}
-	return nil
+	return checks
 }
 
 // flushLoop stores token last-use times every flushInterval.
