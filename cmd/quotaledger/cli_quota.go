@@ -35,6 +35,7 @@ type QuotaGetCmd struct {
 	Holder   []string `name:"holder" help:"Only these holders (comma-separated or repeated)."`
 	Source   []string `name:"source" help:"Only these sources (- for the null source)."`
 	Resource []string `name:"resource" help:"Only these resources."`
+	Mine     bool     `name:"mine" help:"Your own quotas by project (GET /quotas; any user's token) instead of holdings."`
 }
 
 // QuotaDeleteCmd deletes a holding.
@@ -170,6 +171,12 @@ func (cmd *QuotaSetCmd) runFile(e *cliEnv) error {
 }
 
 func (cmd *QuotaGetCmd) run(e *cliEnv) error {
+	if cmd.Mine {
+		if len(cmd.Holder) > 0 || len(cmd.Source) > 0 {
+			return usageError("quota get: --mine takes no --holder or --source")
+		}
+		return cmd.mine(e)
+	}
 	q := client.HoldingQuery{Holders: cmd.Holder, Resources: cmd.Resource}
 	for _, s := range cmd.Source {
 		if s == "-" {
@@ -215,4 +222,36 @@ func (cmd *QuotaDeleteCmd) run(e *cliEnv) error {
 	}
 	fmt.Fprintf(e.stdout, "deleted the holding %s %s %s\n", cmd.Holder, cmd.Source, cmd.Resource)
 	return nil
+}
+
+// mine shows the caller's quotas: project -> resource, with a bar each for
+// the member's quota and the project's.
+func (cmd *QuotaGetCmd) mine(e *cliEnv) error {
+	qs, err := e.c.GetQuotas(e.ctx)
+	if err != nil {
+		return err
+	}
+	if len(cmd.Resource) > 0 {
+		keep := map[string]bool{}
+		for _, r := range cmd.Resource {
+			keep[r] = true
+		}
+		for _, rs := range qs {
+			for r := range rs {
+				if !keep[r] {
+					delete(rs, r)
+				}
+			}
+		}
+	}
+	return e.show(qs, func() error {
+		tw := e.table("PROJECT", "RESOURCE", "LIMIT", "USAGE", "PENDING", "USED", "PROJECT USED")
+		for _, p := range sortedNames(qs) {
+			for _, r := range sortedNames(qs[p]) {
+				q := qs[p][r]
+				row(tw, p, r, q.Limit, q.Usage, q.Pending, usageBar(q.Usage, q.Limit), usageBar(q.ProjectUsage, q.ProjectLimit))
+			}
+		}
+		return tw.Flush()
+	})
 }

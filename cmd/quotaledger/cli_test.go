@@ -243,6 +243,14 @@ func TestCLI(t *testing.T) {
 			t.Fatalf("login: exit %d\n%s%s", code, out, errOut)
 		}
 		mustContain(t, ok(t, "whoami", "--url", base, "--token-file", file), "alice@example.org")
+		// Her own quotas: the base project, under her uuid, with cyclades.vm's uplimit.
+		mustContain(t, ok(t, "quota", "get", "--mine", "--url", base, "--token-file", file), alice, "cyclades.vm", "[..........] 0/2")
+		var qs map[string]map[string]struct{ Limit int64 }
+		okJSON(t, &qs, "quota", "get", "--mine", "--resource", "cyclades.vm", "--url", base, "--token-file", file)
+		if qs[alice]["cyclades.vm"].Limit != 2 {
+			t.Fatalf("quota get --mine --json: %+v", qs)
+		}
+		exits(t, 1, "403", "quota", "get", "--url", base, "--token-file", file)
 		mustContain(t, ok(t, "logout", "--url", base, "--token-file", file), "logged out")
 		if _, err := os.Stat(file); !os.IsNotExist(err) {
 			t.Fatalf("the token file is still there: %v", err)
