@@ -29,6 +29,9 @@ func main() {
 // CLI is the command line: one field per subcommand. The operator
 // subcommands (quota, commission, user, token, watch, ...) join serve here.
 type CLI struct {
+	// Config names a YAML file of flag values (config.go).
+	Config string `name:"config" env:"QUOTALEDGER_CONFIG" placeholder:"FILE" help:"A YAML file of flag values (keys: flag names without dashes, e.g. listen: 127.0.0.1:8080); a flag or its environment variable wins over the file."`
+
 	Serve ServeCmd `cmd:"" help:"Run the server: the HTTP API over the ledger in --data."`
 	Login LoginCmd `cmd:"" help:"Log in (password from QUOTALEDGER_PASSWORD or stdin) and keep the token in the token file."`
 	Watch WatchCmd `cmd:"" help:"Follow the event stream on NATS and print one line per event (--json: the payloads)."`
@@ -138,6 +141,7 @@ func (m *Main) ParseFlags(_ context.Context, args []string) (err error) {
 		kong.Writers(m.Stdout, m.Stderr),
 		kong.Exit(func(code int) { panic(exitPanic(code)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
+		configOption(),
 	)
 	if err != nil {
 		return fmt.Errorf("quotaledger: command line model: %w", err)
