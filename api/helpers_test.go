@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/identity"
@@ -36,14 +39,26 @@ const testPassword = "correct horse battery"
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvWith(t, zerolog.Nop(), nil)
+}
+
+// newEnvWith is newEnv with log as the logger of every part and, if reg is
+// set, their metrics on reg.
+func newEnvWith(t testing.TB, log zerolog.Logger, reg *prometheus.Registry) *env {
+	t.Helper()
 	ctx := context.Background()
-	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: vfs.NewMem(), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
+	var metrics prometheus.Registerer
+	if reg != nil {
+		metrics = reg
+	}
+	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: vfs.NewMem(), Logger: log, NoFreeSpaceCheck: true,
+		MemTableSize: 4 << 20, CacheSize: 8 << 20, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	id, err := identity.Open(l, identity.Options{Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
+	id, err := identity.Open(l, identity.Options{Logger: log, Metrics: metrics,
+		Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +88,7 @@ func newEnv(t testing.TB) *env {
 	if e.user, _, _, err = id.Login(ctx, "user@example.com", testPassword); err != nil {
 		t.Fatal(err)
 	}
-	e.api = New(l, id, Options{Logger: zerolog.Nop()})
+	e.api = New(l, id, Options{Logger: log, Metrics: reg})
 	e.srv = httptest.NewServer(e.api)
 	t.Cleanup(e.srv.Close)
 	return e
@@ -147,5 +162,31 @@ func TestTrailingSlash(t *testing.T) {
 	st2, b := e.doRaw("GET", "/account/v1.0/resources/", "", nil)
 	if st1 != 200 || st2 != 200 || string(a) != string(b) {
 		t.Fatalf("with and without a trailing slash: %d %s / %d %s", st1, a, st2, b)
+	}
+}
+
+func TestReady(t *testing.T) {
+	e := newEnv(t)
+	if st, body := e.do("GET", "/readyz", "", nil); st != 200 || body["status"] != "ready" {
+		t.Fatalf("readyz without checks: %d %v", st, body)
+	}
+	var failing atomic.Bool
+	e.api = New(e.l, e.id, Options{Logger: zerolog.Nop(), Checks: func(context.Context) map[string]error {
+		var err error
+		if failing.Load() {
+			err = errors.New("too deep")
+		}
+		return map[string]error{"ledger": nil, "outbox": err}
+	}})
+	e.srv = httptest.NewServer(e.api)
+	t.Cleanup(e.srv.Close)
+	st, body := e.do("GET", "/readyz", "", nil)
+	if checks, _ := body["checks"].(map[string]any); st != 200 || body["status"] != "ready" || checks["ledger"] != "ok" || checks["outbox"] != "ok" {
+		t.Fatalf("readyz, all pass: %d %v", st, body)
+	}
+	failing.Store(true)
+	st, body = e.do("GET", "/readyz", "", nil)
+	if checks, _ := body["checks"].(map[string]any); st != 503 || body["status"] != "not ready" || checks["ledger"] != "ok" || checks["outbox"] != "too deep" {
+		t.Fatalf("readyz, outbox fails: %d %v", st, body)
 	}
 }

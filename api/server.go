@@ -151,7 +151,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	s.mux.ServeHTTP(sw, r)
 	route := r.Pattern
-	if route == "" {
+	if route == "" || route == "/" { // "/" is the catch-all 404
 		route = "unmatched"
 	}
 	d := time.Since(start)
