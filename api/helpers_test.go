@@ -189,4 +189,11 @@ func TestReady(t *testing.T) {
 	if checks, _ := body["checks"].(map[string]any); st != 503 || body["status"] != "not ready" || checks["ledger"] != "ok" || checks["outbox"] != "too deep" {
 		t.Fatalf("readyz, outbox fails: %d %v", st, body)
 	}
+	fams := e.scrape()
+	if v, ok := sample(fams, "quotaledger_ready", "check", "outbox"); !ok || v != 0 {
+		t.Errorf("quotaledger_ready{check=outbox} = %v %v, want 0", v, ok)
+	}
+	if v, ok := sample(fams, "quotaledger_ready", "check", "ledger"); !ok || v != 1 {
+		t.Errorf("quotaledger_ready{check=ledger} = %v %v, want 1", v, ok)
+	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -18,7 +19,7 @@ type metrics struct {
 	handler  http.Handler             // /metrics
 }
 
-func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+func newMetrics(reg *prometheus.Registry, checks func(context.Context) map[string]error) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "quotaledger", Subsystem: "http", Name: "requests_total",
@@ -35,7 +36,7 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		}, []string{"kind"}),
 		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.faults} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.faults, readyCollector{checks}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -63,4 +64,28 @@ func (s *Server) registerMetrics() {
 		s.metrics.handler.ServeHTTP(c.w, c.r)
 		return nil
 	})
+}
+
+var descReady = prometheus.NewDesc("quotaledger_ready",
+	"The checks of /readyz at scrape time: 1 passes, 0 fails.", []string{"check"}, nil)
+
+// readyCollector runs the checks of /readyz at scrape time, so that alerts
+// need no probe.
+type readyCollector struct {
+	checks func(context.Context) map[string]error
+}
+
+func (c readyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descReady }
+
+func (c readyCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.checks == nil {
+		return
+	}
+	for name, err := range c.checks(context.Background()) {
+		v := 1.0
+		if err != nil {
+			v = 0
+		}
+		ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, v, name)
+	}
 }

@@ -107,7 +107,7 @@ func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	m, err := newMetrics(reg)
+	m, err := newMetrics(reg, opts.Checks)
 	if err != nil {
 		panic("api: registering metrics: " + err.Error())
 	}

@@ -38,7 +38,7 @@ func TestServeMetrics(t *testing.T) {
 	}
 	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_cpu_seconds_total",
 		"quotaledger_commissions_total", "quotaledger_pending_commissions", "quotaledger_outbox_depth",
-		"quotaledger_tokens", "quotaledger_http_requests_total"} {
+		"quotaledger_tokens", "quotaledger_http_requests_total", "quotaledger_ready"} {
 		if fams[name] == nil {
 			t.Errorf("/metrics has no %s", name)
 		}
