@@ -49,6 +49,7 @@ type writer struct {
 	free     []*batch
 	commits  chan *batch // to the committer, in order
 	synced   chan *batch
+	refusing bool // below the free-space floor at the last batch
 }
 
 type idemEntry struct {
@@ -206,7 +207,17 @@ func (l *Ledger) expireDue(reqs *[]*request) {
 // start applies reqs to a new batch and hands it to the committer.
 func (l *Ledger) start(reqs []*request) {
 	w := &l.w
-	if refuse := l.checkSpace(); refuse != nil {
+	refuse := l.checkSpace()
+	if (refuse != nil) != w.refusing {
+		// Log the change of state, not every refused batch.
+		w.refusing = refuse != nil
+		if w.refusing {
+			l.log.Warn().Uint64("min_free_bytes", l.opts.MinFreeBytes).Msg("free disk space below the floor: writes refused")
+		} else {
+			l.log.Info().Msg("free disk space above the floor again: writes taken")
+		}
+	}
+	if refuse != nil {
 		for _, r := range reqs {
 			r.err = refuse
 			close(r.done)
