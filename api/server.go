@@ -185,6 +185,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (the backup
+// route lifts the write deadline for a long stream).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // serve authenticates and authorises the call, runs the handler, and
 // answers its error as a fault.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt Route) {
