@@ -25,9 +25,6 @@ import (
 	"github.com/quotaledger/quotaledger/api/client"
 )
 
-// cliExitHelp documents the exit codes in every operator command's help.
-const cliExitHelp = " Exit codes: 0 success, 1 refused by the server (4xx), 2 usage error, 3 failure (network, 5xx, invalid answer)."
-
 // ClientFlags are the flags of every command that calls the server.
 type ClientFlags struct {
 	URL       string `name:"url" default:"http://127.0.0.1:8080" env:"QUOTALEDGER_URL" help:"The server's base URL."`
@@ -211,7 +208,7 @@ func isCLICommand(command string) bool {
 }
 
 // runCLI runs the operator command m.command and maps its error to an
-// *ExitError with the code of cliExitHelp.
+// *ExitError with its exit code (0 success, 1 refused, 2 usage, 3 failure).
 func (m *Main) runCLI(ctx context.Context) error {
 	words := strings.Fields(m.command)
 	var sub []string
