@@ -1,0 +1,321 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/api"
+	"github.com/quotaledger/quotaledger/api/client"
+	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// The §7 layout (ledger/bench_test.go's): users, each a member of one of
+// up to 1,000 projects, each drawing two resources from the project; a
+// commission takes the user's and the project's holdings of both resources
+// (4 provisions). One more project holding, "project:hot", is the one every
+// caller of "hot" draws from.
+
+var resources = [2]string{"cyclades.vm", "cyclades.ram"}
+
+var hotKey = holdings.Key{Holder: "project:hot", Source: holdings.NullSource, Resource: resources[0]}
+
+// Layout names the holdings of n holders' worth of the §7 workload.
+type Layout struct{ Users, Projects int }
+
+// NewLayout is the layout of about n holdings.
+func NewLayout(n int) Layout {
+	projects := max(1, min(1000, n/4))
+	return Layout{Users: max(1, (n-2*projects)/2), Projects: projects}
+}
+
+func userName(u int) string    { return fmt.Sprintf("user:%08d", u) }
+func projectName(u int) string { return fmt.Sprintf("project:%05d", u) }
+
+// Commission is the 4 provisions of user u's commission of q of each
+// resource.
+func (lo Layout) Commission(u int, q int64) []holdings.Provision {
+	user, p := userName(u%lo.Users), projectName(u%lo.Users%lo.Projects)
+	ps := make([]holdings.Provision, 0, 4)
+	for _, r := range resources {
+		ps = append(ps,
+			holdings.Provision{Key: holdings.Key{Holder: user, Source: holdings.SourceOf(p), Resource: r}, Quantity: q},
+			holdings.Provision{Key: holdings.Key{Holder: p, Source: holdings.NullSource, Resource: r}, Quantity: q})
+	}
+	return ps
+}
+
+// Create sets the layout's quotas in l through the ledger API: users get
+// userLimit, projects and the hot holding projectLimit.
+func (lo Layout) Create(ctx context.Context, l *ledger.Ledger, userLimit, projectLimit int64) error {
+	batch := []ledger.QuotaSetting{{Key: hotKey, Limit: projectLimit}}
+	for u := 0; u < lo.Users; u++ {
+		for i, p := range lo.Commission(u, 0) {
+			limit := userLimit
+			if i%2 == 1 {
+				if u >= lo.Projects {
+					continue
+				}
+				limit = projectLimit
+			}
+			batch = append(batch, ledger.QuotaSetting{Key: p.Key, Limit: limit})
+		}
+		if len(batch) >= 10_000 {
+			if err := l.SetQuota(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	return l.SetQuota(ctx, batch)
+}
+
+// Prepare writes a data directory holding the layout of holders holdings
+// (limits 2^50), for a server the "http" target is pointed at:
+// quotaledger serve --data dir.
+func Prepare(ctx context.Context, dir string, holders int) error {
+	l, err := ledger.Open(ledger.Options{Dir: dir, Logger: zerolog.Nop()})
+	if err != nil {
+		return err
+	}
+	if err := NewLayout(holders).Create(ctx, l, 1<<50, 1<<50); err != nil {
+		l.Close()
+		return err
+	}
+	return l.Close()
+}
+
+// driver is a target's way of making the workloads' calls.
+type driver interface {
+	issue(ctx context.Context, ps []holdings.Provision, auto bool) (uint64, error)
+	resolve(ctx context.Context, serial uint64, accept bool) error
+	resolveMany(ctx context.Context, accept []uint64) error
+	readQuota(ctx context.Context, user int) error
+	catalog(ctx context.Context) error
+	validate(ctx context.Context) error
+}
+
+// env is a target ready to run: its driver, and the ledger when in process.
+type env struct {
+	cfg    Config
+	lo     Layout
+	l      *ledger.Ledger // nil against an external server
+	drv    driver
+	closer []func()
+}
+
+func (e *env) close() {
+	for i := len(e.closer) - 1; i >= 0; i-- {
+		e.closer[i]()
+	}
+}
+
+// tempDir is cfg.Dir/name, or a temporary directory removed on close.
+func (e *env) tempDir(name string) (string, error) {
+	if e.cfg.Dir != "" {
+		d, err := os.MkdirTemp(e.cfg.Dir, name+"-")
+		if err != nil {
+			return "", err
+		}
+		e.closer = append(e.closer, func() { os.RemoveAll(d) })
+		return d, nil
+	}
+	d, err := os.MkdirTemp("", "qlbench-"+name+"-")
+	if err != nil {
+		return "", err
+	}
+	e.closer = append(e.closer, func() { os.RemoveAll(d) })
+	return d, nil
+}
+
+// setup opens the target of cfg with the layout's quotas.
+func setup(ctx context.Context, cfg Config, userLimit, projectLimit int64) (*env, error) {
+	e := &env{cfg: cfg, lo: NewLayout(cfg.Holders)}
+	if cfg.Target == "http" && cfg.URL != "" {
+		c, err := newClient(cfg.URL, cfg.Token, cfg.Concurrency)
+		if err != nil {
+			return nil, err
+		}
+		e.drv = &httpDriver{c: c, userToken: cfg.UserToken}
+		return e, nil
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			e.close()
+		}
+	}()
+	dir, err := e.tempDir("ledger")
+	if err != nil {
+		return nil, err
+	}
+	l, err := ledger.Open(ledger.Options{Dir: dir, Logger: zerolog.Nop()})
+	if err != nil {
+		return nil, err
+	}
+	e.l = l
+	e.closer = append(e.closer, func() { l.Close() })
+	if err := e.lo.Create(ctx, l, userLimit, projectLimit); err != nil {
+		return nil, err
+	}
+	id, err := identity.Open(l, identity.Options{})
+	if err != nil {
+		return nil, err
+	}
+	svcToken, _, err := id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute"})
+	if err != nil {
+		return nil, err
+	}
+	u, err := id.CreateUser(ctx, identity.NewUser{Username: "bench@example.org", Password: "bench-password-1234", Active: true})
+	if err != nil {
+		return nil, err
+	}
+	userToken, _, err := id.CreateAccessToken(ctx, u.UUID, "bench", time.Time{}, true)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Target == "engine" {
+		e.drv = &engineDriver{l: l, id: id, lo: e.lo, userToken: userToken}
+		ok = true
+		return e, nil
+	}
+	srv := httptest.NewServer(api.New(l, id, api.Options{Logger: zerolog.Nop()}))
+	e.closer = append(e.closer, srv.Close)
+	c, err := newClient(srv.URL, svcToken, cfg.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	e.drv = &httpDriver{c: c, userToken: userToken, userUUID: u.UUID}
+
+	ok = true
+	return e, nil
+}
+
+func newClient(url, token string, conns int) (*client.Client, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = conns, conns
+	return client.New(url, token, client.Options{HTTPClient: &http.Client{Transport: t, Timeout: 30 * time.Second}, NoTokenPickup: true})
+}
+
+type engineDriver struct {
+	l         *ledger.Ledger
+	id        *identity.Store
+	lo        Layout
+	userToken string
+}
+
+func (d *engineDriver) issue(ctx context.Context, ps []holdings.Provision, auto bool) (uint64, error) {
+	res, err := d.l.Issue(ctx, ledger.IssueRequest{Client: "cyclades", Name: "bench", AutoAccept: auto, Provisions: ps})
+	return res.Serial, err
+}
+
+func (d *engineDriver) resolve(ctx context.Context, serial uint64, accept bool) error {
+	return d.l.Resolve(ctx, "cyclades", serial, accept, "")
+}
+
+func (d *engineDriver) resolveMany(ctx context.Context, accept []uint64) error {
+	res, err := d.l.ResolveMany(ctx, "cyclades", accept, nil, "")
+	if err == nil && len(res.Accepted) != len(accept) {
+		err = fmt.Errorf("resolve many: %d of %d accepted", len(res.Accepted), len(accept))
+	}
+	return err
+}
+
+func (d *engineDriver) readQuota(_ context.Context, u int) error {
+	if len(d.l.Quotas(ledger.QuotaFilter{Holders: []string{userName(u % d.lo.Users)}})) == 0 {
+		return errors.New("no quotas for " + userName(u%d.lo.Users))
+	}
+	return nil
+}
+
+func (d *engineDriver) catalog(context.Context) error {
+	_, err := d.id.GetService("cyclades")
+	return err
+}
+
+func (d *engineDriver) validate(context.Context) error {
+	_, err := d.id.Authenticate(d.userToken)
+	return err
+}
+
+type httpDriver struct {
+	c         *client.Client
+	userToken string
+	userUUID  string // the user whose quotas are read ("" against an external server)
+}
+
+func toClient(ps []holdings.Provision) []client.Provision {
+	out := make([]client.Provision, len(ps))
+	for i, p := range ps {
+		out[i] = client.Provision{Holder: p.Key.Holder, Source: p.Key.Source.Ptr(), Resource: p.Key.Resource, Quantity: p.Quantity}
+	}
+	return out
+}
+
+func (d *httpDriver) issue(ctx context.Context, ps []holdings.Provision, auto bool) (uint64, error) {
+	s, err := d.c.IssueCommission(ctx, client.Commission{Name: "bench", AutoAccept: auto, Provisions: toClient(ps)})
+	return uint64(s), err
+}
+
+func (d *httpDriver) resolve(ctx context.Context, serial uint64, accept bool) error {
+	if accept {
+		return d.c.AcceptCommission(ctx, int64(serial))
+	}
+	return d.c.RejectCommission(ctx, int64(serial))
+}
+
+func (d *httpDriver) resolveMany(ctx context.Context, accept []uint64) error {
+	a := make([]int64, len(accept))
+	for i, s := range accept {
+		a[i] = int64(s)
+	}
+	res, err := d.c.ResolveCommissions(ctx, a, nil)
+	if err == nil && len(res.Accepted) != len(a) {
+		err = fmt.Errorf("resolve many: %d of %d accepted", len(res.Accepted), len(a))
+	}
+	return err
+}
+
+// readQuota reads a user's quotas: the bench user's in process; against
+// an external server the user token's own, or (no user token) every user's
+// (in process, the only user is the bench user).
+func (d *httpDriver) readQuota(ctx context.Context, _ int) error {
+	if d.userUUID == "" && d.userToken != "" {
+		_, err := d.c.WithToken(d.userToken).GetQuotas(ctx)
+		return err
+	}
+	_, err := d.c.ServiceGetQuotas(ctx, nil, "")
+	return err
+}
+
+func (d *httpDriver) catalog(ctx context.Context) error {
+	_, err := d.c.ServiceGetUsernames(ctx, []string{"bench"})
+	return err
+}
+
+func (d *httpDriver) validate(ctx context.Context) error {
+	if d.userToken == "" {
+		_, err := d.c.GetServiceCatalog(ctx)
+		return err
+	}
+	_, err := d.c.ValidateToken(ctx, d.userToken, "")
+	return err
+}
+
+// isRefusal reports whether err is a refusal for capacity (NoCapacity in
+// process, 413 overLimit over HTTP).
+func isRefusal(err error) bool {
+	if _, ok := holdings.AsQuotaLimit(err); ok {
+		return true
+	}
+	var ql *client.QuotaLimit
+	return errors.As(err, &ql)
+}
