@@ -68,7 +68,10 @@ func (lo Layout) Create(ctx context.Context, l *ledger.Ledger, userLimit, projec
 			}
 			batch = append(batch, ledger.QuotaSetting{Key: p.Key, Limit: limit})
 		}
-		if len(batch) >= 10_000 {
+		// Small batches: each SetQuota is one outbox event, and one of
+		// 10,000 holdings stalled the relay of "events" (see
+		// docs/performance.md).
+		if len(batch) >= 500 {
 			if err := l.SetQuota(ctx, batch); err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -60,20 +61,30 @@ func run(ctx context.Context, cfg bench.Config, asJSON bool, prepare string) err
 		}
 	}
 	var results []bench.Result
+	var failed error
 	for _, w := range names {
 		c := cfg
 		c.Workload = w
 		r, err := bench.Run(ctx, c)
 		if err != nil {
-			return fmt.Errorf("%s: %w", w, err)
+			// Report it, and go on with the others.
+			fmt.Fprintf(os.Stderr, "qlbench: %s: %v\n", w, err)
+			failed = fmt.Errorf("%s: %w", w, err)
+			continue
 		}
 		results = append(results, r)
 		if ctx.Err() != nil {
 			break
 		}
 	}
+	var err error
 	if asJSON {
-		return bench.WriteJSON(os.Stdout, results)
+		err = bench.WriteJSON(os.Stdout, results)
+	} else {
+		err = bench.WriteTable(os.Stdout, results)
 	}
-	return bench.WriteTable(os.Stdout, results)
+	if err == nil && failed != nil {
+		err = errors.New("some workloads failed")
+	}
+	return err
 }
