@@ -329,7 +329,7 @@ func WriteTable(w io.Writer, rs []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "workload\ttarget\tcalls/s\tprovisions/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\trefused\tCPU s/1k calls\tpeak RSS MiB\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.3f\t%.0f\t\n", r.Workload, r.Target,
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%.3f\t%.0f\t\n", r.Workload, r.Target,
 			r.CallsPerSec, r.ProvisionsPerSec, ms(r.P50), ms(r.P99), ms(r.P999), r.Errors, r.Refused,
 			r.CPUSecondsPer1000Calls, float64(r.PeakRSSBytes)/(1<<20))
 	}
