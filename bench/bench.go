@@ -9,6 +9,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/bits"
@@ -153,6 +154,9 @@ func (r *recorder) call(fn func() error) error {
 		t, r.intended = r.intended, time.Time{}
 	}
 	err := fn()
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err // cut off by the end of the run: not a call answered
+	}
 	r.hist.record(time.Since(t))
 	r.calls++
 	return err
@@ -164,6 +168,7 @@ func drive(ctx context.Context, cfg Config, o op) Result {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
 	recs := make([]*recorder, cfg.Concurrency)
 	var sched chan time.Time
 	if cfg.Rate > 0 {
@@ -240,10 +245,6 @@ func drive(ctx context.Context, cfg Config, o op) Result {
 	}
 	return res
 }
-
-// firstErr keeps the first unexpected error of the run under way, for the
-// note (runs do not overlap).
-var firstErr atomic.Pointer[error]
 
 // histogram is log-linear (HDR-style): values below 64 ns exactly, then 32
 // buckets per power of two, so any quantile is within 1/32 (3 %).
@@ -322,6 +323,48 @@ func peakRSS() int64 {
 		return 0
 	}
 	return int64(ru.Maxrss) * 1024 // kilobytes on Linux
+}
+
+// RunAll runs cfg.Workload, or with "all" every workload that applies to
+// the target, and prints the results to w as one table (JSON if asJSON).
+// A workload that fails is reported to errw and the others go on; the
+// error then says so.
+func RunAll(ctx context.Context, cfg Config, w, errw io.Writer, asJSON bool) error {
+	names := []string{cfg.Workload}
+	if cfg.Workload == "all" {
+		names = nil
+		for _, n := range Workloads {
+			if Applies(n, cfg.Target, cfg.URL != "") {
+				names = append(names, n)
+			}
+		}
+	}
+	var results []Result
+	var failed []string
+	for _, n := range names {
+		c := cfg
+		c.Workload = n
+		r, err := Run(ctx, c)
+		if err != nil {
+			fmt.Fprintf(errw, "bench: %s: %v\n", n, err)
+			failed = append(failed, n)
+			continue
+		}
+		results = append(results, r)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	var err error
+	if asJSON {
+		err = WriteJSON(w, results)
+	} else {
+		err = WriteTable(w, results)
+	}
+	if err == nil && len(failed) > 0 {
+		err = fmt.Errorf("bench: failed: %s", strings.Join(failed, ", "))
+	}
+	return err
 }
 
 // WriteTable prints results as one table.

@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -51,40 +50,5 @@ func run(ctx context.Context, cfg bench.Config, asJSON bool, prepare string) err
 	if prepare != "" {
 		return bench.Prepare(ctx, prepare, cfg.Holders)
 	}
-	names := []string{cfg.Workload}
-	if cfg.Workload == "all" {
-		names = nil
-		for _, w := range bench.Workloads {
-			if bench.Applies(w, cfg.Target, cfg.URL != "") {
-				names = append(names, w)
-			}
-		}
-	}
-	var results []bench.Result
-	var failed error
-	for _, w := range names {
-		c := cfg
-		c.Workload = w
-		r, err := bench.Run(ctx, c)
-		if err != nil {
-			// Report it, and go on with the others.
-			fmt.Fprintf(os.Stderr, "qlbench: %s: %v\n", w, err)
-			failed = fmt.Errorf("%s: %w", w, err)
-			continue
-		}
-		results = append(results, r)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	var err error
-	if asJSON {
-		err = bench.WriteJSON(os.Stdout, results)
-	} else {
-		err = bench.WriteTable(os.Stdout, results)
-	}
-	if err == nil && failed != nil {
-		err = errors.New("some workloads failed")
-	}
-	return err
+	return bench.RunAll(ctx, cfg, os.Stdout, os.Stderr, asJSON)
 }
