@@ -103,6 +103,9 @@ type Result struct {
 	// peak age of the oldest event not yet acknowledged.
 	EventsPerSec float64       `json:"events_per_sec,omitempty"`
 	OutboxLag    time.Duration `json:"outbox_lag_ns,omitempty"`
+	// CallsPerBatch is the ledger's mean group-commit size during the run
+	// (in process only: the engine target and the in-process server).
+	CallsPerBatch float64 `json:"calls_per_batch,omitempty"`
 	// Note says what else the run found (a lost update, a skipped target).
 	Note string `json:"note,omitempty"`
 }
@@ -383,6 +386,9 @@ func WriteTable(w io.Writer, rs []Result) error {
 	for _, r := range rs {
 		if r.EventsPerSec > 0 || r.OutboxLag > 0 {
 			notes = append(notes, fmt.Sprintf("%s/%s: %.0f events/s acknowledged, peak outbox lag %.1f ms", r.Workload, r.Target, r.EventsPerSec, ms(r.OutboxLag)))
+		}
+		if r.CallsPerBatch > 0 {
+			notes = append(notes, fmt.Sprintf("%s/%s: %.1f calls per synced batch", r.Workload, r.Target, r.CallsPerBatch))
 		}
 		if r.Note != "" {
 			notes = append(notes, fmt.Sprintf("%s/%s: %s", r.Workload, r.Target, r.Note))

@@ -75,7 +75,21 @@ func simple(ctx context.Context, cfg Config, userLimit int64, mk func(*env) op) 
 		return Result{}, err
 	}
 	defer e.close()
-	return drive(ctx, cfg, mk(e)), nil
+	return e.drive(ctx, mk(e)), nil
+}
+
+// drive runs o on e, adding the ledger's mean batch size when in process.
+func (e *env) drive(ctx context.Context, o op) Result {
+	if e.l == nil {
+		return drive(ctx, e.cfg, o)
+	}
+	st0 := e.l.Stats()
+	res := drive(ctx, e.cfg, o)
+	st := e.l.Stats()
+	if n := st.Batches - st0.Batches; n > 0 {
+		res.CallsPerBatch = float64(st.Calls-st0.Calls) / float64(n)
+	}
+	return res
 }
 
 // issueResolve issues user i's 4-provision commission, then accepts or
@@ -131,7 +145,7 @@ func hot(ctx context.Context, cfg Config) (Result, error) {
 	defer e.close()
 	var accepted atomic.Int64
 	inner := issueResolve(e, true, true, 1)
-	res := drive(ctx, cfg, func(ctx context.Context, i int, rec *recorder) error {
+	res := e.drive(ctx, func(ctx context.Context, i int, rec *recorder) error {
 		n := rec.calls
 		err := inner(ctx, i, rec)
 		if err == nil && rec.calls == n+2 {
@@ -291,7 +305,7 @@ func eventsWorkload(ctx context.Context, cfg Config) (Result, error) {
 	}()
 	p0 := relay.Published()
 	inner := issueResolve(e, true, false, 1)
-	res := drive(ctx, cfg, func(ctx context.Context, i int, rec *recorder) error {
+	res := e.drive(ctx, func(ctx context.Context, i int, rec *recorder) error {
 		err := inner(ctx, i, rec)
 		relay.Notify()
 		return err
