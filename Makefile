@@ -1,7 +1,7 @@
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test lint bench tidy-check
+.PHONY: run test lint bench bench-go tidy-check
 
 ## run: build bin/quotaledger and serve with the data under ./data; the first start makes
 ## the admin and the README's demo setup and prints them (Ctrl-C stops it gracefully)
@@ -26,8 +26,13 @@ tidy-check:
 	$(GO) mod tidy
 	git diff --exit-code go.mod go.sum
 
-## bench: the engine benchmarks of DESIGN.md §7 (durable, on disk)
+## bench: the workloads of DESIGN.md §7 (bench/), in process and over HTTP, a table each
 bench:
+	$(GO) run ./bench/cmd/qlbench -workload all -target engine
+	$(GO) run ./bench/cmd/qlbench -workload all -target http
+
+## bench-go: the go test benchmarks (engine, open, memory, HTTP, token lookup)
+bench-go:
 	$(GO) test ./ledger -run '^$$' -bench 'IssueAccept|HotHolding|OverLimit' -benchtime 10s -timeout 30m
 	$(GO) test ./ledger -run '^$$' -bench 'Open|MemoryPerHolding' -benchtime 1x -timeout 30m
 	$(GO) test ./api -run '^$$' -bench 'HTTPIssueAccept' -benchtime 10s -timeout 30m

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -140,5 +141,39 @@ func TestOutboxStats(t *testing.T) {
 	}
 	if st, err = l.OutboxStats(); err != nil || st.Depth != 1 || st.Last != 3 {
 		t.Fatalf("after deleting two: %+v %v", st, err)
+	}
+}
+
+// TestLargeQuotaChangeIsChunked: a quota change of many holdings is
+// reported as several events, none larger than MaxEventHoldings holdings.
+func TestLargeQuotaChangeIsChunked(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, memOptions())
+	var ss []QuotaSetting
+	var ks []holdings.Key
+	for i := 0; i < 2*MaxEventHoldings+5; i++ {
+		k := key("u"+strconv.Itoa(i), "-", "vm")
+		ss = append(ss, QuotaSetting{Key: k, Limit: 1})
+		ks = append(ks, k)
+	}
+	if err := l.SetQuota(ctx, ss); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteQuota(ctx, ks); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := l.Outbox(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, e := range evs {
+		if len(e.Holdings) > MaxEventHoldings {
+			t.Fatalf("event %d has %d holdings", e.Seq, len(e.Holdings))
+		}
+		counts[e.Type] += len(e.Holdings)
+	}
+	if len(evs) != 6 || counts[EventQuotaSet] != len(ss) || counts[EventQuotaDeleted] != len(ks) {
+		t.Fatalf("%d events: %v", len(evs), counts)
 	}
 }

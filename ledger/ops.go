@@ -106,8 +106,26 @@ func (o *setQuotaOp) apply(b *batch) error {
 		pos[s.Key] = len(e.Holdings)
 		e.Holdings = append(e.Holdings, EventHolding{Key: s.Key, After: v})
 	}
-	b.emit(e)
+	b.emitChunked(e)
 	return nil
+}
+
+// MaxEventHoldings caps the holdings of one quota event: a larger change is
+// reported as several events, so that none outgrows a NATS message (1 MiB
+// by default; a holding renders to about 200 bytes of JSON).
+const MaxEventHoldings = 1000
+
+// emitChunked emits e, split into events of at most MaxEventHoldings.
+func (b *batch) emitChunked(e *Event) {
+	hs := e.Holdings
+	for len(hs) > MaxEventHoldings {
+		part := *e
+		part.Holdings = hs[:MaxEventHoldings]
+		b.emit(&part)
+		hs = hs[MaxEventHoldings:]
+	}
+	e.Holdings = hs
+	b.emit(e)
 }
 
 // DeleteQuota removes holdings. It is refused with ErrHoldingInUse, and
@@ -152,7 +170,7 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 		e.Holdings = append(e.Holdings, EventHolding{Key: k, After: v})
 	}
 	if len(e.Holdings) > 0 {
-		b.emit(e)
+		b.emitChunked(e)
 	}
 	return nil
 }
