@@ -106,6 +106,9 @@ type Result struct {
 	// CallsPerBatch is the ledger's mean group-commit size during the run
 	// (in process only: the engine target and the in-process server).
 	CallsPerBatch float64 `json:"calls_per_batch,omitempty"`
+	// SyncsPerSec is the ledger's synced batches (WAL fsyncs) per second
+	// during the run (in process only).
+	SyncsPerSec float64 `json:"syncs_per_sec,omitempty"`
 	// Note says what else the run found (a lost update, a skipped target).
 	Note string `json:"note,omitempty"`
 }
@@ -388,7 +391,7 @@ func WriteTable(w io.Writer, rs []Result) error {
 			notes = append(notes, fmt.Sprintf("%s/%s: %.0f events/s acknowledged, peak outbox lag %.1f ms", r.Workload, r.Target, r.EventsPerSec, ms(r.OutboxLag)))
 		}
 		if r.CallsPerBatch > 0 {
-			notes = append(notes, fmt.Sprintf("%s/%s: %.1f calls per synced batch", r.Workload, r.Target, r.CallsPerBatch))
+			notes = append(notes, fmt.Sprintf("%s/%s: %.1f calls per synced batch, %.0f syncs/s", r.Workload, r.Target, r.CallsPerBatch, r.SyncsPerSec))
 		}
 		if r.Note != "" {
 			notes = append(notes, fmt.Sprintf("%s/%s: %s", r.Workload, r.Target, r.Note))

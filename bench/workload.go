@@ -84,10 +84,14 @@ func (e *env) drive(ctx context.Context, o op) Result {
 		return drive(ctx, e.cfg, o)
 	}
 	st0 := e.l.Stats()
+	start := time.Now()
 	res := drive(ctx, e.cfg, o)
+	elapsed := time.Since(start)
 	st := e.l.Stats()
 	if n := st.Batches - st0.Batches; n > 0 {
 		res.CallsPerBatch = float64(st.Calls-st0.Calls) / float64(n)
+		// Every batch that wrote anything is one synced WAL write.
+		res.SyncsPerSec = float64(n) / elapsed.Seconds()
 	}
 	return res
 }
