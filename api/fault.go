@@ -82,7 +82,7 @@ func faultOf(err error) *Fault {
 		code = http.StatusUnauthorized
 	case errors.Is(err, identity.ErrForbidden):
 		code = http.StatusForbidden
-	case errors.Is(err, ledger.ErrNoSpace), errors.Is(err, ledger.ErrClosed):
+	case errors.Is(err, ledger.ErrNoSpace), errors.Is(err, ledger.ErrClosed), errors.Is(err, ledger.ErrFailed):
 		code = http.StatusServiceUnavailable
 	}
 	msg := err.Error()

@@ -145,6 +145,9 @@ func (o *crashOut) print(line *crashLine) {
 // the holdings (or resets their limits), rejects what earlier runs left
 // pending, prints "ready" and runs workers goroutines until killed. before,
 // if set, is called just before each ledger call with the call's op.
+// crashChildLedger is the child's ledger, for the fault child's checks.
+var crashChildLedger atomic.Pointer[Ledger]
+
 func crashChild(dir string, fs vfs.FS, workers int, out *crashOut, before func(op string)) {
 	time.AfterFunc(crashChildDeadline, func() {
 		fmt.Fprintln(os.Stderr, "crash child: deadline passed, nobody killed me")
@@ -156,6 +159,7 @@ func crashChild(dir string, fs vfs.FS, workers int, out *crashOut, before func(o
 		fmt.Fprintln(os.Stderr, "crash child: open:", err)
 		os.Exit(2)
 	}
+	crashChildLedger.Store(l)
 	ctx := context.Background()
 	if err := l.SetQuota(ctx, crashSettings()); err != nil {
 		fmt.Fprintln(os.Stderr, "crash child: set quota:", err)
@@ -350,6 +354,9 @@ type crashModel struct {
 	// sequential child).
 	inflight *crashLine
 	injected string // the fault the child injected, if any
+	// unknown is the first call answered ErrOutcomeUnknown: in a sequential
+	// fault test, the call in flight when the fault hit.
+	unknown *crashLine
 	quotaSet bool   // a child said "ready": the holdings exist
 	bad      []string
 }
@@ -389,6 +396,10 @@ func (m *crashModel) refusalOK(kind string, issue bool) bool {
 	switch {
 	case issue && (kind == "NoCapacity" || kind == "NoQuantity"):
 		return true
+	case m.injected != "" && (kind == "Failed" || kind == "Unknown"):
+		// After an injected fault (fault_test.go): refused, or in a batch
+		// whose commit failed.
+		return true
 	}
 	return false
 }
@@ -407,6 +418,9 @@ func (m *crashModel) add(line *crashLine) {
 			outcome = "ok"
 		}
 		m.outcomes[line.Op+" "+outcome]++
+		if outcome == "Unknown" && m.unknown == nil {
+			m.unknown = line
+		}
 	}
 	switch {
 	case line.Op == "ready":
@@ -435,6 +449,8 @@ func (m *crashModel) add(line *crashLine) {
 			if tr.auto {
 				m.resolvedAs(line.Serial, true)
 			}
+		case line.Err == "Unknown" && m.injected != "":
+			// Its batch's commit failed: applied wholly or not at all.
 		default:
 			m.refused[line.Name] = line.Err
 			if !m.refusalOK(line.Err, true) {

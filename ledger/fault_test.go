@@ -15,12 +15,17 @@ package ledger
 //     exits with status 1.
 //   - DB.ApplyNoSyncWait (the pipelined writer): the batch is written to the
 //     WAL buffer, applied to the memtable and made visible at once; the
-//     error only comes back from Batch.SyncWait, and nothing exits. (A later
-//     apply may meet the kept error synchronously and then is fatal.) The
-//     ledger used to answer the calls of such a batch with ErrFailed; after a
-//     failed sync those calls were nevertheless there after a restart, so a
-//     call reported as refused had taken effect. The ledger now exits on it
-//     too ("ledger: fatal commit error", status 1): see Ledger.fail.
+//     error only comes back from Batch.SyncWait, and nothing exits. A later
+//     apply meets the kept error in DB.commitWrite, which panics.
+// The ledger (Ledger.fail, setFailed) keeps the first error, sends no batch
+// to Pebble after it (and turns the panic of one applied in the moment
+// before it knew back into the error), answers the calls of the batches in
+// flight with ErrOutcomeUnknown and every later write with ErrFailed, and
+// goes on answering reads from the last durable state, which it no longer
+// moves. A restart (here: the parent reopening the directory) rebuilds from
+// disk. An earlier version answered the batch in flight as refused, and
+// after a failed sync those calls were there after a restart: hence
+// "outcome unknown", not "refused", for them.
 // And on disk:
 //   - A failed WAL write: errorfs fails the write before any byte reaches the
 //     file, and the LogWriter writes nothing after it, so the batch in flight
@@ -35,8 +40,9 @@ package ledger
 // The tests check the ledger's guarantees whatever Pebble does: every
 // answered call is durable, every refused call (including one refused
 // because its commit failed, should the ledger ever answer that again) left
-// no trace, and the holdings agree with the durable commissions. Then they
-// check that the child exited with status 1 on a fatal commit error.
+// no trace (those answered ErrFailed included), and the holdings agree with
+// the durable commissions. Then they check that the child, faultGrace calls
+// after the fault, found its ledger failed as described (faultChildDegraded).
 
 import (
 	"context"
@@ -138,8 +144,7 @@ func TestFaultChild(t *testing.T) {
 			armed.Store(true)
 		}
 		if n >= arm+faultGrace {
-			fmt.Fprintf(os.Stderr, "fault child: still running %d calls after the fault\n", faultGrace)
-			os.Exit(5)
+			faultChildDegraded(crashChildLedger.Load())
 		}
 	}
 	var beforeCall func(op string)
@@ -154,6 +159,51 @@ func TestFaultChild(t *testing.T) {
 	}
 	crashChild(dir, errorfs.Wrap(vfs.Default, faultInjector(kind, &armed, out)), workers, out, beforeCall)
 }
+
+// faultChildDegraded checks, faultGrace calls after the fault, that the
+// child's ledger is in the state a failed commit leaves: writes refused with
+// ErrFailed, reads answering from the last durable state, which no longer
+// moves. Then it exits with status faultDegradedExit (or 6 on a failed
+// check); the parent reopens the directory, as a restarted service would.
+func faultChildDegraded(l *Ledger) {
+	ctx := context.Background()
+	failf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "fault child: "+format+"\n", args...)
+		os.Exit(6)
+	}
+	if l.Failed() == nil || !errors.Is(l.Writable(), ErrFailed) {
+		failf("%d calls after the fault the ledger is not failed: %v, writable %v", faultGrace, l.Failed(), l.Writable())
+	}
+	before := l.Stats()
+	if err := l.SetQuota(ctx, crashSettings()[:1]); !errors.Is(err, ErrFailed) || errors.Is(err, ErrOutcomeUnknown) {
+		failf("set quota after the fault: %v, want ErrFailed", err)
+	}
+	if _, err := l.Log(LogFilter{Limit: 10}); err != nil {
+		failf("log after the fault: %v", err)
+	}
+	if _, err := l.Outbox(0, 10); err != nil {
+		failf("outbox after the fault: %v", err)
+	}
+	if len(l.Quotas(QuotaFilter{})) == 0 {
+		failf("no quotas after the fault")
+	}
+	for _, c := range crashClients {
+		for _, s := range l.Pending(c) {
+			if _, err := l.Commission(c, s); err != nil {
+				failf("commission %d of %s after the fault: %v", s, c, err)
+			}
+		}
+	}
+	if after := l.Stats(); after != before {
+		failf("the durable state moved after the fault: %+v, then %+v", before, after)
+	}
+	fmt.Fprintln(os.Stderr, "fault child: degraded as designed")
+	os.Exit(faultDegradedExit)
+}
+
+// faultDegradedExit is the fault child's status when it checked the failed
+// state.
+const faultDegradedExit = 7
 
 func TestFaultWALWrite(t *testing.T) { testFault(t, "write") }
 
@@ -199,11 +249,11 @@ func testFault(t *testing.T, kind string) {
 			if m.injected == "" {
 				t.Fatalf("no fault was injected; the child ended with %v:\n%s", res.state, res.stderr)
 			}
-			if code := res.state.ExitCode(); code != 1 || !strings.Contains(res.stderr, "fatal commit error") {
-				t.Fatalf("after the injected WAL %s the child ended with %v, want exit status 1 on a fatal commit error:\n%s",
-					m.injected, res.state, res.stderr)
+			if code := res.state.ExitCode(); code != faultDegradedExit || !strings.Contains(res.stderr, "a commit failed") {
+				t.Fatalf("after the injected WAL %s the child ended with %v, want exit status %d after checking the failed state:\n%s",
+					m.injected, res.state, faultDegradedExit, res.stderr)
 			}
-			t.Logf("armed after %d answers; injected %s; the child exited (%v) after %d answered calls in %v; checked in %v; outcomes %v",
+			t.Logf("armed after %d answers; injected %s; the child checked its failed state and exited (%v) after %d answered calls in %v; checked in %v; outcomes %v",
 				arm, m.injected, res.state, res.answered, res.elapsed.Round(time.Millisecond),
 				time.Since(start).Round(time.Millisecond), m.outcomes)
 		})
@@ -218,9 +268,9 @@ func testFault(t *testing.T, kind string) {
 // asked, a resolution with every log entry, holdings that agree).
 func faultCheckInflight(t *testing.T, kind, before string, m *crashModel, all map[uint64]*crashDurable) {
 	t.Helper()
-	in := m.inflight
+	in := m.unknown
 	if in == nil || in.Op != before {
-		t.Fatalf("the child had no %s in flight when the fault hit (last asked: %+v)", before, in)
+		t.Fatalf("the child had no %s in flight when the fault hit (first answered as of unknown outcome: %+v)", before, in)
 	}
 	var present bool
 	switch in.Op {

@@ -112,6 +112,10 @@ func errKind(err error) string {
 		return "NoSpace"
 	case errors.Is(err, ErrClosed):
 		return "Closed"
+	case errors.Is(err, ErrOutcomeUnknown):
+		return "Unknown"
+	case errors.Is(err, ErrFailed):
+		return "Failed"
 	case errors.Is(err, ErrIdempotencyConflict):
 		return "Conflict"
 	}

@@ -43,6 +43,16 @@ var (
 	// ErrNoSpace is returned for writes while the disk is below the
 	// free-space floor. Reads go on.
 	ErrNoSpace = errors.New("ledger: free disk space below the floor, writes refused")
+	// ErrFailed is returned for every write once a commit of the ledger
+	// failed (a WAL write or sync): the database cannot take writes until
+	// it is reopened, which rebuilds memory from disk. Reads go on from the
+	// last durable state. A call refused with ErrFailed left no trace.
+	ErrFailed = errors.New("ledger: storage failed, writes refused until restart")
+	// ErrOutcomeUnknown is returned (wrapping ErrFailed) to the calls whose
+	// own batch was in flight when the commit failed. Their WAL record may
+	// or may not have reached the disk, so after the restart each is either
+	// wholly applied or absent: retry it with the same idempotency key.
+	ErrOutcomeUnknown = fmt.Errorf("%w; the outcome of this call is unknown: retry it after the restart (an issue with the same idempotency key)", ErrFailed)
 )
 
 // Ledger is the engine. Its methods are safe for concurrent use.
@@ -67,6 +77,10 @@ type Ledger struct {
 	table    table
 	pending  map[uint64]*commission.Commission
 	byClient map[string]map[uint64]struct{}
+
+	// failed keeps the first commit error; once set, no batch reaches
+	// Pebble again (Pebble panics on a write after a failed WAL write).
+	failed atomic.Pointer[error]
 
 	durableLogTime   atomic.Int64  // log entries after it are not yet durable
 	durableOutboxSeq atomic.Uint64 // outbox entries after it are not yet durable
@@ -291,8 +305,10 @@ func (l *Ledger) removePending(c *commission.Commission) {
 }
 
 // pebbleLogger routes Pebble's messages into zerolog. Fatalf exits the
-// process, as Pebble expects: it calls it on a failed WAL write, after which
-// memory could be ahead of disk; the restarted engine rebuilds from disk.
+// process, as Pebble expects: it calls it when a synchronous commit fails
+// (the ledger commits with ApplyNoSyncWait, whose failures come back as
+// errors: see Ledger.fail) and on failures of its own files such as the
+// MANIFEST; the restarted engine rebuilds from disk.
 type pebbleLogger struct{ log zerolog.Logger }
 
 func (p pebbleLogger) Infof(format string, args ...any) {
@@ -309,12 +325,22 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 // Writable reports whether a write would be taken now: ErrClosed once the
-// ledger is closing, ErrNoSpace below the free-space floor, else nil.
+// ledger is closing, ErrFailed after a failed commit, ErrNoSpace below the
+// free-space floor, else nil.
 func (l *Ledger) Writable() error {
 	select {
 	case <-l.quit:
 		return ErrClosed
 	default:
 	}
-	return l.checkSpace()
+	return l.refusal()
+}
+
+// Failed reports the commit error that stopped the ledger taking writes, or
+// nil while it is healthy.
+func (l *Ledger) Failed() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

@@ -75,7 +75,7 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 		walSyncSeconds:     hist("wal_sync_duration_seconds", "Time each batch waits for its WAL sync.", latencyBuckets),
 		batchSize:          hist("batch_size", "Calls per group-commit batch.", prometheus.ExponentialBuckets(1, 2, 11)),
 		batchFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "batch_failures_total",
-			Help: "Batches whose commit failed (the process exits after each)."}),
+			Help: "Commit failures (a failed WAL write or sync); after one the ledger refuses writes until restart."}),
 	}
 	for i, o := range outcomes {
 		m.commissions[i] = commissions.WithLabelValues(o)

@@ -3,6 +3,8 @@ package ledger
 import (
 	"bytes"
 	"container/heap"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -188,7 +190,7 @@ func (w *writer) resetTimer(t *time.Timer) {
 		return
 	}
 	d := w.expiry[0].deadline.Sub(w.l.opts.Now())
-	if d <= 0 && w.l.checkSpace() != nil {
+	if d <= 0 && w.l.refusal() != nil {
 		// Below the free-space floor the expiry would be refused: try again
 		// in a while instead of spinning on a timer that is always due.
 		d = time.Second
@@ -207,6 +209,13 @@ func (l *Ledger) expireDue(reqs *[]*request) {
 // start applies reqs to a new batch and hands it to the committer.
 func (l *Ledger) start(reqs []*request) {
 	w := &l.w
+	if err := l.Failed(); err != nil {
+		for _, r := range reqs {
+			r.err = ErrFailed
+			close(r.done)
+		}
+		return
+	}
 	refuse := l.checkSpace()
 	if (refuse != nil) != w.refusing {
 		// Log the change of state, not every refused batch.
@@ -259,17 +268,29 @@ func (l *Ledger) committer() {
 			w.synced <- b
 			continue
 		}
+		if l.Failed() != nil {
+			// An elder's commit failed: this batch never reaches Pebble.
+			b.syncErr = errNotApplied
+			w.synced <- b
+			continue
+		}
 		b.pb = l.db.NewBatch()
 		b.recs.writeTo(b.pb)
 		start := time.Now()
-		if err := l.db.ApplyNoSyncWait(b.pb, pebble.Sync); err != nil {
+		if err := l.apply(b.pb); err != nil {
 			b.syncErr = err
+			l.setFailed(err)
 			w.synced <- b
 			continue
 		}
 		go func() {
 			syncStart := time.Now()
 			b.syncErr = b.pb.SyncWait()
+			if b.syncErr != nil {
+				// At once, so that the committer sends no later batch to
+				// Pebble's failed WAL writer.
+				l.setFailed(b.syncErr)
+			}
 			since(l.m.walSyncSeconds, syncStart)
 			since(l.m.batchCommitSeconds, start)
 			w.synced <- b
@@ -285,8 +306,8 @@ func (l *Ledger) finish(b *batch) {
 	for len(w.inflight) > 0 && w.inflight[0].isSynced {
 		b := w.inflight[0]
 		w.inflight = w.inflight[1:]
-		if b.syncErr != nil {
-			l.fail(b, b.syncErr)
+		if b.syncErr != nil || l.Failed() != nil {
+			l.fail(b)
 			continue
 		}
 		if b.pb != nil {
@@ -302,18 +323,64 @@ func (l *Ledger) finish(b *batch) {
 	}
 }
 
-// fail handles a batch whose commit failed, and exits the process. Pebble
-// exits by itself (Logger.Fatalf) when a synchronous commit fails, but a
-// failed WAL write or sync of a batch applied with ApplyNoSyncWait comes
-// back from SyncWait instead. The batch is then in the memtable and may be
-// in the WAL (after a failed sync, its write went through), so its calls
-// may be there after a restart: answering them with an error would report
-// as refused a call that took effect (DESIGN §8). So the ledger exits as
-// Pebble does (DESIGN §6) and the restarted engine rebuilds from disk; the
-// callers get no answer, as on a crash.
-func (l *Ledger) fail(b *batch, err error) {
-	l.m.batchFailures.Inc()
-	pebbleLogger{l.log}.Fatalf("ledger: fatal commit error (%d requests): %v", len(b.reqs), err)
+// errNotApplied marks a batch that never reached Pebble because an elder's
+// commit had failed.
+var errNotApplied = errors.New("ledger: batch not applied")
+
+// apply hands a batch to Pebble without waiting for its sync. Pebble keeps
+// a failed WAL write or sync for good, and the next write it is given then
+// panics (DB.commitWrite) instead of returning it; a batch applied in the
+// moment between the failure and its report (setFailed) meets that panic,
+// which is turned back into the error here.
+func (l *Ledger) apply(pb *pebble.Batch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if e, ok := p.(error); ok {
+				err = e
+			} else {
+				err = fmt.Errorf("pebble: %v", p)
+			}
+		}
+	}()
+	return l.db.ApplyNoSyncWait(pb, pebble.Sync)
+}
+
+// setFailed records the first commit error: from then on every write is
+// refused with ErrFailed, and reads go on from the last durable state.
+func (l *Ledger) setFailed(err error) {
+	if l.failed.CompareAndSwap(nil, &err) {
+		l.m.batchFailures.Inc()
+		l.log.Error().Err(err).Msg("ledger: a commit failed; writes are refused until restart, reads go on")
+	}
+}
+
+// fail answers the calls of a batch that finished after a commit failed. A
+// batch that reached Pebble may be wholly in the WAL or not at all (after a
+// failed sync its write went through; after a failed write it did not):
+// its calls get ErrOutcomeUnknown. A batch that never reached Pebble left no
+// trace: its calls get ErrFailed. Nothing is published, so readers never see
+// what the failed batches did, and memory is never ahead of disk: the state
+// readers see is a prefix of what a restart will load.
+func (l *Ledger) fail(b *batch) {
+	err := ErrOutcomeUnknown
+	if errors.Is(b.syncErr, errNotApplied) || b.recs.empty() {
+		err = ErrFailed
+	}
+	for _, r := range b.reqs {
+		r.err = err
+		close(r.done)
+	}
+	clear(b.reqs)
+	b.pb = nil // Pebble may still hold it; never reused
+}
+
+// refusal is why a write would be refused now (ErrFailed, ErrNoSpace), or
+// nil.
+func (l *Ledger) refusal() error {
+	if l.Failed() != nil {
+		return ErrFailed
+	}
+	return l.checkSpace()
 }
 
 func (l *Ledger) checkSpace() error {
