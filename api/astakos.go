@@ -361,6 +361,9 @@ func (s *Server) astTokens(c *call) error {
 		}
 	}
 	p, err := c.s.id.Authenticate(secret)
+	if err != nil {
+		c.s.metrics.authFailed(identity.AuthFailure(err))
+	}
 	if err != nil || p.User == nil {
 		return newFault(http.StatusUnauthorized, "Invalid token")
 	}

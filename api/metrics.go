@@ -17,7 +17,16 @@ type metrics struct {
 	duration *prometheus.HistogramVec // route, code
 	faults   *prometheus.CounterVec   // kind
 	handler  http.Handler             // /metrics
+
+	// authFailures counts the calls refused for their token, by reason
+	// (authReasons), each counter resolved once: a flood of bad tokens
+	// costs a map lookup and an atomic add each.
+	authFailures map[string]prometheus.Counter
 }
+
+// authReasons are the reasons of quotaledger_auth_failures_total: no token
+// sent, then those of identity.AuthFailure.
+var authReasons = []string{"missing", "malformed", "unknown", "expired", "inactive", "superseded"}
 
 func newMetrics(reg *prometheus.Registry, checks func(context.Context) map[string]error) (*metrics, error) {
 	m := &metrics{
@@ -36,12 +45,30 @@ func newMetrics(reg *prometheus.Registry, checks func(context.Context) map[strin
 		}, []string{"kind"}),
 		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.faults, readyCollector{checks}} {
+	authFailures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "quotaledger", Name: "auth_failures_total",
+		Help: "Calls refused for their token, by reason: missing, malformed, unknown (never made, revoked, or expired and removed), expired, inactive (the user), superseded (the service's token).",
+	}, []string{"reason"})
+	m.authFailures = make(map[string]prometheus.Counter, len(authReasons))
+	for _, r := range authReasons {
+		m.authFailures[r] = authFailures.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.faults, authFailures, readyCollector{checks}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// authFailed counts a call refused for its token (reason "" is counted as
+// "unknown").
+func (m *metrics) authFailed(reason string) {
+	c, ok := m.authFailures[reason]
+	if !ok {
+		c = m.authFailures["unknown"]
+	}
+	c.Inc()
 }
 
 // observe counts one answered request.

@@ -3,13 +3,11 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -40,7 +38,8 @@ import (
 //     new_password2).
 //   - Login and reset requests are rate limited per username and per client
 //     address (failed logins: 10 per 5 minutes per username, 50 per address;
-//     reset requests: 5 per hour per username, 20 per address): 429.
+//     reset requests: 5 per hour per username, 20 per address), as token
+//     buckets (ratelimit.go): 429 with Retry-After.
 //   - A user reading another user (users/{uuid}, its data) without the
 //     read_all action (admins, readers) is a 403. A project the caller is not
 //     a member of is a 404 to them (as if absent), unless they may read all.
@@ -433,85 +432,6 @@ func (c *call) restUserFor(others identity.Action) (*identity.User, error) {
 	return c.s.id.GetUser(id)
 }
 
-// ---- Rate limits ----
-
-// restLimiter counts attempts per key in fixed windows.
-type restLimiter struct {
-	mu      sync.Mutex
-	windows map[string]*restWindow
-}
-
-type restWindow struct {
-	start time.Time
-	n     int
-}
-
-func (s *Server) restLimiter() *restLimiter { return s.limiter }
-
-// over reports whether key has used max attempts in the current window.
-func (l *restLimiter) over(key string, max int, window time.Duration) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.windows[key]
-	return w != nil && time.Since(w.start) < window && w.n >= max
-}
-
-// add counts an attempt of key.
-func (l *restLimiter) add(key string, window time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if len(l.windows) > 100_000 { // drop the stale windows now and then
-		for k, w := range l.windows {
-			if now.Sub(w.start) >= time.Hour {
-				delete(l.windows, k)
-			}
-		}
-	}
-	w := l.windows[key]
-	if w == nil || now.Sub(w.start) >= window {
-		w = &restWindow{start: now}
-		l.windows[key] = w
-	}
-	w.n++
-}
-
-func (c *call) restAddress() string {
-	host, _, err := net.SplitHostPort(c.r.RemoteAddr)
-	if err != nil {
-		return c.r.RemoteAddr
-	}
-	return host
-}
-
-type restLimit struct {
-	kind             string
-	perUser, perAddr int
-	window           time.Duration
-}
-
-var (
-	restLoginLimit = restLimit{"login", 10, 50, 5 * time.Minute}
-	restResetLimit = restLimit{"reset", 5, 20, time.Hour}
-)
-
-func (c *call) restLimited(lim restLimit, username string) bool {
-	l := c.s.restLimiter()
-	return l.over(lim.kind+"\x00u\x00"+strings.ToLower(strings.TrimSpace(username)), lim.perUser, lim.window) ||
-		l.over(lim.kind+"\x00a\x00"+c.restAddress(), lim.perAddr, lim.window)
-}
-
-func (c *call) restCount(lim restLimit, username string) {
-	l := c.s.restLimiter()
-	l.add(lim.kind+"\x00u\x00"+strings.ToLower(strings.TrimSpace(username)), lim.window)
-	l.add(lim.kind+"\x00a\x00"+c.restAddress(), lim.window)
-}
-
-func (c *call) restTooMany(lim restLimit) error {
-	c.w.Header().Set("Retry-After", strconv.Itoa(int(lim.window.Seconds())))
-	return newFault(http.StatusTooManyRequests, "too many attempts; try again later")
-}
-
 // ---- Authentication and passwords ----
 
 func (s *Server) restRegister(c *call) error {
@@ -574,8 +494,8 @@ func (s *Server) restLogin(c *call) error {
 	if !ok || in.Password == nil {
 		return restBad("username and password are required")
 	}
-	if c.restLimited(restLoginLimit, username) {
-		return c.restTooMany(restLoginLimit)
+	if d := c.restLimited(restLoginLimit, username); d > 0 {
+		return c.restTooMany(d)
 	}
 	secret, tok, u, err := s.id.Login(c.r.Context(), username, *in.Password)
 	if err != nil {
@@ -671,10 +591,9 @@ func (s *Server) restPasswordReset(c *call) error {
 	if len(username) > 1024 {
 		return restBad("username is too long")
 	}
-	if c.restLimited(restResetLimit, username) {
-		return c.restTooMany(restResetLimit)
+	if d := c.restCount(restResetLimit, username); d > 0 {
+		return c.restTooMany(d)
 	}
-	c.restCount(restResetLimit, username)
 	if err := s.id.RequestPasswordReset(c.r.Context(), username); err != nil {
 		return err
 	}

@@ -124,16 +124,103 @@ func TestRestLoginContract(t *testing.T) {
 	e.restWant(200, "GET", restBase+"auth/whoami", pat, nil)
 }
 
+// TestRestLoginRateLimit: failed logins and reset requests are limited per
+// username and per address, each refusal a 429 whose Retry-After is when
+// the next attempt is taken (by the limiter's clock, moved by hand).
 func TestRestLoginRateLimit(t *testing.T) {
 	e := newEnv(t)
-	bad := map[string]string{"username": "user@example.com", "password": "wrong password!"}
-	for range restLoginLimit.perUser {
-		e.restWant(401, "POST", restBase+"auth/login", "", bad)
+	clock := newTestClock()
+	e.api.limiter.now = clock.Now
+	login, reset := restBase+"auth/login", restBase+"auth/password/reset"
+	bad := func(user string) map[string]string {
+		return map[string]string{"username": user, "password": "wrong password!"}
 	}
-	restFault(t, e.restWant(429, "POST", restBase+"auth/login", "", bad), "tooManyRequests", 429)
-	// The right password too, while the window lasts; other users are not affected.
-	e.restWant(429, "POST", restBase+"auth/login", "", map[string]string{"username": "user@example.com", "password": testPassword})
-	e.restWant(200, "POST", restBase+"auth/login", "", map[string]string{"username": "admin@example.com", "password": testPassword})
+	const a1, a2, a3 = "192.0.2.1:40000", "192.0.2.2:40000", "192.0.2.3:40000"
+
+	t.Run("LoginPerUsername", func(t *testing.T) {
+		for range restLoginLimit.perUser {
+			if st, _, out := e.sendFrom(a1, "POST", login, bad("user@example.com")); st != 401 {
+				t.Fatalf("failed login: %d %v", st, out)
+			}
+		}
+		st, ra, out := e.sendFrom(a1, "POST", login, bad("user@example.com"))
+		wait := retryAfter(t, st, ra, out, restLoginLimit.window/time.Duration(restLoginLimit.perUser))
+		// The right password too, from another address; other users are
+		// not affected.
+		st, ra, out = e.sendFrom(a2, "POST", login, map[string]string{"username": "User@Example.com ", "password": testPassword})
+		retryAfter(t, st, ra, out, wait)
+		if st, _, out := e.sendFrom(a1, "POST", login, map[string]string{"username": "admin@example.com", "password": testPassword}); st != 200 {
+			t.Fatalf("another user's login: %d %v", st, out)
+		}
+		// Once Retry-After has passed, one attempt is taken, then the next
+		// waits again.
+		clock.Advance(wait)
+		if st, _, out := e.sendFrom(a1, "POST", login, map[string]string{"username": "user@example.com", "password": testPassword}); st != 200 {
+			t.Fatalf("login after Retry-After: %d %v", st, out)
+		}
+		if st, _, out := e.sendFrom(a1, "POST", login, bad("user@example.com")); st != 401 {
+			t.Fatalf("failed login after Retry-After: %d %v", st, out)
+		}
+		st, ra, out = e.sendFrom(a1, "POST", login, bad("user@example.com"))
+		retryAfter(t, st, ra, out, wait)
+	})
+
+	t.Run("LoginPerAddress", func(t *testing.T) {
+		for i := range restLoginLimit.perAddr {
+			if st, _, out := e.sendFrom(a3, "POST", login, bad(fmt.Sprintf("nobody%d@example.com", i))); st != 401 {
+				t.Fatalf("failed login %d: %d %v", i, st, out)
+			}
+		}
+		st, ra, out := e.sendFrom(a3, "POST", login, map[string]string{"username": "admin@example.com", "password": testPassword})
+		wait := retryAfter(t, st, ra, out, restLoginLimit.window/time.Duration(restLoginLimit.perAddr))
+		// From another address, the same user logs in.
+		if st, _, out := e.sendFrom(a2, "POST", login, map[string]string{"username": "admin@example.com", "password": testPassword}); st != 200 {
+			t.Fatalf("login from another address: %d %v", st, out)
+		}
+		clock.Advance(wait)
+		if st, _, out := e.sendFrom(a3, "POST", login, map[string]string{"username": "admin@example.com", "password": testPassword}); st != 200 {
+			t.Fatalf("login after Retry-After: %d %v", st, out)
+		}
+	})
+
+	t.Run("ResetPerUsername", func(t *testing.T) {
+		for range restResetLimit.perUser {
+			if st, _, out := e.sendFrom(a1, "POST", reset, map[string]string{"username": "user@example.com"}); st != 202 {
+				t.Fatalf("reset: %d %v", st, out)
+			}
+		}
+		st, ra, out := e.sendFrom(a2, "POST", reset, map[string]string{"username": "user@example.com"})
+		wait := retryAfter(t, st, ra, out, restResetLimit.window/time.Duration(restResetLimit.perUser))
+		if st, _, out := e.sendFrom(a1, "POST", reset, map[string]string{"username": "admin@example.com"}); st != 202 {
+			t.Fatalf("another user's reset: %d %v", st, out)
+		}
+		clock.Advance(wait)
+		if st, _, out := e.sendFrom(a1, "POST", reset, map[string]string{"username": "user@example.com"}); st != 202 {
+			t.Fatalf("reset after Retry-After: %d %v", st, out)
+		}
+		st, ra, out = e.sendFrom(a1, "POST", reset, map[string]string{"username": "user@example.com"})
+		retryAfter(t, st, ra, out, wait)
+	})
+
+	t.Run("ResetPerAddress", func(t *testing.T) {
+		// IPv6 addresses count by their /64.
+		for i := range restResetLimit.perAddr {
+			addr := fmt.Sprintf("[2001:db8:1:2::%x]:443", i+1)
+			if st, _, out := e.sendFrom(addr, "POST", reset, map[string]string{"username": fmt.Sprintf("nobody%d@example.com", i)}); st != 202 {
+				t.Fatalf("reset %d: %d %v", i, st, out)
+			}
+		}
+		st, ra, out := e.sendFrom("[2001:db8:1:2:ffff::1]:443", "POST", reset, map[string]string{"username": "admin@example.com"})
+		wait := retryAfter(t, st, ra, out, restResetLimit.window/time.Duration(restResetLimit.perAddr))
+		// A refused request spent nothing: the username still has its budget.
+		if st, _, out := e.sendFrom("[2001:db8:1:3::1]:443", "POST", reset, map[string]string{"username": "admin@example.com"}); st != 202 {
+			t.Fatalf("reset from another /64: %d %v", st, out)
+		}
+		clock.Advance(wait)
+		if st, _, out := e.sendFrom("[2001:db8:1:2::1]:443", "POST", reset, map[string]string{"username": "nobody@example.com"}); st != 202 {
+			t.Fatalf("reset after Retry-After: %d %v", st, out)
+		}
+	})
 }
 
 func TestRestRegister(t *testing.T) {

@@ -61,8 +61,8 @@ type Server struct {
 	log    zerolog.Logger
 	mux    *http.ServeMux
 	routes []Route
-	// limiter counts login and password-reset attempts (rest.go).
-	limiter *restLimiter
+	// limiter counts login and password-reset attempts (ratelimit.go).
+	limiter *rateLimiter
 	metrics *metrics
 }
 
@@ -102,7 +102,7 @@ type handlerFunc func(c *call) error
 func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{l: l, id: id, opts: opts, log: opts.Logger.With().Str("component", "api").Logger(),
-		mux: http.NewServeMux(), limiter: &restLimiter{windows: make(map[string]*restWindow)}}
+		mux: http.NewServeMux(), limiter: newRateLimiter(nil)}
 	reg := opts.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -196,11 +196,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 	if rt.Access != Public {
 		secret := tokenOf(r)
 		if secret == "" {
+			s.metrics.authFailed("missing")
 			writeFault(w, newFault(http.StatusUnauthorized, "missing token: send X-Auth-Token or Authorization: Bearer"))
 			return
 		}
 		p, err := s.id.Authenticate(secret)
 		if err != nil {
+			s.metrics.authFailed(identity.AuthFailure(err))
 			writeFault(w, faultOf(err))
 			return
 		}

@@ -231,11 +231,34 @@ func (p Principal) IsAdmin() bool { return p.User != nil && p.User.Role == RoleA
 // The errors of Authenticate are made once: the hot path does not allocate,
 // even on a miss.
 var (
-	errTokenInvalid = errorf(ErrUnauthorized, "invalid token")
-	errTokenExpired = errorf(ErrUnauthorized, "token expired")
-	errTokenUser    = errorf(ErrUnauthorized, "the token's user is inactive or removed")
-	errTokenService = errorf(ErrUnauthorized, "the token's service was removed or has a newer token")
+	errTokenInvalid   = errorf(ErrUnauthorized, "invalid token")
+	errTokenMalformed = errorf(ErrUnauthorized, "invalid token") // the caller sees a miss
+	errTokenExpired   = errorf(ErrUnauthorized, "token expired")
+	errTokenUser      = errorf(ErrUnauthorized, "the token's user is inactive or removed")
+	errTokenService   = errorf(ErrUnauthorized, "the token's service was removed or has a newer token")
 )
+
+// AuthFailure names why Authenticate refused a secret, for a metric:
+// "malformed" (it cannot be a token), "unknown" (no such token: never
+// made, revoked, or expired and removed), "expired", "inactive" (its user
+// is inactive or removed), "superseded" (its service was removed or has a
+// newer token); "" for an error Authenticate does not return. It does not
+// allocate.
+func AuthFailure(err error) string {
+	switch err {
+	case errTokenMalformed:
+		return "malformed"
+	case errTokenInvalid:
+		return "unknown"
+	case errTokenExpired:
+		return "expired"
+	case errTokenUser:
+		return "inactive"
+	case errTokenService:
+		return "superseded"
+	}
+	return ""
+}
 
 // lastUsedGrain is how finely last use is tracked: a token used many times
 // a second is stored once a second, which keeps its cache line quiet.
@@ -259,7 +282,7 @@ func (s *Store) Authenticate(secret string) (Principal, error) {
 		// Not one of ours: it may be a secret an operator chose
 		// (ImportAccessToken), which can only be a personal token.
 		if !importableSecret(secret) {
-			return Principal{}, errTokenInvalid
+			return Principal{}, errTokenMalformed
 		}
 		var buf [maxImportedSecret]byte
 		n := copy(buf[:], secret)
