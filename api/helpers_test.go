@@ -46,13 +46,21 @@ func newEnv(t testing.TB) *env {
 // set, their metrics on reg.
 func newEnvWith(t testing.TB, log zerolog.Logger, reg *prometheus.Registry) *env {
 	t.Helper()
+	return newEnvOn(t, log, reg, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true})
+}
+
+// newEnvOn is newEnvWith over a ledger opened with lopts (its logger,
+// metrics and sizes set here).
+func newEnvOn(t testing.TB, log zerolog.Logger, reg *prometheus.Registry, lopts ledger.Options) *env {
+	t.Helper()
 	ctx := context.Background()
 	var metrics prometheus.Registerer
 	if reg != nil {
 		metrics = reg
 	}
-	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: vfs.NewMem(), Logger: log, NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20, Metrics: metrics})
+	lopts.Logger, lopts.Metrics = log, metrics
+	lopts.MemTableSize, lopts.CacheSize = 4<<20, 8<<20
+	l, err := ledger.Open(lopts)
 	if err != nil {
 		t.Fatal(err)
 	}

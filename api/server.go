@@ -285,7 +285,10 @@ func (c *call) json(status int, v any) error {
 
 // registerOps adds the operational routes.
 func (s *Server) registerOps() {
-	s.handle("GET", "/healthz", Public, "", "the process is alive", func(c *call) error {
+	s.handle("GET", "/healthz", Public, "", "the process is alive, and its storage has not failed (503 after a failed commit: restart it)", func(c *call) error {
+		if err := s.l.Failed(); err != nil {
+			return c.json(http.StatusServiceUnavailable, map[string]string{"status": "storage failed", "error": err.Error()})
+		}
 		return c.json(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.handle("GET", "/readyz", Public, "", "the server takes calls; the body names every check and which failed", func(c *call) error {
