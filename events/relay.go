@@ -193,8 +193,13 @@ func (r *Relay) Run(ctx context.Context) error {
 		if failures == 1 {
 			ev = r.log.Warn()
 		}
-		ev.Err(err).Str("url", redactURL(r.opts.URL)).Int("attempt", failures).Dur("retry_in", backoff).
-			Msg("event relay: NATS unavailable, events wait in the outbox")
+		msg := "event relay: NATS unavailable, events wait in the outbox"
+		if errors.Is(err, ledger.ErrFailed) {
+			// Published events cannot leave the outbox until the restart;
+			// they are published again then, and the stream drops them.
+			msg = "event relay: the ledger's storage failed, acknowledged events stay in the outbox"
+		}
+		ev.Err(err).Str("url", redactURL(r.opts.URL)).Int("attempt", failures).Dur("retry_in", backoff).Msg(msg)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
