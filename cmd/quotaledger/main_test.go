@@ -30,7 +30,9 @@ var envVars = []string{"QUOTALEDGER_DATA", "QUOTALEDGER_LISTEN", "QUOTALEDGER_NA
 	"QUOTALEDGER_NATS_LISTEN", "QUOTALEDGER_NATS_TOKEN", "QUOTALEDGER_NATS_USER", "QUOTALEDGER_NATS_PASSWORD",
 	"QUOTALEDGER_NATS_CREDS", "QUOTALEDGER_OUTBOX_MAX_DEPTH", "QUOTALEDGER_OUTBOX_MAX_AGE",
 	"QUOTALEDGER_PUBLIC_URL", "QUOTALEDGER_LOG_LEVEL", "QUOTALEDGER_LOG_FORMAT",
-	"QUOTALEDGER_SHUTDOWN_TIMEOUT", "QUOTALEDGER_DEMO", "QUOTALEDGER_ADMIN_TOKEN"}
+	"QUOTALEDGER_SHUTDOWN_TIMEOUT", "QUOTALEDGER_DEMO", "QUOTALEDGER_ADMIN_TOKEN",
+	"QUOTALEDGER_HTTP_READ_HEADER_TIMEOUT", "QUOTALEDGER_HTTP_READ_TIMEOUT", "QUOTALEDGER_HTTP_WRITE_TIMEOUT",
+	"QUOTALEDGER_HTTP_IDLE_TIMEOUT", "QUOTALEDGER_HTTP_MAX_HEADER_BYTES"}
 
 // clearEnv unsets every QUOTALEDGER_* variable for the test (restored
 // after it).
@@ -72,7 +74,9 @@ func newTestMain() (*Main, *syncBuffer, *syncBuffer) {
 func TestParseFlags(t *testing.T) {
 	defaults := ServeCmd{Data: "./data", Listen: "127.0.0.1:8080", NatsListen: "127.0.0.1:4222",
 		OutboxMaxDepth: 1_000_000, OutboxMaxAge: 10 * time.Minute, LogLevel: "info", LogFormat: "json",
-		ShutdownTimeout: 30 * time.Second}
+		ShutdownTimeout: 30 * time.Second,
+		HTTPLimits: HTTPLimits{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}}
 	creds := filepath.Join(t.TempDir(), "user.creds")
 	if err := os.WriteFile(creds, []byte("not read by ParseFlags"), 0o600); err != nil {
 		t.Fatal(err)
@@ -93,7 +97,7 @@ func TestParseFlags(t *testing.T) {
 				*c = ServeCmd{Data: "/var/lib/ql", Listen: "0.0.0.0:9000", NatsURL: "nats://n1:4222",
 					NatsListen: "0.0.0.0:4333", OutboxMaxDepth: 10, OutboxMaxAge: time.Hour, StreamMaxAge: 720 * time.Hour,
 					PublicURL: "https://quota.example.org", LogLevel: "debug", LogFormat: "console",
-					ShutdownTimeout: 5 * time.Second, Demo: true, NatsAuth: NatsAuth{NatsCreds: creds}}
+					ShutdownTimeout: 5 * time.Second, Demo: true, NatsAuth: NatsAuth{NatsCreds: creds}, HTTPLimits: defaults.HTTPLimits}
 			}},
 		{name: "OK/nats user", args: []string{"serve", "--nats-url", "nats://n1:4222", "--nats-user", "u"},
 			env: map[string]string{"QUOTALEDGER_NATS_PASSWORD": "pw"},
@@ -115,7 +119,14 @@ func TestParseFlags(t *testing.T) {
 				*c = ServeCmd{Data: "/srv/ql", Listen: ":8081", NatsURL: "nats://tok@n1:4222",
 					NatsListen: ":4223", OutboxMaxDepth: 5, OutboxMaxAge: 30 * time.Second,
 					PublicURL: "http://q.example.org/", LogLevel: "warn", LogFormat: "console",
-					ShutdownTimeout: time.Minute, Demo: true, NatsAuth: NatsAuth{NatsToken: "t0k"}}
+					ShutdownTimeout: time.Minute, Demo: true, NatsAuth: NatsAuth{NatsToken: "t0k"}, HTTPLimits: defaults.HTTPLimits}
+			}},
+		{name: "OK/http limits", args: []string{"serve", "--http-read-header-timeout", "300ms", "--http-read-timeout", "1s",
+			"--http-write-timeout", "2s", "--http-idle-timeout", "3s"},
+			env: map[string]string{"QUOTALEDGER_HTTP_MAX_HEADER_BYTES": "8192", "QUOTALEDGER_HTTP_IDLE_TIMEOUT": "1h"},
+			want: func(c *ServeCmd) {
+				c.HTTPLimits = HTTPLimits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: time.Second,
+					WriteTimeout: 2 * time.Second, IdleTimeout: 3 * time.Second, MaxHeaderBytes: 8192}
 			}},
 		{name: "OK/flag beats environment", args: []string{"serve", "--data", "flag", "--log-level", "error"},
 			env:  map[string]string{"QUOTALEDGER_DATA": "env", "QUOTALEDGER_LOG_LEVEL": "debug"},
@@ -139,6 +150,9 @@ func TestParseFlags(t *testing.T) {
 		{name: "ErrUsage/nats creds missing", args: []string{"serve", "--nats-creds", "/nonexistent/user.creds"}, code: 2},
 		{name: "ErrUsage/outbox max age", args: []string{"serve", "--outbox-max-age", "0s"}, code: 2},
 		{name: "ErrUsage/outbox max depth", args: []string{"serve", "--outbox-max-depth", "-1"}, code: 2},
+		{name: "ErrUsage/http read header timeout", args: []string{"serve", "--http-read-header-timeout", "0s"}, code: 2},
+		{name: "ErrUsage/http idle timeout", args: []string{"serve"}, env: map[string]string{"QUOTALEDGER_HTTP_IDLE_TIMEOUT": "-1s"}, code: 2},
+		{name: "ErrUsage/http max header bytes", args: []string{"serve", "--http-max-header-bytes", "0"}, code: 2},
 		{name: "Help", args: []string{"serve", "--help"}, code: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

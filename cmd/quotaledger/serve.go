@@ -43,6 +43,8 @@ type ServeCmd struct {
 
 	// NATS credentials, with --nats-url.
 	NatsAuth `embed:""`
+	// Timeouts and header size of the HTTP server.
+	HTTPLimits `embed:""`
 }
 
 // Help is the detail of `serve --help`.
@@ -99,6 +101,9 @@ func (c *ServeCmd) Validate() error {
 	if err := c.NatsAuth.Validate(); err != nil {
 		return err
 	}
+	if err := c.HTTPLimits.Validate(); err != nil {
+		return err
+	}
 	if c.StreamMaxAge < 0 {
 		return errors.New("--stream-max-age must not be negative")
 	}
@@ -124,20 +129,41 @@ func checkURL(s string, schemes ...string) error {
 	return fmt.Errorf("%q is not a %v URL with a host", s, schemes)
 }
 
-// HTTP server limits. A call of this API is small and quick: a header is
-// a token and a few fields, a body is capped by the API (1 MiB), and the
-// engine answers in milliseconds; the timeouts are there to shed slow or
-// stuck clients, not to bound honest work.
-const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = 60 * time.Second
-	idleTimeout       = 2 * time.Minute
-	maxHeaderBytes    = 64 << 10
+// HTTPLimits bound what one client may hold of the HTTP server. A call of
+// this API is small and quick: a header is a token and a few fields, a body
+// is capped by the API (1 MiB), and the engine answers in milliseconds; the
+// timeouts are there to shed slow or stuck clients (a slowloris sending its
+// headers a byte at a time holds a connection and a goroutine for at most
+// --http-read-header-timeout), not to bound honest work.
+type HTTPLimits struct {
+	ReadHeaderTimeout time.Duration `name:"http-read-header-timeout" default:"5s" env:"QUOTALEDGER_HTTP_READ_HEADER_TIMEOUT" placeholder:"DURATION" help:"How long a client may take to send a request's headers before the server closes the connection (default ${default})."`
+	ReadTimeout       time.Duration `name:"http-read-timeout" default:"30s" env:"QUOTALEDGER_HTTP_READ_TIMEOUT" placeholder:"DURATION" help:"How long a client may take to send a whole request, headers and body (default ${default})."`
+	WriteTimeout      time.Duration `name:"http-write-timeout" default:"60s" env:"QUOTALEDGER_HTTP_WRITE_TIMEOUT" placeholder:"DURATION" help:"How long the server may take to answer a request, counted from the end of its headers (default ${default}); a backup stream lifts it."`
+	IdleTimeout       time.Duration `name:"http-idle-timeout" default:"2m" env:"QUOTALEDGER_HTTP_IDLE_TIMEOUT" placeholder:"DURATION" help:"How long a keep-alive connection may wait for its next request (default ${default})."`
+	MaxHeaderBytes    int           `name:"http-max-header-bytes" default:"65536" env:"QUOTALEDGER_HTTP_MAX_HEADER_BYTES" placeholder:"N" help:"The largest request headers taken, in bytes (default ${default}); larger ones are answered 431."`
+}
 
-	// flushInterval is how often token last-use times are stored.
-	flushInterval = time.Minute
-)
+// Validate checks that every limit is positive.
+func (h *HTTPLimits) Validate() error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"--http-read-header-timeout", h.ReadHeaderTimeout}, {"--http-read-timeout", h.ReadTimeout},
+		{"--http-write-timeout", h.WriteTimeout}, {"--http-idle-timeout", h.IdleTimeout},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s must be positive", d.flag)
+		}
+	}
+	if h.MaxHeaderBytes <= 0 {
+		return errors.New("--http-max-header-bytes must be positive")
+	}
+	return nil
+}
+
+// flushInterval is how often token last-use times are stored.
+const flushInterval = time.Minute
 
 // newLogger makes the process logger: JSON lines, or console text, on w.
 func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
@@ -257,11 +283,11 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	handler := api.New(s.ledger, s.id, api.Options{Logger: log, PublicURL: c.PublicURL, Checks: s.readyChecks, Metrics: reg})
 	s.http = &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		ReadHeaderTimeout: c.HTTPLimits.ReadHeaderTimeout,
+		ReadTimeout:       c.HTTPLimits.ReadTimeout,
+		WriteTimeout:      c.HTTPLimits.WriteTimeout,
+		IdleTimeout:       c.HTTPLimits.IdleTimeout,
+		MaxHeaderBytes:    c.HTTPLimits.MaxHeaderBytes,
 		ErrorLog:          stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
