@@ -25,6 +25,10 @@ func (l *Ledger) Checkpoint(dir string) error {
 	if dir == "" {
 		return fmt.Errorf("%w: checkpoint: empty directory", ErrInvalid)
 	}
+	if l.Failed() != nil {
+		// Flushing the WAL would write to it again (Pebble exits on that).
+		return fmt.Errorf("ledger: checkpoint: %w", ErrFailed)
+	}
 	err := l.readDB(func() error {
 		return l.db.Checkpoint(dir, pebble.WithFlushedWAL())
 	})
