@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/events"
+)
+
+// awayReadiness is the answer of /readyz.
+type awayReadiness struct {
+	code   int
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+func awayReady(t *testing.T, base string) awayReadiness {
+	t.Helper()
+	code, body := call(t, http.MethodGet, base+"/readyz", "", "")
+	r := awayReadiness{code: code}
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatalf("/readyz: %d %v: %s", code, err, body)
+	}
+	return r
+}
+
+// allOK reports whether every check of r passed.
+func (r awayReadiness) allOK() bool {
+	for _, v := range r.Checks {
+		if v != "ok" {
+			return false
+		}
+	}
+	return r.code == http.StatusOK && r.Status == "ready" && len(r.Checks) > 0
+}
+
+// TestNATSAway: the NATS server that serve publishes to (--nats-url) stops
+// in the middle of a load of commissions and comes back a while later on
+// the same store and port. Meanwhile the API takes every write and read
+// (2xx or 4xx, never 5xx, never no answer), /readyz fails as documented
+// once the outbox passes --outbox-max-depth, and when NATS is back every
+// event of every change reaches the stream exactly once, in outbox order
+// (DESIGN.md §4, §8). QUOTALEDGER_SOAK keeps NATS away for a minute.
+func TestNATSAway(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGTERM")
+	}
+	before, away, after := time.Second, 3*time.Second, time.Second
+	if crashSoak() {
+		before, away, after = 5*time.Second, time.Minute, 5*time.Second
+	}
+	const maxDepth = 50
+	natsDir := t.TempDir()
+	ns, err := events.StartServer(events.ServerOptions{Dir: natsDir, Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown() }) // the one running at the end
+	natsURL := ns.ClientURL()
+	u, err := url.Parse(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h := crashStart(t, 8, 16, 40, "--nats-url", natsURL, "--outbox-max-depth", fmt.Sprint(maxDepth))
+	if r := awayReady(t, h.p.base); !r.allOK() {
+		t.Fatalf("/readyz with NATS there: %d %+v", r.code, r)
+	}
+	l := h.newLoad()
+	wait := l.start()
+	time.Sleep(before)
+
+	ns.Shutdown()
+	down := time.Now()
+	t.Logf("NATS stopped after %s of load", before)
+	// While NATS is away the relay is not connected; once more than
+	// maxDepth events wait (the load makes them), /readyz fails and says
+	// why, and the process is still alive.
+	var notReady awayReadiness
+	checkFor(t, 10*time.Second, func() error {
+		notReady = awayReady(t, h.p.base)
+		if notReady.code == http.StatusOK {
+			return fmt.Errorf("/readyz still %d %+v with NATS away for %s", notReady.code, notReady, time.Since(down))
+		}
+		return nil
+	})
+	if notReady.code != http.StatusServiceUnavailable || notReady.Status != "not ready" ||
+		notReady.Checks["nats"] != "not connected" ||
+		!strings.Contains(notReady.Checks["outbox"], fmt.Sprintf("more than --outbox-max-depth %d", maxDepth)) ||
+		notReady.Checks["ledger"] != "ok" || notReady.Checks["server"] != "ok" {
+		t.Fatalf("/readyz with NATS away: %d %+v, want 503 naming NATS and the outbox depth", notReady.code, notReady)
+	}
+	if code := get(t, h.p.base+"/healthz", ""); code != http.StatusOK {
+		t.Fatalf("/healthz with NATS away: %d", code)
+	}
+	time.Sleep(time.Until(down.Add(away)))
+
+	ns, err = events.StartServer(events.ServerOptions{Dir: natsDir, Listen: u.Host, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("NATS again on %s: %v", u.Host, err)
+	}
+	up := time.Now()
+	if ns.ClientURL() != natsURL {
+		t.Fatalf("NATS came back on %s, want %s", ns.ClientURL(), natsURL)
+	}
+	t.Logf("NATS back after %s away", up.Sub(down).Round(time.Millisecond))
+	checkFor(t, 15*time.Second, func() error {
+		if r := awayReady(t, h.p.base); !r.allOK() {
+			return fmt.Errorf("/readyz %d %+v with NATS back for %s", r.code, r, time.Since(up))
+		}
+		return nil
+	})
+	time.Sleep(after)
+	wait()
+
+	// Every call had its answer, none a 5xx (check fails on those), and
+	// writes went on while NATS was away.
+	var writesAway, readsAway int
+	for _, c := range l.calls {
+		if c.status == 0 {
+			t.Fatalf("%s call without an answer: %v", c.kind, c.err)
+		}
+		if c.done.After(down) && c.done.Before(up) && c.status/100 == 2 {
+			if c.kind == crashKindRead {
+				readsAway++
+			} else {
+				writesAway++
+			}
+		}
+	}
+	if writesAway == 0 || readsAway == 0 {
+		t.Fatalf("%d writes and %d reads answered 2xx while NATS was away, want some of each", writesAway, readsAway)
+	}
+	sum := h.check(l.calls, ns.ClientURL())
+	t.Logf("%s; %d writes and %d reads answered 2xx while NATS was away; %d commissions in the ledger",
+		sum, writesAway, readsAway, len(h.model.bySerial))
+	h.p.stop()
+}
