@@ -32,7 +32,7 @@ var envVars = []string{"QUOTALEDGER_DATA", "QUOTALEDGER_LISTEN", "QUOTALEDGER_NA
 	"QUOTALEDGER_PUBLIC_URL", "QUOTALEDGER_LOG_LEVEL", "QUOTALEDGER_LOG_FORMAT",
 	"QUOTALEDGER_SHUTDOWN_TIMEOUT", "QUOTALEDGER_DEMO", "QUOTALEDGER_ADMIN_TOKEN",
 	"QUOTALEDGER_HTTP_READ_HEADER_TIMEOUT", "QUOTALEDGER_HTTP_READ_TIMEOUT", "QUOTALEDGER_HTTP_WRITE_TIMEOUT",
-	"QUOTALEDGER_HTTP_IDLE_TIMEOUT", "QUOTALEDGER_HTTP_MAX_HEADER_BYTES"}
+	"QUOTALEDGER_HTTP_IDLE_TIMEOUT", "QUOTALEDGER_HTTP_MAX_HEADER_BYTES", "QUOTALEDGER_STORAGE_FAILURE_EXIT"}
 
 // clearEnv unsets every QUOTALEDGER_* variable for the test (restored
 // after it).
@@ -74,7 +74,7 @@ func newTestMain() (*Main, *syncBuffer, *syncBuffer) {
 func TestParseFlags(t *testing.T) {
 	defaults := ServeCmd{Data: "./data", Listen: "127.0.0.1:8080", NatsListen: "127.0.0.1:4222",
 		OutboxMaxDepth: 1_000_000, OutboxMaxAge: 10 * time.Minute, LogLevel: "info", LogFormat: "json",
-		ShutdownTimeout: 30 * time.Second,
+		ShutdownTimeout: 30 * time.Second, StorageFailureExit: 30 * time.Second,
 		HTTPLimits: HTTPLimits{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}}
 	creds := filepath.Join(t.TempDir(), "user.creds")
@@ -92,7 +92,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "OK/flags", args: []string{"serve", "--data", "/var/lib/ql", "--listen", "0.0.0.0:9000",
 			"--nats-url", "nats://n1:4222", "--public-url", "https://quota.example.org", "--log-level", "debug",
 			"--log-format", "console", "--shutdown-timeout", "5s", "--demo", "--nats-listen", "0.0.0.0:4333",
-			"--nats-creds", creds, "--outbox-max-depth", "10", "--outbox-max-age", "1h", "--stream-max-age", "720h"},
+			"--nats-creds", creds, "--outbox-max-depth", "10", "--outbox-max-age", "1h", "--stream-max-age", "720h",
+			"--storage-failure-exit", "0s"},
 			want: func(c *ServeCmd) {
 				*c = ServeCmd{Data: "/var/lib/ql", Listen: "0.0.0.0:9000", NatsURL: "nats://n1:4222",
 					NatsListen: "0.0.0.0:4333", OutboxMaxDepth: 10, OutboxMaxAge: time.Hour, StreamMaxAge: 720 * time.Hour,
@@ -114,12 +115,13 @@ func TestParseFlags(t *testing.T) {
 				"QUOTALEDGER_LOG_LEVEL": "warn", "QUOTALEDGER_LOG_FORMAT": "console",
 				"QUOTALEDGER_SHUTDOWN_TIMEOUT": "1m", "QUOTALEDGER_DEMO": "true",
 				"QUOTALEDGER_NATS_LISTEN": ":4223", "QUOTALEDGER_NATS_TOKEN": "t0k",
-				"QUOTALEDGER_OUTBOX_MAX_DEPTH": "5", "QUOTALEDGER_OUTBOX_MAX_AGE": "30s"},
+				"QUOTALEDGER_OUTBOX_MAX_DEPTH": "5", "QUOTALEDGER_OUTBOX_MAX_AGE": "30s",
+				"QUOTALEDGER_STORAGE_FAILURE_EXIT": "2m"},
 			want: func(c *ServeCmd) {
 				*c = ServeCmd{Data: "/srv/ql", Listen: ":8081", NatsURL: "nats://tok@n1:4222",
 					NatsListen: ":4223", OutboxMaxDepth: 5, OutboxMaxAge: 30 * time.Second,
 					PublicURL: "http://q.example.org/", LogLevel: "warn", LogFormat: "console",
-					ShutdownTimeout: time.Minute, Demo: true, NatsAuth: NatsAuth{NatsToken: "t0k"}, HTTPLimits: defaults.HTTPLimits}
+					ShutdownTimeout: time.Minute, StorageFailureExit: 2 * time.Minute, Demo: true, NatsAuth: NatsAuth{NatsToken: "t0k"}, HTTPLimits: defaults.HTTPLimits}
 			}},
 		{name: "OK/http limits", args: []string{"serve", "--http-read-header-timeout", "300ms", "--http-read-timeout", "1s",
 			"--http-write-timeout", "2s", "--http-idle-timeout", "3s"},

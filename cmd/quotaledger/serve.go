@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
@@ -28,18 +29,19 @@ import (
 // ServeCmd is `quotaledger serve`, the daemon (DESIGN.md §9: these flags,
 // their defaults and QUOTALEDGER_ADMIN_TOKEN are the operator contract).
 type ServeCmd struct {
-	Data            string        `default:"./data" env:"QUOTALEDGER_DATA" placeholder:"DIR" help:"Data directory: the ledger in DIR/ledger, bootstrap.json beside it (default ${default})."`
-	Listen          string        `default:"127.0.0.1:8080" env:"QUOTALEDGER_LISTEN" placeholder:"HOST:PORT" help:"Address to listen on (default ${default}); port 0 takes a free one, logged with the message \"listening\"."`
-	NatsURL         string        `name:"nats-url" env:"QUOTALEDGER_NATS_URL" placeholder:"URL" help:"External NATS server (JetStream) to publish events to, instead of the embedded one."`
-	NatsListen      string        `name:"nats-listen" default:"127.0.0.1:4222" env:"QUOTALEDGER_NATS_LISTEN" placeholder:"HOST:PORT" help:"Without --nats-url: where the embedded NATS server listens, a loopback address (default ${default}); port -1 takes a free one. The log's \"listening\" message names its URL (nats_url)."`
-	OutboxMaxDepth  uint64        `name:"outbox-max-depth" default:"1000000" env:"QUOTALEDGER_OUTBOX_MAX_DEPTH" placeholder:"N" help:"While NATS is not connected, /readyz fails once more than N events wait in the outbox (default ${default})."`
-	StreamMaxAge    time.Duration `name:"stream-max-age" default:"0s" env:"QUOTALEDGER_STREAM_MAX_AGE" placeholder:"DURATION" help:"How long the QUOTALEDGER stream keeps events (0, the default: for ever)."`
-	OutboxMaxAge    time.Duration `name:"outbox-max-age" default:"10m" env:"QUOTALEDGER_OUTBOX_MAX_AGE" placeholder:"DURATION" help:"While NATS is not connected, /readyz fails once the oldest event in the outbox is older than this (default ${default})."`
-	PublicURL       string        `name:"public-url" env:"QUOTALEDGER_PUBLIC_URL" placeholder:"URL" help:"Base URL the service catalog names (default: the scheme and host each request came to)."`
-	LogLevel        string        `default:"info" enum:"trace,debug,info,warn,error" env:"QUOTALEDGER_LOG_LEVEL" placeholder:"LEVEL" help:"Log level: trace, debug, info, warn or error (default ${default})."`
-	LogFormat       string        `default:"json" enum:"json,console" env:"QUOTALEDGER_LOG_FORMAT" placeholder:"FORMAT" help:"Log format: json (one object a line) or console (for people) (default ${default})."`
-	ShutdownTimeout time.Duration `default:"30s" env:"QUOTALEDGER_SHUTDOWN_TIMEOUT" placeholder:"DURATION" help:"How long a shutdown (SIGTERM, SIGINT) waits for calls in flight (default ${default})."`
-	Demo            bool          `env:"QUOTALEDGER_DEMO" help:"On the first start of an empty data directory, also create the demo setup of the README (a compute service, two resources, a user) and print it."`
+	Data               string        `default:"./data" env:"QUOTALEDGER_DATA" placeholder:"DIR" help:"Data directory: the ledger in DIR/ledger, bootstrap.json beside it (default ${default})."`
+	Listen             string        `default:"127.0.0.1:8080" env:"QUOTALEDGER_LISTEN" placeholder:"HOST:PORT" help:"Address to listen on (default ${default}); port 0 takes a free one, logged with the message \"listening\"."`
+	NatsURL            string        `name:"nats-url" env:"QUOTALEDGER_NATS_URL" placeholder:"URL" help:"External NATS server (JetStream) to publish events to, instead of the embedded one."`
+	NatsListen         string        `name:"nats-listen" default:"127.0.0.1:4222" env:"QUOTALEDGER_NATS_LISTEN" placeholder:"HOST:PORT" help:"Without --nats-url: where the embedded NATS server listens, a loopback address (default ${default}); port -1 takes a free one. The log's \"listening\" message names its URL (nats_url)."`
+	OutboxMaxDepth     uint64        `name:"outbox-max-depth" default:"1000000" env:"QUOTALEDGER_OUTBOX_MAX_DEPTH" placeholder:"N" help:"While NATS is not connected, /readyz fails once more than N events wait in the outbox (default ${default})."`
+	StreamMaxAge       time.Duration `name:"stream-max-age" default:"0s" env:"QUOTALEDGER_STREAM_MAX_AGE" placeholder:"DURATION" help:"How long the QUOTALEDGER stream keeps events (0, the default: for ever)."`
+	OutboxMaxAge       time.Duration `name:"outbox-max-age" default:"10m" env:"QUOTALEDGER_OUTBOX_MAX_AGE" placeholder:"DURATION" help:"While NATS is not connected, /readyz fails once the oldest event in the outbox is older than this (default ${default})."`
+	PublicURL          string        `name:"public-url" env:"QUOTALEDGER_PUBLIC_URL" placeholder:"URL" help:"Base URL the service catalog names (default: the scheme and host each request came to)."`
+	LogLevel           string        `default:"info" enum:"trace,debug,info,warn,error" env:"QUOTALEDGER_LOG_LEVEL" placeholder:"LEVEL" help:"Log level: trace, debug, info, warn or error (default ${default})."`
+	LogFormat          string        `default:"json" enum:"json,console" env:"QUOTALEDGER_LOG_FORMAT" placeholder:"FORMAT" help:"Log format: json (one object a line) or console (for people) (default ${default})."`
+	ShutdownTimeout    time.Duration `default:"30s" env:"QUOTALEDGER_SHUTDOWN_TIMEOUT" placeholder:"DURATION" help:"How long a shutdown (SIGTERM, SIGINT) waits for calls in flight (default ${default})."`
+	StorageFailureExit time.Duration `name:"storage-failure-exit" default:"30s" env:"QUOTALEDGER_STORAGE_FAILURE_EXIT" placeholder:"DURATION" help:"After a failed WAL write or sync, writes answer 503 and reads go on; this long after it the server exits with status 1 so that its supervisor restarts it, rebuilding from disk (0: never; /healthz answers 503 meanwhile) (default ${default})."`
+	Demo               bool          `env:"QUOTALEDGER_DEMO" help:"On the first start of an empty data directory, also create the demo setup of the README (a compute service, two resources, a user) and print it."`
 
 	// NATS credentials, with --nats-url.
 	NatsAuth `embed:""`
@@ -112,6 +114,9 @@ func (c *ServeCmd) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout must be positive")
+	}
+	if c.StorageFailureExit < 0 {
+		return errors.New("--storage-failure-exit must not be negative")
 	}
 	return nil
 }
@@ -257,7 +262,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	// process; /metrics serves it.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), Logger: log, Metrics: reg})
+	s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: ledgerFS, Logger: log, Metrics: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -298,6 +303,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		}
 	}()
 	go s.flushLoop()
+	go s.watchStorage(c.StorageFailureExit)
 	s.ready.Store(true)
 	ok = true
 	log.Info().Str("addr", s.addr.String()).Str("data", c.Data).Str("nats_url", s.natsURL).Msg("listening")
@@ -381,6 +387,41 @@ func (s *server) stopEvents() {
 		s.log.Warn().Dur("timeout", s.shutdownTimeout).Msg("the events relay did not stop within the shutdown timeout: its events stay in the outbox")
 	}
 	s.stopRelay = nil
+}
+
+// ledgerFS is the ledger's filesystem: nil, Pebble's default, but for the
+// in-process tests that inject disk faults.
+var ledgerFS vfs.FS
+
+// watchStorage waits for the ledger to fail a commit (a failed WAL write or
+// sync: DESIGN §8), says so, and after grace (unless 0) stops the server
+// with an error, so that the supervisor restarts it and the engine rebuilds
+// from disk. Until then writes answer 503 and reads go on.
+func (s *server) watchStorage(grace time.Duration) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopFlush:
+			return
+		case <-t.C:
+		}
+		err := s.ledger.Failed()
+		if err == nil {
+			continue
+		}
+		if grace <= 0 {
+			s.log.Error().Err(err).Msg("storage failed: writes answer 503, reads go on; restart the server (--storage-failure-exit is 0)")
+			return
+		}
+		s.log.Error().Err(err).Dur("exit_in", grace).Msg("storage failed: writes answer 503, reads go on until the exit")
+		select {
+		case <-s.stopFlush:
+		case <-time.After(grace):
+			s.fail(fmt.Errorf("storage failed %s ago: %w", grace, err))
+		}
+		return
+	}
 }
 
 // fail reports the first error of a part that stopped by itself (Wait
