@@ -600,6 +600,8 @@ type crashSummary struct {
 	connRefused       int // no answer: the server was gone
 	applied           int // of the changes without an answer, applied
 	notApplied        int // and not applied
+	retried           int // idempotent issues sent again after the restart
+	stale             int // resolves of resolved commissions refused (404), changing nothing
 	events            int // messages in the stream
 }
 
@@ -610,8 +612,9 @@ func (s crashSummary) String() string {
 			"(of the changes among them %d applied, %d not)", s.inFlight+s.connRefused, s.inFlight, s.connRefused,
 			s.applied, s.notApplied)
 	}
-	return fmt.Sprintf("%d calls answered 2xx, %d refused 4xx, %s; %d events in the stream, each once, in outbox order",
-		s.answered, s.refused, unanswered, s.events)
+	return fmt.Sprintf("%d calls answered 2xx, %d refused 4xx (%d of them resolves of resolved commissions), %s; "+
+		"%d unanswered idempotent issues retried; %d events in the stream, each once, in outbox order",
+		s.answered, s.refused, s.stale, unanswered, s.retried, s.events)
 }
 
 func (s *crashSummary) add(o crashSummary) {
@@ -621,6 +624,8 @@ func (s *crashSummary) add(o crashSummary) {
 	s.connRefused += o.connRefused
 	s.applied += o.applied
 	s.notApplied += o.notApplied
+	s.retried += o.retried
+	s.stale += o.stale
 	s.events = o.events
 }
 
@@ -678,6 +683,9 @@ func (h *crashHarness) check(calls []*crashCall, natsURL string) crashSummary {
 		}
 		switch c.kind {
 		case crashKindIssue, crashKindReplay, crashKindRetry:
+			if c.kind == crashKindRetry {
+				sum.retried++
+			}
 			a := byName[c.issue.name]
 			if a == nil {
 				a = &nameAnswers{issue: c.issue, serials: map[uint64]bool{}}
@@ -729,6 +737,9 @@ func (h *crashHarness) check(calls []*crashCall, natsURL string) crashSummary {
 			// and here for those resolved since).
 			if c.status != 0 && c.status != http.StatusNotFound {
 				fail(c, "want 404 for a resolved commission")
+			}
+			if c.status == http.StatusNotFound {
+				sum.stale++
 			}
 			if cm := led.bySerial[c.serial]; cm == nil || cm.state == crashPending {
 				fail(c, "the commission is %+v", cm)
