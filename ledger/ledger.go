@@ -88,6 +88,11 @@ type Ledger struct {
 	batches          atomic.Uint64 // batches committed
 	batchedCalls     atomic.Uint64 // calls in those batches
 
+	// outboxDeleted: the outbox is deleted below it (0 after Open, until
+	// the first DeleteOutbox). Each delete starts there, so that the range
+	// tombstones do not overlap (see DeleteOutbox).
+	outboxDeleted atomic.Uint64
+
 	w writer // owned by the writer goroutine
 	m *metrics
 }
