@@ -181,7 +181,9 @@ func soakStart(t *testing.T, dir string) (*proc, string) {
 			}))
 		}
 	})
-	checkFor(t, 10*time.Second, func() error {
+	// Generous: the bootstrap hashes two passwords, and the machine may be
+	// busy.
+	checkFor(t, time.Minute, func() error {
 		select {
 		case <-p.exited:
 			t.Fatalf("serve exited: %v\n%s", p.err, soakLogLines(logPath, nil))
@@ -196,7 +198,7 @@ func soakStart(t *testing.T, dir string) (*proc, string) {
 				return nil
 			}
 		}
-		return fmt.Errorf("serve did not log its address within 10s")
+		return fmt.Errorf("serve did not log its address within a minute")
 	})
 	checkFor(t, 5*time.Second, func() error {
 		if code := get(t, p.base+"/readyz", ""); code != http.StatusOK {
