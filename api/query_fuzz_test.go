@@ -154,42 +154,33 @@ func (e *routeFuzz) tokensFor(rt Route) []fuzzToken {
 // param is a plausible value of the path wildcard name of rt: a real
 // object for a read, a victim for a write.
 func (e *routeFuzz) param(rt Route, name string) string {
-	write := rt.Method != http.MethodGet
-	pick := func(real, victim string) string {
-		if write {
-			return victim
-		}
-		return real
-	}
-	projects := strings.Contains(rt.Path, "/projects/")
-	switch name {
-	case "uuid":
-		if projects {
-			return pick(e.project, e.victimProj)
-		}
-		return pick(e.userRec.UUID, e.victim.UUID)
-	case "id":
-		if projects {
-			return e.victim.UUID
-		}
-		return pick(e.userToken.ID, e.victimTok.ID)
-	case "serial":
-		if strings.HasSuffix(rt.Path, "/log") {
-			return strconv.FormatUint(e.resolved, 10)
-		}
-		return strconv.FormatUint(pick2(write, e.serial, e.victimSer), 10)
-	case "name":
-		if strings.Contains(rt.Path, "/groups/") {
-			return pick("staff", "victims")
-		}
-		return pick("cyclades", "victim")
-	case "token":
+	w := rt.Method != http.MethodGet
+	in := func(s string) bool { return strings.Contains(rt.Path, s) }
+	switch {
+	case name == "uuid" && in("/projects/"):
+		return either(w, e.project, e.victimProj)
+	case name == "uuid":
+		return either(w, e.userRec.UUID, e.victim.UUID)
+	case name == "id" && in("/projects/"):
+		return e.victim.UUID // a member
+	case name == "id":
+		return either(w, e.userToken.ID, e.victimTok.ID)
+	case name == "serial" && strings.HasSuffix(rt.Path, "/log"):
+		return strconv.FormatUint(e.resolved, 10)
+	case name == "serial":
+		return strconv.FormatUint(either(w, e.serial, e.victimSer), 10)
+	case name == "name" && in("/groups/"):
+		return either(w, "staff", "victims")
+	case name == "name":
+		return either(w, "cyclades", "victim")
+	case name == "token":
 		return e.user
 	}
 	return "x"
 }
 
-func pick2(write bool, real, victim uint64) uint64 {
+// either is victim if write, else real.
+func either[T any](write bool, real, victim T) T {
 	if write {
 		return victim
 	}

@@ -102,7 +102,7 @@ while read -r pkg name; do
 			rate="$((execs / s))/s"
 		fi
 	fi
-	printf '%-28s %-12s %-4s execs %-10s %s\n' "$name" "$dir" "$status" "${execs:--}" "$rate"
+	printf '%-28s %-12s %-4s execs %-10s %s\n' "$name" "$dir" "$status" "${execs:--}" "${rate:--}"
 	if [[ "$status" == FAIL ]]; then
 		grep -E 'Failing input written to|^\s+--- FAIL|panic:' "$log" | sed 's/^/    /' | head -n 5 || true
 		echo "    full output: $log"
