@@ -31,18 +31,22 @@ import (
 // turn every later call into a 401).
 type routeFuzz struct {
 	*env
-	tokens    []fuzzToken
-	userToken *identity.Token // the user's personal token
-	serial    uint64          // a pending commission of "cyclades"
-	resolved  uint64          // an accepted commission of "cyclades"
-	// last is the state after the previous call, if it was refused (nil
-	// if it was not: a call that succeeded may have changed the state).
-	last       []byte
+	tokens     []fuzzToken
+	userToken  *identity.Token // the user's personal token
+	serial     uint64          // a pending commission of "cyclades"
+	resolved   uint64          // an accepted commission of "cyclades"
 	project    string          // a project of the user
 	victim     *identity.User  // a user, group member and project member
 	victimTok  *identity.Token // the victim's personal token
 	victimSer  uint64          // a pending commission of "cyclades"
 	victimProj string          // a project of the victim
+
+	// last is the state after the previous call, if it was refused (nil
+	// if it was not: a call that succeeded may have changed the state).
+	last []byte
+	// outbox is the sequence of the last event in the outbox, as of the
+	// last look.
+	outbox uint64
 }
 
 // fuzzToken is a token with the principal it authenticates as.
@@ -210,10 +214,11 @@ func (e *routeFuzz) path(rt Route, fuzz bool, v string) string {
 }
 
 // fuzzState is what a refused call must leave as it was: the ledger's
-// holdings and counts and identity's records (tokens without their last
-// use, which every authentication moves).
+// holdings and counts, its outbox (no event) and identity's records
+// (tokens without their last use, which every authentication moves).
 type fuzzState struct {
 	Ledger    state
+	Outbox    uint64
 	Users     int
 	UserPage  []*identity.User
 	Tokens    int
@@ -232,6 +237,17 @@ func (e *routeFuzz) fuzzState() []byte {
 	st.Batches, st.Calls = 0, 0
 	s := fuzzState{Ledger: state{Holdings: e.l.Quotas(ledger.QuotaFilter{}), Stats: st},
 		Groups: e.id.Groups(), Projects: e.id.Projects(), Services: e.id.Services(), Resources: e.id.Resources()}
+	for { // read on from the last look: the outbox only grows here
+		evs, err := e.l.Outbox(e.outbox, 1000)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		e.outbox = evs[len(evs)-1].Seq
+	}
+	s.Outbox = e.outbox
 	var err error
 	if s.Users, s.UserPage, err = e.id.ListUsers(identity.UserQuery{PageSize: 100}); err != nil {
 		e.t.Fatal(err)
