@@ -346,10 +346,26 @@ func (l *Ledger) DeleteOutbox(seq uint64) error {
 	if seq+1 <= from {
 		return nil
 	}
+	if l.Failed() != nil {
+		return ErrFailed
+	}
 	return l.readDB(func() error {
-		if err := l.db.DeleteRange(outboxKey(nil, from), outboxKey(nil, seq+1), pebble.Sync); err != nil {
+		// Applied as the writer applies its batches (Ledger.apply), so that
+		// a failed WAL write or sync stops the ledger's writes instead of
+		// the process: Pebble exits on a failed synchronous commit.
+		b := l.db.NewBatch()
+		if err := b.DeleteRange(outboxKey(nil, from), outboxKey(nil, seq+1), nil); err != nil {
 			return err
 		}
+		err := l.apply(b)
+		if err == nil {
+			err = b.SyncWait()
+		}
+		if err != nil {
+			l.setFailed(err)
+			return fmt.Errorf("%w: deleting the outbox: %v", ErrFailed, err)
+		}
+		_ = b.Close()
 		for {
 			old := l.outboxDeleted.Load()
 			if old >= seq+1 || l.outboxDeleted.CompareAndSwap(old, seq+1) {

@@ -32,7 +32,7 @@ func TestServeStorageFailure(t *testing.T) {
 
 	m, _, stderr := newTestMain()
 	ctx := context.Background()
-	args := []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--storage-failure-exit", "1s"}
+	args := []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--storage-failure-exit", "4s"}
 	if err := m.ParseFlags(ctx, args); err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +65,11 @@ func TestServeStorageFailure(t *testing.T) {
 		t.Fatalf("Wait: %v, want the storage failure\n%s", err, stderr.String())
 	}
 	_ = m.Close()
+	// The relay met the failure too (deleting acknowledged events, whose
+	// delay of 2 s passed within the 4 s), and said so without exiting.
+	if !strings.Contains(stderr.String(), "acknowledged events stay in the outbox") {
+		t.Errorf("the relay did not report the failed ledger:\n%s", stderr.String())
+	}
 
 	// The restart, the fault gone.
 	armed.Store(false)
