@@ -1,7 +1,7 @@
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test lint bench bench-go tidy-check
+.PHONY: run test lint bench bench-go tidy-check soak
 
 ## run: build bin/quotaledger and serve with the data under ./data; the first start makes
 ## the admin and the README's demo setup and prints them (Ctrl-C stops it gracefully)
@@ -13,6 +13,17 @@ run:
 ## test: every test, with the race detector
 test:
 	$(GO) test -race -count=1 ./...
+
+## soak: the long forms of the reliability tests (docs/reliability.md; about 40 minutes):
+## SIGKILL under load 25 times, NATS away for minutes, the mixed workload for SOAK_DURATION
+## with its bounds on memory, goroutines, files, disk and latency, then every fuzz target
+## for FUZZ_TIME each
+SOAK_DURATION ?= 10m
+FUZZ_TIME ?= 30s
+soak:
+	QUOTALEDGER_SOAK=1 $(GO) test -count=1 -v -run 'TestCrashUnderLoad|TestNATSAway' -timeout 60m ./cmd/quotaledger
+	QUOTALEDGER_SOAK=1 QUOTALEDGER_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -v -run 'TestSoak$$' -timeout 60m ./cmd/quotaledger
+	bash scripts/fuzz.sh $(FUZZ_TIME)
 
 ## lint: go vet, gofmt and staticcheck
 lint:
