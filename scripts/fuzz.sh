@@ -71,9 +71,20 @@ if [[ -z "$targets" ]]; then
 	exit 1
 fi
 
+# spurious tells whether a failed run is Go's own race at the end of a
+# timed run (go.dev/issue/75804, fixed in Go 1.27): the target's only
+# complaint is "context deadline exceeded", and no failing input was
+# written. Anything else is a failure.
+spurious() {
+	! grep -q 'Failing input written to' "$1" &&
+		[[ "$(awk -v t="--- FAIL: $2 " 'index($0, t) == 1 { on = 1; next } on && /^[ \t]/ { print; next } { on = 0 }' "$1" |
+			sed -E 's/^[[:space:]]+//')" == "context deadline exceeded" ]]
+}
+
 module="$("$go" list -m)"
 total=0
 failed=0
+flaked=0
 echo "fuzzing $(wc -l <<<"$targets") targets for $duration each (logs in $logs)"
 while read -r pkg name; do
 	total=$((total + 1))
@@ -85,8 +96,13 @@ while read -r pkg name; do
 	status=ok
 	if ! "$go" test -run '^$' -fuzz "^${name}\$" -fuzztime "$duration" -fuzzminimizetime "$minimize" \
 		-timeout "$timeout" "$dir" >"$log" 2>&1 </dev/null; then
-		status=FAIL
-		failed=$((failed + 1))
+		if spurious "$log" "$name"; then
+			status=ok*
+			flaked=$((flaked + 1))
+		else
+			status=FAIL
+			failed=$((failed + 1))
+		fi
 	fi
 	# The last progress line ("fuzz: elapsed: 10s, execs: 12345 (1234/sec),
 	# ...") has the count; the rate is over the time since the baseline
@@ -110,4 +126,7 @@ while read -r pkg name; do
 done <<<"$targets"
 
 echo "$total targets, $failed failed"
+if [[ "$flaked" -gt 0 ]]; then
+	echo "ok*: $flaked ended with Go's spurious \"context deadline exceeded\" (go.dev/issue/75804), no failing input"
+fi
 [[ "$failed" -eq 0 ]]
