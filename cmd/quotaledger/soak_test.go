@@ -443,6 +443,7 @@ type soakSample struct {
 	goroutines, fds         int
 	gcs                     uint64  // garbage collections since the process started
 	cpu                     float64 // seconds of CPU since the process started
+	syncSum, syncs          float64 // WAL syncs waited for, and their seconds, since the start
 	provisions, commissions float64 // issued since the start of the process
 	pending, outbox         int
 	// From the data directory: Pebble's sstables (.sst), WAL (.log) and
@@ -473,6 +474,10 @@ func soakMeasure(t *testing.T, base, dir string, at time.Duration, lat []time.Du
 	s.nextGC = soakMetric(t, fams, "go_memstats_next_gc_bytes", "")
 	s.goroutines = int(soakMetric(t, fams, "go_goroutines", ""))
 	s.cpu = soakMetric(t, fams, "process_cpu_seconds_total", "")
+	if f := fams["quotaledger_wal_sync_duration_seconds"]; f != nil && len(f.GetMetric()) == 1 {
+		h := f.GetMetric()[0].GetHistogram()
+		s.syncSum, s.syncs = h.GetSampleSum(), float64(h.GetSampleCount())
+	}
 	if f := fams["go_gc_duration_seconds"]; f != nil && len(f.GetMetric()) == 1 {
 		s.gcs = f.GetMetric()[0].GetSummary().GetSampleCount()
 	}
@@ -578,21 +583,24 @@ const mib = 1 << 20
 func soakTable(samples []soakSample) string {
 	var sb strings.Builder
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "t s\tcalls/s\tqueued\tserve CPU %\tp50 ms\tp99 ms\tRSS MiB\theap MiB\tGC goal MiB\tgoroutines\tfds\t"+
+	fmt.Fprintln(tw, "t s\tcalls/s\tqueued\tserve CPU %\tWAL sync ms\tp50 ms\tp99 ms\tRSS MiB\theap MiB\tGC goal MiB\tgoroutines\tfds\t"+
 		"commissions\tpending\toutbox\tssts\tsst MiB\tWAL MiB\tpebble MiB\tB/provision\tNATS MiB\t")
 	prev := samples[0]
 	for i, s := range samples {
-		rate, cpu := 0.0, 0.0
+		rate, cpu, sync := 0.0, 0.0, 0.0
 		if i > 0 {
 			rate = float64(len(s.lat)) / (s.at - prev.at).Seconds()
 			cpu = 100 * (s.cpu - prev.cpu) / (s.at - prev.at).Seconds()
+			if n := s.syncs - prev.syncs; n > 0 {
+				sync = 1000 * (s.syncSum - prev.syncSum) / n // the mean wait of a batch for its WAL sync
+			}
 		}
 		perProv := "-"
 		if d := s.provisions - samples[0].provisions; d > 0 {
 			perProv = fmt.Sprintf("%.0f", float64(s.pebbleBytes-s.walBytes-(samples[0].pebbleBytes-samples[0].walBytes))/d)
 		}
-		fmt.Fprintf(tw, "%.0f\t%.0f\t%d\t%.0f\t%.2f\t%.2f\t%.0f\t%.1f\t%.1f\t%d\t%d\t%.0f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%.1f\t\n",
-			s.at.Seconds(), rate, s.backlog, cpu, soakMs(s.p50), soakMs(s.p99), s.rss/mib, s.heap/mib, s.nextGC/mib, s.goroutines, s.fds,
+		fmt.Fprintf(tw, "%.0f\t%.0f\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.1f\t%.1f\t%d\t%d\t%.0f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%.1f\t\n",
+			s.at.Seconds(), rate, s.backlog, cpu, sync, soakMs(s.p50), soakMs(s.p99), s.rss/mib, s.heap/mib, s.nextGC/mib, s.goroutines, s.fds,
 			s.commissions, s.pending, s.outbox, s.ssts, float64(s.sstBytes)/mib, float64(s.walBytes)/mib,
 			float64(s.pebbleBytes)/mib, perProv, float64(s.natsBytes)/mib)
 		prev = s
