@@ -356,8 +356,8 @@ type crashModel struct {
 	injected string // the fault the child injected, if any
 	// unknown is the first call answered ErrOutcomeUnknown: in a sequential
 	// fault test, the call in flight when the fault hit.
-	unknown *crashLine
-	quotaSet bool   // a child said "ready": the holdings exist
+	unknown  *crashLine
+	quotaSet bool // a child said "ready": the holdings exist
 	bad      []string
 }
 
