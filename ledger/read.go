@@ -353,8 +353,24 @@ func (l *Ledger) DeleteOutbox(seq uint64) error {
 		// Applied as the writer applies its batches (Ledger.apply), so that
 		// a failed WAL write or sync stops the ledger's writes instead of
 		// the process: Pebble exits on a failed synchronous commit.
+		//
+		// A few events are deleted one key each: every range tombstone in
+		// the memtable is fragmented again for each iterator opened after a
+		// new one is added, so the relay's reads grew slower over each
+		// memtable's life (measured: 5 outbox reads and a delete of 20
+		// events went from 0.40 to 0.68 ms over 3,000 rounds with ranges,
+		// and stayed at 0.32–0.35 ms with point deletes). A backlog (after
+		// NATS was away) is one range.
 		b := l.db.NewBatch()
-		if err := b.DeleteRange(outboxKey(nil, from), outboxKey(nil, seq+1), nil); err != nil {
+		if seq-from < outboxPointDeleteMax {
+			var k []byte
+			for s := from; s <= seq; s++ {
+				k = outboxKey(k[:0], s)
+				if err := b.Delete(k, nil); err != nil {
+					return err
+				}
+			}
+		} else if err := b.DeleteRange(outboxKey(nil, from), outboxKey(nil, seq+1), nil); err != nil {
 			return err
 		}
 		err := l.apply(b)
@@ -414,3 +430,7 @@ func (l *Ledger) OutboxStats() (OutboxStats, error) {
 	})
 	return st, err
 }
+
+// outboxPointDeleteMax is the most events DeleteOutbox deletes one key each;
+// more are deleted as one range.
+const outboxPointDeleteMax = 1024
