@@ -902,7 +902,7 @@ func (h *crashHarness) checkEvents(led crashLedger, natsURL string) int {
 	var msgs []streamMsg
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		msgs = crashReadStream(t, natsURL)
+		msgs = readStream(t, natsURL)
 		got := map[ev]bool{}
 		for _, m := range msgs {
 			if m.Payload.Client != nil && *m.Payload.Client == crashService {
@@ -925,7 +925,7 @@ func (h *crashHarness) checkEvents(led crashLedger, natsURL string) int {
 	}
 	time.Sleep(200 * time.Millisecond) // room for a late duplicate, read again if any came
 	if len(msgs) == 0 || crashStreamLast(t, natsURL) != msgs[len(msgs)-1].Seq {
-		msgs = crashReadStream(t, natsURL)
+		msgs = readStream(t, natsURL)
 	}
 	checkOnce(t, msgs)
 	db := ""
@@ -958,76 +958,6 @@ func (h *crashHarness) checkEvents(led crashLedger, natsURL string) int {
 		seen[e] = true
 	}
 	return len(msgs)
-}
-
-// crashReadStream reads the whole stream QUOTALEDGER at url as it is now,
-// as readStream does, but a thousand messages a pull rather than one.
-func crashReadStream(t *testing.T, url string) []streamMsg {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("nats: %v", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	stream, err := js.Stream(ctx, events.StreamName)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil
-	}
-	if err != nil {
-		t.Fatalf("stream %s: %v", events.StreamName, err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Stop()
-	msgs := make([]streamMsg, 0, info.State.Msgs)
-	for {
-		next := make(chan struct{})
-		timer := time.AfterFunc(10*time.Second, func() {
-			select {
-			case <-next:
-			default:
-				it.Stop() // Next returns an error
-			}
-		})
-		msg, err := it.Next()
-		close(next)
-		timer.Stop()
-		if err != nil {
-			t.Fatalf("reading the stream after %d messages of %d: %v", len(msgs), info.State.Msgs, err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := streamMsg{Seq: meta.Sequence.Stream, Subject: msg.Subject(), MsgID: msg.Headers().Get(nats.MsgIdHdr),
-			Raw: msg.Data()}
-		if err := json.Unmarshal(msg.Data(), &m.Payload); err != nil {
-			t.Fatalf("message %d on %s: %v: %s", m.Seq, m.Subject, err, msg.Data())
-		}
-		msgs = append(msgs, m)
-		if m.Seq >= info.State.LastSeq {
-			return msgs
-		}
-	}
 }
 
 // crashStreamLast is the last sequence of the stream QUOTALEDGER at url.

@@ -86,7 +86,8 @@ type streamMsg struct {
 	Raw     []byte
 }
 
-// readStream reads the whole stream QUOTALEDGER at url as it is now.
+// readStream reads the whole stream QUOTALEDGER at url as it is now, a
+// thousand messages a pull.
 func readStream(t *testing.T, url string) []streamMsg {
 	t.Helper()
 	nc, err := nats.Connect(url)
@@ -98,7 +99,7 @@ func readStream(t *testing.T, url string) []streamMsg {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	stream, err := js.Stream(ctx, events.StreamName)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -118,9 +119,24 @@ func readStream(t *testing.T, url string) []streamMsg {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var msgs []streamMsg
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Stop()
+	msgs := make([]streamMsg, 0, info.State.Msgs)
 	for {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		next := make(chan struct{})
+		timer := time.AfterFunc(10*time.Second, func() {
+			select {
+			case <-next:
+			default:
+				it.Stop() // Next returns an error
+			}
+		})
+		msg, err := it.Next()
+		close(next)
+		timer.Stop()
 		if err != nil {
 			t.Fatalf("reading the stream after %d messages of %d: %v", len(msgs), info.State.Msgs, err)
 		}
