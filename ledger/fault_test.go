@@ -174,6 +174,11 @@ func faultChildDegraded(l *Ledger) {
 	if l.Failed() == nil || !errors.Is(l.Writable(), ErrFailed) {
 		failf("%d calls after the fault the ledger is not failed: %v, writable %v", faultGrace, l.Failed(), l.Writable())
 	}
+	select {
+	case <-l.FailedC():
+	default:
+		failf("the ledger is failed but FailedC is open")
+	}
 	before := l.Stats()
 	if err := l.SetQuota(ctx, crashSettings()[:1]); !errors.Is(err, ErrFailed) || errors.Is(err, ErrOutcomeUnknown) {
 		failf("set quota after the fault: %v, want ErrFailed", err)

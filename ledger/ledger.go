@@ -81,6 +81,8 @@ type Ledger struct {
 	// failed keeps the first commit error; once set, no batch reaches
 	// Pebble again (Pebble panics on a write after a failed WAL write).
 	failed atomic.Pointer[error]
+	// failedC is closed when failed is set.
+	failedC chan struct{}
 
 	durableLogTime   atomic.Int64  // log entries after it are not yet durable
 	durableOutboxSeq atomic.Uint64 // outbox entries after it are not yet durable
@@ -111,6 +113,7 @@ func Open(opts Options) (*Ledger, error) {
 		reqs:     make(chan *request, 4*opts.MaxBatch),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
+		failedC:  make(chan struct{}),
 		pending:  make(map[uint64]*commission.Commission),
 		byClient: make(map[string]map[uint64]struct{}),
 	}
@@ -349,3 +352,6 @@ func (l *Ledger) Failed() error {
 	}
 	return nil
 }
+
+// FailedC is closed once a commit fails (Failed then says why).
+func (l *Ledger) FailedC() <-chan struct{} { return l.failedC }

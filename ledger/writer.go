@@ -349,6 +349,7 @@ func (l *Ledger) apply(pb *pebble.Batch) (err error) {
 // refused with ErrFailed, and reads go on from the last durable state.
 func (l *Ledger) setFailed(err error) {
 	if l.failed.CompareAndSwap(nil, &err) {
+		close(l.failedC)
 		l.m.batchFailures.Inc()
 		l.log.Error().Err(err).Msg("ledger: a commit failed; writes are refused until restart, reads go on")
 	}

@@ -398,29 +398,21 @@ var ledgerFS vfs.FS
 // with an error, so that the supervisor restarts it and the engine rebuilds
 // from disk. Until then writes answer 503 and reads go on.
 func (s *server) watchStorage(grace time.Duration) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopFlush:
-			return
-		case <-t.C:
-		}
-		err := s.ledger.Failed()
-		if err == nil {
-			continue
-		}
-		if grace <= 0 {
-			s.log.Error().Err(err).Msg("storage failed: writes answer 503, reads go on; restart the server (--storage-failure-exit is 0)")
-			return
-		}
-		s.log.Error().Err(err).Dur("exit_in", grace).Msg("storage failed: writes answer 503, reads go on until the exit")
-		select {
-		case <-s.stopFlush:
-		case <-time.After(grace):
-			s.fail(fmt.Errorf("storage failed %s ago: %w", grace, err))
-		}
+	select {
+	case <-s.stopFlush:
 		return
+	case <-s.ledger.FailedC():
+	}
+	err := s.ledger.Failed()
+	if grace <= 0 {
+		s.log.Error().Err(err).Msg("storage failed: writes answer 503, reads go on; restart the server (--storage-failure-exit is 0)")
+		return
+	}
+	s.log.Error().Err(err).Dur("exit_in", grace).Msg("storage failed: writes answer 503, reads go on until the exit")
+	select {
+	case <-s.stopFlush:
+	case <-time.After(grace):
+		s.fail(fmt.Errorf("storage failed %s ago: %w", grace, err))
 	}
 }
 
