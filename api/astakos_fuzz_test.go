@@ -36,17 +36,10 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 	// between the two looks at the state that a refused call must leave
 	// as it was.
 	frozen := time.Now()
-	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: vfs.NewMem(), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20, Now: func() time.Time { return frozen }})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = l.Close() })
-	id, err := identity.Open(l, identity.Options{Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	l, id := openStores(tb, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true,
+		Now: func() time.Time { return frozen }}, zerolog.Nop(), nil)
 	e := &fuzzEnv{l: l}
+	var err error
 	if e.service, _, err = id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute"}); err != nil {
 		tb.Fatal(err)
 	}

@@ -58,18 +58,7 @@ func newEnvOn(t testing.TB, log zerolog.Logger, reg *prometheus.Registry, lopts 
 	if reg != nil {
 		metrics = reg
 	}
-	lopts.Logger, lopts.Metrics = log, metrics
-	lopts.MemTableSize, lopts.CacheSize = 4<<20, 8<<20
-	l, err := ledger.Open(lopts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	id, err := identity.Open(l, identity.Options{Logger: log, Metrics: metrics,
-		Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, id := openStores(t, lopts, log, metrics)
 	e := &env{t: t, l: l, id: id}
 	admin, err := id.CreateUser(ctx, identity.NewUser{Username: "admin@example.com", Password: testPassword, Role: identity.RoleAdmin, Active: true})
 	if err != nil {
@@ -100,6 +89,27 @@ func newEnvOn(t testing.TB, log zerolog.Logger, reg *prometheus.Registry, lopts 
 	e.srv = httptest.NewServer(e.api)
 	t.Cleanup(e.srv.Close)
 	return e
+}
+
+// openStores opens the ledger of lopts (with a small memtable and cache)
+// and an identity store on it (with cheap password hashing), both logging
+// to log and registering their metrics on metrics (if not nil), and closes
+// the ledger when the test ends.
+func openStores(tb testing.TB, lopts ledger.Options, log zerolog.Logger, metrics prometheus.Registerer) (*ledger.Ledger, *identity.Store) {
+	tb.Helper()
+	lopts.Logger, lopts.Metrics = log, metrics
+	lopts.MemTableSize, lopts.CacheSize = 4<<20, 8<<20
+	l, err := ledger.Open(lopts)
+	if err != nil {
+		tb.Fatalf("open the ledger: %v", err)
+	}
+	tb.Cleanup(func() { _ = l.Close() })
+	id, err := identity.Open(l, identity.Options{Logger: log, Metrics: metrics,
+		Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
+	if err != nil {
+		tb.Fatalf("open identity: %v", err)
+	}
+	return l, id
 }
 
 // do sends a request with token (if any) and a body (a string, []byte, or

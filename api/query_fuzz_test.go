@@ -59,17 +59,8 @@ func newRouteFuzz(tb testing.TB) *routeFuzz {
 	tb.Helper()
 	ctx := context.Background()
 	frozen := time.Now()
-	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: vfs.NewMem(), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20, Now: func() time.Time { return frozen }})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = l.Close() })
-	id, err := identity.Open(l, identity.Options{Logger: zerolog.Nop(),
-		Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	l, id := openStores(tb, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true,
+		Now: func() time.Time { return frozen }}, zerolog.Nop(), nil)
 	must := func(err error) {
 		tb.Helper()
 		if err != nil {

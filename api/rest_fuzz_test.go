@@ -21,16 +21,7 @@ import (
 func restFuzzServer(tb testing.TB) (*Server, *ledger.Ledger, *identity.Store, string) {
 	tb.Helper()
 	ctx := context.Background()
-	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: vfs.NewMem(), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = l.Close() })
-	id, err := identity.Open(l, identity.Options{Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	l, id := openStores(tb, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true}, zerolog.Nop(), nil)
 	admin, err := id.CreateUser(ctx, identity.NewUser{Username: "admin@example.com", Password: testPassword, Role: identity.RoleAdmin, Active: true})
 	if err != nil {
 		tb.Fatal(err)

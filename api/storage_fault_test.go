@@ -21,7 +21,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/holdings"
-	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -300,17 +299,7 @@ func testStorageFault(t *testing.T, kind string) {
 // would, keeping e's tokens.
 func reopenEnv(t *testing.T, e *env, fs vfs.FS) *env {
 	t.Helper()
-	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: fs, Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatalf("reopen: %v", err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	id, err := identity.Open(l, identity.Options{Logger: zerolog.Nop(),
-		Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
-	if err != nil {
-		t.Fatalf("reopen identity: %v", err)
-	}
+	l, id := openStores(t, ledger.Options{Dir: "/l", FS: fs, NoFreeSpaceCheck: true}, zerolog.Nop(), nil)
 	r := &env{t: t, l: l, id: id, admin: e.admin, user: e.user, service: e.service, userRec: e.userRec}
 	r.api = New(l, id, Options{Logger: zerolog.Nop()})
 	r.srv = httptest.NewServer(r.api)
