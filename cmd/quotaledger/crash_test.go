@@ -20,9 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/quotaledger/quotaledger/events"
 )
 
@@ -963,24 +960,12 @@ func (h *crashHarness) checkEvents(led crashLedger, natsURL string) int {
 // crashStreamLast is the last sequence of the stream QUOTALEDGER at url.
 func crashStreamLast(t *testing.T, url string) uint64 {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("nats: %v", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := js.Stream(ctx, events.StreamName)
-	if err != nil {
-		t.Fatalf("stream %s: %v", events.StreamName, err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
+	stream, info, done := openStream(ctx, t, url)
+	defer done()
+	if stream == nil {
+		t.Fatalf("no stream %s", events.StreamName)
 	}
 	return info.State.LastSeq
 }

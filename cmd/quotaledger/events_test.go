@@ -86,33 +86,43 @@ type streamMsg struct {
 	Raw     []byte
 }
 
-// readStream reads the whole stream QUOTALEDGER at url as it is now, a
-// thousand messages a pull.
-func readStream(t *testing.T, url string) []streamMsg {
+// openStream connects to the NATS server at url and returns the stream
+// QUOTALEDGER with its state, or nil if there is no such stream yet; done
+// disconnects.
+func openStream(ctx context.Context, t *testing.T, url string) (stream jetstream.Stream, info *jetstream.StreamInfo, done func()) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatalf("nats: %v", err)
 	}
-	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
+		nc.Close()
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	stream, err := js.Stream(ctx, events.StreamName)
+	stream, err = js.Stream(ctx, events.StreamName)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil
+		return nil, nil, nc.Close
+	}
+	if err == nil {
+		info, err = stream.Info(ctx)
 	}
 	if err != nil {
+		nc.Close()
 		t.Fatalf("stream %s: %v", events.StreamName, err)
 	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs == 0 {
+	return stream, info, nc.Close
+}
+
+// readStream reads the whole stream QUOTALEDGER at url as it is now, a
+// thousand messages a pull.
+func readStream(t *testing.T, url string) []streamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, info, done := openStream(ctx, t, url)
+	defer done()
+	if stream == nil || info.State.Msgs == 0 {
 		return nil
 	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})

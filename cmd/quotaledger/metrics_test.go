@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -27,6 +28,19 @@ func TestServeMetrics(t *testing.T) {
 	if code, body := call(t, http.MethodGet, base+"/healthz", "", ""); code != http.StatusOK {
 		t.Fatalf("/healthz: %d %s", code, body)
 	}
+	fams := scrape(t, base)
+	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_cpu_seconds_total",
+		"quotaledger_commissions_total", "quotaledger_pending_commissions", "quotaledger_outbox_depth",
+		"quotaledger_tokens", "quotaledger_http_requests_total", "quotaledger_ready"} {
+		if fams[name] == nil {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+}
+
+// scrape reads and parses the /metrics of the server at base.
+func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
+	t.Helper()
 	code, body := call(t, http.MethodGet, base+"/metrics", "", "")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d %s", code, body)
@@ -36,11 +50,5 @@ func TestServeMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatalf("/metrics does not parse: %v", err)
 	}
-	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_cpu_seconds_total",
-		"quotaledger_commissions_total", "quotaledger_pending_commissions", "quotaledger_outbox_depth",
-		"quotaledger_tokens", "quotaledger_http_requests_total", "quotaledger_ready"} {
-		if fams[name] == nil {
-			t.Errorf("/metrics has no %s", name)
-		}
-	}
+	return fams
 }

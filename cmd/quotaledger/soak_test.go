@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/quotaledger/quotaledger/api/client"
 	"github.com/quotaledger/quotaledger/bench"
@@ -460,15 +458,7 @@ func soakMeasure(t *testing.T, base, dir string, at time.Duration, lat []time.Du
 	slices.Sort(s.lat)
 	s.p50, s.p99 = soakQuantile(s.lat, 0.50), soakQuantile(s.lat, 0.99)
 
-	code, body := call(t, http.MethodGet, base+"/metrics", "", "")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d %s", code, body)
-	}
-	var parser expfmt.TextParser
-	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("/metrics: %v", err)
-	}
+	fams := scrape(t, base)
 	s.rss = soakMetric(t, fams, "process_resident_memory_bytes", "")
 	s.heap = soakMetric(t, fams, "go_memstats_heap_inuse_bytes", "")
 	s.nextGC = soakMetric(t, fams, "go_memstats_next_gc_bytes", "")
@@ -487,7 +477,7 @@ func soakMeasure(t *testing.T, base, dir string, at time.Duration, lat []time.Du
 	s.pending = int(soakMetric(t, fams, "quotaledger_pending_commissions", ""))
 	s.outbox = int(soakMetric(t, fams, "quotaledger_outbox_depth", ""))
 
-	err = filepath.WalkDir(filepath.Join(dir, "ledger"), func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(dir, "ledger"), func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if os.IsNotExist(err) { // Pebble deleted it while we walked
 				return nil
