@@ -22,7 +22,9 @@ import (
 //
 //	quotaledger-backup.json   BackupManifest: format, ledger id, time, files
 //	ledger/                   a directory entry
-//	ledger/<name>             each file of a Pebble checkpoint of the ledger
+//	ledger/<name>             each file of a Pebble checkpoint of the ledger's state
+//	ledger/journal/           a directory entry
+//	ledger/journal/<name>     each file of a Pebble checkpoint of its journal
 //
 // Every entry but the directory is a regular file (mode 0600). The ledger
 // directory is laid out as serve expects it under its data directory
@@ -30,8 +32,9 @@ import (
 // in the ledger, so the archive is the whole durable state; NATS's own
 // store (DIR/nats) and bootstrap.json are not in it.
 const (
-	// BackupFormat is the version of the archive layout.
-	BackupFormat = 1
+	// BackupFormat is the version of the archive layout: 2 adds the
+	// journal's directory (ledger/journal/); format 1 archives are read too.
+	BackupFormat = 2
 	// BackupManifestName is the archive's first entry.
 	BackupManifestName = "quotaledger-backup.json"
 	// BackupLedgerDir is the directory of the checkpoint's files in the
@@ -62,20 +65,16 @@ func (s *Server) registerBackup() {
 func (s *Server) backup(c *call) error {
 	started := false
 	err := s.l.WithCheckpoint(func(fs vfs.FS, dir string) error {
-		names, err := fs.List(dir)
+		names, dirs, err := checkpointFiles(fs, dir)
 		if err != nil {
 			return err
 		}
-		sort.Strings(names)
 		m := BackupManifest{Format: BackupFormat, LedgerID: s.l.ID(), Time: time.Now().UTC(),
 			Files: make(map[string]int64, len(names))}
 		for _, name := range names {
 			fi, err := fs.Stat(path.Join(dir, name))
 			if err != nil {
 				return err
-			}
-			if !fi.Mode().IsRegular() {
-				return errors.New("backup: checkpoint entry " + name + " is not a regular file")
 			}
 			m.Files[name] = fi.Size()
 		}
@@ -104,9 +103,11 @@ func (s *Server) backup(c *call) error {
 		if _, err := tw.Write(manifest); err != nil {
 			return err
 		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: BackupLedgerDir + "/",
-			Mode: 0o700, ModTime: m.Time}); err != nil {
-			return err
+		for _, d := range append([]string{""}, dirs...) {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: path.Join(BackupLedgerDir, d) + "/",
+				Mode: 0o700, ModTime: m.Time}); err != nil {
+				return err
+			}
 		}
 		for _, name := range names {
 			if err := tarFile(tw, fs, path.Join(dir, name), BackupLedgerDir+"/"+name, m.Files[name], m.Time); err != nil {
@@ -129,6 +130,47 @@ func (s *Server) backup(c *call) error {
 		return newFault(http.StatusServiceUnavailable, "the ledger is closed")
 	}
 	return err
+}
+
+// checkpointFiles lists the files of a checkpoint, sorted, by their paths
+// under dir: its own, and those of its subdirectories (the journal's), one
+// level down; dirs are those subdirectories.
+func checkpointFiles(fs vfs.FS, dir string) (files, dirs []string, err error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fi, err := fs.Stat(path.Join(dir, name))
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case fi.Mode().IsRegular():
+			files = append(files, name)
+		case fi.IsDir():
+			sub, err := fs.List(path.Join(dir, name))
+			if err != nil {
+				return nil, nil, err
+			}
+			sort.Strings(sub)
+			dirs = append(dirs, name)
+			for _, f := range sub {
+				fi, err := fs.Stat(path.Join(dir, name, f))
+				if err != nil {
+					return nil, nil, err
+				}
+				if !fi.Mode().IsRegular() {
+					return nil, nil, errors.New("backup: checkpoint entry " + name + "/" + f + " is not a regular file")
+				}
+				files = append(files, name+"/"+f)
+			}
+		default:
+			return nil, nil, errors.New("backup: checkpoint entry " + name + " is not a regular file")
+		}
+	}
+	return files, dirs, nil
 }
 
 // tarFile writes one file of the checkpoint; its size must not change.

@@ -11,16 +11,17 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Checkpoint writes a consistent copy of the ledger's database into dir,
+// Checkpoint writes a consistent copy of the ledger's databases into dir,
 // which must not exist yet (its parent must). Writes go on meanwhile: the
 // copy holds every batch committed before some instant during the call and
-// none after it. Every record of the ledger (holdings, commissions, the
-// provision log, the outbox, identity records, the state record) lives in
-// Pebble, so the copy is a whole ledger: Open(Options{Dir: dir}) opens it.
+// none after it. Every record of the ledger lives in them, so the copy is a
+// whole ledger: Open(Options{Dir: dir}) opens it, replaying the copy's
+// journal into its state.
 //
-// The memtable is flushed first (pebble.WithFlushedWAL), so the copy is
-// made of sstables, hard-linked where the filesystem allows, and a WAL
-// with nothing to replay.
+// The state database is flushed and copied first, then the journal (WAL
+// flushed), with the journal's truncation held meanwhile, so the copied
+// journal holds every record after the copied state's checkpoint. Files
+// are hard-linked where the filesystem allows.
 func (l *Ledger) Checkpoint(dir string) error {
 	if dir == "" {
 		return fmt.Errorf("%w: checkpoint: empty directory", ErrInvalid)
@@ -29,8 +30,16 @@ func (l *Ledger) Checkpoint(dir string) error {
 		// Flushing the WAL would write to it again (Pebble exits on that).
 		return fmt.Errorf("ledger: checkpoint: %w", ErrFailed)
 	}
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
 	err := l.readDB(func() error {
-		return l.db.Checkpoint(dir, pebble.WithFlushedWAL())
+		if err := l.db.Flush(); err != nil {
+			return err
+		}
+		if err := l.db.Checkpoint(dir); err != nil {
+			return err
+		}
+		return l.jdb.Checkpoint(journalDir(dir), pebble.WithFlushedWAL())
 	})
 	if err != nil {
 		if errors.Is(err, ErrClosed) {

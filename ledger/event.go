@@ -65,11 +65,18 @@ func appendEvent(b []byte, e *Event) []byte {
 
 // DecodeEvent decodes an outbox entry: its key and value as Pebble holds them.
 func DecodeEvent(key, value []byte) (Event, error) {
-	var e Event
 	if len(key) != 9 || key[0] != prefixOutbox {
-		return e, ErrCorrupt
+		return Event{}, ErrCorrupt
 	}
+	e, err := decodeEventValue(value)
 	e.Seq = binary.BigEndian.Uint64(key[1:])
+	return e, err
+}
+
+// decodeEventValue decodes what appendEvent wrote (the sequence is not in
+// it).
+func decodeEventValue(value []byte) (Event, error) {
+	var e Event
 	d := decoder{b: value}
 	checkVersion(&d)
 	e.Type = d.string()

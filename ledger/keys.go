@@ -33,6 +33,12 @@ const (
 var (
 	keyMetaID    = []byte{prefixMeta, 'i', 'd'}
 	keyMetaState = []byte{prefixMeta, 's', 't', 'a', 't', 'e'}
+	// keyMetaCheckpoint is the journal record the checkpointed state
+	// (holdings, pending commissions, idempotency records, the state
+	// record) is as of; keyMetaIndexed, the last record whose provision
+	// log and identity records are in the state database.
+	keyMetaCheckpoint = []byte{prefixMeta, 'c', 'k', 'p', 't'}
+	keyMetaIndexed    = []byte{prefixMeta, 'i', 'n', 'd', 'e', 'x'}
 )
 
 func appendFixed64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }

@@ -8,10 +8,12 @@ package ledger
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,9 +59,14 @@ var (
 
 // Ledger is the engine. Its methods are safe for concurrent use.
 type Ledger struct {
-	opts  Options
-	log   zerolog.Logger
+	opts Options
+	log  zerolog.Logger
+	// db is the state database: the checkpointed state, the provision log,
+	// identity's records (no WAL of its own: the journal is replayed into
+	// it). jdb is the journal database, whose synced WAL makes every batch
+	// durable (journal.go).
 	db    *pebble.DB
+	jdb   *pebble.DB
 	id    string
 	reqs  chan *request
 	quit  chan struct{}
@@ -84,24 +91,37 @@ type Ledger struct {
 	// failedC is closed when failed is set.
 	failedC chan struct{}
 
-	durableLogTime   atomic.Int64  // log entries after it are not yet durable
-	durableOutboxSeq atomic.Uint64 // outbox entries after it are not yet durable
+	durableSeq       atomic.Uint64 // the last durable journal record
+	durableOutboxSeq atomic.Uint64 // events after it are not yet durable
 	lastSerial       atomic.Uint64 // the last durable serial
 	batches          atomic.Uint64 // batches committed
 	batchedCalls     atomic.Uint64 // calls in those batches
 
-	// outboxDeleted: the outbox is deleted below it (0 after Open, until
-	// the first DeleteOutbox). Each delete starts there, so that the range
-	// tombstones do not overlap (see DeleteOutbox).
-	outboxDeleted atomic.Uint64
+	// relayed is the last event the relay published (DeleteOutbox): the
+	// outbox is what comes after it.
+	relayed atomic.Uint64
+	// jmu guards jidx, the journal records on disk with the events of each,
+	// oldest first, for the outbox reads and the truncation of the journal.
+	jmu  sync.Mutex
+	jidx []jentry
+
+	ap *applier
+	// indexedSeq is the last journal record the applier applied to the
+	// state database; checkpointSeq, the last one checkpointed.
+	indexedSeq    atomic.Uint64
+	checkpointSeq atomic.Uint64
+	// ckptMu keeps the journal from being truncated while a copy of the
+	// databases is made (Checkpoint).
+	ckptMu sync.Mutex
 
 	w writer // owned by the writer goroutine
 	m *metrics
 }
 
-// Open opens (creating if needed) the ledger in opts.Dir, loads holdings,
-// pending commissions and idempotency records into memory, and starts the
-// writer. The ledger is ready when Open returns.
+// Open opens (creating if needed) the ledger in opts.Dir: it loads the last
+// checkpoint of holdings, pending commissions and idempotency records into
+// memory, replays the journal records written after it, and starts the
+// writer and the applier. The ledger is ready when Open returns.
 func Open(opts Options) (*Ledger, error) {
 	opts = opts.withDefaults()
 	if err := opts.Validate(); err != nil {
@@ -123,29 +143,33 @@ func Open(opts Options) (*Ledger, error) {
 	}
 	l.m = m
 	start := time.Now()
-	cache := pebble.NewCache(opts.CacheSize)
-	defer cache.Unref()
-	popts := &pebble.Options{
-		FS:                 opts.FS,
-		Cache:              cache,
-		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       opts.MemTableSize,
-		Logger:             pebbleLogger{l.log},
-	}
 	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	db, err := pebble.Open(opts.Dir, popts)
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	// The state database has no WAL: what it holds is derived from the
+	// journal, which Open replays into it after a crash.
+	db, err := pebble.Open(opts.Dir, l.pebbleOptions(cache, true))
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open %s: %w", opts.Dir, err)
 	}
 	l.db = db
-	if err := l.load(); err != nil {
+	jdb, err := pebble.Open(journalDir(opts.Dir), l.pebbleOptions(cache, false))
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("ledger: open the journal: %w", err)
+	}
+	l.jdb = jdb
+	replayed, err := l.load()
+	if err != nil {
+		_ = jdb.Close()
 		_ = db.Close()
 		return nil, err
 	}
 	l.log.Info().Str("dir", opts.Dir).Int("holdings", l.table.n).Int("pending", len(l.pending)).
-		Dur("load_time", time.Since(start)).Msg("ledger open")
+		Int("replayed", replayed).Dur("load_time", time.Since(start)).Msg("ledger open")
+	go l.ap.run()
 	go l.run()
 	// Reject what expired while the ledger was closed before anyone reads.
 	// Below the free-space floor that has to wait for room (the writer's
@@ -157,17 +181,35 @@ func Open(opts Options) (*Ledger, error) {
 	return l, nil
 }
 
-// Close stops the writer, answering queued requests with ErrClosed, and
-// closes the database. It is safe to call more than once.
+// journalDir is the directory of the journal database, inside the state
+// database's (Pebble leaves names it does not know alone).
+func journalDir(dir string) string { return filepath.Join(dir, "journal") }
+
+func (l *Ledger) pebbleOptions(cache *pebble.Cache, state bool) *pebble.Options {
+	o := &pebble.Options{
+		FS:                 l.opts.FS,
+		Cache:              cache,
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       l.opts.MemTableSize,
+		Logger:             pebbleLogger{l.log},
+		DisableWAL:         state,
+	}
+	return o
+}
+
+// Close stops the writer, answering queued requests with ErrClosed, lets
+// the applier finish and checkpoint (so that the next Open replays
+// nothing), and closes the databases. It is safe to call more than once.
 func (l *Ledger) Close() error {
 	var err error
 	l.close.Do(func() {
 		close(l.quit)
 		<-l.done
+		l.ap.stop()
 		l.dbMu.Lock()
 		l.dbClosed = true
 		l.dbMu.Unlock()
-		err = l.db.Close()
+		err = errors.Join(l.jdb.Close(), l.db.Close())
 	})
 	return err
 }
@@ -176,7 +218,9 @@ func (l *Ledger) Close() error {
 // an event's sequence it forms the event's id.
 func (l *Ledger) ID() string { return l.id }
 
-func (l *Ledger) load() error {
+// load reads the last checkpoint of the state and replays the journal after
+// it; it returns how many journal records it replayed.
+func (l *Ledger) load() (int, error) {
 	id, closer, err := l.db.Get(keyMetaID)
 	switch {
 	case err == nil:
@@ -186,11 +230,14 @@ func (l *Ledger) load() error {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		l.id = hex.EncodeToString(b[:])
-		if err := l.db.Set(keyMetaID, []byte(l.id), pebble.Sync); err != nil {
-			return fmt.Errorf("ledger: %w", err)
+		if err := l.db.Set(keyMetaID, []byte(l.id), pebble.NoSync); err != nil {
+			return 0, fmt.Errorf("ledger: %w", err)
+		}
+		if err := l.db.Flush(); err != nil {
+			return 0, fmt.Errorf("ledger: %w", err)
 		}
 	default:
-		return fmt.Errorf("ledger: %w", err)
+		return 0, fmt.Errorf("ledger: %w", err)
 	}
 
 	var ctr counters
@@ -198,10 +245,18 @@ func (l *Ledger) load() error {
 		ctr, err = decodeCounters(v)
 		_ = closer.Close()
 		if err != nil {
-			return fmt.Errorf("ledger: state record: %w", err)
+			return 0, fmt.Errorf("ledger: state record: %w", err)
 		}
 	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return fmt.Errorf("ledger: %w", err)
+		return 0, fmt.Errorf("ledger: %w", err)
+	}
+	ckptSeq, err := l.getSeq(l.db, keyMetaCheckpoint)
+	if err != nil {
+		return 0, err
+	}
+	indexSeq, err := l.getSeq(l.db, keyMetaIndexed)
+	if err != nil {
+		return 0, err
 	}
 
 	l.w.init(l, ctr)
@@ -220,10 +275,10 @@ func (l *Ledger) load() error {
 		l.table.set(key, val)
 		return nil
 	}); err != nil {
-		return fmt.Errorf("ledger: loading holdings: %w", err)
+		return 0, fmt.Errorf("ledger: loading holdings: %w", err)
 	}
 	if int64(l.table.n) != ctr.Holdings {
-		return fmt.Errorf("ledger: %d holdings on disk, the state record says %d: %w", l.table.n, ctr.Holdings, ErrCorrupt)
+		return 0, fmt.Errorf("ledger: %d holdings on disk, the state record says %d: %w", l.table.n, ctr.Holdings, ErrCorrupt)
 	}
 	if err := l.scan(prefixPending, func(k, v []byte) error {
 		client, serial, err := decodePendingKey(k)
@@ -238,10 +293,9 @@ func (l *Ledger) load() error {
 			return ErrCorrupt
 		}
 		l.addPending(c)
-		l.w.scheduleExpiry(c)
 		return nil
 	}); err != nil {
-		return fmt.Errorf("ledger: loading commissions: %w", err)
+		return 0, fmt.Errorf("ledger: loading commissions: %w", err)
 	}
 	if err := l.scan(prefixIdem, func(k, v []byte) error {
 		r, err := decodeIdem(v)
@@ -251,12 +305,48 @@ func (l *Ledger) load() error {
 		l.w.rememberIdem(string(k), r)
 		return nil
 	}); err != nil {
-		return fmt.Errorf("ledger: loading idempotency keys: %w", err)
+		return 0, fmt.Errorf("ledger: loading idempotency keys: %w", err)
 	}
-	l.durableLogTime.Store(ctr.LogTime)
-	l.durableOutboxSeq.Store(ctr.OutboxSeq)
-	l.lastSerial.Store(ctr.Serial)
-	return nil
+
+	relayed, err := l.getSeq(l.jdb, keyJournalRelay)
+	if err != nil {
+		return 0, err
+	}
+	l.relayed.Store(relayed)
+	l.ap = newApplier(l, ckptSeq, indexSeq, ctr)
+	if err := l.migrateOutbox(ctr); err != nil {
+		return 0, err
+	}
+	replayed, err := l.replay(ckptSeq, indexSeq)
+	if err != nil {
+		return 0, err
+	}
+	if int64(l.table.n) != l.w.ctr.Holdings {
+		return 0, fmt.Errorf("ledger: %d holdings after the replay, the journal says %d: %w", l.table.n, l.w.ctr.Holdings, ErrCorrupt)
+	}
+	for _, c := range l.pending {
+		l.w.scheduleExpiry(c)
+	}
+	l.durableSeq.Store(l.w.seq)
+	l.durableOutboxSeq.Store(l.w.ctr.OutboxSeq)
+	l.lastSerial.Store(l.w.ctr.Serial)
+	return replayed, nil
+}
+
+// getSeq reads a sequence kept under key in db (0 if absent).
+func (l *Ledger) getSeq(db *pebble.DB, key []byte) (uint64, error) {
+	v, closer, err := db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ledger: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("ledger: %q: %w", key, ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 // readDB runs fn unless the database is closed (then ErrClosed).

@@ -93,20 +93,21 @@ func (l *Ledger) SetQuota(ctx context.Context, settings []QuotaSetting) error {
 type setQuotaOp struct{ settings []QuotaSetting }
 
 func (o *setQuotaOp) apply(b *batch) error {
-	e := &Event{Type: EventQuotaSet, Holdings: make([]EventHolding, 0, len(o.settings))}
+	hs := make([]EventHolding, 0, len(o.settings))
 	pos := make(map[holdings.Key]int, len(o.settings))
 	for _, s := range o.settings {
 		v, _ := b.get(s.Key)
 		v.Limit = s.Limit
 		b.putHolding(s.Key, v)
 		if i, ok := pos[s.Key]; ok {
-			e.Holdings[i].After = v
+			hs[i].After = v
 			continue
 		}
-		pos[s.Key] = len(e.Holdings)
-		e.Holdings = append(e.Holdings, EventHolding{Key: s.Key, After: v})
+		pos[s.Key] = len(hs)
+		hs = append(hs, EventHolding{Key: s.Key, After: v})
 	}
-	b.emitChunked(e)
+	b.recordQuota(callSetQuota, hs)
+	b.emitted(chunks(len(hs)))
 	return nil
 }
 
@@ -114,19 +115,6 @@ func (o *setQuotaOp) apply(b *batch) error {
 // reported as several events, so that none outgrows a NATS message (1 MiB
 // by default; a holding renders to about 200 bytes of JSON).
 const MaxEventHoldings = 1000
-
-// emitChunked emits e, split into events of at most MaxEventHoldings.
-func (b *batch) emitChunked(e *Event) {
-	hs := e.Holdings
-	for len(hs) > MaxEventHoldings {
-		part := *e
-		part.Holdings = hs[:MaxEventHoldings]
-		b.emit(&part)
-		hs = hs[MaxEventHoldings:]
-	}
-	e.Holdings = hs
-	b.emit(e)
-}
 
 // DeleteQuota removes holdings. It is refused with ErrHoldingInUse, and
 // nothing is removed, while a pending commission touches any of them. Keys
@@ -160,17 +148,18 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 	if busy != nil {
 		return busy
 	}
-	e := &Event{Type: EventQuotaDeleted}
+	var hs []EventHolding
 	for _, k := range o.keys {
 		v, ok := b.get(k)
 		if !ok {
 			continue
 		}
 		b.deleteHolding(k)
-		e.Holdings = append(e.Holdings, EventHolding{Key: k, After: v})
+		hs = append(hs, EventHolding{Key: k, After: v})
 	}
-	if len(e.Holdings) > 0 {
-		b.emitChunked(e)
+	if len(hs) > 0 {
+		b.recordQuota(callDeleteQuota, hs)
+		b.emitted(chunks(len(hs)))
 	}
 	return nil
 }
@@ -322,28 +311,28 @@ func (o *issueOp) apply(b *batch) error {
 	if ttl > 0 && !o.req.AutoAccept {
 		c.Deadline = b.now.Add(ttl)
 	}
-	b.emit(commissionEvent(EventCommissionIssued, c, after, ""))
 	if o.req.AutoAccept {
 		for i, p := range o.merged {
 			b.updateHolding(p.Key, final[i])
 		}
-		b.writeLog(c, final, "ACCEPT:")
-		b.emit(commissionEvent(EventCommissionAccepted, c, final, "ACCEPT:"))
+		b.logTime()
+		b.emitted(2) // issued, accepted
 		b.l.m.count(iAccepted, len(o.merged))
 	} else {
 		for i, p := range o.merged {
 			b.updateHolding(p.Key, after[i])
 		}
 		b.addCommission(c)
+		b.emitted(1)
 	}
 	o.res = IssueResult{Serial: c.Serial, Accepted: o.req.AutoAccept}
 	b.l.m.count(iIssued, len(o.merged))
+	var idem idemRecord
 	if ikey != "" {
-		r := idemRecord{Created: b.now, Hash: o.hash, Serial: c.Serial, Accepted: o.req.AutoAccept}
-		b.idem[ikey] = r
-		b.buf = appendIdem(b.buf[:0], &r)
-		b.recs.set([]byte(ikey), b.buf)
+		idem = idemRecord{Created: b.now, Hash: o.hash, Serial: c.Serial, Accepted: o.req.AutoAccept}
+		b.idem[ikey] = idem
 	}
+	b.recordIssue(c, after, final, ikey, &idem)
 	return nil
 }
 
@@ -356,31 +345,10 @@ func commissionEvent(typ string, c *commission.Commission, after []holdings.Valu
 	return e
 }
 
-// writeLog writes the provision log of a resolved commission: one record by
-// serial and one entry per provision under its holder.
-func (b *batch) writeLog(c *commission.Commission, after []holdings.Value, reason string) {
-	lt := b.logTime()
-	logTime := time.Unix(0, lt).UTC()
-	es := make([]LogEntry, max(len(c.Provisions), 1))
-	for i := range es {
-		es[i] = LogEntry{Serial: c.Serial, Client: c.Client, Name: c.Name, IssueTime: c.IssueTime,
-			LogTime: logTime, Reason: reason}
-	}
-	for i, p := range c.Provisions {
-		es[i].Key = p.Key
-		es[i].Quantity = p.Quantity
-		es[i].After = after[i]
-		b.key = logKey(b.key[:0], p.Key.Holder, lt, c.Serial, i)
-		b.buf = appendLogEntry(b.buf[:0], &es[i])
-		b.recs.set(b.key, b.buf)
-	}
-	b.key = resolvedKey(b.key[:0], c.Serial)
-	b.buf = appendResolved(b.buf[:0], es[0], es[:len(c.Provisions)])
-	b.recs.set(b.key, b.buf)
-}
-
-// resolve accepts or rejects a pending commission within the batch.
-func (b *batch) resolve(c *commission.Commission, accept bool, reason, eventType string) error {
+// resolve accepts or rejects a pending commission within the batch; kind
+// is resolveAccepted, resolveRejected or resolveExpired. Its provision log
+// is written from the journal record (applier.go), at the batch's log time.
+func (b *batch) resolve(c *commission.Commission, accept bool, reason string, kind byte) error {
 	after, err := commission.Resolve(b.get, c, accept)
 	if err != nil {
 		return err
@@ -389,17 +357,18 @@ func (b *batch) resolve(c *commission.Commission, accept bool, reason, eventType
 		b.updateHolding(p.Key, after[i])
 	}
 	b.removeCommission(c)
-	b.writeLog(c, after, reason)
-	b.emit(commissionEvent(eventType, c, after, reason))
-	b.l.m.countResolved(eventType, len(c.Provisions))
+	b.logTime()
+	b.recordResolve(c, kind, reason, after)
+	b.emitted(1)
+	b.l.m.countResolved(resolveType(kind), len(c.Provisions))
 	return nil
 }
 
-func resolveReason(accept bool, reason string) (full, eventType string) {
+func resolveReason(accept bool, reason string) (full string, kind byte) {
 	if accept {
-		return "ACCEPT:" + reason, EventCommissionAccepted
+		return "ACCEPT:" + reason, resolveAccepted
 	}
-	return "REJECT:" + reason, EventCommissionRejected
+	return "REJECT:" + reason, resolveRejected
 }
 
 // Resolve accepts (accept true) or rejects a commission pending for client.
@@ -424,8 +393,8 @@ func (o *resolveOp) apply(b *batch) error {
 	if c == nil || c.Client != o.client {
 		return ErrNotFound
 	}
-	reason, typ := resolveReason(o.accept, o.reason)
-	return b.resolve(c, o.accept, reason, typ)
+	reason, kind := resolveReason(o.accept, o.reason)
+	return b.resolve(c, o.accept, reason, kind)
 }
 
 // ResolveResult is the outcome of ResolveMany.
@@ -465,14 +434,14 @@ func (o *resolveManyOp) apply(b *batch) error {
 	// holds for every holding, and the commission's own share is in both),
 	// so applying them one by one is all or nothing.
 	for _, s := range plan.Accept {
-		reason, typ := resolveReason(true, o.reason)
-		if err := b.resolve(b.pending(s), true, reason, typ); err != nil {
+		reason, kind := resolveReason(true, o.reason)
+		if err := b.resolve(b.pending(s), true, reason, kind); err != nil {
 			return err
 		}
 	}
 	for _, s := range plan.Reject {
-		reason, typ := resolveReason(false, o.reason)
-		if err := b.resolve(b.pending(s), false, reason, typ); err != nil {
+		reason, kind := resolveReason(false, o.reason)
+		if err := b.resolve(b.pending(s), false, reason, kind); err != nil {
 			return err
 		}
 	}
@@ -494,7 +463,7 @@ func (o *expireOp) apply(b *batch) error {
 		if c == nil {
 			continue
 		}
-		if err := b.resolve(c, false, "REJECT:"+ReasonExpired, EventCommissionExpired); err != nil {
+		if err := b.resolve(c, false, "REJECT:"+ReasonExpired, resolveExpired); err != nil {
 			return err
 		}
 	}

@@ -37,6 +37,13 @@ type Options struct {
 	// A filesystem that cannot tell (an error) counts as having room.
 	DiskFree func() (uint64, error)
 
+	// CheckpointInterval and CheckpointBytes say how often the state is
+	// checkpointed (applier.go): after this long (5s) or this many bytes of
+	// journal (64 MiB), whichever comes first. The journal written since the
+	// last checkpoint is what Open replays.
+	CheckpointInterval time.Duration
+	CheckpointBytes    int
+
 	// MemTableSize is Pebble's memtable size (64 MiB).
 	MemTableSize uint64
 	// CacheSize is Pebble's block cache size (128 MiB).
@@ -70,6 +77,12 @@ func (o Options) withDefaults() Options {
 			return u.AvailBytes, err
 		}
 	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = 5 * time.Second
+	}
+	if o.CheckpointBytes == 0 {
+		o.CheckpointBytes = 64 << 20
+	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 64 << 20
 	}
@@ -88,6 +101,8 @@ func (o Options) Validate() error {
 		return errors.New("ledger: Options.MaxBatch must be at least 1")
 	case o.IdempotencyRetention < 0:
 		return errors.New("ledger: Options.IdempotencyRetention must not be negative")
+	case o.CheckpointInterval < 0 || o.CheckpointBytes < 0:
+		return errors.New("ledger: Options.CheckpointInterval and CheckpointBytes must not be negative")
 	case o.DefaultTTL < 0:
 		return errors.New("ledger: Options.DefaultTTL must not be negative")
 	}

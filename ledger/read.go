@@ -151,9 +151,12 @@ type LogPage struct {
 // MaxLogPage is the largest page Log returns.
 const MaxLogPage = 1000
 
-// Log queries the provision log. Entries whose batch is not yet durable are
-// never shown.
+// Log queries the provision log. It is written off the critical path from
+// the journal (applier.go): Log first waits, up to logWait, until every
+// call answered before it was made is in the log. Entries of calls not yet
+// durable are never shown.
 func (l *Ledger) Log(f LogFilter) (page LogPage, err error) {
+	l.ap.wait(l.durableSeq.Load(), logWait)
 	err = l.readDB(func() error {
 		page, err = l.queryLog(f)
 		return err
@@ -166,11 +169,8 @@ func (l *Ledger) queryLog(f LogFilter) (LogPage, error) {
 		f.Limit = 100
 	}
 	f.Limit = min(f.Limit, MaxLogPage)
-	watermark := l.durableLogTime.Load()
 	match := func(e *LogEntry) bool {
-		lt := e.LogTime.UnixNano()
-		return lt <= watermark &&
-			(f.Holder == "" || e.Key.Holder == f.Holder) &&
+		return (f.Holder == "" || e.Key.Holder == f.Holder) &&
 			(f.Serial == 0 || e.Serial == f.Serial) &&
 			(f.Resource == "" || e.Key.Resource == f.Resource) &&
 			(f.Client == "" || e.Client == f.Client) &&
@@ -296,7 +296,12 @@ func (l *Ledger) logOfSerial(f LogFilter, match func(*LogEntry) bool) (LogPage, 
 	return page, nil
 }
 
-// Outbox returns up to max durable outbox events after seq, in order.
+// logWait bounds how long Log waits for the applier.
+const logWait = 10 * time.Second
+
+// Outbox returns up to max durable events after seq, in order: the events
+// the relay has not yet published (DeleteOutbox), rendered from the
+// journal.
 func (l *Ledger) Outbox(after uint64, max int) (evs []Event, err error) {
 	err = l.readDB(func() error {
 		evs, err = l.outbox(after, max)
@@ -306,44 +311,70 @@ func (l *Ledger) Outbox(after uint64, max int) (evs []Event, err error) {
 }
 
 func (l *Ledger) outbox(after uint64, max int) ([]Event, error) {
-	watermark := l.durableOutboxSeq.Load()
-	it, err := l.db.NewIter(&pebble.IterOptions{
-		LowerBound: outboxKey(nil, after+1),
-		UpperBound: outboxKey(nil, watermark+1),
-	})
-	if err != nil {
-		return nil, err
+	after = maxUint(after, l.relayed.Load())
+	last := l.durableOutboxSeq.Load()
+	if after >= last || max <= 0 {
+		return nil, nil
 	}
-	defer it.Close()
+	l.jmu.Lock()
+	i, _ := slices.BinarySearchFunc(l.jidx, after+1, func(e jentry, ev uint64) int {
+		if e.lastEvent < ev {
+			return -1
+		}
+		return 1
+	})
+	var seqs []uint64
+	for ; i < len(l.jidx) && len(seqs) < max && l.jidx[i].firstEvent <= last; i++ {
+		if l.jidx[i].lastEvent >= l.jidx[i].firstEvent {
+			seqs = append(seqs, l.jidx[i].seq)
+		}
+	}
+	l.jmu.Unlock()
 	var out []Event
-	for it.First(); it.Valid() && len(out) < max; it.Next() {
-		v, err := it.ValueAndErr()
+	var key []byte
+	for _, seq := range seqs {
+		key = journalKey(key[:0], seq)
+		v, closer, err := l.jdb.Get(key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue // truncated meanwhile: the relay had published it
+		}
 		if err != nil {
 			return nil, err
 		}
-		e, err := DecodeEvent(it.Key(), v)
+		r, err := decodeJournal(seq, bytes.Clone(v), nil)
+		_ = closer.Close()
 		if err != nil {
-			return nil, fmt.Errorf("ledger: outbox: %w", err)
+			return nil, fmt.Errorf("ledger: journal record %d: %w", seq, err)
 		}
-		out = append(out, e)
+		for _, e := range r.events() {
+			if e.Seq > after && e.Seq <= last && len(out) < max {
+				out = append(out, e)
+			}
+		}
+		if len(out) >= max {
+			break
+		}
 	}
-	return out, it.Error()
+	return out, nil
 }
 
-// DeleteOutbox removes the outbox events up to and including seq, once they
-// are published. It does not go through the writer: the writer never touches
-// outbox entries once written.
+func maxUint(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// DeleteOutbox records that the events up to and including seq are
+// published: the outbox is what comes after, and the journal records holding
+// only published events may go once checkpointed. It does not go through the
+// writer. The mark is synced, so that a restart does not publish again what
+// was acknowledged.
 func (l *Ledger) DeleteOutbox(seq uint64) error {
 	if seq > l.durableOutboxSeq.Load() {
 		return invalid("outbox sequence %d is not durable yet", seq)
 	}
-	// Each delete starts where the last one ended. Ranges that all start
-	// at 0 overlap each other: the memtable then fragments them into
-	// O(n²) keys, again for every iterator opened after each new one, so
-	// memory and latency grew with every delete until the memtable was
-	// flushed (found by TestSoak).
-	from := l.outboxDeleted.Load()
-	if seq+1 <= from {
+	if seq <= l.relayed.Load() {
 		return nil
 	}
 	if l.Failed() != nil {
@@ -353,38 +384,20 @@ func (l *Ledger) DeleteOutbox(seq uint64) error {
 		// Applied as the writer applies its batches (Ledger.apply), so that
 		// a failed WAL write or sync stops the ledger's writes instead of
 		// the process: Pebble exits on a failed synchronous commit.
-		//
-		// A few events are deleted one key each: every range tombstone in
-		// the memtable is fragmented again for each iterator opened after a
-		// new one is added, so the relay's reads grew slower over each
-		// memtable's life (measured: 5 outbox reads and a delete of 20
-		// events went from 0.40 to 0.68 ms over 3,000 rounds with ranges,
-		// and stayed at 0.32–0.35 ms with point deletes). A backlog (after
-		// NATS was away) is one range.
-		b := l.db.NewBatch()
-		if seq-from < outboxPointDeleteMax {
-			var k []byte
-			for s := from; s <= seq; s++ {
-				k = outboxKey(k[:0], s)
-				if err := b.Delete(k, nil); err != nil {
-					return err
-				}
-			}
-		} else if err := b.DeleteRange(outboxKey(nil, from), outboxKey(nil, seq+1), nil); err != nil {
-			return err
-		}
+		b := l.jdb.NewBatch()
+		_ = b.Set(keyJournalRelay, appendFixed64(nil, seq), nil)
 		err := l.apply(b)
 		if err == nil {
 			err = b.SyncWait()
 		}
 		if err != nil {
 			l.setFailed(err)
-			return fmt.Errorf("%w: deleting the outbox: %v", ErrFailed, err)
+			return fmt.Errorf("%w: recording the published events: %v", ErrFailed, err)
 		}
 		_ = b.Close()
 		for {
-			old := l.outboxDeleted.Load()
-			if old >= seq+1 || l.outboxDeleted.CompareAndSwap(old, seq+1) {
+			old := l.relayed.Load()
+			if old >= seq || l.relayed.CompareAndSwap(old, seq) {
 				return nil
 			}
 		}
@@ -402,35 +415,16 @@ type OutboxStats struct {
 
 // OutboxStats returns the state of the outbox.
 func (l *Ledger) OutboxStats() (OutboxStats, error) {
-	var st OutboxStats
-	err := l.readDB(func() error {
-		st.Last = l.durableOutboxSeq.Load()
-		it, err := l.db.NewIter(&pebble.IterOptions{
-			LowerBound: outboxKey(nil, l.outboxDeleted.Load()),
-			UpperBound: outboxKey(nil, st.Last+1),
-		})
-		if err != nil {
-			return err
-		}
-		defer it.Close()
-		if !it.First() {
-			return it.Error()
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return err
-		}
-		first, err := DecodeEvent(it.Key(), v)
-		if err != nil {
-			return fmt.Errorf("ledger: outbox: %w", err)
-		}
-		st.Depth = st.Last - first.Seq + 1
-		st.Oldest = first.Time
-		return nil
-	})
-	return st, err
+	st := OutboxStats{Last: l.durableOutboxSeq.Load()}
+	relayed := l.relayed.Load()
+	if st.Last <= relayed {
+		return st, nil
+	}
+	evs, err := l.Outbox(relayed, 1)
+	if err != nil || len(evs) == 0 {
+		return st, err
+	}
+	st.Depth = st.Last - evs[0].Seq + 1
+	st.Oldest = evs[0].Time
+	return st, nil
 }
-
-// outboxPointDeleteMax is the most events DeleteOutbox deletes one key each;
-// more are deleted as one range.
-const outboxPointDeleteMax = 1024

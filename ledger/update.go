@@ -98,16 +98,9 @@ func (o *updateOp) apply(b *batch) error {
 			return err
 		}
 	}
-	a := tx.raw.arena
-	for _, r := range tx.raw.list {
-		if r.del {
-			b.recs.del(a[r.k0:r.k1])
-		} else {
-			b.recs.set(a[r.k0:r.k1], a[r.k1:r.v1])
-		}
-	}
-	for _, e := range tx.events {
-		b.emit(e)
+	if len(tx.raw.list) > 0 || len(tx.events) > 0 {
+		b.recordUpdate(&tx.raw, tx.events)
+		b.emitted(len(tx.events))
 	}
 	return nil
 }

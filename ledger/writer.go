@@ -1,11 +1,9 @@
 package ledger
 
 import (
-	"bytes"
 	"container/heap"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -52,6 +50,7 @@ type writer struct {
 	commits  chan *batch // to the committer, in order
 	synced   chan *batch
 	refusing bool // below the free-space floor at the last batch
+	seq      uint64 // the last durable journal record
 }
 
 type idemEntry struct {
@@ -103,6 +102,17 @@ func (w *writer) scheduleExpiry(c *commission.Commission) {
 	if !c.Deadline.IsZero() {
 		heap.Push(&w.expiry, expiryItem{deadline: c.Deadline, serial: c.Serial})
 	}
+}
+
+// lastSeq is the journal sequence of the newest batch in flight that
+// writes a record, or the last durable one.
+func (w *writer) lastSeq() uint64 {
+	for i := len(w.inflight) - 1; i >= 0; i-- {
+		if w.inflight[i].seq != 0 {
+			return w.inflight[i].seq
+		}
+	}
+	return w.seq
 }
 
 // lastCounters are the counters a new batch starts from: those of the newest
@@ -246,23 +256,22 @@ func (l *Ledger) start(reqs []*request) {
 	for _, r := range reqs {
 		r.err = r.op.apply(b)
 	}
-	b.writeHoldings()
-	if b.ctr != b.start {
-		b.buf = appendCounters(b.buf[:0], b.ctr)
-		b.recs.set(keyMetaState, b.buf)
+	if b.ncalls > 0 {
+		b.seq = w.lastSeq() + 1
+		b.seal()
 	}
 	w.inflight = append(w.inflight, b)
 	w.commits <- b
 }
 
 // committer is the second stage of the pipeline: in the order the writer
-// built them, it sorts each batch's records into a Pebble batch and applies
-// it (WAL and memtable) without waiting for the sync, while the writer goes
-// on building the next batch; a goroutine per batch waits for the sync.
+// built them, it applies each batch's journal record to the journal
+// database (WAL and memtable) without waiting for the sync, while the writer
+// goes on building the next batch; a goroutine per batch waits for the sync.
 func (l *Ledger) committer() {
 	w := &l.w
 	for b := range w.commits {
-		if b.recs.empty() {
+		if b.ncalls == 0 {
 			// Nothing to write (every op failed or only read); the batch
 			// still finishes after its elders, whose state its ops saw.
 			w.synced <- b
@@ -274,8 +283,9 @@ func (l *Ledger) committer() {
 			w.synced <- b
 			continue
 		}
-		b.pb = l.db.NewBatch()
-		b.recs.writeTo(b.pb)
+		b.pb = l.jdb.NewBatch()
+		b.key = journalKey(b.key[:0], b.seq)
+		_ = b.pb.Set(b.key, b.rec, nil)
 		start := time.Now()
 		if err := l.apply(b.pb); err != nil {
 			b.syncErr = err
@@ -342,7 +352,7 @@ func (l *Ledger) apply(pb *pebble.Batch) (err error) {
 			}
 		}
 	}()
-	return l.db.ApplyNoSyncWait(pb, pebble.Sync)
+	return l.jdb.ApplyNoSyncWait(pb, pebble.Sync)
 }
 
 // setFailed records the first commit error: from then on every write is
@@ -364,7 +374,7 @@ func (l *Ledger) setFailed(err error) {
 // readers see is a prefix of what a restart will load.
 func (l *Ledger) fail(b *batch) {
 	err := ErrOutcomeUnknown
-	if errors.Is(b.syncErr, errNotApplied) || b.recs.empty() {
+	if errors.Is(b.syncErr, errNotApplied) || b.ncalls == 0 {
 		err = ErrFailed
 	}
 	for _, r := range b.reqs {
@@ -427,7 +437,11 @@ func (l *Ledger) publish(b *batch) {
 	w.ctr = b.ctr
 	l.batches.Add(1)
 	l.batchedCalls.Add(uint64(len(b.reqs)))
-	l.durableLogTime.Store(b.ctr.LogTime)
+	if b.ncalls > 0 {
+		w.seq = b.seq
+		l.journaled(b.seq, b.start.OutboxSeq+1, b.ctr.OutboxSeq, b.rec)
+		b.rec = nil // the applier owns it now
+	}
 	l.durableOutboxSeq.Store(b.ctr.OutboxSeq)
 	l.lastSerial.Store(b.ctr.Serial)
 }
@@ -441,9 +455,11 @@ func (w *writer) pruneIdem(b *batch) {
 		if e.created.After(cutoff) {
 			break
 		}
-		b.recs.del([]byte(e.key))
 		b.idemPruned = append(b.idemPruned, e.key)
 		w.idemNext++
+	}
+	if len(b.idemPruned) > 0 {
+		b.recordPruneIdem(b.idemPruned)
 	}
 }
 
@@ -461,9 +477,14 @@ type batch struct {
 	removed    map[uint64]*commission.Commission
 	idem       map[string]idemRecord
 	idemPruned []string
-	recs       records
-	buf        []byte
 	key        []byte
+
+	// The journal record: its sequence, the calls as the ops append them,
+	// and the whole record once sealed.
+	seq    uint64
+	ncalls int
+	body   []byte
+	rec    []byte
 
 	pb       *pebble.Batch
 	syncErr  error
@@ -494,7 +515,8 @@ func (b *batch) reset(ctr counters, now time.Time) {
 	clear(b.removed)
 	clear(b.idem)
 	b.idemPruned = b.idemPruned[:0]
-	b.recs.reset()
+	b.seq, b.ncalls = 0, 0
+	b.body = b.body[:0]
 }
 
 // elders are the batches in flight, newest first, whose state this batch
@@ -538,18 +560,6 @@ func (b *batch) deleteHolding(k holdings.Key) {
 		b.ctr.Holdings--
 	}
 	b.dirty[k] = dirtyHolding{deleted: true}
-}
-
-func (b *batch) writeHoldings() {
-	for k, d := range b.dirty {
-		b.key = holdingKey(b.key[:0], k)
-		if d.deleted {
-			b.recs.del(b.key)
-			continue
-		}
-		b.buf = appendHoldingValue(b.buf[:0], d.value)
-		b.recs.set(b.key, b.buf)
-	}
 }
 
 // pending returns the commission serial as this batch sees it, if pending.
@@ -619,9 +629,6 @@ func (b *batch) idemRecord(key string) (idemRecord, bool) {
 
 func (b *batch) addCommission(c *commission.Commission) {
 	b.added[c.Serial] = c
-	b.key = pendingKey(b.key[:0], c.Client, c.Serial)
-	b.buf = appendCommission(b.buf[:0], c)
-	b.recs.set(b.key, b.buf)
 }
 
 func (b *batch) removeCommission(c *commission.Commission) {
@@ -630,8 +637,6 @@ func (b *batch) removeCommission(c *commission.Commission) {
 	} else {
 		b.removed[c.Serial] = c
 	}
-	b.key = pendingKey(b.key[:0], c.Client, c.Serial)
-	b.recs.del(b.key)
 }
 
 // logTime returns the log time of this batch: strictly after every earlier
@@ -644,21 +649,16 @@ func (b *batch) logTime() int64 {
 	return b.ctr.LogTime
 }
 
-// emit appends an event to the outbox.
-func (b *batch) emit(e *Event) {
-	b.ctr.OutboxSeq++
-	e.Seq = b.ctr.OutboxSeq
-	if e.Time.IsZero() {
-		e.Time = b.now
-	}
-	b.key = outboxKey(b.key[:0], e.Seq)
-	b.buf = appendEvent(b.buf[:0], e)
-	b.recs.set(b.key, b.buf)
-}
+// emitted counts the events of a call: the journal record implies them
+// (jrecord.events renders them), and the outbox sequence numbers them.
+func (b *batch) emitted(n int) { b.ctr.OutboxSeq += uint64(n) }
 
-// records collects a batch's writes so that they reach Pebble sorted by
-// key: the memtable inserts a sorted run much faster (each insert starts
-// from the previous one's position in the skiplist).
+// chunks is how many events a quota change of n holdings makes (at most
+// MaxEventHoldings each, and one even when n is 0).
+func chunks(n int) int { return max(1, (n+MaxEventHoldings-1)/MaxEventHoldings) }
+
+// records collects the writes an Update stages in the identity layer's key
+// spaces, in the order they were made.
 type records struct {
 	arena []byte
 	list  []recordRef
@@ -668,9 +668,6 @@ type recordRef struct {
 	k0, k1, v1 int // key arena[k0:k1], value arena[k1:v1]
 	del        bool
 }
-
-func (r *records) reset()      { r.arena, r.list = r.arena[:0], r.list[:0] }
-func (r *records) empty() bool { return len(r.list) == 0 }
 
 func (r *records) set(k, v []byte) {
 	k0 := len(r.arena)
@@ -682,25 +679,6 @@ func (r *records) del(k []byte) {
 	k0 := len(r.arena)
 	r.arena = append(r.arena, k...)
 	r.list = append(r.list, recordRef{k0: k0, k1: len(r.arena), v1: len(r.arena), del: true})
-}
-
-// writeTo adds the records to pb in key order; of two writes of one key the
-// later one stays later.
-func (r *records) writeTo(pb *pebble.Batch) {
-	a := r.arena
-	slices.SortFunc(r.list, func(x, y recordRef) int {
-		if c := bytes.Compare(a[x.k0:x.k1], a[y.k0:y.k1]); c != 0 {
-			return c
-		}
-		return x.k0 - y.k0 // records are appended in order: keep it
-	})
-	for _, x := range r.list {
-		if x.del {
-			_ = pb.Delete(a[x.k0:x.k1], nil)
-		} else {
-			_ = pb.Set(a[x.k0:x.k1], a[x.k1:x.v1], nil)
-		}
-	}
 }
 
 // expiryHeap orders pending commissions with a deadline, soonest first.

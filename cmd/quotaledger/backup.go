@@ -169,8 +169,8 @@ func readArchive(r io.Reader, file func(name string, r io.Reader) error) (api.Ba
 	if err := json.NewDecoder(io.LimitReader(tr, maxBackupManifest)).Decode(&m); err != nil {
 		return m, fmt.Errorf("manifest: %w", err)
 	}
-	if m.Format != api.BackupFormat {
-		return m, fmt.Errorf("archive format %d; this quotaledger reads format %d", m.Format, api.BackupFormat)
+	if m.Format < 1 || m.Format > api.BackupFormat {
+		return m, fmt.Errorf("archive format %d; this quotaledger reads formats 1 to %d", m.Format, api.BackupFormat)
 	}
 	if len(m.Files) == 0 || len(m.Files) > maxBackupFiles {
 		return m, fmt.Errorf("the manifest lists %d files", len(m.Files))
@@ -185,11 +185,11 @@ func readArchive(r io.Reader, file func(name string, r io.Reader) error) (api.Ba
 		if err != nil {
 			return m, err
 		}
-		if h.Typeflag == tar.TypeDir && h.Name == api.BackupLedgerDir+"/" {
+		if h.Typeflag == tar.TypeDir && (h.Name == api.BackupLedgerDir+"/" || h.Name == api.BackupLedgerDir+"/journal/") {
 			continue
 		}
 		name, ok := strings.CutPrefix(h.Name, api.BackupLedgerDir+"/")
-		if !ok || !safeName(name) {
+		if !ok || !safeName(strings.TrimPrefix(name, "journal/")) {
 			return m, fmt.Errorf("entry %q is outside %s/", h.Name, api.BackupLedgerDir)
 		}
 		if h.Typeflag != tar.TypeReg {
@@ -269,6 +269,9 @@ func restore(cmd *RestoreCmd, stdout io.Writer) error {
 	}()
 	var total int64
 	m, err := readArchive(f, func(name string, r io.Reader) error {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(tmp, name)), 0o700); err != nil {
+			return err
+		}
 		out, err := os.OpenFile(filepath.Join(tmp, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return err
@@ -286,6 +289,7 @@ func restore(cmd *RestoreCmd, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("restore: %s: %w", cmd.From, err)
 	}
+	syncDir(filepath.Join(tmp, "journal"))
 	syncDir(tmp)
 	// An empty DIR/ledger (checked above) gives way to the restored one.
 	if err := os.Remove(dest); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -1,0 +1,413 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/quotaledger/quotaledger/commission"
+	"github.com/quotaledger/quotaledger/holdings"
+)
+
+// The applier derives the state database from the journal, off the
+// critical path. For every durable journal record, in order, it writes the
+// provision log (resolved commissions by serial, entries by holder) and the
+// identity layer's records, with the record's sequence (keyMetaIndexed),
+// into the state database, which has no WAL. It also gathers what the
+// records changed in holdings, pending commissions and idempotency records,
+// and now and then writes that as a checkpoint (each changed holding once),
+// with the sequence it is as of (keyMetaCheckpoint), and flushes the state
+// database to disk. Only then may the journal below that sequence go (and
+// only what the relay has published).
+//
+// After a crash the state database is what its last flush left: a prefix
+// of what the applier wrote, consistent as of its keyMetaIndexed and
+// keyMetaCheckpoint. Open loads that checkpoint and replays the journal
+// after it, through the same apply, so nothing derived is ever lost.
+type applier struct {
+	l *Ledger
+
+	mu      sync.Mutex
+	queue   []*jrecord // durable, not yet applied
+	wake    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+	stopped bool
+
+	// progress is closed and replaced whenever applied moves (Log waits on
+	// it).
+	progMu   sync.Mutex
+	progress chan struct{}
+
+	// Owned by the applier goroutine (and by Open before it starts).
+	applied   uint64 // the last record applied
+	indexed   uint64 // records up to it have their log in the state database
+	ckptSeq   uint64 // the last checkpoint written
+	ctr       counters
+	dirty     map[holdings.Key]dirtyHolding
+	pendAdd   map[uint64]*commission.Commission
+	pendDel   map[uint64]string // serial -> client
+	idemAdd   map[string]idemRecord
+	idemDel   map[string]struct{}
+	sinceCkpt int // journal bytes applied since the last checkpoint
+	lastCkpt  time.Time
+	truncated uint64 // the journal is deleted below it
+	key, buf  []byte
+}
+
+func newApplier(l *Ledger, ckptSeq, indexed uint64, ctr counters) *applier {
+	return &applier{
+		l:        l,
+		wake:     make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		progress: make(chan struct{}),
+		applied:  ckptSeq,
+		indexed:  indexed,
+		ckptSeq:  ckptSeq,
+		ctr:      ctr,
+		dirty:    make(map[holdings.Key]dirtyHolding),
+		pendAdd:  make(map[uint64]*commission.Commission),
+		pendDel:  make(map[uint64]string),
+		idemAdd:  make(map[string]idemRecord),
+		idemDel:  make(map[string]struct{}),
+		lastCkpt: time.Now(),
+	}
+}
+
+// journaled is called by the writer when a batch's record is durable: the
+// record joins the journal index and the applier's queue.
+func (l *Ledger) journaled(seq, firstEvent, lastEvent uint64, rec []byte) {
+	r, err := decodeJournal(seq, rec, nil)
+	if err != nil {
+		// The writer encoded it a moment ago: a bug, not a disk fault.
+		panic(fmt.Sprintf("ledger: journal record %d does not decode: %v", seq, err))
+	}
+	l.jmu.Lock()
+	l.jidx = append(l.jidx, jentry{seq: seq, firstEvent: firstEvent, lastEvent: lastEvent, size: len(rec)})
+	l.jmu.Unlock()
+	l.durableSeq.Store(seq)
+	a := l.ap
+	a.mu.Lock()
+	a.queue = append(a.queue, r)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// jentry is a journal record in the index: its sequence, the events it
+// holds (lastEvent < firstEvent: none) and its size.
+type jentry struct {
+	seq                   uint64
+	firstEvent, lastEvent uint64
+	size                  int
+}
+
+// run applies the queued records until stop.
+func (a *applier) run() {
+	defer close(a.done)
+	tick := time.NewTicker(a.l.opts.CheckpointInterval / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-a.wake:
+		case <-tick.C:
+		case <-a.quit:
+			a.drain()
+			if a.l.Failed() == nil {
+				if err := a.checkpoint(); err != nil {
+					a.l.log.Error().Err(err).Msg("ledger: the checkpoint at close failed")
+				}
+			}
+			return
+		}
+		a.drain()
+		if a.sinceCkpt >= a.l.opts.CheckpointBytes ||
+			(a.applied > a.ckptSeq && time.Since(a.lastCkpt) >= a.l.opts.CheckpointInterval) {
+			if err := a.checkpoint(); err != nil {
+				a.l.setFailed(err)
+			}
+		}
+	}
+}
+
+// stop lets the applier apply what is queued, checkpoint and return.
+func (a *applier) stop() {
+	a.mu.Lock()
+	if !a.stopped {
+		a.stopped = true
+		close(a.quit)
+	}
+	a.mu.Unlock()
+	<-a.done
+}
+
+// drain applies every queued record, in one state batch.
+func (a *applier) drain() {
+	a.mu.Lock()
+	q := a.queue
+	a.queue = nil
+	a.mu.Unlock()
+	if len(q) == 0 {
+		return
+	}
+	pb := a.l.db.NewBatch()
+	for _, r := range q {
+		a.apply(pb, r)
+	}
+	if err := a.commit(pb); err != nil {
+		a.l.setFailed(err)
+	}
+	a.published()
+}
+
+// commit applies pb to the state database, with the indexed sequence.
+func (a *applier) commit(pb *pebble.Batch) error {
+	a.buf = binary.BigEndian.AppendUint64(a.buf[:0], a.indexed)
+	_ = pb.Set(keyMetaIndexed, a.buf, nil)
+	err := a.l.readDB(func() error { return pb.Commit(pebble.NoSync) })
+	_ = pb.Close()
+	if err != nil {
+		return fmt.Errorf("ledger: applying the journal to the state: %w", err)
+	}
+	return nil
+}
+
+// published wakes the readers waiting for the applier.
+func (a *applier) published() {
+	a.progMu.Lock()
+	a.l.indexedSeq.Store(a.applied)
+	close(a.progress)
+	a.progress = make(chan struct{})
+	a.progMu.Unlock()
+}
+
+// wait returns once records up to seq are applied, or after timeout.
+func (a *applier) wait(seq uint64, timeout time.Duration) {
+	var deadline <-chan time.Time
+	for {
+		a.progMu.Lock()
+		if a.l.indexedSeq.Load() >= seq {
+			a.progMu.Unlock()
+			return
+		}
+		ch := a.progress
+		a.progMu.Unlock()
+		if deadline == nil {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			return
+		case <-a.done:
+			return
+		}
+	}
+}
+
+// apply derives what r changed: the provision log and identity's records
+// into pb (unless already there), and the state changes for the next
+// checkpoint.
+func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
+	index := r.seq > a.indexed
+	for i := range r.calls {
+		c := &r.calls[i]
+		switch c.kind {
+		case callIssue:
+			if c.idemKey != "" {
+				a.idemAdd[c.idemKey] = c.idem
+				delete(a.idemDel, c.idemKey)
+			}
+			if c.final != nil {
+				a.setHoldings(c.c.Provisions, c.final)
+				if index {
+					a.writeLog(pb, c.c, r.ctr.LogTime, "ACCEPT:", c.final)
+				}
+				continue
+			}
+			a.setHoldings(c.c.Provisions, c.after)
+			a.pendAdd[c.c.Serial] = c.c
+		case callResolve:
+			a.setHoldings(c.c.Provisions, c.after)
+			if _, ok := a.pendAdd[c.c.Serial]; ok {
+				delete(a.pendAdd, c.c.Serial)
+			} else {
+				a.pendDel[c.c.Serial] = c.c.Client
+			}
+			if index {
+				a.writeLog(pb, c.c, r.ctr.LogTime, c.reason, c.after)
+			}
+		case callSetQuota:
+			for _, h := range c.holdings {
+				a.dirty[h.Key] = dirtyHolding{value: h.After}
+			}
+		case callDeleteQuota:
+			for _, h := range c.holdings {
+				a.dirty[h.Key] = dirtyHolding{deleted: true}
+			}
+		case callUpdate:
+			if index {
+				for _, x := range c.raw {
+					if x.del {
+						_ = pb.Delete(x.key, nil)
+					} else {
+						_ = pb.Set(x.key, x.value, nil)
+					}
+				}
+			}
+		case callPruneIdem:
+			for _, k := range c.keys {
+				if _, ok := a.idemAdd[k]; ok {
+					delete(a.idemAdd, k)
+				} else {
+					a.idemDel[k] = struct{}{}
+				}
+			}
+		}
+	}
+	a.ctr = r.ctr
+	a.applied = r.seq
+	if index {
+		a.indexed = r.seq
+	}
+	if n, ok := a.l.journalSize(r.seq); ok {
+		a.sinceCkpt += n
+	}
+}
+
+func (a *applier) setHoldings(ps []holdings.Provision, after []holdings.Value) {
+	for i, p := range ps {
+		a.dirty[p.Key] = dirtyHolding{value: after[i]}
+	}
+}
+
+// writeLog writes the provision log of a resolved commission: one record by
+// serial and one entry per provision under its holder.
+func (a *applier) writeLog(pb *pebble.Batch, c *commission.Commission, lt int64, reason string, after []holdings.Value) {
+	logTime := time.Unix(0, lt).UTC()
+	es := make([]LogEntry, max(len(c.Provisions), 1))
+	for i := range es {
+		es[i] = LogEntry{Serial: c.Serial, Client: c.Client, Name: c.Name, IssueTime: c.IssueTime,
+			LogTime: logTime, Reason: reason}
+	}
+	for i, p := range c.Provisions {
+		es[i].Key = p.Key
+		es[i].Quantity = p.Quantity
+		es[i].After = after[i]
+		a.key = logKey(a.key[:0], p.Key.Holder, lt, c.Serial, i)
+		a.buf = appendLogEntry(a.buf[:0], &es[i])
+		_ = pb.Set(a.key, a.buf, nil)
+	}
+	a.key = resolvedKey(a.key[:0], c.Serial)
+	a.buf = appendResolved(a.buf[:0], es[0], es[:len(c.Provisions)])
+	_ = pb.Set(a.key, a.buf, nil)
+}
+
+// checkpoint writes what changed since the last checkpoint, flushes the
+// state database, and deletes the journal that is no longer needed.
+func (a *applier) checkpoint() error {
+	a.l.ckptMu.Lock()
+	defer a.l.ckptMu.Unlock()
+	if a.applied == a.ckptSeq {
+		return a.truncate()
+	}
+	pb := a.l.db.NewBatch()
+	for k, d := range a.dirty {
+		a.key = holdingKey(a.key[:0], k)
+		if d.deleted {
+			_ = pb.Delete(a.key, nil)
+			continue
+		}
+		a.buf = appendHoldingValue(a.buf[:0], d.value)
+		_ = pb.Set(a.key, a.buf, nil)
+	}
+	for _, c := range a.pendAdd {
+		a.key = pendingKey(a.key[:0], c.Client, c.Serial)
+		a.buf = appendCommission(a.buf[:0], c)
+		_ = pb.Set(a.key, a.buf, nil)
+	}
+	for s, client := range a.pendDel {
+		a.key = pendingKey(a.key[:0], client, s)
+		_ = pb.Delete(a.key, nil)
+	}
+	for k, r := range a.idemAdd {
+		a.buf = appendIdem(a.buf[:0], &r)
+		_ = pb.Set([]byte(k), a.buf, nil)
+	}
+	for k := range a.idemDel {
+		_ = pb.Delete([]byte(k), nil)
+	}
+	a.buf = appendCounters(a.buf[:0], a.ctr)
+	_ = pb.Set(keyMetaState, a.buf, nil)
+	a.buf = binary.BigEndian.AppendUint64(a.buf[:0], a.applied)
+	_ = pb.Set(keyMetaCheckpoint, a.buf, nil)
+	if err := a.commit(pb); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := a.l.readDB(a.l.db.Flush); err != nil {
+		return fmt.Errorf("ledger: checkpoint: flushing the state: %w", err)
+	}
+	a.l.m.checkpointSeconds.Observe(time.Since(start).Seconds())
+	a.ckptSeq = a.applied
+	a.l.checkpointSeq.Store(a.applied)
+	clear(a.dirty)
+	clear(a.pendAdd)
+	clear(a.pendDel)
+	clear(a.idemAdd)
+	clear(a.idemDel)
+	a.sinceCkpt = 0
+	a.lastCkpt = time.Now()
+	return a.truncate()
+}
+
+// truncate deletes the journal records that the checkpoint covers and whose
+// events the relay has published. Callers hold ckptMu.
+func (a *applier) truncate() error {
+	l := a.l
+	relayed := l.relayed.Load()
+	below := a.ckptSeq + 1
+	l.jmu.Lock()
+	n := 0
+	for n < len(l.jidx) && l.jidx[n].seq < below && l.jidx[n].lastEvent <= relayed {
+		n++
+	}
+	if n > 0 {
+		below = l.jidx[n-1].seq + 1
+		l.jidx = append(l.jidx[:0:0], l.jidx[n:]...)
+	}
+	l.jmu.Unlock()
+	if n == 0 || below <= a.truncated {
+		return nil
+	}
+	from := a.truncated
+	a.truncated = below
+	err := l.readDB(func() error {
+		return l.jdb.DeleteRange(journalKey(nil, from), journalKey(nil, below), pebble.NoSync)
+	})
+	if err != nil && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("ledger: truncating the journal: %w", err)
+	}
+	return nil
+}
+
+// journalSize is the size of journal record seq, if in the index.
+func (l *Ledger) journalSize(seq uint64) (int, bool) {
+	l.jmu.Lock()
+	defer l.jmu.Unlock()
+	for i := len(l.jidx) - 1; i >= 0 && l.jidx[i].seq >= seq; i-- {
+		if l.jidx[i].seq == seq {
+			return l.jidx[i].size, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,197 @@
+package ledger
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// replay reads the whole journal: every record joins the journal index,
+// and those after the checkpoint (ckptSeq) are applied to memory, as the
+// writer published them, and to the applier, which rewrites what the state
+// database lost (the log after indexSeq, identity's records) and gathers
+// them for the next checkpoint. It returns how many records it applied.
+func (l *Ledger) replay(ckptSeq, indexSeq uint64) (int, error) {
+	slices.SortFunc(l.w.idemFIFO, func(a, b idemEntry) int { return a.created.Compare(b.created) })
+	it, err := l.jdb.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixJournal}, UpperBound: []byte{prefixJournal + 1}})
+	if err != nil {
+		return 0, fmt.Errorf("ledger: %w", err)
+	}
+	defer it.Close()
+	pb := l.db.NewBatch()
+	n, first, last := 0, uint64(0), ckptSeq
+	for it.First(); it.Valid(); it.Next() {
+		seq, ok := journalSeqOf(it.Key())
+		if !ok {
+			return 0, fmt.Errorf("ledger: journal key %x: %w", it.Key(), ErrCorrupt)
+		}
+		if first == 0 {
+			first = seq
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return 0, fmt.Errorf("ledger: %w", err)
+		}
+		v = bytes.Clone(v)
+		if seq <= ckptSeq {
+			h, err := decodeJournalHeader(v)
+			if err != nil {
+				return 0, fmt.Errorf("ledger: journal record %d: %w", seq, err)
+			}
+			l.jidx = append(l.jidx, jentry{seq: seq, firstEvent: h.firstEvent, lastEvent: h.ctr.OutboxSeq, size: len(v)})
+			continue
+		}
+		if seq != last+1 {
+			return 0, fmt.Errorf("ledger: journal record %d follows %d: %w", seq, last, ErrCorrupt)
+		}
+		r, err := decodeJournal(seq, v, l.w.intern)
+		if err != nil {
+			return 0, fmt.Errorf("ledger: journal record %d: %w", seq, err)
+		}
+		l.jidx = append(l.jidx, jentry{seq: seq, firstEvent: r.firstEvent, lastEvent: r.ctr.OutboxSeq, size: len(v)})
+		l.replayRecord(r)
+		l.ap.apply(pb, r)
+		last = seq
+		n++
+	}
+	if err := it.Error(); err != nil {
+		return 0, fmt.Errorf("ledger: reading the journal: %w", err)
+	}
+	if indexSeq > last {
+		return 0, fmt.Errorf("ledger: the log is indexed to record %d, the journal ends at %d: %w", indexSeq, last, ErrCorrupt)
+	}
+	if err := l.ap.commit(pb); err != nil {
+		return 0, err
+	}
+	l.ap.truncated = max(first, 1)
+	l.w.seq = last
+	l.indexedSeq.Store(last)
+	return n, nil
+}
+
+// replayRecord applies a journal record to memory: what publish does for
+// the batch the record came from.
+func (l *Ledger) replayRecord(r *jrecord) {
+	w := &l.w
+	for i := range r.calls {
+		c := &r.calls[i]
+		switch c.kind {
+		case callIssue:
+			vals := c.after
+			if c.final != nil {
+				vals = c.final
+			}
+			for i, p := range c.c.Provisions {
+				l.table.set(w.internKey(p.Key), vals[i])
+			}
+			if c.final == nil {
+				l.addPending(c.c)
+			}
+			if c.idemKey != "" {
+				w.rememberIdem(c.idemKey, c.idem)
+			}
+		case callResolve:
+			for i, p := range c.c.Provisions {
+				l.table.set(w.internKey(p.Key), c.after[i])
+			}
+			if pc := l.pending[c.c.Serial]; pc != nil {
+				l.removePending(pc)
+			}
+		case callSetQuota:
+			for _, h := range c.holdings {
+				l.table.set(w.internKey(h.Key), h.After)
+			}
+		case callDeleteQuota:
+			for _, h := range c.holdings {
+				l.table.delete(h.Key)
+			}
+		case callPruneIdem:
+			gone := make(map[string]bool, len(c.keys))
+			for _, k := range c.keys {
+				gone[k] = true
+				delete(w.idem, k)
+			}
+			w.idemFIFO = slices.DeleteFunc(w.idemFIFO, func(e idemEntry) bool { return gone[e.key] })
+		}
+	}
+	w.ctr = r.ctr
+	w.seq = r.seq
+}
+
+// decodeJournalHeader decodes the header of a journal record only.
+func decodeJournalHeader(v []byte) (*jrecord, error) {
+	d := decoder{b: v}
+	if d.byte() != journalVersion {
+		d.fail()
+	}
+	r := &jrecord{}
+	r.now = d.time()
+	r.ctr.Serial = d.uvarint()
+	r.ctr.OutboxSeq = d.uvarint()
+	r.ctr.LogTime = d.varint()
+	r.ctr.Holdings = d.varint()
+	r.firstEvent = d.uvarint()
+	d.uvarint()
+	return r, d.err
+}
+
+// migrateOutbox carries the events of an outbox of the older layout (one
+// record per event in the state database, before the journal) into the
+// journal, as one record of them, and deletes them from the state database.
+// A crash between the two leaves both: the journal then has records, and
+// only the deletion is done again.
+func (l *Ledger) migrateOutbox(ctr counters) error {
+	var evs []Event
+	if err := l.scan(prefixOutbox, func(k, v []byte) error {
+		e, err := DecodeEvent(k, v)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, e)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("ledger: reading the outbox: %w", err)
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	it, err := l.jdb.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixJournal}, UpperBound: []byte{prefixJournal + 1}})
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	migrated := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	if !migrated {
+		r := l.jdb.NewBatch()
+		rec := []byte{journalVersion}
+		rec = appendTime(rec, l.opts.Now())
+		rec = appendCountersFields(rec, ctr)
+		rec = appendUvarint(rec, evs[0].Seq)
+		rec = appendUvarint(rec, 1)
+		rec = append(rec, callEvents)
+		rec = appendUvarint(rec, uint64(len(evs)))
+		for i := range evs {
+			rec = appendUvarint(rec, evs[i].Seq)
+			ev := appendEvent(nil, &evs[i])
+			rec = appendUvarint(rec, uint64(len(ev)))
+			rec = append(rec, ev...)
+		}
+		_ = r.Set(journalKey(nil, 1), rec, nil)
+		seq := appendFixed64(nil, evs[0].Seq-1)
+		_ = r.Set(keyJournalRelay, seq, nil)
+		if err := r.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("ledger: moving the outbox into the journal: %w", err)
+		}
+		l.relayed.Store(evs[0].Seq - 1)
+		l.log.Info().Int("events", len(evs)).Msg("the outbox of the older layout moved into the journal")
+	}
+	if err := l.db.DeleteRange([]byte{prefixOutbox}, []byte{prefixOutbox + 1}, pebble.NoSync); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return l.db.Flush()
+}
