@@ -75,7 +75,7 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 		batchCommitSeconds: hist("batch_commit_duration_seconds", "Time from handing a batch to Pebble until it is durable (WAL write and sync).", latencyBuckets),
 		walSyncSeconds:     hist("wal_sync_duration_seconds", "Time each batch waits for its WAL sync.", latencyBuckets),
 		batchSize:          hist("batch_size", "Calls per group-commit batch.", prometheus.ExponentialBuckets(1, 2, 11)),
-		checkpointSeconds: hist("checkpoint_flush_duration_seconds", "Time each checkpoint of the state takes to flush to disk.", latencyBuckets),
+		checkpointSeconds:  hist("checkpoint_flush_duration_seconds", "Time each checkpoint of the state takes to flush to disk.", latencyBuckets),
 		batchFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "batch_failures_total",
 			Help: "Commit failures (a failed WAL write or sync); after one the ledger refuses writes until restart."}),
 	}

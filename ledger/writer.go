@@ -49,7 +49,7 @@ type writer struct {
 	free     []*batch
 	commits  chan *batch // to the committer, in order
 	synced   chan *batch
-	refusing bool // below the free-space floor at the last batch
+	refusing bool   // below the free-space floor at the last batch
 	seq      uint64 // the last durable journal record
 }
 
