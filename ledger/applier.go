@@ -34,6 +34,7 @@ type applier struct {
 	mu      sync.Mutex
 	queue   []*jrecord // durable, not yet applied
 	wake    chan struct{}
+	ckptReq chan chan error // a checkpoint asked for (CheckpointNow)
 	quit    chan struct{}
 	done    chan struct{}
 	stopped bool
@@ -63,6 +64,7 @@ func newApplier(l *Ledger, ckptSeq, indexed uint64, ctr counters) *applier {
 	return &applier{
 		l:        l,
 		wake:     make(chan struct{}, 1),
+		ckptReq:  make(chan chan error),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 		progress: make(chan struct{}),
@@ -112,12 +114,16 @@ type jentry struct {
 // run applies the queued records until stop.
 func (a *applier) run() {
 	defer close(a.done)
-	tick := time.NewTicker(a.l.opts.CheckpointInterval / 4)
+	tick := time.NewTicker(min(max(a.l.opts.CheckpointInterval/4, time.Millisecond), time.Second))
 	defer tick.Stop()
 	for {
 		select {
 		case <-a.wake:
 		case <-tick.C:
+		case done := <-a.ckptReq:
+			a.drain()
+			done <- a.checkpoint()
+			continue
 		case <-a.quit:
 			a.drain()
 			if a.l.Failed() == nil {
@@ -134,6 +140,20 @@ func (a *applier) run() {
 				a.l.setFailed(err)
 			}
 		}
+	}
+}
+
+// CheckpointNow applies every durable journal record and checkpoints the
+// state, as the applier does every Options.CheckpointInterval. The journal
+// records that the checkpoint covers and whose events are published are
+// deleted.
+func (l *Ledger) CheckpointNow() error {
+	done := make(chan error, 1)
+	select {
+	case l.ap.ckptReq <- done:
+		return <-done
+	case <-l.ap.done:
+		return ErrClosed
 	}
 }
 
@@ -353,11 +373,13 @@ func (a *applier) checkpoint() error {
 	if err := a.commit(pb); err != nil {
 		return err
 	}
+	a.hook(checkpointCommitted)
 	start := time.Now()
 	if err := a.l.readDB(a.l.db.Flush); err != nil {
 		return fmt.Errorf("ledger: checkpoint: flushing the state: %w", err)
 	}
 	a.l.m.checkpointSeconds.Observe(time.Since(start).Seconds())
+	a.hook(checkpointFlushed)
 	a.ckptSeq = a.applied
 	a.l.checkpointSeq.Store(a.applied)
 	clear(a.dirty)
@@ -367,7 +389,22 @@ func (a *applier) checkpoint() error {
 	clear(a.idemDel)
 	a.sinceCkpt = 0
 	a.lastCkpt = time.Now()
-	return a.truncate()
+	err := a.truncate()
+	a.hook(checkpointTruncated)
+	return err
+}
+
+// The parts of a checkpoint, for the tests that crash between them.
+const (
+	checkpointCommitted = iota + 1 // the state batch is in the memtable
+	checkpointFlushed              // it is on disk
+	checkpointTruncated            // the journal it covers is deleted
+)
+
+func (a *applier) hook(part int) {
+	if h := a.l.opts.checkpointHook; h != nil {
+		h(part)
+	}
 }
 
 // truncate deletes the journal records that the checkpoint covers and whose
@@ -391,8 +428,17 @@ func (a *applier) truncate() error {
 	}
 	from := a.truncated
 	a.truncated = below
+	// Synced, and applied as the writer applies its batches (Ledger.apply),
+	// so that a failed WAL write or sync stops the ledger's writes instead
+	// of the process.
 	err := l.readDB(func() error {
-		return l.jdb.DeleteRange(journalKey(nil, from), journalKey(nil, below), pebble.NoSync)
+		b := l.jdb.NewBatch()
+		defer b.Close()
+		_ = b.DeleteRange(journalKey(nil, from), journalKey(nil, below), nil)
+		if err := l.apply(b); err != nil {
+			return err
+		}
+		return b.SyncWait()
 	})
 	if err != nil && !errors.Is(err, ErrClosed) {
 		return fmt.Errorf("ledger: truncating the journal: %w", err)

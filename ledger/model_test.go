@@ -26,6 +26,23 @@ func TestModel(t *testing.T) {
 		opts.Now = clock.now
 		fs := vfs.NewCrashableMem()
 		opts.FS = fs
+		// Checkpoints after every batch, or none but at Close and when
+		// asked: then a crash replays the whole tail of the journal.
+		if rapid.Bool().Draw(rt, "long tail") {
+			opts.CheckpointInterval, opts.CheckpointBytes = time.Hour, 1<<40
+		} else {
+			opts.CheckpointInterval, opts.CheckpointBytes = time.Nanosecond, 1
+		}
+		// crashAt, when set, is the part of the next checkpoint after which
+		// the files are taken as a crash would leave them.
+		var crashAt int
+		var crashed *vfs.MemFS
+		crashSeed := uint64(1)
+		opts.checkpointHook = func(part int) {
+			if part == crashAt && crashed == nil {
+				crashed = fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(crashSeed, 2))})
+			}
+		}
 		l, err := Open(opts)
 		if err != nil {
 			rt.Fatal(err)
@@ -60,6 +77,7 @@ func TestModel(t *testing.T) {
 					ss = append(ss, QuotaSetting{Key: genKey.Draw(t, "key"), Limit: rapid.Int64Range(0, 20).Draw(t, "limit")})
 				}
 				must(t, l.SetQuota(ctx, ss))
+				m.events = append(m.events, EventQuotaSet)
 				for _, s := range ss {
 					v := m.holdings[s.Key]
 					v.limit = s.Limit
@@ -76,6 +94,12 @@ func TestModel(t *testing.T) {
 					return
 				}
 				must(t, err)
+				for _, k := range ks {
+					if _, ok := m.holdings[k]; ok {
+						m.events = append(m.events, EventQuotaDeleted)
+						break
+					}
+				}
 				for _, k := range ks {
 					delete(m.holdings, k)
 				}
@@ -159,10 +183,51 @@ func TestModel(t *testing.T) {
 			"expire": func(t *rapid.T) {
 				now := clock.advance(time.Duration(rapid.IntRange(0, 40).Draw(t, "seconds")) * time.Second)
 				must(t, l.ExpireDue(ctx))
+				// In the ledger's order: by deadline, then serial.
+				var due []uint64
 				for s, c := range m.pending {
 					if !c.deadline.IsZero() && !c.deadline.After(now) {
-						m.resolve(c.client, s, false)
+						due = append(due, s)
 					}
+				}
+				slices.SortFunc(due, func(a, b uint64) int {
+					if c := m.pending[a].deadline.Compare(m.pending[b].deadline); c != 0 {
+						return c
+					}
+					return int(a) - int(b)
+				})
+				for _, s := range due {
+					m.settle(m.pending[s].client, s, false, true)
+				}
+			},
+			"relay": func(t *rapid.T) {
+				// The relay published events up to some point.
+				if len(m.events) == 0 {
+					return
+				}
+				seq := rapid.IntRange(m.relayed, len(m.events)).Draw(t, "published")
+				must(t, l.DeleteOutbox(uint64(seq)))
+				m.relayed = max(m.relayed, seq)
+			},
+			"checkpoint": func(t *rapid.T) {
+				// A checkpoint, and a crash after one of its parts (or none).
+				crashAt = rapid.IntRange(0, checkpointTruncated).Draw(t, "crash after part")
+				crashSeed = rapid.Uint64().Draw(t, "seed")
+				crashed = nil
+				must(t, l.CheckpointNow())
+				if crashed == nil {
+					// No crash asked for, or nothing new to checkpoint (the
+					// checkpoint then has no parts).
+					crashAt = 0
+					return
+				}
+				_ = l.Close()
+				fs = crashed
+				opts.FS = fs
+				crashAt, crashed = 0, nil
+				var err error
+				if l, err = Open(opts); err != nil {
+					t.Fatal(err)
 				}
 			},
 			"reopen": func(t *rapid.T) {
@@ -205,6 +270,12 @@ type model struct {
 	pending  map[uint64]modelCommission
 	idem     map[string]modelIdem
 	serial   uint64
+	// events are the types of the events made so far, in order; logged,
+	// the provisions logged by each resolved commission.
+	events []string
+	logged map[uint64]int
+	// relayed is the number of events the relay published.
+	relayed int
 }
 
 type modelValue struct{ limit, min, max int64 }
@@ -222,7 +293,8 @@ type modelIdem struct {
 }
 
 func newModel() *model {
-	return &model{holdings: map[holdings.Key]modelValue{}, pending: map[uint64]modelCommission{}, idem: map[string]modelIdem{}}
+	return &model{holdings: map[holdings.Key]modelValue{}, pending: map[uint64]modelCommission{}, idem: map[string]modelIdem{},
+		logged: map[uint64]int{}}
 }
 
 func (m *model) serials() []uint64 {
@@ -294,6 +366,7 @@ func (m *model) issue(req IssueRequest, now time.Time) (IssueResult, string) {
 		c.deadline = now.Add(ttl)
 	}
 	m.pending[m.serial] = c
+	m.events = append(m.events, EventCommissionIssued)
 	if req.AutoAccept {
 		m.resolve(req.Client, m.serial, true)
 	}
@@ -305,6 +378,11 @@ func (m *model) issue(req IssueRequest, now time.Time) (IssueResult, string) {
 }
 
 func (m *model) resolve(client string, serial uint64, accept bool) bool {
+	return m.settle(client, serial, accept, false)
+}
+
+// settle is resolve, or (expired) the ledger's own reject at a deadline.
+func (m *model) settle(client string, serial uint64, accept, expired bool) bool {
 	c, ok := m.pending[serial]
 	if !ok || c.client != client {
 		return false
@@ -324,6 +402,15 @@ func (m *model) resolve(client string, serial uint64, accept bool) bool {
 		m.holdings[k] = v
 	}
 	delete(m.pending, serial)
+	m.logged[serial] = len(c.qs)
+	switch {
+	case accept:
+		m.events = append(m.events, EventCommissionAccepted)
+	case expired:
+		m.events = append(m.events, EventCommissionExpired)
+	default:
+		m.events = append(m.events, EventCommissionRejected)
+	}
 	return true
 }
 
@@ -355,5 +442,31 @@ func (m *model) check(t *rapid.T, l *Ledger) {
 	}
 	if st := l.Stats(); st.Serial != m.serial {
 		t.Fatalf("last serial: ledger %d, model %d", st.Serial, m.serial)
+	}
+	// Every event not yet published once, in order, numbered from 1.
+	evs, err := l.Outbox(0, len(m.events)+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != len(m.events)-m.relayed {
+		t.Fatalf("outbox has %d events, model %d of %d published", len(evs), m.relayed, len(m.events))
+	}
+	for i, e := range evs {
+		if n := m.relayed + i; e.Seq != uint64(n+1) || e.Type != m.events[n] {
+			t.Fatalf("event %d: ledger %d %s, model %s", n+1, e.Seq, e.Type, m.events[n])
+		}
+	}
+	if st, err := l.OutboxStats(); err != nil || st.Last != uint64(len(m.events)) || st.Depth != uint64(len(m.events)-m.relayed) {
+		t.Fatalf("outbox stats %+v %v, model %d events, %d published", st, err, len(m.events), m.relayed)
+	}
+	// The log of each resolved commission: one entry per provision.
+	for s, n := range m.logged {
+		page, err := l.Log(LogFilter{Serial: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Entries) != n {
+			t.Fatalf("log of commission %d: %d entries, model %d", s, len(page.Entries), n)
+		}
 	}
 }

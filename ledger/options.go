@@ -49,6 +49,9 @@ type Options struct {
 	// CacheSize is Pebble's block cache size (128 MiB).
 	CacheSize int64
 
+	// checkpointHook, in tests, is called at each part of a checkpoint.
+	checkpointHook func(part int)
+
 	// Metrics, if set, receives the engine's metrics (metrics.go). A
 	// registerer takes one ledger: a second Open on it fails.
 	Metrics prometheus.Registerer
