@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,10 +36,15 @@ func TestModel(t *testing.T) {
 		}
 		// crashAt, when set, is the part of the next checkpoint after which
 		// the files are taken as a crash would leave them.
+		// The applier runs the hook, at checkpoints of its own too: mu
+		// guards these.
+		var mu sync.Mutex
 		var crashAt int
 		var crashed *vfs.MemFS
 		crashSeed := uint64(1)
 		opts.checkpointHook = func(part int) {
+			mu.Lock()
+			defer mu.Unlock()
 			if part == crashAt && crashed == nil {
 				crashed = fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(crashSeed, 2))})
 			}
@@ -211,20 +217,26 @@ func TestModel(t *testing.T) {
 			},
 			"checkpoint": func(t *rapid.T) {
 				// A checkpoint, and a crash after one of its parts (or none).
-				crashAt = rapid.IntRange(0, checkpointTruncated).Draw(t, "crash after part")
-				crashSeed = rapid.Uint64().Draw(t, "seed")
-				crashed = nil
+				part := rapid.IntRange(0, checkpointTruncated).Draw(t, "crash after part")
+				seed := rapid.Uint64().Draw(t, "seed")
+				mu.Lock()
+				crashAt, crashSeed, crashed = part, seed, nil
+				mu.Unlock()
 				must(t, l.CheckpointNow())
-				if crashed == nil {
+				mu.Lock()
+				clone := crashed
+				crashAt, crashed = 0, nil
+				mu.Unlock()
+				if clone == nil {
 					// No crash asked for, or nothing new to checkpoint (the
 					// checkpoint then has no parts).
-					crashAt = 0
 					return
 				}
 				_ = l.Close()
-				fs = crashed
+				mu.Lock()
+				fs = clone
+				mu.Unlock()
 				opts.FS = fs
-				crashAt, crashed = 0, nil
 				var err error
 				if l, err = Open(opts); err != nil {
 					t.Fatal(err)
@@ -241,10 +253,13 @@ func TestModel(t *testing.T) {
 				// The files as a crash leaves them: what was synced, and a
 				// random part of what was not. Every answered call was synced.
 				seed := rapid.Int64().Draw(t, "seed")
+				unsynced := rapid.IntRange(0, 100).Draw(t, "unsynced")
+				mu.Lock()
 				fs = fs.CrashClone(vfs.CrashCloneCfg{
-					UnsyncedDataPercent: rapid.IntRange(0, 100).Draw(t, "unsynced"),
+					UnsyncedDataPercent: unsynced,
 					RNG:                 rand.New(rand.NewPCG(uint64(seed), 1)),
 				})
+				mu.Unlock()
 				_ = l.Close()
 				opts.FS = fs
 				var err error
