@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -1057,21 +1058,37 @@ func TestRetries(t *testing.T) {
 	}
 }
 
-// TestConnectionRetries: a call to a port nothing listens on is retried,
-// then fails with the connection error.
+// TestConnectionRetries: a call to a port nothing listens on is retried
+// (even an issue without an idempotency key: it never reached a server),
+// Retries times and no more, then fails with the connection error. The
+// dials are counted by the client's own transport.
 func TestConnectionRetries(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
+	addr := srv.Listener.Addr().String()
 	srv.Close()
-	c, _ := client.New(url, "tok", client.Options{Retries: 2, Backoff: time.Millisecond, NoTokenPickup: true})
-	start := time.Now()
-	_, err := c.IssueCommission(t.Context(), client.Commission{})
-	var ce *client.Error
-	if err == nil || errors.As(err, &ce) {
-		t.Fatalf("want a connection error, got %v", err)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Fatal("too slow")
+	for _, retries := range []int{0, 2} {
+		var dials atomic.Int32
+		var d net.Dialer
+		tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			if a != addr {
+				t.Errorf("dialled %s, want %s", a, addr)
+			}
+			dials.Add(1)
+			return d.DialContext(ctx, network, a)
+		}}
+		t.Cleanup(tr.CloseIdleConnections)
+		c, _ := client.New(url, "tok", client.Options{Retries: retries, Backoff: time.Millisecond,
+			HTTPClient: &http.Client{Transport: tr}, NoTokenPickup: true})
+		_, err := c.IssueCommission(t.Context(), client.Commission{})
+		var ce *client.Error
+		var op *net.OpError
+		if err == nil || errors.As(err, &ce) || !errors.As(err, &op) || op.Op != "dial" {
+			t.Fatalf("retries %d: want a failed dial, got %v", retries, err)
+		}
+		if n := dials.Load(); n != int32(retries)+1 {
+			t.Fatalf("retries %d: %d dials, want %d", retries, n, retries+1)
+		}
 	}
 }
 
