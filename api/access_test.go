@@ -29,6 +29,9 @@ const (
 	whoService      = "service"       // cyclades, whose commissions the table names
 	whoOtherService = "other-service" // pithos
 	whoAdmin        = "admin"         // an admin, by a personal token
+	whoAdminRO      = "admin-ro"      // the admin, by a read-only personal token
+	whoReader       = "reader"        // a user of role reader, by a session
+	whoReaderRO     = "reader-ro"     // the reader, by a read-only personal token
 	whoExpired      = "expired"       // the first user's personal token, past its expiry
 	whoRevoked      = "revoked"       // the first user's personal token, revoked
 	whoDeleted      = "deleted-user"  // a token issued before its user was deleted
@@ -158,6 +161,13 @@ func newAccessFix(t *testing.T) *accessFix {
 
 	var other string
 	f.u2, other = e.restNewUser("other@example.com")
+	readerRec, err := e.id.CreateUser(ctx, identity.NewUser{Username: "reader@example.com", Password: testPassword,
+		Role: identity.RoleReader, Active: true})
+	must(err)
+	reader, _, _, err := e.id.Login(ctx, "reader@example.com", testPassword)
+	must(err)
+	readerRO, _, err := e.id.CreateAccessToken(ctx, readerRec.UUID, "reader read-only", time.Time{}, true)
+	must(err)
 	f.u4, _ = e.restNewUser("bystander@example.com")
 	u3, _ := e.restNewUser("deleted@example.com")
 	deleted, _, err := e.id.CreateAccessToken(ctx, u3.UUID, "before deletion", time.Time{}, false)
@@ -166,6 +176,8 @@ func newAccessFix(t *testing.T) *accessFix {
 	admin, err := e.id.UserByName("admin@example.com")
 	must(err)
 	f.adminUUID = admin.UUID
+	adminRO, _, err := e.id.CreateAccessToken(ctx, f.adminUUID, "admin read-only", time.Time{}, true)
+	must(err)
 
 	otherService, _, err := e.id.RegisterService(ctx, identity.NewService{Name: "pithos", Type: "object-store"})
 	must(err)
@@ -215,6 +227,9 @@ func newAccessFix(t *testing.T) *accessFix {
 		{name: whoService, token: e.service, valid: true, kind: identity.KindService},
 		{name: whoOtherService, token: otherService, valid: true, kind: identity.KindService},
 		{name: whoAdmin, token: e.admin, valid: true, kind: identity.KindPersonal, role: identity.RoleAdmin, mint: pat(f.adminUUID, false)},
+		{name: whoAdminRO, token: adminRO, valid: true, kind: identity.KindPersonal, role: identity.RoleAdmin, readOnly: true, mint: pat(f.adminUUID, true)},
+		{name: whoReader, token: reader, valid: true, kind: identity.KindSession, role: identity.RoleReader, mint: login("reader@example.com")},
+		{name: whoReaderRO, token: readerRO, valid: true, kind: identity.KindPersonal, role: identity.RoleReader, readOnly: true, mint: pat(readerRec.UUID, true)},
 		{name: whoExpired, token: expired},
 		{name: whoRevoked, token: revoked},
 		{name: whoDeleted, token: deleted},
@@ -435,8 +450,12 @@ func accessSpecs() map[string]accessSpec {
 	hiddenProject := map[string]int{whoOther: http.StatusNotFound}
 	// Another user's record: forbidden (rest.go: users/{uuid} without read_all).
 	otherUser := map[string]int{whoOther: http.StatusForbidden}
+	// Changing another user's record: only admins (a reader reads it).
+	otherUserWrite := map[string]int{whoOther: http.StatusForbidden, whoReader: http.StatusForbidden}
 	// Another user's token: not found (rest.go: access_tokens/{id}).
-	otherToken := map[string]int{whoOther: http.StatusNotFound}
+	// A reader's read_all does not reach tokens.
+	otherToken := map[string]int{whoOther: http.StatusNotFound, whoReader: http.StatusNotFound, whoReaderRO: http.StatusNotFound}
+	otherTokenWrite := map[string]int{whoOther: http.StatusNotFound, whoReader: http.StatusNotFound}
 	// Another service's commission: not found (DESIGN.md §8).
 	otherCommission := map[string]int{whoOtherService: http.StatusNotFound}
 	firstUser := map[string]string{whoOther: "{u1}"}
@@ -500,14 +519,16 @@ func accessSpecs() map[string]accessSpec {
 		// Personal access tokens.
 		"POST " + acc + "access_tokens": {body: static(map[string]any{"name": "made by the access table"})},
 		// Only admins list another user's tokens.
-		"GET " + acc + "access_tokens": {query: "owner={u1}", deny: map[string]int{whoOther: http.StatusForbidden}},
+		"GET " + acc + "access_tokens": {query: "owner={u1}", deny: map[string]int{whoOther: http.StatusForbidden,
+			whoReader: http.StatusForbidden, whoReaderRO: http.StatusForbidden}},
 		// The rules let any user token read its own; a session is not a
 		// personal token, and identity.SelfToken answers that with
 		// ErrForbidden (TestRestAccessTokens holds it so).
-		"GET " + acc + "access_tokens/self":   {deny: map[string]int{whoUser: http.StatusForbidden, whoOther: http.StatusForbidden}},
+		"GET " + acc + "access_tokens/self": {deny: map[string]int{whoUser: http.StatusForbidden, whoOther: http.StatusForbidden,
+			whoReader: http.StatusForbidden}},
 		"GET " + acc + "access_tokens/{id}":   {deny: otherToken},
-		"PATCH " + acc + "access_tokens/{id}": {body: static(map[string]any{"name": "victim"}), deny: otherToken},
-		"DELETE " + acc + "access_tokens/{id}": {deny: otherToken, fresh: func(t *testing.T, f *accessFix) map[string]string {
+		"PATCH " + acc + "access_tokens/{id}": {body: static(map[string]any{"name": "victim"}), deny: otherTokenWrite},
+		"DELETE " + acc + "access_tokens/{id}": {deny: otherTokenWrite, fresh: func(t *testing.T, f *accessFix) map[string]string {
 			_, tok, err := f.e.id.CreateAccessToken(f.ctx, f.u1.UUID, "fresh", time.Time{}, false)
 			if err != nil {
 				t.Fatal(err)
@@ -521,7 +542,7 @@ func accessSpecs() map[string]accessSpec {
 			return map[string]any{"username": fmt.Sprintf("made%d@example.com", f.next()), "password": testPassword}
 		}},
 		"GET " + acc + "users/{uuid}":   {deny: otherUser},
-		"PATCH " + acc + "users/{uuid}": {body: static(map[string]any{"display_name": "User One"}), deny: otherUser},
+		"PATCH " + acc + "users/{uuid}": {body: static(map[string]any{"display_name": "User One"}), deny: otherUserWrite},
 		"DELETE " + acc + "users/{uuid}": {fresh: func(t *testing.T, f *accessFix) map[string]string {
 			u, err := f.e.id.CreateUser(f.ctx, identity.NewUser{Username: fmt.Sprintf("doomed%d@example.com", f.next()),
 				Password: testPassword, Active: true})
@@ -534,7 +555,7 @@ func accessSpecs() map[string]accessSpec {
 		"PUT " + acc + "users/{uuid}/role":      {body: static(map[string]any{"role": "user"})},
 		"POST " + acc + "users/{uuid}/role":     {body: static(map[string]any{"role": "user"})},
 		"GET " + acc + "users/{uuid}/data":      {deny: otherUser},
-		"PUT " + acc + "users/{uuid}/data":      {body: static(map[string]any{"team": "access"}), deny: otherUser},
+		"PUT " + acc + "users/{uuid}/data":      {body: static(map[string]any{"team": "access"}), deny: otherUserWrite},
 
 		// Groups.
 		"GET " + acc + "groups":           {},
