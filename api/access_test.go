@@ -695,15 +695,102 @@ func accessWant(rt Route, spec accessSpec, w *accessWho) int {
 var accessFaults = map[int]string{http.StatusBadRequest: "badRequest", http.StatusUnauthorized: "unauthorized",
 	http.StatusForbidden: "forbidden", http.StatusNotFound: "itemNotFound"}
 
+// accessHandCols are the principals of accessHand's rows, in order.
+var accessHandCols = []string{whoAnon, whoUser, whoReadOnly, whoOther, whoService, whoOtherService,
+	whoAdmin, whoAdminRO, whoReader, whoReaderRO, whoExpired, whoRevoked, whoDeleted}
+
+// yes in accessHand: the call is allowed (2xx).
+const yes = 0
+
+// accessHand is what every admin write route answers each principal,
+// written out by hand from DESIGN.md §2, §3 and §8 rather than derived
+// from identity.Rules, so that a wrong rule cannot make its own test pass:
+// a user token can't reach admin calls, a service token can't reach user
+// calls, a read-only token (an admin's too) can't change anything, a
+// reader reads but never writes, a non-member is told a project does not
+// exist. Calls are made as TestAccess makes them (the first user's
+// objects, or fresh ones for an allowed call that consumes its object).
+var accessHand = map[string][]int{
+	//                                                      anon user ro   oth  svc  osvc adm  a-ro rdr  r-ro exp  rev  del
+	"POST " + restBase + "holdings":                       {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "holdings":                     {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "users":                          {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "users/{uuid}":                 {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "users/{uuid}/activate":          {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PUT " + restBase + "users/{uuid}/role":               {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "users/{uuid}/role":              {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PATCH " + restBase + "users/{uuid}":                  {401, yes, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PUT " + restBase + "users/{uuid}/data":               {401, yes, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "services":                       {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "services/{name}":              {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "services/{name}/token":          {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "resources":                      {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "groups":                         {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PATCH " + restBase + "groups/{name}":                 {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "groups/{name}":                {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "groups/{name}/members":          {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "groups/{name}/members/{uuid}": {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "projects":                       {401, yes, 403, yes, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "projects/{uuid}":              {401, yes, 403, 404, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "projects/{uuid}/members":        {401, yes, 403, 404, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PATCH " + restBase + "projects/{uuid}/members/{id}":  {401, yes, 403, 404, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "projects/{uuid}/members/{id}": {401, yes, 403, 404, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PUT " + restBase + "projects/{uuid}/policies":        {401, yes, 403, 404, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+}
+
+// accessAdminWrite reports whether rt is an admin write route, one that
+// accessHand must have: a write whose action is one of the admins' (or,
+// for projects, their owners').
+func accessAdminWrite(rt Route) bool {
+	switch rt.Action {
+	case identity.ActManageUsers, identity.ActManageQuotas, identity.ActManageServices,
+		identity.ActManageProjects, identity.ActOwnProjects:
+		return rt.Method != http.MethodGet
+	}
+	return false
+}
+
+// checkAccessHand checks accessHand's shape against the access table: a
+// column for every principal, a row for every admin write route of routes
+// and for no other key.
+func checkAccessHand(t *testing.T, f *accessFix) {
+	t.Helper()
+	var names []string
+	for _, w := range f.who {
+		names = append(names, w.name)
+	}
+	if !slices.Equal(names, accessHandCols) {
+		t.Errorf("accessHandCols %v, the access table's principals %v", accessHandCols, names)
+	}
+	routes := map[string]bool{}
+	for _, rt := range f.e.api.Routes() {
+		key := rt.Method + " " + accessCanonical(rt.Path)
+		routes[key] = true
+		if _, ok := accessHand[key]; accessAdminWrite(rt) && !ok {
+			t.Errorf("%s: an admin write route with no row in accessHand", key)
+		}
+	}
+	for key, row := range accessHand {
+		if !routes[key] {
+			t.Errorf("accessHand has %s, which is no route", key)
+		}
+		if len(row) != len(accessHandCols) {
+			t.Errorf("accessHand %s: %d columns, want %d", key, len(row), len(accessHandCols))
+		}
+	}
+}
+
 // TestAccess walks the routing table: every route against every principal
 // kind, each call allowed or refused as the rules table (identity.Rules,
 // published at auth/rules) and the route's access kind say, and as the
 // per-object refusals of accessSpecs say where a call names an object that
 // is not the caller's. Allowed calls answer 2xx (or the status accessSpecs
 // gives); refused calls answer 401 or 403 (or the 404 that hides an
-// object) as a cloudFault, and change nothing.
+// object) as a cloudFault, and change nothing. The admin write routes
+// are held to accessHand as well, written by hand, not from the rules.
 func TestAccess(t *testing.T) {
 	f := newAccessFix(t)
+	checkAccessHand(t, f)
 	specs := accessSpecs()
 	used := map[string]bool{}
 	n := 0
@@ -805,6 +892,14 @@ func (f *accessFix) cell(t *testing.T, rt Route, spec accessSpec, w *accessWho) 
 			t.Errorf("%s %s as %s: %d is not a %s cloudFault: %s", rt.Method, path, w.name, st, accessFaults[st], raw)
 		}
 	}
+	if row, ok := accessHand[rt.Method+" "+accessCanonical(rt.Path)]; ok {
+		if i := slices.Index(accessHandCols, w.name); i < 0 || i >= len(row) {
+			t.Errorf("%s %s as %s: no column in accessHand", rt.Method, path, w.name)
+		} else if hand := row[i]; hand == yes && (st < 200 || st > 299) || hand != yes && st != hand {
+			t.Errorf("%s %s as %s: %d, but accessHand (written by hand, not from identity.Rules) says %s: %s",
+				rt.Method, path, w.name, st, accessHandStatus(hand), raw)
+		}
+	}
 	if before != "" {
 		if after := f.state(t); after != before {
 			t.Errorf("%s %s as %s, refused, changed the state:\n%s", rt.Method, path, w.name, accessDiff(before, after))
@@ -833,4 +928,11 @@ func accessDiff(before, after string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func accessHandStatus(st int) string {
+	if st == yes {
+		return "2xx"
+	}
+	return strconv.Itoa(st)
 }
