@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -1058,8 +1059,9 @@ func (s *Server) groupNames(u *identity.User) []string {
 	return out
 }
 
-// FeedbackEvent is the event type of a user's feedback.
-const FeedbackEvent = "identity.feedback"
+// FeedbackEvent is the event type of a user's feedback (its payload:
+// catalog.Feedback).
+const FeedbackEvent = catalog.FeedbackType
 
 // feedbackPrefix is the key space of stored feedback ('F' time user random).
 const feedbackPrefix = 'F'

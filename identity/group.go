@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -38,7 +39,7 @@ func (s *Store) CreateGroup(ctx context.Context, name string) (*Group, error) {
 		if err := put(tx, prefixGroup, g.Name, g); err != nil {
 			return err
 		}
-		return emit(tx, "identity.group.created", g)
+		return emit(tx, catalog.GroupCreatedType, catalog.GroupCreated{Name: g.Name, Members: g.Members, Created: g.Created})
 	}, func() { s.groups[g.Name] = g })
 	if err != nil {
 		return nil, err
@@ -91,7 +92,7 @@ func (s *Store) RenameGroup(ctx context.Context, name, newName string) (*Group, 
 	if err := checkGroupName(newName); err != nil {
 		return nil, err
 	}
-	return s.changeGroup(ctx, name, "identity.group.renamed", func(g *Group) error {
+	return s.changeGroup(ctx, name, catalog.GroupRenamedType, func(g *Group) error {
 		if newName == name {
 			return nil
 		}
@@ -107,7 +108,7 @@ func (s *Store) RenameGroup(ctx context.Context, name, newName string) (*Group, 
 // member of; the users no longer counted as members there get their member
 // holdings set to limit 0. ErrNotFound if there is no group.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
-	_, err := s.changeGroup(ctx, name, "identity.group.deleted", nil)
+	_, err := s.changeGroup(ctx, name, catalog.GroupDeletedType, nil)
 	return err
 }
 
@@ -116,7 +117,7 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 // there is no group, ErrInvalid if there is no user, ErrConflict if the user
 // is in the group already.
 func (s *Store) AddGroupMember(ctx context.Context, group, user string) (*Group, error) {
-	return s.changeGroup(ctx, group, "identity.group.membership.changed", func(g *Group) error {
+	return s.changeGroup(ctx, group, catalog.GroupMembershipChangedType, func(g *Group) error {
 		if s.users[user] == nil {
 			return invalidf("no user %q", user)
 		}
@@ -133,7 +134,7 @@ func (s *Store) AddGroupMember(ctx context.Context, group, user string) (*Group,
 // holdings set to limit 0. ErrNotFound if there is no group or the user is
 // not in it.
 func (s *Store) RemoveGroupMember(ctx context.Context, group, user string) (*Group, error) {
-	return s.changeGroup(ctx, group, "identity.group.membership.changed", func(g *Group) error {
+	return s.changeGroup(ctx, group, catalog.GroupMembershipChangedType, func(g *Group) error {
 		i := slices.Index(g.Members, user)
 		if i < 0 {
 			return notFoundf("user %s is not in group %q", user, group)
@@ -208,18 +209,23 @@ func (s *Store) changeGroup(ctx context.Context, name, typ string, change func(g
 	}
 	slices.SortFunc(changes, func(a, b projectChange) int { return strings.Compare(a.p.UUID, b.p.UUID) })
 
-	payload := map[string]any{"group": name}
-	if g != nil {
-		payload["group"], payload["members"] = g.Name, g.Members
-		if g.Name != name {
-			payload["old_name"] = name
-		}
-	}
 	projects := make([]string, 0, len(changes))
 	for _, c := range changes {
 		projects = append(projects, c.p.UUID)
 	}
-	payload["projects"] = projects
+	var payload any
+	switch typ {
+	case catalog.GroupDeletedType:
+		payload = catalog.GroupDeleted{Group: name, Projects: projects}
+	case catalog.GroupRenamedType:
+		ev := catalog.GroupRenamed{Group: g.Name, Members: g.Members, Projects: projects}
+		if g.Name != name {
+			ev.OldName = name
+		}
+		payload = ev
+	default:
+		payload = catalog.GroupMembershipChanged{Group: g.Name, Members: g.Members, Projects: projects}
+	}
 
 	err = s.write(ctx, func(tx *ledger.Tx) error {
 		if g == nil || g.Name != name {
@@ -249,9 +255,9 @@ func (s *Store) changeGroup(ctx context.Context, name, typ string, change func(g
 			if len(c.joined) == 0 && len(c.left) == 0 {
 				continue
 			}
-			err := emit(tx, "identity.project.membership.changed", map[string]any{
-				"project": c.np.UUID, "action": "group_changed", "member": Member{Group: name},
-				"joined": c.joined, "left": c.left})
+			err := emit(tx, catalog.ProjectMembershipChangedType, catalog.ProjectMembershipChanged{
+				Action: catalog.MemberGroupChanged, Joined: c.joined, Left: c.left,
+				Member: catalog.Member{Group: name}, Project: c.np.UUID})
 			if err != nil {
 				return err
 			}

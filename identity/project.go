@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -84,7 +85,7 @@ func (s *Store) CreateProject(ctx context.Context, in NewProject) (*Project, err
 		if err := stageProjectHoldings(tx, nil, after); err != nil {
 			return err
 		}
-		return emit(tx, "identity.project.created", p)
+		return emit(tx, catalog.ProjectCreatedType, projectEvent(p))
 	}, func() { s.projects[p.UUID] = p })
 	if err != nil {
 		return nil, err
@@ -151,7 +152,7 @@ func (s *Store) AddMember(ctx context.Context, project string, m Member) (*Proje
 	if err != nil {
 		return nil, err
 	}
-	return s.changeProject(ctx, project, "added", m, func(p *Project) error {
+	return s.changeProject(ctx, project, catalog.MemberAdded, m, func(p *Project) error {
 		if p.Base {
 			return errorf(ErrForbidden, "no one joins a base project")
 		}
@@ -179,7 +180,7 @@ func (s *Store) RemoveMember(ctx context.Context, project string, m Member) (*Pr
 	if err != nil {
 		return nil, err
 	}
-	return s.changeProject(ctx, project, "removed", m, func(p *Project) error {
+	return s.changeProject(ctx, project, catalog.MemberRemoved, m, func(p *Project) error {
 		if p.Base || m.User == p.Owner {
 			return errorf(ErrForbidden, "the owner stays a member of their project")
 		}
@@ -200,7 +201,7 @@ func (s *Store) SetMemberRole(ctx context.Context, project string, m Member) (*P
 	if err != nil {
 		return nil, err
 	}
-	return s.changeProject(ctx, project, "role_changed", m, func(p *Project) error {
+	return s.changeProject(ctx, project, catalog.MemberRoleChanged, m, func(p *Project) error {
 		if p.Base || (m.User == p.Owner && m.Role != MemberAdmin) {
 			return errorf(ErrForbidden, "the owner stays an admin of their project")
 		}
@@ -232,8 +233,10 @@ func (s *Store) SetPolicies(ctx context.Context, project string, policies map[st
 	np := cloneProject(p)
 	np.Policies = policies
 	np.Updated = s.now()
-	return np, s.commitProject(ctx, p, np, "identity.project.policies.changed",
-		map[string]any{"project": np.UUID, "policies": np.Policies})
+	return np, s.commitProject(ctx, p, np, catalog.ProjectPoliciesChangedType, func(joined, left []string) any {
+		return catalog.ProjectPoliciesChanged{Joined: joined, Left: left, Policies: policiesEvent(np.Policies),
+			Project: np.UUID}
+	})
 }
 
 // DeleteProject marks a project deleted and sets the limits of its holdings
@@ -255,7 +258,9 @@ func (s *Store) DeleteProject(ctx context.Context, project string) error {
 	np := cloneProject(p)
 	np.State = ProjectDeleted
 	np.Updated = s.now()
-	return s.commitProject(ctx, p, np, "identity.project.deleted", map[string]any{"project": np.UUID})
+	return s.commitProject(ctx, p, np, catalog.ProjectDeletedType, func(joined, left []string) any {
+		return catalog.ProjectDeleted{Joined: joined, Left: left, Project: np.UUID}
+	})
 }
 
 // projectSettingsForNewResourceLocked is what registering resource r
@@ -312,18 +317,20 @@ func (s *Store) changeProject(ctx context.Context, project, action string, m Mem
 		return nil, err
 	}
 	np.Updated = s.now()
-	return np, s.commitProject(ctx, p, np, "identity.project.membership.changed",
-		map[string]any{"project": np.UUID, "action": action, "member": m})
+	return np, s.commitProject(ctx, p, np, catalog.ProjectMembershipChangedType, func(joined, left []string) any {
+		return catalog.ProjectMembershipChanged{Action: action, Joined: joined, Left: left, Member: memberEvent(m),
+			Project: np.UUID}
+	})
 }
 
 // commitProject stores np in place of p, with the holdings the change
-// implies and an event (payload gets the users who joined and left).
-// Callers hold s.wmu.
-func (s *Store) commitProject(ctx context.Context, p, np *Project, typ string, payload map[string]any) error {
+// implies and an event of type typ (payload makes it from the users who
+// joined and left). Callers hold s.wmu.
+func (s *Store) commitProject(ctx context.Context, p, np *Project, typ string, payload func(joined, left []string) any) error {
 	s.mu.RLock()
 	before, after := effectiveMembers(p, s.groupLocked), effectiveMembers(np, s.groupLocked)
 	s.mu.RUnlock()
-	payload["joined"], payload["left"] = memberDiff(before, after)
+	ev := payload(memberDiff(before, after))
 	hb, ha := projectHoldings(p, before), projectHoldings(np, after)
 	return s.write(ctx, func(tx *ledger.Tx) error {
 		if err := put(tx, prefixProject, np.UUID, np); err != nil {
@@ -332,7 +339,7 @@ func (s *Store) commitProject(ctx context.Context, p, np *Project, typ string, p
 		if err := stageProjectHoldings(tx, hb, ha); err != nil {
 			return err
 		}
-		return emit(tx, typ, payload)
+		return emit(tx, typ, ev)
 	}, func() { s.projects[np.UUID] = np })
 }
 

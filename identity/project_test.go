@@ -22,6 +22,7 @@ import (
 // *testing.T and *rapid.T have it.
 type projectTB interface {
 	Helper()
+	Errorf(format string, args ...any)
 	Fatalf(format string, args ...any)
 	Cleanup(func())
 }
@@ -40,7 +41,10 @@ func newProjectFixture(tb projectTB) *projectFixture {
 	tb.Helper()
 	f := &projectFixture{tb: tb, fs: vfs.NewMem()}
 	f.open()
-	tb.Cleanup(func() { _ = f.l.Close() })
+	tb.Cleanup(func() {
+		checkOutbox(tb, f.l)
+		_ = f.l.Close()
+	})
 	if _, _, err := f.s.RegisterService(context.Background(), NewService{Name: "cyclades", Type: "compute"}); err != nil {
 		tb.Fatalf("register service: %v", err)
 	}

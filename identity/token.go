@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -104,12 +105,9 @@ func tokenID(hash [32]byte) string { return hex.EncodeToString(hash[:8]) }
 func tokenKey(hash [32]byte) []byte { return recordKey(prefixToken, string(hash[:])) }
 
 // tokenEvent is the payload of token events: never the secret, nor its hash.
-func tokenEvent(t *Token) map[string]any {
-	ev := map[string]any{"id": t.ID, "kind": t.Kind, "owner": t.Owner, "name": t.Name, "read_only": t.ReadOnly}
-	if !t.Expires.IsZero() {
-		ev["expires"] = t.Expires
-	}
-	return ev
+func tokenEvent(t *Token) catalog.Token {
+	return catalog.Token{Expires: t.Expires, ID: t.ID, Kind: string(t.Kind), Name: t.Name, Owner: t.Owner,
+		ReadOnly: t.ReadOnly}
 }
 
 // stageToken makes a token and stages its record and the event
@@ -141,7 +139,7 @@ func (s *Store) stageToken(tx *ledger.Tx, kind TokenKind, owner, name string, re
 	if err := put(tx, prefixToken, string(hash[:]), t); err != nil {
 		return "", nil, err
 	}
-	if err := emit(tx, "identity.token.created", tokenEvent(t)); err != nil {
+	if err := emit(tx, catalog.TokenCreatedType, tokenEvent(t)); err != nil {
 		return "", nil, err
 	}
 	return secret, t, nil
@@ -153,7 +151,7 @@ func (s *Store) stageRevoke(tx *ledger.Tx, t *Token) error {
 	if err := tx.Delete(tokenKey(t.Hash)); err != nil {
 		return err
 	}
-	return emit(tx, "identity.token.revoked", tokenEvent(t))
+	return emit(tx, catalog.TokenRevokedType, tokenEvent(t))
 }
 
 // addTokenLocked adds a staged token to memory. The caller holds s.mu.
@@ -370,8 +368,8 @@ func (s *Store) FlushLastUsed(ctx context.Context) error {
 				return err
 			}
 			ev := tokenEvent(t)
-			ev["reason"] = "expired"
-			if err := emit(tx, "identity.token.revoked", ev); err != nil {
+			ev.Reason = catalog.TokenExpired
+			if err := emit(tx, catalog.TokenRevokedType, ev); err != nil {
 				return err
 			}
 		}
@@ -578,7 +576,7 @@ func (s *Store) UpdateAccessToken(ctx context.Context, owner, id string, upd Tok
 		if err := put(tx, prefixToken, string(nt.Hash[:]), nt); err != nil {
 			return err
 		}
-		return emit(tx, "identity.token.updated", tokenEvent(nt))
+		return emit(tx, catalog.TokenUpdatedType, tokenEvent(nt))
 	}, func() { e.tok = nt })
 	if err != nil {
 		return nil, err
@@ -829,8 +827,8 @@ func (s *Store) ImportAccessToken(ctx context.Context, owner, name, secret strin
 			return err
 		}
 		ev := tokenEvent(t)
-		ev["imported"] = true
-		return emit(tx, "identity.token.created", ev)
+		ev.Imported = true
+		return emit(tx, catalog.TokenCreatedType, ev)
 	}, func() { s.addTokenLocked(t) })
 	if err != nil {
 		return nil, err

@@ -63,7 +63,10 @@ func newTokEnv(tb testing.TB, onDisk bool) *tokEnv {
 		e.fs = vfs.NewMem()
 	}
 	e.open()
-	tb.Cleanup(func() { _ = e.l.Close() })
+	tb.Cleanup(func() {
+		checkOutbox(tb, e.l)
+		_ = e.l.Close()
+	})
 	return e
 }
 

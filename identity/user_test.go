@@ -34,7 +34,10 @@ func newEnv(t *testing.T, opts Options) *testEnv {
 	}
 	e := &testEnv{t: t, fs: vfs.NewMem(), opts: opts}
 	e.open()
-	t.Cleanup(func() { _ = e.l.Close() })
+	t.Cleanup(func() {
+		checkOutbox(t, e.l)
+		_ = e.l.Close()
+	})
 	return e
 }
 
