@@ -278,80 +278,15 @@ func pick(sub []string, runs map[string]func(*cliEnv) error) func(*cliEnv) error
 	return runs[sub[0]]
 }
 
-// LogoutCmd ends the session of the token and removes the token file.
-type LogoutCmd struct {
-	ClientFlags `embed:""`
-}
-
-func (cmd *LogoutCmd) run(e *cliEnv) error {
-	if e.c.Token() == "" {
-		return usageError("no token: not logged in")
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	err := e.c.Logout(e.ctx)
-	// The token file goes even if the server no longer knows the token.
-	if cmd.Token == "" {
-		if p, perr := cmd.tokenFilePath(); perr == nil {
-			if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
-				err = rerr
-			}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
 		}
 	}
-	if err != nil && client.StatusOf(err) != 401 {
-		return err
-	}
-	if cmd.JSON {
-		return e.printJSON(map[string]bool{"logged_out": true})
-	}
-	fmt.Fprintln(e.stdout, "logged out")
-	return nil
-}
-
-// WhoamiCmd shows the token's user and the token.
-type WhoamiCmd struct {
-	ClientFlags `embed:""`
-}
-
-func (cmd *WhoamiCmd) run(e *cliEnv) error {
-	me, err := e.c.Whoami(e.ctx)
-	if err != nil {
-		return err
-	}
-	return e.show(me, func() error {
-		tw := e.table("FIELD", "VALUE")
-		row(tw, "username", me.Username)
-		row(tw, "uuid", me.UUID)
-		row(tw, "role", me.Role)
-		row(tw, "active", me.Active)
-		row(tw, "token kind", me.Auth.Kind)
-		row(tw, "token id", me.Auth.TokenID)
-		row(tw, "read only", me.Auth.ReadOnly)
-		row(tw, "expires", fmtTime(me.Auth.Expires))
-		return tw.Flush()
-	})
-}
-
-// HistoryCmd queries the provision log.
-type HistoryCmd struct {
-	ClientFlags `embed:""`
-	Holder      string `name:"holder" help:"The holder (default: your own holdings)."`
-	Resource    string `name:"resource" help:"Only this resource."`
-	Serial      int64  `name:"serial" help:"Only this commission."`
-	Limit       int    `name:"limit" default:"100" help:"At most this many entries."`
-}
-
-func (cmd *HistoryCmd) run(e *cliEnv) error {
-	if cmd.Limit <= 0 {
-		return usageError("--limit must be positive")
-	}
-	h, err := e.c.GetHistory(e.ctx, client.HistoryQuery{Holder: cmd.Holder, Resource: cmd.Resource, Serial: cmd.Serial, Limit: cmd.Limit})
-	if err != nil {
-		return err
-	}
-	return e.show(h, func() error {
-		tw := e.table("SERIAL", "TIME", "HOLDER", "SOURCE", "RESOURCE", "QUANTITY", "LIMIT", "USAGE", "REASON")
-		for _, l := range h.Results {
-			row(tw, l.Serial, fmtTime(l.LogTime), l.Holder, srcString(l.Source), l.Resource, l.Quantity, l.Limit, l.UsageMax, l.Reason)
-		}
-		return tw.Flush()
-	})
+	return out
 }

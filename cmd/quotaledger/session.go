@@ -1,11 +1,14 @@
 package main
 
+// The session: login, logout and whoami.
+
 import (
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -57,4 +60,56 @@ func login(ctx context.Context, cmd *LoginCmd, stdin io.Reader, stdout io.Writer
 	fmt.Fprintf(stdout, "logged in as %s; the token is in %s (mode 0600) until %s\n",
 		s.User.Username, path, s.Expires.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// LogoutCmd ends the session of the token and removes the token file.
+type LogoutCmd struct {
+	ClientFlags `embed:""`
+}
+
+func (cmd *LogoutCmd) run(e *cliEnv) error {
+	if e.c.Token() == "" {
+		return usageError("no token: not logged in")
+	}
+	err := e.c.Logout(e.ctx)
+	// The token file goes even if the server no longer knows the token.
+	if cmd.Token == "" {
+		if p, perr := cmd.tokenFilePath(); perr == nil {
+			if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+				err = rerr
+			}
+		}
+	}
+	if err != nil && client.StatusOf(err) != 401 {
+		return err
+	}
+	if cmd.JSON {
+		return e.printJSON(map[string]bool{"logged_out": true})
+	}
+	fmt.Fprintln(e.stdout, "logged out")
+	return nil
+}
+
+// WhoamiCmd shows the token's user and the token.
+type WhoamiCmd struct {
+	ClientFlags `embed:""`
+}
+
+func (cmd *WhoamiCmd) run(e *cliEnv) error {
+	me, err := e.c.Whoami(e.ctx)
+	if err != nil {
+		return err
+	}
+	return e.show(me, func() error {
+		tw := e.table("FIELD", "VALUE")
+		row(tw, "username", me.Username)
+		row(tw, "uuid", me.UUID)
+		row(tw, "role", me.Role)
+		row(tw, "active", me.Active)
+		row(tw, "token kind", me.Auth.Kind)
+		row(tw, "token id", me.Auth.TokenID)
+		row(tw, "read only", me.Auth.ReadOnly)
+		row(tw, "expires", fmtTime(me.Auth.Expires))
+		return tw.Flush()
+	})
 }
