@@ -16,11 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/alecthomas/kong"
-
-	"github.com/quotaledger/quotaledger/bench"
 )
 
 func main() {
@@ -57,20 +54,6 @@ type CLI struct {
 	History    HistoryCmd    `cmd:"" help:"Query the provision log. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 
 	Bench BenchCmd `cmd:"" help:"Run the benchmark workloads of DESIGN §7 (bench/) and print one table (docs/performance.md)."`
-}
-
-// BenchCmd runs bench.RunAll (the flags of bench/cmd/qlbench).
-type BenchCmd struct {
-	Workload    string        `default:"all" help:"all, or one of: issue-accept, issue-reject, auto-accept, resolve-many, hot, mixed, over-limit, open, events."`
-	Target      string        `default:"engine" enum:"engine,http" help:"engine (in process) or http (loopback; --url for a running server)."`
-	URL         string        `name:"url" help:"Base URL of a running server (http target; empty: one in process)."`
-	BenchToken  string        `name:"bench-token" env:"QUOTALEDGER_TOKEN" help:"A service's token (with --url)."`
-	Concurrency int           `short:"c" default:"64" help:"Concurrent callers."`
-	Duration    time.Duration `short:"d" default:"10s" help:"Duration of each workload."`
-	Holders     int           `default:"100000" help:"Holdings of the layout."`
-	Rate        float64       `help:"Open loop: operations started per second (0: closed loop)."`
-	Dir         string        `help:"Where data directories go (a temporary directory when empty)."`
-	JSON        bool          `name:"json" help:"Print JSON instead of a table."`
 }
 
 // ExitError ends the process with Code. Code 0 is not a failure: --help
@@ -219,9 +202,7 @@ func (m *Main) Run(ctx context.Context) error {
 	case "restore":
 		return restore(&m.CLI.Restore, m.Stdout)
 	case "bench":
-		b := m.CLI.Bench
-		return bench.RunAll(ctx, bench.Config{Workload: b.Workload, Target: b.Target, URL: b.URL, Token: b.BenchToken,
-			Concurrency: b.Concurrency, Duration: b.Duration, Holders: b.Holders, Rate: b.Rate, Dir: b.Dir}, m.Stdout, m.Stderr, b.JSON)
+		return m.CLI.Bench.Exec(ctx, m.Stdout, m.Stderr)
 	case "":
 		return errors.New("no command: call ParseFlags first")
 	default:
