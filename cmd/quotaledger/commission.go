@@ -14,11 +14,11 @@ import (
 // service's token).
 type CommissionCmd struct {
 	ClientFlags `embed:""`
-	List        CommissionListCmd  `cmd:"" help:"List the serials of the service's pending commissions."`
-	Show        CommissionShowCmd  `cmd:"" help:"Show a pending commission."`
-	Accept      CommissionDoneCmd  `cmd:"" help:"Accept a pending commission."`
-	Reject      CommissionDoneCmd  `cmd:"" help:"Reject a pending commission."`
-	Issue       CommissionIssueCmd `cmd:"" help:"Issue a commission: --holder, --source, --provision RES=QTY..., or --file with the JSON body."`
+	List        CommissionListCmd   `cmd:"" help:"List the serials of the service's pending commissions."`
+	Show        CommissionShowCmd   `cmd:"" help:"Show a pending commission."`
+	Accept      CommissionAcceptCmd `cmd:"" help:"Accept a pending commission."`
+	Reject      CommissionRejectCmd `cmd:"" help:"Reject a pending commission."`
+	Issue       CommissionIssueCmd  `cmd:"" help:"Issue a commission: --holder, --source, --provision RES=QTY..., or --file with the JSON body."`
 }
 
 // CommissionListCmd lists pending commissions.
@@ -29,11 +29,20 @@ type CommissionShowCmd struct {
 	Serial string `arg:"" help:"The commission's serial."`
 }
 
-// CommissionDoneCmd accepts or rejects one.
-type CommissionDoneCmd struct {
+// CommissionResolve is what accept and reject take.
+type CommissionResolve struct {
 	Serial string `arg:"" help:"The commission's serial."`
 	Reason string `name:"reason" help:"A reason for the provision log."`
-	action string
+}
+
+// CommissionAcceptCmd accepts one.
+type CommissionAcceptCmd struct {
+	CommissionResolve `embed:""`
+}
+
+// CommissionRejectCmd rejects one.
+type CommissionRejectCmd struct {
+	CommissionResolve `embed:""`
 }
 
 // CommissionIssueCmd issues one.
@@ -48,7 +57,8 @@ type CommissionIssueCmd struct {
 	TTL        int64    `name:"ttl" help:"Seconds it may stay pending (0: the server's default)."`
 }
 
-func (cmd *CommissionListCmd) run(e *cliEnv) error {
+// Run lists the serials of the service's pending commissions.
+func (cmd *CommissionListCmd) Run(e *cliEnv) error {
 	serials, err := e.c.GetPendingCommissions(e.ctx)
 	if err != nil {
 		return err
@@ -62,7 +72,8 @@ func (cmd *CommissionListCmd) run(e *cliEnv) error {
 	})
 }
 
-func (cmd *CommissionShowCmd) run(e *cliEnv) error {
+// Run shows a pending commission.
+func (cmd *CommissionShowCmd) Run(e *cliEnv) error {
 	serial, err := parseSerial(cmd.Serial)
 	if err != nil {
 		return err
@@ -81,22 +92,30 @@ func (cmd *CommissionShowCmd) run(e *cliEnv) error {
 	})
 }
 
-func (cmd *CommissionDoneCmd) run(e *cliEnv) error {
+// Run accepts the commission.
+func (cmd *CommissionAcceptCmd) Run(e *cliEnv) error { return cmd.resolve(e, client.ActionAccept) }
+
+// Run rejects the commission.
+func (cmd *CommissionRejectCmd) Run(e *cliEnv) error { return cmd.resolve(e, client.ActionReject) }
+
+// resolve applies action (client.ActionAccept or client.ActionReject).
+func (cmd *CommissionResolve) resolve(e *cliEnv, action string) error {
 	serial, err := parseSerial(cmd.Serial)
 	if err != nil {
 		return err
 	}
-	if err := e.c.CommissionActionReason(e.ctx, serial, cmd.action, cmd.Reason); err != nil {
+	if err := e.c.CommissionActionReason(e.ctx, serial, action, cmd.Reason); err != nil {
 		return err
 	}
 	if e.flags.JSON {
-		return e.printJSON(map[string]any{"serial": serial, "action": cmd.action})
+		return e.printJSON(map[string]any{"serial": serial, "action": action})
 	}
-	fmt.Fprintf(e.stdout, "%sed commission %d\n", strings.TrimSuffix(cmd.action, "e"), serial)
+	fmt.Fprintf(e.stdout, "%sed commission %d\n", strings.TrimSuffix(action, "e"), serial)
 	return nil
 }
 
-func (cmd *CommissionIssueCmd) run(e *cliEnv) error {
+// Run issues the commission of --file, or of --holder and --provision.
+func (cmd *CommissionIssueCmd) Run(e *cliEnv) error {
 	var cm client.Commission
 	if cmd.File != "" {
 		if cmd.Holder != "" || len(cmd.Provision) > 0 {

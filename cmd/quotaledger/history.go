@@ -11,7 +11,8 @@ type HistoryCmd struct {
 	Limit       int    `name:"limit" default:"100" help:"At most this many entries."`
 }
 
-func (cmd *HistoryCmd) run(e *cliEnv) error {
+// Run prints the entries of the provision log the flags select.
+func (cmd *HistoryCmd) Run(e *cliEnv) error {
 	if cmd.Limit <= 0 {
 		return usageError("--limit must be positive")
 	}

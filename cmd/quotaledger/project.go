@@ -75,7 +75,8 @@ func projectOut(e *cliEnv, p *client.Project) error {
 	})
 }
 
-func (cmd *ProjectCreateCmd) run(e *cliEnv) error {
+// Run creates the project.
+func (cmd *ProjectCreateCmd) Run(e *cliEnv) error {
 	np := client.NewProject{Name: cmd.Name, Owner: cmd.Owner}
 	for _, p := range cmd.Policy {
 		r, caps, ok := strings.Cut(p, "=")
@@ -97,7 +98,8 @@ func (cmd *ProjectCreateCmd) run(e *cliEnv) error {
 	return projectOut(e, p)
 }
 
-func (cmd *ProjectShowCmd) run(e *cliEnv) error {
+// Run shows the project.
+func (cmd *ProjectShowCmd) Run(e *cliEnv) error {
 	p, err := e.c.GetProject(e.ctx, cmd.UUID)
 	if err != nil {
 		return err
@@ -117,7 +119,8 @@ func (e *cliEnv) me(user string) (string, error) {
 	return me.UUID, nil
 }
 
-func (cmd *ProjectJoinCmd) run(e *cliEnv) error {
+// Run adds the user to the project.
+func (cmd *ProjectJoinCmd) Run(e *cliEnv) error {
 	user, err := e.me(cmd.User)
 	if err != nil {
 		return err
@@ -129,7 +132,8 @@ func (cmd *ProjectJoinCmd) run(e *cliEnv) error {
 	return projectOut(e, p)
 }
 
-func (cmd *ProjectLeaveCmd) run(e *cliEnv) error {
+// Run removes the user from the project.
+func (cmd *ProjectLeaveCmd) Run(e *cliEnv) error {
 	user, err := e.me(cmd.User)
 	if err != nil {
 		return err

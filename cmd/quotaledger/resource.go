@@ -23,7 +23,8 @@ type ResourceRegisterCmd struct {
 // ResourceListCmd lists resources.
 type ResourceListCmd struct{}
 
-func (cmd *ResourceRegisterCmd) run(e *cliEnv) error {
+// Run registers the resource.
+func (cmd *ResourceRegisterCmd) Run(e *cliEnv) error {
 	nr := client.NewResource{Name: cmd.Name, Service: cmd.Service, Description: cmd.Description,
 		AllowInProjects: cmd.AllowInProjects, UpLimit: cmd.UpLimit, ProjectDefault: cmd.ProjectDefault}
 	if cmd.Unit != "" {
@@ -40,7 +41,8 @@ func (cmd *ResourceRegisterCmd) run(e *cliEnv) error {
 	})
 }
 
-func (cmd *ResourceListCmd) run(e *cliEnv) error {
+// Run lists the registered resources.
+func (cmd *ResourceListCmd) Run(e *cliEnv) error {
 	rs, err := e.c.GetResources(e.ctx)
 	if err != nil {
 		return err

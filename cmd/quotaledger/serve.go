@@ -224,6 +224,17 @@ type server struct {
 	closeErr  error
 }
 
+// Run starts the server and hands it to Main (started), which waits while
+// it serves and closes it.
+func (c *ServeCmd) Run(ctx context.Context, s *streams, getenv getenvFunc, started serveStarted) error {
+	srv, err := startServer(ctx, c, s.Stdout, s.Stderr, getenv)
+	if err != nil {
+		return err
+	}
+	started(srv)
+	return nil
+}
+
 // startServer opens the ledger and identity under c.Data, bootstraps a new
 // data directory, and serves the API on c.Listen. It returns once the
 // server takes calls.

@@ -55,7 +55,8 @@ func (e *cliEnv) showServiceToken(s *client.Service) error {
 	})
 }
 
-func (cmd *ServiceCreateCmd) run(e *cliEnv) error {
+// Run registers the service and shows its token once.
+func (cmd *ServiceCreateCmd) Run(e *cliEnv) error {
 	exp, err := parseExpiry(cmd.Expires)
 	if err != nil {
 		return err
@@ -74,7 +75,8 @@ func (cmd *ServiceCreateCmd) run(e *cliEnv) error {
 	return e.showServiceToken(s)
 }
 
-func (cmd *ServiceListCmd) run(e *cliEnv) error {
+// Run lists the services.
+func (cmd *ServiceListCmd) Run(e *cliEnv) error {
 	ss, err := allPages(func(po client.PageOptions) (*client.Page[client.Service], error) {
 		return e.c.ListServices(e.ctx, po)
 	})
@@ -84,7 +86,8 @@ func (cmd *ServiceListCmd) run(e *cliEnv) error {
 	return e.show(ss, func() error { return serviceTable(e, ss...) })
 }
 
-func (cmd *ServiceRenewCmd) run(e *cliEnv) error {
+// Run gives the service a new token and shows it once.
+func (cmd *ServiceRenewCmd) Run(e *cliEnv) error {
 	exp, err := parseExpiry(cmd.Expires)
 	if err != nil {
 		return err

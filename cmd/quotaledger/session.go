@@ -23,13 +23,13 @@ type LoginCmd struct {
 	TokenFile string `name:"token-file" env:"QUOTALEDGER_TOKEN_FILE" help:"Where to keep the token (default ~/.config/quotaledger/token)."`
 }
 
-// login runs LoginCmd. The password comes from QUOTALEDGER_PASSWORD or, if
-// unset, the first line of stdin: never from a flag, where it would show in
-// the process list.
-func login(ctx context.Context, cmd *LoginCmd, stdin io.Reader, stdout io.Writer, getenv func(string) string) error {
+// Run logs in. The password comes from QUOTALEDGER_PASSWORD or, if unset,
+// the first line of stdin: never from a flag, where it would show in the
+// process list.
+func (cmd *LoginCmd) Run(ctx context.Context, s *streams, getenv getenvFunc) error {
 	password := getenv("QUOTALEDGER_PASSWORD")
-	if password == "" && stdin != nil {
-		line, err := bufio.NewReader(stdin).ReadString('\n')
+	if password == "" && s.Stdin != nil {
+		line, err := bufio.NewReader(s.Stdin).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("reading the password from stdin: %w", err)
 		}
@@ -44,7 +44,7 @@ func login(ctx context.Context, cmd *LoginCmd, stdin io.Reader, stdout io.Writer
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s, err := c.Login(ctx, cmd.Username, password)
+	sess, err := c.Login(ctx, cmd.Username, password)
 	if err != nil {
 		return err
 	}
@@ -54,11 +54,11 @@ func login(ctx context.Context, cmd *LoginCmd, stdin io.Reader, stdout io.Writer
 			return err
 		}
 	}
-	if err := client.SaveTokenTo(path, s.Token); err != nil {
+	if err := client.SaveTokenTo(path, sess.Token); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "logged in as %s; the token is in %s (mode 0600) until %s\n",
-		s.User.Username, path, s.Expires.UTC().Format(time.RFC3339))
+	fmt.Fprintf(s.Stdout, "logged in as %s; the token is in %s (mode 0600) until %s\n",
+		sess.User.Username, path, sess.Expires.UTC().Format(time.RFC3339))
 	return nil
 }
 
@@ -67,7 +67,8 @@ type LogoutCmd struct {
 	ClientFlags `embed:""`
 }
 
-func (cmd *LogoutCmd) run(e *cliEnv) error {
+// Run ends the token's session and removes the token file (unless --token named the token).
+func (cmd *LogoutCmd) Run(e *cliEnv) error {
 	if e.c.Token() == "" {
 		return usageError("no token: not logged in")
 	}
@@ -95,7 +96,8 @@ type WhoamiCmd struct {
 	ClientFlags `embed:""`
 }
 
-func (cmd *WhoamiCmd) run(e *cliEnv) error {
+// Run shows the token's user and the token.
+func (cmd *WhoamiCmd) Run(e *cliEnv) error {
 	me, err := e.c.Whoami(e.ctx)
 	if err != nil {
 		return err

@@ -39,7 +39,8 @@ func tokenTable(e *cliEnv, ts ...client.AccessToken) error {
 	return tw.Flush()
 }
 
-func (cmd *TokenCreateCmd) run(e *cliEnv) error {
+// Run creates the token and shows its secret once.
+func (cmd *TokenCreateCmd) Run(e *cliEnv) error {
 	exp, err := parseExpiry(cmd.Expires)
 	if err != nil {
 		return err
@@ -57,7 +58,8 @@ func (cmd *TokenCreateCmd) run(e *cliEnv) error {
 	})
 }
 
-func (cmd *TokenListCmd) run(e *cliEnv) error {
+// Run lists the access tokens.
+func (cmd *TokenListCmd) Run(e *cliEnv) error {
 	ts, err := allPages(func(po client.PageOptions) (*client.Page[client.AccessToken], error) {
 		return e.c.ListAccessTokens(e.ctx, client.TokenQuery{Owner: cmd.Owner, PageOptions: po})
 	})
@@ -67,7 +69,8 @@ func (cmd *TokenListCmd) run(e *cliEnv) error {
 	return e.show(ts, func() error { return tokenTable(e, ts...) })
 }
 
-func (cmd *TokenRevokeCmd) run(e *cliEnv) error {
+// Run revokes the token.
+func (cmd *TokenRevokeCmd) Run(e *cliEnv) error {
 	if err := e.c.RevokeAccessToken(e.ctx, cmd.ID); err != nil {
 		return err
 	}

@@ -9,12 +9,12 @@ import (
 // UserCmd manages users (admin).
 type UserCmd struct {
 	ClientFlags `embed:""`
-	Create      UserCreateCmd `cmd:"" help:"Create a user (password from QUOTALEDGER_PASSWORD or --password)."`
-	List        UserListCmd   `cmd:"" help:"List users."`
-	Show        UserArgCmd    `cmd:"" help:"Show a user."`
-	Activate    UserArgCmd    `cmd:"" help:"Activate a pending user."`
-	Role        UserRoleCmd   `cmd:"" help:"Set a user's role: admin, user or reader."`
-	Delete      UserArgCmd    `cmd:"" help:"Delete a user."`
+	Create      UserCreateCmd   `cmd:"" help:"Create a user (password from QUOTALEDGER_PASSWORD or --password)."`
+	List        UserListCmd     `cmd:"" help:"List users."`
+	Show        UserShowCmd     `cmd:"" help:"Show a user."`
+	Activate    UserActivateCmd `cmd:"" help:"Activate a pending user."`
+	Role        UserRoleCmd     `cmd:"" help:"Set a user's role: admin, user or reader."`
+	Delete      UserDeleteCmd   `cmd:"" help:"Delete a user."`
 }
 
 // UserCreateCmd creates a user.
@@ -32,9 +32,24 @@ type UserListCmd struct {
 	Prefix string `name:"prefix" help:"Only usernames that start with this."`
 }
 
-// UserArgCmd names a user.
-type UserArgCmd struct {
+// UserArg names a user.
+type UserArg struct {
 	UUID string `arg:"" help:"The user's uuid."`
+}
+
+// UserShowCmd shows a user.
+type UserShowCmd struct {
+	UserArg `embed:""`
+}
+
+// UserActivateCmd activates a pending user.
+type UserActivateCmd struct {
+	UserArg `embed:""`
+}
+
+// UserDeleteCmd deletes a user.
+type UserDeleteCmd struct {
+	UserArg `embed:""`
 }
 
 // UserRoleCmd sets a role.
@@ -55,7 +70,8 @@ func (e *cliEnv) showUser(u *client.User) error {
 	return e.show(u, func() error { return userTable(e, *u) })
 }
 
-func (cmd *UserCreateCmd) run(e *cliEnv) error {
+// Run creates the user.
+func (cmd *UserCreateCmd) Run(e *cliEnv) error {
 	if cmd.Password == "" {
 		return usageError("user create: no password: set QUOTALEDGER_PASSWORD or --password")
 	}
@@ -70,7 +86,8 @@ func (cmd *UserCreateCmd) run(e *cliEnv) error {
 	return e.showUser(u)
 }
 
-func (cmd *UserListCmd) run(e *cliEnv) error {
+// Run lists the users.
+func (cmd *UserListCmd) Run(e *cliEnv) error {
 	us, err := allPages(func(po client.PageOptions) (*client.Page[client.User], error) {
 		return e.c.ListUsers(e.ctx, cmd.Prefix, po)
 	})
@@ -80,7 +97,8 @@ func (cmd *UserListCmd) run(e *cliEnv) error {
 	return e.show(us, func() error { return userTable(e, us...) })
 }
 
-func (cmd *UserArgCmd) show(e *cliEnv) error {
+// Run shows the user.
+func (cmd *UserShowCmd) Run(e *cliEnv) error {
 	u, err := e.c.GetUser(e.ctx, cmd.UUID)
 	if err != nil {
 		return err
@@ -88,7 +106,8 @@ func (cmd *UserArgCmd) show(e *cliEnv) error {
 	return e.showUser(u)
 }
 
-func (cmd *UserArgCmd) activate(e *cliEnv) error {
+// Run activates the pending user.
+func (cmd *UserActivateCmd) Run(e *cliEnv) error {
 	u, err := e.c.ActivateUser(e.ctx, cmd.UUID)
 	if err != nil {
 		return err
@@ -96,7 +115,8 @@ func (cmd *UserArgCmd) activate(e *cliEnv) error {
 	return e.showUser(u)
 }
 
-func (cmd *UserArgCmd) delete(e *cliEnv) error {
+// Run deletes the user.
+func (cmd *UserDeleteCmd) Run(e *cliEnv) error {
 	if err := e.c.DeleteUser(e.ctx, cmd.UUID); err != nil {
 		return err
 	}
@@ -107,7 +127,8 @@ func (cmd *UserArgCmd) delete(e *cliEnv) error {
 	return nil
 }
 
-func (cmd *UserRoleCmd) run(e *cliEnv) error {
+// Run sets the user's role.
+func (cmd *UserRoleCmd) Run(e *cliEnv) error {
 	u, err := e.c.SetUserRole(e.ctx, cmd.UUID, cmd.Role)
 	if err != nil {
 		return err
