@@ -47,6 +47,10 @@ type ServeCmd struct {
 	NatsAuth `embed:""`
 	// Timeouts and header size of the HTTP server.
 	HTTPLimits `embed:""`
+
+	// ledgerFS is the ledger's filesystem: nil, Pebble's default, but for
+	// the in-process tests that inject disk faults (set after ParseFlags).
+	ledgerFS vfs.FS
 }
 
 // Help is the detail of `serve --help`.
@@ -273,7 +277,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	// process; /metrics serves it.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: ledgerFS, Logger: log, Metrics: reg})
+	s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: c.ledgerFS, Logger: log, Metrics: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -399,10 +403,6 @@ func (s *server) stopEvents() {
 	}
 	s.stopRelay = nil
 }
-
-// ledgerFS is the ledger's filesystem: nil, Pebble's default, but for the
-// in-process tests that inject disk faults.
-var ledgerFS vfs.FS
 
 // watchStorage waits for the ledger to fail a commit (a failed WAL write or
 // sync: DESIGN §8), says so, and after grace (unless 0) stops the server
