@@ -75,3 +75,14 @@ func TestHistogram(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsConfig: every flag of a run reaches its Config.
+func TestFlagsConfig(t *testing.T) {
+	f := Flags{Workload: "hot", Target: "http", URL: "http://127.0.0.1:1", Token: "svc", UserToken: "usr",
+		Concurrency: 3, Duration: time.Second, Holders: 9, Rate: 5, Dir: "/d", JSON: true, Prepare: "/p"}
+	want := Config{Workload: "hot", Target: "http", URL: "http://127.0.0.1:1", Token: "svc", UserToken: "usr",
+		Concurrency: 3, Duration: time.Second, Holders: 9, Rate: 5, Dir: "/d"}
+	if got := f.Config(); got != want {
+		t.Fatalf("Config() = %+v\nwant %+v", got, want)
+	}
+}

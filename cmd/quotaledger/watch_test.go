@@ -66,8 +66,8 @@ func TestParseWatchFlags(t *testing.T) {
 			}
 			want := defaults
 			tc.want(&want)
-			if m.command != "watch" || !watchCmdEqual(m.CLI.Watch, want) {
-				t.Fatalf("command %q, flags %+v\nwant %+v", m.command, m.CLI.Watch, want)
+			if commandOf(m) != "watch" || !watchCmdEqual(m.CLI.Watch, want) {
+				t.Fatalf("command %q, flags %+v\nwant %+v", commandOf(m), m.CLI.Watch, want)
 			}
 		})
 	}
