@@ -34,6 +34,7 @@ func main() {
 	flag.DurationVar(&cfg.Duration, "d", 10e9, "duration of each workload")
 	flag.IntVar(&cfg.Holders, "holders", 100_000, "holdings of the layout")
 	flag.Float64Var(&cfg.Rate, "rate", 0, "open loop: operations started per second (0: closed loop)")
+	flag.IntVar(&cfg.MaxOps, "n", 0, "end each workload after this many operations, or at -d if sooner (0: at -d)")
 	flag.StringVar(&cfg.Dir, "dir", "", "where data directories go (a temporary directory when empty)")
 	flag.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	flag.StringVar(&prepare, "prepare", "", "write a data directory of the layout's holdings here for a server, and exit")
