@@ -23,6 +23,7 @@ type Flags struct {
 	Duration    time.Duration `name:"duration" short:"d" default:"10s" help:"Duration of each workload."`
 	Holders     int           `name:"holders" default:"100000" help:"Holdings of the layout."`
 	Rate        float64       `name:"rate" help:"Open loop: operations started per second (0: closed loop)."`
+	MaxOps      int           `name:"max-ops" short:"n" help:"End each workload after this many operations, or at --duration if sooner (0: at --duration)."`
 	Dir         string        `name:"dir" help:"Where data directories go (a temporary directory when empty)."`
 	JSON        bool          `name:"json" help:"Print JSON instead of a table."`
 	Prepare     string        `name:"prepare" placeholder:"DIR" help:"Write a data directory of the layout's holdings here for a server (quotaledger serve --data DIR), and exit."`
@@ -31,7 +32,7 @@ type Flags struct {
 // Config is the run the flags ask for.
 func (f *Flags) Config() Config {
 	return Config{Workload: f.Workload, Target: f.Target, URL: f.URL, Token: f.Token, UserToken: f.UserToken,
-		Concurrency: f.Concurrency, Duration: f.Duration, Holders: f.Holders, Rate: f.Rate, Dir: f.Dir}
+		Concurrency: f.Concurrency, Duration: f.Duration, Holders: f.Holders, Rate: f.Rate, MaxOps: f.MaxOps, Dir: f.Dir}
 }
 
 // Exec does what the flags ask: with --prepare, writes the data directory

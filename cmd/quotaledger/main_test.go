@@ -446,7 +446,10 @@ func startServe(t *testing.T, env []string, args ...string) *proc {
 	return p
 }
 
-// stop sends SIGTERM and checks the process exits 0 promptly.
+// stop sends SIGTERM and checks the process stops gracefully and exits 0,
+// without waiting out its shutdown timeout (30 s) for calls in flight. How
+// long the stop takes is the machine's business: the deadline only turns a
+// hang into a failure.
 func (p *proc) stop() {
 	p.t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -454,14 +457,17 @@ func (p *proc) stop() {
 	}
 	select {
 	case <-p.exited:
-	case <-time.After(5 * time.Second):
-		p.t.Fatal("serve did not exit within 5s of SIGTERM")
+	case <-time.After(2 * time.Minute):
+		p.t.Fatal("serve did not exit within 2 minutes of SIGTERM")
 	}
 	if p.err != nil {
 		p.t.Fatalf("serve exited with %v after SIGTERM", p.err)
 	}
 	if !strings.Contains(p.stderr.String(), `"message":"stopped"`) {
 		p.t.Fatalf("no graceful stop in the log:\n%s", p.stderr)
+	}
+	if strings.Contains(p.stderr.String(), "calls still in flight at the shutdown timeout") {
+		p.t.Fatalf("the stop waited out the shutdown timeout:\n%s", p.stderr)
 	}
 }
 
@@ -492,7 +498,9 @@ func checkFor(t *testing.T, d time.Duration, fn func() error) {
 	}
 }
 
-var httpClient = &http.Client{Timeout: 5 * time.Second}
+// httpClient's timeout only turns a hang into a failure: on a busy machine
+// a synced write may take seconds.
+var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 // get answers the status of GET url with token (if any); 0 if the call
 // failed.

@@ -161,7 +161,7 @@ func (w *watcher) stop() int {
 	case code := <-w.code:
 		w.code <- code // for a second stop
 		return code
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute): // only a hang
 		return -1
 	}
 }
