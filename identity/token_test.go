@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -876,40 +877,126 @@ func TestTokensSurviveReopen(t *testing.T) {
 }
 
 // TestAuthenticateWhileWriting races lookups against writes to the same
-// tokens (run with -race).
+// tokens (run with -race): every lookup resolves its secret to its own
+// principal (kind, token, user or service), never to another one, and sees
+// the writer's renames in order; the writer reads its own writes.
 func TestAuthenticateWhileWriting(t *testing.T) {
 	ctx := context.Background()
 	e := newTokEnv(t, false)
-	u := e.user("alice", RoleUser)
-	secret, tok := e.pat(u.UUID, "ci", time.Time{}, false)
+	alice := e.user("alice", RoleUser)
+	bob := e.user("bob", RoleUser)
+	secret, tok := e.pat(alice.UUID, "ci", time.Time{}, false)
+	bobSecret, bobTok := e.pat(bob.UUID, "bob", time.Time{}, true)
+	svcSecret, svc := e.service("cyclades")
+
+	// rank is the position of a name of alice's token in the writer's
+	// sequence: "ci", then "ci-0" .. "ci-49".
+	const renames = 50
+	rank := func(name string) int {
+		if name == "ci" {
+			return 0
+		}
+		var i int
+		if _, err := fmt.Sscanf(name, "ci-%d", &i); err != nil || name != fmt.Sprintf("ci-%d", i) || i < 0 || i >= renames {
+			return -1
+		}
+		return i + 1
+	}
+	// check returns what is wrong with the principal of secret, or "".
+	check := func(secret string, p Principal) string {
+		switch secret {
+		case svcSecret:
+			if p.Kind != KindService || p.Token == nil || p.Token.ID != svc.TokenID || p.Token.Owner != svc.Name ||
+				p.Service == nil || p.Service.Name != svc.Name || p.User != nil {
+				return "not the service cyclades"
+			}
+			return ""
+		case bobSecret:
+			if p.Kind != KindPersonal || p.Token == nil || p.Token.ID != bobTok.ID || p.Token.Name != "bob" ||
+				!p.ReadOnly() || p.User == nil || p.User.UUID != bob.UUID || p.Service != nil {
+				return "not bob's read-only token"
+			}
+			return ""
+		}
+		if p.Kind != KindPersonal || p.Token == nil || p.Token.ID != tok.ID || p.Token.Owner != alice.UUID ||
+			p.Token.Kind != KindPersonal || rank(p.Token.Name) < 0 || p.ReadOnly() ||
+			p.User == nil || p.User.UUID != alice.UUID || p.Service != nil {
+			return "not alice's token"
+		}
+		return ""
+	}
+	describe := func(p Principal) string {
+		s := fmt.Sprintf("kind %q", p.Kind)
+		if p.Token != nil {
+			s += fmt.Sprintf(", token %s %q of %s", p.Token.ID, p.Token.Name, p.Token.Owner)
+		}
+		if p.User != nil {
+			s += ", user " + p.User.UUID
+		}
+		if p.Service != nil {
+			s += ", service " + p.Service.Name
+		}
+		return s
+	}
+
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for range 4 {
+	for w := range 4 {
 		wg.Go(func() {
-			for {
+			seen, seenName := 0, "ci" // the latest rename of alice's token this reader saw
+			for i := w; ; i++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				if _, err := e.s.Authenticate(secret); err != nil {
+				// (No session: the readers' clock would outrun its day.)
+				s := []string{secret, bobSecret, svcSecret}[i%3]
+				p, err := e.s.Authenticate(s)
+				if err != nil {
 					t.Error(err)
 					return
+				}
+				if what := check(s, p); what != "" {
+					t.Errorf("a lookup resolved to %s: %s", describe(p), what)
+					return
+				}
+				if s == secret {
+					r := rank(p.Token.Name)
+					if r < seen {
+						t.Errorf("a lookup saw the token named %q after %q", p.Token.Name, seenName)
+						return
+					}
+					seen, seenName = r, p.Token.Name
 				}
 				e.clock.Add(time.Second)
 			}
 		})
 	}
-	for i := range 50 {
+	for i := range renames {
 		name := fmt.Sprintf("ci-%d", i)
-		if _, err := e.s.UpdateAccessToken(ctx, u.UUID, tok.ID, TokenUpdate{Name: &name}); err != nil {
+		if _, err := e.s.UpdateAccessToken(ctx, alice.UUID, tok.ID, TokenUpdate{Name: &name}); err != nil {
 			t.Fatal(err)
+		}
+		// The writer reads its own write.
+		p, err := e.s.Authenticate(secret)
+		tokWantErr(t, err, nil)
+		if what := check(secret, p); what != "" || p.Token.Name != name {
+			t.Fatalf("after renaming to %q, the token resolves to %s (%s)", name, describe(p), what)
 		}
 		if err := e.s.FlushLastUsed(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.s.ListAccessTokens(TokenQuery{Sort: "-last_used"}); err != nil {
+		page, err := e.s.ListAccessTokens(TokenQuery{Sort: "-last_used"})
+		if err != nil {
 			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range page.Results {
+			names = append(names, r.Name)
+		}
+		if page.Count != 2 || !slices.Contains(names, name) || !slices.Contains(names, "bob") {
+			t.Fatalf("after renaming to %q, the list has %d tokens: %q", name, page.Count, names)
 		}
 	}
 	close(stop)

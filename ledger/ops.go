@@ -179,6 +179,10 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 // them with 16 bits; the API sets its own, lower cap).
 const MaxProvisions = 4096
 
+// MaxTTL bounds the ttl of a commission, and Options.DefaultTTL: ten years
+// (of 366 days). The API refuses a longer ttl by this same number.
+const MaxTTL = 10 * 366 * 24 * time.Hour
+
 // IssueRequest is a commission to issue.
 type IssueRequest struct {
 	Client     string // the issuing service (clientkey); required
@@ -187,7 +191,8 @@ type IssueRequest struct {
 	AutoAccept bool // issue and accept in one step
 	Provisions []holdings.Provision
 	// TTL, when positive, is how long the commission may stay pending before
-	// the ledger rejects it with reason EXPIRED. Zero takes Options.DefaultTTL.
+	// the ledger rejects it with reason EXPIRED; at most MaxTTL. Zero takes
+	// Options.DefaultTTL.
 	TTL time.Duration
 	// IdempotencyKey, when set, makes a retry of the same request return the
 	// first answer instead of issuing again.
@@ -223,6 +228,9 @@ func newIssueOp(req IssueRequest) (*issueOp, error) {
 	}
 	if req.TTL < 0 {
 		return nil, invalid("ttl must not be negative")
+	}
+	if req.TTL > MaxTTL {
+		return nil, invalid("ttl must be at most %v (ten years)", MaxTTL)
 	}
 	if len(req.Provisions) > MaxProvisions {
 		return nil, invalid("a commission has at most %d provisions", MaxProvisions)

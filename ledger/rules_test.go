@@ -31,7 +31,8 @@ import (
 //	events                    the outbox events written since the last "events"
 //	advance D                 moves the clock (D is a Go duration)
 //	expire                    rejects what has passed its deadline
-//	reopen                    closes and reopens the ledger on the same files
+//	reopen [default-ttl=D]    closes and reopens the ledger on the same files,
+//	                          with Options.DefaultTTL D (none if not given)
 //
 // A source "-" is null and "" is the empty string.
 func TestRules(t *testing.T) {
@@ -170,6 +171,10 @@ func TestRules(t *testing.T) {
 			case "reopen":
 				if err := l.Close(); err != nil {
 					return result(err)
+				}
+				opts.DefaultTTL = 0
+				if d := arg("default-ttl"); d != "" {
+					opts.DefaultTTL = parseDuration(t, d)
 				}
 				l = mustOpen(t, opts)
 				st := l.Stats()
