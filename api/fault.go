@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -70,7 +71,7 @@ func faultOf(err error) *Fault {
 	}
 	code := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, ledger.ErrInvalid), errors.Is(err, holdings.ErrOverflow),
+	case failure.CodeOf(err) == failure.Invalid, errors.Is(err, holdings.ErrOverflow),
 		errors.Is(err, holdings.ErrNegativeLimit), errors.Is(err, identity.ErrInvalid):
 		code = http.StatusBadRequest
 	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, identity.ErrNotFound):
