@@ -7,7 +7,6 @@ import (
 
 	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
-	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -72,16 +71,16 @@ func faultOf(err error) *Fault {
 	code := http.StatusInternalServerError
 	switch {
 	case failure.CodeOf(err) == failure.Invalid, errors.Is(err, holdings.ErrOverflow),
-		errors.Is(err, holdings.ErrNegativeLimit), errors.Is(err, identity.ErrInvalid):
+		errors.Is(err, holdings.ErrNegativeLimit):
 		code = http.StatusBadRequest
-	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, identity.ErrNotFound):
+	case errors.Is(err, ledger.ErrNotFound), failure.CodeOf(err) == failure.NotFound:
 		code = http.StatusNotFound
 	case errors.Is(err, ledger.ErrIdempotencyConflict), errors.Is(err, ledger.ErrHoldingInUse),
-		errors.Is(err, identity.ErrConflict):
+		failure.CodeOf(err) == failure.Conflict:
 		code = http.StatusConflict
-	case errors.Is(err, identity.ErrUnauthorized):
+	case failure.CodeOf(err) == failure.Unauthorized:
 		code = http.StatusUnauthorized
-	case errors.Is(err, identity.ErrForbidden):
+	case failure.CodeOf(err) == failure.Forbidden:
 		code = http.StatusForbidden
 	case errors.Is(err, ledger.ErrNoSpace), errors.Is(err, ledger.ErrClosed), errors.Is(err, ledger.ErrFailed):
 		code = http.StatusServiceUnavailable

@@ -2,10 +2,11 @@ package identity
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 // filterRows are three tokens to filter: "ci" never expires and was never
@@ -119,8 +120,8 @@ func TestFilterCompileErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := compileFilter(json.RawMessage(tc.filter))
-			if !errors.Is(err, ErrInvalid) || f != nil {
-				t.Fatalf("compileFilter(%.60s) = %v, %v; want ErrInvalid", tc.filter, f, err)
+			if failure.CodeOf(err) != failure.Invalid || f != nil {
+				t.Fatalf("compileFilter(%.60s) = %v, %v; want failure.Invalid", tc.filter, f, err)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("error %q does not say %q", err, tc.msg)
@@ -134,7 +135,7 @@ func TestFilterCompileErrors(t *testing.T) {
 }
 
 // FuzzFilter compiles arbitrary input: it never panics, every error is
-// ErrInvalid, and a compiled filter evaluates on every row.
+// failure.Invalid, and a compiled filter evaluates on every row.
 func FuzzFilter(f *testing.F) {
 	for _, s := range []string{
 		``, `true`, `null`, `[]`, `{}`, `{"var":"name"}`,
@@ -151,8 +152,8 @@ func FuzzFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		flt, err := compileFilter(raw)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("compileFilter(%q): %v is not ErrInvalid", raw, err)
+			if failure.CodeOf(err) != failure.Invalid {
+				t.Fatalf("compileFilter(%q): %v is not failure.Invalid", raw, err)
 			}
 			return
 		}
