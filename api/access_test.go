@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -256,8 +256,8 @@ func newAccessFix(t *testing.T) *accessFix {
 			t.Fatalf("%s: authenticate: %v", w.name, err)
 		}
 		if !w.valid {
-			if !errors.Is(err, identity.ErrUnauthorized) {
-				t.Fatalf("%s: authenticate: %v, want ErrUnauthorized", w.name, err)
+			if failure.CodeOf(err) != failure.Unauthorized {
+				t.Fatalf("%s: authenticate: %v, want failure.Unauthorized", w.name, err)
 			}
 			continue
 		}

@@ -10,6 +10,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 // scrape fetches /metrics and parses it with the Prometheus text parser.
@@ -156,6 +158,14 @@ func TestMetrics(t *testing.T) {
 		"code=404,route=unmatched":    1,
 		"code=200,route=GET /metrics": 1,
 	}
+	// Errors by failure code: every code has its series from the start
+	// (a rate over it is 0, not absent, until the first such error).
+	errorsByCode := map[string]float64{"code=other": 0}
+	for _, c := range failure.Codes {
+		errorsByCode["code="+string(c)] = 0
+	}
+	errorsByCode["code=over_limit"], errorsByCode["code=not_found"] = 2, 1
+	errorsByCode["code=unauthorized"], errorsByCode["code=forbidden"] = 4, 1
 	for _, tc := range []struct {
 		name string
 		rise map[string]float64
@@ -187,6 +197,7 @@ func TestMetrics(t *testing.T) {
 		{"quotaledger_http_requests_total", requests},
 		{"quotaledger_http_request_duration_seconds", requests},
 		{"quotaledger_errors_total", map[string]float64{"kind=overLimit": 2, "kind=itemNotFound": 1, "kind=unauthorized": 4, "kind=forbidden": 1}},
+		{"quotaledger_api_errors_total", errorsByCode},
 		{"quotaledger_auth_failures_total", map[string]float64{"reason=missing": 2, "reason=unknown": 1, "reason=malformed": 1,
 			"reason=expired": 0, "reason=inactive": 0, "reason=superseded": 0}},
 		{"promhttp_metric_handler_errors_total", map[string]float64{"cause=encoding": 0, "cause=gathering": 0}},

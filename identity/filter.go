@@ -15,7 +15,7 @@ import (
 //
 // A filter is compiled once per query and every expression gets a static
 // type, so that anything a list could not answer sensibly is refused, as
-// ErrInvalid, before a token is looked at: an unknown operator or field, a
+// failure.Invalid, before a token is looked at: an unknown operator or field, a
 // wrong number of arguments, nesting deeper than maxFilterDepth, comparing
 // a name with a number, ordering booleans.
 //
@@ -323,7 +323,7 @@ func (f *tokenFilter) match(r *tokenRow) bool {
 }
 
 // compileFilter compiles a JSON Logic filter. An empty one is nil (keeps
-// everything). Every error is ErrInvalid.
+// everything). Every error is failure.Invalid.
 func compileFilter(raw json.RawMessage) (*tokenFilter, error) {
 	if len(strings.TrimSpace(string(raw))) == 0 {
 		return nil, nil

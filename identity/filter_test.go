@@ -3,11 +3,12 @@ package identity
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"math/big"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 // filterRows are three tokens to filter: "ci" never expires and was never
@@ -166,8 +167,8 @@ func TestFilterCompileErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := compileFilter(json.RawMessage(tc.filter))
-			if !errors.Is(err, ErrInvalid) || f != nil {
-				t.Fatalf("compileFilter(%.60s) = %v, %v; want ErrInvalid", tc.filter, f, err)
+			if failure.CodeOf(err) != failure.Invalid || f != nil {
+				t.Fatalf("compileFilter(%.60s) = %v, %v; want failure.Invalid", tc.filter, f, err)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("error %q does not say %q", err, tc.msg)
@@ -181,8 +182,8 @@ func TestFilterCompileErrors(t *testing.T) {
 }
 
 // FuzzFilter compiles arbitrary input: it never panics, every error is
-// ErrInvalid, and a compiled filter keeps exactly the tokens that refMatch,
-// an evaluator of the documented semantics written apart from the
+// failure.Invalid, and a compiled filter keeps exactly the tokens that
+// refMatch, an evaluator of the documented semantics written apart from the
 // compiler, keeps (on the rows of filterRows and farRows).
 func FuzzFilter(f *testing.F) {
 	for _, s := range []string{
@@ -208,8 +209,8 @@ func FuzzFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		flt, err := compileFilter(raw)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("compileFilter(%q): %v is not ErrInvalid", raw, err)
+			if failure.CodeOf(err) != failure.Invalid {
+				t.Fatalf("compileFilter(%q): %v is not failure.Invalid", raw, err)
 			}
 			return
 		}

@@ -21,7 +21,7 @@ const maxGroupName = 100 // characters
 // those projects in the same batch as the group.
 
 // CreateGroup creates an empty group. Its name is 1 to 100 characters and
-// unique (ErrConflict).
+// unique (failure.Conflict).
 func (s *Store) CreateGroup(ctx context.Context, name string) (*Group, error) {
 	if err := checkGroupName(name); err != nil {
 		return nil, err
@@ -47,7 +47,7 @@ func (s *Store) CreateGroup(ctx context.Context, name string) (*Group, error) {
 	return g, nil
 }
 
-// GetGroup returns a group; ErrNotFound if there is none.
+// GetGroup returns a group; failure.NotFound if there is none.
 func (s *Store) GetGroup(name string) (*Group, error) {
 	s.mu.RLock()
 	g := s.groups[name]
@@ -68,7 +68,7 @@ func (s *Store) Groups() []*Group {
 }
 
 // GroupUsers returns the users of a group, in the order they were added
-// (a user deleted since is left out); ErrNotFound if there is no group.
+// (a user deleted since is left out); failure.NotFound if there is no group.
 func (s *Store) GroupUsers(name string) ([]*User, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -86,7 +86,7 @@ func (s *Store) GroupUsers(name string) ([]*User, error) {
 }
 
 // RenameGroup renames a group and the project memberships that name it.
-// Holdings do not change. ErrNotFound if there is no group, ErrConflict if
+// Holdings do not change. failure.NotFound if there is no group, failure.Conflict if
 // the new name is taken.
 func (s *Store) RenameGroup(ctx context.Context, name, newName string) (*Group, error) {
 	if err := checkGroupName(newName); err != nil {
@@ -106,15 +106,15 @@ func (s *Store) RenameGroup(ctx context.Context, name, newName string) (*Group, 
 
 // DeleteGroup deletes a group and removes it from every project it is a
 // member of; the users no longer counted as members there get their member
-// holdings set to limit 0. ErrNotFound if there is no group.
+// holdings set to limit 0. failure.NotFound if there is no group.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 	_, err := s.changeGroup(ctx, name, catalog.GroupDeletedType, nil)
 	return err
 }
 
 // AddGroupMember adds a user to a group, and so to the projects the group
-// is a member of (member holdings for those newly counted). ErrNotFound if
-// there is no group, ErrInvalid if there is no user, ErrConflict if the user
+// is a member of (member holdings for those newly counted). failure.NotFound if
+// there is no group, failure.Invalid if there is no user, failure.Conflict if the user
 // is in the group already.
 func (s *Store) AddGroupMember(ctx context.Context, group, user string) (*Group, error) {
 	return s.changeGroup(ctx, group, catalog.GroupMembershipChangedType, func(g *Group) error {
@@ -131,7 +131,7 @@ func (s *Store) AddGroupMember(ctx context.Context, group, user string) (*Group,
 
 // RemoveGroupMember removes a user from a group; in the projects the group
 // is a member of, a user no longer counted as a member gets their member
-// holdings set to limit 0. ErrNotFound if there is no group or the user is
+// holdings set to limit 0. failure.NotFound if there is no group or the user is
 // not in it.
 func (s *Store) RemoveGroupMember(ctx context.Context, group, user string) (*Group, error) {
 	return s.changeGroup(ctx, group, catalog.GroupMembershipChangedType, func(g *Group) error {

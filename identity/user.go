@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/quotaledger/quotaledger/events/catalog"
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -392,7 +393,7 @@ func (s *Store) Login(ctx context.Context, username, password string) (string, *
 		return "", nil, nil, badLogin()
 	}
 	if !u.Active {
-		return "", nil, nil, errorf(ErrForbidden, "user %s is not active", u.Username)
+		return "", nil, nil, failure.Errorf(failure.Forbidden, "user %s is not active", u.Username)
 	}
 	var rehash string
 	if stale {
@@ -429,7 +430,7 @@ func (s *Store) Login(ctx context.Context, username, password string) (string, *
 	return secret, tok, &nu, nil
 }
 
-func badLogin() error { return errorf(ErrUnauthorized, "wrong username or password") }
+func badLogin() error { return failure.Errorf(failure.Unauthorized, "wrong username or password") }
 
 // dummyHash is a hash to check a password against when the user does not
 // exist.
@@ -445,7 +446,7 @@ func (s *Store) ChangePassword(ctx context.Context, id, old, newPassword, confir
 		return err
 	}
 	if ok, _ := checkPassword(u.Password, old, s.opts.Hash); !ok {
-		return errorf(ErrUnauthorized, "the old password is wrong")
+		return failure.Errorf(failure.Unauthorized, "the old password is wrong")
 	}
 	return s.setPassword(ctx, u, newPassword, confirm, catalog.UserPasswordChangedType)
 }
@@ -500,7 +501,7 @@ func (s *Store) ResetPassword(ctx context.Context, id, newPassword, confirm stri
 	r := s.resets[h]
 	s.mu.RUnlock()
 	if r == nil || !s.now().Before(r.Expires) {
-		return errorf(ErrNotFound, "no such reset request, or it expired")
+		return failure.Errorf(failure.NotFound, "no such reset request, or it expired")
 	}
 	u, err := s.GetUser(r.User)
 	if err != nil {
@@ -523,7 +524,7 @@ func (s *Store) ResetPassword(ctx context.Context, id, newPassword, confirm stri
 	cur := s.users[r.User]
 	s.mu.RUnlock()
 	if !still || cur == nil {
-		return errorf(ErrNotFound, "no such reset request, or it expired")
+		return failure.Errorf(failure.NotFound, "no such reset request, or it expired")
 	}
 	nu := *cur
 	nu.Password, nu.Updated = hash, s.now()

@@ -5,11 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"time"
 	"unicode/utf8"
 
 	"github.com/quotaledger/quotaledger/commission"
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
@@ -52,8 +52,14 @@ func (l *Ledger) ExpireDue(ctx context.Context) error {
 	return l.do(ctx, &expireOp{})
 }
 
+// notPending is ErrNotFound for serial.
+func notPending(serial uint64) error {
+	return failure.Mark(ErrNotFound, "no pending commission %d", serial)
+}
+
+// invalid is the refusal of a malformed request.
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return failure.Errorf(failure.Invalid, format, args...)
 }
 
 func checkKey(k holdings.Key) error {
@@ -151,7 +157,7 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 	b.eachPending(func(c *commission.Commission) bool {
 		for _, p := range c.Provisions {
 			if want[p.Key] {
-				busy = fmt.Errorf("%w: %s (serial %d)", ErrHoldingInUse, p.Key, c.Serial)
+				busy = failure.Mark(ErrHoldingInUse, "holding %s has pending commissions (serial %d)", p.Key, c.Serial)
 				return false
 			}
 		}
@@ -209,7 +215,7 @@ type IssueResult struct {
 // Issue issues a commission all or nothing: provisions of the same holding
 // are merged, then checked in order. Failures are *holdings.NoHoldingError,
 // *holdings.NoCapacityError, *holdings.NoQuantityError, holdings.ErrOverflow,
-// ErrInvalid or ErrIdempotencyConflict; on any of them nothing changes.
+// failure.Invalid or ErrIdempotencyConflict; on any of them nothing changes.
 func (l *Ledger) Issue(ctx context.Context, req IssueRequest) (IssueResult, error) {
 	defer since(l.m.issueSeconds, time.Now())
 	o, err := newIssueOp(req)
@@ -430,7 +436,7 @@ type resolveOp struct {
 func (o *resolveOp) apply(b *batch) error {
 	c := b.pending(o.serial)
 	if c == nil || c.Client != o.client {
-		return ErrNotFound
+		return notPending(o.serial)
 	}
 	reason, typ := resolveReason(o.accept, o.reason)
 	return b.resolve(c, o.accept, reason, typ)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
@@ -251,7 +252,8 @@ func serials(t *testing.T, s string) []uint64 {
 	return out
 }
 
-// result renders an error as the lineage names it, with its data.
+// result renders an error as the lineage names it, with its data, or as
+// its failure code and message.
 func result(err error) string {
 	if err == nil {
 		return "ok"
@@ -264,5 +266,5 @@ func result(err error) string {
 	if errors.As(err, &nh) {
 		return fmt.Sprintf("%s: %s %+d", nh.Name(), formatKey(nh.Provision.Key), nh.Provision.Quantity)
 	}
-	return "error: " + err.Error()
+	return "error: " + string(failure.CodeOf(err)) + ": " + err.Error()
 }
