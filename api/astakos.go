@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -580,8 +581,8 @@ func (s *Server) astServiceProjectQuotas(c *call) error {
 // ---------------------------------------------------------------------------
 // Commissions.
 
-// maxTTL bounds the ttl of a commission (ten years, in seconds).
-const maxTTL = 10 * 366 * 24 * 3600
+// maxTTL bounds the ttl of a commission, in seconds: the ledger's bound.
+const maxTTL = int64(ledger.MaxTTL / time.Second)
 
 // maxSerials bounds the serials of one resolve-many call.
 const maxSerials = 10000
@@ -1058,8 +1059,9 @@ func (s *Server) groupNames(u *identity.User) []string {
 	return out
 }
 
-// FeedbackEvent is the event type of a user's feedback.
-const FeedbackEvent = "identity.feedback"
+// FeedbackEvent is the event type of a user's feedback (its payload:
+// catalog.Feedback).
+const FeedbackEvent = catalog.FeedbackType
 
 // feedbackPrefix is the key space of stored feedback ('F' time user random).
 const feedbackPrefix = 'F'

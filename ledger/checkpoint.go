@@ -9,6 +9,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 // Checkpoint writes a consistent copy of the ledger's databases into dir,
@@ -24,11 +26,11 @@ import (
 // are hard-linked where the filesystem allows.
 func (l *Ledger) Checkpoint(dir string) error {
 	if dir == "" {
-		return fmt.Errorf("%w: checkpoint: empty directory", ErrInvalid)
+		return failure.Errorf(failure.Invalid, "a checkpoint needs a directory")
 	}
 	if l.Failed() != nil {
 		// Flushing the WAL would write to it again (Pebble exits on that).
-		return fmt.Errorf("ledger: checkpoint: %w", ErrFailed)
+		return fmt.Errorf("checkpoint: %w", ErrFailed)
 	}
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()

@@ -5,11 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"time"
 	"unicode/utf8"
 
 	"github.com/quotaledger/quotaledger/commission"
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
@@ -52,8 +52,14 @@ func (l *Ledger) ExpireDue(ctx context.Context) error {
 	return l.do(ctx, &expireOp{})
 }
 
+// notPending is ErrNotFound for serial.
+func notPending(serial uint64) error {
+	return failure.Mark(ErrNotFound, "no pending commission %d", serial)
+}
+
+// invalid is the refusal of a malformed request.
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return failure.Errorf(failure.Invalid, format, args...)
 }
 
 func checkKey(k holdings.Key) error {
@@ -139,7 +145,7 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 	b.eachPending(func(c *commission.Commission) bool {
 		for _, p := range c.Provisions {
 			if want[p.Key] {
-				busy = fmt.Errorf("%w: %s (serial %d)", ErrHoldingInUse, p.Key, c.Serial)
+				busy = failure.Mark(ErrHoldingInUse, "holding %s has pending commissions (serial %d)", p.Key, c.Serial)
 				return false
 			}
 		}
@@ -168,6 +174,10 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 // them with 16 bits; the API sets its own, lower cap).
 const MaxProvisions = 4096
 
+// MaxTTL bounds the ttl of a commission, and Options.DefaultTTL: ten years
+// (of 366 days). The API refuses a longer ttl by this same number.
+const MaxTTL = 10 * 366 * 24 * time.Hour
+
 // IssueRequest is a commission to issue.
 type IssueRequest struct {
 	Client     string // the issuing service (clientkey); required
@@ -176,7 +186,8 @@ type IssueRequest struct {
 	AutoAccept bool // issue and accept in one step
 	Provisions []holdings.Provision
 	// TTL, when positive, is how long the commission may stay pending before
-	// the ledger rejects it with reason EXPIRED. Zero takes Options.DefaultTTL.
+	// the ledger rejects it with reason EXPIRED; at most MaxTTL. Zero takes
+	// Options.DefaultTTL.
 	TTL time.Duration
 	// IdempotencyKey, when set, makes a retry of the same request return the
 	// first answer instead of issuing again.
@@ -193,7 +204,7 @@ type IssueResult struct {
 // Issue issues a commission all or nothing: provisions of the same holding
 // are merged, then checked in order. Failures are *holdings.NoHoldingError,
 // *holdings.NoCapacityError, *holdings.NoQuantityError, holdings.ErrOverflow,
-// ErrInvalid or ErrIdempotencyConflict; on any of them nothing changes.
+// failure.Invalid or ErrIdempotencyConflict; on any of them nothing changes.
 func (l *Ledger) Issue(ctx context.Context, req IssueRequest) (IssueResult, error) {
 	defer since(l.m.issueSeconds, time.Now())
 	o, err := newIssueOp(req)
@@ -212,6 +223,9 @@ func newIssueOp(req IssueRequest) (*issueOp, error) {
 	}
 	if req.TTL < 0 {
 		return nil, invalid("ttl must not be negative")
+	}
+	if req.TTL > MaxTTL {
+		return nil, invalid("ttl must be at most %v (ten years)", MaxTTL)
 	}
 	if len(req.Provisions) > MaxProvisions {
 		return nil, invalid("a commission has at most %d provisions", MaxProvisions)
@@ -391,7 +405,7 @@ type resolveOp struct {
 func (o *resolveOp) apply(b *batch) error {
 	c := b.pending(o.serial)
 	if c == nil || c.Client != o.client {
-		return ErrNotFound
+		return notPending(o.serial)
 	}
 	reason, kind := resolveReason(o.accept, o.reason)
 	return b.resolve(c, o.accept, reason, kind)

@@ -65,7 +65,9 @@ const (
 	maxBackupTotal    = 256 << 30 // all of them
 )
 
-func backup(ctx context.Context, cmd *BackupCmd, stdout io.Writer) error {
+// Run writes the backup.
+func (cmd *BackupCmd) Run(ctx context.Context, s *streams) error {
+	stdout := s.Stdout
 	c, err := client.New(cmd.URL, cmd.Token, client.Options{})
 	if err != nil {
 		return err
@@ -240,7 +242,9 @@ func safeName(name string) bool {
 	return true
 }
 
-func restore(cmd *RestoreCmd, stdout io.Writer) error {
+// Run restores the backup.
+func (cmd *RestoreCmd) Run(s *streams) error {
+	stdout := s.Stdout
 	dest := filepath.Join(cmd.Data, api.BackupLedgerDir)
 	if entries, err := os.ReadDir(dest); err == nil && len(entries) > 0 {
 		return fmt.Errorf("restore: %s is not empty: restore into a new data directory, or move it away first", dest)
