@@ -197,6 +197,13 @@ func formatCases() []formatCase {
 			r, err := decodeIdem(g)
 			checkDecoded(t, r, idemRecord{Created: fmtDeadline, Hash: fmtHash, Serial: 300}, err)
 		}},
+		// The hash an idempotency record keeps of its request: a retry after
+		// an upgrade is compared with it, so it is part of the format too.
+		{"value-idempotency-request-hash", func() []byte {
+			h := requestHash(&IssueRequest{Client: "compute", Name: "vm-create", Force: true, TTL: 90 * time.Second,
+				IdempotencyKey: "req-0001", Provisions: fmtCommission().Provisions})
+			return h[:]
+		}, nil},
 		{"value-outbox-commission", func() []byte { return appendEvent(nil, &eventCommission) }, func(t *testing.T, g []byte) {
 			e, err := DecodeEvent(outboxKey(nil, 23), g)
 			checkDecoded(t, e, eventCommission, err)
