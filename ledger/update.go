@@ -106,13 +106,15 @@ func (o *updateOp) apply(b *batch) error {
 }
 
 // ScanForeign calls fn for every record whose key starts with prefix, in
-// key order, in a key space open to Update. It reads Pebble as it is, which
-// may include a batch not yet synced: use it to load state on start, before
-// calls are made.
+// key order, in a key space open to Update. The records reach the state
+// database from the journal (applier.go): it first waits, as Log does, until
+// every Update that returned before the call is there. Use it to load state
+// on start, before calls are made.
 func (l *Ledger) ScanForeign(prefix []byte, fn func(key, value []byte) error) error {
 	if err := checkForeignKey(prefix); err != nil {
 		return err
 	}
+	l.ap.wait(l.durableSeq.Load(), logWait)
 	return l.readDB(func() error {
 		return l.scanRange(prefix, prefixEnd(prefix), fn)
 	})
