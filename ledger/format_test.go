@@ -68,6 +68,49 @@ func fmtResolved() (LogEntry, []LogEntry) {
 	return h, []LogEntry{e0, e1}
 }
 
+// fmtJournal is a journal record with one call of every kind, as the writer
+// builds it (batch.record*, seal), and the record decodeJournal must give
+// back for it.
+func fmtJournal() ([]byte, *jrecord) {
+	b := &batch{now: fmtLog, start: counters{Serial: 6, OutboxSeq: 22, LogTime: 5, Holdings: 11},
+		ctr: counters{Serial: 9, OutboxSeq: 30, LogTime: fmtLog.UnixNano(), Holdings: 12}}
+	issued := fmtCommission()
+	issued.IssueTime = fmtLog // an issue's time is its record's
+	after := []holdings.Value{{Limit: 10, UsageMin: 2, UsageMax: 8}, {Limit: 4096, UsageMin: -1, UsageMax: 3072}}
+	final := []holdings.Value{{Limit: 10, UsageMin: 6, UsageMax: 8}, {Limit: 4096, UsageMin: -1, UsageMax: 1024}}
+	auto := &commission.Commission{Serial: 8, Client: "storage", Name: "disk", IssueTime: fmtLog,
+		Provisions: []holdings.Provision{{Key: fmtEmptySrc, Quantity: 3}}}
+	idem := idemRecord{Created: fmtLog, Hash: fmtHash, Serial: 7}
+	settings := []EventHolding{{Key: fmtEmptySrc, After: holdings.Value{Limit: 5, UsageMin: 1, UsageMax: 3}}}
+	gone := []EventHolding{{Key: fmtProjectKey, After: fmtValue}}
+	var raw records
+	raw.set([]byte("Ukey"), []byte(`{"uuid":"u-1"}`))
+	raw.del([]byte("Tgone"))
+	data := []byte(`{"uuid":"u-1","by":"admin"}`)
+
+	b.recordIssue(issued, after, nil, "i\x07compute\x08req-0001", &idem)
+	b.recordIssue(auto, []holdings.Value{{Limit: 5, UsageMin: 1, UsageMax: 6}}, []holdings.Value{{Limit: 5, UsageMin: 4, UsageMax: 6}}, "", nil)
+	b.recordResolve(fmtCommission(), resolveAccepted, "ACCEPT:done", final)
+	b.recordQuota(callSetQuota, settings)
+	b.recordQuota(callDeleteQuota, gone)
+	b.recordUpdate(&raw, []*Event{{Type: "identity.user.registered", Data: data}})
+	b.recordPruneIdem([]string{"i\x07compute\x04old1", "i\x07compute\x04old2"})
+	b.seal()
+
+	want := &jrecord{seq: 42, now: fmtLog, ctr: b.ctr, firstEvent: 23, calls: []jcall{
+		{kind: callIssue, c: issued, after: after, idemKey: "i\x07compute\x08req-0001", idem: idem},
+		{kind: callIssue, c: auto, after: []holdings.Value{{Limit: 5, UsageMin: 1, UsageMax: 6}}, final: []holdings.Value{{Limit: 5, UsageMin: 4, UsageMax: 6}}},
+		{kind: callResolve, c: &commission.Commission{Serial: 7, Client: "compute", Name: "vm-create", IssueTime: fmtIssue,
+			Provisions: fmtCommission().Provisions}, resolve: resolveAccepted, reason: "ACCEPT:done", after: final},
+		{kind: callSetQuota, holdings: settings},
+		{kind: callDeleteQuota, holdings: gone},
+		{kind: callUpdate, raw: []rawRecord{{key: []byte("Ukey"), value: []byte(`{"uuid":"u-1"}`)}, {key: []byte("Tgone"), del: true}},
+			events: []Event{{Type: "identity.user.registered", Data: data}}},
+		{kind: callPruneIdem, keys: []string{"i\x07compute\x04old1", "i\x07compute\x04old2"}},
+	}}
+	return b.rec, want
+}
+
 // formatCase is one key or record kind: its bytes from today's encoder, and
 // a check that decoding the golden bytes gives the fixed value back (nil
 // for keys the ledger never decodes: it only builds them to look up).
@@ -216,7 +259,50 @@ func formatCases() []formatCase {
 			e, err := DecodeEvent(outboxKey(nil, 25), g)
 			checkDecoded(t, e, eventData, err)
 		}},
+
+		// The journal (journal.go) and the sequences of the state database.
+		{"key-journal", func() []byte { return journalKey(nil, 0x0102030405060708) }, func(t *testing.T, g []byte) {
+			seq, ok := journalSeqOf(g)
+			if !ok {
+				t.Fatalf("journal key %x does not decode", g)
+			}
+			checkDecoded(t, seq, uint64(0x0102030405060708), nil)
+		}},
+		{"key-journal-relay", func() []byte { return keyJournalRelay }, nil},
+		{"key-meta-checkpoint", func() []byte { return keyMetaCheckpoint }, nil},
+		{"key-meta-indexed", func() []byte { return keyMetaIndexed }, nil},
+		{"value-journal", func() []byte { rec, _ := fmtJournal(); return rec }, func(t *testing.T, g []byte) {
+			_, want := fmtJournal()
+			r, err := decodeJournal(42, g, nil)
+			if err != nil {
+				t.Fatalf("golden bytes do not decode: %v", err)
+			}
+			for i := range max(len(r.calls), len(want.calls)) {
+				if i >= len(r.calls) || i >= len(want.calls) {
+					t.Fatalf("%d calls, want %d", len(r.calls), len(want.calls))
+				}
+				checkDecoded(t, r.calls[i], want.calls[i], nil)
+			}
+			r.calls, want.calls = nil, nil
+			checkDecoded(t, *r, *want, nil)
+			// The events a relay renders from it, in their order.
+			var types []string
+			for _, e := range (&jrecord{firstEvent: 23, now: fmtLog, calls: mustDecodeJournal(t, g).calls}).events() {
+				types = append(types, fmt.Sprintf("%d %s", e.Seq, e.Type))
+			}
+			checkDecoded(t, types, []string{"23 " + EventCommissionIssued, "24 " + EventCommissionIssued, "25 " + EventCommissionAccepted,
+				"26 " + EventCommissionAccepted, "27 " + EventQuotaSet, "28 " + EventQuotaDeleted, "29 identity.user.registered"}, nil)
+		}},
 	}
+}
+
+func mustDecodeJournal(t *testing.T, g []byte) *jrecord {
+	t.Helper()
+	r, err := decodeJournal(42, g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // TestFormat checks every key and record kind of the ledger against its
@@ -260,6 +346,9 @@ func TestFormatKeyPrefixes(t *testing.T) {
 	want := map[string]byte{"meta": 0x00, "holding": 'h', "pending": 'p', "resolved": 'r', "log": 'g',
 		"idempotency": 'i', "outbox": 'o'}
 	checkDecoded(t, got, want, nil)
+	if prefixJournal != 'j' || journalVersion != 1 {
+		t.Errorf("the journal's prefix %q or version %d changed: a new version needs golden files of its own", prefixJournal, journalVersion)
+	}
 	if recordVersion != 1 {
 		t.Errorf("recordVersion is %d: a new version needs golden files of its own, and the old ones kept", recordVersion)
 	}
