@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"io"
+	"os"
+	"runtime/pprof"
 	"time"
 )
 
@@ -26,6 +28,7 @@ type Flags struct {
 	MaxOps      int           `name:"max-ops" short:"n" help:"End each workload after this many operations, or at --duration if sooner (0: at --duration)."`
 	Dir         string        `name:"dir" help:"Where data directories go (a temporary directory when empty)."`
 	JSON        bool          `name:"json" help:"Print JSON instead of a table."`
+	CPUProfile  string        `name:"cpuprofile" placeholder:"FILE" help:"Write a CPU profile of the whole run (load generator included: in process, the engine's too) to FILE (go tool pprof)."`
 	Prepare     string        `name:"prepare" placeholder:"DIR" help:"Write a data directory of the layout's holdings here for a server (quotaledger serve --data DIR), and exit."`
 }
 
@@ -41,6 +44,17 @@ func (f *Flags) Config() Config {
 func (f *Flags) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 	if f.Prepare != "" {
 		return Prepare(ctx, f.Prepare, f.Holders)
+	}
+	if f.CPUProfile != "" {
+		out, err := os.Create(f.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return RunAll(ctx, f.Config(), stdout, stderr, f.JSON)
 }

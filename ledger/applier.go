@@ -32,7 +32,7 @@ type applier struct {
 	l *Ledger
 
 	mu      sync.Mutex
-	queue   []*jrecord // durable, not yet applied
+	queue   []queued // durable, not yet applied
 	wake    chan struct{}
 	ckptReq chan chan error // a checkpoint asked for (CheckpointNow)
 	quit    chan struct{}
@@ -84,23 +84,24 @@ func newApplier(l *Ledger, ckptSeq, indexed uint64, ctr counters) *applier {
 // journaled is called by the writer when a batch's record is durable: the
 // record joins the journal index and the applier's queue.
 func (l *Ledger) journaled(seq, firstEvent, lastEvent uint64, rec []byte) {
-	r, err := decodeJournal(seq, rec, nil)
-	if err != nil {
-		// The writer encoded it a moment ago: a bug, not a disk fault.
-		panic(fmt.Sprintf("ledger: journal record %d does not decode: %v", seq, err))
-	}
 	l.jmu.Lock()
 	l.jidx = append(l.jidx, jentry{seq: seq, firstEvent: firstEvent, lastEvent: lastEvent, size: len(rec)})
 	l.jmu.Unlock()
 	l.durableSeq.Store(seq)
 	a := l.ap
 	a.mu.Lock()
-	a.queue = append(a.queue, r)
+	a.queue = append(a.queue, queued{seq: seq, rec: rec})
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
 	default:
 	}
+}
+
+// queued is a durable journal record the applier has yet to apply.
+type queued struct {
+	seq uint64
+	rec []byte
 }
 
 // jentry is a journal record in the index: its sequence, the events it
@@ -178,7 +179,12 @@ func (a *applier) drain() {
 		return
 	}
 	pb := a.l.db.NewBatch()
-	for _, r := range q {
+	for _, x := range q {
+		r, err := decodeJournal(x.seq, x.rec, nil)
+		if err != nil {
+			// The writer encoded it a moment ago: a bug, not a disk fault.
+			panic(fmt.Sprintf("ledger: journal record %d does not decode: %v", x.seq, err))
+		}
 		a.apply(pb, r)
 	}
 	if err := a.commit(pb); err != nil {
