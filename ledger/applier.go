@@ -57,8 +57,13 @@ type applier struct {
 	sinceCkpt int // journal bytes applied since the last checkpoint
 	lastCkpt  time.Time
 	truncated uint64 // the journal is deleted below it
+	log       logBuffer
 	key, buf  []byte
 }
+
+// maxLogBuffer is how many log entries the applier keeps in memory before
+// it writes them as chunks (each holder's one key), checkpoint or not.
+const maxLogBuffer = 1 << 18
 
 func newApplier(l *Ledger, ckptSeq, indexed uint64, ctr counters) *applier {
 	return &applier{
@@ -187,16 +192,26 @@ func (a *applier) drain() {
 		}
 		a.apply(pb, r)
 	}
+	if a.log.size() >= maxLogBuffer {
+		a.flushLog(pb)
+	}
 	if err := a.commit(pb); err != nil {
 		a.l.setFailed(err)
 	}
 	a.published()
 }
 
-// commit applies pb to the state database, with the indexed sequence.
-func (a *applier) commit(pb *pebble.Batch) error {
+// flushLog adds the log buffer to pb as chunks, with the sequence they are
+// complete to.
+func (a *applier) flushLog(pb *pebble.Batch) {
+	a.log.flush(pb)
+	a.indexed = a.applied
 	a.buf = binary.BigEndian.AppendUint64(a.buf[:0], a.indexed)
 	_ = pb.Set(keyMetaIndexed, a.buf, nil)
+}
+
+// commit applies pb to the state database.
+func (a *applier) commit(pb *pebble.Batch) error {
 	err := a.l.readDB(func() error { return pb.Commit(pebble.NoSync) })
 	_ = pb.Close()
 	if err != nil {
@@ -255,9 +270,7 @@ func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 			}
 			if c.final != nil {
 				a.setHoldings(c.c.Provisions, c.final)
-				if index {
-					a.writeLog(pb, c.c, r.ctr.LogTime, "ACCEPT:", c.final)
-				}
+				a.writeLog(pb, c.c, r.ctr.LogTime, "ACCEPT:", c.final, index)
 				continue
 			}
 			a.setHoldings(c.c.Provisions, c.after)
@@ -269,9 +282,7 @@ func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 			} else {
 				a.pendDel[c.c.Serial] = c.c.Client
 			}
-			if index {
-				a.writeLog(pb, c.c, r.ctr.LogTime, c.reason, c.after)
-			}
+			a.writeLog(pb, c.c, r.ctr.LogTime, c.reason, c.after, index)
 		case callSetQuota:
 			for _, h := range c.holdings {
 				a.dirty[h.Key] = dirtyHolding{value: h.After}
@@ -281,7 +292,7 @@ func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 				a.dirty[h.Key] = dirtyHolding{deleted: true}
 			}
 		case callUpdate:
-			if index {
+			{
 				for _, x := range c.raw {
 					if x.del {
 						_ = pb.Delete(x.key, nil)
@@ -302,9 +313,6 @@ func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 	}
 	a.ctr = r.ctr
 	a.applied = r.seq
-	if index {
-		a.indexed = r.seq
-	}
 	if n, ok := a.l.journalSize(r.seq); ok {
 		a.sinceCkpt += n
 	}
@@ -317,8 +325,11 @@ func (a *applier) setHoldings(ps []holdings.Provision, after []holdings.Value) {
 }
 
 // writeLog writes the provision log of a resolved commission: one record by
-// serial and one entry per provision under its holder.
-func (a *applier) writeLog(pb *pebble.Batch, c *commission.Commission, lt int64, reason string, after []holdings.Value) {
+// serial, and an entry per provision in its holder's log (logindex.go).
+//
+// The entries go to the log buffer, unless toBuffer is false (they are in
+// chunks already: the record is replayed after a crash).
+func (a *applier) writeLog(pb *pebble.Batch, c *commission.Commission, lt int64, reason string, after []holdings.Value, toBuffer bool) {
 	logTime := time.Unix(0, lt).UTC()
 	es := make([]LogEntry, max(len(c.Provisions), 1))
 	for i := range es {
@@ -329,9 +340,9 @@ func (a *applier) writeLog(pb *pebble.Batch, c *commission.Commission, lt int64,
 		es[i].Key = p.Key
 		es[i].Quantity = p.Quantity
 		es[i].After = after[i]
-		a.key = logKey(a.key[:0], p.Key.Holder, lt, c.Serial, i)
-		a.buf = appendLogEntry(a.buf[:0], &es[i])
-		_ = pb.Set(a.key, a.buf, nil)
+		if toBuffer {
+			a.log.add(p.Key.Holder, holderEntry{at: es[i], c: cursorOf(&es[i], i)})
+		}
 	}
 	a.key = resolvedKey(a.key[:0], c.Serial)
 	a.buf = appendResolved(a.buf[:0], es[0], es[:len(c.Provisions)])
@@ -372,6 +383,7 @@ func (a *applier) checkpoint() error {
 	for k := range a.idemDel {
 		_ = pb.Delete([]byte(k), nil)
 	}
+	a.flushLog(pb)
 	a.buf = appendCounters(a.buf[:0], a.ctr)
 	_ = pb.Set(keyMetaState, a.buf, nil)
 	a.buf = binary.BigEndian.AppendUint64(a.buf[:0], a.applied)

@@ -169,3 +169,109 @@ func TestCheckpointCrash(t *testing.T) {
 		}
 	}
 }
+
+// TestHolderLog reads a holder's log that lies in chunks of two checkpoints
+// and in the buffer, in pages of every size and in time ranges, before and
+// after a reopen that rebuilds the buffer from the journal.
+func TestHolderLog(t *testing.T) {
+	clock := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	opts := memOptions()
+	fs := vfs.NewCrashableMem()
+	opts.Now, opts.FS = clock.now, fs
+	opts.CheckpointInterval, opts.CheckpointBytes = time.Hour, 1<<40
+	l, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	ctx := context.Background()
+	h1, h2 := key("user:h", "project:p", "vm"), key("user:h", "-", "ram")
+	other := key("user:other", "-", "vm")
+	if err := l.SetQuota(ctx, []QuotaSetting{{Key: h1, Limit: 1000}, {Key: h2, Limit: 1000}, {Key: other, Limit: 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string // serial/provision of user:h's entries, in order
+	for round := range 3 {
+		for i := range 7 {
+			clock.advance(time.Second)
+			ps := []holdings.Provision{{Key: other, Quantity: 1}, {Key: h1, Quantity: 1}}
+			if i%2 == 0 {
+				ps = append(ps, holdings.Provision{Key: h2, Quantity: 2})
+			}
+			res, err := l.Issue(ctx, IssueRequest{Client: "c", AutoAccept: true, Provisions: ps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, fmt.Sprintf("%d/1", res.Serial))
+			if i%2 == 0 {
+				want = append(want, fmt.Sprintf("%d/2", res.Serial))
+			}
+		}
+		if round < 2 {
+			if err := l.CheckpointNow(); err != nil { // the entries so far go into chunks
+				t.Fatal(err)
+			}
+		}
+	}
+	read := func(l *Ledger, f LogFilter) []string {
+		t.Helper()
+		var got []string
+		for pages := 0; ; pages++ {
+			page, err := l.Log(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Entries) > f.Limit {
+				t.Fatalf("a page of %d entries, limit %d", len(page.Entries), f.Limit)
+			}
+			for _, e := range page.Entries {
+				i := 1
+				if e.Key == h2 {
+					i = 2
+				}
+				got = append(got, fmt.Sprintf("%d/%d", e.Serial, i))
+			}
+			if page.Next == "" || pages > 100 {
+				return got
+			}
+			f.After = page.Next
+		}
+	}
+	check := func(l *Ledger) {
+		t.Helper()
+		for limit := 1; limit <= 8; limit++ {
+			if got := read(l, LogFilter{Holder: "user:h", Limit: limit}); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("log of user:h in pages of %d:\n%v\nwant\n%v", limit, got, want)
+			}
+		}
+		// Seconds 5 to 16 of the run: commissions 4 to 15 (the first was the
+		// quota's batch time), straddling both checkpoints.
+		from, to := opts.Now().Add(-time.Duration(21-4)*time.Second), opts.Now().Add(-time.Duration(21-16)*time.Second)
+		var inRange []string
+		page, err := l.Log(LogFilter{Holder: "user:h", From: from, To: to, Limit: MaxLogPage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Entries {
+			if e.LogTime.Before(from) || !e.LogTime.Before(to) {
+				t.Fatalf("entry of %v outside [%v, %v)", e.LogTime, from, to)
+			}
+			inRange = append(inRange, fmt.Sprint(e.Serial))
+		}
+		if len(inRange) == 0 {
+			t.Fatal("no entry in the time range")
+		}
+		if got := read(l, LogFilter{Holder: "user:h", From: from, To: to, Limit: 2}); len(got) != len(inRange) {
+			t.Fatalf("the time range in pages of 2: %d entries, want %d", len(got), len(inRange))
+		}
+	}
+	check(l)
+	// A crash: the buffer is gone, and the journal after the last
+	// checkpoint fills it again.
+	opts.FS = fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0, RNG: rand.New(rand.NewPCG(1, 2))})
+	_ = l.Close()
+	if l, err = Open(opts); err != nil {
+		t.Fatal(err)
+	}
+	check(l)
+}

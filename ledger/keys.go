@@ -14,7 +14,8 @@ import (
 //	h holder source resource                      holdings (holdings of H: prefix h|H)
 //	p client serial                               pending commissions (of C: prefix p|C)
 //	r serial                                      resolved commissions with their log
-//	g holder logtime serial index                 provision log by holder, in time order
+//	g holder logtime serial index                 provision log by holder, one entry a key (before the journal)
+//	l holder logtime serial index                 provision log by holder, a chunk of entries a key
 //	i client key                                  idempotency records
 //	o seq                                         the event outbox, in order
 //
@@ -26,6 +27,7 @@ const (
 	prefixPending  = 'p'
 	prefixResolved = 'r'
 	prefixLog      = 'g'
+	prefixLogChunk = 'l'
 	prefixIdem     = 'i'
 	prefixOutbox   = 'o'
 )
@@ -67,6 +69,17 @@ func logKey(b []byte, holder string, logTime int64, serial uint64, index int) []
 	b = appendFixed64(logPrefix(b, holder), uint64(logTime))
 	b = appendFixed64(b, serial)
 	return binary.BigEndian.AppendUint16(b, uint16(index))
+}
+
+// logChunkPrefix is the start of the log chunks of holder.
+func logChunkPrefix(b []byte, holder string) []byte {
+	return appendString(append(b, prefixLogChunk), holder)
+}
+
+// logChunkKey is the key of a chunk of holder's log, named by its first
+// entry.
+func logChunkKey(b []byte, holder string, c logCursor) []byte {
+	return c.append(logChunkPrefix(b, holder))
 }
 
 func idemKey(b []byte, client, key string) []byte {

@@ -289,6 +289,8 @@ type model struct {
 	// the provisions logged by each resolved commission.
 	events []string
 	logged map[uint64]int
+	// byHolder counts the log entries of each holder.
+	byHolder map[string]int
 	// relayed is the number of events the relay published.
 	relayed int
 }
@@ -309,7 +311,7 @@ type modelIdem struct {
 
 func newModel() *model {
 	return &model{holdings: map[holdings.Key]modelValue{}, pending: map[uint64]modelCommission{}, idem: map[string]modelIdem{},
-		logged: map[uint64]int{}}
+		logged: map[uint64]int{}, byHolder: map[string]int{}}
 }
 
 func (m *model) serials() []uint64 {
@@ -418,6 +420,9 @@ func (m *model) settle(client string, serial uint64, accept, expired bool) bool 
 	}
 	delete(m.pending, serial)
 	m.logged[serial] = len(c.qs)
+	for k := range c.qs {
+		m.byHolder[k.Holder]++
+	}
 	switch {
 	case accept:
 		m.events = append(m.events, EventCommissionAccepted)
@@ -473,6 +478,33 @@ func (m *model) check(t *rapid.T, l *Ledger) {
 	}
 	if st, err := l.OutboxStats(); err != nil || st.Last != uint64(len(m.events)) || st.Depth != uint64(len(m.events)-m.relayed) {
 		t.Fatalf("outbox stats %+v %v, model %d events, %d published", st, err, len(m.events), m.relayed)
+	}
+	// The log of each holder, in pages of 3: every entry once, in order.
+	for _, h := range []string{"user:a", "project:p"} {
+		f := LogFilter{Holder: h, Limit: 3}
+		n, last := 0, logCursor{}
+		for {
+			page, err := l.Log(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range page.Entries {
+				e := &page.Entries[i]
+				c := logCursor{logTime: e.LogTime.UnixNano(), serial: e.Serial}
+				if e.Key.Holder != h || c.less(last) {
+					t.Fatalf("log of %s: entry %+v after %+v", h, e, last)
+				}
+				last = c
+			}
+			n += len(page.Entries)
+			if page.Next == "" {
+				break
+			}
+			f.After = page.Next
+		}
+		if n != m.byHolder[h] {
+			t.Fatalf("log of %s: %d entries, model %d", h, n, m.byHolder[h])
+		}
 	}
 	// The log of each resolved commission: one entry per provision.
 	for s, n := range m.logged {

@@ -188,34 +188,43 @@ func (l *Ledger) queryLog(f LogFilter) (LogPage, error) {
 	case f.Serial != 0:
 		return l.logOfSerial(f, match)
 	case f.Holder != "":
-		prefix := logPrefix(nil, f.Holder)
-		lower := prefix
-		if !f.From.IsZero() {
-			lower = appendFixed64(bytes.Clone(prefix), uint64(f.From.UnixNano()))
-		}
-		upper := prefixEnd(prefix)
-		if !f.To.IsZero() {
-			upper = appendFixed64(bytes.Clone(prefix), uint64(f.To.UnixNano()))
-		}
+		var cur *logCursor
 		if after != nil {
-			if !bytes.HasPrefix(after, prefix) {
+			if len(after) != 19 || after[0] != 'h' {
 				return LogPage{}, invalid("bad cursor")
 			}
-			after = append(after, 0) // the next key after the cursor
-			if bytes.Compare(after, lower) > 0 {
-				lower = after
-			}
+			cur = &logCursor{logTime: int64(beUint64(after[1:])), serial: beUint64(after[9:]),
+				index: uint16(after[17])<<8 | uint16(after[18])}
 		}
-		return l.scanLog(lower, upper, f.Limit, func(k, v []byte, out []LogEntry) ([]LogEntry, error) {
-			e, err := decodeLogEntry(k, v)
-			if err != nil {
-				return out, err
+		var from int64
+		if !f.From.IsZero() {
+			from = f.From.UnixNano()
+		}
+		var page LogPage
+		var last logCursor
+		more := false
+		err := l.holderLog(f.Holder, cur, from, func(e *LogEntry, c logCursor) bool {
+			if !f.To.IsZero() && !e.LogTime.Before(f.To) {
+				return false
 			}
-			if match(&e) {
-				out = append(out, e)
+			if !match(e) {
+				return true
 			}
-			return out, nil
+			if len(page.Entries) == f.Limit {
+				more = true
+				return false
+			}
+			page.Entries = append(page.Entries, *e)
+			last = c
+			return true
 		})
+		if err != nil {
+			return LogPage{}, fmt.Errorf("ledger: log record: %w", err)
+		}
+		if more {
+			page.Next = base64.RawURLEncoding.EncodeToString(last.append([]byte{'h'}))
+		}
+		return page, nil
 	default:
 		lower := []byte{prefixResolved}
 		if after != nil {
