@@ -69,7 +69,13 @@ func (lb *logBuffer) add(holder string, e holderEntry) {
 	if lb.by == nil {
 		lb.by = make(map[string][]holderEntry)
 	}
-	lb.by[holder] = append(lb.by[holder], e)
+	// In log order: the commissions one batch resolves share its log time
+	// and may come in any order of serials.
+	es := append(lb.by[holder], e)
+	for i := len(es) - 1; i > 0 && es[i].c.less(es[i-1].c); i-- {
+		es[i], es[i-1] = es[i-1], es[i]
+	}
+	lb.by[holder] = es
 	lb.n++
 	lb.mu.Unlock()
 }
