@@ -45,15 +45,14 @@ type applier struct {
 	progress chan struct{}
 
 	// Owned by the applier goroutine (and by Open before it starts).
-	applied   uint64 // the last record applied
-	indexed   uint64 // records up to it have their log in the state database
-	ckptSeq   uint64 // the last checkpoint written
-	ctr       counters
-	dirty     map[holdings.Key]dirtyHolding
-	pendAdd   map[uint64]*commission.Commission
-	pendDel   map[uint64]string // serial -> client
-	idemAdd   map[string]idemRecord
-	idemDel   map[string]struct{}
+	applied uint64 // the last record applied
+	indexed uint64 // records up to it have their log in chunks
+	ckptSeq uint64 // the last checkpoint written
+	// ckptPending are the pending commissions of the last checkpoint
+	// (serial: client).
+	ckptPending map[uint64]string
+	idemAdd     map[string]idemRecord
+	idemDel     map[string]struct{}
 	sinceCkpt int // journal bytes applied since the last checkpoint
 	lastCkpt  time.Time
 	truncated uint64 // the journal is deleted below it
@@ -65,8 +64,13 @@ type applier struct {
 // it writes them as chunks (each holder's one key), checkpoint or not.
 const maxLogBuffer = 1 << 18
 
-func newApplier(l *Ledger, ckptSeq, indexed uint64, ctr counters) *applier {
+func newApplier(l *Ledger, ckptSeq, indexed uint64) *applier {
+	ckptPending := make(map[uint64]string, len(l.pending))
+	for s, c := range l.pending {
+		ckptPending[s] = c.Client
+	}
 	return &applier{
+		ckptPending: ckptPending,
 		l:        l,
 		wake:     make(chan struct{}, 1),
 		ckptReq:  make(chan chan error),
@@ -76,10 +80,6 @@ func newApplier(l *Ledger, ckptSeq, indexed uint64, ctr counters) *applier {
 		applied:  ckptSeq,
 		indexed:  indexed,
 		ckptSeq:  ckptSeq,
-		ctr:      ctr,
-		dirty:    make(map[holdings.Key]dirtyHolding),
-		pendAdd:  make(map[uint64]*commission.Commission),
-		pendDel:  make(map[uint64]string),
 		idemAdd:  make(map[string]idemRecord),
 		idemDel:  make(map[string]struct{}),
 		lastCkpt: time.Now(),
@@ -255,9 +255,10 @@ func (a *applier) wait(seq uint64, timeout time.Duration) {
 	}
 }
 
-// apply derives what r changed: the provision log and identity's records
-// into pb (unless already there), and the state changes for the next
-// checkpoint.
+// apply derives what r changed: the provision log (its buffer, unless
+// already in chunks) and identity's records into pb, and the idempotency
+// records for the next checkpoint. The holdings and pending commissions the
+// checkpoint takes from memory (checkpoint).
 func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 	index := r.seq > a.indexed
 	for i := range r.calls {
@@ -269,36 +270,16 @@ func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 				delete(a.idemDel, c.idemKey)
 			}
 			if c.final != nil {
-				a.setHoldings(c.c.Provisions, c.final)
 				a.writeLog(pb, c.c, r.ctr.LogTime, "ACCEPT:", c.final, index)
-				continue
 			}
-			a.setHoldings(c.c.Provisions, c.after)
-			a.pendAdd[c.c.Serial] = c.c
 		case callResolve:
-			a.setHoldings(c.c.Provisions, c.after)
-			if _, ok := a.pendAdd[c.c.Serial]; ok {
-				delete(a.pendAdd, c.c.Serial)
-			} else {
-				a.pendDel[c.c.Serial] = c.c.Client
-			}
 			a.writeLog(pb, c.c, r.ctr.LogTime, c.reason, c.after, index)
-		case callSetQuota:
-			for _, h := range c.holdings {
-				a.dirty[h.Key] = dirtyHolding{value: h.After}
-			}
-		case callDeleteQuota:
-			for _, h := range c.holdings {
-				a.dirty[h.Key] = dirtyHolding{deleted: true}
-			}
 		case callUpdate:
-			{
-				for _, x := range c.raw {
-					if x.del {
-						_ = pb.Delete(x.key, nil)
-					} else {
-						_ = pb.Set(x.key, x.value, nil)
-					}
+			for _, x := range c.raw {
+				if x.del {
+					_ = pb.Delete(x.key, nil)
+				} else {
+					_ = pb.Set(x.key, x.value, nil)
 				}
 			}
 		case callPruneIdem:
@@ -311,16 +292,9 @@ func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 			}
 		}
 	}
-	a.ctr = r.ctr
 	a.applied = r.seq
 	if n, ok := a.l.journalSize(r.seq); ok {
 		a.sinceCkpt += n
-	}
-}
-
-func (a *applier) setHoldings(ps []holdings.Provision, after []holdings.Value) {
-	for i, p := range ps {
-		a.dirty[p.Key] = dirtyHolding{value: after[i]}
 	}
 }
 
@@ -349,32 +323,69 @@ func (a *applier) writeLog(pb *pebble.Batch, c *commission.Commission, lt int64,
 	_ = pb.Set(a.key, a.buf, nil)
 }
 
-// checkpoint writes what changed since the last checkpoint, flushes the
-// state database, and deletes the journal that is no longer needed.
+// checkpoint writes what changed since the last checkpoint, as of the
+// last journal record published (the holdings changed since, taken from
+// memory, the pending commissions that came or went, the idempotency
+// records, the counters), flushes the state database, and deletes the
+// journal that is no longer needed.
 func (a *applier) checkpoint() error {
-	a.l.ckptMu.Lock()
-	defer a.l.ckptMu.Unlock()
-	if a.applied == a.ckptSeq {
+	l := a.l
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
+
+	// The state under the read lock is as of pubSeq: the writer publishes
+	// under the write lock.
+	l.mu.RLock()
+	seq, ctr := l.pubSeq, l.pubCtr
+	if seq == a.ckptSeq {
+		l.mu.RUnlock()
 		return a.truncate()
 	}
-	pb := a.l.db.NewBatch()
-	for k, d := range a.dirty {
+	keys := l.table.takeDirty()
+	vals := make([]holdings.Value, len(keys))
+	kept := make([]bool, len(keys))
+	for i, k := range keys {
+		vals[i], kept[i] = l.table.get(k)
+	}
+	pending := make(map[uint64]*commission.Commission, len(l.pending))
+	for s, c := range l.pending {
+		pending[s] = c
+	}
+	l.mu.RUnlock()
+
+	// The log in chunks and the idempotency records to at least seq.
+	for a.applied < seq {
+		a.drain()
+		if a.applied < seq {
+			select {
+			case <-a.wake:
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+
+	pb := l.db.NewBatch()
+	for i, k := range keys {
 		a.key = holdingKey(a.key[:0], k)
-		if d.deleted {
+		if !kept[i] {
 			_ = pb.Delete(a.key, nil)
 			continue
 		}
-		a.buf = appendHoldingValue(a.buf[:0], d.value)
+		a.buf = appendHoldingValue(a.buf[:0], vals[i])
 		_ = pb.Set(a.key, a.buf, nil)
 	}
-	for _, c := range a.pendAdd {
-		a.key = pendingKey(a.key[:0], c.Client, c.Serial)
-		a.buf = appendCommission(a.buf[:0], c)
-		_ = pb.Set(a.key, a.buf, nil)
+	for s, c := range pending {
+		if _, ok := a.ckptPending[s]; !ok {
+			a.key = pendingKey(a.key[:0], c.Client, c.Serial)
+			a.buf = appendCommission(a.buf[:0], c)
+			_ = pb.Set(a.key, a.buf, nil)
+		}
 	}
-	for s, client := range a.pendDel {
-		a.key = pendingKey(a.key[:0], client, s)
-		_ = pb.Delete(a.key, nil)
+	for s, client := range a.ckptPending {
+		if _, ok := pending[s]; !ok {
+			a.key = pendingKey(a.key[:0], client, s)
+			_ = pb.Delete(a.key, nil)
+		}
 	}
 	for k, r := range a.idemAdd {
 		a.buf = appendIdem(a.buf[:0], &r)
@@ -384,25 +395,26 @@ func (a *applier) checkpoint() error {
 		_ = pb.Delete([]byte(k), nil)
 	}
 	a.flushLog(pb)
-	a.buf = appendCounters(a.buf[:0], a.ctr)
+	a.buf = appendCounters(a.buf[:0], ctr)
 	_ = pb.Set(keyMetaState, a.buf, nil)
-	a.buf = binary.BigEndian.AppendUint64(a.buf[:0], a.applied)
+	a.buf = binary.BigEndian.AppendUint64(a.buf[:0], seq)
 	_ = pb.Set(keyMetaCheckpoint, a.buf, nil)
 	if err := a.commit(pb); err != nil {
 		return err
 	}
 	a.hook(checkpointCommitted)
 	start := time.Now()
-	if err := a.l.readDB(a.l.db.Flush); err != nil {
+	if err := l.readDB(l.db.Flush); err != nil {
 		return fmt.Errorf("ledger: checkpoint: flushing the state: %w", err)
 	}
-	a.l.m.checkpointSeconds.Observe(time.Since(start).Seconds())
+	l.m.checkpointSeconds.Observe(time.Since(start).Seconds())
 	a.hook(checkpointFlushed)
-	a.ckptSeq = a.applied
-	a.l.checkpointSeq.Store(a.applied)
-	clear(a.dirty)
-	clear(a.pendAdd)
-	clear(a.pendDel)
+	a.ckptSeq = seq
+	l.checkpointSeq.Store(seq)
+	clear(a.ckptPending)
+	for s, c := range pending {
+		a.ckptPending[s] = c.Client
+	}
 	clear(a.idemAdd)
 	clear(a.idemDel)
 	a.sinceCkpt = 0

@@ -90,6 +90,10 @@ type Ledger struct {
 	table    table
 	pending  map[uint64]*commission.Commission
 	byClient map[string]map[uint64]struct{}
+	// pubSeq and pubCtr are the journal record and the counters the state
+	// under mu is as of.
+	pubSeq uint64
+	pubCtr counters
 
 	// failed keeps the first commit error; once set, no batch reaches
 	// Pebble again (Pebble panics on a write after a failed WAL write).
@@ -286,6 +290,7 @@ func (l *Ledger) load() (int, error) {
 	if int64(l.table.n) != ctr.Holdings {
 		return 0, fmt.Errorf("ledger: %d holdings on disk, the state record says %d: %w", l.table.n, ctr.Holdings, ErrCorrupt)
 	}
+	l.table.takeDirty() // as checkpointed: nothing to write again
 	if err := l.scan(prefixPending, func(k, v []byte) error {
 		client, serial, err := decodePendingKey(k)
 		if err != nil {
@@ -319,7 +324,7 @@ func (l *Ledger) load() (int, error) {
 		return 0, err
 	}
 	l.relayed.Store(relayed)
-	l.ap = newApplier(l, ckptSeq, indexSeq, ctr)
+	l.ap = newApplier(l, ckptSeq, indexSeq)
 	if err := l.migrateOutbox(ctr); err != nil {
 		return 0, err
 	}
@@ -333,6 +338,7 @@ func (l *Ledger) load() (int, error) {
 	for _, c := range l.pending {
 		l.w.scheduleExpiry(c)
 	}
+	l.pubSeq, l.pubCtr = l.w.seq, l.w.ctr
 	l.durableSeq.Store(l.w.seq)
 	l.durableOutboxSeq.Store(l.w.ctr.OutboxSeq)
 	l.lastSerial.Store(l.w.ctr.Serial)

@@ -7,17 +7,25 @@ import "github.com/quotaledger/quotaledger/holdings"
 // Ledger guards it (readers under a read lock, the writer publishing under
 // the write lock).
 //
-// A row costs 64 bytes; a holder's rows are searched linearly until there
+// A row costs 72 bytes; a holder's rows are searched linearly until there
 // are more than indexAbove, then through a map.
+//
+// The table also knows which holdings changed since the last checkpoint of
+// the state (applier.go): a row changed in the current epoch carries it,
+// and its key joins dirty once per epoch; a deleted holding's key joins it
+// too. A checkpoint takes dirty and starts the next epoch (takeDirty).
 type table struct {
 	holders map[string]*holderRows
 	n       int
+	epoch   uint32
+	dirty   []holdings.Key
 }
 
 type row struct {
 	source   holdings.Source
 	resource string
 	value    holdings.Value
+	epoch    uint32
 }
 
 type subKey struct {
@@ -72,10 +80,16 @@ func (t *table) set(k holdings.Key, v holdings.Value) {
 		t.holders[k.Holder] = hr
 	}
 	if i := hr.find(k.Source, k.Resource); i >= 0 {
-		hr.rows[i].value = v
+		r := &hr.rows[i]
+		r.value = v
+		if r.epoch != t.epoch {
+			r.epoch = t.epoch
+			t.dirty = append(t.dirty, k)
+		}
 		return
 	}
-	hr.rows = append(hr.rows, row{source: k.Source, resource: k.Resource, value: v})
+	hr.rows = append(hr.rows, row{source: k.Source, resource: k.Resource, value: v, epoch: t.epoch})
+	t.dirty = append(t.dirty, k)
 	t.n++
 	switch {
 	case hr.index != nil:
@@ -97,6 +111,7 @@ func (t *table) delete(k holdings.Key) {
 	if i < 0 {
 		return
 	}
+	t.dirty = append(t.dirty, k)
 	last := len(hr.rows) - 1
 	if hr.index != nil {
 		delete(hr.index, subKey{k.Source, k.Resource})
@@ -111,6 +126,15 @@ func (t *table) delete(k holdings.Key) {
 	if len(hr.rows) == 0 {
 		delete(t.holders, k.Holder)
 	}
+}
+
+// takeDirty returns the holdings changed in this epoch, each once, and
+// starts the next epoch.
+func (t *table) takeDirty() []holdings.Key {
+	d := t.dirty
+	t.dirty = nil
+	t.epoch++
+	return d
 }
 
 // each calls fn for the holdings of holder, or of every holder if holder is

@@ -422,6 +422,10 @@ func (l *Ledger) publish(b *batch) {
 	for _, c := range b.added {
 		l.addPending(c)
 	}
+	if b.ncalls > 0 {
+		l.pubSeq = b.seq
+	}
+	l.pubCtr = b.ctr
 	l.mu.Unlock()
 	for k, r := range b.idem {
 		w.rememberIdem(k, r)
