@@ -53,11 +53,11 @@ type applier struct {
 	ckptPending map[uint64]string
 	idemAdd     map[string]idemRecord
 	idemDel     map[string]struct{}
-	sinceCkpt int // journal bytes applied since the last checkpoint
-	lastCkpt  time.Time
-	truncated uint64 // the journal is deleted below it
-	log       logBuffer
-	key, buf  []byte
+	sinceCkpt   int // journal bytes applied since the last checkpoint
+	lastCkpt    time.Time
+	truncated   uint64 // the journal is deleted below it
+	log         logBuffer
+	key, buf    []byte
 }
 
 // maxLogBuffer is how many log entries the applier keeps in memory before
@@ -71,18 +71,18 @@ func newApplier(l *Ledger, ckptSeq, indexed uint64) *applier {
 	}
 	return &applier{
 		ckptPending: ckptPending,
-		l:        l,
-		wake:     make(chan struct{}, 1),
-		ckptReq:  make(chan chan error),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
-		progress: make(chan struct{}),
-		applied:  ckptSeq,
-		indexed:  indexed,
-		ckptSeq:  ckptSeq,
-		idemAdd:  make(map[string]idemRecord),
-		idemDel:  make(map[string]struct{}),
-		lastCkpt: time.Now(),
+		l:           l,
+		wake:        make(chan struct{}, 1),
+		ckptReq:     make(chan chan error),
+		quit:        make(chan struct{}),
+		done:        make(chan struct{}),
+		progress:    make(chan struct{}),
+		applied:     ckptSeq,
+		indexed:     indexed,
+		ckptSeq:     ckptSeq,
+		idemAdd:     make(map[string]idemRecord),
+		idemDel:     make(map[string]struct{}),
+		lastCkpt:    time.Now(),
 	}
 }
 
