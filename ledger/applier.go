@@ -91,6 +91,7 @@ func newApplier(l *Ledger, ckptSeq, indexed uint64) *applier {
 func (l *Ledger) journaled(seq, firstEvent, lastEvent uint64, rec []byte) {
 	l.jmu.Lock()
 	l.jidx = append(l.jidx, jentry{seq: seq, firstEvent: firstEvent, lastEvent: lastEvent, size: len(rec)})
+	l.jsince += len(rec)
 	l.jmu.Unlock()
 	l.durableSeq.Store(seq)
 	a := l.ap
@@ -132,7 +133,7 @@ func (a *applier) run() {
 			continue
 		case <-a.quit:
 			a.drain()
-			if a.l.Failed() == nil {
+			if a.l.Failed() == nil && !a.l.skipCloseCheckpoint {
 				if err := a.checkpoint(); err != nil {
 					a.l.log.Error().Err(err).Msg("ledger: the checkpoint at close failed")
 				}
@@ -140,8 +141,8 @@ func (a *applier) run() {
 			return
 		}
 		a.drain()
-		if a.sinceCkpt >= a.l.opts.CheckpointBytes ||
-			(a.applied > a.ckptSeq && time.Since(a.lastCkpt) >= a.l.opts.CheckpointInterval) {
+		if !a.l.skipCheckpoints.Load() && (a.sinceCkpt >= a.l.opts.CheckpointBytes ||
+			(a.applied > a.ckptSeq && time.Since(a.lastCkpt) >= a.l.opts.CheckpointInterval)) {
 			if err := a.checkpoint(); err != nil {
 				a.l.setFailed(err)
 			}
@@ -292,6 +293,7 @@ func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 			}
 		}
 	}
+	a.log.commit()
 	a.applied = r.seq
 	if n, ok := a.l.journalSize(r.seq); ok {
 		a.sinceCkpt += n
@@ -315,7 +317,7 @@ func (a *applier) writeLog(pb *pebble.Batch, c *commission.Commission, lt int64,
 		es[i].Quantity = p.Quantity
 		es[i].After = after[i]
 		if toBuffer {
-			a.log.add(p.Key.Holder, holderEntry{at: es[i], c: cursorOf(&es[i], i)})
+			a.log.stage(p.Key.Holder, &es[i], i)
 		}
 	}
 	a.key = resolvedKey(a.key[:0], c.Serial)
@@ -410,7 +412,7 @@ func (a *applier) checkpoint() error {
 	l.m.checkpointSeconds.Observe(time.Since(start).Seconds())
 	a.hook(checkpointFlushed)
 	a.ckptSeq = seq
-	l.checkpointSeq.Store(seq)
+	l.checkpointed(seq)
 	clear(a.ckptPending)
 	for s, c := range pending {
 		a.ckptPending[s] = c.Client
@@ -474,6 +476,25 @@ func (a *applier) truncate() error {
 		return fmt.Errorf("ledger: truncating the journal: %w", err)
 	}
 	return nil
+}
+
+// journalSince is the size of the journal written since the last
+// checkpoint: what an open would replay.
+func (l *Ledger) journalSince() int {
+	l.jmu.Lock()
+	defer l.jmu.Unlock()
+	return l.jsince
+}
+
+// checkpointed records that the checkpoint covers the journal up to seq.
+func (l *Ledger) checkpointed(seq uint64) {
+	l.checkpointSeq.Store(seq)
+	l.jmu.Lock()
+	defer l.jmu.Unlock()
+	l.jsince = 0
+	for i := len(l.jidx) - 1; i >= 0 && l.jidx[i].seq > seq; i-- {
+		l.jsince += l.jidx[i].size
+	}
 }
 
 // journalSize is the size of journal record seq, if in the index.

@@ -112,14 +112,19 @@ type Ledger struct {
 	relayed atomic.Uint64
 	// jmu guards jidx, the journal records on disk with the events of each,
 	// oldest first, for the outbox reads and the truncation of the journal.
-	jmu  sync.Mutex
-	jidx []jentry
+	jmu    sync.Mutex
+	jidx   []jentry
+	jsince int // bytes of the records after the last checkpoint
 
 	ap *applier
 	// indexedSeq is the last journal record the applier applied to the
 	// state database; checkpointSeq, the last one checkpointed.
 	indexedSeq    atomic.Uint64
 	checkpointSeq atomic.Uint64
+	// skipCheckpoints and skipCloseCheckpoint, in benchmarks, leave the
+	// journal since the last checkpoint as a crash would.
+	skipCheckpoints     atomic.Bool
+	skipCloseCheckpoint bool
 	// ckptMu keeps the journal from being truncated while a copy of the
 	// databases is made (Checkpoint).
 	ckptMu sync.Mutex
@@ -338,6 +343,7 @@ func (l *Ledger) load() (int, error) {
 	for _, c := range l.pending {
 		l.w.scheduleExpiry(c)
 	}
+	l.checkpointed(ckptSeq)
 	l.pubSeq, l.pubCtr = l.w.seq, l.w.ctr
 	l.durableSeq.Store(l.w.seq)
 	l.durableOutboxSeq.Store(l.w.ctr.OutboxSeq)

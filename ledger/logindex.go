@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -56,45 +57,99 @@ type holderEntry struct {
 }
 
 // logBuffer holds the log entries not yet in chunks, by holder, in log
-// order. The applier adds to it; readers copy from it.
+// order, each encoded as in a chunk (appendChunkEntry), so that a flush
+// copies bytes. The applier adds to it; readers decode from it.
 type logBuffer struct {
-	mu  sync.RWMutex
-	by  map[string][]holderEntry
-	n   int
-	buf []byte
+	mu sync.RWMutex
+	by map[string]*holderBuf
+	n  int
+	// scratch gathers one journal record's entries, to be sorted: the
+	// commissions one batch resolves share its log time and may come in
+	// any order of serials.
+	scratch []scratchEntry
+	enc     []byte
 }
 
-func (lb *logBuffer) add(holder string, e holderEntry) {
+type holderBuf struct {
+	first logCursor
+	last  logCursor
+	n     int
+	b     []byte
+}
+
+type scratchEntry struct {
+	holder string
+	c      logCursor
+	e      *LogEntry
+}
+
+// stage adds an entry of the record being applied; commit adds them all.
+func (lb *logBuffer) stage(holder string, e *LogEntry, index int) {
+	lb.scratch = append(lb.scratch, scratchEntry{holder: holder, c: cursorOf(e, index), e: e})
+}
+
+// commit adds the staged entries, in log order, to their holders.
+func (lb *logBuffer) commit() {
+	if len(lb.scratch) == 0 {
+		return
+	}
+	slices.SortFunc(lb.scratch, func(x, y scratchEntry) int {
+		if x.holder != y.holder {
+			return cmpString(x.holder, y.holder)
+		}
+		if x.c.less(y.c) {
+			return -1
+		}
+		return 1
+	})
 	lb.mu.Lock()
 	if lb.by == nil {
-		lb.by = make(map[string][]holderEntry)
+		lb.by = make(map[string]*holderBuf)
 	}
-	// In log order: the commissions one batch resolves share its log time
-	// and may come in any order of serials.
-	es := append(lb.by[holder], e)
-	for i := len(es) - 1; i > 0 && es[i].c.less(es[i-1].c); i-- {
-		es[i], es[i-1] = es[i-1], es[i]
+	var hb *holderBuf
+	for i := range lb.scratch {
+		x := &lb.scratch[i]
+		if hb == nil || x.holder != lb.scratch[i-1].holder {
+			hb = lb.by[x.holder]
+			if hb == nil {
+				hb = &holderBuf{first: x.c}
+				lb.by[strings.Clone(x.holder)] = hb
+			}
+		}
+		hb.b = appendChunkEntry(hb.b, x.c, x.e)
+		hb.last = x.c
+		hb.n++
+		lb.n++
 	}
-	lb.by[holder] = es
-	lb.n++
 	lb.mu.Unlock()
+	clear(lb.scratch)
+	lb.scratch = lb.scratch[:0]
 }
 
-// entries returns a copy of holder's buffered entries after c.
-func (lb *logBuffer) entries(holder string, after *logCursor) []holderEntry {
+// entries returns holder's buffered entries after c.
+func (lb *logBuffer) entries(holder string, after *logCursor) ([]holderEntry, error) {
 	lb.mu.RLock()
-	defer lb.mu.RUnlock()
-	es := lb.by[holder]
-	if after != nil {
-		i, _ := slices.BinarySearchFunc(es, *after, func(e holderEntry, c logCursor) int {
-			if c.less(e.c) {
-				return 1
-			}
-			return -1
-		})
-		es = es[i:]
+	hb := lb.by[holder]
+	var b []byte
+	if hb != nil && (after == nil || after.less(hb.last)) {
+		b = hb.b
 	}
-	return slices.Clone(es)
+	lb.mu.RUnlock()
+	if b == nil {
+		return nil, nil
+	}
+	// b is only ever appended to: what was read stays valid.
+	es, err := decodeChunkEntries(holder, b, -1)
+	if err != nil || after == nil {
+		return es, err
+	}
+	i, _ := slices.BinarySearchFunc(es, *after, func(e holderEntry, c logCursor) int {
+		if c.less(e.c) {
+			return 1
+		}
+		return -1
+	})
+	return es[i:], nil
 }
 
 // flush writes every buffered holder's entries to pb as one chunk each and
@@ -103,10 +158,12 @@ func (lb *logBuffer) flush(pb *pebble.Batch) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	var key []byte
-	for holder, es := range lb.by {
-		key = logChunkKey(key[:0], holder, es[0].c)
-		lb.buf = appendLogChunk(lb.buf[:0], es)
-		_ = pb.Set(key, lb.buf, nil)
+	for holder, hb := range lb.by {
+		key = logChunkKey(key[:0], holder, hb.first)
+		lb.enc = append(lb.enc[:0], recordVersion)
+		lb.enc = appendUvarint(lb.enc, uint64(hb.n))
+		lb.enc = append(lb.enc, hb.b...)
+		_ = pb.Set(key, lb.enc, nil)
 	}
 	clear(lb.by)
 	lb.n = 0
@@ -118,16 +175,32 @@ func (lb *logBuffer) size() int {
 	return lb.n
 }
 
-// A chunk: version, the number of entries, then each entry's place (log
-// time, serial, index) and the entry as appendLogEntry writes it.
+// A chunk: version, the number of entries, then each entry: its place (log
+// time, serial, index) and the entry as appendLogEntry writes it,
+// length-prefixed.
+func appendChunkEntry(b []byte, c logCursor, e *LogEntry) []byte {
+	b = c.append(b)
+	n := len(b)
+	b = append(b, 0) // the length, one byte if it fits
+	b = appendLogEntry(b, e)
+	if l := len(b) - n - 1; l < 0x80 {
+		b[n] = byte(l)
+	} else {
+		var lb [binary.MaxVarintLen64]byte
+		k := binary.PutUvarint(lb[:], uint64(l))
+		b = append(b, lb[:k-1]...)
+		copy(b[n+k:], b[n+1:len(b)-k+1])
+		copy(b[n:], lb[:k])
+	}
+	return b
+}
+
+// appendLogChunk encodes es as a chunk.
 func appendLogChunk(b []byte, es []holderEntry) []byte {
 	b = append(b, recordVersion)
 	b = appendUvarint(b, uint64(len(es)))
 	for i := range es {
-		b = es[i].c.append(b)
-		v := appendLogEntry(nil, &es[i].at)
-		b = appendUvarint(b, uint64(len(v)))
-		b = append(b, v...)
+		b = appendChunkEntry(b, es[i].c, &es[i].at)
 	}
 	return b
 }
@@ -136,8 +209,21 @@ func decodeLogChunk(holder string, v []byte) ([]holderEntry, error) {
 	d := decoder{b: v}
 	checkVersion(&d)
 	n := d.count(19)
-	out := make([]holderEntry, 0, n)
-	for range n {
+	if d.err != nil {
+		return nil, d.err
+	}
+	return decodeChunkEntries(holder, d.b, n)
+}
+
+// decodeChunkEntries decodes the entries of a chunk: n of them, or as many
+// as b holds if n < 0.
+func decodeChunkEntries(holder string, b []byte, n int) ([]holderEntry, error) {
+	d := decoder{b: b}
+	var out []holderEntry
+	if n >= 0 {
+		out = make([]holderEntry, 0, n)
+	}
+	for i := 0; (n < 0 && len(d.b) > 0) || i < n; i++ {
 		var c logCursor
 		c.logTime = int64(d.fixed64())
 		c.serial = d.fixed64()
@@ -232,11 +318,15 @@ func (l *Ledger) holderLog(holder string, after *logCursor, from int64, fn func(
 	}
 
 	// The buffer.
-	for _, e := range l.ap.log.entries(holder, &start) {
-		if !keep(e.c) {
+	es, err := l.ap.log.entries(holder, &start)
+	if err != nil {
+		return err
+	}
+	for i := range es {
+		if !keep(es[i].c) {
 			continue
 		}
-		if !fn(&e.at, e.c) {
+		if !fn(&es[i].at, es[i].c) {
 			return nil
 		}
 	}
