@@ -2,8 +2,6 @@ package api
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1058,15 +1056,8 @@ func (s *Server) groupNames(u *identity.User) []string {
 	return out
 }
 
-// FeedbackEvent is the event type of a user's feedback.
-const FeedbackEvent = "identity.feedback"
-
-// feedbackPrefix is the key space of stored feedback ('F' time user random).
-const feedbackPrefix = 'F'
-
-// maxFeedback caps each feedback field (64 KiB).
-const maxFeedback = 64 << 10
-
+// astFeedback reads the form (whatever its Content-Type: the lineage's
+// client sends application/octet-stream); identity checks and stores it.
 func (s *Server) astFeedback(c *call) error {
 	body, err := readBody(c.r, s.opts.MaxBody)
 	if err != nil {
@@ -1076,37 +1067,7 @@ func (s *Server) astFeedback(c *call) error {
 	if err != nil {
 		return badRequest("Invalid data: the body is not a form (feedback_msg=...&feedback_data=...): %v", err)
 	}
-	msg := form.Get("feedback_msg")
-	data := form.Get("feedback_data")
-	switch {
-	case strings.TrimSpace(msg) == "":
-		return badRequest("Invalid data: feedback_msg is required")
-	case !utf8.ValidString(msg) || !utf8.ValidString(data):
-		return badRequest("Invalid data: feedback_msg and feedback_data must be valid UTF-8")
-	case len(msg) > maxFeedback || len(data) > maxFeedback:
-		return badRequest("Invalid data: feedback_msg and feedback_data are at most %d bytes each", maxFeedback)
-	}
-	now := time.Now().UTC()
-	payload, err := json.Marshal(map[string]any{"user": c.p.User.UUID, "username": c.p.User.Username,
-		"message": msg, "data": data, "time": now.Format(time.RFC3339Nano)})
-	if err != nil {
-		return err
-	}
-	key := make([]byte, 0, 1+8+len(c.p.User.UUID)+4)
-	key = append(key, feedbackPrefix)
-	key = binary.BigEndian.AppendUint64(key, uint64(now.UnixNano()))
-	key = append(key, c.p.User.UUID...)
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	key = append(key, rnd[:]...)
-	err = s.l.Update(c.r.Context(), func(tx *ledger.Tx) error {
-		if err := tx.Put(key, payload); err != nil {
-			return err
-		}
-		tx.Emit(FeedbackEvent, payload)
-		return nil
-	})
-	if err != nil {
+	if err := s.id.SendFeedback(c.r.Context(), c.p.User.UUID, form.Get("feedback_msg"), form.Get("feedback_data")); err != nil {
 		return err
 	}
 	return c.writeEmpty(http.StatusOK)

@@ -839,7 +839,7 @@ func TestAstakosFeedback(t *testing.T) {
 		}
 		var got []map[string]any
 		for _, ev := range evs {
-			if ev.Type == FeedbackEvent {
+			if ev.Type == identity.FeedbackEvent {
 				var m map[string]any
 				if err := json.Unmarshal(ev.Data, &m); err != nil {
 					t.Fatal(err)
@@ -859,7 +859,7 @@ func TestAstakosFeedback(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	n := 0
-	if err := e.l.ScanForeign([]byte{feedbackPrefix}, func(k, v []byte) error { n++; return nil }); err != nil || n != 2 {
+	if err := e.l.ScanForeign([]byte{'F'} /* identity's feedback */, func(k, v []byte) error { n++; return nil }); err != nil || n != 2 {
 		t.Fatalf("stored feedback: %d %v", n, err)
 	}
 }

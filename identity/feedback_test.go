@@ -1,0 +1,72 @@
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestSendFeedback(t *testing.T) {
+	ctx := context.Background()
+	f := newProjectFixture(t)
+	u := f.user()
+	stored := func() []Feedback {
+		t.Helper()
+		var out []Feedback
+		if err := f.l.ScanForeign([]byte{prefixFeedback}, func(k, v []byte) error {
+			var fb Feedback
+			if err := json.Unmarshal(v, &fb); err != nil {
+				return err
+			}
+			out = append(out, fb)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name, user, msg, data string
+		err                   error
+	}{
+		{"ErrInvalidBlank", u, " \t\n", "x", ErrInvalid},
+		{"ErrInvalidUTF8Message", u, "hi\xff", "", ErrInvalid},
+		{"ErrInvalidUTF8Data", u, "hi", "\xfe", ErrInvalid},
+		{"ErrInvalidLongMessage", u, strings.Repeat("m", MaxFeedback+1), "", ErrInvalid},
+		{"ErrInvalidLongData", u, "hi", strings.Repeat("d", MaxFeedback+1), ErrInvalid},
+		{"ErrNotFound", "no-such-user", "hi", "", ErrNotFound},
+		{"OK", u, "it works!", `{"vm":1}`, nil},
+		{"OKLongest", u, strings.Repeat("m", MaxFeedback), strings.Repeat("d", MaxFeedback), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(stored())
+			err := f.s.SendFeedback(ctx, tc.user, tc.msg, tc.data)
+			wantErr(t, "send feedback", err, tc.err)
+			if err != nil && len(stored()) != before {
+				t.Fatal("refused feedback was stored")
+			}
+		})
+	}
+	got := stored()
+	if len(got) != 2 {
+		t.Fatalf("stored feedback: %d, want 2", len(got))
+	}
+	evs := f.events(FeedbackEvent)
+	if len(evs) != 2 {
+		t.Fatalf("feedback events: %v", evs)
+	}
+	first := got[0]
+	if got[1].Message == "it works!" {
+		first = got[1]
+	}
+	if first.User != u || first.Username != "user1@example.org" || first.Message != "it works!" ||
+		first.Data != `{"vm":1}` || first.Time.IsZero() {
+		t.Fatalf("stored feedback %+v", first)
+	}
+	ev := evs[0]
+	if ev["user"] != u || ev["username"] != "user1@example.org" || ev["message"] != "it works!" ||
+		ev["data"] != `{"vm":1}` || ev["time"] == nil {
+		t.Fatalf("feedback event %v", ev)
+	}
+}
