@@ -481,17 +481,6 @@ func (s *Server) astQuotas(c *call) error {
 	return c.json(http.StatusOK, out)
 }
 
-// servedResources are the names of the resources the calling service serves.
-func (c *call) servedResources() []string {
-	var out []string
-	for _, r := range c.s.id.Resources() {
-		if r.Service == c.p.Service.Name {
-			out = append(out, r.Name)
-		}
-	}
-	return out
-}
-
 // listParam splits the comma-separated values of a query parameter (it may
 // also be repeated).
 func listParam(q url.Values, name string) []string {
@@ -510,7 +499,7 @@ func (s *Server) astServiceQuotas(c *call) error {
 	q := c.r.URL.Query()
 	users := listParam(q, "user")
 	projects := listParam(q, "project")
-	served := c.servedResources()
+	served := s.id.ServedResources(c.p.Service.Name)
 	out := make(map[string]map[string]map[string]quotaEntry)
 	if len(served) > 0 {
 		f := ledger.QuotaFilter{Resources: served}
@@ -549,7 +538,7 @@ func (s *Server) astServiceQuotas(c *call) error {
 
 func (s *Server) astServiceProjectQuotas(c *call) error {
 	projects := listParam(c.r.URL.Query(), "project")
-	served := c.servedResources()
+	served := s.id.ServedResources(c.p.Service.Name)
 	out := make(map[string]map[string]projectQuota)
 	if len(served) > 0 {
 		f := ledger.QuotaFilter{Resources: served, Sources: []holdings.Source{holdings.NullSource}}

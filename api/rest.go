@@ -49,8 +49,8 @@ import (
 //   - holdings: a missing "source" is the null source. GET filters sources
 //     with source=a,b (an empty item is the empty-string source) and adds
 //     the null source with null_source=1. A service token sees only the
-//     holdings of the resources it serves (registered to it, or named
-//     "<service>.*" when unregistered); naming another resource is a 403.
+//     holdings of the resources it serves (identity.Store.Serves: those
+//     registered to it); naming another resource is a 403.
 //     POST answers the holdings it set, as they are after the change;
 //     DELETE answers the keys it was given.
 //   - history: a user may read the log of their own holdings (holder
@@ -1539,15 +1539,6 @@ func (s *Server) restHoldingsSet(c *call) error {
 	return c.json(http.StatusOK, map[string]any{"holdings": out})
 }
 
-// restServes reports whether service svc serves resource r: registered to
-// it, or, unregistered, named after it.
-func (s *Server) restServes(svc, r string) bool {
-	if res, err := s.id.GetResource(r); err == nil {
-		return res.Service == svc
-	}
-	return strings.HasPrefix(r, svc+".")
-}
-
 func (s *Server) restHoldingsGet(c *call) error {
 	svc := c.p.Service
 	switch {
@@ -1575,17 +1566,19 @@ func (s *Server) restHoldingsGet(c *call) error {
 	}
 	if svc != nil {
 		for _, r := range f.Resources {
-			if !s.restServes(svc.Name, r) {
+			if !s.id.Serves(svc.Name, r) {
 				return newFault(http.StatusForbidden, fmt.Sprintf("service %s does not serve resource %q", svc.Name, r))
+			}
+		}
+		if len(f.Resources) == 0 {
+			if f.Resources = s.id.ServedResources(svc.Name); len(f.Resources) == 0 {
+				return c.json(http.StatusOK, map[string]any{"holdings": []any{}})
 			}
 		}
 	}
 	hs := s.l.Quotas(f)
 	out := make([]any, 0, len(hs))
 	for _, h := range hs {
-		if svc != nil && !s.restServes(svc.Name, h.Resource) {
-			continue
-		}
 		out = append(out, restHolding(h.Key, h.Value))
 	}
 	return c.json(http.StatusOK, map[string]any{"holdings": out})
