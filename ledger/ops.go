@@ -56,14 +56,10 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
+// checkKey is holdings' key validation, as an ErrInvalid.
 func checkKey(k holdings.Key) error {
-	switch {
-	case k.Holder == "":
-		return invalid("holder must not be empty")
-	case k.Resource == "":
-		return invalid("resource must not be empty")
-	case !utf8.ValidString(k.Holder) || !utf8.ValidString(k.Resource) || !utf8.ValidString(k.Source.Name()):
-		return invalid("holder, source and resource must be valid UTF-8")
+	if err := k.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
@@ -175,10 +171,6 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 	return nil
 }
 
-// MaxProvisions caps the provisions of one commission (log keys number
-// them with 16 bits; the API sets its own, lower cap).
-const MaxProvisions = 4096
-
 // IssueRequest is a commission to issue.
 type IssueRequest struct {
 	Client     string // the issuing service (clientkey); required
@@ -224,16 +216,13 @@ func newIssueOp(req IssueRequest) (*issueOp, error) {
 	if req.TTL < 0 {
 		return nil, invalid("ttl must not be negative")
 	}
-	if len(req.Provisions) > MaxProvisions {
-		return nil, invalid("a commission has at most %d provisions", MaxProvisions)
-	}
 	if !utf8.ValidString(req.Name) || !utf8.ValidString(req.Client) || !utf8.ValidString(req.IdempotencyKey) {
 		return nil, invalid("client, name and idempotency key must be valid UTF-8")
 	}
-	for _, p := range req.Provisions {
-		if err := checkKey(p.Key); err != nil {
-			return nil, err
-		}
+	// At most holdings.MaxProvisions (log keys number them with 16 bits),
+	// each with a valid key.
+	if err := holdings.ValidateProvisions(req.Provisions); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	merged, err := commission.Merge(req.Provisions)
 	if err != nil {
