@@ -591,16 +591,25 @@ func (s *Server) parseIssue(body []byte, headerKey string) (ledger.IssueRequest,
 	if err := json.Unmarshal(praw, &list); err != nil {
 		return req, badRequest("Provisions should be a list.")
 	}
-	if len(list) > s.opts.MaxProvisions {
-		return req, badRequest("a commission has at most %d provisions; this one has %d", s.opts.MaxProvisions, len(list))
-	}
 	req.Provisions = make([]holdings.Provision, 0, len(list))
 	for i, raw := range list {
-		p, err := s.parseProvision(raw)
+		p, err := parseProvision(raw)
 		if err != nil {
 			return req, badRequest("Malformed provision %d: %s", i, err)
 		}
 		req.Provisions = append(req.Provisions, p)
+	}
+	var ie *holdings.InvalidError
+	if err := s.limits.ValidateProvisions(req.Provisions); errors.As(err, &ie) {
+		switch ie.Problem {
+		case holdings.TooMany:
+			return req, badRequest("a commission has at most %d provisions; this one has %d", ie.Max, len(list))
+		case holdings.Empty:
+			return req, badRequest("Malformed provision %d: %q must not be empty", ie.Provision, ie.Part)
+		case holdings.TooLong:
+			return req, badRequest("Malformed provision %d: %q is longer than %d bytes", ie.Provision, ie.Part, ie.Max)
+		}
+		return req, badRequest("Malformed provision %d: %q must be valid UTF-8", ie.Provision, ie.Part)
 	}
 	if raw, ok := m["force"]; ok {
 		if req.Force, ok = rawBool(raw); !ok {
@@ -652,7 +661,7 @@ func (s *Server) parseIssue(body []byte, headerKey string) (ledger.IssueRequest,
 	return req, nil
 }
 
-func (s *Server) parseProvision(raw json.RawMessage) (holdings.Provision, error) {
+func parseProvision(raw json.RawMessage) (holdings.Provision, error) {
 	var p holdings.Provision
 	if raw[0] != '{' {
 		return p, errors.New("a provision is an object {holder, source, resource, quantity}")
@@ -669,12 +678,6 @@ func (s *Server) parseProvision(raw json.RawMessage) (holdings.Provision, error)
 		v, ok := rawString(raw)
 		if !ok {
 			return "", fmt.Errorf("%q should be a string", name)
-		}
-		if v == "" {
-			return "", fmt.Errorf("%q must not be empty", name)
-		}
-		if len(v) > s.opts.MaxNameLen {
-			return "", fmt.Errorf("%q is longer than %d bytes", name, s.opts.MaxNameLen)
 		}
 		return v, nil
 	}
@@ -694,9 +697,6 @@ func (s *Server) parseProvision(raw json.RawMessage) (holdings.Provision, error)
 		name, ok := rawString(src)
 		if !ok {
 			return p, errors.New(`"source" should be a string or null`)
-		}
-		if len(name) > s.opts.MaxNameLen {
-			return p, fmt.Errorf(`"source" is longer than %d bytes`, s.opts.MaxNameLen)
 		}
 		p.Key.Source = holdings.SourceOf(name)
 	}

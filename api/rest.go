@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -1478,17 +1479,26 @@ type restKeyIn struct {
 	Resource *string         `json:"resource"`
 }
 
+// restKey is entry i's key, checked by holdings.
 func (s *Server) restKey(i int, in restKeyIn) (holdings.Key, error) {
-	max := s.opts.MaxNameLen
-	switch {
-	case in.Holder == nil || *in.Holder == "":
-		return holdings.Key{}, restBad("holdings[%d].holder must be a non-empty string", i)
-	case in.Resource == nil || *in.Resource == "":
-		return holdings.Key{}, restBad("holdings[%d].resource must be a non-empty string", i)
-	case len(*in.Holder) > max || len(*in.Resource) > max || len(in.Source.Name()) > max:
-		return holdings.Key{}, restBad("holdings[%d]: holder, source and resource are at most %d bytes", i, max)
+	k := holdings.Key{Source: in.Source}
+	if in.Holder != nil {
+		k.Holder = *in.Holder
 	}
-	return holdings.Key{Holder: *in.Holder, Source: in.Source, Resource: *in.Resource}, nil
+	if in.Resource != nil {
+		k.Resource = *in.Resource
+	}
+	var ie *holdings.InvalidError
+	if err := s.limits.ValidateKey(k); errors.As(err, &ie) {
+		switch ie.Problem {
+		case holdings.Empty:
+			return k, restBad("holdings[%d].%s must be a non-empty string", i, ie.Part)
+		case holdings.TooLong:
+			return k, restBad("holdings[%d]: holder, source and resource are at most %d bytes", i, ie.Max)
+		}
+		return k, restBad("holdings[%d]: %v", i, err)
+	}
+	return k, nil
 }
 
 func (s *Server) restHoldingsSet(c *call) error {

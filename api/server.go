@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -28,9 +29,12 @@ type Options struct {
 	PublicURL string
 	// MaxBody caps request bodies (1 MiB).
 	MaxBody int64
-	// MaxProvisions caps the provisions of one commission (1,000).
+	// MaxProvisions caps the provisions of one commission:
+	// holdings.MaxProvisions (1,000), the ledger's cap, or less.
 	MaxProvisions int
-	// MaxNameLen caps holder, source, resource, names and keys (512 bytes).
+	// MaxNameLen caps holder, source and resource (holdings.MaxNameLen,
+	// 512 bytes, or less), and commission names, idempotency keys and
+	// reasons.
 	MaxNameLen int
 	// Checks are the checks of /readyz, by name: nil means the check
 	// passed. The server is ready when all pass (nil: always ready).
@@ -44,20 +48,22 @@ func (o Options) withDefaults() Options {
 	if o.MaxBody == 0 {
 		o.MaxBody = 1 << 20
 	}
-	if o.MaxProvisions == 0 {
-		o.MaxProvisions = 1000
+	if o.MaxProvisions <= 0 || o.MaxProvisions > holdings.MaxProvisions {
+		o.MaxProvisions = holdings.MaxProvisions
 	}
-	if o.MaxNameLen == 0 {
-		o.MaxNameLen = 512
+	if o.MaxNameLen <= 0 || o.MaxNameLen > holdings.MaxNameLen {
+		o.MaxNameLen = holdings.MaxNameLen
 	}
 	return o
 }
 
 // Server answers the HTTP API.
 type Server struct {
-	l      *ledger.Ledger
-	id     *identity.Store
-	opts   Options
+	l    *ledger.Ledger
+	id   *identity.Store
+	opts Options
+	// limits are holdings' checks of keys and provisions with opts' caps.
+	limits holdings.Limits
 	log    zerolog.Logger
 	mux    *http.ServeMux
 	routes []Route
@@ -102,7 +108,8 @@ type handlerFunc func(c *call) error
 func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{l: l, id: id, opts: opts, log: opts.Logger.With().Str("component", "api").Logger(),
-		mux: http.NewServeMux(), limiter: newRateLimiter(nil)}
+		limits: holdings.Limits{NameLen: opts.MaxNameLen, Provisions: opts.MaxProvisions},
+		mux:    http.NewServeMux(), limiter: newRateLimiter(nil)}
 	reg := opts.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
