@@ -6,15 +6,8 @@ import (
 	"time"
 
 	"github.com/quotaledger/quotaledger/backup"
-	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
 )
-
-func (s *Server) registerBackup() {
-	s.handle("GET", "/account/v1.0/backup", User, identity.ActManageUsers,
-		"a consistent checkpoint of the whole ledger, taken without stopping writes, streamed as one tar.gz archive (admins; quotaledger restore rebuilds a data directory from it)",
-		s.backup)
-}
 
 // backup streams the archive of package backup. Once the first byte is out
 // an error cannot become a fault any more: the connection is then aborted,

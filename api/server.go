@@ -12,14 +12,44 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
-
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
+	"github.com/rs/zerolog"
 )
+
+// noContent answers 204 without a body.
+func (c *call) noContent() error {
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// optionalBody decodes the body into v when there is one; an empty
+// body leaves v as it is.
+func (c *call) optionalBody(v any) error {
+	b, err := readBody(c.r, c.s.opts.MaxBody)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil
+	}
+	return decodeJSON(b, v, true)
+}
+
+// pathValue returns a path wildcard, refusing invalid UTF-8.
+func (c *call) pathValue(name string) (string, error) {
+	v := c.r.PathValue(name)
+	if !utf8.ValidString(v) {
+		return "", badRequest("%s in the path must be valid UTF-8", name)
+	}
+	return v, nil
+}
+
+func (c *call) canReadAll() bool { return identity.Allowed(c.p, identity.ActReadAll) }
 
 // Options configure a Server. Zero fields take defaults.
 type Options struct {
@@ -72,27 +102,6 @@ type Server struct {
 	metrics *metrics
 }
 
-// Access says who may call a route.
-type Access int
-
-const (
-	Public  Access = iota // anyone; a token, if sent, is ignored
-	User                  // a user's token (session or personal)
-	Service               // a service's token
-	Any                   // any valid token
-)
-
-// Route is one entry of the routing table, kept as data so that the
-// OpenAPI document can be checked against it.
-type Route struct {
-	Method, Path string
-	Access       Access
-	// Action is what identity.Allowed checks for User routes ("" = any user).
-	Action  identity.Action
-	Summary string
-	handler handlerFunc
-}
-
 // call is one request being served.
 type call struct {
 	w http.ResponseWriter
@@ -119,11 +128,13 @@ func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 		panic("api: registering metrics: " + err.Error())
 	}
 	s.metrics = m
-	s.registerOps()
-	s.registerMetrics()
-	s.registerDocs()
-	s.registerAstakos()
-	s.registerRest()
+	for _, rt := range s.routeTable() {
+		s.handle(rt)
+		if rt.alias != "" {
+			rt.Path, rt.Summary, rt.alias = rt.alias, rt.Summary+" (the lineage's older path)", ""
+			s.handle(rt)
+		}
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeFault(w, newFault(http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path))
 	})
@@ -134,10 +145,9 @@ func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 func (s *Server) Routes() []Route { return s.routes }
 
 // handle registers a route.
-func (s *Server) handle(method, path string, access Access, action identity.Action, summary string, h handlerFunc) {
-	rt := Route{Method: method, Path: path, Access: access, Action: action, Summary: summary, handler: h}
+func (s *Server) handle(rt Route) {
 	s.routes = append(s.routes, rt)
-	s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, rt) })
+	s.mux.HandleFunc(rt.Method+" "+rt.Path, func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, rt) })
 }
 
 // ServeHTTP implements http.Handler.
@@ -288,28 +298,4 @@ func (c *call) body(v any, strict bool) error {
 func (c *call) json(status int, v any) error {
 	writeJSON(c.w, status, v)
 	return nil
-}
-
-// registerOps adds the operational routes.
-func (s *Server) registerOps() {
-	s.handle("GET", "/healthz", Public, "", "the process is alive, and its storage has not failed (503 after a failed commit: restart it)", func(c *call) error {
-		if err := s.l.Failed(); err != nil {
-			return c.json(http.StatusServiceUnavailable, map[string]string{"status": "storage failed", "error": err.Error()})
-		}
-		return c.json(http.StatusOK, map[string]string{"status": "ok"})
-	})
-	s.handle("GET", "/readyz", Public, "", "the server takes calls; the body names every check and which failed", func(c *call) error {
-		status, code := "ready", http.StatusOK
-		checks := map[string]string{}
-		if s.opts.Checks != nil {
-			for name, err := range s.opts.Checks(c.r.Context()) {
-				checks[name] = "ok"
-				if err != nil {
-					checks[name] = err.Error()
-					status, code = "not ready", http.StatusServiceUnavailable
-				}
-			}
-		}
-		return c.json(code, map[string]any{"status": status, "checks": checks})
-	})
 }

@@ -1,0 +1,128 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+type quotaEntry struct {
+	Limit          int64 `json:"limit"`
+	Usage          int64 `json:"usage"`
+	Pending        int64 `json:"pending"`
+	ProjectLimit   int64 `json:"project_limit"`
+	ProjectUsage   int64 `json:"project_usage"`
+	ProjectPending int64 `json:"project_pending"`
+}
+
+type projectQuota struct {
+	ProjectLimit   int64 `json:"project_limit"`
+	ProjectUsage   int64 `json:"project_usage"`
+	ProjectPending int64 `json:"project_pending"`
+}
+
+const (
+	userPrefix    = "user:"
+	projectPrefix = "project:"
+)
+
+func (s *Server) projectQuota(project, resource string) projectQuota {
+	v, _ := s.l.Holding(holdings.Key{Holder: projectPrefix + project, Source: holdings.NullSource, Resource: resource})
+	return projectQuota{ProjectLimit: v.Limit, ProjectUsage: v.Usage(), ProjectPending: v.Pending()}
+}
+
+func entry(v holdings.Value, pq projectQuota) quotaEntry {
+	return quotaEntry{Limit: v.Limit, Usage: v.Usage(), Pending: v.Pending(),
+		ProjectLimit: pq.ProjectLimit, ProjectUsage: pq.ProjectUsage, ProjectPending: pq.ProjectPending}
+}
+
+func (s *Server) astQuotas(c *call) error {
+	u := c.p.User
+	resources := s.id.Resources()
+	out := make(map[string]map[string]quotaEntry)
+	for _, p := range s.id.ProjectsOf(u.UUID) {
+		src := holdings.SourceOf(projectPrefix + p.UUID)
+		m := make(map[string]quotaEntry)
+		for _, r := range resources {
+			v, ok := s.l.Holding(holdings.Key{Holder: u.Holder(), Source: src, Resource: r.Name})
+			if !ok {
+				continue
+			}
+			m[r.Name] = entry(v, s.projectQuota(p.UUID, r.Name))
+		}
+		out[p.UUID] = m
+	}
+	return c.json(http.StatusOK, out)
+}
+
+func (s *Server) astServiceQuotas(c *call) error {
+	q := c.r.URL.Query()
+	users := listParam(q, "user", false)
+	projects := listParam(q, "project", false)
+	served := s.id.ServedResources(c.p.Service.Name)
+	out := make(map[string]map[string]map[string]quotaEntry)
+	if len(served) > 0 {
+		f := ledger.QuotaFilter{Resources: served}
+		for _, u := range users {
+			f.Holders = append(f.Holders, userPrefix+u)
+		}
+		for _, p := range projects {
+			f.Sources = append(f.Sources, holdings.SourceOf(projectPrefix+p))
+		}
+		for _, h := range s.l.Quotas(f) {
+			uuid, ok := strings.CutPrefix(h.Holder, userPrefix)
+			if !ok || h.Source.IsNull() {
+				continue
+			}
+			src, isProject := strings.CutPrefix(h.Source.Name(), projectPrefix)
+			var pq projectQuota
+			if isProject {
+				pq = s.projectQuota(src, h.Resource)
+			}
+			if out[uuid] == nil {
+				out[uuid] = make(map[string]map[string]quotaEntry)
+			}
+			if out[uuid][src] == nil {
+				out[uuid][src] = make(map[string]quotaEntry)
+			}
+			out[uuid][src][h.Resource] = entry(h.Value, pq)
+		}
+	}
+	for _, u := range users {
+		if _, ok := out[u]; !ok {
+			return newFault(http.StatusNotFound, fmt.Sprintf("No such user '%s'", u))
+		}
+	}
+	return c.json(http.StatusOK, out)
+}
+
+func (s *Server) astServiceProjectQuotas(c *call) error {
+	projects := listParam(c.r.URL.Query(), "project", false)
+	served := s.id.ServedResources(c.p.Service.Name)
+	out := make(map[string]map[string]projectQuota)
+	if len(served) > 0 {
+		f := ledger.QuotaFilter{Resources: served, Sources: []holdings.Source{holdings.NullSource}}
+		for _, p := range projects {
+			f.Holders = append(f.Holders, projectPrefix+p)
+		}
+		for _, h := range s.l.Quotas(f) {
+			p, ok := strings.CutPrefix(h.Holder, projectPrefix)
+			if !ok {
+				continue
+			}
+			if out[p] == nil {
+				out[p] = make(map[string]projectQuota)
+			}
+			out[p][h.Resource] = projectQuota{ProjectLimit: h.Limit, ProjectUsage: h.Usage(), ProjectPending: h.Pending()}
+		}
+	}
+	for _, p := range projects {
+		if _, ok := out[p]; !ok {
+			return newFault(http.StatusNotFound, fmt.Sprintf("No such project '%s'", p))
+		}
+	}
+	return c.json(http.StatusOK, out)
+}

@@ -1,0 +1,50 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+func parseSerial(v string) (uint64, error) {
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n == 0 {
+		return 0, badRequest("serial must be a positive integer, got %q", v)
+	}
+	return n, nil
+}
+
+func (s *Server) commissionLog(c *call) error {
+	q, err := c.query(pageParams...)
+	if err != nil {
+		return err
+	}
+	f := ledger.LogFilter{}
+	switch {
+	case c.p.Service != nil:
+		if !identity.Allowed(c.p, identity.ActCommission) {
+			return newFault(http.StatusForbidden, "not allowed to "+string(identity.ActCommission))
+		}
+		f.Client = c.p.Service.Name
+	case !c.canReadAll():
+		return newFault(http.StatusForbidden, "only the issuing service, admins and readers read a commission's log")
+	}
+	sv, err := c.pathValue("serial")
+	if err != nil {
+		return err
+	}
+	if f.Serial, err = parseSerial(sv); err != nil {
+		return err
+	}
+	page, err := s.l.Log(f)
+	if err != nil {
+		return err
+	}
+	if len(page.Entries) == 0 {
+		return newFault(http.StatusNotFound, fmt.Sprintf("no log of commission %d (not resolved, not yours, or without provisions)", f.Serial))
+	}
+	return paginate(c, q, page.Entries, func(e ledger.LogEntry) any { return logEntryView(&e) })
+}

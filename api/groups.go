@@ -1,0 +1,137 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/quotaledger/quotaledger/identity"
+)
+
+func (s *Server) groupView(g *identity.Group) map[string]any {
+	users, _ := s.id.GroupUsers(g.Name)
+	us := make([]map[string]any, 0, len(users))
+	for _, u := range users {
+		us = append(us, map[string]any{"uuid": u.UUID, "username": u.Username, "display_name": u.DisplayName})
+	}
+	return map[string]any{"name": g.Name, "members": us, "created": rfc3339(g.Created)}
+}
+
+func (s *Server) listGroups(c *call) error {
+	q, err := c.query(pageParams...)
+	if err != nil {
+		return err
+	}
+	return paginate(c, q, s.id.Groups(), func(g *identity.Group) any { return s.groupView(g) })
+}
+
+func (s *Server) createGroup(c *call) error {
+	var in struct {
+		Name    *string  `json:"name"`
+		Members []string `json:"members"`
+	}
+	if err := c.body(&in, true); err != nil {
+		return err
+	}
+	if in.Name == nil {
+		return badRequest("name is required")
+	}
+	for i, m := range in.Members {
+		if _, err := s.id.GetUser(m); err != nil {
+			return badRequest("members[%d]: no user %q", i, m)
+		}
+		if slices.Contains(in.Members[:i], m) {
+			return badRequest("members[%d]: user %s is listed twice", i, m)
+		}
+	}
+	g, err := s.id.CreateGroup(c.r.Context(), *in.Name)
+	if err != nil {
+		return err
+	}
+	for _, m := range in.Members {
+		if g, err = s.id.AddGroupMember(c.r.Context(), g.Name, m); err != nil {
+			return err
+		}
+	}
+	return c.json(http.StatusCreated, s.groupView(g))
+}
+
+func (s *Server) getGroup(c *call) error {
+	name, err := c.pathValue("name")
+	if err != nil {
+		return err
+	}
+	g, err := s.id.GetGroup(name)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, s.groupView(g))
+}
+
+func (s *Server) renameGroup(c *call) error {
+	name, err := c.pathValue("name")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Name *string `json:"name"`
+	}
+	if err := c.body(&in, true); err != nil {
+		return err
+	}
+	if in.Name == nil {
+		return badRequest("name is required")
+	}
+	g, err := s.id.RenameGroup(c.r.Context(), name, *in.Name)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, s.groupView(g))
+}
+
+func (s *Server) deleteGroup(c *call) error {
+	name, err := c.pathValue("name")
+	if err != nil {
+		return err
+	}
+	if err := s.id.DeleteGroup(c.r.Context(), name); err != nil {
+		return err
+	}
+	return c.noContent()
+}
+
+func (s *Server) addGroupMember(c *call) error {
+	name, err := c.pathValue("name")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		User *string `json:"user"`
+	}
+	if err := c.body(&in, true); err != nil {
+		return err
+	}
+	if in.User == nil {
+		return badRequest("user (a user uuid) is required")
+	}
+	g, err := s.id.AddGroupMember(c.r.Context(), name, *in.User)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, s.groupView(g))
+}
+
+func (s *Server) removeGroupMember(c *call) error {
+	name, err := c.pathValue("name")
+	if err != nil {
+		return err
+	}
+	user, err := c.pathValue("uuid")
+	if err != nil {
+		return err
+	}
+	g, err := s.id.RemoveGroupMember(c.r.Context(), name, user)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, s.groupView(g))
+}

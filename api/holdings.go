@@ -1,0 +1,166 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+func holdingView(k holdings.Key, v holdings.Value) map[string]any {
+	return map[string]any{"holder": k.Holder, "source": k.Source.Ptr(), "resource": k.Resource,
+		"limit": v.Limit, "usage_min": v.UsageMin, "usage_max": v.UsageMax}
+}
+
+// keyIn is a holding's key as a body gives it; a missing source is null.
+type keyIn struct {
+	Holder   *string         `json:"holder"`
+	Source   holdings.Source `json:"source"`
+	Resource *string         `json:"resource"`
+}
+
+// holdingKey is entry i's key, checked by holdings.
+func (s *Server) holdingKey(i int, in keyIn) (holdings.Key, error) {
+	k := holdings.Key{Source: in.Source}
+	if in.Holder != nil {
+		k.Holder = *in.Holder
+	}
+	if in.Resource != nil {
+		k.Resource = *in.Resource
+	}
+	var ie *holdings.InvalidError
+	if err := s.limits.ValidateKey(k); errors.As(err, &ie) {
+		switch ie.Problem {
+		case holdings.Empty:
+			return k, badRequest("holdings[%d].%s must be a non-empty string", i, ie.Part)
+		case holdings.TooLong:
+			return k, badRequest("holdings[%d]: holder, source and resource are at most %d bytes", i, ie.Max)
+		}
+		return k, badRequest("holdings[%d]: %v", i, err)
+	}
+	return k, nil
+}
+
+func (s *Server) setHoldings(c *call) error {
+	type entry struct {
+		keyIn
+		Limit *int64 `json:"limit"`
+	}
+	var in struct {
+		Holdings *[]entry `json:"holdings"`
+	}
+	if err := c.body(&in, true); err != nil {
+		return err
+	}
+	if in.Holdings == nil {
+		return badRequest(`holdings is required: {"holdings": [{"holder", "source", "resource", "limit"}, ...]}`)
+	}
+	settings := make([]ledger.QuotaSetting, 0, len(*in.Holdings))
+	var order []holdings.Key
+	seen := make(map[holdings.Key]bool, len(*in.Holdings))
+	for i, e := range *in.Holdings {
+		k, err := s.holdingKey(i, e.keyIn)
+		if err != nil {
+			return err
+		}
+		if e.Limit == nil {
+			return badRequest("holdings[%d].limit is required", i)
+		}
+		if *e.Limit < 0 {
+			return badRequest("holdings[%d].limit must not be negative", i)
+		}
+		settings = append(settings, ledger.QuotaSetting{Key: k, Limit: *e.Limit})
+		if !seen[k] {
+			seen[k] = true
+			order = append(order, k)
+		}
+	}
+	if len(settings) > 0 {
+		if err := s.l.SetQuota(c.r.Context(), settings); err != nil {
+			return err
+		}
+	}
+	out := make([]any, 0, len(order))
+	for _, k := range order {
+		if v, ok := s.l.Holding(k); ok {
+			out = append(out, holdingView(k, v))
+		}
+	}
+	return c.json(http.StatusOK, map[string]any{"holdings": out})
+}
+
+func (s *Server) getHoldings(c *call) error {
+	svc := c.p.Service
+	switch {
+	case svc != nil:
+		if !identity.Allowed(c.p, identity.ActServiceRead) {
+			return newFault(http.StatusForbidden, "not allowed to "+string(identity.ActServiceRead))
+		}
+	case !c.canReadAll():
+		return newFault(http.StatusForbidden, "not allowed to "+string(identity.ActReadAll))
+	}
+	q, err := c.query("holder", "source", "resource", "null_source")
+	if err != nil {
+		return err
+	}
+	f := ledger.QuotaFilter{Holders: listParam(q, "holder", false), Resources: listParam(q, "resource", false)}
+	for _, src := range listParam(q, "source", true) {
+		f.Sources = append(f.Sources, holdings.SourceOf(src))
+	}
+	switch v := q.Get("null_source"); v {
+	case "", "0", "false":
+	case "1", "true":
+		f.Sources = append(f.Sources, holdings.NullSource)
+	default:
+		return badRequest("null_source must be 1, true, 0 or false, got %q", v)
+	}
+	if svc != nil {
+		for _, r := range f.Resources {
+			if !s.id.Serves(svc.Name, r) {
+				return newFault(http.StatusForbidden, fmt.Sprintf("service %s does not serve resource %q", svc.Name, r))
+			}
+		}
+		if len(f.Resources) == 0 {
+			if f.Resources = s.id.ServedResources(svc.Name); len(f.Resources) == 0 {
+				return c.json(http.StatusOK, map[string]any{"holdings": []any{}})
+			}
+		}
+	}
+	hs := s.l.Quotas(f)
+	out := make([]any, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, holdingView(h.Key, h.Value))
+	}
+	return c.json(http.StatusOK, map[string]any{"holdings": out})
+}
+
+func (s *Server) deleteHoldings(c *call) error {
+	var in struct {
+		Holdings *[]keyIn `json:"holdings"`
+	}
+	if err := c.body(&in, true); err != nil {
+		return err
+	}
+	if in.Holdings == nil {
+		return badRequest(`holdings is required: {"holdings": [{"holder", "source", "resource"}, ...]}`)
+	}
+	keys := make([]holdings.Key, 0, len(*in.Holdings))
+	out := make([]any, 0, len(*in.Holdings))
+	for i, e := range *in.Holdings {
+		k, err := s.holdingKey(i, e)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, k)
+		out = append(out, map[string]any{"holder": k.Holder, "source": k.Source.Ptr(), "resource": k.Resource})
+	}
+	if len(keys) > 0 {
+		if err := s.l.DeleteQuota(c.r.Context(), keys); err != nil {
+			return err
+		}
+	}
+	return c.json(http.StatusOK, map[string]any{"holdings": out})
+}
