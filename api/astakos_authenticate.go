@@ -19,7 +19,7 @@ func (s *Server) astAuthenticate(c *call) error {
 		"auth_token_created": epochMillis(c.p.Token.Created),
 		"auth_token_expires": epochMillis(c.p.Token.Expires),
 	}
-	if v := c.r.URL.Query().Get("usage"); v != "" && v != "0" && !strings.EqualFold(v, "false") {
+	if v := c.q.Get("usage"); v != "" && v != "0" && !strings.EqualFold(v, "false") {
 		usage := []map[string]any{}
 		src := holdings.SourceOf(projectPrefix + u.UUID)
 		for _, r := range s.id.Resources() {

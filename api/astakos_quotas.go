@@ -59,7 +59,7 @@ func (s *Server) astQuotas(c *call) error {
 }
 
 func (s *Server) astServiceQuotas(c *call) error {
-	q := c.r.URL.Query()
+	q := c.q
 	users := listParam(q, "user", false)
 	projects := listParam(q, "project", false)
 	served := s.id.ServedResources(c.p.Service.Name)
@@ -100,7 +100,7 @@ func (s *Server) astServiceQuotas(c *call) error {
 }
 
 func (s *Server) astServiceProjectQuotas(c *call) error {
-	projects := listParam(c.r.URL.Query(), "project", false)
+	projects := listParam(c.q, "project", false)
 	served := s.id.ServedResources(c.p.Service.Name)
 	out := make(map[string]map[string]projectQuota)
 	if len(served) > 0 {

@@ -155,7 +155,7 @@ func (s *Server) astValidateToken(c *call) error {
 		return newFault(http.StatusNotFound, "Invalid token")
 	}
 	u := p.User
-	if q := c.r.URL.Query(); q.Has("belongsTo") && q.Get("belongsTo") != u.UUID {
+	if q := c.q; q.Has("belongsTo") && q.Get("belongsTo") != u.UUID {
 		return newFault(http.StatusNotFound, "The specified tenant is outside the token's scope")
 	}
 	return c.json(http.StatusOK, map[string]any{"access": map[string]any{

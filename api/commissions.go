@@ -18,10 +18,7 @@ func parseSerial(v string) (uint64, error) {
 }
 
 func (s *Server) commissionLog(c *call) error {
-	q, err := c.query(pageParams...)
-	if err != nil {
-		return err
-	}
+	q := c.q
 	f := ledger.LogFilter{}
 	switch {
 	case c.p.Service != nil:

@@ -17,10 +17,7 @@ func (s *Server) groupView(g *identity.Group) map[string]any {
 }
 
 func (s *Server) listGroups(c *call) error {
-	q, err := c.query(pageParams...)
-	if err != nil {
-		return err
-	}
+	q := c.q
 	return paginate(c, q, s.id.Groups(), func(g *identity.Group) any { return s.groupView(g) })
 }
 

@@ -35,10 +35,8 @@ func (c *call) mayReadHolder(holder string) bool {
 }
 
 func (s *Server) history(c *call) error {
-	q, err := c.query("holder", "resource", "serial", "from", "to", "after", "limit")
-	if err != nil {
-		return err
-	}
+	q := c.q
+	var err error
 	f := ledger.LogFilter{Holder: q.Get("holder"), Resource: q.Get("resource"), After: q.Get("after")}
 	if f.Holder == "" && !c.canReadAll() {
 		f.Holder = "user:" + c.p.User.UUID

@@ -102,10 +102,7 @@ func (s *Server) getHoldings(c *call) error {
 	case !c.canReadAll():
 		return newFault(http.StatusForbidden, "not allowed to "+string(identity.ActReadAll))
 	}
-	q, err := c.query("holder", "source", "resource", "null_source")
-	if err != nil {
-		return err
-	}
+	q := c.q
 	f := ledger.QuotaFilter{Holders: listParam(q, "holder", false), Resources: listParam(q, "resource", false)}
 	for _, src := range listParam(q, "source", true) {
 		f.Sources = append(f.Sources, holdings.SourceOf(src))

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -37,7 +38,7 @@ func pageOf(page, size, n int) (lo, hi int) {
 // previous being the URLs of the neighbouring pages (null at the ends).
 func (c *call) list(count, page, size int, results any) error {
 	link := func(p int) any {
-		q := c.r.URL.Query()
+		q := maps.Clone(c.q)
 		q.Set("page", strconv.Itoa(p))
 		q.Set("page_size", strconv.Itoa(size))
 		return c.baseURL() + c.r.URL.Path + "?" + q.Encode()

@@ -86,10 +86,7 @@ func policyMap(in map[string]policyIn) (map[string]identity.Policy, error) {
 }
 
 func (s *Server) listProjects(c *call) error {
-	q, err := c.query(pageParams...)
-	if err != nil {
-		return err
-	}
+	q := c.q
 	var ps []*identity.Project
 	if c.canReadAll() {
 		ps = s.id.Projects()
@@ -149,10 +146,7 @@ func (s *Server) deleteProject(c *call) error {
 }
 
 func (s *Server) listProjectMembers(c *call) error {
-	q, err := c.query(pageParams...)
-	if err != nil {
-		return err
-	}
+	q := c.q
 	p, err := c.projectFor(false)
 	if err != nil {
 		return err

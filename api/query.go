@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -9,10 +10,32 @@ import (
 	"unicode/utf8"
 )
 
-// query returns the query, refusing one that is not valid UTF-8 or
-// names a parameter the route does not take.
-func (c *call) query(allowed ...string) (url.Values, error) {
-	q, err := url.ParseQuery(c.r.URL.RawQuery)
+// Param is a query parameter a route takes.
+type Param struct {
+	Name string
+	// Type is the parameter's type in the OpenAPI document: string,
+	// integer or boolean. The handler parses the value.
+	Type string
+	Doc  string
+}
+
+// pageQuery are the paging parameters of every list (paging.go).
+var pageQuery = []Param{
+	{Name: "page", Type: "integer", Doc: "the page, from 1 (default 1)"},
+	{Name: "page_size", Type: "integer", Doc: "results per page, 1 to 100 (default 20)"},
+}
+
+// paged returns ps and the paging parameters.
+func paged(ps ...Param) []Param { return append(ps, pageQuery...) }
+
+// parseQuery reads the query of a call to rt, the same way for every route,
+// before its handler runs: the query must parse, be valid UTF-8, and name
+// only parameters of rt.Query; anything else is a 400.
+func (rt *Route) parseQuery(r *http.Request) (url.Values, error) {
+	if r.URL.RawQuery == "" {
+		return url.Values{}, nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, badRequest("malformed query string: %v", err)
 	}
@@ -20,8 +43,8 @@ func (c *call) query(allowed ...string) (url.Values, error) {
 		if !utf8.ValidString(k) {
 			return nil, badRequest("query parameter names must be valid UTF-8")
 		}
-		if !slices.Contains(allowed, k) {
-			return nil, badRequest("unknown query parameter %q (this call takes: %s)", k, strings.Join(allowed, ", "))
+		if !slices.ContainsFunc(rt.Query, func(p Param) bool { return p.Name == k }) {
+			return nil, badRequest("unknown query parameter %q (%s)", k, rt.takes())
 		}
 		for _, v := range vs {
 			if !utf8.ValidString(v) {
@@ -30,6 +53,18 @@ func (c *call) query(allowed ...string) (url.Values, error) {
 		}
 	}
 	return q, nil
+}
+
+// takes says which query parameters rt takes.
+func (rt *Route) takes() string {
+	if len(rt.Query) == 0 {
+		return "this call takes none"
+	}
+	names := make([]string, len(rt.Query))
+	for i, p := range rt.Query {
+		names[i] = p.Name
+	}
+	return "this call takes: " + strings.Join(names, ", ")
 }
 
 func parseTime(field, v string) (time.Time, error) {

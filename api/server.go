@@ -9,7 +9,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -97,6 +100,8 @@ type Server struct {
 	log    zerolog.Logger
 	mux    *http.ServeMux
 	routes []Route
+	// methods are the methods of the routes, for the Allow of a 405.
+	methods []string
 	// limiter counts login and password-reset attempts (ratelimit.go).
 	limiter *rateLimiter
 	metrics *metrics
@@ -108,6 +113,7 @@ type call struct {
 	r *http.Request
 	s *Server
 	p identity.Principal // zero for Public routes
+	q url.Values         // the query, checked against the route's
 }
 
 type handlerFunc func(c *call) error
@@ -135,10 +141,34 @@ func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 			s.handle(rt)
 		}
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeFault(w, newFault(http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path))
-	})
+	s.mux.HandleFunc("/", s.noRoute)
 	return s
+}
+
+// noRoute answers a call no route takes: a 405 with Allow if routes take
+// its path with other methods, else a 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range s.methods {
+		if m == r.Method {
+			continue
+		}
+		probe := &http.Request{Method: m, Host: r.Host, URL: r.URL}
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead) // GET routes take HEAD too
+			}
+		}
+	}
+	if len(allow) == 0 {
+		writeFault(w, newFault(http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path))
+		return
+	}
+	slices.Sort(allow)
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeFault(w, newFault(http.StatusMethodNotAllowed,
+		fmt.Sprintf("%s is not allowed on %s; it takes %s", r.Method, r.URL.Path, strings.Join(allow, ", "))))
 }
 
 // Routes returns the routing table.
@@ -147,7 +177,11 @@ func (s *Server) Routes() []Route { return s.routes }
 // handle registers a route.
 func (s *Server) handle(rt Route) {
 	s.routes = append(s.routes, rt)
-	s.mux.HandleFunc(rt.Method+" "+rt.Path, func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, rt) })
+	if !slices.Contains(s.methods, rt.Method) {
+		s.methods = append(s.methods, rt.Method)
+	}
+	p := &rt
+	s.mux.HandleFunc(rt.Method+" "+rt.Path, func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, p) })
 }
 
 // ServeHTTP implements http.Handler.
@@ -208,7 +242,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // serve authenticates and authorises the call, runs the handler, and
 // answers its error as a fault.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt Route) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *Route) {
 	c := &call{w: w, r: r, s: s}
 	if rt.Access != Public {
 		secret := tokenOf(r)
@@ -223,7 +257,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 			writeFault(w, faultOf(err))
 			return
 		}
-		if f := authorise(p, rt); f != nil {
+		if f := authorise(p, *rt); f != nil {
 			writeFault(w, f)
 			return
 		}
@@ -232,6 +266,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 			sw.principal = p
 		}
 	}
+	q, err := rt.parseQuery(r)
+	if err != nil {
+		writeFault(w, faultOf(err))
+		return
+	}
+	c.q = q
 	if err := rt.handler(c); err != nil {
 		f := faultOf(err)
 		if f.Code >= 500 {

@@ -18,10 +18,7 @@ func serviceView(svc *identity.Service) map[string]any {
 }
 
 func (s *Server) listServices(c *call) error {
-	q, err := c.query(pageParams...)
-	if err != nil {
-		return err
-	}
+	q := c.q
 	return paginate(c, q, s.id.Services(), func(svc *identity.Service) any { return serviceView(svc) })
 }
 

@@ -54,10 +54,7 @@ func (s *Server) createToken(c *call) error {
 }
 
 func (s *Server) listTokens(c *call) error {
-	q, err := c.query(append([]string{"name", "owner", "search", "sort", "filter"}, pageParams...)...)
-	if err != nil {
-		return err
-	}
+	q := c.q
 	page, size, err := paging(q)
 	if err != nil {
 		return err

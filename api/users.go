@@ -44,10 +44,7 @@ func (c *call) userFor(others identity.Action) (*identity.User, error) {
 }
 
 func (s *Server) listUsers(c *call) error {
-	q, err := c.query(append([]string{"q"}, pageParams...)...)
-	if err != nil {
-		return err
-	}
+	q := c.q
 	page, size, err := paging(q)
 	if err != nil {
 		return err
