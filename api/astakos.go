@@ -17,6 +17,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 )
@@ -157,20 +158,21 @@ func realName(u *identity.User) string {
 }
 
 // roles are the groups of a user, as the lineage listed them.
-func (s *Server) roles(u *identity.User) []map[string]string {
-	out := []map[string]string{}
+func (s *Server) roles(u *identity.User) []wire.Role {
+	out := []wire.Role{}
 	for _, g := range s.id.Groups() {
 		if slices.Contains(g.Members, u.UUID) {
-			out = append(out, map[string]string{"id": g.Name, "name": g.Name})
+			out = append(out, wire.Role{ID: g.Name, Name: g.Name})
 		}
 	}
 	return out
 }
 
+// groupNames are the names of the groups of a user.
 func (s *Server) groupNames(u *identity.User) []string {
 	out := []string{}
 	for _, r := range s.roles(u) {
-		out = append(out, r["name"])
+		out = append(out, r.Name)
 	}
 	return out
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/quotaledger/quotaledger/api/wire"
 )
 
 // catalogList reads "uuids" or "displaynames": missing is an empty list,
@@ -55,9 +57,6 @@ func (s *Server) astCatalogs(userCall bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.json(http.StatusOK, map[string]any{
-			"uuid_catalog":        s.id.Usernames(uuids),
-			"displayname_catalog": s.id.UUIDs(names),
-		})
+		return c.json(http.StatusOK, wire.Catalogs{UUIDCatalog: s.id.Usernames(uuids), DisplayNameCatalog: s.id.UUIDs(names)})
 	}
 }

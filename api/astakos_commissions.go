@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -179,11 +180,26 @@ func (s *Server) astIssue(c *call) error {
 		}
 		return commissionFault(err)
 	}
-	return c.json(http.StatusCreated, map[string]uint64{"serial": res.Serial})
+	return c.issued(res.Serial)
+}
+
+// issued answers an issue, {"serial": N} (wire.Issued), built by hand: it
+// is half of every commission, and no reflection is needed for one number.
+func (c *call) issued(serial uint64) error {
+	var buf [32]byte
+	b := append(buf[:0], `{"serial":`...)
+	b = strconv.AppendUint(b, serial, 10)
+	writeRaw(c.w, http.StatusCreated, append(b, '}'))
+	return nil
 }
 
 func (s *Server) astPending(c *call) error {
-	return c.json(http.StatusOK, s.l.Pending(c.p.Service.Name))
+	pending := s.l.Pending(c.p.Service.Name)
+	out := make([]int64, len(pending))
+	for i, v := range pending {
+		out[i] = int64(v)
+	}
+	return c.json(http.StatusOK, out)
 }
 
 // pathSerial reads the {serial} of the path; ok is false for a serial that
@@ -222,12 +238,12 @@ func (s *Server) astCommission(c *call) error {
 	if err != nil {
 		return err
 	}
-	ps := make([]map[string]any, len(cm.Provisions))
+	info := wire.CommissionInfo{Serial: int64(cm.Serial), Name: cm.Name, IssueTime: wire.TimeOf(cm.IssueTime),
+		Provisions: make([]wire.Provision, len(cm.Provisions))}
 	for i, p := range cm.Provisions {
-		ps[i] = provisionData(p)
+		info.Provisions[i] = wire.Provision{Holder: p.Key.Holder, Source: p.Key.Source.Ptr(), Resource: p.Key.Resource, Quantity: p.Quantity}
 	}
-	return c.json(http.StatusOK, map[string]any{"serial": cm.Serial, "name": cm.Name,
-		"issue_time": cm.IssueTime.UTC().Format(time.RFC3339Nano), "provisions": ps})
+	return c.json(http.StatusOK, info)
 }
 
 // reasonOf reads the optional "reason" of a resolve body.
@@ -304,8 +320,9 @@ func serialList(m map[string]json.RawMessage, name string) ([]int64, error) {
 	return out, nil
 }
 
-func faultPair(serial int64, f *Fault) []any {
-	return []any{serial, map[string]*Fault{f.Kind: f}}
+// failedSerial is a serial a resolve-many could not apply, with its fault.
+func failedSerial(serial int64, f *Fault) wire.FailedSerial {
+	return wire.FailedSerial{Serial: serial, Fault: wire.Faults{f.Kind: {Code: f.Code, Message: f.Message, Details: f.Details}}}
 }
 
 func (s *Server) astResolveMany(c *call) error {
@@ -350,12 +367,19 @@ func (s *Server) astResolveMany(c *call) error {
 	if err != nil {
 		return err
 	}
-	failed := [][]any{}
+	out := wire.Resolved{Accepted: make([]int64, len(res.Accepted)), Rejected: make([]int64, len(res.Rejected)),
+		Failed: []wire.FailedSerial{}}
+	for i, v := range res.Accepted {
+		out.Accepted[i] = int64(v)
+	}
+	for i, v := range res.Rejected {
+		out.Rejected[i] = int64(v)
+	}
 	notFound := func(v int64) {
-		failed = append(failed, faultPair(v, serialNotFound(strconv.FormatInt(v, 10))))
+		out.Failed = append(out.Failed, failedSerial(v, serialNotFound(strconv.FormatInt(v, 10))))
 	}
 	conflicting := func(v int64) {
-		failed = append(failed, faultPair(v, badRequest("cannot both accept and reject serial %d", v)))
+		out.Failed = append(out.Failed, failedSerial(v, badRequest("cannot both accept and reject serial %d", v)))
 	}
 	for _, v := range res.NotFound {
 		notFound(int64(v))
@@ -378,12 +402,5 @@ func (s *Server) astResolveMany(c *call) error {
 			conflicting(v)
 		}
 	}
-	accepted, rejected := res.Accepted, res.Rejected
-	if accepted == nil {
-		accepted = []uint64{}
-	}
-	if rejected == nil {
-		rejected = []uint64{}
-	}
-	return c.json(http.StatusOK, map[string]any{"accepted": accepted, "rejected": rejected, "failed": failed})
+	return c.json(http.StatusOK, out)
 }

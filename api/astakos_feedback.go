@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"net/url"
+
+	"github.com/quotaledger/quotaledger/api/wire"
 )
 
 // astFeedback reads the form (whatever its Content-Type: the lineage's
@@ -16,7 +18,8 @@ func (s *Server) astFeedback(c *call) error {
 	if err != nil {
 		return badRequest("Invalid data: the body is not a form (feedback_msg=...&feedback_data=...): %v", err)
 	}
-	if err := s.id.SendFeedback(c.r.Context(), c.p.User.UUID, form.Get("feedback_msg"), form.Get("feedback_data")); err != nil {
+	f := wire.FeedbackOf(form)
+	if err := s.id.SendFeedback(c.r.Context(), c.p.User.UUID, f.Message, f.Data); err != nil {
 		return err
 	}
 	return c.writeEmpty(http.StatusOK)

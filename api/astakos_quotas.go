@@ -5,53 +5,46 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
-
-type quotaEntry struct {
-	Limit          int64 `json:"limit"`
-	Usage          int64 `json:"usage"`
-	Pending        int64 `json:"pending"`
-	ProjectLimit   int64 `json:"project_limit"`
-	ProjectUsage   int64 `json:"project_usage"`
-	ProjectPending int64 `json:"project_pending"`
-}
-
-type projectQuota struct {
-	ProjectLimit   int64 `json:"project_limit"`
-	ProjectUsage   int64 `json:"project_usage"`
-	ProjectPending int64 `json:"project_pending"`
-}
 
 const (
 	userPrefix    = "user:"
 	projectPrefix = "project:"
 )
 
-func (s *Server) projectQuota(project, resource string) projectQuota {
-	v, _ := s.l.Holding(holdings.Key{Holder: projectPrefix + project, Source: holdings.NullSource, Resource: resource})
-	return projectQuota{ProjectLimit: v.Limit, ProjectUsage: v.Usage(), ProjectPending: v.Pending()}
+// projectQuotaOf is the quota of a project's own holding.
+func projectQuotaOf(v holdings.Value) wire.ProjectQuota {
+	return wire.ProjectQuota{ProjectLimit: v.Limit, ProjectUsage: v.Usage(), ProjectPending: v.Pending()}
 }
 
-func entry(v holdings.Value, pq projectQuota) quotaEntry {
-	return quotaEntry{Limit: v.Limit, Usage: v.Usage(), Pending: v.Pending(),
+// projectQuota is the quota of project's own holding of resource.
+func (s *Server) projectQuota(project, resource string) wire.ProjectQuota {
+	v, _ := s.l.Holding(holdings.Key{Holder: projectPrefix + project, Source: holdings.NullSource, Resource: resource})
+	return projectQuotaOf(v)
+}
+
+// quotaOf is a member holding's quota, with its project's.
+func quotaOf(v holdings.Value, pq wire.ProjectQuota) wire.Quota {
+	return wire.Quota{Limit: v.Limit, Usage: v.Usage(), Pending: v.Pending(),
 		ProjectLimit: pq.ProjectLimit, ProjectUsage: pq.ProjectUsage, ProjectPending: pq.ProjectPending}
 }
 
 func (s *Server) astQuotas(c *call) error {
 	u := c.p.User
 	resources := s.id.Resources()
-	out := make(map[string]map[string]quotaEntry)
+	out := make(wire.Quotas)
 	for _, p := range s.id.ProjectsOf(u.UUID) {
 		src := holdings.SourceOf(projectPrefix + p.UUID)
-		m := make(map[string]quotaEntry)
+		m := make(map[string]wire.Quota)
 		for _, r := range resources {
 			v, ok := s.l.Holding(holdings.Key{Holder: u.Holder(), Source: src, Resource: r.Name})
 			if !ok {
 				continue
 			}
-			m[r.Name] = entry(v, s.projectQuota(p.UUID, r.Name))
+			m[r.Name] = quotaOf(v, s.projectQuota(p.UUID, r.Name))
 		}
 		out[p.UUID] = m
 	}
@@ -63,7 +56,7 @@ func (s *Server) astServiceQuotas(c *call) error {
 	users := listParam(q, "user", false)
 	projects := listParam(q, "project", false)
 	served := s.id.ServedResources(c.p.Service.Name)
-	out := make(map[string]map[string]map[string]quotaEntry)
+	out := make(map[string]wire.Quotas)
 	if len(served) > 0 {
 		f := ledger.QuotaFilter{Resources: served}
 		for _, u := range users {
@@ -78,17 +71,17 @@ func (s *Server) astServiceQuotas(c *call) error {
 				continue
 			}
 			src, isProject := strings.CutPrefix(h.Source.Name(), projectPrefix)
-			var pq projectQuota
+			var pq wire.ProjectQuota
 			if isProject {
 				pq = s.projectQuota(src, h.Resource)
 			}
 			if out[uuid] == nil {
-				out[uuid] = make(map[string]map[string]quotaEntry)
+				out[uuid] = make(wire.Quotas)
 			}
 			if out[uuid][src] == nil {
-				out[uuid][src] = make(map[string]quotaEntry)
+				out[uuid][src] = make(map[string]wire.Quota)
 			}
-			out[uuid][src][h.Resource] = entry(h.Value, pq)
+			out[uuid][src][h.Resource] = quotaOf(h.Value, pq)
 		}
 	}
 	for _, u := range users {
@@ -102,7 +95,7 @@ func (s *Server) astServiceQuotas(c *call) error {
 func (s *Server) astServiceProjectQuotas(c *call) error {
 	projects := listParam(c.q, "project", false)
 	served := s.id.ServedResources(c.p.Service.Name)
-	out := make(map[string]map[string]projectQuota)
+	out := make(wire.ProjectQuotas)
 	if len(served) > 0 {
 		f := ledger.QuotaFilter{Resources: served, Sources: []holdings.Source{holdings.NullSource}}
 		for _, p := range projects {
@@ -114,9 +107,9 @@ func (s *Server) astServiceProjectQuotas(c *call) error {
 				continue
 			}
 			if out[p] == nil {
-				out[p] = make(map[string]projectQuota)
+				out[p] = make(map[string]wire.ProjectQuota)
 			}
-			out[p][h.Resource] = projectQuota{ProjectLimit: h.Limit, ProjectUsage: h.Usage(), ProjectPending: h.Pending()}
+			out[p][h.Resource] = projectQuotaOf(h.Value)
 		}
 	}
 	for _, p := range projects {

@@ -3,29 +3,27 @@ package api
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/quotaledger/quotaledger/api/wire"
 )
 
 func (s *Server) astResources(c *call) error {
-	out := make(map[string]any)
+	out := make(map[string]wire.ResourceInfo)
 	for _, r := range s.id.Resources() {
-		var unit any
-		if r.Unit != "" {
-			unit = r.Unit
-		}
-		out[r.Name] = map[string]any{"unit": unit, "description": r.Description, "service": r.Service,
-			"allow_in_projects": r.AllowInProjects}
+		out[r.Name] = wire.ResourceInfo{Unit: wire.NullString(r.Unit), Description: r.Description, Service: r.Service,
+			AllowInProjects: r.AllowInProjects}
 	}
 	return c.json(http.StatusOK, out)
 }
 
 func (s *Server) astGetServices(c *call) error {
-	out := []map[string]any{}
+	out := []wire.ServiceSummary{}
 	for i, svc := range s.id.Services() {
 		u := ""
 		if len(svc.Endpoints) > 0 {
 			u = svc.Endpoints[0].PublicURL
 		}
-		out = append(out, map[string]any{"id": strconv.Itoa(i + 1), "name": svc.Name, "type": svc.Type, "url": u})
+		out = append(out, wire.ServiceSummary{ID: strconv.Itoa(i + 1), Name: svc.Name, Type: svc.Type, URL: u})
 	}
 	return c.json(http.StatusOK, out)
 }

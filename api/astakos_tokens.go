@@ -4,56 +4,48 @@ import (
 	"bytes"
 	"net/http"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/identity"
 )
 
-type catalogEndpoint = map[string]any
-
-type catalogEntry struct {
-	Name           string            `json:"name"`
-	Type           string            `json:"type"`
-	Endpoints      []catalogEndpoint `json:"endpoints"`
-	EndpointsLinks []any             `json:"endpoints_links"`
-}
-
 // serviceCatalog lists the server itself (astakos_account, astakos_identity)
 // then every registered service.
-func (c *call) serviceCatalog() []catalogEntry {
+func (c *call) serviceCatalog() []wire.CatalogEntry {
 	base := c.baseURL()
 	ui := base + "/ui"
-	out := []catalogEntry{
-		{Name: "astakos_account", Type: "account", EndpointsLinks: []any{}, Endpoints: []catalogEndpoint{{
-			"versionId": "v1.0", "publicURL": base + "/account/v1.0", "SNF:uiURL": ui, "region": "default"}}},
-		{Name: "astakos_identity", Type: "identity", EndpointsLinks: []any{}, Endpoints: []catalogEndpoint{{
-			"versionId": "v2.0", "publicURL": base + "/identity/v2.0", "SNF:uiURL": ui, "region": "default"}}},
+	out := []wire.CatalogEntry{
+		{Name: "astakos_account", Type: "account", EndpointsLinks: []any{}, Endpoints: []wire.CatalogEndpoint{{
+			VersionID: "v1.0", PublicURL: base + "/account/v1.0", UIURL: ui, Region: "default"}}},
+		{Name: "astakos_identity", Type: "identity", EndpointsLinks: []any{}, Endpoints: []wire.CatalogEndpoint{{
+			VersionID: "v2.0", PublicURL: base + "/identity/v2.0", UIURL: ui, Region: "default"}}},
 	}
 	for _, svc := range c.s.id.Services() {
 		if svc.Name == "astakos_account" || svc.Name == "astakos_identity" {
 			continue
 		}
-		e := catalogEntry{Name: svc.Name, Type: svc.Type, EndpointsLinks: []any{}, Endpoints: []catalogEndpoint{}}
+		e := wire.CatalogEntry{Name: svc.Name, Type: svc.Type, EndpointsLinks: []any{}, Endpoints: []wire.CatalogEndpoint{}}
 		for _, ep := range svc.Endpoints {
-			m := catalogEndpoint{"publicURL": ep.PublicURL, "region": "default"}
-			if ep.VersionID != "" {
-				m["versionId"] = ep.VersionID
+			region := ep.Region
+			if region == "" {
+				region = "default"
 			}
-			if ep.Region != "" {
-				m["region"] = ep.Region
-			}
-			e.Endpoints = append(e.Endpoints, m)
+			e.Endpoints = append(e.Endpoints, wire.CatalogEndpoint{VersionID: ep.VersionID, PublicURL: ep.PublicURL, Region: region})
 		}
 		out = append(out, e)
 	}
 	return out
 }
 
-func (s *Server) tokenAccess(secret string, p identity.Principal) map[string]any {
+// tokenAccess is the token part of an Access.
+func tokenAccess(secret string, p identity.Principal) *wire.AccessTokenInfo {
 	u := p.User
-	return map[string]any{
-		"id":      secret,
-		"expires": rfc3339(p.Token.Expires),
-		"tenant":  map[string]string{"id": u.UUID, "name": realName(u)},
-	}
+	return &wire.AccessTokenInfo{ID: secret, Expires: wire.TimeOf(p.Token.Expires),
+		Tenant: wire.Tenant{ID: u.UUID, Name: realName(u)}}
+}
+
+// accessUser is the user part of an Access (projects: nil leaves them out).
+func (s *Server) accessUser(u *identity.User, projects []string) *wire.AccessUser {
+	return &wire.AccessUser{ID: u.UUID, Name: realName(u), Roles: s.roles(u), RolesLinks: []any{}, Projects: projects}
 }
 
 func (s *Server) astTokens(c *call) error {
@@ -62,7 +54,7 @@ func (s *Server) astTokens(c *call) error {
 		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return c.json(http.StatusOK, map[string]any{"access": map[string]any{"serviceCatalog": c.serviceCatalog()}})
+		return c.json(http.StatusOK, wire.TokensAnswer{Access: wire.Access{ServiceCatalog: c.serviceCatalog()}})
 	}
 	root, err := parseObject(body)
 	if err != nil {
@@ -140,12 +132,8 @@ func (s *Server) astTokens(c *call) error {
 	for _, pr := range c.s.id.ProjectsOf(u.UUID) {
 		projects = append(projects, pr.UUID)
 	}
-	return c.json(http.StatusOK, map[string]any{"access": map[string]any{
-		"token": c.s.tokenAccess(secret, p),
-		"user": map[string]any{"id": u.UUID, "name": realName(u), "roles": c.s.roles(u),
-			"roles_links": []any{}, "projects": projects},
-		"serviceCatalog": c.serviceCatalog(),
-	}})
+	return c.json(http.StatusOK, wire.TokensAnswer{Access: wire.Access{Token: tokenAccess(secret, p),
+		User: s.accessUser(u, projects), ServiceCatalog: c.serviceCatalog()}})
 }
 
 func (s *Server) astValidateToken(c *call) error {
@@ -158,9 +146,6 @@ func (s *Server) astValidateToken(c *call) error {
 	if q := c.q; q.Has("belongsTo") && q.Get("belongsTo") != u.UUID {
 		return newFault(http.StatusNotFound, "The specified tenant is outside the token's scope")
 	}
-	return c.json(http.StatusOK, map[string]any{"access": map[string]any{
-		"token": s.tokenAccess(secret, p),
-		"user": map[string]any{"id": u.UUID, "name": realName(u), "roles": s.roles(u),
-			"roles_links": []any{}},
-	}})
+	return c.json(http.StatusOK, wire.TokensAnswer{Access: wire.Access{Token: tokenAccess(secret, p),
+		User: s.accessUser(u, nil)}})
 }

@@ -4,35 +4,27 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/identity"
 )
 
-// eitherName returns the value of one of two names for a field; both given
-// and different is a 400.
-func eitherName(a, b *string, nameA, nameB string) (string, bool, error) {
+// eitherName returns the value of a field that has two names (the
+// lineage's clients use both): an empty value is left out; both given and
+// different is a 400.
+func eitherName(a, b string, nameA, nameB string) (string, bool, error) {
 	switch {
-	case a != nil && b != nil && *a != *b:
+	case a != "" && b != "" && a != b:
 		return "", false, badRequest("%s and %s are the same field and differ", nameA, nameB)
-	case a != nil:
-		return *a, true, nil
-	case b != nil:
-		return *b, true, nil
+	case a != "":
+		return a, true, nil
+	case b != "":
+		return b, true, nil
 	}
 	return "", false, nil
 }
 
 func (s *Server) register(c *call) error {
-	var in struct {
-		Username        *string `json:"username"`
-		Email           *string `json:"email"`
-		Password        *string `json:"password"`
-		Password1       *string `json:"password1"`
-		Password2       *string `json:"password2"`
-		PasswordConfirm *string `json:"password_confirm"`
-		FirstName       string  `json:"first_name"`
-		LastName        string  `json:"last_name"`
-		DisplayName     string  `json:"display_name"`
-	}
+	var in wire.Registration
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
@@ -66,11 +58,7 @@ func (s *Server) register(c *call) error {
 }
 
 func (s *Server) login(c *call) error {
-	var in struct {
-		Username *string `json:"username"`
-		Email    *string `json:"email"`
-		Password *string `json:"password"`
-	}
+	var in wire.Login
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
@@ -78,20 +66,20 @@ func (s *Server) login(c *call) error {
 	if err != nil {
 		return err
 	}
-	if !ok || in.Password == nil {
+	if !ok || in.Password == "" {
 		return badRequest("username and password are required")
 	}
 	if d := c.restLimited(restLoginLimit, username); d > 0 {
 		return c.restTooMany(d)
 	}
-	secret, tok, u, err := s.id.Login(c.r.Context(), username, *in.Password)
+	secret, tok, u, err := s.id.Login(c.r.Context(), username, in.Password)
 	if err != nil {
 		if f := faultOf(err); f.Code == http.StatusUnauthorized || f.Code == http.StatusForbidden {
 			c.restCount(restLoginLimit, username)
 		}
 		return err
 	}
-	return c.json(http.StatusOK, map[string]any{"token": secret, "expires": rfc3339(tok.Expires), "user": userView(u, false)})
+	return c.json(http.StatusOK, wire.Session{Token: secret, Expires: wire.TimeOf(tok.Expires), User: userView(u, false)})
 }
 
 func (s *Server) logout(c *call) error {
@@ -101,19 +89,18 @@ func (s *Server) logout(c *call) error {
 	if err := s.id.RevokeSession(c.r.Context(), c.p.Token); err != nil {
 		return err
 	}
-	return c.json(http.StatusOK, map[string]any{"detail": "logged out"})
+	return c.json(http.StatusOK, wire.Detail{Detail: "logged out"})
 }
 
 func (s *Server) whoami(c *call) error {
-	v := userView(c.p.User, true)
 	t := c.p.Token
-	v["auth"] = map[string]any{"kind": t.Kind, "token_id": t.ID, "expires": rfc3339(t.Expires), "read_only": c.p.ReadOnly()}
-	return c.json(http.StatusOK, v)
+	return c.json(http.StatusOK, wire.Me{User: userView(c.p.User, true),
+		Auth: wire.TokenAuth{Kind: string(t.Kind), TokenID: t.ID, Expires: wire.TimeOf(t.Expires), ReadOnly: c.p.ReadOnly()}})
 }
 
 // readNewPassword reads a new password and its confirmation under either
 // of their names.
-func readNewPassword(np, np1, confirm, np2 *string) (string, string, error) {
+func readNewPassword(np, np1, confirm, np2 string) (string, string, error) {
 	password, ok, err := eitherName(np, np1, "new_password", "new_password1")
 	if err != nil {
 		return "", "", err
@@ -132,14 +119,7 @@ func readNewPassword(np, np1, confirm, np2 *string) (string, string, error) {
 }
 
 func (s *Server) changePassword(c *call) error {
-	var in struct {
-		OldPassword        *string `json:"old_password"`
-		CurrentPassword    *string `json:"current_password"`
-		NewPassword        *string `json:"new_password"`
-		NewPassword1       *string `json:"new_password1"`
-		NewPasswordConfirm *string `json:"new_password_confirm"`
-		NewPassword2       *string `json:"new_password2"`
-	}
+	var in wire.PasswordChange
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
@@ -157,14 +137,11 @@ func (s *Server) changePassword(c *call) error {
 	if err := s.id.ChangePassword(c.r.Context(), c.p.User.UUID, old, np, conf); err != nil {
 		return err
 	}
-	return c.json(http.StatusOK, map[string]any{"detail": "password changed"})
+	return c.json(http.StatusOK, wire.Detail{Detail: "password changed"})
 }
 
 func (s *Server) requestPasswordReset(c *call) error {
-	var in struct {
-		Username *string `json:"username"`
-		Email    *string `json:"email"`
-	}
+	var in wire.PasswordReset
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
@@ -184,19 +161,12 @@ func (s *Server) requestPasswordReset(c *call) error {
 	if err := s.id.RequestPasswordReset(c.r.Context(), username); err != nil {
 		return err
 	}
-	return c.json(http.StatusAccepted, map[string]any{
-		"detail": "if the user exists, a password reset request was made; its id is delivered out of band"})
+	return c.json(http.StatusAccepted, wire.Detail{
+		Detail: "if the user exists, a password reset request was made; its id is delivered out of band"})
 }
 
 func (s *Server) resetPassword(c *call) error {
-	var in struct {
-		ID                 *string `json:"id"`
-		Token              *string `json:"token"`
-		NewPassword        *string `json:"new_password"`
-		NewPassword1       *string `json:"new_password1"`
-		NewPasswordConfirm *string `json:"new_password_confirm"`
-		NewPassword2       *string `json:"new_password2"`
-	}
+	var in wire.PasswordResetConfirm
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
@@ -204,7 +174,7 @@ func (s *Server) resetPassword(c *call) error {
 	if err != nil {
 		return err
 	}
-	if !ok || id == "" {
+	if !ok {
 		return badRequest("id (the reset request id) is required")
 	}
 	np, conf, err := readNewPassword(in.NewPassword, in.NewPassword1, in.NewPasswordConfirm, in.NewPassword2)
@@ -214,30 +184,32 @@ func (s *Server) resetPassword(c *call) error {
 	if err := s.id.ResetPassword(c.r.Context(), id, np, conf); err != nil {
 		return err
 	}
-	return c.json(http.StatusOK, map[string]any{"detail": "password reset"})
+	return c.json(http.StatusOK, wire.Detail{Detail: "password reset"})
 }
 
 func (s *Server) passwordPolicy(c *call) error {
-	return c.json(http.StatusOK, s.id.Policy())
+	p := s.id.Policy()
+	return c.json(http.StatusOK, wire.PasswordPolicy{MinLength: p.MinLength, MaxLength: p.MaxLength,
+		NotUsername: p.NotUsername, NotCommon: p.NotCommon})
 }
 
 func (s *Server) rules(c *call) error {
-	rules := make([]map[string]any, 0, len(identity.Rules))
+	rules := make([]wire.Rule, 0, len(identity.Rules))
 	for _, r := range identity.Rules {
-		roles := r.Roles
-		if roles == nil {
-			roles = []identity.Role{}
+		rule := wire.Rule{Action: string(r.Action), Roles: make([]string, 0, len(r.Roles)),
+			TokenKinds: make([]string, 0, len(r.Kinds)), ChangesState: r.Changes}
+		for _, role := range r.Roles {
+			rule.Roles = append(rule.Roles, string(role))
 		}
-		kinds := r.Kinds
-		if kinds == nil {
-			kinds = []identity.TokenKind{}
+		for _, k := range r.Kinds {
+			rule.TokenKinds = append(rule.TokenKinds, string(k))
 		}
-		rules = append(rules, map[string]any{"action": r.Action, "roles": roles, "token_kinds": kinds, "changes_state": r.Changes})
+		rules = append(rules, rule)
 	}
-	return c.json(http.StatusOK, map[string]any{
-		"rules":       rules,
-		"roles":       []identity.Role{identity.RoleAdmin, identity.RoleUser, identity.RoleReader},
-		"token_kinds": []identity.TokenKind{identity.KindSession, identity.KindPersonal, identity.KindService},
-		"note":        "a read-only personal access token is refused every action that changes state",
+	return c.json(http.StatusOK, wire.Rules{
+		Rules:      rules,
+		Roles:      []string{string(identity.RoleAdmin), string(identity.RoleUser), string(identity.RoleReader)},
+		TokenKinds: []string{string(identity.KindSession), string(identity.KindPersonal), string(identity.KindService)},
+		Note:       "a read-only personal access token is refused every action that changes state",
 	})
 }

@@ -8,30 +8,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
 // badRequest is a 400 fault whose message is format with args.
 func badRequest(format string, args ...any) *Fault {
 	return newFault(http.StatusBadRequest, fmt.Sprintf(format, args...))
-}
-
-// rfc3339 renders a time of an answer: RFC 3339 UTC, null when unset.
-func rfc3339(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}
-
-// epochMillis renders a time as the 2013 clients read it: milliseconds
-// since the epoch, null when unset.
-func epochMillis(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixMilli()
 }
 
 const contentType = "application/json; charset=UTF-8"
@@ -43,6 +25,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		writeFault(w, newFault(http.StatusInternalServerError, "internal error"))
 		return
 	}
+	writeRaw(w, status, body)
+}
+
+// writeRaw writes body, JSON already encoded, with status.
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

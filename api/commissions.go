@@ -9,6 +9,7 @@ import (
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
+// parseSerial reads a serial of the REST routes: a positive integer.
 func parseSerial(v string) (uint64, error) {
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil || n == 0 {
@@ -18,7 +19,6 @@ func parseSerial(v string) (uint64, error) {
 }
 
 func (s *Server) commissionLog(c *call) error {
-	q := c.q
 	f := ledger.LogFilter{}
 	switch {
 	case c.p.Service != nil:
@@ -43,5 +43,5 @@ func (s *Server) commissionLog(c *call) error {
 	if len(page.Entries) == 0 {
 		return newFault(http.StatusNotFound, fmt.Sprintf("no log of commission %d (not resolved, not yours, or without provisions)", f.Serial))
 	}
-	return paginate(c, q, page.Entries, func(e ledger.LogEntry) any { return logEntryView(&e) })
+	return paginate(c, page.Entries, logEntryView)
 }

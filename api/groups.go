@@ -4,32 +4,30 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/identity"
 )
 
-func (s *Server) groupView(g *identity.Group) map[string]any {
+// groupView is a group with its users.
+func (s *Server) groupView(g *identity.Group) wire.Group {
 	users, _ := s.id.GroupUsers(g.Name)
-	us := make([]map[string]any, 0, len(users))
+	v := wire.Group{Name: g.Name, Members: make([]wire.GroupMember, 0, len(users)), Created: wire.TimeOf(g.Created)}
 	for _, u := range users {
-		us = append(us, map[string]any{"uuid": u.UUID, "username": u.Username, "display_name": u.DisplayName})
+		v.Members = append(v.Members, wire.GroupMember{UUID: u.UUID, Username: u.Username, DisplayName: u.DisplayName})
 	}
-	return map[string]any{"name": g.Name, "members": us, "created": rfc3339(g.Created)}
+	return v
 }
 
 func (s *Server) listGroups(c *call) error {
-	q := c.q
-	return paginate(c, q, s.id.Groups(), func(g *identity.Group) any { return s.groupView(g) })
+	return paginate(c, s.id.Groups(), s.groupView)
 }
 
 func (s *Server) createGroup(c *call) error {
-	var in struct {
-		Name    *string  `json:"name"`
-		Members []string `json:"members"`
-	}
+	var in wire.GroupCreate
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
-	if in.Name == nil {
+	if in.Name == "" {
 		return badRequest("name is required")
 	}
 	for i, m := range in.Members {
@@ -40,7 +38,7 @@ func (s *Server) createGroup(c *call) error {
 			return badRequest("members[%d]: user %s is listed twice", i, m)
 		}
 	}
-	g, err := s.id.CreateGroup(c.r.Context(), *in.Name)
+	g, err := s.id.CreateGroup(c.r.Context(), in.Name)
 	if err != nil {
 		return err
 	}
@@ -69,16 +67,14 @@ func (s *Server) renameGroup(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Name *string `json:"name"`
-	}
+	var in wire.GroupRename
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
-	if in.Name == nil {
+	if in.Name == "" {
 		return badRequest("name is required")
 	}
-	g, err := s.id.RenameGroup(c.r.Context(), name, *in.Name)
+	g, err := s.id.RenameGroup(c.r.Context(), name, in.Name)
 	if err != nil {
 		return err
 	}
@@ -101,16 +97,14 @@ func (s *Server) addGroupMember(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		User *string `json:"user"`
-	}
+	var in wire.GroupMemberAdd
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
-	if in.User == nil {
+	if in.User == "" {
 		return badRequest("user (a user uuid) is required")
 	}
-	g, err := s.id.AddGroupMember(c.r.Context(), name, *in.User)
+	g, err := s.id.AddGroupMember(c.r.Context(), name, in.User)
 	if err != nil {
 		return err
 	}

@@ -6,17 +6,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-func logEntryView(e *ledger.LogEntry) map[string]any {
-	return map[string]any{
-		"serial": e.Serial, "client": e.Client, "name": e.Name,
-		"issue_time": rfc3339(e.IssueTime), "log_time": rfc3339(e.LogTime),
-		"holder": e.Key.Holder, "source": e.Key.Source.Ptr(), "resource": e.Key.Resource,
-		"quantity": e.Quantity, "limit": e.After.Limit, "usage_min": e.After.UsageMin, "usage_max": e.After.UsageMax,
-		"reason": e.Reason,
-	}
+// logEntryView is an entry of the provision log as the API shows it.
+func logEntryView(e ledger.LogEntry) wire.LogEntry {
+	return wire.LogEntry{Serial: int64(e.Serial), Client: e.Client, Name: e.Name,
+		IssueTime: wire.TimeOf(e.IssueTime), LogTime: wire.TimeOf(e.LogTime),
+		Holder: e.Key.Holder, Source: e.Key.Source.Ptr(), Resource: e.Key.Resource,
+		Quantity: e.Quantity, Limit: e.After.Limit, UsageMin: e.After.UsageMin, UsageMax: e.After.UsageMax,
+		Reason: e.Reason}
 }
 
 // mayReadHolder reports whether the caller may read the log of holder.
@@ -68,13 +68,19 @@ func (s *Server) history(c *call) error {
 	if err != nil {
 		return err
 	}
-	out := make([]any, 0, len(page.Entries))
-	for i := range page.Entries {
-		out = append(out, logEntryView(&page.Entries[i]))
+	out := historyAnswer{Count: len(page.Entries), Results: make([]wire.LogEntry, 0, len(page.Entries))}
+	for _, e := range page.Entries {
+		out.Results = append(out.Results, logEntryView(e))
 	}
-	var next any
 	if page.Next != "" {
-		next = page.Next
+		out.Next = &page.Next
 	}
-	return c.json(http.StatusOK, map[string]any{"count": len(out), "next": next, "results": out})
+	return c.json(http.StatusOK, out)
+}
+
+// historyAnswer is a page of the history, by cursor.
+type historyAnswer struct {
+	Count   int             `json:"count"`
+	Next    *string         `json:"next"`
+	Results []wire.LogEntry `json:"results"`
 }

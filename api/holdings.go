@@ -5,32 +5,22 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-func holdingView(k holdings.Key, v holdings.Value) map[string]any {
-	return map[string]any{"holder": k.Holder, "source": k.Source.Ptr(), "resource": k.Resource,
-		"limit": v.Limit, "usage_min": v.UsageMin, "usage_max": v.UsageMax}
+// holdingView is a holding as the API shows it.
+func holdingView(k holdings.Key, v holdings.Value) wire.Holding {
+	return wire.Holding{Holder: k.Holder, Source: k.Source.Ptr(), Resource: k.Resource,
+		Limit: v.Limit, UsageMin: v.UsageMin, UsageMax: v.UsageMax}
 }
 
-// keyIn is a holding's key as a body gives it; a missing source is null.
-type keyIn struct {
-	Holder   *string         `json:"holder"`
-	Source   holdings.Source `json:"source"`
-	Resource *string         `json:"resource"`
-}
-
-// holdingKey is entry i's key, checked by holdings.
-func (s *Server) holdingKey(i int, in keyIn) (holdings.Key, error) {
-	k := holdings.Key{Source: in.Source}
-	if in.Holder != nil {
-		k.Holder = *in.Holder
-	}
-	if in.Resource != nil {
-		k.Resource = *in.Resource
-	}
+// holdingKey is the key of entry i of a request, checked by holdings; a
+// left-out source is the null source.
+func (s *Server) holdingKey(i int, holder string, source *string, resource string) (holdings.Key, error) {
+	k := holdings.Key{Holder: holder, Source: holdings.SourceFromPtr(source), Resource: resource}
 	var ie *holdings.InvalidError
 	if err := s.limits.ValidateKey(k); errors.As(err, &ie) {
 		switch ie.Problem {
@@ -45,24 +35,18 @@ func (s *Server) holdingKey(i int, in keyIn) (holdings.Key, error) {
 }
 
 func (s *Server) setHoldings(c *call) error {
-	type entry struct {
-		keyIn
-		Limit *int64 `json:"limit"`
-	}
-	var in struct {
-		Holdings *[]entry `json:"holdings"`
-	}
+	var in wire.HoldingSettings
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
 	if in.Holdings == nil {
 		return badRequest(`holdings is required: {"holdings": [{"holder", "source", "resource", "limit"}, ...]}`)
 	}
-	settings := make([]ledger.QuotaSetting, 0, len(*in.Holdings))
+	settings := make([]ledger.QuotaSetting, 0, len(in.Holdings))
 	var order []holdings.Key
-	seen := make(map[holdings.Key]bool, len(*in.Holdings))
-	for i, e := range *in.Holdings {
-		k, err := s.holdingKey(i, e.keyIn)
+	seen := make(map[holdings.Key]bool, len(in.Holdings))
+	for i, e := range in.Holdings {
+		k, err := s.holdingKey(i, e.Holder, e.Source, e.Resource)
 		if err != nil {
 			return err
 		}
@@ -83,13 +67,13 @@ func (s *Server) setHoldings(c *call) error {
 			return err
 		}
 	}
-	out := make([]any, 0, len(order))
+	out := wire.Holdings{Holdings: make([]wire.Holding, 0, len(order))}
 	for _, k := range order {
 		if v, ok := s.l.Holding(k); ok {
-			out = append(out, holdingView(k, v))
+			out.Holdings = append(out.Holdings, holdingView(k, v))
 		}
 	}
-	return c.json(http.StatusOK, map[string]any{"holdings": out})
+	return c.json(http.StatusOK, out)
 }
 
 func (s *Server) getHoldings(c *call) error {
@@ -122,42 +106,38 @@ func (s *Server) getHoldings(c *call) error {
 		}
 		if len(f.Resources) == 0 {
 			if f.Resources = s.id.ServedResources(svc.Name); len(f.Resources) == 0 {
-				return c.json(http.StatusOK, map[string]any{"holdings": []any{}})
+				return c.json(http.StatusOK, wire.Holdings{Holdings: []wire.Holding{}})
 			}
 		}
 	}
 	hs := s.l.Quotas(f)
-	out := make([]any, 0, len(hs))
+	out := wire.Holdings{Holdings: make([]wire.Holding, 0, len(hs))}
 	for _, h := range hs {
-		out = append(out, holdingView(h.Key, h.Value))
+		out.Holdings = append(out.Holdings, holdingView(h.Key, h.Value))
 	}
-	return c.json(http.StatusOK, map[string]any{"holdings": out})
+	return c.json(http.StatusOK, out)
 }
 
 func (s *Server) deleteHoldings(c *call) error {
-	var in struct {
-		Holdings *[]keyIn `json:"holdings"`
-	}
+	var in wire.HoldingKeys
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
 	if in.Holdings == nil {
 		return badRequest(`holdings is required: {"holdings": [{"holder", "source", "resource"}, ...]}`)
 	}
-	keys := make([]holdings.Key, 0, len(*in.Holdings))
-	out := make([]any, 0, len(*in.Holdings))
-	for i, e := range *in.Holdings {
-		k, err := s.holdingKey(i, e)
+	keys := make([]holdings.Key, 0, len(in.Holdings))
+	for i, e := range in.Holdings {
+		k, err := s.holdingKey(i, e.Holder, e.Source, e.Resource)
 		if err != nil {
 			return err
 		}
 		keys = append(keys, k)
-		out = append(out, map[string]any{"holder": k.Holder, "source": k.Source.Ptr(), "resource": k.Resource})
 	}
 	if len(keys) > 0 {
 		if err := s.l.DeleteQuota(c.r.Context(), keys); err != nil {
 			return err
 		}
 	}
-	return c.json(http.StatusOK, map[string]any{"holdings": out})
+	return c.json(http.StatusOK, in)
 }

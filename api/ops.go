@@ -1,14 +1,18 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/quotaledger/quotaledger/api/wire"
+)
 
 // healthz answers whether the process is alive and its storage has not
 // failed.
 func (s *Server) healthz(c *call) error {
 	if err := s.l.Failed(); err != nil {
-		return c.json(http.StatusServiceUnavailable, map[string]string{"status": "storage failed", "error": err.Error()})
+		return c.json(http.StatusServiceUnavailable, wire.Health{Status: "storage failed", Error: err.Error()})
 	}
-	return c.json(http.StatusOK, map[string]string{"status": "ok"})
+	return c.json(http.StatusOK, wire.Health{Status: "ok"})
 }
 
 // readyz runs the checks of Options.Checks.
@@ -24,5 +28,5 @@ func (s *Server) readyz(c *call) error {
 			}
 		}
 	}
-	return c.json(code, map[string]any{"status": status, "checks": checks})
+	return c.json(code, wire.Ready{Status: status, Checks: checks})
 }

@@ -5,64 +5,78 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/quotaledger/quotaledger/api/wire"
 )
 
-var pageParams = []string{"page", "page_size"}
+// Every list of the API pages the same way: page and page_size in the
+// query (pageQuery), and a wire.Page as the answer, whose count is the
+// number of every match and whose next and previous are the URLs of the
+// neighbouring pages (null at the ends).
+
+// pageRequest is the page a list call asks for.
+type pageRequest struct{ page, size int }
 
 // paging reads page and page_size (defaults 1 and 20, at most 100).
-func paging(q url.Values) (page, size int, err error) {
-	page, size = 1, 20
+func paging(q url.Values) (pageRequest, error) {
+	p := pageRequest{page: 1, size: 20}
+	var err error
 	if v := q.Get("page"); v != "" {
-		if page, err = strconv.Atoi(v); err != nil || page < 1 || page > 1_000_000_000 {
-			return 0, 0, badRequest("page must be an integer from 1 to 1000000000, got %q", v)
+		if p.page, err = strconv.Atoi(v); err != nil || p.page < 1 || p.page > 1_000_000_000 {
+			return p, badRequest("page must be an integer from 1 to 1000000000, got %q", v)
 		}
 	}
 	if v := q.Get("page_size"); v != "" {
-		if size, err = strconv.Atoi(v); err != nil || size < 1 || size > 100 {
-			return 0, 0, badRequest("page_size must be an integer from 1 to 100, got %q", v)
+		if p.size, err = strconv.Atoi(v); err != nil || p.size < 1 || p.size > 100 {
+			return p, badRequest("page_size must be an integer from 1 to 100, got %q", v)
 		}
 	}
-	return page, size, nil
+	return p, nil
 }
 
-// pageOf is the page of n items: the bounds of its slice.
-func pageOf(page, size, n int) (lo, hi int) {
-	if page-1 > n/size {
+// bounds are the bounds of the page's slice of n items.
+func (p pageRequest) bounds(n int) (lo, hi int) {
+	if p.page-1 > n/p.size {
 		return n, n
 	}
-	lo = min((page-1)*size, n)
-	return lo, min(lo+size, n)
+	lo = min((p.page-1)*p.size, n)
+	return lo, min(lo+p.size, n)
 }
 
-// list answers a page as {count, next, previous, results}, next and
-// previous being the URLs of the neighbouring pages (null at the ends).
-func (c *call) list(count, page, size int, results any) error {
-	link := func(p int) any {
+// answerPage answers page p of count items: results, and the links to the
+// neighbouring pages.
+func answerPage[T any](c *call, p pageRequest, count int, results []T) error {
+	link := func(page int) *string {
 		q := maps.Clone(c.q)
-		q.Set("page", strconv.Itoa(p))
-		q.Set("page_size", strconv.Itoa(size))
-		return c.baseURL() + c.r.URL.Path + "?" + q.Encode()
+		q.Set("page", strconv.Itoa(page))
+		q.Set("page_size", strconv.Itoa(p.size))
+		u := c.baseURL() + c.r.URL.Path + "?" + q.Encode()
+		return &u
 	}
-	var next, prev any
-	if page <= count/size && page*size < count {
-		next = link(page + 1)
+	out := wire.Page[T]{Count: count, Results: results}
+	if out.Results == nil {
+		out.Results = []T{}
 	}
-	if page > 1 {
-		prev = link(min(page-1, max(1, (count+size-1)/size)))
+	if p.page <= count/p.size && p.page*p.size < count {
+		out.Next = link(p.page + 1)
 	}
-	return c.json(http.StatusOK, map[string]any{"count": count, "next": next, "previous": prev, "results": results})
+	if p.page > 1 {
+		out.Previous = link(min(p.page-1, max(1, (count+p.size-1)/p.size)))
+	}
+	return c.json(http.StatusOK, out)
 }
 
-// paginate answers one page of an in-memory list.
-func paginate[T any](c *call, q url.Values, all []T, view func(T) any) error {
-	page, size, err := paging(q)
+// paginate answers one page of an in-memory list, each item as view shows
+// it.
+func paginate[T, V any](c *call, all []T, view func(T) V) error {
+	p, err := paging(c.q)
 	if err != nil {
 		return err
 	}
-	lo, hi := pageOf(page, size, len(all))
-	out := make([]any, 0, hi-lo)
+	lo, hi := p.bounds(len(all))
+	out := make([]V, 0, hi-lo)
 	for _, x := range all[lo:hi] {
 		out = append(out, view(x))
 	}
-	return c.list(len(all), page, size, out)
+	return answerPage(c, p, len(all), out)
 }

@@ -4,34 +4,33 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/identity"
 )
 
-func membersView(ms []identity.Member) []map[string]any {
-	out := make([]map[string]any, 0, len(ms))
-	for _, m := range ms {
-		v := map[string]any{"role": m.Role}
-		if m.User != "" {
-			v["user"] = m.User
-		} else {
-			v["group"] = m.Group
-		}
-		out = append(out, v)
+// memberView is a project member: a user or a group, with its role.
+func memberView(m identity.Member) wire.Member {
+	return wire.Member{User: m.User, Group: m.Group, Role: string(m.Role)}
+}
+
+// policiesView are a project's capacities by resource ({} when none).
+func policiesView(ps map[string]identity.Policy) map[string]wire.Policy {
+	out := make(map[string]wire.Policy, len(ps))
+	for r, p := range ps {
+		out[r] = wire.Policy{ProjectCapacity: p.ProjectCapacity, MemberCapacity: p.MemberCapacity}
 	}
 	return out
 }
 
-func policiesView(ps map[string]identity.Policy) map[string]identity.Policy {
-	if ps == nil {
-		return map[string]identity.Policy{}
+// projectView is a project as the API shows it.
+func projectView(p *identity.Project) wire.Project {
+	v := wire.Project{UUID: p.UUID, Name: p.Name, Owner: p.Owner, State: string(p.State), Base: p.Base,
+		Policies: policiesView(p.Policies), Members: make([]wire.Member, 0, len(p.Members)),
+		Created: wire.TimeOf(p.Created), Updated: wire.TimeOf(p.Updated)}
+	for _, m := range p.Members {
+		v.Members = append(v.Members, memberView(m))
 	}
-	return ps
-}
-
-func projectView(p *identity.Project) map[string]any {
-	return map[string]any{"uuid": p.UUID, "name": p.Name, "owner": p.Owner, "state": p.State, "base": p.Base,
-		"policies": policiesView(p.Policies), "members": membersView(p.Members),
-		"created": rfc3339(p.Created), "updated": rfc3339(p.Updated)}
+	return v
 }
 
 // projectFor returns the project of the path once the caller may read it
@@ -69,12 +68,9 @@ func (c *call) projectFor(manage bool) (*identity.Project, error) {
 	return p, nil
 }
 
-type policyIn struct {
-	ProjectCapacity *int64 `json:"project_capacity"`
-	MemberCapacity  *int64 `json:"member_capacity"`
-}
-
-func policyMap(in map[string]policyIn) (map[string]identity.Policy, error) {
+// policyMap reads the policies of a request: both capacities of each are
+// required.
+func policyMap(in map[string]wire.PolicySetting) (map[string]identity.Policy, error) {
 	out := make(map[string]identity.Policy, len(in))
 	for r, p := range in {
 		if p.ProjectCapacity == nil || p.MemberCapacity == nil {
@@ -86,40 +82,35 @@ func policyMap(in map[string]policyIn) (map[string]identity.Policy, error) {
 }
 
 func (s *Server) listProjects(c *call) error {
-	q := c.q
 	var ps []*identity.Project
 	if c.canReadAll() {
 		ps = s.id.Projects()
 	} else {
 		ps = s.id.ProjectsOf(c.p.User.UUID)
 	}
-	return paginate(c, q, ps, func(p *identity.Project) any { return projectView(p) })
+	return paginate(c, ps, projectView)
 }
 
 func (s *Server) createProject(c *call) error {
-	var in struct {
-		Name     *string             `json:"name"`
-		Owner    *string             `json:"owner"`
-		Policies map[string]policyIn `json:"policies"`
-	}
+	var in wire.ProjectCreate
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
-	if in.Name == nil {
+	if in.Name == "" {
 		return badRequest("name is required")
 	}
 	owner := c.p.User.UUID
-	if in.Owner != nil && *in.Owner != owner {
+	if in.Owner != "" && in.Owner != owner {
 		if !identity.Allowed(c.p, identity.ActManageProjects) {
 			return newFault(http.StatusForbidden, "only admins create projects for someone else")
 		}
-		owner = *in.Owner
+		owner = in.Owner
 	}
 	policies, err := policyMap(in.Policies)
 	if err != nil {
 		return err
 	}
-	p, err := s.id.CreateProject(c.r.Context(), identity.NewProject{Name: *in.Name, Owner: owner, Policies: policies})
+	p, err := s.id.CreateProject(c.r.Context(), identity.NewProject{Name: in.Name, Owner: owner, Policies: policies})
 	if err != nil {
 		return err
 	}
@@ -146,19 +137,11 @@ func (s *Server) deleteProject(c *call) error {
 }
 
 func (s *Server) listProjectMembers(c *call) error {
-	q := c.q
 	p, err := c.projectFor(false)
 	if err != nil {
 		return err
 	}
-	return paginate(c, q, membersView(p.Members), func(m map[string]any) any { return m })
-}
-
-// memberIn is a member as a body names it.
-type memberIn struct {
-	User  *string `json:"user"`
-	Group *string `json:"group"`
-	Role  string  `json:"role"`
+	return paginate(c, p.Members, memberView)
 }
 
 func (s *Server) addProjectMember(c *call) error {
@@ -166,19 +149,14 @@ func (s *Server) addProjectMember(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in memberIn
+	var in wire.Member
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
-	m := identity.Member{Role: identity.MemberRole(in.Role)}
-	switch {
-	case (in.User == nil) == (in.Group == nil):
+	if (in.User == "") == (in.Group == "") {
 		return badRequest("give user (a user uuid) or group (a group name), not both")
-	case in.User != nil:
-		m.User = *in.User
-	default:
-		m.Group = *in.Group
 	}
+	m := identity.Member{User: in.User, Group: in.Group, Role: identity.MemberRole(in.Role)}
 	np, err := s.id.AddMember(c.r.Context(), p.UUID, m)
 	if err != nil {
 		return err
@@ -211,20 +189,18 @@ func (s *Server) setProjectMemberRole(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Role *string `json:"role"`
-	}
+	var in wire.MemberRole
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
-	if in.Role == nil {
+	if in.Role == "" {
 		return badRequest("role is required")
 	}
 	m, err := c.memberOf(p)
 	if err != nil {
 		return err
 	}
-	m.Role = identity.MemberRole(*in.Role)
+	m.Role = identity.MemberRole(in.Role)
 	np, err := s.id.SetMemberRole(c.r.Context(), p.UUID, m)
 	if err != nil {
 		return err
@@ -260,7 +236,7 @@ func (s *Server) setProjectPolicies(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in map[string]policyIn
+	var in map[string]wire.PolicySetting
 	if err := c.body(&in, true); err != nil {
 		return err
 	}

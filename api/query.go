@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -73,23 +72,6 @@ func parseTime(field, v string) (time.Time, error) {
 		return time.Time{}, badRequest("%s must be an RFC 3339 time, got %q", field, v)
 	}
 	return t.UTC(), nil
-}
-
-// optTime decodes an optional time field: absent (nil) is (nil, nil),
-// null is the zero time, a string is an RFC 3339 time.
-func optTime(field string, raw json.RawMessage) (*time.Time, error) {
-	if raw == nil {
-		return nil, nil
-	}
-	var s *string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, badRequest("%s must be an RFC 3339 time or null", field)
-	}
-	if s == nil {
-		return &time.Time{}, nil
-	}
-	t, err := parseTime(field, *s)
-	return &t, err
 }
 
 // listParam splits the values of a list query parameter: comma-separated,

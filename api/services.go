@@ -1,65 +1,60 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/identity"
 )
 
-func serviceView(svc *identity.Service) map[string]any {
-	eps := svc.Endpoints
-	if eps == nil {
-		eps = []identity.Endpoint{}
+// serviceView is a registered service as the API shows it (without its
+// token).
+func serviceView(svc *identity.Service) wire.Service {
+	v := wire.Service{Name: svc.Name, Type: svc.Type, Endpoints: make([]wire.ServiceEndpoint, 0, len(svc.Endpoints)),
+		TokenID: svc.TokenID, Created: wire.TimeOf(svc.Created)}
+	for _, e := range svc.Endpoints {
+		v.Endpoints = append(v.Endpoints, wire.ServiceEndpoint{PublicURL: e.PublicURL, VersionID: e.VersionID, Region: e.Region})
 	}
-	return map[string]any{"name": svc.Name, "type": svc.Type, "endpoints": eps, "token_id": svc.TokenID,
-		"created": rfc3339(svc.Created)}
+	return v
+}
+
+// withToken is a service's view with its new token, shown this once, and
+// when that expires (left out: never).
+func withToken(svc *identity.Service, secret string, expires time.Time) wire.Service {
+	v := serviceView(svc)
+	v.Token = secret
+	if !expires.IsZero() {
+		exp := wire.TimeOf(expires)
+		v.TokenExpires = &exp
+	}
+	return v
 }
 
 func (s *Server) listServices(c *call) error {
-	q := c.q
-	return paginate(c, q, s.id.Services(), func(svc *identity.Service) any { return serviceView(svc) })
-}
-
-type endpointIn struct {
-	PublicURL string `json:"publicURL"`
-	VersionID string `json:"versionId"`
-	Region    string `json:"region"`
+	return paginate(c, s.id.Services(), serviceView)
 }
 
 func (s *Server) createService(c *call) error {
-	var in struct {
-		Name         *string         `json:"name"`
-		Type         string          `json:"type"`
-		Endpoints    []endpointIn    `json:"endpoints"`
-		TokenExpires json.RawMessage `json:"token_expires"`
-	}
+	var in wire.NewService
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
-	if in.Name == nil {
+	if in.Name == "" {
 		return badRequest("name is required")
 	}
-	exp, err := optTime("token_expires", in.TokenExpires)
-	if err != nil {
-		return err
-	}
-	ns := identity.NewService{Name: *in.Name, Type: in.Type, Endpoints: make([]identity.Endpoint, 0, len(in.Endpoints))}
+	ns := identity.NewService{Name: in.Name, Type: in.Type, Endpoints: make([]identity.Endpoint, 0, len(in.Endpoints))}
 	for _, e := range in.Endpoints {
 		ns.Endpoints = append(ns.Endpoints, identity.Endpoint{PublicURL: e.PublicURL, VersionID: e.VersionID, Region: e.Region})
 	}
-	if exp != nil {
-		ns.TokenExpires = *exp
+	if in.TokenExpires != nil {
+		ns.TokenExpires = in.TokenExpires.UTC()
 	}
 	secret, svc, err := s.id.RegisterService(c.r.Context(), ns)
 	if err != nil {
 		return err
 	}
-	v := serviceView(svc)
-	v["token"] = secret
-	v["token_expires"] = rfc3339(ns.TokenExpires)
-	return c.json(http.StatusCreated, v)
+	return c.json(http.StatusCreated, withToken(svc, secret, ns.TokenExpires))
 }
 
 func (s *Server) getService(c *call) error {
@@ -90,26 +85,13 @@ func (s *Server) renewServiceToken(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Expires json.RawMessage `json:"expires"`
-	}
+	var in wire.ServiceTokenRenew
 	if err := c.optionalBody(&in); err != nil {
 		return err
 	}
-	exp, err := optTime("expires", in.Expires)
+	secret, svc, err := s.id.RenewServiceToken(c.r.Context(), name, in.Expires.Time)
 	if err != nil {
 		return err
 	}
-	var expires time.Time
-	if exp != nil {
-		expires = *exp
-	}
-	secret, svc, err := s.id.RenewServiceToken(c.r.Context(), name, expires)
-	if err != nil {
-		return err
-	}
-	v := serviceView(svc)
-	v["token"] = secret
-	v["token_expires"] = rfc3339(expires)
-	return c.json(http.StatusOK, v)
+	return c.json(http.StatusOK, withToken(svc, secret, in.Expires.Time))
 }

@@ -5,38 +5,40 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/identity"
 )
 
-func tokenView(t *identity.Token) map[string]any {
-	return map[string]any{
-		"id": t.ID, "name": t.Name, "kind": t.Kind, "owner": t.Owner, "read_only": t.ReadOnly,
-		"expires": rfc3339(t.Expires), "created": rfc3339(t.Created), "updated": rfc3339(t.Updated),
-		"last_used": rfc3339(t.LastUsed),
+// tokenView is an access token as the API shows one (without its secret).
+func tokenView(t *identity.Token) wire.AccessToken {
+	return wire.AccessToken{ID: t.ID, Name: t.Name, Kind: string(t.Kind), Owner: t.Owner, ReadOnly: t.ReadOnly,
+		Expires: wire.TimeOf(t.Expires), Created: wire.TimeOf(t.Created), Updated: wire.TimeOf(t.Updated),
+		LastUsed: wire.TimeOf(t.LastUsed)}
+}
+
+// expiryOf is the expiry a token request gives, under either of its names:
+// nil when left out, the zero time for null (never).
+func expiryOf(expires, expiryDate wire.OptTime) (*time.Time, error) {
+	switch {
+	case expires.Set && expiryDate.Set:
+		return nil, badRequest("give expires or expiry_date, not both")
+	case expires.Set:
+		return &expires.Time, nil
+	case expiryDate.Set:
+		return &expiryDate.Time, nil
 	}
+	return nil, nil
 }
 
 func (s *Server) createToken(c *call) error {
-	var in struct {
-		Name       *string         `json:"name"`
-		Expires    json.RawMessage `json:"expires"`
-		ExpiryDate json.RawMessage `json:"expiry_date"`
-		ReadOnly   bool            `json:"read_only"`
-	}
+	var in wire.AccessTokenCreate
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
-	if in.Name == nil {
+	if in.Name == "" {
 		return badRequest("name is required")
 	}
-	if in.Expires != nil && in.ExpiryDate != nil {
-		return badRequest("give expires or expiry_date, not both")
-	}
-	raw, field := in.Expires, "expires"
-	if in.ExpiryDate != nil {
-		raw, field = in.ExpiryDate, "expiry_date"
-	}
-	exp, err := optTime(field, raw)
+	exp, err := expiryOf(in.Expires, in.ExpiryDate)
 	if err != nil {
 		return err
 	}
@@ -44,18 +46,18 @@ func (s *Server) createToken(c *call) error {
 	if exp != nil {
 		expires = *exp
 	}
-	secret, tok, err := s.id.CreateAccessToken(c.r.Context(), c.p.User.UUID, *in.Name, expires, in.ReadOnly)
+	secret, tok, err := s.id.CreateAccessToken(c.r.Context(), c.p.User.UUID, in.Name, expires, in.ReadOnly)
 	if err != nil {
 		return err
 	}
 	v := tokenView(tok)
-	v["token"] = secret
+	v.Token = secret
 	return c.json(http.StatusCreated, v)
 }
 
 func (s *Server) listTokens(c *call) error {
 	q := c.q
-	page, size, err := paging(q)
+	p, err := paging(q)
 	if err != nil {
 		return err
 	}
@@ -70,7 +72,7 @@ func (s *Server) listTokens(c *call) error {
 		}
 	}
 	tq := identity.TokenQuery{Owner: owner, Name: q.Get("name"), Search: q.Get("search"), Sort: q.Get("sort"),
-		Page: page, PageSize: size}
+		Page: p.page, PageSize: p.size}
 	if f := q.Get("filter"); f != "" {
 		tq.Filter = json.RawMessage(f)
 	}
@@ -78,11 +80,11 @@ func (s *Server) listTokens(c *call) error {
 	if err != nil {
 		return err
 	}
-	out := make([]any, 0, len(res.Results))
+	out := make([]wire.AccessToken, 0, len(res.Results))
 	for _, t := range res.Results {
 		out = append(out, tokenView(t))
 	}
-	return c.list(res.Count, page, size, out)
+	return answerPage(c, p, res.Count, out)
 }
 
 func (s *Server) selfToken(c *call) error {
@@ -124,23 +126,11 @@ func (s *Server) updateToken(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Name       *string         `json:"name"`
-		Expires    json.RawMessage `json:"expires"`
-		ExpiryDate json.RawMessage `json:"expiry_date"`
-		ReadOnly   *bool           `json:"read_only"`
-	}
+	var in wire.AccessTokenUpdate
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
-	if in.Expires != nil && in.ExpiryDate != nil {
-		return badRequest("give expires or expiry_date, not both")
-	}
-	raw, field := in.Expires, "expires"
-	if in.ExpiryDate != nil {
-		raw, field = in.ExpiryDate, "expiry_date"
-	}
-	exp, err := optTime(field, raw)
+	exp, err := expiryOf(in.Expires, in.ExpiryDate)
 	if err != nil {
 		return err
 	}

@@ -4,22 +4,24 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/identity"
 )
 
-func userView(u *identity.User, withData bool) map[string]any {
-	m := map[string]any{
-		"uuid": u.UUID, "username": u.Username, "display_name": u.DisplayName,
-		"first_name": u.FirstName, "last_name": u.LastName, "role": u.Role,
-		"active": u.Active, "email_verified": u.EmailVerified,
-		"created": rfc3339(u.Created), "updated": rfc3339(u.Updated), "last_login": rfc3339(u.LastLogin),
-	}
+// userView is a user as the API shows one; withData adds the custom data
+// (the answers about one user).
+func userView(u *identity.User, withData bool) wire.User {
+	v := wire.User{UUID: u.UUID, Username: u.Username, DisplayName: u.DisplayName,
+		FirstName: u.FirstName, LastName: u.LastName, Role: string(u.Role),
+		Active: u.Active, EmailVerified: u.EmailVerified,
+		Created: wire.TimeOf(u.Created), Updated: wire.TimeOf(u.Updated), LastLogin: wire.TimeOf(u.LastLogin)}
 	if withData {
-		m["data"] = userDataView(u)
+		v.Data = userDataView(u)
 	}
-	return m
+	return v
 }
 
+// userDataView is a user's custom data: a JSON object, {} when none.
 func userDataView(u *identity.User) json.RawMessage {
 	if len(u.Data) == 0 {
 		return json.RawMessage("{}")
@@ -44,40 +46,31 @@ func (c *call) userFor(others identity.Action) (*identity.User, error) {
 }
 
 func (s *Server) listUsers(c *call) error {
-	q := c.q
-	page, size, err := paging(q)
+	p, err := paging(c.q)
 	if err != nil {
 		return err
 	}
-	n, users, err := s.id.ListUsers(identity.UserQuery{Prefix: q.Get("q"), Page: page, PageSize: size})
+	n, users, err := s.id.ListUsers(identity.UserQuery{Prefix: c.q.Get("q"), Page: p.page, PageSize: p.size})
 	if err != nil {
 		return err
 	}
-	out := make([]any, 0, len(users))
+	out := make([]wire.User, 0, len(users))
 	for _, u := range users {
 		out = append(out, userView(u, false))
 	}
-	return c.list(n, page, size, out)
+	return answerPage(c, p, n, out)
 }
 
 func (s *Server) createUser(c *call) error {
-	var in struct {
-		Username    *string `json:"username"`
-		Password    *string `json:"password"`
-		FirstName   string  `json:"first_name"`
-		LastName    string  `json:"last_name"`
-		DisplayName string  `json:"display_name"`
-		Role        string  `json:"role"`
-		Active      *bool   `json:"active"`
-	}
+	var in wire.NewUser
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
-	if in.Username == nil || in.Password == nil {
+	if in.Username == "" || in.Password == "" {
 		return badRequest("username and password are required")
 	}
 	active := in.Active == nil || *in.Active
-	u, err := s.id.CreateUser(c.r.Context(), identity.NewUser{Username: *in.Username, Password: *in.Password,
+	u, err := s.id.CreateUser(c.r.Context(), identity.NewUser{Username: in.Username, Password: in.Password,
 		FirstName: in.FirstName, LastName: in.LastName, DisplayName: in.DisplayName,
 		Role: identity.Role(in.Role), Active: active})
 	if err != nil {
@@ -99,12 +92,7 @@ func (s *Server) updateUser(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		DisplayName *string         `json:"display_name"`
-		FirstName   *string         `json:"first_name"`
-		LastName    *string         `json:"last_name"`
-		Data        json.RawMessage `json:"data"`
-	}
+	var in wire.UserUpdate
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
@@ -135,9 +123,7 @@ func (s *Server) activateUser(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		EmailVerified bool `json:"email_verified"`
-	}
+	var in wire.UserActivate
 	if err := c.optionalBody(&in); err != nil {
 		return err
 	}
@@ -153,16 +139,14 @@ func (s *Server) setUserRole(c *call) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Role *string `json:"role"`
-	}
+	var in wire.UserRole
 	if err := c.body(&in, true); err != nil {
 		return err
 	}
-	if in.Role == nil {
+	if in.Role == "" {
 		return badRequest("role is required")
 	}
-	u, err := s.id.SetRole(c.r.Context(), id, identity.Role(*in.Role))
+	u, err := s.id.SetRole(c.r.Context(), id, identity.Role(in.Role))
 	if err != nil {
 		return err
 	}
