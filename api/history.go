@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,16 +33,19 @@ func (c *call) mayReadHolder(holder string) bool {
 	return false
 }
 
+// history answers a page of the provision log, paged as every list is:
+// count is every matching entry, so a page walks the matches to their end
+// (docs/api.md: narrow a large log by holder, serial or time).
 func (s *Server) history(c *call) error {
 	q := c.q
-	var err error
-	f := ledger.LogFilter{Holder: q.Get("holder"), Resource: q.Get("resource"), After: q.Get("after")}
+	f := ledger.LogFilter{Holder: q.Get("holder"), Resource: q.Get("resource"), Limit: ledger.MaxLogPage}
 	if f.Holder == "" && !c.canReadAll() {
 		f.Holder = "user:" + c.p.User.UUID
 	}
 	if f.Holder != "" && !c.mayReadHolder(f.Holder) {
 		return newFault(http.StatusForbidden, "you may read the history of your own holdings and your projects' only")
 	}
+	var err error
 	if v := q.Get("serial"); v != "" {
 		if f.Serial, err = parseSerial(v); err != nil {
 			return err
@@ -59,28 +61,31 @@ func (s *Server) history(c *call) error {
 			}
 		}
 	}
-	if v := q.Get("limit"); v != "" {
-		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > ledger.MaxLogPage {
-			return badRequest("limit must be an integer from 1 to %d, got %q", ledger.MaxLogPage, v)
-		}
-	}
-	page, err := s.l.Log(f)
+	p, err := paging(q)
 	if err != nil {
 		return err
 	}
-	out := historyAnswer{Count: len(page.Entries), Results: make([]wire.LogEntry, 0, len(page.Entries))}
-	for _, e := range page.Entries {
-		out.Results = append(out.Results, logEntryView(e))
+	lo, hi := (p.page-1)*p.size, p.page*p.size
+	results := make([]wire.LogEntry, 0, p.size)
+	count := 0
+	for {
+		page, err := s.l.Log(f)
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Entries {
+			if count >= lo && count < hi {
+				results = append(results, logEntryView(e))
+			}
+			count++
+		}
+		if page.Next == "" {
+			break
+		}
+		if err := c.r.Context().Err(); err != nil {
+			return err // the caller is gone
+		}
+		f.After = page.Next
 	}
-	if page.Next != "" {
-		out.Next = &page.Next
-	}
-	return c.json(http.StatusOK, out)
-}
-
-// historyAnswer is a page of the history, by cursor.
-type historyAnswer struct {
-	Count   int             `json:"count"`
-	Next    *string         `json:"next"`
-	Results []wire.LogEntry `json:"results"`
+	return answerPage(c, p, count, results)
 }

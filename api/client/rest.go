@@ -723,22 +723,19 @@ type HistoryQuery struct {
 	Resource string
 	Serial   int64
 	From, To time.Time
-	After    string // the Next of the previous page
-	Limit    int    // entries per page
+	PageOptions
+	// Limit is the page size by its older name (PageSize wins).
+	Limit int
 }
 
-// History is one page of the provision log; Next, if not empty, is the
-// After of the next page.
-type History struct {
-	Count   int        `json:"count"`
-	Next    string     `json:"next"`
-	Results []LogEntry `json:"results"`
-}
+// History is one page of the provision log.
+type History = Page[LogEntry]
 
-// GetHistory queries the provision log (GET /account/v1.0/history).
+// GetHistory queries the provision log (GET /account/v1.0/history), a page
+// at a time like every list.
 func (c *Client) GetHistory(ctx context.Context, hq HistoryQuery) (*History, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"holder": hq.Holder, "resource": hq.Resource, "after": hq.After} {
+	for k, v := range map[string]string{"holder": hq.Holder, "resource": hq.Resource} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -752,20 +749,13 @@ func (c *Client) GetHistory(ctx context.Context, hq HistoryQuery) (*History, err
 	if !hq.To.IsZero() {
 		q.Set("to", hq.To.UTC().Format(time.RFC3339Nano))
 	}
-	if hq.Limit > 0 {
-		q.Set("limit", strconv.Itoa(hq.Limit))
+	if hq.PageSize == 0 {
+		hq.PageSize = hq.Limit
 	}
-	var out struct {
-		Count   int        `json:"count"`
-		Next    *string    `json:"next"`
-		Results []LogEntry `json:"results"`
-	}
+	hq.PageOptions.set(q)
+	var out History
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/history", query: q, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
-	h := &History{Count: out.Count, Results: out.Results}
-	if out.Next != nil {
-		h.Next = *out.Next
-	}
-	return h, nil
+	return &out, nil
 }
