@@ -30,8 +30,8 @@ type Route struct {
 	// none). The feedback's is a form (Form).
 	Body any
 	// Form says the body is a form (application/x-www-form-urlencoded), not
-	// JSON.
-	Form bool
+	// JSON; BodyOptional that the route also takes none.
+	Form, BodyOptional bool
 	// Answers are the route's answers but its faults: their status and
 	// body, which a test decodes strictly into the type given.
 	Answers []Answer
@@ -77,7 +77,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/openapi.json", Access: Public, Summary: "this document", Answers: ok(map[string]any{}), handler: s.serveOpenAPI},
 
 		// Kept wire-compatible with Astakos (DESIGN.md §3).
-		{Method: "POST", Path: "/identity/v2.0/tokens", alias: old + "tokens", Access: Public, Summary: "authenticate a user token; answers the token, the user and the service catalog (no body: the catalog only)", Body: wire.TokensRequest{}, Answers: ok(wire.TokensAnswer{}), handler: s.astTokens},
+		{Method: "POST", Path: "/identity/v2.0/tokens", alias: old + "tokens", Access: Public, Summary: "authenticate a user token; answers the token, the user and the service catalog (no body: the catalog only)", Body: wire.TokensRequest{}, Answers: ok(wire.TokensAnswer{}), BodyOptional: true, handler: s.astTokens},
 		{Method: "GET", Path: "/identity/v2.0/tokens/{token}", alias: old + "tokens/{token}", Access: Service, Action: identity.ActServiceRead, Summary: "validate a user token (?belongsTo=uuid)", Query: []Param{{Name: "belongsTo", Type: "string", Doc: "the uuid of the user the token must belong to"}}, Answers: ok(wire.TokensAnswer{}), handler: s.astValidateToken},
 		{Method: "GET", Path: acc + "resources", alias: old + "resources", Access: Public, Summary: "the registered resources", Answers: ok(map[string]wire.ResourceInfo{}), handler: s.astResources},
 		{Method: "GET", Path: acc + "quotas", alias: old + "quotas", Access: User, Action: identity.ActReadSelf, Summary: "the caller's quotas, by project", Answers: ok(wire.Quotas{}), handler: s.astQuotas},
@@ -120,7 +120,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: acc + "users/{uuid}", Access: User, Action: identity.ActReadSelf, Summary: "a user (oneself, or anyone for admins and readers)", Answers: ok(wire.User{}), handler: s.getUser},
 		{Method: "PATCH", Path: acc + "users/{uuid}", Access: User, Action: identity.ActWriteSelf, Summary: "update a profile (oneself, or anyone for admins)", Body: wire.UserUpdate{}, Answers: ok(wire.User{}), handler: s.updateUser},
 		{Method: "DELETE", Path: acc + "users/{uuid}", Access: User, Action: identity.ActManageUsers, Summary: "delete a user", Answers: deleted, handler: s.deleteUser},
-		{Method: "POST", Path: acc + "users/{uuid}/activate", Access: User, Action: identity.ActManageUsers, Summary: "activate a user", Body: wire.UserActivate{}, Answers: ok(wire.User{}), handler: s.activateUser},
+		{Method: "POST", Path: acc + "users/{uuid}/activate", Access: User, Action: identity.ActManageUsers, Summary: "activate a user", Body: wire.UserActivate{}, Answers: ok(wire.User{}), BodyOptional: true, handler: s.activateUser},
 		{Method: "PUT", Path: acc + "users/{uuid}/role", Access: User, Action: identity.ActManageUsers, Summary: "set a user's role", Body: wire.UserRole{}, Answers: ok(wire.User{}), handler: s.setUserRole},
 		{Method: "POST", Path: acc + "users/{uuid}/role", Access: User, Action: identity.ActManageUsers, Summary: "set a user's role", Body: wire.UserRole{}, Answers: ok(wire.User{}), handler: s.setUserRole},
 		{Method: "GET", Path: acc + "users/{uuid}/data", Access: User, Action: identity.ActReadSelf, Summary: "a user's custom data", Answers: ok(map[string]any{}), handler: s.getUserData},
@@ -153,7 +153,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "POST", Path: acc + "services", Access: User, Action: identity.ActManageServices, Summary: "register a service; its token is shown once", Body: wire.NewService{}, Answers: created(wire.Service{}), handler: s.createService},
 		{Method: "GET", Path: acc + "services/{name}", Access: User, Action: identity.ActReadAll, Summary: "a service", Answers: ok(wire.Service{}), handler: s.getService},
 		{Method: "DELETE", Path: acc + "services/{name}", Access: User, Action: identity.ActManageServices, Summary: "remove a service and its token", Answers: deleted, handler: s.deleteService},
-		{Method: "POST", Path: acc + "services/{name}/token", Access: User, Action: identity.ActManageServices, Summary: "renew a service's token; the old one stops working", Body: wire.ServiceTokenRenew{}, Answers: ok(wire.Service{}), handler: s.renewServiceToken},
+		{Method: "POST", Path: acc + "services/{name}/token", Access: User, Action: identity.ActManageServices, Summary: "renew a service's token; the old one stops working", Body: wire.ServiceTokenRenew{}, Answers: ok(wire.Service{}), BodyOptional: true, handler: s.renewServiceToken},
 
 		// Holdings and the provision log.
 		{Method: "POST", Path: acc + "holdings", Access: User, Action: identity.ActManageQuotas, Summary: "set quota: create or re-limit holdings (later entries of the same key win)", Body: wire.HoldingSettings{}, Answers: ok(wire.Holdings{}), handler: s.setHoldings},
