@@ -47,7 +47,8 @@ func (p pageRequest) bounds(n int) (lo, hi int) {
 // neighbouring pages.
 func answerPage[T any](c *call, p pageRequest, count int, results []T) error {
 	link := func(page int) *string {
-		q := maps.Clone(c.q)
+		q := url.Values{}
+		maps.Copy(q, c.q)
 		q.Set("page", strconv.Itoa(page))
 		q.Set("page_size", strconv.Itoa(p.size))
 		u := c.baseURL() + c.r.URL.Path + "?" + q.Encode()

@@ -32,7 +32,7 @@ func paged(ps ...Param) []Param { return append(ps, pageQuery...) }
 // only parameters of rt.Query; anything else is a 400.
 func (rt *Route) parseQuery(r *http.Request) (url.Values, error) {
 	if r.URL.RawQuery == "" {
-		return url.Values{}, nil
+		return nil, nil // reads of a nil url.Values find nothing
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
