@@ -13,8 +13,7 @@ import (
 func logEntryView(e ledger.LogEntry) wire.LogEntry {
 	return wire.LogEntry{Serial: int64(e.Serial), Client: e.Client, Name: e.Name,
 		IssueTime: wire.TimeOf(e.IssueTime), LogTime: wire.TimeOf(e.LogTime),
-		Holder: e.Key.Holder, Source: e.Key.Source.Ptr(), Resource: e.Key.Resource,
-		Quantity: e.Quantity, Limit: e.After.Limit, UsageMin: e.After.UsageMin, UsageMax: e.After.UsageMax,
+		HoldingKey: keyView(e.Key), Quantity: e.Quantity, Limit: e.After.Limit, UsageMin: e.After.UsageMin, UsageMax: e.After.UsageMax,
 		Reason: e.Reason}
 }
 

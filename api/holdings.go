@@ -13,8 +13,12 @@ import (
 
 // holdingView is a holding as the API shows it.
 func holdingView(k holdings.Key, v holdings.Value) wire.Holding {
-	return wire.Holding{Holder: k.Holder, Source: k.Source.Ptr(), Resource: k.Resource,
-		Limit: v.Limit, UsageMin: v.UsageMin, UsageMax: v.UsageMax}
+	return wire.Holding{HoldingKey: keyView(k), Limit: v.Limit, UsageMin: v.UsageMin, UsageMax: v.UsageMax}
+}
+
+// keyView is a holding's key as the API shows it.
+func keyView(k holdings.Key) wire.HoldingKey {
+	return wire.HoldingKey{Holder: k.Holder, Source: k.Source.Ptr(), Resource: k.Resource}
 }
 
 // holdingKey is the key of entry i of a request, checked by holdings; a

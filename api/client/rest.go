@@ -566,7 +566,7 @@ type Holding = wire.Holding
 func (c *Client) SetHoldings(ctx context.Context, hs []HoldingLimit) ([]Holding, error) {
 	body := wire.HoldingSettings{Holdings: make([]wire.HoldingSetting, len(hs))}
 	for i, h := range hs {
-		body.Holdings[i] = wire.HoldingSetting{Holder: h.Holder, Source: h.Source, Resource: h.Resource, Limit: &h.Limit}
+		body.Holdings[i] = wire.HoldingSetting{HoldingKey: HoldingKey{Holder: h.Holder, Source: h.Source, Resource: h.Resource}, Limit: &h.Limit}
 	}
 	var out wire.Holdings
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/holdings",

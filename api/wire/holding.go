@@ -18,10 +18,8 @@ type HoldingKeys struct {
 // HoldingSetting is a holding's limit to set; a left-out Source is the
 // null source.
 type HoldingSetting struct {
-	Holder   string  `json:"holder"`
-	Source   *string `json:"source"`
-	Resource string  `json:"resource"`
-	Limit    *int64  `json:"limit"`
+	HoldingKey
+	Limit *int64 `json:"limit"`
 }
 
 // HoldingSettings is the body of POST holdings.
@@ -31,12 +29,10 @@ type HoldingSettings struct {
 
 // Holding is a holding with its limit and usage.
 type Holding struct {
-	Holder   string  `json:"holder"`
-	Source   *string `json:"source"`
-	Resource string  `json:"resource"`
-	Limit    int64   `json:"limit"`
-	UsageMin int64   `json:"usage_min"`
-	UsageMax int64   `json:"usage_max"`
+	HoldingKey
+	Limit    int64 `json:"limit"`
+	UsageMin int64 `json:"usage_min"`
+	UsageMax int64 `json:"usage_max"`
 }
 
 // Usage is the holding's usage as the quotas show it (usage_max).
@@ -53,17 +49,15 @@ type Holdings struct {
 // LogEntry is one line of the provision log: a provision of a resolved
 // commission and the holding after it.
 type LogEntry struct {
-	Serial    int64   `json:"serial"`
-	Client    string  `json:"client"`
-	Name      string  `json:"name"`
-	IssueTime Time    `json:"issue_time"`
-	LogTime   Time    `json:"log_time"`
-	Holder    string  `json:"holder"`
-	Source    *string `json:"source"`
-	Resource  string  `json:"resource"`
-	Quantity  int64   `json:"quantity"`
-	Limit     int64   `json:"limit"`
-	UsageMin  int64   `json:"usage_min"`
-	UsageMax  int64   `json:"usage_max"`
-	Reason    string  `json:"reason"` // ACCEPT:..., REJECT:..., EXPIRED
+	Serial    int64  `json:"serial"`
+	Client    string `json:"client"`
+	Name      string `json:"name"`
+	IssueTime Time   `json:"issue_time"`
+	LogTime   Time   `json:"log_time"`
+	HoldingKey
+	Quantity int64  `json:"quantity"`
+	Limit    int64  `json:"limit"`
+	UsageMin int64  `json:"usage_min"`
+	UsageMax int64  `json:"usage_max"`
+	Reason   string `json:"reason"` // ACCEPT:..., REJECT:..., EXPIRED
 }
