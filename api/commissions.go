@@ -29,11 +29,8 @@ func (s *Server) commissionLog(c *call) error {
 	case !c.canReadAll():
 		return newFault(http.StatusForbidden, "only the issuing service, admins and readers read a commission's log")
 	}
-	sv, err := c.pathValue("serial")
-	if err != nil {
-		return err
-	}
-	if f.Serial, err = parseSerial(sv); err != nil {
+	var err error
+	if f.Serial, err = parseSerial(c.r.PathValue("serial")); err != nil {
 		return err
 	}
 	page, err := s.l.Log(f)

@@ -109,3 +109,32 @@ func TestUnknownQueryParameter(t *testing.T) {
 		t.Fatalf("refused calls changed the state:\n%s\n%s", before, after)
 	}
 }
+
+// TestPathNotUTF8 walks the routing table: a path wildcard that is not
+// valid UTF-8 is refused the same way on every route, before its handler
+// runs.
+func TestPathNotUTF8(t *testing.T) {
+	e := newEnv(t)
+	n := 0
+	for _, rt := range e.api.Routes() {
+		m := pathParam.FindStringSubmatch(rt.Path)
+		if m == nil {
+			continue
+		}
+		n++
+		token := e.admin
+		if rt.Access == Service {
+			token = e.service
+		}
+		path := strings.Replace(rt.Path, m[0], "%ff", 1)
+		path = pathParam.ReplaceAllString(path, "x")
+		st, out := e.do(rt.Method, path, token, nil)
+		f, _ := out["badRequest"].(map[string]any)
+		if want := m[1] + " in the path must be valid UTF-8"; st != 400 || f == nil || f["message"] != want {
+			t.Errorf("%s %s: %d %v, want 400 %q", rt.Method, path, st, out, want)
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d routes with wildcards", n)
+	}
+}

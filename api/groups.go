@@ -51,10 +51,7 @@ func (s *Server) createGroup(c *call) error {
 }
 
 func (s *Server) getGroup(c *call) error {
-	name, err := c.pathValue("name")
-	if err != nil {
-		return err
-	}
+	name := c.r.PathValue("name")
 	g, err := s.id.GetGroup(name)
 	if err != nil {
 		return err
@@ -63,10 +60,7 @@ func (s *Server) getGroup(c *call) error {
 }
 
 func (s *Server) renameGroup(c *call) error {
-	name, err := c.pathValue("name")
-	if err != nil {
-		return err
-	}
+	name := c.r.PathValue("name")
 	var in wire.GroupRename
 	if err := c.body(&in, true); err != nil {
 		return err
@@ -82,10 +76,7 @@ func (s *Server) renameGroup(c *call) error {
 }
 
 func (s *Server) deleteGroup(c *call) error {
-	name, err := c.pathValue("name")
-	if err != nil {
-		return err
-	}
+	name := c.r.PathValue("name")
 	if err := s.id.DeleteGroup(c.r.Context(), name); err != nil {
 		return err
 	}
@@ -93,10 +84,7 @@ func (s *Server) deleteGroup(c *call) error {
 }
 
 func (s *Server) addGroupMember(c *call) error {
-	name, err := c.pathValue("name")
-	if err != nil {
-		return err
-	}
+	name := c.r.PathValue("name")
 	var in wire.GroupMemberAdd
 	if err := c.body(&in, true); err != nil {
 		return err
@@ -112,14 +100,8 @@ func (s *Server) addGroupMember(c *call) error {
 }
 
 func (s *Server) removeGroupMember(c *call) error {
-	name, err := c.pathValue("name")
-	if err != nil {
-		return err
-	}
-	user, err := c.pathValue("uuid")
-	if err != nil {
-		return err
-	}
+	name := c.r.PathValue("name")
+	user := c.r.PathValue("uuid")
 	g, err := s.id.RemoveGroupMember(c.r.Context(), name, user)
 	if err != nil {
 		return err

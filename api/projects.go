@@ -37,10 +37,7 @@ func projectView(p *identity.Project) wire.Project {
 // (a member, or read_all) or, with manage, change it (an admin member, or
 // manage_projects). Non-members get a 404, as if it were absent.
 func (c *call) projectFor(manage bool) (*identity.Project, error) {
-	id, err := c.pathValue("uuid")
-	if err != nil {
-		return nil, err
-	}
+	id := c.r.PathValue("uuid")
 	p, err := c.s.id.GetProject(id)
 	if err != nil {
 		return nil, err
@@ -167,10 +164,7 @@ func (s *Server) addProjectMember(c *call) error {
 // memberOf finds the member of p the path's {id} names: a user uuid,
 // else a group name.
 func (c *call) memberOf(p *identity.Project) (identity.Member, error) {
-	id, err := c.pathValue("id")
-	if err != nil {
-		return identity.Member{}, err
-	}
+	id := c.r.PathValue("id")
 	for _, m := range p.Members {
 		if m.User == id {
 			return identity.Member{User: id}, nil

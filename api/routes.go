@@ -39,6 +39,9 @@ type Route struct {
 	// alias is the lineage's older path of an Astakos route ("" if none),
 	// served by the same handler.
 	alias string
+	// wildcards are the names of the path's wildcards, whose values are
+	// checked (valid UTF-8) before the handler runs.
+	wildcards []string
 }
 
 // Answer is an answer of a route: its status and its body, a value of

@@ -43,15 +43,6 @@ func (c *call) optionalBody(v any) error {
 	return decodeJSON(b, v, true)
 }
 
-// pathValue returns a path wildcard, refusing invalid UTF-8.
-func (c *call) pathValue(name string) (string, error) {
-	v := c.r.PathValue(name)
-	if !utf8.ValidString(v) {
-		return "", badRequest("%s in the path must be valid UTF-8", name)
-	}
-	return v, nil
-}
-
 func (c *call) canReadAll() bool { return identity.Allowed(c.p, identity.ActReadAll) }
 
 // Options configure a Server. Zero fields take defaults.
@@ -176,6 +167,9 @@ func (s *Server) Routes() []Route { return s.routes }
 
 // handle registers a route.
 func (s *Server) handle(rt Route) {
+	for _, m := range pathParam.FindAllStringSubmatch(rt.Path, -1) {
+		rt.wildcards = append(rt.wildcards, m[1])
+	}
 	s.routes = append(s.routes, rt)
 	if !slices.Contains(s.methods, rt.Method) {
 		s.methods = append(s.methods, rt.Method)
@@ -272,6 +266,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *Route) {
 		return
 	}
 	c.q = q
+	for _, name := range rt.wildcards {
+		if !utf8.ValidString(r.PathValue(name)) {
+			writeFault(w, badRequest("%s in the path must be valid UTF-8", name))
+			return
+		}
+	}
 	if err := rt.handler(c); err != nil {
 		f := faultOf(err)
 		if f.Code >= 500 {

@@ -58,10 +58,7 @@ func (s *Server) createService(c *call) error {
 }
 
 func (s *Server) getService(c *call) error {
-	name, err := c.pathValue("name")
-	if err != nil {
-		return err
-	}
+	name := c.r.PathValue("name")
 	svc, err := s.id.GetService(name)
 	if err != nil {
 		return err
@@ -70,10 +67,7 @@ func (s *Server) getService(c *call) error {
 }
 
 func (s *Server) deleteService(c *call) error {
-	name, err := c.pathValue("name")
-	if err != nil {
-		return err
-	}
+	name := c.r.PathValue("name")
 	if err := s.id.RemoveService(c.r.Context(), name); err != nil {
 		return err
 	}
@@ -81,10 +75,7 @@ func (s *Server) deleteService(c *call) error {
 }
 
 func (s *Server) renewServiceToken(c *call) error {
-	name, err := c.pathValue("name")
-	if err != nil {
-		return err
-	}
+	name := c.r.PathValue("name")
 	var in wire.ServiceTokenRenew
 	if err := c.optionalBody(&in); err != nil {
 		return err

@@ -105,11 +105,9 @@ func (c *call) tokenOwner() string {
 }
 
 func (s *Server) getToken(c *call) error {
-	id, err := c.pathValue("id")
-	if err != nil {
-		return err
-	}
+	id := c.r.PathValue("id")
 	var t *identity.Token
+	var err error
 	if owner := c.tokenOwner(); owner == "" {
 		t, err = s.id.GetAccessTokenAny(id)
 	} else {
@@ -122,10 +120,7 @@ func (s *Server) getToken(c *call) error {
 }
 
 func (s *Server) updateToken(c *call) error {
-	id, err := c.pathValue("id")
-	if err != nil {
-		return err
-	}
+	id := c.r.PathValue("id")
 	var in wire.AccessTokenUpdate
 	if err := c.body(&in, true); err != nil {
 		return err
@@ -143,10 +138,7 @@ func (s *Server) updateToken(c *call) error {
 }
 
 func (s *Server) revokeToken(c *call) error {
-	id, err := c.pathValue("id")
-	if err != nil {
-		return err
-	}
+	id := c.r.PathValue("id")
 	if err := s.id.RevokeToken(c.r.Context(), c.tokenOwner(), id); err != nil {
 		return err
 	}

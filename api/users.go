@@ -32,10 +32,7 @@ func userDataView(u *identity.User) json.RawMessage {
 // userFor returns the user a /users/{uuid} call names, once the caller
 // may act on them: themselves, or anyone with the action others need.
 func (c *call) userFor(others identity.Action) (*identity.User, error) {
-	id, err := c.pathValue("uuid")
-	if err != nil {
-		return nil, err
-	}
+	id := c.r.PathValue("uuid")
 	if id != c.p.User.UUID && !identity.Allowed(c.p, others) {
 		if c.p.ReadOnly() {
 			return nil, newFault(http.StatusForbidden, "a read-only token cannot change anything")
@@ -108,10 +105,7 @@ func (s *Server) updateUser(c *call) error {
 }
 
 func (s *Server) deleteUser(c *call) error {
-	id, err := c.pathValue("uuid")
-	if err != nil {
-		return err
-	}
+	id := c.r.PathValue("uuid")
 	if err := s.id.DeleteUser(c.r.Context(), id); err != nil {
 		return err
 	}
@@ -119,10 +113,7 @@ func (s *Server) deleteUser(c *call) error {
 }
 
 func (s *Server) activateUser(c *call) error {
-	id, err := c.pathValue("uuid")
-	if err != nil {
-		return err
-	}
+	id := c.r.PathValue("uuid")
 	var in wire.UserActivate
 	if err := c.optionalBody(&in); err != nil {
 		return err
@@ -135,10 +126,7 @@ func (s *Server) activateUser(c *call) error {
 }
 
 func (s *Server) setUserRole(c *call) error {
-	id, err := c.pathValue("uuid")
-	if err != nil {
-		return err
-	}
+	id := c.r.PathValue("uuid")
 	var in wire.UserRole
 	if err := c.body(&in, true); err != nil {
 		return err
