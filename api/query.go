@@ -66,6 +66,7 @@ func (rt *Route) takes() string {
 	return "this call takes: " + strings.Join(names, ", ")
 }
 
+// parseTime reads a time of the query (field names it in the refusal).
 func parseTime(field, v string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
