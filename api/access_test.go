@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -29,6 +29,9 @@ const (
 	whoService      = "service"       // cyclades, whose commissions the table names
 	whoOtherService = "other-service" // pithos
 	whoAdmin        = "admin"         // an admin, by a personal token
+	whoAdminRO      = "admin-ro"      // the admin, by a read-only personal token
+	whoReader       = "reader"        // a user of role reader, by a session
+	whoReaderRO     = "reader-ro"     // the reader, by a read-only personal token
 	whoExpired      = "expired"       // the first user's personal token, past its expiry
 	whoRevoked      = "revoked"       // the first user's personal token, revoked
 	whoDeleted      = "deleted-user"  // a token issued before its user was deleted
@@ -158,6 +161,13 @@ func newAccessFix(t *testing.T) *accessFix {
 
 	var other string
 	f.u2, other = e.restNewUser("other@example.com")
+	readerRec, err := e.id.CreateUser(ctx, identity.NewUser{Username: "reader@example.com", Password: testPassword,
+		Role: identity.RoleReader, Active: true})
+	must(err)
+	reader, _, _, err := e.id.Login(ctx, "reader@example.com", testPassword)
+	must(err)
+	readerRO, _, err := e.id.CreateAccessToken(ctx, readerRec.UUID, "reader read-only", time.Time{}, true)
+	must(err)
 	f.u4, _ = e.restNewUser("bystander@example.com")
 	u3, _ := e.restNewUser("deleted@example.com")
 	deleted, _, err := e.id.CreateAccessToken(ctx, u3.UUID, "before deletion", time.Time{}, false)
@@ -166,6 +176,8 @@ func newAccessFix(t *testing.T) *accessFix {
 	admin, err := e.id.UserByName("admin@example.com")
 	must(err)
 	f.adminUUID = admin.UUID
+	adminRO, _, err := e.id.CreateAccessToken(ctx, f.adminUUID, "admin read-only", time.Time{}, true)
+	must(err)
 
 	otherService, _, err := e.id.RegisterService(ctx, identity.NewService{Name: "pithos", Type: "object-store"})
 	must(err)
@@ -215,6 +227,9 @@ func newAccessFix(t *testing.T) *accessFix {
 		{name: whoService, token: e.service, valid: true, kind: identity.KindService},
 		{name: whoOtherService, token: otherService, valid: true, kind: identity.KindService},
 		{name: whoAdmin, token: e.admin, valid: true, kind: identity.KindPersonal, role: identity.RoleAdmin, mint: pat(f.adminUUID, false)},
+		{name: whoAdminRO, token: adminRO, valid: true, kind: identity.KindPersonal, role: identity.RoleAdmin, readOnly: true, mint: pat(f.adminUUID, true)},
+		{name: whoReader, token: reader, valid: true, kind: identity.KindSession, role: identity.RoleReader, mint: login("reader@example.com")},
+		{name: whoReaderRO, token: readerRO, valid: true, kind: identity.KindPersonal, role: identity.RoleReader, readOnly: true, mint: pat(readerRec.UUID, true)},
 		{name: whoExpired, token: expired},
 		{name: whoRevoked, token: revoked},
 		{name: whoDeleted, token: deleted},
@@ -241,8 +256,8 @@ func newAccessFix(t *testing.T) *accessFix {
 			t.Fatalf("%s: authenticate: %v", w.name, err)
 		}
 		if !w.valid {
-			if !errors.Is(err, identity.ErrUnauthorized) {
-				t.Fatalf("%s: authenticate: %v, want ErrUnauthorized", w.name, err)
+			if failure.CodeOf(err) != failure.Unauthorized {
+				t.Fatalf("%s: authenticate: %v, want failure.Unauthorized", w.name, err)
 			}
 			continue
 		}
@@ -435,8 +450,12 @@ func accessSpecs() map[string]accessSpec {
 	hiddenProject := map[string]int{whoOther: http.StatusNotFound}
 	// Another user's record: forbidden (rest.go: users/{uuid} without read_all).
 	otherUser := map[string]int{whoOther: http.StatusForbidden}
+	// Changing another user's record: only admins (a reader reads it).
+	otherUserWrite := map[string]int{whoOther: http.StatusForbidden, whoReader: http.StatusForbidden}
 	// Another user's token: not found (rest.go: access_tokens/{id}).
-	otherToken := map[string]int{whoOther: http.StatusNotFound}
+	// A reader's read_all does not reach tokens.
+	otherToken := map[string]int{whoOther: http.StatusNotFound, whoReader: http.StatusNotFound, whoReaderRO: http.StatusNotFound}
+	otherTokenWrite := map[string]int{whoOther: http.StatusNotFound, whoReader: http.StatusNotFound}
 	// Another service's commission: not found (DESIGN.md §8).
 	otherCommission := map[string]int{whoOtherService: http.StatusNotFound}
 	firstUser := map[string]string{whoOther: "{u1}"}
@@ -500,14 +519,16 @@ func accessSpecs() map[string]accessSpec {
 		// Personal access tokens.
 		"POST " + acc + "access_tokens": {body: static(map[string]any{"name": "made by the access table"})},
 		// Only admins list another user's tokens.
-		"GET " + acc + "access_tokens": {query: "owner={u1}", deny: map[string]int{whoOther: http.StatusForbidden}},
+		"GET " + acc + "access_tokens": {query: "owner={u1}", deny: map[string]int{whoOther: http.StatusForbidden,
+			whoReader: http.StatusForbidden, whoReaderRO: http.StatusForbidden}},
 		// The rules let any user token read its own; a session is not a
 		// personal token, and identity.SelfToken answers that with
 		// ErrForbidden (TestRestAccessTokens holds it so).
-		"GET " + acc + "access_tokens/self":   {deny: map[string]int{whoUser: http.StatusForbidden, whoOther: http.StatusForbidden}},
+		"GET " + acc + "access_tokens/self": {deny: map[string]int{whoUser: http.StatusForbidden, whoOther: http.StatusForbidden,
+			whoReader: http.StatusForbidden}},
 		"GET " + acc + "access_tokens/{id}":   {deny: otherToken},
-		"PATCH " + acc + "access_tokens/{id}": {body: static(map[string]any{"name": "victim"}), deny: otherToken},
-		"DELETE " + acc + "access_tokens/{id}": {deny: otherToken, fresh: func(t *testing.T, f *accessFix) map[string]string {
+		"PATCH " + acc + "access_tokens/{id}": {body: static(map[string]any{"name": "victim"}), deny: otherTokenWrite},
+		"DELETE " + acc + "access_tokens/{id}": {deny: otherTokenWrite, fresh: func(t *testing.T, f *accessFix) map[string]string {
 			_, tok, err := f.e.id.CreateAccessToken(f.ctx, f.u1.UUID, "fresh", time.Time{}, false)
 			if err != nil {
 				t.Fatal(err)
@@ -521,7 +542,7 @@ func accessSpecs() map[string]accessSpec {
 			return map[string]any{"username": fmt.Sprintf("made%d@example.com", f.next()), "password": testPassword}
 		}},
 		"GET " + acc + "users/{uuid}":   {deny: otherUser},
-		"PATCH " + acc + "users/{uuid}": {body: static(map[string]any{"display_name": "User One"}), deny: otherUser},
+		"PATCH " + acc + "users/{uuid}": {body: static(map[string]any{"display_name": "User One"}), deny: otherUserWrite},
 		"DELETE " + acc + "users/{uuid}": {fresh: func(t *testing.T, f *accessFix) map[string]string {
 			u, err := f.e.id.CreateUser(f.ctx, identity.NewUser{Username: fmt.Sprintf("doomed%d@example.com", f.next()),
 				Password: testPassword, Active: true})
@@ -534,7 +555,7 @@ func accessSpecs() map[string]accessSpec {
 		"PUT " + acc + "users/{uuid}/role":      {body: static(map[string]any{"role": "user"})},
 		"POST " + acc + "users/{uuid}/role":     {body: static(map[string]any{"role": "user"})},
 		"GET " + acc + "users/{uuid}/data":      {deny: otherUser},
-		"PUT " + acc + "users/{uuid}/data":      {body: static(map[string]any{"team": "access"}), deny: otherUser},
+		"PUT " + acc + "users/{uuid}/data":      {body: static(map[string]any{"team": "access"}), deny: otherUserWrite},
 
 		// Groups.
 		"GET " + acc + "groups":           {},
@@ -674,15 +695,102 @@ func accessWant(rt Route, spec accessSpec, w *accessWho) int {
 var accessFaults = map[int]string{http.StatusBadRequest: "badRequest", http.StatusUnauthorized: "unauthorized",
 	http.StatusForbidden: "forbidden", http.StatusNotFound: "itemNotFound"}
 
+// accessHandCols are the principals of accessHand's rows, in order.
+var accessHandCols = []string{whoAnon, whoUser, whoReadOnly, whoOther, whoService, whoOtherService,
+	whoAdmin, whoAdminRO, whoReader, whoReaderRO, whoExpired, whoRevoked, whoDeleted}
+
+// yes in accessHand: the call is allowed (2xx).
+const yes = 0
+
+// accessHand is what every admin write route answers each principal,
+// written out by hand from DESIGN.md §2, §3 and §8 rather than derived
+// from identity.Rules, so that a wrong rule cannot make its own test pass:
+// a user token can't reach admin calls, a service token can't reach user
+// calls, a read-only token (an admin's too) can't change anything, a
+// reader reads but never writes, a non-member is told a project does not
+// exist. Calls are made as TestAccess makes them (the first user's
+// objects, or fresh ones for an allowed call that consumes its object).
+var accessHand = map[string][]int{
+	//                                                      anon user ro   oth  svc  osvc adm  a-ro rdr  r-ro exp  rev  del
+	"POST " + restBase + "holdings":                       {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "holdings":                     {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "users":                          {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "users/{uuid}":                 {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "users/{uuid}/activate":          {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PUT " + restBase + "users/{uuid}/role":               {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "users/{uuid}/role":              {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PATCH " + restBase + "users/{uuid}":                  {401, yes, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PUT " + restBase + "users/{uuid}/data":               {401, yes, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "services":                       {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "services/{name}":              {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "services/{name}/token":          {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "resources":                      {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "groups":                         {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PATCH " + restBase + "groups/{name}":                 {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "groups/{name}":                {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "groups/{name}/members":          {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "groups/{name}/members/{uuid}": {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "projects":                       {401, yes, 403, yes, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "projects/{uuid}":              {401, yes, 403, 404, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "projects/{uuid}/members":        {401, yes, 403, 404, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PATCH " + restBase + "projects/{uuid}/members/{id}":  {401, yes, 403, 404, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"DELETE " + restBase + "projects/{uuid}/members/{id}": {401, yes, 403, 404, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"PUT " + restBase + "projects/{uuid}/policies":        {401, yes, 403, 404, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+}
+
+// accessAdminWrite reports whether rt is an admin write route, one that
+// accessHand must have: a write whose action is one of the admins' (or,
+// for projects, their owners').
+func accessAdminWrite(rt Route) bool {
+	switch rt.Action {
+	case identity.ActManageUsers, identity.ActManageQuotas, identity.ActManageServices,
+		identity.ActManageProjects, identity.ActOwnProjects:
+		return rt.Method != http.MethodGet
+	}
+	return false
+}
+
+// checkAccessHand checks accessHand's shape against the access table: a
+// column for every principal, a row for every admin write route of routes
+// and for no other key.
+func checkAccessHand(t *testing.T, f *accessFix) {
+	t.Helper()
+	var names []string
+	for _, w := range f.who {
+		names = append(names, w.name)
+	}
+	if !slices.Equal(names, accessHandCols) {
+		t.Errorf("accessHandCols %v, the access table's principals %v", accessHandCols, names)
+	}
+	routes := map[string]bool{}
+	for _, rt := range f.e.api.Routes() {
+		key := rt.Method + " " + accessCanonical(rt.Path)
+		routes[key] = true
+		if _, ok := accessHand[key]; accessAdminWrite(rt) && !ok {
+			t.Errorf("%s: an admin write route with no row in accessHand", key)
+		}
+	}
+	for key, row := range accessHand {
+		if !routes[key] {
+			t.Errorf("accessHand has %s, which is no route", key)
+		}
+		if len(row) != len(accessHandCols) {
+			t.Errorf("accessHand %s: %d columns, want %d", key, len(row), len(accessHandCols))
+		}
+	}
+}
+
 // TestAccess walks the routing table: every route against every principal
 // kind, each call allowed or refused as the rules table (identity.Rules,
 // published at auth/rules) and the route's access kind say, and as the
 // per-object refusals of accessSpecs say where a call names an object that
 // is not the caller's. Allowed calls answer 2xx (or the status accessSpecs
 // gives); refused calls answer 401 or 403 (or the 404 that hides an
-// object) as a cloudFault, and change nothing.
+// object) as a cloudFault, and change nothing. The admin write routes
+// are held to accessHand as well, written by hand, not from the rules.
 func TestAccess(t *testing.T) {
 	f := newAccessFix(t)
+	checkAccessHand(t, f)
 	specs := accessSpecs()
 	used := map[string]bool{}
 	n := 0
@@ -784,6 +892,14 @@ func (f *accessFix) cell(t *testing.T, rt Route, spec accessSpec, w *accessWho) 
 			t.Errorf("%s %s as %s: %d is not a %s cloudFault: %s", rt.Method, path, w.name, st, accessFaults[st], raw)
 		}
 	}
+	if row, ok := accessHand[rt.Method+" "+accessCanonical(rt.Path)]; ok {
+		if i := slices.Index(accessHandCols, w.name); i < 0 || i >= len(row) {
+			t.Errorf("%s %s as %s: no column in accessHand", rt.Method, path, w.name)
+		} else if hand := row[i]; hand == yes && (st < 200 || st > 299) || hand != yes && st != hand {
+			t.Errorf("%s %s as %s: %d, but accessHand (written by hand, not from identity.Rules) says %s: %s",
+				rt.Method, path, w.name, st, accessHandStatus(hand), raw)
+		}
+	}
 	if before != "" {
 		if after := f.state(t); after != before {
 			t.Errorf("%s %s as %s, refused, changed the state:\n%s", rt.Method, path, w.name, accessDiff(before, after))
@@ -812,4 +928,11 @@ func accessDiff(before, after string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func accessHandStatus(st int) string {
+	if st == yes {
+		return "2xx"
+	}
+	return strconv.Itoa(st)
 }

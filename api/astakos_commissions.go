@@ -17,8 +17,8 @@ import (
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-// maxTTL bounds the ttl of a commission (ten years, in seconds).
-const maxTTL = 10 * 366 * 24 * 3600
+// maxTTL bounds the ttl of a commission, in seconds: the ledger's bound.
+const maxTTL = int64(ledger.MaxTTL / time.Second)
 
 // maxSerials bounds the serials of one resolve-many call.
 const maxSerials = 10000

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -830,52 +834,77 @@ func TestAstakosFeedback(t *testing.T) {
 		st, out := e.do("POST", "/account/v1.0/feedback", e.user, body)
 		fault(t, st, out, 400, "badRequest")
 	}
-	// Stored and published.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		evs, err := e.l.Outbox(0, 10000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []map[string]any
-		for _, ev := range evs {
-			if ev.Type == identity.FeedbackEvent {
-				var m map[string]any
-				if err := json.Unmarshal(ev.Data, &m); err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, m)
+	// Stored, and its event in the outbox, in the transaction the answer
+	// waited for: nothing to wait for here.
+	evs, err := e.l.Outbox(0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	for _, ev := range evs {
+		if ev.Type == catalog.FeedbackType {
+			var m map[string]any
+			if err := json.Unmarshal(ev.Data, &m); err != nil {
+				t.Fatal(err)
 			}
+			got = append(got, m)
 		}
-		if len(got) == 2 {
-			if got[0]["message"] != "it works!" || got[0]["data"] != `{"vm":1}` || got[0]["user"] != e.uuid() {
-				t.Fatalf("feedback event: %v", got[0])
-			}
-			break
+	}
+	if len(got) != 2 {
+		t.Fatalf("feedback events: %v", got)
+	}
+	for _, m := range got {
+		if m["message"] != "it works!" || m["data"] != `{"vm":1}` || m["user"] != e.uuid() {
+			t.Fatalf("feedback event: %v", m)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("feedback events: %v", got)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	n := 0
-	if err := e.l.ScanForeign([]byte{'F'} /* identity's feedback */, func(k, v []byte) error { n++; return nil }); err != nil || n != 2 {
+	if err := e.l.ScanForeign([]byte{'F'} /* identity's feedback key space */, func(k, v []byte) error { n++; return nil }); err != nil || n != 2 {
 		t.Fatalf("stored feedback: %d %v", n, err)
 	}
 }
 
+// TestAstakosExpiry issues a commission with a ttl over a ledger whose clock
+// the test moves: the commission stays pending until the clock reaches its
+// deadline, then the expiry rejects it and releases what it held.
 func TestAstakosExpiry(t *testing.T) {
-	e := newEnv(t)
+	clock := newTestClock()
+	e := newEnvOn(t, zerolog.Nop(), nil, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true, Now: clock.Now})
+	ctx := context.Background()
 	s := e.issue(e.service, map[string]any{"ttl": 1, "provisions": []any{prov(e.memberKey("cyclades.vm"), 1)}})
-	deadline := time.Now().Add(10 * time.Second)
-	for len(e.l.Pending("cyclades")) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("commission %d with ttl 1s still pending", s)
+	pending := func() string {
+		t.Helper()
+		st, list := e.doAny("GET", "/account/v1.0/commissions", e.service, nil)
+		if st != 200 {
+			t.Fatalf("pending commissions: %d %v", st, list)
 		}
-		time.Sleep(50 * time.Millisecond)
-		_ = e.l.ExpireDue(context.Background())
+		return jsonOf(t, list)
 	}
-	if q := e.userQuota("/account/v1.0/quotas", "cyclades.vm"); q["usage"] != float64(0) || q["pending"] != float64(0) {
-		t.Fatalf("after expiry: %v", q)
+	quota := func() string {
+		t.Helper()
+		q := e.userQuota("/account/v1.0/quotas", "cyclades.vm")
+		return fmt.Sprintf("usage %v, pending %v", q["usage"], q["pending"])
+	}
+	if got, want := quota(), "usage 1, pending 1"; got != want {
+		t.Fatalf("issued: %s, want %s", got, want)
+	}
+	// A millisecond before the deadline, the expiry leaves it alone.
+	clock.Advance(time.Second - time.Millisecond)
+	if err := e.l.ExpireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pending(), fmt.Sprintf("[%d]", s); got != want {
+		t.Fatalf("pending before the ttl ran out: %s, want %s", got, want)
+	}
+	// At the deadline it expires.
+	clock.Advance(time.Millisecond)
+	if err := e.l.ExpireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(); got != "[]" {
+		t.Fatalf("commission %d with ttl 1s still pending once the ledger's clock passed its deadline: %s", s, got)
+	}
+	if got, want := quota(), "usage 0, pending 0"; got != want {
+		t.Fatalf("after expiry: %s, want %s", got, want)
 	}
 }

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
-	"github.com/quotaledger/quotaledger/identity"
-	"github.com/quotaledger/quotaledger/ledger"
 )
 
 // Fault is an error answer in the lineage's cloudFault shape:
@@ -23,19 +22,45 @@ type Fault struct {
 
 func (f *Fault) Error() string { return f.Kind + ": " + f.Message }
 
-// The fault kinds and their status codes.
-var faultKinds = map[int]string{
-	http.StatusBadRequest:            "badRequest",
-	http.StatusUnauthorized:          "unauthorized",
-	http.StatusForbidden:             "forbidden",
-	http.StatusNotFound:              "itemNotFound",
-	http.StatusMethodNotAllowed:      "badRequest",
-	http.StatusConflict:              "conflict",
-	http.StatusRequestEntityTooLarge: "overLimit",
-	http.StatusTooManyRequests:       "tooManyRequests",
-	http.StatusInternalServerError:   "internalServerError",
-	http.StatusServiceUnavailable:    "serviceUnavailable",
+// faultRow is what an error of one failure code is answered with.
+type faultRow struct {
+	status int
+	kind   string // the cloudFault kind
 }
+
+// faultTable is the one table from an error's failure code to its answer.
+// Every failure.Code has a row (TestFaultTable).
+var faultTable = map[failure.Code]faultRow{
+	failure.Invalid:         {http.StatusBadRequest, "badRequest"},
+	failure.Unauthorized:    {http.StatusUnauthorized, "unauthorized"},
+	failure.Forbidden:       {http.StatusForbidden, "forbidden"},
+	failure.NotFound:        {http.StatusNotFound, "itemNotFound"},
+	failure.Conflict:        {http.StatusConflict, "conflict"},
+	failure.OverLimit:       {http.StatusRequestEntityTooLarge, "overLimit"},
+	failure.TooManyRequests: {http.StatusTooManyRequests, "tooManyRequests"},
+	failure.Unavailable:     {http.StatusServiceUnavailable, "serviceUnavailable"},
+	failure.Internal:        {http.StatusInternalServerError, "internalServerError"},
+}
+
+// codeOfStatus is faultTable read backwards, for the faults the HTTP layer
+// makes from a status (newFault) and for the error metric; a 405 is a bad
+// request too.
+var codeOfStatus = func() map[int]failure.Code {
+	m := map[int]failure.Code{http.StatusMethodNotAllowed: failure.Invalid}
+	for code, row := range faultTable {
+		m[row.status] = code
+	}
+	return m
+}()
+
+// faultKinds is the cloudFault kind of each status of codeOfStatus.
+var faultKinds = func() map[int]string {
+	m := make(map[int]string, len(codeOfStatus))
+	for status, code := range codeOfStatus {
+		m[status] = faultTable[code].kind
+	}
+	return m
+}()
 
 // newFault makes a fault of the kind that goes with code.
 func newFault(code int, message string) *Fault {
@@ -49,47 +74,34 @@ func provisionData(p holdings.Provision) map[string]any {
 	}
 }
 
-// faultOf maps every error of the application to its answer: the one table
-// from error to status and cloudFault kind.
+// faultOf maps every error of the application to its answer: a *Fault as
+// it is, any other error by its failure code through faultTable, with the
+// data of the holdings errors that carry some. The message is the error's,
+// but for an internal error (no code, or Internal), whose details go to the
+// log, not to the caller.
 func faultOf(err error) *Fault {
 	var f *Fault
 	if errors.As(err, &f) {
 		return f
 	}
-	if q, ok := holdings.AsQuotaLimit(err); ok {
-		p, limit, usage := q.QuotaLimit()
-		f := newFault(http.StatusRequestEntityTooLarge, err.Error())
-		f.Data = map[string]any{"provision": provisionData(p), "name": q.Name(), "limit": limit, "usage": usage}
-		return f
-	}
-	var nh *holdings.NoHoldingError
-	if errors.As(err, &nh) {
-		f := newFault(http.StatusNotFound, err.Error())
-		f.Data = map[string]any{"provision": provisionData(nh.Provision), "name": nh.Name()}
-		return f
-	}
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, ledger.ErrInvalid), errors.Is(err, holdings.ErrOverflow),
-		errors.Is(err, holdings.ErrNegativeLimit), errors.Is(err, identity.ErrInvalid):
-		code = http.StatusBadRequest
-	case errors.Is(err, ledger.ErrNotFound), errors.Is(err, identity.ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, ledger.ErrIdempotencyConflict), errors.Is(err, ledger.ErrHoldingInUse),
-		errors.Is(err, identity.ErrConflict):
-		code = http.StatusConflict
-	case errors.Is(err, identity.ErrUnauthorized):
-		code = http.StatusUnauthorized
-	case errors.Is(err, identity.ErrForbidden):
-		code = http.StatusForbidden
-	case errors.Is(err, ledger.ErrNoSpace), errors.Is(err, ledger.ErrClosed), errors.Is(err, ledger.ErrFailed):
-		code = http.StatusServiceUnavailable
+	code := failure.CodeOf(err)
+	row, ok := faultTable[code]
+	if !ok { // a FailureCode outside the list: a bug, answered as one
+		code, row = failure.Internal, faultTable[failure.Internal]
 	}
 	msg := err.Error()
-	if code == http.StatusInternalServerError {
-		msg = "internal error" // details go to the log, not to the caller
+	if code == failure.Internal {
+		msg = "internal error"
 	}
-	return newFault(code, msg)
+	f = &Fault{Kind: row.kind, Code: row.status, Message: msg}
+	var nh *holdings.NoHoldingError
+	if q, ok := holdings.AsQuotaLimit(err); ok {
+		p, limit, usage := q.QuotaLimit()
+		f.Data = map[string]any{"provision": provisionData(p), "name": q.Name(), "limit": limit, "usage": usage}
+	} else if errors.As(err, &nh) {
+		f.Data = map[string]any{"provision": provisionData(nh.Provision), "name": nh.Name()}
+	}
+	return f
 }
 
 // writeFault writes f as the answer.

@@ -93,8 +93,9 @@ func newEnvOn(t testing.TB, log zerolog.Logger, reg *prometheus.Registry, lopts 
 
 // openStores opens the ledger of lopts (with a small memtable and cache)
 // and an identity store on it (with cheap password hashing), both logging
-// to log and registering their metrics on metrics (if not nil), and closes
-// the ledger when the test ends.
+// to log and registering their metrics on metrics (if not nil), and when
+// the test ends checks the events in the outbox against the event catalog
+// (checkOutbox) and closes the ledger.
 func openStores(tb testing.TB, lopts ledger.Options, log zerolog.Logger, metrics prometheus.Registerer) (*ledger.Ledger, *identity.Store) {
 	tb.Helper()
 	lopts.Logger, lopts.Metrics = log, metrics
@@ -103,7 +104,10 @@ func openStores(tb testing.TB, lopts ledger.Options, log zerolog.Logger, metrics
 	if err != nil {
 		tb.Fatalf("open the ledger: %v", err)
 	}
-	tb.Cleanup(func() { _ = l.Close() })
+	tb.Cleanup(func() {
+		checkOutbox(tb, l)
+		_ = l.Close()
+	})
 	id, err := identity.Open(l, identity.Options{Logger: log, Metrics: metrics,
 		Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
 	if err != nil {

@@ -18,6 +18,12 @@ type metrics struct {
 	faults   *prometheus.CounterVec   // kind
 	handler  http.Handler             // /metrics
 
+	// errorsByStatus counts error answers by failure code (the code of
+	// their status in faultTable, "other" for a status not in it), each
+	// counter resolved once.
+	errorsByStatus map[int]prometheus.Counter
+	errorsOther    prometheus.Counter
+
 	// authFailures counts the calls refused for their token, by reason
 	// (authReasons), each counter resolved once: a flood of bad tokens
 	// costs a map lookup and an atomic add each.
@@ -53,7 +59,16 @@ func newMetrics(reg *prometheus.Registry, checks func(context.Context) map[strin
 	for _, r := range authReasons {
 		m.authFailures[r] = authFailures.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.faults, authFailures, readyCollector{checks}} {
+	errorsByCode := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "quotaledger", Subsystem: "api", Name: "errors_total",
+		Help: "Error answers (4xx and 5xx) by failure code: invalid, not_found, conflict, unauthorized, forbidden, over_limit, too_many_requests, unavailable, internal; other for a status outside the fault table.",
+	}, []string{"code"})
+	m.errorsByStatus = make(map[int]prometheus.Counter, len(codeOfStatus))
+	for status, code := range codeOfStatus {
+		m.errorsByStatus[status] = errorsByCode.WithLabelValues(string(code))
+	}
+	m.errorsOther = errorsByCode.WithLabelValues("other")
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.faults, errorsByCode, authFailures, readyCollector{checks}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -82,6 +97,11 @@ func (m *metrics) observe(route string, status int, d time.Duration) {
 			kind = "other"
 		}
 		m.faults.WithLabelValues(kind).Inc()
+		c, ok := m.errorsByStatus[status]
+		if !ok {
+			c = m.errorsOther
+		}
+		c.Inc()
 	}
 }
 

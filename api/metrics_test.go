@@ -10,6 +10,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 // scrape fetches /metrics and parses it with the Prometheus text parser.
@@ -61,14 +63,49 @@ next:
 	return v, ok
 }
 
+// series is the value of every series of family name, keyed by its labels
+// ("name=value" pairs in the exposition's order, joined by commas; "" for
+// a family without labels): a counter's or gauge's value, a histogram's
+// count. ok is false if the family is missing.
+func series(fams map[string]*dto.MetricFamily, name string) (vs map[string]float64, ok bool) {
+	f := fams[name]
+	if f == nil {
+		return nil, false
+	}
+	vs = make(map[string]float64)
+	for _, m := range f.GetMetric() {
+		var ls []string
+		for _, lp := range m.GetLabel() {
+			ls = append(ls, lp.GetName()+"="+lp.GetValue())
+		}
+		var v float64
+		switch {
+		case m.Counter != nil:
+			v = m.Counter.GetValue()
+		case m.Gauge != nil:
+			v = m.Gauge.GetValue()
+		case m.Histogram != nil:
+			v = float64(m.Histogram.GetSampleCount())
+		}
+		vs[strings.Join(ls, ",")] = v
+	}
+	return vs, true
+}
+
 // TestMetrics scrapes /metrics of a real server over a real ledger and
-// checks that every family is there and moves as calls are made.
+// checks that every family is there and moves by exactly what the calls
+// made between two scrapes account for: every series of each family named
+// below, those not named included (they must not move), so that a metric
+// counted twice, or under the wrong label, fails.
 func TestMetrics(t *testing.T) {
 	e := newEnvWith(t, zerolog.Nop(), prometheus.NewRegistry())
 	before := e.scrape()
 
-	// An issue and its accept, an issue refused (413), a reject, a route
-	// that does not exist (404), a quota set.
+	// An issue and its accept, an issue refused (413), a release refused
+	// (413), an issue and its reject, an issue left pending, a route that
+	// does not exist (404), a quota set, calls without a token, with an
+	// unknown one and with a malformed one (401), and a user's call to a
+	// service route (403).
 	vm := e.projectKey("cyclades.vm")
 	s1 := e.issue(e.service, map[string]any{"provisions": []any{prov(vm, 1)}})
 	if st, raw := e.doRaw("POST", fmt.Sprintf("/account/v1.0/commissions/%d/action", s1), e.service, map[string]any{"accept": ""}); st != http.StatusOK {
@@ -91,60 +128,120 @@ func TestMetrics(t *testing.T) {
 	}
 	e.restWant(200, "POST", restBase+"holdings", e.admin,
 		`{"holdings":[{"holder":"h0","source":"system","resource":"metrics.r","limit":10}]}`)
-	after := e.scrape()
-
-	for _, tc := range []struct {
-		name   string
-		labels []string
-		delta  float64 // the least it must have moved by; 0: must exist
-	}{
-		{"quotaledger_commissions_total", []string{"outcome", "issued"}, 3},
-		{"quotaledger_commissions_total", []string{"outcome", "accepted"}, 1},
-		{"quotaledger_commissions_total", []string{"outcome", "rejected"}, 1},
-		{"quotaledger_commissions_total", []string{"outcome", "no_capacity"}, 1},
-		{"quotaledger_commissions_total", []string{"outcome", "no_quantity"}, 1},
-		{"quotaledger_commissions_total", []string{"outcome", "expired"}, 0},
-		{"quotaledger_commissions_total", []string{"outcome", "no_holding"}, 0},
-		{"quotaledger_commissions_total", []string{"outcome", "invalid"}, 0},
-		{"quotaledger_provisions_total", []string{"outcome", "issued"}, 3},
-		{"quotaledger_provisions_total", []string{"outcome", "no_capacity"}, 1},
-		{"quotaledger_issue_duration_seconds", nil, 5},
-		{"quotaledger_resolve_duration_seconds", nil, 2},
-		{"quotaledger_batch_commit_duration_seconds", nil, 1},
-		{"quotaledger_wal_sync_duration_seconds", nil, 1},
-		{"quotaledger_batch_size", nil, 1},
-		{"quotaledger_batch_failures_total", nil, 0},
-		{"quotaledger_pending_commissions", nil, 1},
-		{"quotaledger_holdings", nil, 1},
-		{"quotaledger_outbox_depth", nil, 1},
-		{"quotaledger_outbox_oldest_age_seconds", nil, 0},
-		{"quotaledger_resource_limit", []string{"resource", "metrics.r"}, 10},
-		{"quotaledger_resource_usage", []string{"resource", "cyclades.vm"}, 2},
-		{"quotaledger_resource_pending", []string{"resource", "cyclades.vm"}, 1},
-		{"quotaledger_resource_holdings_over_limit", []string{"resource", "cyclades.vm"}, 0},
-		{"quotaledger_tokens", []string{"kind", "session"}, 0},
-		{"quotaledger_tokens", []string{"kind", "personal"}, 0},
-		{"quotaledger_tokens", []string{"kind", "service"}, 0},
-		{"quotaledger_http_requests_total", []string{"route", "POST /account/v1.0/commissions", "code", "201"}, 3},
-		{"quotaledger_http_requests_total", []string{"route", "POST /account/v1.0/commissions", "code", "413"}, 2},
-		{"quotaledger_http_requests_total", []string{"route", "unmatched", "code", "404"}, 1},
-		{"quotaledger_http_requests_total", []string{"route", "GET /metrics", "code", "200"}, 1},
-		{"quotaledger_http_request_duration_seconds", []string{"route", "POST /account/v1.0/commissions/{serial}/action", "code", "200"}, 2},
-		{"quotaledger_errors_total", []string{"kind", "overLimit"}, 2},
-		{"quotaledger_errors_total", []string{"kind", "itemNotFound"}, 1},
-	} {
-		got, ok := sample(after, tc.name, tc.labels...)
-		if !ok {
-			t.Errorf("%s%v: missing", tc.name, tc.labels)
-			continue
-		}
-		was, _ := sample(before, tc.name, tc.labels...)
-		if got-was < tc.delta {
-			t.Errorf("%s%v: %v -> %v, want a rise of at least %v", tc.name, tc.labels, was, got, tc.delta)
+	for _, tok := range []string{"", "", strings.Repeat("x", 40), "x"} {
+		if st, raw := e.doRaw("GET", "/account/v1.0/quotas", tok, nil); st != http.StatusUnauthorized {
+			t.Fatalf("quotas with token %q: %d %s", tok, st, raw)
 		}
 	}
-	if n, _ := sample(after, "quotaledger_tokens", "kind", "service"); n < 1 {
-		t.Errorf("quotaledger_tokens{kind=service} = %v", n)
+	if st, raw := e.doRaw("POST", "/account/v1.0/commissions", e.user, map[string]any{"provisions": []any{prov(vm, 1)}}); st != http.StatusForbidden {
+		t.Fatalf("a user issues: %d %s", st, raw)
+	}
+	after := e.scrape()
+
+	const (
+		rIssue    = "route=POST /account/v1.0/commissions"
+		rAction   = "route=POST /account/v1.0/commissions/{serial}/action"
+		rQuotas   = "route=GET /account/v1.0/quotas"
+		rHoldings = "route=POST /account/v1.0/holdings"
+	)
+	// The exact rise of every series of each family (keyed as series
+	// keys them); a series not named must not move, but must exist if
+	// named with 0. The scrape before is counted in the one after (a
+	// request is counted once answered), the one after is not.
+	requests := map[string]float64{
+		"code=201," + rIssue:          3,
+		"code=413," + rIssue:          2,
+		"code=403," + rIssue:          1,
+		"code=200," + rAction:         2,
+		"code=200," + rHoldings:       1,
+		"code=401," + rQuotas:         4,
+		"code=404,route=unmatched":    1,
+		"code=200,route=GET /metrics": 1,
+	}
+	// Errors by failure code: every code has its series from the start
+	// (a rate over it is 0, not absent, until the first such error).
+	errorsByCode := map[string]float64{"code=other": 0}
+	for _, c := range failure.Codes {
+		errorsByCode["code="+string(c)] = 0
+	}
+	errorsByCode["code=over_limit"], errorsByCode["code=not_found"] = 2, 1
+	errorsByCode["code=unauthorized"], errorsByCode["code=forbidden"] = 4, 1
+	for _, tc := range []struct {
+		name string
+		rise map[string]float64
+	}{
+		{"quotaledger_commissions_total", map[string]float64{"outcome=issued": 3, "outcome=accepted": 1, "outcome=rejected": 1,
+			"outcome=no_capacity": 1, "outcome=no_quantity": 1, "outcome=expired": 0, "outcome=no_holding": 0, "outcome=invalid": 0}},
+		{"quotaledger_provisions_total", map[string]float64{"outcome=issued": 3, "outcome=accepted": 1, "outcome=rejected": 1,
+			"outcome=no_capacity": 1, "outcome=no_quantity": 1, "outcome=expired": 0, "outcome=no_holding": 0, "outcome=invalid": 0}},
+		// Every issue (the refused ones too), every resolve.
+		{"quotaledger_issue_duration_seconds", map[string]float64{"": 5}},
+		{"quotaledger_resolve_duration_seconds", map[string]float64{"": 2}},
+		// The calls are made one after another: a batch each, eight in
+		// all (five issues, two resolves, the quota set); the two refused
+		// issues write nothing, so six batches reach the WAL.
+		{"quotaledger_batch_size", map[string]float64{"": 8}},
+		{"quotaledger_batch_commit_duration_seconds", map[string]float64{"": 6}},
+		{"quotaledger_wal_sync_duration_seconds", map[string]float64{"": 6}},
+		{"quotaledger_batch_failures_total", map[string]float64{"": 0}},
+		{"quotaledger_pending_commissions", map[string]float64{"": 1}},
+		{"quotaledger_holdings", map[string]float64{"": 1}},
+		// An event for each written call: three issues, two resolves,
+		// the quota set (nothing relays them here).
+		{"quotaledger_outbox_depth", map[string]float64{"": 6}},
+		{"quotaledger_resource_limit", map[string]float64{"resource=metrics.r": 10, "resource=cyclades.vm": 0, "resource=cyclades.ram": 0}},
+		{"quotaledger_resource_usage", map[string]float64{"resource=cyclades.vm": 2, "resource=metrics.r": 0, "resource=cyclades.ram": 0}},
+		{"quotaledger_resource_pending", map[string]float64{"resource=cyclades.vm": 1, "resource=metrics.r": 0, "resource=cyclades.ram": 0}},
+		{"quotaledger_resource_holdings_over_limit", map[string]float64{"resource=cyclades.vm": 0, "resource=metrics.r": 0, "resource=cyclades.ram": 0}},
+		{"quotaledger_tokens", map[string]float64{"kind=session": 0, "kind=personal": 0, "kind=service": 0}},
+		{"quotaledger_http_requests_total", requests},
+		{"quotaledger_http_request_duration_seconds", requests},
+		{"quotaledger_errors_total", map[string]float64{"kind=overLimit": 2, "kind=itemNotFound": 1, "kind=unauthorized": 4, "kind=forbidden": 1}},
+		{"quotaledger_api_errors_total", errorsByCode},
+		{"quotaledger_auth_failures_total", map[string]float64{"reason=missing": 2, "reason=unknown": 1, "reason=malformed": 1,
+			"reason=expired": 0, "reason=inactive": 0, "reason=superseded": 0}},
+		{"promhttp_metric_handler_errors_total", map[string]float64{"cause=encoding": 0, "cause=gathering": 0}},
+	} {
+		got, ok := series(after, tc.name)
+		if !ok {
+			t.Errorf("%s: missing", tc.name)
+			continue
+		}
+		was, _ := series(before, tc.name)
+		for k, want := range tc.rise {
+			if _, ok := got[k]; !ok {
+				t.Errorf("%s{%s}: missing", tc.name, k)
+			}
+			if d := got[k] - was[k]; d != want {
+				t.Errorf("%s{%s}: %v -> %v, a rise of %v, want %v", tc.name, k, was[k], got[k], d, want)
+			}
+		}
+		for k := range got {
+			if _, named := tc.rise[k]; !named && got[k] != was[k] {
+				t.Errorf("%s{%s}: %v -> %v, want no change", tc.name, k, was[k], got[k])
+			}
+		}
+		for k := range was {
+			if _, still := got[k]; !still {
+				t.Errorf("%s{%s}: gone after the calls", tc.name, k)
+			}
+		}
+	}
+	// The batch size's sum: one call per batch.
+	if got, was := after["quotaledger_batch_size"].GetMetric()[0].GetHistogram().GetSampleSum(),
+		before["quotaledger_batch_size"].GetMetric()[0].GetHistogram().GetSampleSum(); got-was != 8 {
+		t.Errorf("quotaledger_batch_size sum: %v -> %v, want a rise of 8 calls", was, got)
+	}
+	// The outbox is never emptied here: its oldest event only ages.
+	if got, ok := sample(after, "quotaledger_outbox_oldest_age_seconds"); !ok {
+		t.Errorf("quotaledger_outbox_oldest_age_seconds: missing")
+	} else if was, _ := sample(before, "quotaledger_outbox_oldest_age_seconds"); got < was {
+		t.Errorf("quotaledger_outbox_oldest_age_seconds: %v -> %v, the oldest event got younger", was, got)
+	}
+	for kind, want := range map[string]float64{"session": 1, "personal": 1, "service": 1} {
+		if n, _ := sample(after, "quotaledger_tokens", "kind", kind); n != want {
+			t.Errorf("quotaledger_tokens{kind=%s} = %v, want %v", kind, n, want)
+		}
 	}
 	for name, f := range after {
 		if !strings.HasPrefix(name, "quotaledger_") && !strings.HasPrefix(name, "promhttp_") {

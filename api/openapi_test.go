@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite api/openapi.json from the routing table")
+var update = flag.Bool("update", false, "rewrite api/openapi.json from the routing table (TestOpenAPI) and the golden files of testdata/format (TestFeedbackFormat)")
 
 // TestOpenAPI walks the router and the served document: every route must be
 // in the document and every operation of the document must be a route.

@@ -50,6 +50,10 @@ type Config struct {
 	// operation's first call counts from its intended start. Zero: each
 	// caller starts its next operation when the last one returns.
 	Rate float64
+	// MaxOps, when positive, ends the run once this many operations have
+	// started and finished (or at Duration, if that comes first): a run of
+	// a fixed amount of work, however fast the machine is.
+	MaxOps int
 	// Dir holds the data directories (a temporary directory, removed
 	// after, when empty).
 	Dir string
@@ -168,8 +172,9 @@ func (r *recorder) call(fn func() error) error {
 	return err
 }
 
-// drive runs o with cfg.Concurrency callers for cfg.Duration, closed or
-// open loop, and fills the call figures of a Result.
+// drive runs o with cfg.Concurrency callers for cfg.Duration (or
+// cfg.MaxOps operations), closed or open loop, and fills the call figures
+// of a Result.
 func drive(ctx context.Context, cfg Config, o op) Result {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
@@ -192,13 +197,20 @@ func drive(ctx context.Context, cfg Config, o op) Result {
 			for ctx.Err() == nil {
 				if sched != nil {
 					select {
-					case t := <-sched:
+					case t, ok := <-sched:
+						if !ok {
+							return
+						}
 						rec.intended = t
 					case <-ctx.Done():
 						return
 					}
 				}
-				if err := o(ctx, int(next.Add(1)-1), rec); err != nil && ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if cfg.MaxOps > 0 && i >= int64(cfg.MaxOps) {
+					return
+				}
+				if err := o(ctx, int(i), rec); err != nil && ctx.Err() == nil {
 					rec.errs++
 					if rec.errs == 1 {
 						firstErr.CompareAndSwap(nil, &err)
@@ -210,7 +222,7 @@ func drive(ctx context.Context, cfg Config, o op) Result {
 	if sched != nil {
 		interval := time.Duration(float64(time.Second) / cfg.Rate)
 	loop:
-		for k := 0; ; k++ {
+		for k := 0; cfg.MaxOps <= 0 || k < cfg.MaxOps; k++ {
 			t := start.Add(time.Duration(k) * interval)
 			if d := time.Until(t); d > 0 {
 				select {
@@ -225,6 +237,7 @@ func drive(ctx context.Context, cfg Config, o op) Result {
 				break loop
 			}
 		}
+		close(sched)
 	}
 	wg.Wait()
 	elapsed := time.Since(start)

@@ -5,15 +5,16 @@
 package commission
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
-// ErrEmptyName is returned for a provision whose holder or resource is empty.
-var ErrEmptyName = errors.New("commission: holder and resource must not be empty")
+// ErrEmptyName is returned for a provision whose holder or resource is empty
+// (failure.Invalid).
+var ErrEmptyName = failure.New(failure.Invalid, "holder and resource must not be empty")
 
 // Commission is an issued, pending commission.
 type Commission struct {
@@ -65,7 +66,7 @@ func Merge(ps []holdings.Provision) ([]holdings.Provision, error) {
 		}
 		s, ok := holdings.Add(out[i].Quantity, p.Quantity)
 		if !ok {
-			return nil, fmt.Errorf("commission: quantities of %s: %w", p.Key, holdings.ErrOverflow)
+			return nil, fmt.Errorf("quantities of %s: %w", p.Key, holdings.ErrOverflow)
 		}
 		out[i].Quantity = s
 	}

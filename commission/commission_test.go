@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
@@ -104,6 +106,11 @@ func TestMerge(t *testing.T) {
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				// A bad request, said without a package prefix.
+				if code, msg := failure.CodeOf(err), err.Error(); code != failure.Invalid ||
+					strings.HasPrefix(msg, "commission:") || strings.Contains(msg, "holdings:") {
+					t.Fatalf("err %q has code %q, want %q and no package prefix", msg, code, failure.Invalid)
 				}
 				if got != nil {
 					t.Fatalf("got %v with an error", got)

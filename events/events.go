@@ -41,6 +41,9 @@
 //	  "data":     the identity event's own JSON object (identity events; omitted if none)
 //	}
 //
+// Every type, with the Go type of its data, is in the event catalog,
+// package events/catalog.
+//
 // The ids of one database are strictly increasing with the outbox sequence,
 // so a consumer can order events and spot a gap by the number after the '-'.
 //

@@ -45,7 +45,13 @@ type RelayOptions struct {
 	// the relay republishes the kept events, and the duplicate window (which
 	// must be at least twice DeleteDelay) drops those the stream has.
 	DeleteDelay time.Duration
-	Logger      zerolog.Logger
+	// Now is the clock of DeleteDelay (time.Now unless set): it stamps each
+	// acknowledgement and decides when an acknowledged event may leave the
+	// outbox. The relay's pacing (the outbox poll, the backoff, the ack,
+	// connect and settle timeouts, the interval between deletes) keeps real
+	// time.
+	Now    func() time.Time
+	Logger zerolog.Logger
 }
 
 const (
@@ -77,6 +83,9 @@ func (o RelayOptions) withDefaults() RelayOptions {
 	}
 	if o.MaxBackoff == 0 {
 		o.MaxBackoff = defaultMaxBackoff
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o
 }
@@ -115,10 +124,10 @@ type Relay struct {
 	duplicates atomic.Uint64
 
 	// Run's own state.
-	acked      uint64 // every outbox event up to it is acknowledged
-	deleted    uint64 // the outbox is deleted up to it
-	lastDelete time.Time
-	ackMarks   []ackMark // with DeleteDelay: when acked reached each value
+	acked      uint64    // every outbox event up to it is acknowledged
+	deleted    uint64    // the outbox is deleted up to it
+	lastDelete time.Time // real time, for deleteInterval
+	ackMarks   []ackMark // with DeleteDelay: when acked reached each value (opts.Now)
 	// skipDelete leaves the outbox as it is: tests use it to stand for a
 	// crash between the publish ack and the outbox delete.
 	skipDelete bool
@@ -411,7 +420,7 @@ func (r *Relay) advance(seq uint64) {
 	}
 	r.acked = seq
 	if r.opts.DeleteDelay > 0 {
-		now := time.Now()
+		now := r.opts.Now()
 		if n := len(r.ackMarks); n > 0 && now.Sub(r.ackMarks[n-1].at) < time.Millisecond {
 			r.ackMarks[n-1].seq = seq // one mark per millisecond is precise enough
 		} else {
@@ -425,7 +434,7 @@ func (r *Relay) deletable() uint64 {
 	if r.opts.DeleteDelay <= 0 {
 		return r.acked
 	}
-	cutoff := time.Now().Add(-r.opts.DeleteDelay)
+	cutoff := r.opts.Now().Add(-r.opts.DeleteDelay)
 	i := 0
 	for i < len(r.ackMarks) && !r.ackMarks[i].at.After(cutoff) {
 		i++

@@ -460,19 +460,28 @@ func TestStartServer(t *testing.T) {
 // DeleteDelay: a server that comes back without them (its store lost the
 // writes it had not synced; here, all of them) gets them again, a server
 // that kept them drops the republish, and either way the outbox drains once
-// the delay has passed.
+// the delay has passed. The relay's clock stands still until the test moves
+// it, so the restart may take as long as the machine needs.
 func TestRelayDeleteDelay(t *testing.T) {
+	const delay = time.Minute
 	for _, lost := range []bool{true, false} {
 		name := "StoreKept"
 		if lost {
 			name = "StoreLost"
 		}
 		t.Run(name, func(t *testing.T) {
+			var now atomic.Int64
+			now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+			var reads atomic.Uint64 // of the clock, counted before the time is read
+			clock := func() time.Time {
+				reads.Add(1)
+				return time.Unix(0, now.Load()).UTC()
+			}
 			l := MustOpenLedger(t, ledger.Options{})
 			dir := t.TempDir()
 			srv := MustStartServer(t, dir, "")
 			addr := listenAddr(t, srv)
-			relay := StartRelay(t, l, srv.ClientURL(), func(r *Relay) { r.opts.DeleteDelay = time.Second })
+			relay := StartRelay(t, l, srv.ClientURL(), func(r *Relay) { r.opts.DeleteDelay, r.opts.Now = delay, clock })
 			w := startWriter(t, l, relay.Notify, 2)
 			checkFor(t, 10*time.Second, time.Millisecond, func() error {
 				if w.ok.Load() < 100 {
@@ -488,19 +497,46 @@ func TestRelayDeleteDelay(t *testing.T) {
 				}
 				return nil
 			})
-			if d := outboxDepth(t, l); d != total {
-				t.Fatalf("outbox depth %d right after the acks, want %d (kept for DeleteDelay)", d, total)
+			// kept checks that the outbox holds every event until the idle
+			// relay has read its clock twice: the first reading decides a
+			// delete round, which has ended by the second. (Once the outbox
+			// is deleted, the relay stops reading its clock.)
+			kept := func(when string) {
+				t.Helper()
+				r0 := reads.Load()
+				check := func() {
+					t.Helper()
+					if d := outboxDepth(t, l); d != total {
+						t.Fatalf("outbox depth %d %s, want %d (kept for DeleteDelay)", d, when, total)
+					}
+				}
+				checkFor(t, 10*time.Second, time.Millisecond, func() error {
+					check()
+					if n := reads.Load() - r0; n < 2 {
+						return fmt.Errorf("the relay read its clock %d times %s, want 2", n, when)
+					}
+					return nil
+				})
+				check()
 			}
+			kept("after the acks")
 
 			srv.Shutdown()
 			if lost {
 				dir = t.TempDir()
 			}
 			srv2 := MustStartServer(t, dir, addr)
+			checkFor(t, 15*time.Second, 5*time.Millisecond, func() error {
+				if got := relay.Published(); got < 2*total {
+					return fmt.Errorf("%d acks, want at least %d: the kept events were not republished", got, 2*total)
+				}
+				return nil
+			})
+			kept("after the republish")
+			now.Add(int64(delay - time.Millisecond))
+			kept("a millisecond before DeleteDelay has passed")
+			now.Add(int64(time.Millisecond))
 			waitDrained(t, l)
-			if got := relay.Published(); got < 2*total {
-				t.Errorf("%d acks, want at least %d: the kept events were not republished", got, 2*total)
-			}
 			wantDups := uint64(0)
 			if !lost {
 				wantDups = total

@@ -3,10 +3,12 @@ package holdings
 import (
 	"errors"
 	"fmt"
+
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 // NoHoldingError is returned when a provision names a holding that does not
-// exist. The API answers it with 404 itemNotFound.
+// exist (failure.NotFound: the API answers 404 itemNotFound).
 type NoHoldingError struct {
 	Provision Provision
 }
@@ -17,7 +19,7 @@ func (e *NoHoldingError) Error() string {
 
 // NoCapacityError is returned when an import would raise usage_max above the
 // limit of a commission that is not forced. Usage is usage_max before the
-// provision. The API answers it with 413 overLimit.
+// provision (failure.OverLimit: the API answers 413 overLimit).
 type NoCapacityError struct {
 	Provision Provision
 	Limit     int64
@@ -31,7 +33,7 @@ func (e *NoCapacityError) Error() string {
 
 // NoQuantityError is returned when a release would lower usage_min below
 // zero. Limit is always 0 and Usage is usage_min before the provision. Force
-// never waives it. The API answers it with 413 overLimit.
+// never waives it (failure.OverLimit: the API answers 413 overLimit).
 type NoQuantityError struct {
 	Provision Provision
 	Limit     int64
@@ -64,6 +66,15 @@ func (e *NoQuantityError) Name() string { return "NoQuantityError" }
 
 // Name is the lineage's error name, "NoHoldingError".
 func (e *NoHoldingError) Name() string { return "NoHoldingError" }
+
+// FailureCode is failure.NotFound.
+func (e *NoHoldingError) FailureCode() failure.Code { return failure.NotFound }
+
+// FailureCode is failure.OverLimit.
+func (e *NoCapacityError) FailureCode() failure.Code { return failure.OverLimit }
+
+// FailureCode is failure.OverLimit.
+func (e *NoQuantityError) FailureCode() failure.Code { return failure.OverLimit }
 
 // AsQuotaLimit returns the QuotaLimit error in err's chain, if any.
 func AsQuotaLimit(err error) (QuotaLimit, bool) {

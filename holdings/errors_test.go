@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 func TestErrorNames(t *testing.T) {
@@ -124,6 +126,37 @@ func TestIssueErrorsAreQuotaLimits(t *testing.T) {
 			if q.Name() != tc.wantName || p != prov(tc.q) || limit != tc.wantLimit || usage != tc.wantUsage {
 				t.Fatalf("got %s %+v limit %d usage %d; want %s limit %d usage %d",
 					q.Name(), p, limit, usage, tc.wantName, tc.wantLimit, tc.wantUsage)
+			}
+		})
+	}
+}
+
+// TestErrorCodes checks the failure code of every error of the package,
+// bare and wrapped, and that its message names no package.
+func TestErrorCodes(t *testing.T) {
+	var src Source
+	tests := []struct {
+		name string
+		err  error
+		want failure.Code
+	}{
+		{"NoCapacityError", &NoCapacityError{Provision: prov(5), Limit: 3, Usage: 1}, failure.OverLimit},
+		{"NoQuantityError", &NoQuantityError{Provision: prov(-5), Usage: 1}, failure.OverLimit},
+		{"NoHoldingError", &NoHoldingError{Provision: prov(1)}, failure.NotFound},
+		{"ErrOverflow", ErrOverflow, failure.Invalid},
+		{"ErrNegativeLimit", ErrNegativeLimit, failure.Invalid},
+		{"BadSource", src.UnmarshalJSON([]byte("1")), failure.Invalid},
+		{"BrokenInvariant", Value{Limit: 1, UsageMin: 3, UsageMax: 2}.Check(true), failure.Internal},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, err := range []error{tc.err, fmt.Errorf("commission 7: %w", tc.err)} {
+				if got := failure.CodeOf(err); got != tc.want {
+					t.Fatalf("CodeOf(%v) = %q, want %q", err, got, tc.want)
+				}
+			}
+			if msg := tc.err.Error(); strings.HasPrefix(msg, "holdings:") {
+				t.Fatalf("message %q names the package", msg)
 			}
 		})
 	}

@@ -7,17 +7,19 @@ package holdings
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
+
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 // ErrOverflow is returned when a quantity, a sum of quantities or a usage
-// would not fit in a signed 64-bit integer. The API reports it as a bad request.
-var ErrOverflow = errors.New("holdings: arithmetic overflow")
+// would not fit in a signed 64-bit integer (failure.Invalid).
+var ErrOverflow = failure.New(failure.Invalid, "arithmetic overflow")
 
-// ErrNegativeLimit is returned when a limit below zero is set.
-var ErrNegativeLimit = errors.New("holdings: negative limit")
+// ErrNegativeLimit is returned when a limit below zero is set
+// (failure.Invalid).
+var ErrNegativeLimit = failure.New(failure.Invalid, "negative limit")
 
 // Source is the source a holding draws from: a string, or null. Null and the
 // empty string are different sources. The zero value is null.
@@ -79,7 +81,7 @@ func (s *Source) UnmarshalJSON(b []byte) error {
 	}
 	var name string
 	if err := json.Unmarshal(b, &name); err != nil {
-		return fmt.Errorf("holdings: source must be a string or null")
+		return failure.Errorf(failure.Invalid, "source must be a string or null")
 	}
 	*s = SourceOf(name)
 	return nil
@@ -217,13 +219,13 @@ func (v Value) Resolve(q int64, accept bool) (Value, error) {
 // is forced, or, if forced is true, the weaker ones that always hold.
 func (v Value) Check(forced bool) error {
 	if v.UsageMin > v.UsageMax {
-		return fmt.Errorf("holdings: usage_min %d > usage_max %d", v.UsageMin, v.UsageMax)
+		return fmt.Errorf("usage_min %d > usage_max %d", v.UsageMin, v.UsageMax)
 	}
 	if v.UsageMin < 0 {
-		return fmt.Errorf("holdings: usage_min %d < 0", v.UsageMin)
+		return fmt.Errorf("usage_min %d < 0", v.UsageMin)
 	}
 	if !forced && v.UsageMax > v.Limit {
-		return fmt.Errorf("holdings: usage_max %d > limit %d", v.UsageMax, v.Limit)
+		return fmt.Errorf("usage_max %d > limit %d", v.UsageMax, v.Limit)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package holdings
 import (
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 // The caps on holding keys and commissions, the same for every caller (the
@@ -41,6 +43,9 @@ type InvalidError struct {
 	// Max is the cap broken (TooLong: bytes; TooMany: provisions).
 	Max int
 }
+
+// FailureCode reports the code of every InvalidError: failure.Invalid.
+func (e *InvalidError) FailureCode() failure.Code { return failure.Invalid }
 
 func (e *InvalidError) Error() string {
 	var what string

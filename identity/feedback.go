@@ -8,27 +8,17 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/ledger"
 )
-
-// FeedbackEvent is the event type of a user's feedback.
-const FeedbackEvent = "identity.feedback"
 
 // MaxFeedback caps each part of a feedback, the message and the data
 // (64 KiB).
 const MaxFeedback = 64 << 10
 
-// Feedback is a user's feedback as it is stored and published.
-type Feedback struct {
-	User     string    `json:"user"`
-	Username string    `json:"username"`
-	Message  string    `json:"message"`
-	Data     string    `json:"data"` // what the client says of its state
-	Time     time.Time `json:"time"`
-}
-
 // SendFeedback stores a user's feedback, a message and data about the
-// client's state, and publishes it (FeedbackEvent). The message must not be
+// client's state, and publishes it (catalog.FeedbackType): the record and
+// the event's data are the same catalog.Feedback. The message must not be
 // blank; both must be valid UTF-8 of at most MaxFeedback bytes (ErrInvalid).
 // An unknown user is ErrNotFound.
 func (s *Store) SendFeedback(ctx context.Context, user, message, data string) error {
@@ -44,12 +34,14 @@ func (s *Store) SendFeedback(ctx context.Context, user, message, data string) er
 	if err != nil {
 		return err
 	}
-	f := Feedback{User: u.UUID, Username: u.Username, Message: message, Data: data, Time: s.now()}
+	now := s.now()
+	f := catalog.Feedback{User: u.UUID, Username: u.Username, Message: message, Data: data,
+		Time: now.Format(time.RFC3339Nano)}
 	// Feedback is written, never read back by the server: its key orders it
 	// by time, and the user and a random tail keep two of the same instant
 	// apart.
 	key := make([]byte, 0, 8+len(u.UUID)+4)
-	key = binary.BigEndian.AppendUint64(key, uint64(f.Time.UnixNano()))
+	key = binary.BigEndian.AppendUint64(key, uint64(now.UnixNano()))
 	key = append(key, u.UUID...)
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
@@ -58,6 +50,6 @@ func (s *Store) SendFeedback(ctx context.Context, user, message, data string) er
 		if err := put(tx, prefixFeedback, string(key), &f); err != nil {
 			return err
 		}
-		return emit(tx, FeedbackEvent, &f)
+		return emit(tx, catalog.FeedbackType, &f)
 	})
 }

@@ -5,17 +5,20 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/quotaledger/quotaledger/events/catalog"
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 func TestSendFeedback(t *testing.T) {
 	ctx := context.Background()
 	f := newProjectFixture(t)
 	u := f.user()
-	stored := func() []Feedback {
+	stored := func() []catalog.Feedback {
 		t.Helper()
-		var out []Feedback
+		var out []catalog.Feedback
 		if err := f.l.ScanForeign([]byte{prefixFeedback}, func(k, v []byte) error {
-			var fb Feedback
+			var fb catalog.Feedback
 			if err := json.Unmarshal(v, &fb); err != nil {
 				return err
 			}
@@ -28,16 +31,16 @@ func TestSendFeedback(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, user, msg, data string
-		err                   error
+		err                   failure.Code
 	}{
-		{"ErrInvalidBlank", u, " \t\n", "x", ErrInvalid},
-		{"ErrInvalidUTF8Message", u, "hi\xff", "", ErrInvalid},
-		{"ErrInvalidUTF8Data", u, "hi", "\xfe", ErrInvalid},
-		{"ErrInvalidLongMessage", u, strings.Repeat("m", MaxFeedback+1), "", ErrInvalid},
-		{"ErrInvalidLongData", u, "hi", strings.Repeat("d", MaxFeedback+1), ErrInvalid},
-		{"ErrNotFound", "no-such-user", "hi", "", ErrNotFound},
-		{"OK", u, "it works!", `{"vm":1}`, nil},
-		{"OKLongest", u, strings.Repeat("m", MaxFeedback), strings.Repeat("d", MaxFeedback), nil},
+		{"ErrInvalidBlank", u, " \t\n", "x", failure.Invalid},
+		{"ErrInvalidUTF8Message", u, "hi\xff", "", failure.Invalid},
+		{"ErrInvalidUTF8Data", u, "hi", "\xfe", failure.Invalid},
+		{"ErrInvalidLongMessage", u, strings.Repeat("m", MaxFeedback+1), "", failure.Invalid},
+		{"ErrInvalidLongData", u, "hi", strings.Repeat("d", MaxFeedback+1), failure.Invalid},
+		{"ErrNotFound", "no-such-user", "hi", "", failure.NotFound},
+		{"OK", u, "it works!", `{"vm":1}`, ""},
+		{"OKLongest", u, strings.Repeat("m", MaxFeedback), strings.Repeat("d", MaxFeedback), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(stored())
@@ -52,7 +55,7 @@ func TestSendFeedback(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("stored feedback: %d, want 2", len(got))
 	}
-	evs := f.events(FeedbackEvent)
+	evs := f.events(catalog.FeedbackType)
 	if len(evs) != 2 {
 		t.Fatalf("feedback events: %v", evs)
 	}
@@ -61,7 +64,7 @@ func TestSendFeedback(t *testing.T) {
 		first = got[1]
 	}
 	if first.User != u || first.Username != "user1@example.org" || first.Message != "it works!" ||
-		first.Data != `{"vm":1}` || first.Time.IsZero() {
+		first.Data != `{"vm":1}` || first.Time == "" {
 		t.Fatalf("stored feedback %+v", first)
 	}
 	ev := evs[0]

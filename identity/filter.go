@@ -1,8 +1,10 @@
 package identity
 
 import (
+	"cmp"
 	"encoding/json"
 	"math"
+	"math/big"
 	"strings"
 	"time"
 )
@@ -13,7 +15,7 @@ import (
 //
 // A filter is compiled once per query and every expression gets a static
 // type, so that anything a list could not answer sensibly is refused, as
-// ErrInvalid, before a token is looked at: an unknown operator or field, a
+// failure.Invalid, before a token is looked at: an unknown operator or field, a
 // wrong number of arguments, nesting deeper than maxFilterDepth, comparing
 // a name with a number, ordering booleans.
 //
@@ -22,11 +24,14 @@ import (
 // updated_date, expiry_date and last_used_date are accepted too). A time
 // that is not set (a token that never expires, or was never used) is null.
 //
-// Times are compared as instants. A time field may be compared with a
-// string literal in RFC 3339 ("2024-05-01T10:00:00Z", fractions and offsets
-// allowed) or a date ("2024-05-01", midnight UTC), or with a number literal
-// of unix seconds (fractions allowed); the literal is converted when the
-// filter is compiled, so a malformed date is a compile error. Strings are
+// Times are compared as instants, of any year (a token may expire as late
+// as 9999). A time field may be compared with a string literal in RFC 3339
+// ("2024-05-01T10:00:00Z", fractions and offsets allowed) or a date
+// ("2024-05-01", midnight UTC), or with a number literal of unix seconds
+// (fractions allowed, rounded to the nanosecond, half away from zero; a
+// number beyond ±2^62 seconds, some 146 billion years, counts as ±2^62);
+// the literal is converted when the filter is compiled, so a malformed date
+// is a compile error. Strings are
 // compared byte-wise. Null equals only null; an ordering comparison with a
 // null operand is false (a token that never expires is neither before nor
 // after any date). "in" is membership in an array literal, or, with two
@@ -64,13 +69,15 @@ func (t vtype) String() string {
 	}
 }
 
-// value is a run-time value. A time is unix nanoseconds.
+// value is a run-time value. A time is unix seconds and nanoseconds (not
+// unix nanoseconds alone, which end in 2262).
 type value struct {
-	typ vtype
-	b   bool
-	n   float64
-	s   string
-	t   int64
+	typ  vtype
+	b    bool
+	n    float64
+	s    string
+	sec  int64
+	nsec int64 // 0 <= nsec < 1e9
 }
 
 func (v value) truthy() bool {
@@ -124,28 +131,26 @@ func (f field) typ() vtype {
 	return tString
 }
 
+// timeValue is a time field's value: null when not set.
 func timeValue(t time.Time) value {
 	if t.IsZero() {
 		return value{}
 	}
-	return value{typ: tTime, t: unixNano(t)}
+	return instant(t)
 }
 
-var (
-	minNanoTime = time.Unix(0, math.MinInt64)
-	maxNanoTime = time.Unix(0, math.MaxInt64)
-)
+// instant is t as a time value, even the zero time (a literal
+// "0001-01-01" is a date, not null).
+func instant(t time.Time) value {
+	return value{typ: tTime, sec: t.Unix(), nsec: int64(t.Nanosecond())}
+}
 
-// unixNano is t.UnixNano, saturated outside the years 1678..2262 (where
-// UnixNano is undefined), so that a date far away still orders right.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.Before(minNanoTime):
-		return math.MinInt64
-	case t.After(maxNanoTime):
-		return math.MaxInt64
+// cmpTime orders two time values.
+func cmpTime(a, b value) int {
+	if c := cmp.Compare(a.sec, b.sec); c != 0 {
+		return c
 	}
-	return t.UnixNano()
+	return cmp.Compare(a.nsec, b.nsec)
 }
 
 func (f field) get(r *tokenRow) value {
@@ -171,7 +176,7 @@ func (f field) get(r *tokenRow) value {
 		if r.lastUsed == 0 {
 			return value{}
 		}
-		return value{typ: tTime, t: r.lastUsed}
+		return instant(time.Unix(0, r.lastUsed))
 	}
 }
 
@@ -231,7 +236,7 @@ func equal(a, b value) bool {
 	case tString:
 		return a.s == b.s
 	default:
-		return a.t == b.t
+		return cmpTime(a, b) == 0
 	}
 }
 
@@ -272,12 +277,7 @@ func ordered(op string, a, b value) bool {
 	case tString:
 		c = strings.Compare(a.s, b.s)
 	case tTime:
-		switch {
-		case a.t < b.t:
-			c = -1
-		case a.t > b.t:
-			c = 1
-		}
+		c = cmpTime(a, b)
 	default:
 		return false
 	}
@@ -323,7 +323,7 @@ func (f *tokenFilter) match(r *tokenRow) bool {
 }
 
 // compileFilter compiles a JSON Logic filter. An empty one is nil (keeps
-// everything). Every error is ErrInvalid.
+// everything). Every error is failure.Invalid.
 func compileFilter(raw json.RawMessage) (*tokenFilter, error) {
 	if len(strings.TrimSpace(string(raw))) == 0 {
 		return nil, nil
@@ -593,21 +593,38 @@ func timeLiteral(v value) (value, error) {
 	case tString:
 		for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
 			if t, err := time.Parse(layout, v.s); err == nil {
-				return value{typ: tTime, t: unixNano(t)}, nil
+				return instant(t), nil
 			}
 		}
 		return value{}, invalidf("filter: %q is not a time (RFC 3339, e.g. 2024-05-01T10:00:00Z, or a date 2024-05-01)", v.s)
 	case tNumber:
-		ns := v.n * 1e9
-		switch {
-		case math.IsNaN(ns):
-			return value{}, invalidf("filter: not a time")
-		case ns >= math.MaxInt64:
-			return value{typ: tTime, t: math.MaxInt64}, nil
-		case ns <= math.MinInt64:
-			return value{typ: tTime, t: math.MinInt64}, nil
-		}
-		return value{typ: tTime, t: int64(math.Round(ns))}, nil
+		return unixSeconds(v.n)
 	}
 	return value{}, invalidf("filter: a %s is not a time", v.typ)
+}
+
+// maxLiteralNanos bounds a number of unix seconds compared with a time:
+// 2^62 seconds, in nanoseconds.
+var maxLiteralNanos = new(big.Int).Mul(big.NewInt(1<<62), big.NewInt(1e9))
+
+// unixSeconds converts unix seconds to a time, exactly: rounded to the
+// nanosecond (half away from zero), bounded to ±2^62 seconds. A float64
+// times 1e9 would be rounded first, to 256 ns and worse.
+func unixSeconds(secs float64) (value, error) {
+	r := new(big.Rat)
+	if math.IsNaN(secs) || math.IsInf(secs, 0) || r.SetFloat64(secs) == nil {
+		return value{}, invalidf("filter: not a time")
+	}
+	r.Mul(r, big.NewRat(1e9, 1))
+	neg := r.Sign() < 0
+	r.Abs(r).Add(r, big.NewRat(1, 2))
+	ns := new(big.Int).Quo(r.Num(), r.Denom()) // |secs| in ns, rounded
+	if ns.Cmp(maxLiteralNanos) > 0 {
+		ns.Set(maxLiteralNanos)
+	}
+	if neg {
+		ns.Neg(ns)
+	}
+	sec, nsec := new(big.Int).DivMod(ns, big.NewInt(1e9), new(big.Int)) // Euclidean: 0 <= nsec < 1e9
+	return value{typ: tTime, sec: sec.Int64(), nsec: nsec.Int64()}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -20,7 +21,7 @@ const maxGroupName = 100 // characters
 // those projects in the same batch as the group.
 
 // CreateGroup creates an empty group. Its name is 1 to 100 characters and
-// unique (ErrConflict).
+// unique (failure.Conflict).
 func (s *Store) CreateGroup(ctx context.Context, name string) (*Group, error) {
 	if err := checkGroupName(name); err != nil {
 		return nil, err
@@ -38,7 +39,7 @@ func (s *Store) CreateGroup(ctx context.Context, name string) (*Group, error) {
 		if err := put(tx, prefixGroup, g.Name, g); err != nil {
 			return err
 		}
-		return emit(tx, "identity.group.created", g)
+		return emit(tx, catalog.GroupCreatedType, catalog.GroupCreated{Name: g.Name, Members: g.Members, Created: g.Created})
 	}, func() { s.groups[g.Name] = g })
 	if err != nil {
 		return nil, err
@@ -46,7 +47,7 @@ func (s *Store) CreateGroup(ctx context.Context, name string) (*Group, error) {
 	return g, nil
 }
 
-// GetGroup returns a group; ErrNotFound if there is none.
+// GetGroup returns a group; failure.NotFound if there is none.
 func (s *Store) GetGroup(name string) (*Group, error) {
 	s.mu.RLock()
 	g := s.groups[name]
@@ -67,7 +68,7 @@ func (s *Store) Groups() []*Group {
 }
 
 // GroupUsers returns the users of a group, in the order they were added
-// (a user deleted since is left out); ErrNotFound if there is no group.
+// (a user deleted since is left out); failure.NotFound if there is no group.
 func (s *Store) GroupUsers(name string) ([]*User, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -85,13 +86,13 @@ func (s *Store) GroupUsers(name string) ([]*User, error) {
 }
 
 // RenameGroup renames a group and the project memberships that name it.
-// Holdings do not change. ErrNotFound if there is no group, ErrConflict if
+// Holdings do not change. failure.NotFound if there is no group, failure.Conflict if
 // the new name is taken.
 func (s *Store) RenameGroup(ctx context.Context, name, newName string) (*Group, error) {
 	if err := checkGroupName(newName); err != nil {
 		return nil, err
 	}
-	return s.changeGroup(ctx, name, "identity.group.renamed", func(g *Group) error {
+	return s.changeGroup(ctx, name, catalog.GroupRenamedType, func(g *Group) error {
 		if newName == name {
 			return nil
 		}
@@ -105,18 +106,18 @@ func (s *Store) RenameGroup(ctx context.Context, name, newName string) (*Group, 
 
 // DeleteGroup deletes a group and removes it from every project it is a
 // member of; the users no longer counted as members there get their member
-// holdings set to limit 0. ErrNotFound if there is no group.
+// holdings set to limit 0. failure.NotFound if there is no group.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
-	_, err := s.changeGroup(ctx, name, "identity.group.deleted", nil)
+	_, err := s.changeGroup(ctx, name, catalog.GroupDeletedType, nil)
 	return err
 }
 
 // AddGroupMember adds a user to a group, and so to the projects the group
-// is a member of (member holdings for those newly counted). ErrNotFound if
-// there is no group, ErrInvalid if there is no user, ErrConflict if the user
+// is a member of (member holdings for those newly counted). failure.NotFound if
+// there is no group, failure.Invalid if there is no user, failure.Conflict if the user
 // is in the group already.
 func (s *Store) AddGroupMember(ctx context.Context, group, user string) (*Group, error) {
-	return s.changeGroup(ctx, group, "identity.group.membership.changed", func(g *Group) error {
+	return s.changeGroup(ctx, group, catalog.GroupMembershipChangedType, func(g *Group) error {
 		if s.users[user] == nil {
 			return invalidf("no user %q", user)
 		}
@@ -130,10 +131,10 @@ func (s *Store) AddGroupMember(ctx context.Context, group, user string) (*Group,
 
 // RemoveGroupMember removes a user from a group; in the projects the group
 // is a member of, a user no longer counted as a member gets their member
-// holdings set to limit 0. ErrNotFound if there is no group or the user is
+// holdings set to limit 0. failure.NotFound if there is no group or the user is
 // not in it.
 func (s *Store) RemoveGroupMember(ctx context.Context, group, user string) (*Group, error) {
-	return s.changeGroup(ctx, group, "identity.group.membership.changed", func(g *Group) error {
+	return s.changeGroup(ctx, group, catalog.GroupMembershipChangedType, func(g *Group) error {
 		i := slices.Index(g.Members, user)
 		if i < 0 {
 			return notFoundf("user %s is not in group %q", user, group)
@@ -208,18 +209,23 @@ func (s *Store) changeGroup(ctx context.Context, name, typ string, change func(g
 	}
 	slices.SortFunc(changes, func(a, b projectChange) int { return strings.Compare(a.p.UUID, b.p.UUID) })
 
-	payload := map[string]any{"group": name}
-	if g != nil {
-		payload["group"], payload["members"] = g.Name, g.Members
-		if g.Name != name {
-			payload["old_name"] = name
-		}
-	}
 	projects := make([]string, 0, len(changes))
 	for _, c := range changes {
 		projects = append(projects, c.p.UUID)
 	}
-	payload["projects"] = projects
+	var payload any
+	switch typ {
+	case catalog.GroupDeletedType:
+		payload = catalog.GroupDeleted{Group: name, Projects: projects}
+	case catalog.GroupRenamedType:
+		ev := catalog.GroupRenamed{Group: g.Name, Members: g.Members, Projects: projects}
+		if g.Name != name {
+			ev.OldName = name
+		}
+		payload = ev
+	default:
+		payload = catalog.GroupMembershipChanged{Group: g.Name, Members: g.Members, Projects: projects}
+	}
 
 	err = s.write(ctx, func(tx *ledger.Tx) error {
 		if g == nil || g.Name != name {
@@ -249,9 +255,9 @@ func (s *Store) changeGroup(ctx context.Context, name, typ string, change func(g
 			if len(c.joined) == 0 && len(c.left) == 0 {
 				continue
 			}
-			err := emit(tx, "identity.project.membership.changed", map[string]any{
-				"project": c.np.UUID, "action": "group_changed", "member": Member{Group: name},
-				"joined": c.joined, "left": c.left})
+			err := emit(tx, catalog.ProjectMembershipChangedType, catalog.ProjectMembershipChanged{
+				Action: catalog.MemberGroupChanged, Joined: c.joined, Left: c.left,
+				Member: catalog.Member{Group: name}, Project: c.np.UUID})
 			if err != nil {
 				return err
 			}

@@ -2,11 +2,11 @@ package identity
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
@@ -15,17 +15,17 @@ func TestCreateGroup(t *testing.T) {
 	f := newProjectFixture(t)
 	for _, tc := range []struct {
 		name, group string
-		err         error
+		err         failure.Code
 	}{
-		{"OK", "ops", nil},
-		{"OKLongName", strings.Repeat("ö", maxGroupName), nil},
-		{"OKSpaces", "site reliability", nil},
-		{"ErrConflict", "ops", ErrConflict},
-		{"ErrInvalidEmpty", "", ErrInvalid},
-		{"ErrInvalidBlank", " \t", ErrInvalid},
-		{"ErrInvalidLong", strings.Repeat("ö", maxGroupName+1), ErrInvalid},
-		{"ErrInvalidUTF8", "op\xfe", ErrInvalid},
-		{"ErrInvalidControl", "op\x00s", ErrInvalid},
+		{"OK", "ops", ""},
+		{"OKLongName", strings.Repeat("ö", maxGroupName), ""},
+		{"OKSpaces", "site reliability", ""},
+		{"ErrConflict", "ops", failure.Conflict},
+		{"ErrInvalidEmpty", "", failure.Invalid},
+		{"ErrInvalidBlank", " \t", failure.Invalid},
+		{"ErrInvalidLong", strings.Repeat("ö", maxGroupName+1), failure.Invalid},
+		{"ErrInvalidUTF8", "op\xfe", failure.Invalid},
+		{"ErrInvalidControl", "op\x00s", failure.Invalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := len(f.s.Groups())
@@ -52,10 +52,10 @@ func TestCreateGroup(t *testing.T) {
 	if !slices.IsSorted(names) || len(names) != 3 {
 		t.Fatalf("groups %q", names)
 	}
-	if _, err := f.s.GetGroup("nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := f.s.GetGroup("nope"); failure.CodeOf(err) != failure.NotFound {
 		t.Fatalf("get unknown group: %v", err)
 	}
-	if _, err := f.s.GroupUsers("nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := f.s.GroupUsers("nope"); failure.CodeOf(err) != failure.NotFound {
 		t.Fatalf("users of an unknown group: %v", err)
 	}
 }
@@ -94,22 +94,22 @@ func TestGroupMembers(t *testing.T) {
 	for _, st := range []struct {
 		name  string
 		do    func() error
-		err   error
+		err   failure.Code
 		users map[string][]string // group -> users
 		want  map[holdings.Key]int64
 	}{
-		{"OKAdd", addUser("ops", alice), nil, map[string][]string{"ops": {alice}, "dev": {}}, held(3, 3, 1, -1)},
-		{"ErrConflictTwice", addUser("ops", alice), ErrConflict, map[string][]string{"ops": {alice}}, held(3, 3, 1, -1)},
-		{"ErrInvalidNoUser", addUser("ops", "nobody"), ErrInvalid, map[string][]string{"ops": {alice}}, held(3, 3, 1, -1)},
-		{"ErrNotFoundNoGroup", addUser("nope", alice), ErrNotFound, nil, held(3, 3, 1, -1)},
-		{"OKAddDirectMember", addUser("ops", bob), nil, map[string][]string{"ops": {alice, bob}}, held(3, 3, 1, 1)},
-		{"OKSecondGroup", addUser("dev", alice), nil, map[string][]string{"dev": {alice}}, held(3, 3, 1, 1)},
-		{"OKRemoveStillInOtherGroup", removeUser("ops", alice), nil, map[string][]string{"ops": {bob}}, held(0, 3, 1, 1)},
-		{"OKRemoveStillDirect", removeUser("ops", bob), nil, map[string][]string{"ops": {}}, held(0, 3, 1, 0)},
-		{"ErrNotFoundNotIn", removeUser("ops", bob), ErrNotFound, map[string][]string{"ops": {}}, held(0, 3, 1, 0)},
-		{"ErrNotFoundRemoveNoGroup", removeUser("nope", bob), ErrNotFound, nil, held(0, 3, 1, 0)},
-		{"OKRemoveLast", removeUser("dev", alice), nil, map[string][]string{"dev": {}}, held(0, 3, 0, 0)},
-		{"OKBackAgain", addUser("ops", alice), nil, map[string][]string{"ops": {alice}}, held(3, 3, 1, 0)},
+		{"OKAdd", addUser("ops", alice), "", map[string][]string{"ops": {alice}, "dev": {}}, held(3, 3, 1, -1)},
+		{"ErrConflictTwice", addUser("ops", alice), failure.Conflict, map[string][]string{"ops": {alice}}, held(3, 3, 1, -1)},
+		{"ErrInvalidNoUser", addUser("ops", "nobody"), failure.Invalid, map[string][]string{"ops": {alice}}, held(3, 3, 1, -1)},
+		{"ErrNotFoundNoGroup", addUser("nope", alice), failure.NotFound, nil, held(3, 3, 1, -1)},
+		{"OKAddDirectMember", addUser("ops", bob), "", map[string][]string{"ops": {alice, bob}}, held(3, 3, 1, 1)},
+		{"OKSecondGroup", addUser("dev", alice), "", map[string][]string{"dev": {alice}}, held(3, 3, 1, 1)},
+		{"OKRemoveStillInOtherGroup", removeUser("ops", alice), "", map[string][]string{"ops": {bob}}, held(0, 3, 1, 1)},
+		{"OKRemoveStillDirect", removeUser("ops", bob), "", map[string][]string{"ops": {}}, held(0, 3, 1, 0)},
+		{"ErrNotFoundNotIn", removeUser("ops", bob), failure.NotFound, map[string][]string{"ops": {}}, held(0, 3, 1, 0)},
+		{"ErrNotFoundRemoveNoGroup", removeUser("nope", bob), failure.NotFound, nil, held(0, 3, 1, 0)},
+		{"OKRemoveLast", removeUser("dev", alice), "", map[string][]string{"dev": {}}, held(0, 3, 0, 0)},
+		{"OKBackAgain", addUser("ops", alice), "", map[string][]string{"ops": {alice}}, held(3, 3, 1, 0)},
 	} {
 		t.Run(st.name, func(t *testing.T) {
 			wantErr(t, st.name, st.do(), st.err)
@@ -158,13 +158,13 @@ func TestRenameGroup(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, from, to string
-		err            error
+		err            failure.Code
 	}{
-		{"ErrConflict", "ops", "dev", ErrConflict},
-		{"ErrNotFound", "nope", "sre", ErrNotFound},
-		{"ErrInvalid", "ops", "", ErrInvalid},
-		{"OK", "ops", "sre", nil},
-		{"OKSameName", "sre", "sre", nil},
+		{"ErrConflict", "ops", "dev", failure.Conflict},
+		{"ErrNotFound", "nope", "sre", failure.NotFound},
+		{"ErrInvalid", "ops", "", failure.Invalid},
+		{"OK", "ops", "sre", ""},
+		{"OKSameName", "sre", "sre", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, err := f.s.RenameGroup(ctx, tc.from, tc.to)
@@ -176,7 +176,7 @@ func TestRenameGroup(t *testing.T) {
 	}
 	check := func() {
 		t.Helper()
-		if _, err := f.s.GetGroup("ops"); !errors.Is(err, ErrNotFound) {
+		if _, err := f.s.GetGroup("ops"); failure.CodeOf(err) != failure.NotFound {
 			t.Fatalf("old name: %v", err)
 		}
 		got, _ := f.s.GetProject(p)
@@ -221,9 +221,9 @@ func TestDeleteGroup(t *testing.T) {
 	if err := f.s.DeleteProject(ctx, gone); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "delete unknown group", f.s.DeleteGroup(ctx, "nope"), ErrNotFound)
-	wantErr(t, "delete group", f.s.DeleteGroup(ctx, "ops"), nil)
-	wantErr(t, "delete group twice", f.s.DeleteGroup(ctx, "ops"), ErrNotFound)
+	wantErr(t, "delete unknown group", f.s.DeleteGroup(ctx, "nope"), failure.NotFound)
+	wantErr(t, "delete group", f.s.DeleteGroup(ctx, "ops"), "")
+	wantErr(t, "delete group twice", f.s.DeleteGroup(ctx, "ops"), failure.NotFound)
 	f.wantLimits(map[holdings.Key]int64{memberHolding(alice, p, vm): 0, memberHolding(bob, p, vm): 3,
 		memberHolding(owner, p, vm): 3, memberHolding(alice, gone, vm): 0})
 	for _, id := range []string{p, gone} {

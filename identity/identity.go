@@ -13,7 +13,6 @@ package identity
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -21,33 +20,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-// The application's errors; each is wrapped with a message that says what
-// is wrong ("identity: invalid: username must be an email address").
-var (
-	ErrInvalid      = errors.New("identity: invalid")
-	ErrNotFound     = errors.New("identity: not found")
-	ErrConflict     = errors.New("identity: conflict")
-	ErrUnauthorized = errors.New("identity: unauthorized")
-	ErrForbidden    = errors.New("identity: forbidden")
-)
+// Errors: every refusal is a *failure.Error whose code says the kind
+// (failure.Invalid, NotFound, Conflict, Unauthorized, Forbidden; test it with
+// failure.CodeOf) and whose message says what is wrong, with no prefix
+// ("username must be an email address").
 
 func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return failure.Errorf(failure.Invalid, format, args...)
 }
 
 func notFoundf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrNotFound, fmt.Sprintf(format, args...))
-}
-
-func errorf(kind error, format string, args ...any) error {
-	return fmt.Errorf("%w: %s", kind, fmt.Sprintf(format, args...))
+	return failure.Errorf(failure.NotFound, format, args...)
 }
 
 func conflictf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrConflict, fmt.Sprintf(format, args...))
+	return failure.Errorf(failure.Conflict, format, args...)
 }
 
 // Key spaces of identity records in the ledger's database (ledger.Update

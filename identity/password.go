@@ -90,7 +90,7 @@ var commonPasswords = map[string]bool{
 	"87654321": true, "12341234": true, "asdfghjk": true, "zaq12wsx": true, "password123": true,
 }
 
-// Check reports the first rule password breaks, as ErrInvalid.
+// Check reports the first rule password breaks, as failure.Invalid.
 func (p PasswordPolicy) Check(username, password string) error {
 	n := utf8.RuneCountInString(password)
 	switch {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -51,7 +53,7 @@ type NewProject struct {
 // CreateProject creates a project owned by an existing user, who becomes its
 // admin member, with its holdings and the owner's member holdings, in one
 // batch. Policies must name registered resources that allow projects, with
-// capacities >= 0. Bad input is ErrInvalid (an owner that is not a user too).
+// capacities >= 0. Bad input is failure.Invalid (an owner that is not a user too).
 func (s *Store) CreateProject(ctx context.Context, in NewProject) (*Project, error) {
 	if err := checkProjectName(in.Name); err != nil {
 		return nil, err
@@ -84,7 +86,7 @@ func (s *Store) CreateProject(ctx context.Context, in NewProject) (*Project, err
 		if err := stageProjectHoldings(tx, nil, after); err != nil {
 			return err
 		}
-		return emit(tx, "identity.project.created", p)
+		return emit(tx, catalog.ProjectCreatedType, projectEvent(p))
 	}, func() { s.projects[p.UUID] = p })
 	if err != nil {
 		return nil, err
@@ -92,7 +94,7 @@ func (s *Store) CreateProject(ctx context.Context, in NewProject) (*Project, err
 	return p, nil
 }
 
-// GetProject returns a project, active or deleted; ErrNotFound if there is
+// GetProject returns a project, active or deleted; failure.NotFound if there is
 // no such project.
 func (s *Store) GetProject(id string) (*Project, error) {
 	s.mu.RLock()
@@ -144,16 +146,16 @@ func (s *Store) ProjectMembers(id string) (map[string]MemberRole, error) {
 // AddMember adds a user or a group (m.User or m.Group, not both) to a
 // project with a role (reader, member or admin; empty means member). Every
 // user newly counted as a member gets the member holdings. A user or group
-// that does not exist is ErrInvalid, one already a member ErrConflict; a base
-// project takes no one (ErrForbidden); a deleted project is ErrConflict.
+// that does not exist is failure.Invalid, one already a member failure.Conflict; a base
+// project takes no one (failure.Forbidden); a deleted project is failure.Conflict.
 func (s *Store) AddMember(ctx context.Context, project string, m Member) (*Project, error) {
 	m, err := checkMember(m)
 	if err != nil {
 		return nil, err
 	}
-	return s.changeProject(ctx, project, "added", m, func(p *Project) error {
+	return s.changeProject(ctx, project, catalog.MemberAdded, m, func(p *Project) error {
 		if p.Base {
-			return errorf(ErrForbidden, "no one joins a base project")
+			return failure.Errorf(failure.Forbidden, "no one joins a base project")
 		}
 		if m.User != "" && s.users[m.User] == nil {
 			return invalidf("no user %q", m.User)
@@ -171,17 +173,17 @@ func (s *Store) AddMember(ctx context.Context, project string, m Member) (*Proje
 
 // RemoveMember removes a user or group (the role of m is ignored) from a
 // project. The member holdings of the users no longer counted as members are
-// set to limit 0. ErrNotFound if it is not a member; the owner cannot leave
-// and no one leaves a base project (ErrForbidden).
+// set to limit 0. failure.NotFound if it is not a member; the owner cannot leave
+// and no one leaves a base project (failure.Forbidden).
 func (s *Store) RemoveMember(ctx context.Context, project string, m Member) (*Project, error) {
 	m.Role = MemberMember // any role names the same member
 	m, err := checkMember(m)
 	if err != nil {
 		return nil, err
 	}
-	return s.changeProject(ctx, project, "removed", m, func(p *Project) error {
+	return s.changeProject(ctx, project, catalog.MemberRemoved, m, func(p *Project) error {
 		if p.Base || m.User == p.Owner {
-			return errorf(ErrForbidden, "the owner stays a member of their project")
+			return failure.Errorf(failure.Forbidden, "the owner stays a member of their project")
 		}
 		i := slices.IndexFunc(p.Members, m.same)
 		if i < 0 {
@@ -194,15 +196,15 @@ func (s *Store) RemoveMember(ctx context.Context, project string, m Member) (*Pr
 
 // SetMemberRole changes the role of a member (m names it, m.Role is the new
 // role). Holdings do not depend on roles and stay as they are. The owner
-// stays an admin and base projects do not change (ErrForbidden).
+// stays an admin and base projects do not change (failure.Forbidden).
 func (s *Store) SetMemberRole(ctx context.Context, project string, m Member) (*Project, error) {
 	m, err := checkMember(m)
 	if err != nil {
 		return nil, err
 	}
-	return s.changeProject(ctx, project, "role_changed", m, func(p *Project) error {
+	return s.changeProject(ctx, project, catalog.MemberRoleChanged, m, func(p *Project) error {
 		if p.Base || (m.User == p.Owner && m.Role != MemberAdmin) {
-			return errorf(ErrForbidden, "the owner stays an admin of their project")
+			return failure.Errorf(failure.Forbidden, "the owner stays an admin of their project")
 		}
 		i := slices.IndexFunc(p.Members, m.same)
 		if i < 0 {
@@ -232,14 +234,16 @@ func (s *Store) SetPolicies(ctx context.Context, project string, policies map[st
 	np := cloneProject(p)
 	np.Policies = policies
 	np.Updated = s.now()
-	return np, s.commitProject(ctx, p, np, "identity.project.policies.changed",
-		map[string]any{"project": np.UUID, "policies": np.Policies})
+	return np, s.commitProject(ctx, p, np, catalog.ProjectPoliciesChangedType, func(joined, left []string) any {
+		return catalog.ProjectPoliciesChanged{Joined: joined, Left: left, Policies: policiesEvent(np.Policies),
+			Project: np.UUID}
+	})
 }
 
 // DeleteProject marks a project deleted and sets the limits of its holdings
 // and its members' to 0; the record stays (state "deleted") and answers
-// GetProject, and no change is taken any more (ErrConflict). A base project
-// goes with its user (ErrForbidden here).
+// GetProject, and no change is taken any more (failure.Conflict). A base project
+// goes with its user (failure.Forbidden here).
 func (s *Store) DeleteProject(ctx context.Context, project string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -250,12 +254,14 @@ func (s *Store) DeleteProject(ctx context.Context, project string) error {
 		return err
 	}
 	if p.Base {
-		return errorf(ErrForbidden, "a base project goes with its user")
+		return failure.Errorf(failure.Forbidden, "a base project goes with its user")
 	}
 	np := cloneProject(p)
 	np.State = ProjectDeleted
 	np.Updated = s.now()
-	return s.commitProject(ctx, p, np, "identity.project.deleted", map[string]any{"project": np.UUID})
+	return s.commitProject(ctx, p, np, catalog.ProjectDeletedType, func(joined, left []string) any {
+		return catalog.ProjectDeleted{Joined: joined, Left: left, Project: np.UUID}
+	})
 }
 
 // projectSettingsForNewResourceLocked is what registering resource r
@@ -312,18 +318,20 @@ func (s *Store) changeProject(ctx context.Context, project, action string, m Mem
 		return nil, err
 	}
 	np.Updated = s.now()
-	return np, s.commitProject(ctx, p, np, "identity.project.membership.changed",
-		map[string]any{"project": np.UUID, "action": action, "member": m})
+	return np, s.commitProject(ctx, p, np, catalog.ProjectMembershipChangedType, func(joined, left []string) any {
+		return catalog.ProjectMembershipChanged{Action: action, Joined: joined, Left: left, Member: memberEvent(m),
+			Project: np.UUID}
+	})
 }
 
 // commitProject stores np in place of p, with the holdings the change
-// implies and an event (payload gets the users who joined and left).
-// Callers hold s.wmu.
-func (s *Store) commitProject(ctx context.Context, p, np *Project, typ string, payload map[string]any) error {
+// implies and an event of type typ (payload makes it from the users who
+// joined and left). Callers hold s.wmu.
+func (s *Store) commitProject(ctx context.Context, p, np *Project, typ string, payload func(joined, left []string) any) error {
 	s.mu.RLock()
 	before, after := effectiveMembers(p, s.groupLocked), effectiveMembers(np, s.groupLocked)
 	s.mu.RUnlock()
-	payload["joined"], payload["left"] = memberDiff(before, after)
+	ev := payload(memberDiff(before, after))
 	hb, ha := projectHoldings(p, before), projectHoldings(np, after)
 	return s.write(ctx, func(tx *ledger.Tx) error {
 		if err := put(tx, prefixProject, np.UUID, np); err != nil {
@@ -332,12 +340,12 @@ func (s *Store) commitProject(ctx context.Context, p, np *Project, typ string, p
 		if err := stageProjectHoldings(tx, hb, ha); err != nil {
 			return err
 		}
-		return emit(tx, typ, payload)
+		return emit(tx, typ, ev)
 	}, func() { s.projects[np.UUID] = np })
 }
 
-// liveProjectLocked returns an active project: ErrNotFound if there is none,
-// ErrConflict if it was deleted.
+// liveProjectLocked returns an active project: failure.NotFound if there is none,
+// failure.Conflict if it was deleted.
 func (s *Store) liveProjectLocked(id string) (*Project, error) {
 	p := s.projects[id]
 	if p == nil {

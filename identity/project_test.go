@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"pgregory.net/rapid"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -22,6 +22,7 @@ import (
 // *testing.T and *rapid.T have it.
 type projectTB interface {
 	Helper()
+	Errorf(format string, args ...any)
 	Fatalf(format string, args ...any)
 	Cleanup(func())
 }
@@ -40,7 +41,10 @@ func newProjectFixture(tb projectTB) *projectFixture {
 	tb.Helper()
 	f := &projectFixture{tb: tb, fs: vfs.NewMem()}
 	f.open()
-	tb.Cleanup(func() { _ = f.l.Close() })
+	tb.Cleanup(func() {
+		checkOutbox(tb, f.l)
+		_ = f.l.Close()
+	})
 	if _, _, err := f.s.RegisterService(context.Background(), NewService{Name: "cyclades", Type: "compute"}); err != nil {
 		tb.Fatalf("register service: %v", err)
 	}
@@ -148,10 +152,14 @@ func memberHolding(u, p, r string) holdings.Key {
 	return holdings.Key{Holder: "user:" + u, Source: holdings.SourceOf("project:" + p), Resource: r}
 }
 
-func wantErr(tb projectTB, what string, err, want error) {
+// wantErr checks that err has the code want ("": no error).
+func wantErr(tb projectTB, what string, err error, want failure.Code) {
 	tb.Helper()
-	if want == nil && err != nil || want != nil && !errors.Is(err, want) {
-		tb.Fatalf("%s: error %v, want %v", what, err, want)
+	if got := failure.CodeOf(err); got != want {
+		tb.Fatalf("%s: error %v (%q), want %q", what, err, got, want)
+	}
+	if err != nil && strings.HasPrefix(err.Error(), "identity:") {
+		tb.Fatalf("%s: message %q names the package", what, err)
 	}
 }
 
@@ -165,21 +173,21 @@ func TestCreateProject(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		in   NewProject
-		err  error
+		err  failure.Code
 	}{
 		{"OK", NewProject{Name: "web", Owner: owner, Policies: map[string]Policy{
-			vm: {ProjectCapacity: 10, MemberCapacity: 3}, ram: {ProjectCapacity: 0, MemberCapacity: 0}}}, nil},
-		{"OKNoPolicies", NewProject{Name: "empty", Owner: owner}, nil},
-		{"OKLongName", NewProject{Name: strings.Repeat("é", maxProjectName), Owner: owner}, nil},
-		{"ErrInvalidEmptyName", NewProject{Name: "", Owner: owner}, ErrInvalid},
-		{"ErrInvalidBlankName", NewProject{Name: "  ", Owner: owner}, ErrInvalid},
-		{"ErrInvalidLongName", NewProject{Name: strings.Repeat("é", maxProjectName+1), Owner: owner}, ErrInvalid},
-		{"ErrInvalidUTF8", NewProject{Name: "a\xff", Owner: owner}, ErrInvalid},
-		{"ErrInvalidControl", NewProject{Name: "a\nb", Owner: owner}, ErrInvalid},
-		{"ErrInvalidOwner", NewProject{Name: "x", Owner: "nobody"}, ErrInvalid},
-		{"ErrInvalidResource", NewProject{Name: "x", Owner: owner, Policies: map[string]Policy{"cyclades.gpu": {}}}, ErrInvalid},
-		{"ErrInvalidNotInProjects", NewProject{Name: "x", Owner: owner, Policies: map[string]Policy{disk: {}}}, ErrInvalid},
-		{"ErrInvalidNegative", NewProject{Name: "x", Owner: owner, Policies: map[string]Policy{vm: {ProjectCapacity: 1, MemberCapacity: -1}}}, ErrInvalid},
+			vm: {ProjectCapacity: 10, MemberCapacity: 3}, ram: {ProjectCapacity: 0, MemberCapacity: 0}}}, ""},
+		{"OKNoPolicies", NewProject{Name: "empty", Owner: owner}, ""},
+		{"OKLongName", NewProject{Name: strings.Repeat("é", maxProjectName), Owner: owner}, ""},
+		{"ErrInvalidEmptyName", NewProject{Name: "", Owner: owner}, failure.Invalid},
+		{"ErrInvalidBlankName", NewProject{Name: "  ", Owner: owner}, failure.Invalid},
+		{"ErrInvalidLongName", NewProject{Name: strings.Repeat("é", maxProjectName+1), Owner: owner}, failure.Invalid},
+		{"ErrInvalidUTF8", NewProject{Name: "a\xff", Owner: owner}, failure.Invalid},
+		{"ErrInvalidControl", NewProject{Name: "a\nb", Owner: owner}, failure.Invalid},
+		{"ErrInvalidOwner", NewProject{Name: "x", Owner: "nobody"}, failure.Invalid},
+		{"ErrInvalidResource", NewProject{Name: "x", Owner: owner, Policies: map[string]Policy{"cyclades.gpu": {}}}, failure.Invalid},
+		{"ErrInvalidNotInProjects", NewProject{Name: "x", Owner: owner, Policies: map[string]Policy{disk: {}}}, failure.Invalid},
+		{"ErrInvalidNegative", NewProject{Name: "x", Owner: owner, Policies: map[string]Policy{vm: {ProjectCapacity: 1, MemberCapacity: -1}}}, failure.Invalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nProjects, nHoldings := len(f.s.Projects()), len(f.l.Quotas(ledger.QuotaFilter{}))
@@ -215,7 +223,7 @@ func TestCreateProject(t *testing.T) {
 			f.wantLimits(want)
 		})
 	}
-	if _, err := f.s.GetProject("nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := f.s.GetProject("nope"); failure.CodeOf(err) != failure.NotFound {
 		t.Fatalf("get unknown: %v", err)
 	}
 	if evs := f.events("identity.project.created"); len(evs) != 3 {
@@ -241,7 +249,7 @@ func TestProjectMembers(t *testing.T) {
 	type step struct {
 		name string
 		do   func() error
-		err  error
+		err  failure.Code
 		want map[holdings.Key]int64
 	}
 	add := func(m Member) func() error {
@@ -258,25 +266,25 @@ func TestProjectMembers(t *testing.T) {
 			memberHolding(bob, p, vm): lb, memberHolding(carol, p, vm): lc, projectKey(p, vm): 10}
 	}
 	for _, st := range []step{
-		{"OKAddUser", add(Member{User: alice, Role: MemberReader}), nil, held(3, -1, -1)},
-		{"ErrConflictTwice", add(Member{User: alice}), ErrConflict, held(3, -1, -1)},
-		{"ErrInvalidNoUser", add(Member{User: "nobody"}), ErrInvalid, held(3, -1, -1)},
-		{"ErrInvalidNoGroup", add(Member{Group: "nobody"}), ErrInvalid, held(3, -1, -1)},
-		{"ErrInvalidBoth", add(Member{User: bob, Group: "ops"}), ErrInvalid, held(3, -1, -1)},
-		{"ErrInvalidNeither", add(Member{Role: MemberAdmin}), ErrInvalid, held(3, -1, -1)},
-		{"ErrInvalidRole", add(Member{User: bob, Role: "owner"}), ErrInvalid, held(3, -1, -1)},
-		{"ErrNotFoundProject", func() error { _, err := f.s.AddMember(ctx, "nope", Member{User: bob}); return err }, ErrNotFound, held(3, -1, -1)},
-		{"OKAddGroup", add(Member{Group: "ops"}), nil, held(3, 3, 3)},
-		{"OKAddUserAlsoInGroup", add(Member{User: bob, Role: MemberAdmin}), nil, held(3, 3, 3)},
-		{"OKRemoveGroupKeepsDirect", remove(Member{Group: "ops"}), nil, held(3, 3, 0)},
-		{"ErrNotFoundNotMember", remove(Member{Group: "ops"}), ErrNotFound, held(3, 3, 0)},
-		{"ErrForbiddenOwnerLeaves", remove(Member{User: owner}), ErrForbidden, held(3, 3, 0)},
-		{"OKRejoin", add(Member{Group: "ops", Role: MemberReader}), nil, held(3, 3, 3)},
-		{"OKRemoveDirectKeepsGroup", remove(Member{User: bob}), nil, held(3, 3, 3)},
-		{"OKRemoveUser", remove(Member{User: alice}), nil, held(0, 3, 3)},
-		{"OKSetRole", role(Member{Group: "ops", Role: MemberAdmin}), nil, held(0, 3, 3)},
-		{"ErrNotFoundSetRole", role(Member{User: alice, Role: MemberAdmin}), ErrNotFound, held(0, 3, 3)},
-		{"ErrForbiddenDemoteOwner", role(Member{User: owner, Role: MemberReader}), ErrForbidden, held(0, 3, 3)},
+		{"OKAddUser", add(Member{User: alice, Role: MemberReader}), "", held(3, -1, -1)},
+		{"ErrConflictTwice", add(Member{User: alice}), failure.Conflict, held(3, -1, -1)},
+		{"ErrInvalidNoUser", add(Member{User: "nobody"}), failure.Invalid, held(3, -1, -1)},
+		{"ErrInvalidNoGroup", add(Member{Group: "nobody"}), failure.Invalid, held(3, -1, -1)},
+		{"ErrInvalidBoth", add(Member{User: bob, Group: "ops"}), failure.Invalid, held(3, -1, -1)},
+		{"ErrInvalidNeither", add(Member{Role: MemberAdmin}), failure.Invalid, held(3, -1, -1)},
+		{"ErrInvalidRole", add(Member{User: bob, Role: "owner"}), failure.Invalid, held(3, -1, -1)},
+		{"ErrNotFoundProject", func() error { _, err := f.s.AddMember(ctx, "nope", Member{User: bob}); return err }, failure.NotFound, held(3, -1, -1)},
+		{"OKAddGroup", add(Member{Group: "ops"}), "", held(3, 3, 3)},
+		{"OKAddUserAlsoInGroup", add(Member{User: bob, Role: MemberAdmin}), "", held(3, 3, 3)},
+		{"OKRemoveGroupKeepsDirect", remove(Member{Group: "ops"}), "", held(3, 3, 0)},
+		{"ErrNotFoundNotMember", remove(Member{Group: "ops"}), failure.NotFound, held(3, 3, 0)},
+		{"ErrForbiddenOwnerLeaves", remove(Member{User: owner}), failure.Forbidden, held(3, 3, 0)},
+		{"OKRejoin", add(Member{Group: "ops", Role: MemberReader}), "", held(3, 3, 3)},
+		{"OKRemoveDirectKeepsGroup", remove(Member{User: bob}), "", held(3, 3, 3)},
+		{"OKRemoveUser", remove(Member{User: alice}), "", held(0, 3, 3)},
+		{"OKSetRole", role(Member{Group: "ops", Role: MemberAdmin}), "", held(0, 3, 3)},
+		{"ErrNotFoundSetRole", role(Member{User: alice, Role: MemberAdmin}), failure.NotFound, held(0, 3, 3)},
+		{"ErrForbiddenDemoteOwner", role(Member{User: owner, Role: MemberReader}), failure.Forbidden, held(0, 3, 3)},
 	} {
 		t.Run(st.name, func(t *testing.T) {
 			before, _ := f.s.GetProject(p)
@@ -331,22 +339,22 @@ func TestSetPolicies(t *testing.T) {
 		name     string
 		project  string
 		policies map[string]Policy
-		err      error
+		err      failure.Code
 		want     map[holdings.Key]int64
 	}{
-		{"OKRaise", p, map[string]Policy{vm: {ProjectCapacity: 20, MemberCapacity: 8}}, nil, map[holdings.Key]int64{
+		{"OKRaise", p, map[string]Policy{vm: {ProjectCapacity: 20, MemberCapacity: 8}}, "", map[holdings.Key]int64{
 			projectKey(p, vm): 20, memberHolding(owner, p, vm): 8, memberHolding(alice, p, vm): 8}},
-		{"OKBelowUsageAndNewResource", p, map[string]Policy{vm: {ProjectCapacity: 1, MemberCapacity: 1}, ram: {ProjectCapacity: 100, MemberCapacity: 50}}, nil, map[holdings.Key]int64{
+		{"OKBelowUsageAndNewResource", p, map[string]Policy{vm: {ProjectCapacity: 1, MemberCapacity: 1}, ram: {ProjectCapacity: 100, MemberCapacity: 50}}, "", map[holdings.Key]int64{
 			projectKey(p, vm): 1, memberHolding(owner, p, vm): 1, memberHolding(alice, p, vm): 1,
 			projectKey(p, ram): 100, memberHolding(owner, p, ram): 50, memberHolding(alice, p, ram): 50}},
-		{"OKDropResource", p, map[string]Policy{ram: {ProjectCapacity: 100, MemberCapacity: 50}}, nil, map[holdings.Key]int64{
+		{"OKDropResource", p, map[string]Policy{ram: {ProjectCapacity: 100, MemberCapacity: 50}}, "", map[holdings.Key]int64{
 			projectKey(p, vm): 0, memberHolding(owner, p, vm): 0, memberHolding(alice, p, vm): 0,
 			projectKey(p, ram): 100, memberHolding(owner, p, ram): 50, memberHolding(alice, p, ram): 50}},
-		{"ErrInvalidNotInProjects", p, map[string]Policy{disk: {}}, ErrInvalid, map[holdings.Key]int64{projectKey(p, disk): -1, projectKey(p, ram): 100}},
-		{"ErrInvalidNegative", p, map[string]Policy{ram: {ProjectCapacity: -1}}, ErrInvalid, map[holdings.Key]int64{projectKey(p, ram): 100}},
-		{"ErrInvalidUnknown", p, map[string]Policy{"cyclades.gpu": {}}, ErrInvalid, map[holdings.Key]int64{projectKey(p, ram): 100}},
-		{"ErrNotFound", "nope", nil, ErrNotFound, nil},
-		{"OKNone", p, nil, nil, map[holdings.Key]int64{
+		{"ErrInvalidNotInProjects", p, map[string]Policy{disk: {}}, failure.Invalid, map[holdings.Key]int64{projectKey(p, disk): -1, projectKey(p, ram): 100}},
+		{"ErrInvalidNegative", p, map[string]Policy{ram: {ProjectCapacity: -1}}, failure.Invalid, map[holdings.Key]int64{projectKey(p, ram): 100}},
+		{"ErrInvalidUnknown", p, map[string]Policy{"cyclades.gpu": {}}, failure.Invalid, map[holdings.Key]int64{projectKey(p, ram): 100}},
+		{"ErrNotFound", "nope", nil, failure.NotFound, nil},
+		{"OKNone", p, nil, "", map[holdings.Key]int64{
 			projectKey(p, vm): 0, memberHolding(owner, p, vm): 0, projectKey(p, ram): 0, memberHolding(alice, p, ram): 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -374,9 +382,9 @@ func TestDeleteProject(t *testing.T) {
 	if _, err := f.s.AddMember(ctx, p, Member{User: alice}); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "delete unknown", f.s.DeleteProject(ctx, "nope"), ErrNotFound)
-	wantErr(t, "delete base", f.s.DeleteProject(ctx, owner), ErrForbidden)
-	wantErr(t, "delete", f.s.DeleteProject(ctx, p), nil)
+	wantErr(t, "delete unknown", f.s.DeleteProject(ctx, "nope"), failure.NotFound)
+	wantErr(t, "delete base", f.s.DeleteProject(ctx, owner), failure.Forbidden)
+	wantErr(t, "delete", f.s.DeleteProject(ctx, p), "")
 	f.wantLimits(map[holdings.Key]int64{projectKey(p, vm): 0, memberHolding(owner, p, vm): 0, memberHolding(alice, p, vm): 0})
 	got, err := f.s.GetProject(p)
 	if err != nil || got.State != ProjectDeleted {
@@ -385,11 +393,11 @@ func TestDeleteProject(t *testing.T) {
 	if ps := f.s.ProjectsOf(alice); len(ps) != 1 || ps[0].UUID != alice {
 		t.Fatalf("alice's projects after the delete: %v", ps)
 	}
-	wantErr(t, "delete twice", f.s.DeleteProject(ctx, p), ErrConflict)
+	wantErr(t, "delete twice", f.s.DeleteProject(ctx, p), failure.Conflict)
 	_, err = f.s.AddMember(ctx, p, Member{User: f.user()})
-	wantErr(t, "join deleted", err, ErrConflict)
+	wantErr(t, "join deleted", err, failure.Conflict)
 	_, err = f.s.SetPolicies(ctx, p, map[string]Policy{vm: {ProjectCapacity: 1}})
-	wantErr(t, "policies of deleted", err, ErrConflict)
+	wantErr(t, "policies of deleted", err, failure.Conflict)
 	f.wantLimits(map[holdings.Key]int64{projectKey(p, vm): 0})
 	// A resource registered later leaves the deleted project alone.
 	ram := f.resource("ram", true, 1024, 4096)
@@ -413,16 +421,16 @@ func TestBaseProject(t *testing.T) {
 		t.Fatalf("projects of a new user: %v", ps)
 	}
 	_, err = f.s.AddMember(ctx, owner, Member{User: alice})
-	wantErr(t, "join a base project", err, ErrForbidden)
+	wantErr(t, "join a base project", err, failure.Forbidden)
 	_, err = f.s.AddMember(ctx, owner, Member{Group: "nope"})
-	wantErr(t, "group joins a base project", err, ErrForbidden)
+	wantErr(t, "group joins a base project", err, failure.Forbidden)
 	_, err = f.s.RemoveMember(ctx, owner, Member{User: owner})
-	wantErr(t, "owner leaves the base project", err, ErrForbidden)
+	wantErr(t, "owner leaves the base project", err, failure.Forbidden)
 	_, err = f.s.SetMemberRole(ctx, owner, Member{User: owner, Role: MemberReader})
-	wantErr(t, "role in a base project", err, ErrForbidden)
+	wantErr(t, "role in a base project", err, failure.Forbidden)
 	// An admin may set a base project's quotas, of any resource.
 	_, err = f.s.SetPolicies(ctx, owner, map[string]Policy{vm: {ProjectCapacity: 7, MemberCapacity: 6}, disk: {ProjectCapacity: 30, MemberCapacity: 20}})
-	wantErr(t, "base policies", err, nil)
+	wantErr(t, "base policies", err, "")
 	f.wantLimits(map[holdings.Key]int64{projectKey(owner, vm): 7, memberHolding(owner, owner, vm): 6,
 		projectKey(owner, disk): 30, memberHolding(owner, owner, disk): 20, projectKey(alice, vm): 2})
 }
@@ -611,14 +619,14 @@ func TestProjectHoldingsProperty(t *testing.T) {
 			return mem
 		}
 		// liveErr is what a change of project id must fail with, if anything.
-		liveErr := func(p *modelProject) error {
+		liveErr := func(p *modelProject) failure.Code {
 			switch {
 			case p == nil:
-				return ErrNotFound
+				return failure.NotFound
 			case p.deleted:
-				return ErrConflict
+				return failure.Conflict
 			}
-			return nil
+			return ""
 		}
 
 		rt.Repeat(map[string]func(*rapid.T){
@@ -626,7 +634,7 @@ func TestProjectHoldingsProperty(t *testing.T) {
 				owner := rapid.SampledFrom(m.users).Draw(t, "owner")
 				pols := drawPolicies(t)
 				p, err := f.s.CreateProject(ctx, NewProject{Name: "p", Owner: owner, Policies: pols})
-				wantErr(t, "create project", err, nil)
+				wantErr(t, "create project", err, "")
 				m.projects[p.UUID] = &modelProject{owner: owner, policies: pols,
 					users: map[string]MemberRole{owner: MemberAdmin}, groups: map[string]MemberRole{}}
 				m.order = append(m.order, p.UUID)
@@ -636,17 +644,17 @@ func TestProjectHoldingsProperty(t *testing.T) {
 				mem := drawMember(t)
 				want := liveErr(p)
 				switch {
-				case want != nil:
+				case want != "":
 				case mem.Group != "" && m.groups[mem.Group] == nil:
-					want = ErrInvalid
+					want = failure.Invalid
 				case mem.User != "" && p.users[mem.User] != "" || mem.Group != "" && p.groups[mem.Group] != "":
-					want = ErrConflict
+					want = failure.Conflict
 				}
 				_, err := f.s.AddMember(ctx, id, mem)
 				wantErr(t, "add member", err, want)
-				if want == nil && mem.User != "" {
+				if want == "" && mem.User != "" {
 					p.users[mem.User] = mem.Role
-				} else if want == nil {
+				} else if want == "" {
 					p.groups[mem.Group] = mem.Role
 				}
 			},
@@ -655,15 +663,15 @@ func TestProjectHoldingsProperty(t *testing.T) {
 				mem := drawMember(t)
 				want := liveErr(p)
 				switch {
-				case want != nil:
+				case want != "":
 				case mem.User == p.owner:
-					want = ErrForbidden
+					want = failure.Forbidden
 				case mem.User != "" && p.users[mem.User] == "" || mem.Group != "" && p.groups[mem.Group] == "":
-					want = ErrNotFound
+					want = failure.NotFound
 				}
 				_, err := f.s.RemoveMember(ctx, id, mem)
 				wantErr(t, "remove member", err, want)
-				if want == nil {
+				if want == "" {
 					delete(p.users, mem.User)
 					delete(p.groups, mem.Group)
 				}
@@ -673,17 +681,17 @@ func TestProjectHoldingsProperty(t *testing.T) {
 				mem := drawMember(t)
 				want := liveErr(p)
 				switch {
-				case want != nil:
+				case want != "":
 				case mem.User == p.owner && mem.Role != MemberAdmin:
-					want = ErrForbidden
+					want = failure.Forbidden
 				case mem.User != "" && p.users[mem.User] == "" || mem.Group != "" && p.groups[mem.Group] == "":
-					want = ErrNotFound
+					want = failure.NotFound
 				}
 				_, err := f.s.SetMemberRole(ctx, id, mem)
 				wantErr(t, "set role", err, want)
-				if want == nil && mem.User != "" {
+				if want == "" && mem.User != "" {
 					p.users[mem.User] = mem.Role
-				} else if want == nil {
+				} else if want == "" {
 					p.groups[mem.Group] = mem.Role
 				}
 			},
@@ -706,9 +714,9 @@ func TestProjectHoldingsProperty(t *testing.T) {
 			},
 			"create group": func(t *rapid.T) {
 				name := rapid.SampledFrom(groupNames).Draw(t, "group name")
-				var want error
+				var want failure.Code
 				if m.groups[name] != nil {
-					want = ErrConflict
+					want = failure.Conflict
 				}
 				_, err := f.s.CreateGroup(ctx, name)
 				wantErr(t, "create group", err, want)
@@ -718,9 +726,9 @@ func TestProjectHoldingsProperty(t *testing.T) {
 			},
 			"delete group": func(t *rapid.T) {
 				name := rapid.SampledFrom(groupNames).Draw(t, "group name")
-				var want error
+				var want failure.Code
 				if m.groups[name] == nil {
-					want = ErrNotFound
+					want = failure.NotFound
 				}
 				err := f.s.DeleteGroup(ctx, name)
 				wantErr(t, "delete group", err, want)
@@ -734,12 +742,12 @@ func TestProjectHoldingsProperty(t *testing.T) {
 			"group add user": func(t *rapid.T) {
 				name := rapid.SampledFrom(groupNames).Draw(t, "group name")
 				u := rapid.SampledFrom(m.users).Draw(t, "user")
-				var want error
+				var want failure.Code
 				switch {
 				case m.groups[name] == nil:
-					want = ErrNotFound
+					want = failure.NotFound
 				case slices.Contains(m.groups[name], u):
-					want = ErrConflict
+					want = failure.Conflict
 				}
 				_, err := f.s.AddGroupMember(ctx, name, u)
 				wantErr(t, "group add user", err, want)
@@ -750,9 +758,9 @@ func TestProjectHoldingsProperty(t *testing.T) {
 			"group remove user": func(t *rapid.T) {
 				name := rapid.SampledFrom(groupNames).Draw(t, "group name")
 				u := rapid.SampledFrom(m.users).Draw(t, "user")
-				var want error
+				var want failure.Code
 				if !slices.Contains(m.groups[name], u) {
-					want = ErrNotFound
+					want = failure.NotFound
 				}
 				_, err := f.s.RemoveGroupMember(ctx, name, u)
 				wantErr(t, "group remove user", err, want)
@@ -777,7 +785,7 @@ func TestProjectHoldingsProperty(t *testing.T) {
 				q := rapid.Int64Range(1, 3).Draw(t, "quantity")
 				_, err := f.l.Issue(ctx, ledger.IssueRequest{Client: "cyclades", Force: true, AutoAccept: true,
 					Provisions: []holdings.Provision{{Key: h.Key, Quantity: q}}})
-				wantErr(t, "use", err, nil)
+				wantErr(t, "use", err, "")
 				m.usage[h.Key] += q
 			},
 			"reopen": func(t *rapid.T) {

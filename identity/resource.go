@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -78,7 +79,7 @@ func (s *Store) RegisterResource(ctx context.Context, r Resource) (*Resource, er
 		if err := tx.SetQuota(settings...); err != nil {
 			return err
 		}
-		return emit(tx, "identity.resource.registered", &r)
+		return emit(tx, catalog.ResourceRegisteredType, resourceEvent(&r))
 	}, func() {
 		s.resources[r.Name] = &r
 		for _, p := range projects {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -80,7 +81,7 @@ func (s *Store) RegisterService(ctx context.Context, in NewService) (string, *Se
 		if err := put(tx, prefixService, svc.Name, svc); err != nil {
 			return err
 		}
-		return emit(tx, "identity.service.registered", svc)
+		return emit(tx, catalog.ServiceRegisteredType, serviceEvent(svc))
 	}, func() {
 		s.services[svc.Name] = svc
 		s.addTokenLocked(tok)
@@ -178,7 +179,7 @@ func (s *Store) RemoveService(ctx context.Context, name string) error {
 				return err
 			}
 		}
-		return emit(tx, "identity.service.removed", map[string]string{"name": svc.Name})
+		return emit(tx, catalog.ServiceRemovedType, catalog.ServiceRemoved{Name: svc.Name})
 	}, func() {
 		delete(s.services, name)
 		for _, t := range toks {

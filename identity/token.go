@@ -16,6 +16,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -104,12 +106,9 @@ func tokenID(hash [32]byte) string { return hex.EncodeToString(hash[:8]) }
 func tokenKey(hash [32]byte) []byte { return recordKey(prefixToken, string(hash[:])) }
 
 // tokenEvent is the payload of token events: never the secret, nor its hash.
-func tokenEvent(t *Token) map[string]any {
-	ev := map[string]any{"id": t.ID, "kind": t.Kind, "owner": t.Owner, "name": t.Name, "read_only": t.ReadOnly}
-	if !t.Expires.IsZero() {
-		ev["expires"] = t.Expires
-	}
-	return ev
+func tokenEvent(t *Token) catalog.Token {
+	return catalog.Token{Expires: t.Expires, ID: t.ID, Kind: string(t.Kind), Name: t.Name, Owner: t.Owner,
+		ReadOnly: t.ReadOnly}
 }
 
 // stageToken makes a token and stages its record and the event
@@ -141,7 +140,7 @@ func (s *Store) stageToken(tx *ledger.Tx, kind TokenKind, owner, name string, re
 	if err := put(tx, prefixToken, string(hash[:]), t); err != nil {
 		return "", nil, err
 	}
-	if err := emit(tx, "identity.token.created", tokenEvent(t)); err != nil {
+	if err := emit(tx, catalog.TokenCreatedType, tokenEvent(t)); err != nil {
 		return "", nil, err
 	}
 	return secret, t, nil
@@ -153,7 +152,7 @@ func (s *Store) stageRevoke(tx *ledger.Tx, t *Token) error {
 	if err := tx.Delete(tokenKey(t.Hash)); err != nil {
 		return err
 	}
-	return emit(tx, "identity.token.revoked", tokenEvent(t))
+	return emit(tx, catalog.TokenRevokedType, tokenEvent(t))
 }
 
 // addTokenLocked adds a staged token to memory. The caller holds s.mu.
@@ -231,11 +230,11 @@ func (p Principal) IsAdmin() bool { return p.User != nil && p.User.Role == RoleA
 // The errors of Authenticate are made once: the hot path does not allocate,
 // even on a miss.
 var (
-	errTokenInvalid   = errorf(ErrUnauthorized, "invalid token")
-	errTokenMalformed = errorf(ErrUnauthorized, "invalid token") // the caller sees a miss
-	errTokenExpired   = errorf(ErrUnauthorized, "token expired")
-	errTokenUser      = errorf(ErrUnauthorized, "the token's user is inactive or removed")
-	errTokenService   = errorf(ErrUnauthorized, "the token's service was removed or has a newer token")
+	errTokenInvalid   = failure.Errorf(failure.Unauthorized, "invalid token")
+	errTokenMalformed = failure.Errorf(failure.Unauthorized, "invalid token") // the caller sees a miss
+	errTokenExpired   = failure.Errorf(failure.Unauthorized, "token expired")
+	errTokenUser      = failure.Errorf(failure.Unauthorized, "the token's user is inactive or removed")
+	errTokenService   = failure.Errorf(failure.Unauthorized, "the token's service was removed or has a newer token")
 )
 
 // AuthFailure names why Authenticate refused a secret, for a metric:
@@ -269,7 +268,7 @@ const lastUsedGrain = int64(time.Second)
 // stores it). A secret that is not of our making but could have been
 // imported (ImportAccessToken) is hashed and looked up the same way. A
 // malformed, unknown or expired secret, or one whose user is inactive or
-// gone, or whose service has renewed its token, is ErrUnauthorized. It does
+// gone, or whose service has renewed its token, is failure.Unauthorized. It does
 // not allocate.
 func (s *Store) Authenticate(secret string) (Principal, error) {
 	var hash [32]byte
@@ -370,8 +369,8 @@ func (s *Store) FlushLastUsed(ctx context.Context) error {
 				return err
 			}
 			ev := tokenEvent(t)
-			ev["reason"] = "expired"
-			if err := emit(tx, "identity.token.revoked", ev); err != nil {
+			ev.Reason = catalog.TokenExpired
+			if err := emit(tx, catalog.TokenRevokedType, ev); err != nil {
 				return err
 			}
 		}
@@ -444,7 +443,7 @@ func (s *Store) checkExpiry(expires time.Time) error {
 // uuid), named name (1 to 100 characters), expiring at expires (zero:
 // never; otherwise in the future), read-only if readOnly. It returns the
 // secret, shown this once, and the record. An unknown owner is
-// ErrNotFound; a bad name or expiry, ErrInvalid.
+// failure.NotFound; a bad name or expiry, failure.Invalid.
 func (s *Store) CreateAccessToken(ctx context.Context, owner, name string, expires time.Time, readOnly bool) (string, *Token, error) {
 	if err := checkTokenName(name); err != nil {
 		return "", nil, err
@@ -483,7 +482,7 @@ func (s *Store) accessToken(owner, id string) (*tokenEntry, error) {
 }
 
 // GetAccessToken returns the personal access token id of the user owner,
-// with its last use as of now. Another user's token is ErrNotFound.
+// with its last use as of now. Another user's token is failure.NotFound.
 func (s *Store) GetAccessToken(owner, id string) (*Token, error) {
 	if owner == "" {
 		return nil, notFoundf("no access token %q", id)
@@ -510,10 +509,10 @@ func (s *Store) GetAccessTokenAny(id string) (*Token, error) {
 
 // SelfToken returns the personal access token p authenticated with, as of
 // now. A principal that did not use a personal access token is
-// ErrForbidden; a token revoked since, ErrNotFound.
+// failure.Forbidden; a token revoked since, failure.NotFound.
 func (s *Store) SelfToken(p Principal) (*Token, error) {
 	if p.Kind != KindPersonal || p.Token == nil {
-		return nil, errorf(ErrForbidden, "only a personal access token has a self")
+		return nil, failure.Errorf(failure.Forbidden, "only a personal access token has a self")
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -578,7 +577,7 @@ func (s *Store) UpdateAccessToken(ctx context.Context, owner, id string, upd Tok
 		if err := put(tx, prefixToken, string(nt.Hash[:]), nt); err != nil {
 			return err
 		}
-		return emit(tx, "identity.token.updated", tokenEvent(nt))
+		return emit(tx, catalog.TokenUpdatedType, tokenEvent(nt))
 	}, func() { e.tok = nt })
 	if err != nil {
 		return nil, err
@@ -588,7 +587,7 @@ func (s *Store) UpdateAccessToken(ctx context.Context, owner, id string, upd Tok
 
 // RevokeToken revokes the token id of owner ("" = anyone's, for admins): a
 // personal access token or a session. Service tokens are renewed with their
-// service (RenewServiceToken) and are ErrNotFound here.
+// service (RenewServiceToken) and are failure.NotFound here.
 func (s *Store) RevokeToken(ctx context.Context, owner, id string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -698,7 +697,7 @@ func cmpBool(a, b bool) int {
 
 // ListAccessTokens returns the personal access tokens q selects, one page
 // of them, with their last use as of now. A bad sort, page or filter is
-// ErrInvalid; a page past the last is empty.
+// failure.Invalid; a page past the last is empty.
 func (s *Store) ListAccessTokens(q TokenQuery) (TokenPage, error) {
 	keys, err := parseSort(q.Sort)
 	if err != nil {
@@ -777,7 +776,7 @@ func importableSecret(s string) bool {
 	return true
 }
 
-// CheckImportedSecret reports, as ErrInvalid, why secret cannot be
+// CheckImportedSecret reports, as failure.Invalid, why secret cannot be
 // imported by ImportAccessToken, or nil if it can (it may still be taken).
 func CheckImportedSecret(secret string) error {
 	if kind, ours := parseSecret(secret); ours {
@@ -799,8 +798,8 @@ func CheckImportedSecret(secret string) error {
 // its admin token. secret must be 32 to 256 bytes of visible ASCII (no
 // space), and if it has the form of a secret of ours, that of a personal
 // access token. Only its SHA-256 is stored. A secret that is already a
-// token is ErrConflict; an unknown owner, ErrNotFound; a bad secret or name,
-// ErrInvalid.
+// token is failure.Conflict; an unknown owner, failure.NotFound; a bad secret or name,
+// failure.Invalid.
 func (s *Store) ImportAccessToken(ctx context.Context, owner, name, secret string) (*Token, error) {
 	if err := checkTokenName(name); err != nil {
 		return nil, err
@@ -829,8 +828,8 @@ func (s *Store) ImportAccessToken(ctx context.Context, owner, name, secret strin
 			return err
 		}
 		ev := tokenEvent(t)
-		ev["imported"] = true
-		return emit(tx, "identity.token.created", ev)
+		ev.Imported = true
+		return emit(tx, catalog.TokenCreatedType, ev)
 	}, func() { s.addTokenLocked(t) })
 	if err != nil {
 		return nil, err

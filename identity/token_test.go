@@ -6,11 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -63,7 +64,10 @@ func newTokEnv(tb testing.TB, onDisk bool) *tokEnv {
 		e.fs = vfs.NewMem()
 	}
 	e.open()
-	tb.Cleanup(func() { _ = e.l.Close() })
+	tb.Cleanup(func() {
+		checkOutbox(tb, e.l)
+		_ = e.l.Close()
+	})
 	return e
 }
 
@@ -175,10 +179,14 @@ func (e *tokEnv) events(typ string) []map[string]any {
 	return out
 }
 
-func tokWantErr(tb testing.TB, err, want error) {
+// tokWantErr checks that err has the code want ("": no error).
+func tokWantErr(tb testing.TB, err error, want failure.Code) {
 	tb.Helper()
-	if want == nil && err != nil || want != nil && !errors.Is(err, want) {
-		tb.Fatalf("error %v, want %v", err, want)
+	if got := failure.CodeOf(err); got != want {
+		tb.Fatalf("error %v (%q), want %q", err, got, want)
+	}
+	if err != nil && strings.HasPrefix(err.Error(), "identity:") {
+		tb.Fatalf("message %q names the package", err)
 	}
 }
 
@@ -289,9 +297,9 @@ func TestAuthenticate(t *testing.T) {
 	shortLived, _ := e.pat(alice.UUID, "short", e.clock.Now().Add(time.Hour), false)
 	bobPat, _ := e.pat(bob.UUID, "bob", time.Time{}, false)
 	revoked, revokedTok := e.pat(alice.UUID, "gone", time.Time{}, false)
-	tokWantErr(t, e.s.RevokeToken(ctx, alice.UUID, revokedTok.ID), nil)
+	tokWantErr(t, e.s.RevokeToken(ctx, alice.UUID, revokedTok.ID), "")
 	session, _, _, err := e.s.Login(ctx, alice.Username, tokPassword)
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	svcSecret, svc := e.service("cyclades")
 	// bob is deactivated: his tokens stop working, and come back with him.
 	e.setActive(bob, false)
@@ -301,23 +309,23 @@ func TestAuthenticate(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		secret   string
-		err      error
+		err      failure.Code
 		kind     TokenKind
 		user     *User
 		readOnly bool
 		admin    bool
 	}{
-		{"OK/personal", pat, nil, KindPersonal, alice, false, false},
-		{"OK/read-only", roSecret, nil, KindPersonal, alice, true, false},
-		{"OK/admin", adminPat, nil, KindPersonal, admin, false, true},
-		{"OK/session", session, nil, KindSession, alice, false, false},
-		{"OK/service", svcSecret, nil, KindService, nil, false, false},
-		{"ErrUnauthorized/malformed", "Bearer " + pat, ErrUnauthorized, "", nil, false, false},
-		{"ErrUnauthorized/unknown", unknown, ErrUnauthorized, "", nil, false, false},
-		{"ErrUnauthorized/other-prefix", prefixSession + pat[4:], ErrUnauthorized, "", nil, false, false},
-		{"ErrUnauthorized/expired", shortLived, ErrUnauthorized, "", nil, false, false},
-		{"ErrUnauthorized/revoked", revoked, ErrUnauthorized, "", nil, false, false},
-		{"ErrUnauthorized/inactive-user", bobPat, ErrUnauthorized, "", nil, false, false},
+		{"OK/personal", pat, "", KindPersonal, alice, false, false},
+		{"OK/read-only", roSecret, "", KindPersonal, alice, true, false},
+		{"OK/admin", adminPat, "", KindPersonal, admin, false, true},
+		{"OK/session", session, "", KindSession, alice, false, false},
+		{"OK/service", svcSecret, "", KindService, nil, false, false},
+		{"ErrUnauthorized/malformed", "Bearer " + pat, failure.Unauthorized, "", nil, false, false},
+		{"ErrUnauthorized/unknown", unknown, failure.Unauthorized, "", nil, false, false},
+		{"ErrUnauthorized/other-prefix", prefixSession + pat[4:], failure.Unauthorized, "", nil, false, false},
+		{"ErrUnauthorized/expired", shortLived, failure.Unauthorized, "", nil, false, false},
+		{"ErrUnauthorized/revoked", revoked, failure.Unauthorized, "", nil, false, false},
+		{"ErrUnauthorized/inactive-user", bobPat, failure.Unauthorized, "", nil, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := e.s.Authenticate(tc.secret)
@@ -342,10 +350,10 @@ func TestAuthenticate(t *testing.T) {
 	}
 
 	t.Run("ErrUnauthorized/deleted-user", func(t *testing.T) {
-		tokWantErr(t, e.s.DeleteUser(ctx, alice.UUID), nil)
+		tokWantErr(t, e.s.DeleteUser(ctx, alice.UUID), "")
 		for _, s := range []string{pat, roSecret, session} {
 			_, err := e.s.Authenticate(s)
-			tokWantErr(t, err, ErrUnauthorized)
+			tokWantErr(t, err, failure.Unauthorized)
 		}
 		e.s.mu.RLock()
 		left := e.s.tokensOfLocked(alice.UUID)
@@ -382,20 +390,20 @@ func TestImportAccessToken(t *testing.T) {
 	svcForm, _ := newSecret(KindService)
 	for _, tc := range []struct {
 		name, owner, tokName, secret string
-		want                         error
+		want                         failure.Code
 	}{
-		{"ErrInvalid/short", admin.UUID, "boot", strings.Repeat("a", 31), ErrInvalid},
-		{"ErrInvalid/long", admin.UUID, "boot", strings.Repeat("a", 257), ErrInvalid},
-		{"ErrInvalid/space", admin.UUID, "boot", strings.Repeat("a", 20) + " " + strings.Repeat("a", 20), ErrInvalid},
-		{"ErrInvalid/control", admin.UUID, "boot", strings.Repeat("a", 40) + "\n", ErrInvalid},
-		{"ErrInvalid/non-ASCII", admin.UUID, "boot", strings.Repeat("é", 20), ErrInvalid},
-		{"ErrInvalid/service form", admin.UUID, "boot", svcForm, ErrInvalid},
-		{"ErrInvalid/name", admin.UUID, "", chosen, ErrInvalid},
-		{"ErrNotFound", "no-such-user", "boot", chosen, ErrNotFound},
-		{"OK", admin.UUID, "bootstrap", chosen, nil},
-		{"ErrConflict", admin.UUID, "again", chosen, ErrConflict},
-		{"OK/our form", admin.UUID, "ours", ours, nil},
-		{"OK/minimum", admin.UUID, "min", strings.Repeat("z", 32), nil},
+		{"ErrInvalid/short", admin.UUID, "boot", strings.Repeat("a", 31), failure.Invalid},
+		{"ErrInvalid/long", admin.UUID, "boot", strings.Repeat("a", 257), failure.Invalid},
+		{"ErrInvalid/space", admin.UUID, "boot", strings.Repeat("a", 20) + " " + strings.Repeat("a", 20), failure.Invalid},
+		{"ErrInvalid/control", admin.UUID, "boot", strings.Repeat("a", 40) + "\n", failure.Invalid},
+		{"ErrInvalid/non-ASCII", admin.UUID, "boot", strings.Repeat("é", 20), failure.Invalid},
+		{"ErrInvalid/service form", admin.UUID, "boot", svcForm, failure.Invalid},
+		{"ErrInvalid/name", admin.UUID, "", chosen, failure.Invalid},
+		{"ErrNotFound", "no-such-user", "boot", chosen, failure.NotFound},
+		{"OK", admin.UUID, "bootstrap", chosen, ""},
+		{"ErrConflict", admin.UUID, "again", chosen, failure.Conflict},
+		{"OK/our form", admin.UUID, "ours", ours, ""},
+		{"OK/minimum", admin.UUID, "min", strings.Repeat("z", 32), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tok, err := e.s.ImportAccessToken(ctx, tc.owner, tc.tokName, tc.secret)
@@ -410,7 +418,7 @@ func TestImportAccessToken(t *testing.T) {
 				t.Fatalf("token %+v is not the hash of its secret", tok)
 			}
 			p, err := e.s.Authenticate(tc.secret)
-			tokWantErr(t, err, nil)
+			tokWantErr(t, err, "")
 			if p.Kind != KindPersonal || p.User == nil || p.User.UUID != admin.UUID || !p.IsAdmin() || p.Token.ID != tok.ID {
 				t.Fatalf("principal %+v", p)
 			}
@@ -421,7 +429,7 @@ func TestImportAccessToken(t *testing.T) {
 	// been imported, are refused.
 	for _, s := range []string{chosen[:len(chosen)-1], chosen + "x", " " + chosen, strings.ToUpper(chosen)} {
 		_, err := e.s.Authenticate(s)
-		tokWantErr(t, err, ErrUnauthorized)
+		tokWantErr(t, err, failure.Unauthorized)
 	}
 
 	// The event says it was imported and carries neither secret nor hash.
@@ -447,22 +455,22 @@ func TestImportAccessToken(t *testing.T) {
 	// listed, and revoked it stops working.
 	e.reopen()
 	p, err := e.s.Authenticate(chosen)
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	page, err := e.s.ListAccessTokens(TokenQuery{Owner: admin.UUID, Name: "bootstrap"})
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	if page.Count != 1 || page.Results[0].ID != p.Token.ID {
 		t.Fatalf("list %+v", page)
 	}
-	tokWantErr(t, e.s.RevokeToken(ctx, admin.UUID, p.Token.ID), nil)
+	tokWantErr(t, e.s.RevokeToken(ctx, admin.UUID, p.Token.ID), "")
 	_, err = e.s.Authenticate(chosen)
-	tokWantErr(t, err, ErrUnauthorized)
+	tokWantErr(t, err, failure.Unauthorized)
 }
 
 func TestServiceTokenRenewal(t *testing.T) {
 	e := newTokEnv(t, false)
 	old, svc := e.service("pithos")
 	p, err := e.s.Authenticate(old)
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	if p.Service != svc || p.User != nil || p.ReadOnly() || p.IsAdmin() {
 		t.Fatalf("principal %+v", p)
 	}
@@ -486,17 +494,17 @@ func TestServiceTokenRenewal(t *testing.T) {
 		s.addTokenLocked(tok)
 	})
 	s.wmu.Unlock()
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 
 	_, err = e.s.Authenticate(old)
-	tokWantErr(t, err, ErrUnauthorized)
+	tokWantErr(t, err, failure.Unauthorized)
 	p, err = e.s.Authenticate(fresh)
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	if p.Service != &nsvc || p.Token.ID != nsvc.TokenID {
 		t.Fatalf("principal %+v", p)
 	}
 	// Service tokens are not revoked through the user API.
-	tokWantErr(t, e.s.RevokeToken(context.Background(), "", tok.ID), ErrNotFound)
+	tokWantErr(t, e.s.RevokeToken(context.Background(), "", tok.ID), failure.NotFound)
 }
 
 func TestSessionExpiryAndLogout(t *testing.T) {
@@ -504,27 +512,27 @@ func TestSessionExpiryAndLogout(t *testing.T) {
 	e := newTokEnv(t, false)
 	u := e.user("alice", RoleUser)
 	secret, tok, _, err := e.s.Login(ctx, u.Username, tokPassword)
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	if tok.Kind != KindSession || !strings.HasPrefix(secret, prefixSession) || tok.Expires.IsZero() {
 		t.Fatalf("session %+v, secret %.4s...", tok, secret)
 	}
 	p, err := e.s.Authenticate(secret)
-	tokWantErr(t, err, nil)
-	tokWantErr(t, e.s.RevokeSession(ctx, p.Token), nil)
+	tokWantErr(t, err, "")
+	tokWantErr(t, e.s.RevokeSession(ctx, p.Token), "")
 	_, err = e.s.Authenticate(secret)
-	tokWantErr(t, err, ErrUnauthorized)
-	tokWantErr(t, e.s.RevokeSession(ctx, p.Token), nil) // logout twice
+	tokWantErr(t, err, failure.Unauthorized)
+	tokWantErr(t, e.s.RevokeSession(ctx, p.Token), "") // logout twice
 
 	// An expired session is refused at once, and removed by the flush.
 	secret, tok, _, err = e.s.Login(ctx, u.Username, tokPassword)
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	e.clock.Add(tok.Expires.Sub(e.clock.Now()) - time.Second)
 	_, err = e.s.Authenticate(secret)
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	e.clock.Add(time.Second)
 	_, err = e.s.Authenticate(secret)
-	tokWantErr(t, err, ErrUnauthorized)
-	tokWantErr(t, e.s.FlushLastUsed(ctx), nil)
+	tokWantErr(t, err, failure.Unauthorized)
+	tokWantErr(t, e.s.FlushLastUsed(ctx), "")
 	e.s.mu.RLock()
 	_, left := e.s.tokens[tok.Hash]
 	e.s.mu.RUnlock()
@@ -537,7 +545,7 @@ func TestSessionExpiryAndLogout(t *testing.T) {
 
 	// A personal token is not a session.
 	_, pat := e.pat(u.UUID, "ci", time.Time{}, false)
-	tokWantErr(t, e.s.RevokeSession(ctx, pat), ErrInvalid)
+	tokWantErr(t, e.s.RevokeSession(ctx, pat), failure.Invalid)
 }
 
 func TestAccessTokens(t *testing.T) {
@@ -553,20 +561,20 @@ func TestAccessTokens(t *testing.T) {
 			owner   string
 			tname   string
 			expires time.Time
-			err     error
+			err     failure.Code
 		}{
-			{"OK", alice.UUID, "ci", time.Time{}, nil},
-			{"OK/expiring", alice.UUID, "deploy", now.Add(24 * time.Hour), nil},
-			{"OK/100-runes", alice.UUID, strings.Repeat("é", 100), time.Time{}, nil},
-			{"ErrInvalid/empty-name", alice.UUID, "", time.Time{}, ErrInvalid},
-			{"ErrInvalid/blank-name", alice.UUID, "   ", time.Time{}, ErrInvalid},
-			{"ErrInvalid/long-name", alice.UUID, strings.Repeat("a", 101), time.Time{}, ErrInvalid},
-			{"ErrInvalid/bad-utf8", alice.UUID, "a\xffb", time.Time{}, ErrInvalid},
-			{"ErrInvalid/control", alice.UUID, "a\nb", time.Time{}, ErrInvalid},
-			{"ErrInvalid/past-expiry", alice.UUID, "old", now.Add(-time.Second), ErrInvalid},
-			{"ErrInvalid/now-expiry", alice.UUID, "old", now, ErrInvalid},
-			{"ErrInvalid/year-10000", alice.UUID, "far", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), ErrInvalid},
-			{"ErrNotFound/owner", "no-such-user", "ci", time.Time{}, ErrNotFound},
+			{"OK", alice.UUID, "ci", time.Time{}, ""},
+			{"OK/expiring", alice.UUID, "deploy", now.Add(24 * time.Hour), ""},
+			{"OK/100-runes", alice.UUID, strings.Repeat("é", 100), time.Time{}, ""},
+			{"ErrInvalid/empty-name", alice.UUID, "", time.Time{}, failure.Invalid},
+			{"ErrInvalid/blank-name", alice.UUID, "   ", time.Time{}, failure.Invalid},
+			{"ErrInvalid/long-name", alice.UUID, strings.Repeat("a", 101), time.Time{}, failure.Invalid},
+			{"ErrInvalid/bad-utf8", alice.UUID, "a\xffb", time.Time{}, failure.Invalid},
+			{"ErrInvalid/control", alice.UUID, "a\nb", time.Time{}, failure.Invalid},
+			{"ErrInvalid/past-expiry", alice.UUID, "old", now.Add(-time.Second), failure.Invalid},
+			{"ErrInvalid/now-expiry", alice.UUID, "old", now, failure.Invalid},
+			{"ErrInvalid/year-10000", alice.UUID, "far", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), failure.Invalid},
+			{"ErrNotFound/owner", "no-such-user", "ci", time.Time{}, failure.NotFound},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				secret, tok, err := e.s.CreateAccessToken(ctx, tc.owner, tc.tname, tc.expires, false)
@@ -588,20 +596,20 @@ func TestAccessTokens(t *testing.T) {
 
 	t.Run("Get", func(t *testing.T) {
 		got, err := e.s.GetAccessToken(alice.UUID, tok.ID)
-		tokWantErr(t, err, nil)
+		tokWantErr(t, err, "")
 		if got.ID != tok.ID || got.Name != "laptop" {
 			t.Fatalf("got %+v", got)
 		}
 		_, err = e.s.GetAccessToken(bob.UUID, tok.ID)
-		tokWantErr(t, err, ErrNotFound)
+		tokWantErr(t, err, failure.NotFound)
 		_, err = e.s.GetAccessToken("", tok.ID)
-		tokWantErr(t, err, ErrNotFound)
+		tokWantErr(t, err, failure.NotFound)
 		_, err = e.s.GetAccessToken(alice.UUID, "nonsense")
-		tokWantErr(t, err, ErrNotFound)
+		tokWantErr(t, err, failure.NotFound)
 		_, err = e.s.GetAccessToken(alice.UUID, strings.ToUpper(tok.ID))
-		tokWantErr(t, err, ErrNotFound)
+		tokWantErr(t, err, failure.NotFound)
 		got, err = e.s.GetAccessTokenAny(tok.ID)
-		tokWantErr(t, err, nil)
+		tokWantErr(t, err, "")
 		if got.ID != tok.ID {
 			t.Fatalf("got %+v", got)
 		}
@@ -610,18 +618,18 @@ func TestAccessTokens(t *testing.T) {
 	t.Run("Self", func(t *testing.T) {
 		e.clock.Add(time.Minute)
 		p, err := e.s.Authenticate(secret)
-		tokWantErr(t, err, nil)
+		tokWantErr(t, err, "")
 		self, err := e.s.SelfToken(p)
-		tokWantErr(t, err, nil)
+		tokWantErr(t, err, "")
 		if self.Owner != bob.UUID || !self.LastUsed.Equal(e.clock.Now()) {
 			t.Fatalf("self %+v", self)
 		}
 		session, _, _, err := e.s.Login(ctx, bob.Username, tokPassword)
-		tokWantErr(t, err, nil)
+		tokWantErr(t, err, "")
 		p, err = e.s.Authenticate(session)
-		tokWantErr(t, err, nil)
+		tokWantErr(t, err, "")
 		_, err = e.s.SelfToken(p)
-		tokWantErr(t, err, ErrForbidden)
+		tokWantErr(t, err, failure.Forbidden)
 	})
 
 	t.Run("Update", func(t *testing.T) {
@@ -631,12 +639,12 @@ func TestAccessTokens(t *testing.T) {
 			name  string
 			owner string
 			upd   TokenUpdate
-			err   error
+			err   failure.Code
 		}{
-			{"ErrNotFound/other-owner", bob.UUID, TokenUpdate{Name: &name}, ErrNotFound},
-			{"ErrInvalid/name", alice.UUID, TokenUpdate{Name: new("")}, ErrInvalid},
-			{"ErrInvalid/expiry", alice.UUID, TokenUpdate{Expires: new(e.clock.Now())}, ErrInvalid},
-			{"OK", alice.UUID, TokenUpdate{Name: &name, ReadOnly: &ro, Expires: &exp}, nil},
+			{"ErrNotFound/other-owner", bob.UUID, TokenUpdate{Name: &name}, failure.NotFound},
+			{"ErrInvalid/name", alice.UUID, TokenUpdate{Name: new("")}, failure.Invalid},
+			{"ErrInvalid/expiry", alice.UUID, TokenUpdate{Expires: new(e.clock.Now())}, failure.Invalid},
+			{"OK", alice.UUID, TokenUpdate{Name: &name, ReadOnly: &ro, Expires: &exp}, ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				got, err := e.s.UpdateAccessToken(ctx, tc.owner, tok.ID, tc.upd)
@@ -651,13 +659,13 @@ func TestAccessTokens(t *testing.T) {
 			})
 		}
 		got, err := e.s.GetAccessToken(alice.UUID, tok.ID)
-		tokWantErr(t, err, nil)
+		tokWantErr(t, err, "")
 		if got.Name != "desk" || !got.ReadOnly {
 			t.Fatalf("after update %+v", got)
 		}
 		// An admin clears the expiry.
 		got, err = e.s.UpdateAccessToken(ctx, "", tok.ID, TokenUpdate{Expires: new(time.Time{})})
-		tokWantErr(t, err, nil)
+		tokWantErr(t, err, "")
 		if !got.Expires.IsZero() {
 			t.Fatalf("expiry not cleared: %+v", got)
 		}
@@ -667,18 +675,18 @@ func TestAccessTokens(t *testing.T) {
 	})
 
 	t.Run("Revoke", func(t *testing.T) {
-		tokWantErr(t, e.s.RevokeToken(ctx, bob.UUID, tok.ID), ErrNotFound)
-		tokWantErr(t, e.s.RevokeToken(ctx, alice.UUID, tok.ID), nil)
-		tokWantErr(t, e.s.RevokeToken(ctx, alice.UUID, tok.ID), ErrNotFound)
+		tokWantErr(t, e.s.RevokeToken(ctx, bob.UUID, tok.ID), failure.NotFound)
+		tokWantErr(t, e.s.RevokeToken(ctx, alice.UUID, tok.ID), "")
+		tokWantErr(t, e.s.RevokeToken(ctx, alice.UUID, tok.ID), failure.NotFound)
 		_, err := e.s.GetAccessToken(alice.UUID, tok.ID)
-		tokWantErr(t, err, ErrNotFound)
+		tokWantErr(t, err, failure.NotFound)
 		p, err := e.s.Authenticate(secret)
-		tokWantErr(t, err, nil)
-		tokWantErr(t, e.s.RevokeToken(ctx, "", p.Token.ID), nil) // admin
+		tokWantErr(t, err, "")
+		tokWantErr(t, e.s.RevokeToken(ctx, "", p.Token.ID), "") // admin
 		_, err = e.s.Authenticate(secret)
-		tokWantErr(t, err, ErrUnauthorized)
+		tokWantErr(t, err, failure.Unauthorized)
 		_, err = e.s.SelfToken(p)
-		tokWantErr(t, err, ErrNotFound)
+		tokWantErr(t, err, failure.NotFound)
 	})
 
 	for _, ev := range append(e.events("identity.token.created"), e.events("identity.token.revoked")...) {
@@ -721,43 +729,43 @@ func TestListAccessTokens(t *testing.T) {
 		e.clock.Add(time.Minute)
 	}
 	_, _, _, err := e.s.Login(ctx, alice.Username, tokPassword) // sessions are not listed
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	e.clock.Add(time.Minute)
 	_, err = e.s.Authenticate(secrets["b-deploy"])
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	e.clock.Add(time.Minute)
 	_, err = e.s.Authenticate(secrets["e-ci"])
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 
 	for _, tc := range []struct {
 		name  string
 		q     TokenQuery
 		want  []string
 		count int // if not len(want)
-		err   error
+		err   failure.Code
 	}{
-		{"OK/all-newest-first", TokenQuery{}, []string{"e-ci", "d-laptop", "c-Laptop", "b-deploy", "a-ci"}, 0, nil},
-		{"OK/owner", TokenQuery{Owner: alice.UUID}, []string{"c-Laptop", "b-deploy", "a-ci"}, 0, nil},
-		{"OK/name", TokenQuery{Name: "e-ci"}, []string{"e-ci"}, 0, nil},
-		{"OK/name-is-exact", TokenQuery{Name: "ci"}, nil, 0, nil},
-		{"OK/search-folds-case", TokenQuery{Search: "LAPTOP"}, []string{"d-laptop", "c-Laptop"}, 0, nil},
-		{"OK/sort-name", TokenQuery{Sort: "name"}, []string{"a-ci", "b-deploy", "c-Laptop", "d-laptop", "e-ci"}, 0, nil},
-		{"OK/sort-expires-never-last", TokenQuery{Sort: "expires,name"}, []string{"d-laptop", "c-Laptop", "a-ci", "b-deploy", "e-ci"}, 0, nil},
-		{"OK/sort-last-used-desc", TokenQuery{Sort: "-last_used,name"}, []string{"e-ci", "b-deploy", "a-ci", "c-Laptop", "d-laptop"}, 0, nil},
-		{"OK/sort-read-only-then-cvat-name", TokenQuery{Sort: "-read_only,-created_date"}, []string{"e-ci", "b-deploy", "d-laptop", "c-Laptop", "a-ci"}, 0, nil},
-		{"OK/page-2", TokenQuery{Sort: "name", Page: 2, PageSize: 2}, []string{"c-Laptop", "d-laptop"}, 5, nil},
-		{"OK/page-past-end", TokenQuery{Page: 9, PageSize: 2}, nil, 5, nil},
+		{"OK/all-newest-first", TokenQuery{}, []string{"e-ci", "d-laptop", "c-Laptop", "b-deploy", "a-ci"}, 0, ""},
+		{"OK/owner", TokenQuery{Owner: alice.UUID}, []string{"c-Laptop", "b-deploy", "a-ci"}, 0, ""},
+		{"OK/name", TokenQuery{Name: "e-ci"}, []string{"e-ci"}, 0, ""},
+		{"OK/name-is-exact", TokenQuery{Name: "ci"}, nil, 0, ""},
+		{"OK/search-folds-case", TokenQuery{Search: "LAPTOP"}, []string{"d-laptop", "c-Laptop"}, 0, ""},
+		{"OK/sort-name", TokenQuery{Sort: "name"}, []string{"a-ci", "b-deploy", "c-Laptop", "d-laptop", "e-ci"}, 0, ""},
+		{"OK/sort-expires-never-last", TokenQuery{Sort: "expires,name"}, []string{"d-laptop", "c-Laptop", "a-ci", "b-deploy", "e-ci"}, 0, ""},
+		{"OK/sort-last-used-desc", TokenQuery{Sort: "-last_used,name"}, []string{"e-ci", "b-deploy", "a-ci", "c-Laptop", "d-laptop"}, 0, ""},
+		{"OK/sort-read-only-then-cvat-name", TokenQuery{Sort: "-read_only,-created_date"}, []string{"e-ci", "b-deploy", "d-laptop", "c-Laptop", "a-ci"}, 0, ""},
+		{"OK/page-2", TokenQuery{Sort: "name", Page: 2, PageSize: 2}, []string{"c-Laptop", "d-laptop"}, 5, ""},
+		{"OK/page-past-end", TokenQuery{Page: 9, PageSize: 2}, nil, 5, ""},
 		{"OK/filter", TokenQuery{Sort: "name", Filter: json.RawMessage(`{"and":[{"var":"read_only"},{">":[{"var":"last_used"},"2025-03-01T12:00:00Z"]}]}`)},
-			[]string{"b-deploy", "e-ci"}, 0, nil},
+			[]string{"b-deploy", "e-ci"}, 0, ""},
 		{"OK/filter-owner", TokenQuery{Sort: "name", Filter: json.RawMessage(`{"==":[{"var":"owner"},"` + bob.UUID + `"]}`)},
-			[]string{"d-laptop", "e-ci"}, 0, nil},
+			[]string{"d-laptop", "e-ci"}, 0, ""},
 		{"OK/filter-never-expires", TokenQuery{Sort: "name", Owner: alice.UUID, Filter: json.RawMessage(`{"==":[{"var":"expires"},null]}`)},
-			[]string{"a-ci", "b-deploy"}, 0, nil},
-		{"ErrInvalid/sort-field", TokenQuery{Sort: "secret"}, nil, 0, ErrInvalid},
-		{"ErrInvalid/sort-empty-key", TokenQuery{Sort: "name,"}, nil, 0, ErrInvalid},
-		{"ErrInvalid/page-size", TokenQuery{PageSize: 101}, nil, 0, ErrInvalid},
-		{"ErrInvalid/page", TokenQuery{Page: -1}, nil, 0, ErrInvalid},
-		{"ErrInvalid/filter", TokenQuery{Filter: json.RawMessage(`{"substr":[{"var":"name"},1]}`)}, nil, 0, ErrInvalid},
+			[]string{"a-ci", "b-deploy"}, 0, ""},
+		{"ErrInvalid/sort-field", TokenQuery{Sort: "secret"}, nil, 0, failure.Invalid},
+		{"ErrInvalid/sort-empty-key", TokenQuery{Sort: "name,"}, nil, 0, failure.Invalid},
+		{"ErrInvalid/page-size", TokenQuery{PageSize: 101}, nil, 0, failure.Invalid},
+		{"ErrInvalid/page", TokenQuery{Page: -1}, nil, 0, failure.Invalid},
+		{"ErrInvalid/filter", TokenQuery{Filter: json.RawMessage(`{"substr":[{"var":"name"},1]}`)}, nil, 0, failure.Invalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			page, err := e.s.ListAccessTokens(tc.q)
@@ -780,7 +788,7 @@ func TestListAccessTokens(t *testing.T) {
 	}
 
 	page, err := e.s.ListAccessTokens(TokenQuery{Name: "b-deploy"})
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	if lu := page.Results[0].LastUsed; !lu.Equal(base.Add(6 * time.Minute)) {
 		t.Fatalf("last used %v, want %v", lu, base.Add(6*time.Minute))
 	}
@@ -798,16 +806,16 @@ func TestTokensNotStoredInClear(t *testing.T) {
 		secrets = append(secrets, s)
 	}
 	session, _, _, err := e.s.Login(ctx, u.Username, tokPassword)
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	svc, _ := e.service("cyclades")
 	secrets = append(secrets, session, svc)
 	for _, s := range secrets {
 		_, err := e.s.Authenticate(s)
-		tokWantErr(t, err, nil)
+		tokWantErr(t, err, "")
 	}
 	e.clock.Add(time.Minute)
-	tokWantErr(t, e.s.FlushLastUsed(ctx), nil)
-	tokWantErr(t, e.l.Close(), nil)
+	tokWantErr(t, e.s.FlushLastUsed(ctx), "")
+	tokWantErr(t, e.l.Close(), "")
 
 	var files int
 	var all []byte
@@ -828,7 +836,7 @@ func TestTokensNotStoredInClear(t *testing.T) {
 		}
 		return nil
 	})
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	// The scan sees the records: their names are there in clear.
 	if files == 0 || !bytes.Contains(all, []byte("marker-7")) {
 		t.Fatalf("scanned %d files, token records not found: the scan proves nothing", files)
@@ -845,68 +853,154 @@ func TestTokensSurviveReopen(t *testing.T) {
 	e.clock.Add(time.Minute)
 	used := e.clock.Now()
 	_, err := e.s.Authenticate(secret)
-	tokWantErr(t, err, nil)
-	tokWantErr(t, e.s.FlushLastUsed(ctx), nil)
-	tokWantErr(t, e.s.FlushLastUsed(ctx), nil) // nothing new: no write
+	tokWantErr(t, err, "")
+	tokWantErr(t, e.s.FlushLastUsed(ctx), "")
+	tokWantErr(t, e.s.FlushLastUsed(ctx), "") // nothing new: no write
 	// A use after the last flush is lost on a restart (at most a flush
 	// interval's worth).
 	e.clock.Add(time.Minute)
 	_, err = e.s.Authenticate(secret)
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 
 	e.reopen()
 	got, err := e.s.GetAccessToken(u.UUID, tok.ID)
-	tokWantErr(t, err, nil)
+	tokWantErr(t, err, "")
 	if !got.LastUsed.Equal(used) || !got.ReadOnly || got.Name != "ci" || !got.Expires.Equal(tok.Expires) || !got.Created.Equal(tok.Created) {
 		t.Fatalf("after reopen %+v, want last used %v", got, used)
 	}
 	for _, s := range []string{secret, svcSecret} {
 		p, err := e.s.Authenticate(s)
-		tokWantErr(t, err, nil)
+		tokWantErr(t, err, "")
 		if s == secret && (!p.ReadOnly() || p.User.UUID != u.UUID) {
 			t.Fatalf("principal %+v", p)
 		}
 	}
 	e.clock.Add(time.Hour)
 	_, err = e.s.Authenticate(secret)
-	tokWantErr(t, err, ErrUnauthorized) // expired
+	tokWantErr(t, err, failure.Unauthorized) // expired
 }
 
 // TestAuthenticateWhileWriting races lookups against writes to the same
-// tokens (run with -race).
+// tokens (run with -race): every lookup resolves its secret to its own
+// principal (kind, token, user or service), never to another one, and sees
+// the writer's renames in order; the writer reads its own writes.
 func TestAuthenticateWhileWriting(t *testing.T) {
 	ctx := context.Background()
 	e := newTokEnv(t, false)
-	u := e.user("alice", RoleUser)
-	secret, tok := e.pat(u.UUID, "ci", time.Time{}, false)
+	alice := e.user("alice", RoleUser)
+	bob := e.user("bob", RoleUser)
+	secret, tok := e.pat(alice.UUID, "ci", time.Time{}, false)
+	bobSecret, bobTok := e.pat(bob.UUID, "bob", time.Time{}, true)
+	svcSecret, svc := e.service("cyclades")
+
+	// rank is the position of a name of alice's token in the writer's
+	// sequence: "ci", then "ci-0" .. "ci-49".
+	const renames = 50
+	rank := func(name string) int {
+		if name == "ci" {
+			return 0
+		}
+		var i int
+		if _, err := fmt.Sscanf(name, "ci-%d", &i); err != nil || name != fmt.Sprintf("ci-%d", i) || i < 0 || i >= renames {
+			return -1
+		}
+		return i + 1
+	}
+	// check returns what is wrong with the principal of secret, or "".
+	check := func(secret string, p Principal) string {
+		switch secret {
+		case svcSecret:
+			if p.Kind != KindService || p.Token == nil || p.Token.ID != svc.TokenID || p.Token.Owner != svc.Name ||
+				p.Service == nil || p.Service.Name != svc.Name || p.User != nil {
+				return "not the service cyclades"
+			}
+			return ""
+		case bobSecret:
+			if p.Kind != KindPersonal || p.Token == nil || p.Token.ID != bobTok.ID || p.Token.Name != "bob" ||
+				!p.ReadOnly() || p.User == nil || p.User.UUID != bob.UUID || p.Service != nil {
+				return "not bob's read-only token"
+			}
+			return ""
+		}
+		if p.Kind != KindPersonal || p.Token == nil || p.Token.ID != tok.ID || p.Token.Owner != alice.UUID ||
+			p.Token.Kind != KindPersonal || rank(p.Token.Name) < 0 || p.ReadOnly() ||
+			p.User == nil || p.User.UUID != alice.UUID || p.Service != nil {
+			return "not alice's token"
+		}
+		return ""
+	}
+	describe := func(p Principal) string {
+		s := fmt.Sprintf("kind %q", p.Kind)
+		if p.Token != nil {
+			s += fmt.Sprintf(", token %s %q of %s", p.Token.ID, p.Token.Name, p.Token.Owner)
+		}
+		if p.User != nil {
+			s += ", user " + p.User.UUID
+		}
+		if p.Service != nil {
+			s += ", service " + p.Service.Name
+		}
+		return s
+	}
+
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for range 4 {
+	for w := range 4 {
 		wg.Go(func() {
-			for {
+			seen, seenName := 0, "ci" // the latest rename of alice's token this reader saw
+			for i := w; ; i++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				if _, err := e.s.Authenticate(secret); err != nil {
+				// (No session: the readers' clock would outrun its day.)
+				s := []string{secret, bobSecret, svcSecret}[i%3]
+				p, err := e.s.Authenticate(s)
+				if err != nil {
 					t.Error(err)
 					return
+				}
+				if what := check(s, p); what != "" {
+					t.Errorf("a lookup resolved to %s: %s", describe(p), what)
+					return
+				}
+				if s == secret {
+					r := rank(p.Token.Name)
+					if r < seen {
+						t.Errorf("a lookup saw the token named %q after %q", p.Token.Name, seenName)
+						return
+					}
+					seen, seenName = r, p.Token.Name
 				}
 				e.clock.Add(time.Second)
 			}
 		})
 	}
-	for i := range 50 {
+	for i := range renames {
 		name := fmt.Sprintf("ci-%d", i)
-		if _, err := e.s.UpdateAccessToken(ctx, u.UUID, tok.ID, TokenUpdate{Name: &name}); err != nil {
+		if _, err := e.s.UpdateAccessToken(ctx, alice.UUID, tok.ID, TokenUpdate{Name: &name}); err != nil {
 			t.Fatal(err)
+		}
+		// The writer reads its own write.
+		p, err := e.s.Authenticate(secret)
+		tokWantErr(t, err, "")
+		if what := check(secret, p); what != "" || p.Token.Name != name {
+			t.Fatalf("after renaming to %q, the token resolves to %s (%s)", name, describe(p), what)
 		}
 		if err := e.s.FlushLastUsed(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.s.ListAccessTokens(TokenQuery{Sort: "-last_used"}); err != nil {
+		page, err := e.s.ListAccessTokens(TokenQuery{Sort: "-last_used"})
+		if err != nil {
 			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range page.Results {
+			names = append(names, r.Name)
+		}
+		if page.Count != 2 || !slices.Contains(names, name) || !slices.Contains(names, "bob") {
+			t.Fatalf("after renaming to %q, the list has %d tokens: %q", name, page.Count, names)
 		}
 	}
 	close(stop)

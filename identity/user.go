@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -146,7 +148,8 @@ func (s *Store) createUser(ctx context.Context, in NewUser, by string) (*User, e
 		if err := tx.SetQuota(baseHoldings(u.UUID, resources)...); err != nil {
 			return err
 		}
-		return emit(tx, "identity.user.registered", userEvent(u, map[string]any{"by": by}))
+		return emit(tx, catalog.UserRegisteredType, catalog.UserRegistered{Active: u.Active, By: by,
+			Role: string(u.Role), Username: u.Username, UUID: u.UUID})
 	}, func() {
 		s.users[u.UUID] = u
 		s.byName[foldName(u.Username)] = u
@@ -172,12 +175,8 @@ func baseHoldings(user string, resources []*Resource) []ledger.QuotaSetting {
 }
 
 // userEvent is the payload of user events: never the password hash.
-func userEvent(u *User, extra map[string]any) map[string]any {
-	m := map[string]any{"uuid": u.UUID, "username": u.Username, "role": u.Role, "active": u.Active}
-	for k, v := range extra {
-		m[k] = v
-	}
-	return m
+func userEvent(u *User) catalog.User {
+	return catalog.User{Active: u.Active, Role: string(u.Role), Username: u.Username, UUID: u.UUID}
 }
 
 // GetUser returns the user with this uuid.
@@ -273,7 +272,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd UserUpdate) (*Use
 			return nil, invalidf("data must be a JSON object")
 		}
 	}
-	return s.changeUser(ctx, id, "identity.user.updated", func(u *User) error {
+	return s.changeUser(ctx, id, catalog.UserUpdatedType, func(u *User) error {
 		if upd.DisplayName != nil {
 			u.DisplayName = *upd.DisplayName
 		}
@@ -299,7 +298,7 @@ func (s *Store) SetRole(ctx context.Context, id string, role Role) (*User, error
 	if err := checkRole(role); err != nil {
 		return nil, err
 	}
-	return s.changeUser(ctx, id, "identity.user.role_changed", func(u *User) error {
+	return s.changeUser(ctx, id, catalog.UserRoleChangedType, func(u *User) error {
 		u.Role = role
 		return nil
 	})
@@ -308,7 +307,7 @@ func (s *Store) SetRole(ctx context.Context, id string, role Role) (*User, error
 // Activate makes a pending user active (an admin's call, or the
 // verification step, which also marks the email verified).
 func (s *Store) Activate(ctx context.Context, id string, emailVerified bool) (*User, error) {
-	return s.changeUser(ctx, id, "identity.user.activated", func(u *User) error {
+	return s.changeUser(ctx, id, catalog.UserActivatedType, func(u *User) error {
 		u.Active = true
 		u.EmailVerified = u.EmailVerified || emailVerified
 		return nil
@@ -335,7 +334,7 @@ func (s *Store) changeUser(ctx context.Context, id, event string, change func(u 
 		if event == "" {
 			return nil
 		}
-		return emit(tx, event, userEvent(&u, nil))
+		return emit(tx, event, userEvent(&u))
 	}, func() {
 		s.users[u.UUID] = &u
 		s.byName[foldName(u.Username)] = &u
@@ -368,8 +367,8 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		return emit(tx, "identity.user.deleted", userEvent(u, map[string]any{
-			"holdings": "kept until released", "tokens_revoked": len(toks)}))
+		return emit(tx, catalog.UserDeletedType, catalog.UserDeleted{Active: u.Active, Holdings: catalog.HoldingsKept,
+			Role: string(u.Role), TokensRevoked: len(toks), Username: u.Username, UUID: u.UUID})
 	}, func() {
 		delete(s.users, u.UUID)
 		delete(s.byName, foldName(u.Username))
@@ -394,7 +393,7 @@ func (s *Store) Login(ctx context.Context, username, password string) (string, *
 		return "", nil, nil, badLogin()
 	}
 	if !u.Active {
-		return "", nil, nil, errorf(ErrForbidden, "user %s is not active", u.Username)
+		return "", nil, nil, failure.Errorf(failure.Forbidden, "user %s is not active", u.Username)
 	}
 	var rehash string
 	if stale {
@@ -431,7 +430,7 @@ func (s *Store) Login(ctx context.Context, username, password string) (string, *
 	return secret, tok, &nu, nil
 }
 
-func badLogin() error { return errorf(ErrUnauthorized, "wrong username or password") }
+func badLogin() error { return failure.Errorf(failure.Unauthorized, "wrong username or password") }
 
 // dummyHash is a hash to check a password against when the user does not
 // exist.
@@ -447,9 +446,9 @@ func (s *Store) ChangePassword(ctx context.Context, id, old, newPassword, confir
 		return err
 	}
 	if ok, _ := checkPassword(u.Password, old, s.opts.Hash); !ok {
-		return errorf(ErrUnauthorized, "the old password is wrong")
+		return failure.Errorf(failure.Unauthorized, "the old password is wrong")
 	}
-	return s.setPassword(ctx, u, newPassword, confirm, "identity.user.password_changed")
+	return s.setPassword(ctx, u, newPassword, confirm, catalog.UserPasswordChangedType)
 }
 
 func (s *Store) setPassword(ctx context.Context, u *User, newPassword, confirm, event string) error {
@@ -490,8 +489,8 @@ func (s *Store) RequestPasswordReset(ctx context.Context, username string) error
 		if err := put(tx, prefixReset, string(r.Hash[:]), r); err != nil {
 			return err
 		}
-		return emit(tx, "identity.password.reset_requested", map[string]any{
-			"uuid": u.UUID, "username": u.Username, "reset_id": id, "expires": r.Expires})
+		return emit(tx, catalog.PasswordResetRequestedType, catalog.PasswordResetRequested{
+			Expires: r.Expires, ResetID: id, Username: u.Username, UUID: u.UUID})
 	}, func() { s.resets[r.Hash] = r })
 }
 
@@ -502,7 +501,7 @@ func (s *Store) ResetPassword(ctx context.Context, id, newPassword, confirm stri
 	r := s.resets[h]
 	s.mu.RUnlock()
 	if r == nil || !s.now().Before(r.Expires) {
-		return errorf(ErrNotFound, "no such reset request, or it expired")
+		return failure.Errorf(failure.NotFound, "no such reset request, or it expired")
 	}
 	u, err := s.GetUser(r.User)
 	if err != nil {
@@ -525,7 +524,7 @@ func (s *Store) ResetPassword(ctx context.Context, id, newPassword, confirm stri
 	cur := s.users[r.User]
 	s.mu.RUnlock()
 	if !still || cur == nil {
-		return errorf(ErrNotFound, "no such reset request, or it expired")
+		return failure.Errorf(failure.NotFound, "no such reset request, or it expired")
 	}
 	nu := *cur
 	nu.Password, nu.Updated = hash, s.now()
@@ -536,7 +535,7 @@ func (s *Store) ResetPassword(ctx context.Context, id, newPassword, confirm stri
 		if err := put(tx, prefixUser, nu.UUID, &nu); err != nil {
 			return err
 		}
-		return emit(tx, "identity.password.reset", userEvent(&nu, nil))
+		return emit(tx, catalog.PasswordResetType, userEvent(&nu))
 	}, func() {
 		delete(s.resets, h)
 		s.users[nu.UUID] = &nu

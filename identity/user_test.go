@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -34,7 +34,10 @@ func newEnv(t *testing.T, opts Options) *testEnv {
 	}
 	e := &testEnv{t: t, fs: vfs.NewMem(), opts: opts}
 	e.open()
-	t.Cleanup(func() { _ = e.l.Close() })
+	t.Cleanup(func() {
+		checkOutbox(t, e.l)
+		_ = e.l.Close()
+	})
 	return e
 }
 
@@ -104,8 +107,8 @@ func TestUsers(t *testing.T) {
 
 	t.Run("ErrConflict", func(t *testing.T) {
 		_, err := s.Register(ctx, NewUser{Username: "ada@EXAMPLE.com", Password: goodPassword})
-		if !errors.Is(err, ErrConflict) {
-			t.Fatalf("same username in another case: want ErrConflict, got %v", err)
+		if failure.CodeOf(err) != failure.Conflict {
+			t.Fatalf("same username in another case: want failure.Conflict, got %v", err)
 		}
 	})
 
@@ -125,9 +128,13 @@ func TestUsers(t *testing.T) {
 			} else {
 				_, err = s.Register(ctx, in)
 			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("%s: want ErrInvalid, got %v", name, err)
+			if failure.CodeOf(err) != failure.Invalid {
+				t.Errorf("%s: want failure.Invalid, got %v", name, err)
 			}
+		}
+		// The message is what the caller reads: what is wrong, no prefix.
+		if _, err := s.Register(ctx, NewUser{Username: "ada", Password: goodPassword}); err == nil || err.Error() != "username must be an email address" {
+			t.Errorf("message %q, want %q", err, "username must be an email address")
 		}
 		if n, _, _ := s.ListUsers(UserQuery{}); n != 2 {
 			t.Fatalf("refused registrations left users: %d", n)
@@ -153,7 +160,7 @@ func TestUsers(t *testing.T) {
 		if all := s.UUIDs(nil); len(all) != 2 {
 			t.Fatalf("all: %v", all)
 		}
-		if _, err := s.GetUser("nobody"); !errors.Is(err, ErrNotFound) {
+		if _, err := s.GetUser("nobody"); failure.CodeOf(err) != failure.NotFound {
 			t.Fatalf("unknown uuid: %v", err)
 		}
 	})
@@ -168,7 +175,7 @@ func TestUsers(t *testing.T) {
 		if err != nil || n != 2 || len(page) != 1 || page[0].Username != "carol@example.com" {
 			t.Fatalf("list: %d %v %v", n, page, err)
 		}
-		if _, _, err := s.ListUsers(UserQuery{PageSize: 1000}); !errors.Is(err, ErrInvalid) {
+		if _, _, err := s.ListUsers(UserQuery{PageSize: 1000}); failure.CodeOf(err) != failure.Invalid {
 			t.Fatalf("page size 1000: %v", err)
 		}
 	})
@@ -180,7 +187,7 @@ func TestUsers(t *testing.T) {
 		if err != nil || u.DisplayName != "Bobby" || string(u.Data) != `{"team":"blue","n":[1,2]}` {
 			t.Fatalf("update: %+v %v", u, err)
 		}
-		if _, err := s.UpdateUser(ctx, bob.UUID, UserUpdate{Data: json.RawMessage(`[1]`)}); !errors.Is(err, ErrInvalid) {
+		if _, err := s.UpdateUser(ctx, bob.UUID, UserUpdate{Data: json.RawMessage(`[1]`)}); failure.CodeOf(err) != failure.Invalid {
 			t.Fatalf("data not an object: %v", err)
 		}
 		if u, err := s.SetRole(ctx, bob.UUID, RoleReader); err != nil || u.Role != RoleReader {
@@ -206,7 +213,7 @@ func TestActivation(t *testing.T) {
 	if err != nil || u.Active {
 		t.Fatalf("pending user: %+v %v", u, err)
 	}
-	if _, _, _, err := e.s.Login(ctx, "p@example.com", goodPassword); !errors.Is(err, ErrForbidden) {
+	if _, _, _, err := e.s.Login(ctx, "p@example.com", goodPassword); failure.CodeOf(err) != failure.Forbidden {
 		t.Fatalf("login of a pending user: %v", err)
 	}
 	if u, err = e.s.Activate(ctx, u.UUID, true); err != nil || !u.Active || !u.EmailVerified {
@@ -241,17 +248,17 @@ func TestPasswords(t *testing.T) {
 			t.Fatalf("authenticate the session: %+v %v", p, err)
 		}
 		for _, c := range [][2]string{{"u@example.com", "wrong password"}, {"nobody@example.com", goodPassword}} {
-			if _, _, _, err := e.s.Login(ctx, c[0], c[1]); !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "wrong username or password") {
+			if _, _, _, err := e.s.Login(ctx, c[0], c[1]); failure.CodeOf(err) != failure.Unauthorized || !strings.Contains(err.Error(), "wrong username or password") {
 				t.Errorf("login %v: %v", c, err)
 			}
 		}
 	})
 
 	t.Run("Change", func(t *testing.T) {
-		if err := e.s.ChangePassword(ctx, u.UUID, "wrong", "new password 1", "new password 1"); !errors.Is(err, ErrUnauthorized) {
+		if err := e.s.ChangePassword(ctx, u.UUID, "wrong", "new password 1", "new password 1"); failure.CodeOf(err) != failure.Unauthorized {
 			t.Fatalf("wrong old password: %v", err)
 		}
-		if err := e.s.ChangePassword(ctx, u.UUID, goodPassword, "new password 1", "new password 2"); !errors.Is(err, ErrInvalid) {
+		if err := e.s.ChangePassword(ctx, u.UUID, goodPassword, "new password 1", "new password 2"); failure.CodeOf(err) != failure.Invalid {
 			t.Fatalf("confirmation differs: %v", err)
 		}
 		if err := e.s.ChangePassword(ctx, u.UUID, goodPassword, "new password 1", "new password 1"); err != nil {
@@ -291,16 +298,16 @@ func TestPasswords(t *testing.T) {
 		if err := json.Unmarshal(evs[0].Data, &ev); err != nil || ev.ResetID == "" {
 			t.Fatalf("reset event: %s %v", evs[0].Data, err)
 		}
-		if err := e.s.ResetPassword(ctx, "not-an-id", "reset password 1", "reset password 1"); !errors.Is(err, ErrNotFound) {
+		if err := e.s.ResetPassword(ctx, "not-an-id", "reset password 1", "reset password 1"); failure.CodeOf(err) != failure.NotFound {
 			t.Fatalf("unknown id: %v", err)
 		}
-		if err := e.s.ResetPassword(ctx, ev.ResetID, "short", "short"); !errors.Is(err, ErrInvalid) {
+		if err := e.s.ResetPassword(ctx, ev.ResetID, "short", "short"); failure.CodeOf(err) != failure.Invalid {
 			t.Fatalf("policy on reset: %v", err)
 		}
 		if err := e.s.ResetPassword(ctx, ev.ResetID, "reset password 1", "reset password 1"); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.s.ResetPassword(ctx, ev.ResetID, "reset password 2", "reset password 2"); !errors.Is(err, ErrNotFound) {
+		if err := e.s.ResetPassword(ctx, ev.ResetID, "reset password 2", "reset password 2"); failure.CodeOf(err) != failure.NotFound {
 			t.Fatalf("a reset id is single use: %v", err)
 		}
 		if _, _, _, err := e.s.Login(ctx, "u@example.com", "reset password 1"); err != nil {
@@ -320,7 +327,7 @@ func TestPasswords(t *testing.T) {
 		}
 		_ = json.Unmarshal(evs[len(evs)-1].Data, &ev)
 		now = now.Add(2 * time.Hour)
-		if err := e.s.ResetPassword(ctx, ev.ResetID, "reset password 3", "reset password 3"); !errors.Is(err, ErrNotFound) {
+		if err := e.s.ResetPassword(ctx, ev.ResetID, "reset password 3", "reset password 3"); failure.CodeOf(err) != failure.NotFound {
 			t.Fatalf("expired reset id: %v", err)
 		}
 		e.s.opts.Now = time.Now
@@ -343,13 +350,13 @@ func TestResourcesAndServices(t *testing.T) {
 	if p, err := s.Authenticate(secret); err != nil || p.Service == nil || p.Service.Name != "cyclades" {
 		t.Fatalf("service token: %+v %v", p, err)
 	}
-	if _, _, err := s.RegisterService(ctx, NewService{Name: "cyclades"}); !errors.Is(err, ErrConflict) {
+	if _, _, err := s.RegisterService(ctx, NewService{Name: "cyclades"}); failure.CodeOf(err) != failure.Conflict {
 		t.Fatalf("service twice: %v", err)
 	}
-	if _, _, err := s.RegisterService(ctx, NewService{Name: "Bad Name"}); !errors.Is(err, ErrInvalid) {
+	if _, _, err := s.RegisterService(ctx, NewService{Name: "Bad Name"}); failure.CodeOf(err) != failure.Invalid {
 		t.Fatalf("bad service name: %v", err)
 	}
-	if _, _, err := s.RegisterService(ctx, NewService{Name: "x", Endpoints: []Endpoint{{PublicURL: "ftp://x"}}}); !errors.Is(err, ErrInvalid) {
+	if _, _, err := s.RegisterService(ctx, NewService{Name: "x", Endpoints: []Endpoint{{PublicURL: "ftp://x"}}}); failure.CodeOf(err) != failure.Invalid {
 		t.Fatalf("bad endpoint: %v", err)
 	}
 
@@ -386,7 +393,7 @@ func TestResourcesAndServices(t *testing.T) {
 	if err != nil || svc2.TokenID == svc.TokenID {
 		t.Fatalf("renew: %+v %v", svc2, err)
 	}
-	if _, err := s.Authenticate(secret); !errors.Is(err, ErrUnauthorized) {
+	if _, err := s.Authenticate(secret); failure.CodeOf(err) != failure.Unauthorized {
 		t.Fatalf("the old service token still works: %v", err)
 	}
 	if _, err := s.Authenticate(newSecret); err != nil {
@@ -403,7 +410,7 @@ func TestResourcesAndServices(t *testing.T) {
 	if err := e.s.RemoveService(ctx, "cyclades"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.s.Authenticate(newSecret); !errors.Is(err, ErrUnauthorized) {
+	if _, err := e.s.Authenticate(newSecret); failure.CodeOf(err) != failure.Unauthorized {
 		t.Fatalf("a removed service's token still works: %v", err)
 	}
 }
@@ -422,10 +429,10 @@ func TestDeleteUser(t *testing.T) {
 	if err := e.s.DeleteUser(ctx, u.UUID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.s.Authenticate(secret); !errors.Is(err, ErrUnauthorized) {
+	if _, err := e.s.Authenticate(secret); failure.CodeOf(err) != failure.Unauthorized {
 		t.Fatalf("a deleted user's token still works: %v", err)
 	}
-	if _, err := e.s.UserByName("gone@example.com"); !errors.Is(err, ErrNotFound) {
+	if _, err := e.s.UserByName("gone@example.com"); failure.CodeOf(err) != failure.NotFound {
 		t.Fatalf("deleted user still found: %v", err)
 	}
 	evs := e.events("identity.user.deleted")
@@ -433,7 +440,7 @@ func TestDeleteUser(t *testing.T) {
 		t.Fatalf("delete event: %+v", evs)
 	}
 	e.reopen()
-	if _, err := e.s.Authenticate(secret); !errors.Is(err, ErrUnauthorized) {
+	if _, err := e.s.Authenticate(secret); failure.CodeOf(err) != failure.Unauthorized {
 		t.Fatalf("a deleted user's token works after reopen: %v", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 // Checkpoint writes a consistent copy of the ledger's database into dir,
@@ -23,11 +25,11 @@ import (
 // with nothing to replay.
 func (l *Ledger) Checkpoint(dir string) error {
 	if dir == "" {
-		return fmt.Errorf("%w: checkpoint: empty directory", ErrInvalid)
+		return failure.Errorf(failure.Invalid, "a checkpoint needs a directory")
 	}
 	if l.Failed() != nil {
 		// Flushing the WAL would write to it again (Pebble exits on that).
-		return fmt.Errorf("ledger: checkpoint: %w", ErrFailed)
+		return fmt.Errorf("checkpoint: %w", ErrFailed)
 	}
 	err := l.readDB(func() error {
 		return l.db.Checkpoint(dir, pebble.WithFlushedWAL())

@@ -36,11 +36,7 @@ func TestCheckpointUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	for written[0].Load() < 50 {
-		if t.Failed() {
-			t.FailNow()
-		}
-	}
+	waitFor(t, patience, "writer 0 to set 50 quotas", func() bool { return written[0].Load() >= 50 })
 	if err := l.Checkpoint("/checkpoint"); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +45,7 @@ func TestCheckpointUnderLoad(t *testing.T) {
 		t.Error("checkpoint into an existing directory: no error")
 	}
 	stop.Store(true)
-	wg.Wait()
+	waitGroup(t, patience, "the writers to stop", &wg)
 
 	copyOpts := opts
 	copyOpts.Dir = "/checkpoint"

@@ -2,16 +2,17 @@ package ledger
 
 import (
 	"encoding/binary"
-	"errors"
 	"time"
 	"unicode/utf8"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
 // ErrCorrupt is returned by decoders for a record that is not what its key
-// range promises: truncated, of an unknown version, or with trailing bytes.
-var ErrCorrupt = errors.New("ledger: corrupt record")
+// range promises: truncated, of an unknown version, or with trailing bytes
+// (failure.Internal: the API answers 500 and logs it).
+var ErrCorrupt = failure.New(failure.Internal, "corrupt record")
 
 // The records of the ledger are encoded by hand: a version byte, then varints
 // and length-prefixed strings. Encoders append to a caller's buffer so that

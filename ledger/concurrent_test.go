@@ -3,19 +3,33 @@ package ledger
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
 // TestConcurrentHotHolding drives the pipelined writer from many goroutines
 // that all draw from one holding: every accepted import must be counted once,
-// every rejected one undone, and serials must never repeat.
+// every rejected one undone, and serials must never repeat. The workers'
+// first issues queue behind a held writer, so they must go out as one
+// batch: group commit is seen at work whatever the machine's speed.
 func TestConcurrentHotHolding(t *testing.T) {
 	ctx := context.Background()
+	var wg, first sync.WaitGroup
+	// After a failure, the workers still running end on ErrClosed: wait for
+	// them once the ledger is closed (this cleanup runs last).
+	t.Cleanup(func() {
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(patience):
+			t.Errorf("workers still running %v after the ledger closed", patience)
+		}
+	})
 	l := mustOpen(t, memOptions())
 	hot := key("project:p", "-", "vm")
 	const workers, rounds = 32, 100
@@ -27,10 +41,15 @@ func TestConcurrentHotHolding(t *testing.T) {
 	if err := l.SetQuota(ctx, ss); err != nil {
 		t.Fatal(err)
 	}
+	release := holdWriter(t, l)
+	st0 := l.Stats()
 	var mu sync.Mutex
 	serials := map[uint64]bool{}
 	accepted := 0
-	var wg sync.WaitGroup
+	first.Add(workers)
+	proceed := make(chan struct{}) // closed once the first issues are counted
+	var letGo sync.Once
+	t.Cleanup(func() { letGo.Do(func() { close(proceed) }) })
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -39,6 +58,10 @@ func TestConcurrentHotHolding(t *testing.T) {
 			for i := 0; i < rounds; i++ {
 				res, err := l.Issue(ctx, IssueRequest{Client: "c", Provisions: []holdings.Provision{
 					{Key: hot, Quantity: 1}, {Key: mine, Quantity: 1}}})
+				if i == 0 {
+					first.Done()
+					<-proceed
+				}
 				if err != nil {
 					t.Error(err)
 					return
@@ -60,7 +83,19 @@ func TestConcurrentHotHolding(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	waitFor(t, patience, "every worker's first issue to queue behind the held writer",
+		func() bool { return len(l.reqs) == workers })
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(t, patience, "the first issues", &first)
+	// The held batch, then one batch of every issue queued behind it.
+	if st := l.Stats(); st.Batches-st0.Batches != 2 || st.Calls-st0.Calls != workers+1 {
+		t.Fatalf("the held update and the %d issues queued behind it went out as %d batches of %d calls in all, want 2 batches of %d",
+			workers, st.Batches-st0.Batches, st.Calls-st0.Calls, workers+1)
+	}
+	letGo.Do(func() { close(proceed) })
+	waitGroup(t, patience, "the workers", &wg)
 	v, _ := l.Holding(hot)
 	if v.UsageMin != int64(accepted) || v.UsageMax != int64(accepted) {
 		t.Fatalf("hot holding %+v, want usage %d", v, accepted)
@@ -68,8 +103,51 @@ func TestConcurrentHotHolding(t *testing.T) {
 	if st := l.Stats(); st.Pending != 0 || st.Serial != workers*rounds {
 		t.Fatalf("stats %+v", st)
 	}
-	if st := l.Stats(); st.Calls/st.Batches < 2 {
-		t.Logf("mean batch size %d: the pipeline saw little concurrency", st.Calls/st.Batches)
+}
+
+// TestGroupCommit: calls queued while the writer is busy go out together,
+// up to MaxBatch a batch, each answered as if alone.
+func TestGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	opts := memOptions()
+	opts.MaxBatch = 8
+	l := mustOpen(t, opts)
+	k := key("u", "-", "vm")
+	if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 15}}); err != nil {
+		t.Fatal(err)
+	}
+	release := holdWriter(t, l)
+	st0 := l.Stats()
+	const calls = 20 // 2 full batches and one of 4
+	var wg sync.WaitGroup
+	errs := make([]error, calls)
+	for i := range calls {
+		wg.Go(func() {
+			_, errs[i] = l.Issue(ctx, IssueRequest{Client: "c", Provisions: []holdings.Provision{{Key: k, Quantity: 1}}})
+		})
+	}
+	waitFor(t, patience, "the calls to queue behind the held writer", func() bool { return len(l.reqs) == calls })
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(t, patience, "the calls", &wg)
+	if st := l.Stats(); st.Batches-st0.Batches != 1+3 || st.Calls-st0.Calls != 1+calls {
+		t.Fatalf("%d calls queued behind a held batch, MaxBatch 8: %d batches of %d calls in all, want 4 of %d",
+			calls, st.Batches-st0.Batches, st.Calls-st0.Calls, 1+calls)
+	}
+	// 15 of the 20 fit; the others, whichever they are, are NoCapacity.
+	ok := 0
+	for _, err := range errs {
+		switch errKind(err) {
+		case "":
+			ok++
+		case "NoCapacity":
+		default:
+			t.Errorf("issue: %v", err)
+		}
+	}
+	if v, _ := l.Holding(k); ok != 15 || v != (holdings.Value{Limit: 15, UsageMax: 15}) {
+		t.Fatalf("%d issues took, holding %+v; want 15 and usage_max 15", ok, v)
 	}
 }
 
@@ -102,13 +180,11 @@ func TestCloseUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	for l.Stats().Serial < 200 {
-		runtime.Gosched()
-	}
+	waitFor(t, patience, "200 issues", func() bool { return l.Stats().Serial >= 200 })
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait()
+	waitGroup(t, patience, "every caller to return after Close", &wg)
 	if _, err := l.Log(LogFilter{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("log after close: %v, want ErrClosed", err)
 	}

@@ -4,18 +4,19 @@ import (
 	"encoding/binary"
 	"time"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
-// Event types the ledger writes to its outbox. The events package names
-// subjects and renders payloads from them.
+// Event types the ledger writes to its outbox (the event catalog's). The
+// events package names subjects and renders payloads from them.
 const (
-	EventCommissionIssued   = "commission.issued"
-	EventCommissionAccepted = "commission.accepted"
-	EventCommissionRejected = "commission.rejected"
-	EventCommissionExpired  = "commission.expired"
-	EventQuotaSet           = "holding.changed"
-	EventQuotaDeleted       = "holding.deleted"
+	EventCommissionIssued   = catalog.CommissionIssuedType
+	EventCommissionAccepted = catalog.CommissionAcceptedType
+	EventCommissionRejected = catalog.CommissionRejectedType
+	EventCommissionExpired  = catalog.CommissionExpiredType
+	EventQuotaSet           = catalog.HoldingChangedType
+	EventQuotaDeleted       = catalog.HoldingDeletedType
 )
 
 // Event is one record of the outbox: a change of state, written in the same

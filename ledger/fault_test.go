@@ -384,7 +384,7 @@ func TestFreeSpaceFloor(t *testing.T) {
 			_, errs[i] = l.Issue(ctx, IssueRequest{Client: "cyclades", Provisions: prov(1)})
 		})
 	}
-	wg.Wait()
+	waitGroup(t, patience, "the refused callers", &wg)
 	for i, err := range errs {
 		refused("issue "+strconv.Itoa(i), err)
 	}
@@ -472,23 +472,11 @@ func TestFreeSpaceFloor(t *testing.T) {
 	}
 	// Room again: the writer expires the commission by itself.
 	free.Store(1 << 30)
-	faultWaitFor(t, 10*time.Second, "the overdue commission to expire", func() bool { return len(l.Pending("cyclades")) == 0 })
+	waitFor(t, patience, "the overdue commission to expire", func() bool { return len(l.Pending("cyclades")) == 0 })
 	if page, err := l.Log(LogFilter{Serial: 4}); err != nil || len(page.Entries) != 2 || page.Entries[0].Reason != "REJECT:"+ReasonExpired {
 		t.Fatalf("log of the expired commission: %+v %v", page, err)
 	}
 	if res, err := l.Issue(ctx, IssueRequest{Client: "cyclades", Provisions: prov(1)}); err != nil || res.Serial != 5 {
 		t.Fatalf("issue after a restart, with room again: %+v %v", res, err)
-	}
-}
-
-// faultWaitFor polls cond until it holds, failing the test after timeout.
-func faultWaitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -30,6 +30,80 @@ func mustOpen(tb testing.TB, opts Options) *Ledger {
 	return l
 }
 
+// patience bounds every wait of the tests: long enough for a loaded
+// machine, and there only to turn a hang into a failure, never to measure.
+const patience = 2 * time.Minute
+
+// waitFor polls cond until it holds, failing the test if it does not
+// within timeout, or as soon as the test has failed (a failed worker makes
+// no more progress).
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if tb.Failed() {
+			tb.Fatalf("failed while waiting for %s", what)
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitGroup waits for wg, failing the test if it is not done within
+// timeout.
+func waitGroup(tb testing.TB, timeout time.Duration, what string, wg *sync.WaitGroup) {
+	tb.Helper()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		tb.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// holdWriter stops l's writer inside a batch of its own (an Update that
+// waits) until release is called: calls made meanwhile queue, and go out
+// together in the next batch. release returns the Update's error. The
+// writer is let go when the test ends, if it was not before.
+func holdWriter(tb testing.TB, l *Ledger) (release func() error) {
+	tb.Helper()
+	entered, gate, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	var open sync.Once
+	let := func() { open.Do(func() { close(gate) }) }
+	tb.Cleanup(let)
+	go func() {
+		done <- l.Update(context.Background(), func(*Tx) error {
+			close(entered)
+			<-gate
+			return nil
+		})
+	}()
+	select {
+	case <-entered:
+	case err := <-done:
+		tb.Fatalf("holding the writer: the update returned %v", err)
+	case <-time.After(patience):
+		tb.Fatalf("timed out after %v waiting for the writer to take the holding update", patience)
+	}
+	return func() error {
+		tb.Helper()
+		let()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(patience):
+			tb.Fatalf("timed out after %v waiting for the held batch to commit", patience)
+			return nil
+		}
+	}
+}
+
 // fakeClock is a settable clock for expiry tests; the writer reads it too.
 type fakeClock struct {
 	mu sync.Mutex

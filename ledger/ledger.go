@@ -20,39 +20,45 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/commission"
+	"github.com/quotaledger/quotaledger/failure"
 )
 
-// Errors of the ledger. Domain errors of issue come from the holdings
-// package (*holdings.NoHoldingError, *holdings.NoCapacityError,
-// *holdings.NoQuantityError, holdings.ErrOverflow).
+// Errors of the ledger: each has a failure code (in parentheses), and each
+// is returned as is or wrapped, so test for it with errors.Is. A malformed
+// request is refused with a failure.Invalid error that says what is wrong
+// (no sentinel: failure.CodeOf tells the kind). Domain errors of issue come
+// from the holdings package (*holdings.NoHoldingError,
+// *holdings.NoCapacityError, *holdings.NoQuantityError, holdings.ErrOverflow).
 var (
-	// ErrClosed is returned by calls on a closed ledger.
-	ErrClosed = errors.New("ledger: closed")
+	// ErrClosed is returned by calls on a closed ledger (Unavailable).
+	ErrClosed = failure.New(failure.Unavailable, "the ledger is closed")
 	// ErrNotFound is returned for a commission that is not pending for the
-	// calling client (whether it never existed, is resolved, or is another
-	// client's).
-	ErrNotFound = errors.New("ledger: not found")
-	// ErrInvalid wraps every refusal of a malformed request.
-	ErrInvalid = errors.New("ledger: invalid request")
+	// calling client, whether it never existed, is resolved, or is another
+	// client's (NotFound). What is returned wraps it and names the serial.
+	ErrNotFound = failure.New(failure.NotFound, "no such pending commission")
 	// ErrIdempotencyConflict is returned when an idempotency key comes back
-	// with a different request than the one first issued under it.
-	ErrIdempotencyConflict = errors.New("ledger: idempotency key reused with a different request")
+	// with a different request than the one first issued under it
+	// (Conflict).
+	ErrIdempotencyConflict = failure.New(failure.Conflict, "idempotency key reused with a different request")
 	// ErrHoldingInUse is returned when deleting a holding that a pending
-	// commission touches.
-	ErrHoldingInUse = errors.New("ledger: holding has pending commissions")
+	// commission touches (Conflict). What is returned wraps it and names
+	// the holding and the commission.
+	ErrHoldingInUse = failure.New(failure.Conflict, "holding has pending commissions")
 	// ErrNoSpace is returned for writes while the disk is below the
-	// free-space floor. Reads go on.
-	ErrNoSpace = errors.New("ledger: free disk space below the floor, writes refused")
+	// free-space floor (Unavailable). Reads go on.
+	ErrNoSpace = failure.New(failure.Unavailable, "free disk space below the floor, writes refused")
 	// ErrFailed is returned for every write once a commit of the ledger
 	// failed (a WAL write or sync): the database cannot take writes until
-	// it is reopened, which rebuilds memory from disk. Reads go on from the
-	// last durable state. A call refused with ErrFailed left no trace.
-	ErrFailed = errors.New("ledger: storage failed, writes refused until restart")
+	// it is reopened, which rebuilds memory from disk (Unavailable). Reads
+	// go on from the last durable state. A call refused with ErrFailed left
+	// no trace.
+	ErrFailed = failure.New(failure.Unavailable, "storage failed, writes refused until restart")
 	// ErrOutcomeUnknown is returned (wrapping ErrFailed) to the calls whose
-	// own batch was in flight when the commit failed. Their WAL record may
-	// or may not have reached the disk, so after the restart each is either
-	// wholly applied or absent: retry it with the same idempotency key.
-	ErrOutcomeUnknown = fmt.Errorf("%w; the outcome of this call is unknown: retry it after the restart (an issue with the same idempotency key)", ErrFailed)
+	// own batch was in flight when the commit failed (Unavailable). Their
+	// WAL record may or may not have reached the disk, so after the restart
+	// each is either wholly applied or absent: retry it with the same
+	// idempotency key.
+	ErrOutcomeUnknown = failure.Errorf(failure.Unavailable, "%w; the outcome of this call is unknown: retry it after the restart (an issue with the same idempotency key)", ErrFailed)
 )
 
 // Ledger is the engine. Its methods are safe for concurrent use.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
@@ -123,7 +124,7 @@ func refusal(err error) int {
 		return iNoQuantity
 	case errors.As(err, &nh):
 		return iNoHolding
-	case errors.Is(err, ErrInvalid), errors.Is(err, holdings.ErrOverflow):
+	case failure.CodeOf(err) == failure.Invalid:
 		return iInvalid
 	}
 	return -1

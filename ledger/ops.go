@@ -5,11 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"time"
 	"unicode/utf8"
 
 	"github.com/quotaledger/quotaledger/commission"
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
@@ -52,17 +52,19 @@ func (l *Ledger) ExpireDue(ctx context.Context) error {
 	return l.do(ctx, &expireOp{})
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+// notPending is ErrNotFound for serial.
+func notPending(serial uint64) error {
+	return failure.Mark(ErrNotFound, "no pending commission %d", serial)
 }
 
-// checkKey is holdings' key validation, as an ErrInvalid.
-func checkKey(k holdings.Key) error {
-	if err := k.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	return nil
+// invalid is the refusal of a malformed request.
+func invalid(format string, args ...any) error {
+	return failure.Errorf(failure.Invalid, format, args...)
 }
+
+// checkKey is holdings' key validation: a *holdings.InvalidError, of
+// code failure.Invalid.
+func checkKey(k holdings.Key) error { return k.Validate() }
 
 // QuotaSetting is one entry of SetQuota.
 type QuotaSetting struct {
@@ -147,7 +149,7 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 	b.eachPending(func(c *commission.Commission) bool {
 		for _, p := range c.Provisions {
 			if want[p.Key] {
-				busy = fmt.Errorf("%w: %s (serial %d)", ErrHoldingInUse, p.Key, c.Serial)
+				busy = failure.Mark(ErrHoldingInUse, "holding %s has pending commissions (serial %d)", p.Key, c.Serial)
 				return false
 			}
 		}
@@ -171,6 +173,10 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 	return nil
 }
 
+// MaxTTL bounds the ttl of a commission, and Options.DefaultTTL: ten years
+// (of 366 days). The API refuses a longer ttl by this same number.
+const MaxTTL = 10 * 366 * 24 * time.Hour
+
 // IssueRequest is a commission to issue.
 type IssueRequest struct {
 	Client     string // the issuing service (clientkey); required
@@ -179,7 +185,8 @@ type IssueRequest struct {
 	AutoAccept bool // issue and accept in one step
 	Provisions []holdings.Provision
 	// TTL, when positive, is how long the commission may stay pending before
-	// the ledger rejects it with reason EXPIRED. Zero takes Options.DefaultTTL.
+	// the ledger rejects it with reason EXPIRED; at most MaxTTL. Zero takes
+	// Options.DefaultTTL.
 	TTL time.Duration
 	// IdempotencyKey, when set, makes a retry of the same request return the
 	// first answer instead of issuing again.
@@ -196,7 +203,7 @@ type IssueResult struct {
 // Issue issues a commission all or nothing: provisions of the same holding
 // are merged, then checked in order. Failures are *holdings.NoHoldingError,
 // *holdings.NoCapacityError, *holdings.NoQuantityError, holdings.ErrOverflow,
-// ErrInvalid or ErrIdempotencyConflict; on any of them nothing changes.
+// failure.Invalid or ErrIdempotencyConflict; on any of them nothing changes.
 func (l *Ledger) Issue(ctx context.Context, req IssueRequest) (IssueResult, error) {
 	defer since(l.m.issueSeconds, time.Now())
 	o, err := newIssueOp(req)
@@ -216,13 +223,16 @@ func newIssueOp(req IssueRequest) (*issueOp, error) {
 	if req.TTL < 0 {
 		return nil, invalid("ttl must not be negative")
 	}
+	if req.TTL > MaxTTL {
+		return nil, invalid("ttl must be at most %v (ten years)", MaxTTL)
+	}
 	if !utf8.ValidString(req.Name) || !utf8.ValidString(req.Client) || !utf8.ValidString(req.IdempotencyKey) {
 		return nil, invalid("client, name and idempotency key must be valid UTF-8")
 	}
 	// At most holdings.MaxProvisions (log keys number them with 16 bits),
 	// each with a valid key.
 	if err := holdings.ValidateProvisions(req.Provisions); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, err
 	}
 	merged, err := commission.Merge(req.Provisions)
 	if err != nil {
@@ -411,7 +421,7 @@ type resolveOp struct {
 func (o *resolveOp) apply(b *batch) error {
 	c := b.pending(o.serial)
 	if c == nil || c.Client != o.client {
-		return ErrNotFound
+		return notPending(o.serial)
 	}
 	reason, typ := resolveReason(o.accept, o.reason)
 	return b.resolve(c, o.accept, reason, typ)

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -24,8 +25,8 @@ type Options struct {
 	MaxBatch int
 	// IdempotencyRetention is how long an idempotency key is remembered (24h).
 	IdempotencyRetention time.Duration
-	// DefaultTTL is the ttl of a commission issued without one; 0 (the
-	// default) means such commissions never expire.
+	// DefaultTTL is the ttl of a commission issued without one, at most
+	// MaxTTL; 0 (the default) means such commissions never expire.
 	DefaultTTL time.Duration
 
 	// MinFreeBytes is the free-space floor: while the disk under Dir has less
@@ -90,6 +91,8 @@ func (o Options) Validate() error {
 		return errors.New("ledger: Options.IdempotencyRetention must not be negative")
 	case o.DefaultTTL < 0:
 		return errors.New("ledger: Options.DefaultTTL must not be negative")
+	case o.DefaultTTL > MaxTTL:
+		return fmt.Errorf("ledger: Options.DefaultTTL must be at most %v (ten years)", MaxTTL)
 	}
 	return nil
 }

@@ -102,7 +102,7 @@ func (l *Ledger) Commission(client string, serial uint64) (commission.Commission
 	c := l.pending[serial]
 	l.mu.RUnlock()
 	if c == nil || c.Client != client {
-		return commission.Commission{}, ErrNotFound
+		return commission.Commission{}, notPending(serial)
 	}
 	cp := *c
 	cp.Provisions = slices.Clone(c.Provisions)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
@@ -31,7 +32,8 @@ import (
 //	events                    the outbox events written since the last "events"
 //	advance D                 moves the clock (D is a Go duration)
 //	expire                    rejects what has passed its deadline
-//	reopen                    closes and reopens the ledger on the same files
+//	reopen [default-ttl=D]    closes and reopens the ledger on the same files,
+//	                          with Options.DefaultTTL D (none if not given)
 //
 // A source "-" is null and "" is the empty string.
 func TestRules(t *testing.T) {
@@ -171,6 +173,10 @@ func TestRules(t *testing.T) {
 				if err := l.Close(); err != nil {
 					return result(err)
 				}
+				opts.DefaultTTL = 0
+				if d := arg("default-ttl"); d != "" {
+					opts.DefaultTTL = parseDuration(t, d)
+				}
 				l = mustOpen(t, opts)
 				st := l.Stats()
 				return fmt.Sprintf("holdings=%d pending=%d serial=%d", st.Holdings, st.Pending, st.Serial)
@@ -246,7 +252,8 @@ func serials(t *testing.T, s string) []uint64 {
 	return out
 }
 
-// result renders an error as the lineage names it, with its data.
+// result renders an error as the lineage names it, with its data, or as
+// its failure code and message.
 func result(err error) string {
 	if err == nil {
 		return "ok"
@@ -259,5 +266,5 @@ func result(err error) string {
 	if errors.As(err, &nh) {
 		return fmt.Sprintf("%s: %s %+d", nh.Name(), formatKey(nh.Provision.Key), nh.Provision.Quantity)
 	}
-	return "error: " + err.Error()
+	return "error: " + string(failure.CodeOf(err)) + ": " + err.Error()
 }

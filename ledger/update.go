@@ -2,8 +2,8 @@ package ledger
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
@@ -81,7 +81,7 @@ func (tx *Tx) Emit(typ string, data []byte) {
 
 func checkForeignKey(key []byte) error {
 	if len(key) == 0 || key[0] < 'A' || key[0] > 'Z' {
-		return fmt.Errorf("%w: key %q is not in a key space open to Update ('A'..'Z')", ErrInvalid, key)
+		return failure.Errorf(failure.Invalid, "key %q is not in a key space open to Update ('A'..'Z')", key)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/quotaledger/quotaledger/failure"
 )
 
 func TestUpdate(t *testing.T) {
@@ -59,15 +61,15 @@ func TestUpdate(t *testing.T) {
 		}
 	})
 
-	t.Run("ErrInvalid", func(t *testing.T) {
+	t.Run("Invalid", func(t *testing.T) {
 		for _, k := range []string{"", "h-not-mine", "\x00meta", "zed"} {
 			err := l.Update(ctx, func(tx *Tx) error { return tx.Put([]byte(k), nil) })
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("put %q: want ErrInvalid, got %v", k, err)
+			if failure.CodeOf(err) != failure.Invalid {
+				t.Errorf("put %q: want failure.Invalid, got %v", k, err)
 			}
 		}
-		if err := l.Update(ctx, func(tx *Tx) error { return tx.SetQuota(QuotaSetting{Key: vm, Limit: -1}) }); !errors.Is(err, ErrInvalid) {
-			t.Errorf("negative limit: want ErrInvalid, got %v", err)
+		if err := l.Update(ctx, func(tx *Tx) error { return tx.SetQuota(QuotaSetting{Key: vm, Limit: -1}) }); failure.CodeOf(err) != failure.Invalid {
+			t.Errorf("negative limit: want failure.Invalid, got %v", err)
 		}
 	})
 
@@ -90,8 +92,8 @@ func TestUpdate(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0] != "Uu3=three" {
 			t.Fatalf("scan after reopen: %q %v", got, err)
 		}
-		if err := l.ScanForeign([]byte("h"), nil); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("scan of the ledger's own keys: want ErrInvalid, got %v", err)
+		if err := l.ScanForeign([]byte("h"), nil); failure.CodeOf(err) != failure.Invalid {
+			t.Fatalf("scan of the ledger's own keys: want failure.Invalid, got %v", err)
 		}
 	})
 }

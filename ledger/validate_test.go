@@ -6,11 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
 // TestKeyValidation checks that every way into the ledger refuses what
-// holdings' validation refuses, as ErrInvalid carrying the
+// holdings' validation refuses, as a failure.Invalid carrying the
 // *holdings.InvalidError, and changes nothing.
 func TestKeyValidation(t *testing.T) {
 	ctx := context.Background()
@@ -50,8 +51,8 @@ func TestKeyValidation(t *testing.T) {
 			before := l.Stats()
 			err := tc.call()
 			var ie *holdings.InvalidError
-			if !errors.Is(err, ErrInvalid) || !errors.As(err, &ie) || ie.Problem != tc.want {
-				t.Fatalf("error %v, want ErrInvalid with problem %d", err, tc.want)
+			if failure.CodeOf(err) != failure.Invalid || !errors.As(err, &ie) || ie.Problem != tc.want {
+				t.Fatalf("error %v, want a failure.Invalid with problem %d", err, tc.want)
 			}
 			if after := l.Stats(); after.Holdings != before.Holdings || after.Serial != before.Serial {
 				t.Fatalf("a refused call changed the ledger: %+v -> %+v", before, after)

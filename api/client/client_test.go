@@ -1,15 +1,18 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,7 +85,7 @@ func newEnv(t *testing.T) *env {
 	if e.userTok, _, _, err = id.Login(ctx, "user@example.com", testPassword); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(api.New(l, id, api.Options{Logger: zerolog.Nop()}))
+	e.srv = httptest.NewServer(unrouted(t, api.New(l, id, api.Options{Logger: zerolog.Nop()})))
 	t.Cleanup(e.srv.Close)
 	e.anon = e.newClient("", client.Options{})
 	e.admin = e.anon.WithToken(adminTok)
@@ -104,8 +107,9 @@ func (e *env) newClient(token string, opts client.Options) *client.Client {
 	return c
 }
 
-// check fails the test on err, and skips it when the route is not served
-// (yet): the server's fallback answers 404 "no route ...".
+// check fails the test on err. A call to a route the server does not
+// serve (its fallback's 404 "no route ...", or a 405) is a client that
+// calls the wrong method or path: it fails too, naming the route.
 func check(t *testing.T, route string, err error) {
 	t.Helper()
 	if err == nil {
@@ -114,10 +118,63 @@ func check(t *testing.T, route string, err error) {
 	var ce *client.Error
 	if errors.As(err, &ce) && (ce.Status == http.StatusNotFound && strings.HasPrefix(ce.Message, "no route") ||
 		ce.Status == http.StatusMethodNotAllowed) {
-		t.Skipf("route %s not yet served", route)
+		t.Fatalf("%s: the client called a route the server does not serve: %v", route, err)
 	}
 	t.Fatalf("%s: %v", route, err)
 }
+
+// unrouted wraps h, the server, and fails t at its end if any request met
+// no route (the server's 404 "no route ...") or got a 405. Calls that
+// expect an error (wantErr of a NotFound, err != nil) would otherwise
+// take a 404 for a wrong path as the answer they wanted.
+func unrouted(t *testing.T, h http.Handler) http.Handler {
+	var mu sync.Mutex
+	var missed []string
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(missed) > 0 {
+			t.Errorf("the client called routes the server does not serve: %s", strings.Join(missed, ", "))
+		}
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &faultRecorder{ResponseWriter: w}
+		call := r.Method + " " + r.URL.Path
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed ||
+			rec.status == http.StatusNotFound && bytes.Contains(rec.head, []byte(`"message":"no route `)) {
+			mu.Lock()
+			missed = append(missed, call)
+			mu.Unlock()
+		}
+	})
+}
+
+// faultRecorder keeps the status and the first bytes of an answer.
+type faultRecorder struct {
+	http.ResponseWriter
+	status int
+	head   []byte
+}
+
+func (w *faultRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *faultRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if n := 512 - len(w.head); n > 0 {
+		w.head = append(w.head, b[:min(n, len(b))]...)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *faultRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // wantErr checks that err is a T (and an *Error of status).
 func wantErr[T error](t *testing.T, what string, err error, status int) T {
@@ -1001,21 +1058,37 @@ func TestRetries(t *testing.T) {
 	}
 }
 
-// TestConnectionRetries: a call to a port nothing listens on is retried,
-// then fails with the connection error.
+// TestConnectionRetries: a call to a port nothing listens on is retried
+// (even an issue without an idempotency key: it never reached a server),
+// Retries times and no more, then fails with the connection error. The
+// dials are counted by the client's own transport.
 func TestConnectionRetries(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
+	addr := srv.Listener.Addr().String()
 	srv.Close()
-	c, _ := client.New(url, "tok", client.Options{Retries: 2, Backoff: time.Millisecond, NoTokenPickup: true})
-	start := time.Now()
-	_, err := c.IssueCommission(t.Context(), client.Commission{})
-	var ce *client.Error
-	if err == nil || errors.As(err, &ce) {
-		t.Fatalf("want a connection error, got %v", err)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Fatal("too slow")
+	for _, retries := range []int{0, 2} {
+		var dials atomic.Int32
+		var d net.Dialer
+		tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			if a != addr {
+				t.Errorf("dialled %s, want %s", a, addr)
+			}
+			dials.Add(1)
+			return d.DialContext(ctx, network, a)
+		}}
+		t.Cleanup(tr.CloseIdleConnections)
+		c, _ := client.New(url, "tok", client.Options{Retries: retries, Backoff: time.Millisecond,
+			HTTPClient: &http.Client{Transport: tr}, NoTokenPickup: true})
+		_, err := c.IssueCommission(t.Context(), client.Commission{})
+		var ce *client.Error
+		var op *net.OpError
+		if err == nil || errors.As(err, &ce) || !errors.As(err, &op) || op.Op != "dial" {
+			t.Fatalf("retries %d: want a failed dial, got %v", retries, err)
+		}
+		if n := dials.Load(); n != int32(retries)+1 {
+			t.Fatalf("retries %d: %d dials, want %d", retries, n, retries+1)
+		}
 	}
 }
 

@@ -46,7 +46,9 @@ http-max-header-bytes: 8192
 			})
 		}
 		// Meanwhile a client with a token is answered, call after call.
-		client := &http.Client{Timeout: 2 * time.Second}
+		// What counts is that every call is answered 200, not how fast on
+		// a busy machine: the timeout only turns a hang into a failure.
+		client := &http.Client{Timeout: time.Minute}
 		time.Sleep(100 * time.Millisecond)
 		peak := goroutines(t, p.base) // for the log: timing decides how many are held yet
 		done := make(chan struct{})
@@ -70,8 +72,9 @@ http-max-header-bytes: 8192
 		t.Logf("%d slow connections closed by the server within %v; %d calls answered meanwhile; go_goroutines %d before, %d at 100 ms",
 			slow, time.Since(start).Round(time.Millisecond), calls, baseline, peak)
 		client.CloseIdleConnections()
-		// The goroutines of the slow connections are gone.
-		checkFor(t, 5*time.Second, func() error {
+		// The goroutines of the slow connections are gone (the deadline
+		// only turns a leak into a failure).
+		checkFor(t, time.Minute, func() error {
 			if n := goroutines(t, p.base); n > baseline+20 {
 				return fmt.Errorf("go_goroutines %d after the slowloris, %d before", n, baseline)
 			}

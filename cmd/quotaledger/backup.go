@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/quotaledger/quotaledger/api/client"
-	bk "github.com/quotaledger/quotaledger/backup"
+	"github.com/quotaledger/quotaledger/backup"
 )
 
 // BackupCmd is `quotaledger backup`: it asks the running server for a
@@ -47,7 +47,9 @@ it once to check it. Then quotaledger serve --data DIR serves the restored
 state; the admin token of the backed-up server works on it.`
 }
 
-func backup(ctx context.Context, cmd *BackupCmd, stdout io.Writer) error {
+// Run writes the backup.
+func (cmd *BackupCmd) Run(ctx context.Context, s *streams) error {
+	stdout := s.Stdout
 	c, err := client.New(cmd.URL, cmd.Token, client.Options{})
 	if err != nil {
 		return err
@@ -55,7 +57,7 @@ func backup(ctx context.Context, cmd *BackupCmd, stdout io.Writer) error {
 	if c.Token() == "" {
 		return errors.New("no token: pass --token, set QUOTALEDGER_TOKEN, or log in (quotaledger login)")
 	}
-	m, n, err := bk.Save(cmd.To, func(w io.Writer) error {
+	m, n, err := backup.Save(cmd.To, func(w io.Writer) error {
 		_, err := c.Backup(ctx, w)
 		return err
 	})
@@ -67,17 +69,19 @@ func backup(ctx context.Context, cmd *BackupCmd, stdout io.Writer) error {
 	return nil
 }
 
-func restore(cmd *RestoreCmd, stdout io.Writer) error {
+// Run restores the backup.
+func (cmd *RestoreCmd) Run(s *streams) error {
+	stdout := s.Stdout
 	f, err := os.Open(cmd.From)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
-	m, n, err := bk.Restore(f, cmd.Data)
+	m, n, err := backup.Restore(f, cmd.Data)
 	if err != nil {
 		return fmt.Errorf("restore: %s: %w", cmd.From, err)
 	}
 	fmt.Fprintf(stdout, "restored ledger %s as of %s into %s (%d files, %d bytes)\n",
-		m.LedgerID, m.Time.Format("2006-01-02T15:04:05Z"), filepath.Join(cmd.Data, bk.LedgerDir), len(m.Files), n)
+		m.LedgerID, m.Time.Format("2006-01-02T15:04:05Z"), filepath.Join(cmd.Data, backup.LedgerDir), len(m.Files), n)
 	return nil
 }

@@ -1,7 +1,11 @@
 package main
 
 // The operator CLI (issue 6): subcommands that talk to a running server's
-// HTTP API with the Go client (api/client).
+// HTTP API with the Go client (api/client), one file per command group
+// (quota.go, commission.go, user.go, token.go, resource.go, service.go,
+// project.go, history.go, session.go). This file is what they share: the
+// client flags, the *cliEnv kong gives their Run methods, the exit codes and
+// the printing.
 //
 // Exit codes of these commands:
 //
@@ -22,6 +26,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/quotaledger/quotaledger/api/client"
 )
 
@@ -33,7 +39,23 @@ type ClientFlags struct {
 	JSON      bool   `name:"json" help:"Print the API's JSON instead of a table."`
 }
 
-// cliEnv is what a running operator command uses.
+// clientFlags makes ClientFlags, embedded in a command or in its group,
+// mark the command as one that calls the server.
+func (f *ClientFlags) clientFlags() *ClientFlags { return f }
+
+// clientFlagsOf returns the ClientFlags of command (its own or its
+// group's), or nil for a command that does not call the server.
+func clientFlagsOf(command *kong.Node) *ClientFlags {
+	for n := command; n != nil; n = n.Parent {
+		if c, ok := n.Target.Addr().Interface().(interface{ clientFlags() *ClientFlags }); ok {
+			return c.clientFlags()
+		}
+	}
+	return nil
+}
+
+// cliEnv is what a running operator command uses: kong gives it to the
+// command's Run (Main.Run).
 type cliEnv struct {
 	ctx    context.Context
 	c      *client.Client
@@ -83,7 +105,7 @@ func (f *ClientFlags) tokenFilePath() (string, error) {
 
 // newCLIEnv makes the client of f: the token of --token, else of the token
 // file.
-func newCLIEnv(ctx context.Context, f *ClientFlags, m *Main) (*cliEnv, error) {
+func newCLIEnv(ctx context.Context, f *ClientFlags, s *streams) (*cliEnv, error) {
 	token := strings.TrimSpace(f.Token)
 	if token == "" {
 		if p, err := f.tokenFilePath(); err == nil {
@@ -96,7 +118,7 @@ func newCLIEnv(ctx context.Context, f *ClientFlags, m *Main) (*cliEnv, error) {
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
-	return &cliEnv{ctx: ctx, c: c, flags: f, stdout: m.Stdout, stderr: m.Stderr, stdin: m.Stdin}, nil
+	return &cliEnv{ctx: ctx, c: c, flags: f, stdout: s.Stdout, stderr: s.Stderr, stdin: s.Stdin}, nil
 }
 
 // printJSON writes v as indented JSON.
@@ -197,161 +219,15 @@ func allPages[T any](get func(client.PageOptions) (*client.Page[T], error)) ([]T
 	return out, nil
 }
 
-// cliCommands are the first words of the operator commands.
-var cliCommands = map[string]bool{"logout": true, "whoami": true, "quota": true, "commission": true,
-	"user": true, "token": true, "resource": true, "service": true, "project": true, "history": true}
-
-// isCLICommand says whether kong's command string is an operator command.
-func isCLICommand(command string) bool {
-	w, _, _ := strings.Cut(command, " ")
-	return cliCommands[w]
-}
-
-// runCLI runs the operator command m.command and maps its error to an
-// *ExitError with its exit code (0 success, 1 refused, 2 usage, 3 failure).
-func (m *Main) runCLI(ctx context.Context) error {
-	words := strings.Fields(m.command)
-	var sub []string
-	for _, w := range words[1:] {
-		if !strings.HasPrefix(w, "<") {
-			sub = append(sub, w)
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
 		}
 	}
-	var f *ClientFlags
-	var run func(*cliEnv) error
-	c := &m.CLI
-	switch words[0] {
-	case "logout":
-		f, run = &c.Logout.ClientFlags, c.Logout.run
-	case "whoami":
-		f, run = &c.Whoami.ClientFlags, c.Whoami.run
-	case "history":
-		f, run = &c.History.ClientFlags, c.History.run
-	case "quota":
-		f = &c.Quota.ClientFlags
-		run = pick(sub, map[string]func(*cliEnv) error{"set": c.Quota.Set.run, "get": c.Quota.Get.run, "delete": c.Quota.Delete.run})
-	case "commission":
-		f = &c.Commission.ClientFlags
-		run = pick(sub, map[string]func(*cliEnv) error{"list": c.Commission.List.run, "show": c.Commission.Show.run,
-			"accept": func(e *cliEnv) error {
-				c.Commission.Accept.action = client.ActionAccept
-				return c.Commission.Accept.run(e)
-			},
-			"reject": func(e *cliEnv) error {
-				c.Commission.Reject.action = client.ActionReject
-				return c.Commission.Reject.run(e)
-			}, "issue": c.Commission.Issue.run})
-	case "user":
-		f = &c.User.ClientFlags
-		run = pick(sub, map[string]func(*cliEnv) error{"create": c.User.Create.run, "list": c.User.List.run,
-			"show": c.User.Show.show, "activate": c.User.Activate.activate, "role": c.User.Role.run, "delete": c.User.Delete.delete})
-	case "token":
-		f = &c.Token.ClientFlags
-		run = pick(sub, map[string]func(*cliEnv) error{"create": c.Token.Create.run, "list": c.Token.List.run,
-			"revoke": c.Token.Revoke.run})
-	case "resource":
-		f = &c.Resource.ClientFlags
-		run = pick(sub, map[string]func(*cliEnv) error{"register": c.Resource.Register.run, "list": c.Resource.List.run})
-	case "service":
-		f = &c.Service.ClientFlags
-		run = pick(sub, map[string]func(*cliEnv) error{"create": c.Service.Create.run, "list": c.Service.List.run,
-			"renew": c.Service.Renew.run})
-	case "project":
-		f = &c.Project.ClientFlags
-		run = pick(sub, map[string]func(*cliEnv) error{"create": c.Project.Create.run, "show": c.Project.Show.run,
-			"join": c.Project.Join.run, "leave": c.Project.Leave.run})
-	}
-	if f == nil || run == nil {
-		return usageError("unknown command %q", m.command)
-	}
-	env, err := newCLIEnv(ctx, f, m)
-	if err != nil {
-		return err
-	}
-	return cliError(run(env))
-}
-
-func pick(sub []string, runs map[string]func(*cliEnv) error) func(*cliEnv) error {
-	if len(sub) == 0 {
-		return nil
-	}
-	return runs[sub[0]]
-}
-
-// LogoutCmd ends the session of the token and removes the token file.
-type LogoutCmd struct {
-	ClientFlags `embed:""`
-}
-
-func (cmd *LogoutCmd) run(e *cliEnv) error {
-	if e.c.Token() == "" {
-		return usageError("no token: not logged in")
-	}
-	err := e.c.Logout(e.ctx)
-	// The token file goes even if the server no longer knows the token.
-	if cmd.Token == "" {
-		if p, perr := cmd.tokenFilePath(); perr == nil {
-			if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
-				err = rerr
-			}
-		}
-	}
-	if err != nil && client.StatusOf(err) != 401 {
-		return err
-	}
-	if cmd.JSON {
-		return e.printJSON(map[string]bool{"logged_out": true})
-	}
-	fmt.Fprintln(e.stdout, "logged out")
-	return nil
-}
-
-// WhoamiCmd shows the token's user and the token.
-type WhoamiCmd struct {
-	ClientFlags `embed:""`
-}
-
-func (cmd *WhoamiCmd) run(e *cliEnv) error {
-	me, err := e.c.Whoami(e.ctx)
-	if err != nil {
-		return err
-	}
-	return e.show(me, func() error {
-		tw := e.table("FIELD", "VALUE")
-		row(tw, "username", me.Username)
-		row(tw, "uuid", me.UUID)
-		row(tw, "role", me.Role)
-		row(tw, "active", me.Active)
-		row(tw, "token kind", me.Auth.Kind)
-		row(tw, "token id", me.Auth.TokenID)
-		row(tw, "read only", me.Auth.ReadOnly)
-		row(tw, "expires", fmtTime(me.Auth.Expires))
-		return tw.Flush()
-	})
-}
-
-// HistoryCmd queries the provision log.
-type HistoryCmd struct {
-	ClientFlags `embed:""`
-	Holder      string `name:"holder" help:"The holder (default: your own holdings)."`
-	Resource    string `name:"resource" help:"Only this resource."`
-	Serial      int64  `name:"serial" help:"Only this commission."`
-	Limit       int    `name:"limit" default:"100" help:"At most this many entries."`
-}
-
-func (cmd *HistoryCmd) run(e *cliEnv) error {
-	if cmd.Limit <= 0 {
-		return usageError("--limit must be positive")
-	}
-	h, err := e.c.GetHistory(e.ctx, client.HistoryQuery{Holder: cmd.Holder, Resource: cmd.Resource, Serial: cmd.Serial, Limit: cmd.Limit})
-	if err != nil {
-		return err
-	}
-	return e.show(h, func() error {
-		tw := e.table("SERIAL", "TIME", "HOLDER", "SOURCE", "RESOURCE", "QUANTITY", "LIMIT", "USAGE", "REASON")
-		for _, l := range h.Results {
-			row(tw, l.Serial, fmtTime(l.LogTime), l.Holder, srcString(l.Source), l.Resource, l.Quantity, l.Limit, l.UsageMax, l.Reason)
-		}
-		return tw.Flush()
-	})
+	return out
 }

@@ -16,11 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/alecthomas/kong"
-
-	"github.com/quotaledger/quotaledger/bench"
 )
 
 func main() {
@@ -29,8 +26,9 @@ func main() {
 	os.Exit(m.Main(ctx, stop, os.Args[1:]))
 }
 
-// CLI is the command line: one field per subcommand. The operator
-// subcommands (quota, commission, user, token, watch, ...) join serve here.
+// CLI is the command line: one field per subcommand, each in the file named
+// after it (serve.go, session.go for login, logout and whoami, quota.go,
+// ...). Every command has a Run method, which kong calls (Main.Run).
 type CLI struct {
 	// Config names a YAML file of flag values (config.go).
 	Config string `name:"config" env:"QUOTALEDGER_CONFIG" placeholder:"FILE" help:"A YAML file of flag values (keys: flag names without dashes, e.g. listen: 127.0.0.1:8080); a flag or its environment variable wins over the file."`
@@ -43,7 +41,7 @@ type CLI struct {
 	Backup  BackupCmd  `cmd:"" help:"Write a consistent backup of the running server's ledger to --to (an admin token)."`
 	Restore RestoreCmd `cmd:"" help:"Rebuild a data directory from a backup, offline (--from FILE --data DIR)."`
 
-	// The operator CLI (cli*.go). Exit codes: 0 success, 1 refused by the
+	// The operator CLI (cli.go). Exit codes: 0 success, 1 refused by the
 	// server (4xx), 2 usage error, 3 failure (network, 5xx, invalid answer).
 	Logout     LogoutCmd     `cmd:"" help:"End the token's session and remove the token file. Exit codes: 0 success, 1 refused by the server (4xx), 2 usage error, 3 failure (network, 5xx, invalid answer)."`
 	Whoami     WhoamiCmd     `cmd:"" help:"Show the token's user and token. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
@@ -57,20 +55,6 @@ type CLI struct {
 	History    HistoryCmd    `cmd:"" help:"Query the provision log. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 
 	Bench BenchCmd `cmd:"" help:"Run the benchmark workloads of DESIGN §7 (bench/) and print one table (docs/performance.md)."`
-}
-
-// BenchCmd runs bench.RunAll (the flags of bench/cmd/qlbench).
-type BenchCmd struct {
-	Workload    string        `default:"all" help:"all, or one of: issue-accept, issue-reject, auto-accept, resolve-many, hot, mixed, over-limit, open, events."`
-	Target      string        `default:"engine" enum:"engine,http" help:"engine (in process) or http (loopback; --url for a running server)."`
-	URL         string        `name:"url" help:"Base URL of a running server (http target; empty: one in process)."`
-	BenchToken  string        `name:"bench-token" env:"QUOTALEDGER_TOKEN" help:"A service's token (with --url)."`
-	Concurrency int           `short:"c" default:"64" help:"Concurrent callers."`
-	Duration    time.Duration `short:"d" default:"10s" help:"Duration of each workload."`
-	Holders     int           `default:"100000" help:"Holdings of the layout."`
-	Rate        float64       `help:"Open loop: operations started per second (0: closed loop)."`
-	Dir         string        `help:"Where data directories go (a temporary directory when empty)."`
-	JSON        bool          `name:"json" help:"Print JSON instead of a table."`
 }
 
 // ExitError ends the process with Code. Code 0 is not a failure: --help
@@ -102,10 +86,24 @@ type Main struct {
 	// environment.
 	Getenv func(string) string
 
-	CLI     CLI
-	command string  // the command ParseFlags found, as kong names it
-	server  *server // the running server (serve)
+	CLI    CLI
+	kctx   *kong.Context // the parse ParseFlags made: the command chosen
+	server *server       // the running server (serve)
 }
+
+// streams are the standard streams kong gives a command's Run.
+type streams struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// getenvFunc reads an environment variable that is not a flag (Main.Getenv),
+// as kong gives it to a command's Run.
+type getenvFunc func(string) string
+
+// serveStarted hands Main the server that serve's Run started, for Wait and
+// Close.
+type serveStarted func(*server)
 
 // NewMain returns a Main on the process's standard streams and environment.
 func NewMain() *Main {
@@ -153,7 +151,7 @@ type exitPanic int
 // help to Stdout and returns an *ExitError with code 0; a usage error is
 // printed to Stderr and returned as an *ExitError with code 2.
 func (m *Main) ParseFlags(_ context.Context, args []string) (err error) {
-	m.CLI = CLI{}
+	m.CLI, m.kctx = CLI{}, nil
 	parser, err := kong.New(&m.CLI,
 		kong.Name("quotaledger"),
 		kong.Description("A quota and commission ledger (DESIGN.md). Every flag falls back to the environment variable named in its help."),
@@ -185,7 +183,7 @@ func (m *Main) ParseFlags(_ context.Context, args []string) (err error) {
 		fmt.Fprintf(m.Stderr, "run %q for usage\n", "quotaledger "+word+"--help")
 		return &ExitError{Code: 2, Err: err}
 	}
-	m.command = kctx.Command()
+	m.kctx = kctx
 	return nil
 }
 
@@ -198,38 +196,33 @@ func commandWord(kctx *kong.Context) string {
 	return ""
 }
 
-// Run starts the parsed command. For serve it returns once the server
-// listens and answers /readyz; Wait then blocks while it serves. Watch runs
-// in Run, until ctx is done.
+// Run runs the parsed command: kong calls the Run method of the command
+// chosen, giving it what it asks for of the bindings below. For serve it
+// returns once the server listens and answers /readyz; Wait then blocks
+// while it serves. Watch runs in Run, until ctx is done. The commands that
+// call the server (ClientFlags) are given a *cliEnv, and their errors carry
+// their exit codes (cliError).
 func (m *Main) Run(ctx context.Context) error {
-	switch m.command {
-	case "serve":
-		s, err := startServer(ctx, &m.CLI.Serve, m.Stdout, m.Stderr, m.Getenv)
-		if err != nil {
+	if m.kctx == nil {
+		return errors.New("no command: call ParseFlags first")
+	}
+	m.kctx.BindTo(ctx, (*context.Context)(nil))
+	m.kctx.Bind(&streams{Stdin: m.Stdin, Stdout: m.Stdout, Stderr: m.Stderr}, getenvFunc(m.Getenv),
+		serveStarted(func(s *server) { m.server = s }))
+	flags := clientFlagsOf(m.kctx.Selected())
+	if flags != nil {
+		// Made when Run asks for it, after kong has checked the flags.
+		if err := m.kctx.BindSingletonProvider(func(ctx context.Context, s *streams) (*cliEnv, error) {
+			return newCLIEnv(ctx, flags, s)
+		}); err != nil {
 			return err
 		}
-		m.server = s
-		return nil
-	case "login":
-		return login(ctx, &m.CLI.Login, m.Stdin, m.Stdout, m.Getenv)
-	case "watch":
-		return watch(ctx, &m.CLI.Watch, m.Stdout, m.Stderr)
-	case "backup":
-		return backup(ctx, &m.CLI.Backup, m.Stdout)
-	case "restore":
-		return restore(&m.CLI.Restore, m.Stdout)
-	case "bench":
-		b := m.CLI.Bench
-		return bench.RunAll(ctx, bench.Config{Workload: b.Workload, Target: b.Target, URL: b.URL, Token: b.BenchToken,
-			Concurrency: b.Concurrency, Duration: b.Duration, Holders: b.Holders, Rate: b.Rate, Dir: b.Dir}, m.Stdout, m.Stderr, b.JSON)
-	case "":
-		return errors.New("no command: call ParseFlags first")
-	default:
-		if isCLICommand(m.command) {
-			return m.runCLI(ctx)
-		}
-		return fmt.Errorf("command %q is not built yet", m.command)
 	}
+	err := m.kctx.Run()
+	if flags != nil {
+		return cliError(err)
+	}
+	return err
 }
 
 // Wait blocks while a daemon runs: until ctx is done (nil) or the server

@@ -47,6 +47,10 @@ type ServeCmd struct {
 	NatsAuth `embed:""`
 	// Timeouts and header size of the HTTP server.
 	HTTPLimits `embed:""`
+
+	// ledgerFS is the ledger's filesystem: nil, Pebble's default, but for
+	// the in-process tests that inject disk faults (set after ParseFlags).
+	ledgerFS vfs.FS
 }
 
 // Help is the detail of `serve --help`.
@@ -224,6 +228,17 @@ type server struct {
 	closeErr  error
 }
 
+// Run starts the server and hands it to Main (started), which waits while
+// it serves and closes it.
+func (c *ServeCmd) Run(ctx context.Context, s *streams, getenv getenvFunc, started serveStarted) error {
+	srv, err := startServer(ctx, c, s.Stdout, s.Stderr, getenv)
+	if err != nil {
+		return err
+	}
+	started(srv)
+	return nil
+}
+
 // startServer opens the ledger and identity under c.Data, bootstraps a new
 // data directory, and serves the API on c.Listen. It returns once the
 // server takes calls.
@@ -262,7 +277,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	// process; /metrics serves it.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: ledgerFS, Logger: log, Metrics: reg})
+	s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: c.ledgerFS, Logger: log, Metrics: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -388,10 +403,6 @@ func (s *server) stopEvents() {
 	}
 	s.stopRelay = nil
 }
-
-// ledgerFS is the ledger's filesystem: nil, Pebble's default, but for the
-// in-process tests that inject disk faults.
-var ledgerFS vfs.FS
 
 // watchStorage waits for the ledger to fail a commit (a failed WAL write or
 // sync: DESIGN §8), says so, and after grace (unless 0) stops the server

@@ -22,13 +22,12 @@ func TestServeStorageFailure(t *testing.T) {
 	clearEnv(t)
 	dir := t.TempDir()
 	var armed atomic.Bool
-	ledgerFS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+	faulty := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
 		if armed.Load() && strings.HasSuffix(op.Path, ".log") && (op.Kind == errorfs.OpFileWrite || op.Kind == errorfs.OpFileWriteAt) {
 			return errorfs.ErrInjected
 		}
 		return nil
 	}))
-	t.Cleanup(func() { ledgerFS = nil })
 
 	m, _, stderr := newTestMain()
 	ctx := context.Background()
@@ -36,6 +35,7 @@ func TestServeStorageFailure(t *testing.T) {
 	if err := m.ParseFlags(ctx, args); err != nil {
 		t.Fatal(err)
 	}
+	m.CLI.Serve.ledgerFS = faulty
 	if err := m.Run(ctx); err != nil {
 		t.Fatalf("Run: %v\n%s", err, stderr.String())
 	}
@@ -71,9 +71,8 @@ func TestServeStorageFailure(t *testing.T) {
 		t.Errorf("the relay did not report the failed ledger:\n%s", stderr.String())
 	}
 
-	// The restart, the fault gone.
+	// The restart, the fault gone (a new Main: the default filesystem).
 	armed.Store(false)
-	ledgerFS = nil
 	m2, _, stderr2 := newTestMain()
 	if err := m2.ParseFlags(ctx, args); err != nil {
 		t.Fatal(err)

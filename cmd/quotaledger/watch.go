@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -76,9 +75,10 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // watchRetry is how long watch waits between attempts to find the stream.
 const watchRetry = time.Second
 
-// watch runs WatchCmd until ctx is done (nil) or the stream cannot be
+// Run follows the stream until ctx is done (nil) or the stream cannot be
 // followed (an error).
-func watch(ctx context.Context, c *WatchCmd, stdout, stderr io.Writer) error {
+func (c *WatchCmd) Run(ctx context.Context, s *streams) error {
+	stdout, stderr := s.Stdout, s.Stderr
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: c.Subject, DeliverPolicy: jetstream.DeliverNewPolicy}
 	switch {
 	case c.FromStart:

@@ -7,48 +7,109 @@
 // Against a running server: prepare its data directory with -prepare DIR
 // (the layout's holdings), start quotaledger serve --data DIR, register a
 // service, then -target http -url URL -token SERVICE_TOKEN.
+//
+// Its flags are bench.Flags, the same as `quotaledger bench`'s; each long
+// flag may be given after one dash (-workload) or two (--workload).
 package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/quotaledger/quotaledger/bench"
 )
 
 func main() {
-	var cfg bench.Config
-	var asJSON bool
-	var prepare string
-	flag.StringVar(&cfg.Workload, "workload", "all", "workload: all or one of "+strings.Join(bench.Workloads, ", "))
-	flag.StringVar(&cfg.Target, "target", "engine", "engine (in process) or http (loopback; -url for a running server)")
-	flag.StringVar(&cfg.URL, "url", "", "base URL of a running server (http target; empty: one in process)")
-	flag.StringVar(&cfg.Token, "token", os.Getenv("QUOTALEDGER_TOKEN"), "a service's token (with -url)")
-	flag.StringVar(&cfg.UserToken, "user-token", "", "a user's token for the token validations of mixed (with -url)")
-	flag.IntVar(&cfg.Concurrency, "c", 64, "concurrent callers")
-	flag.DurationVar(&cfg.Duration, "d", 10e9, "duration of each workload")
-	flag.IntVar(&cfg.Holders, "holders", 100_000, "holdings of the layout")
-	flag.Float64Var(&cfg.Rate, "rate", 0, "open loop: operations started per second (0: closed loop)")
-	flag.StringVar(&cfg.Dir, "dir", "", "where data directories go (a temporary directory when empty)")
-	flag.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-	flag.StringVar(&prepare, "prepare", "", "write a data directory of the layout's holdings here for a server, and exit")
-	flag.Parse()
+	f, err := parse(os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil {
+		var ex exit
+		if errors.As(err, &ex) {
+			os.Exit(int(ex))
+		}
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, asJSON, prepare); err != nil {
+	if err := f.Exec(ctx, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "qlbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, cfg bench.Config, asJSON bool, prepare string) error {
-	if prepare != "" {
-		return bench.Prepare(ctx, prepare, cfg.Holders)
+// exit is the code kong asked to exit with (0 after --help).
+type exit int
+
+func (e exit) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+// parse reads the command line into bench.Flags. Help goes to stdout and
+// returns exit(0); a usage error is printed to stderr and returned.
+func parse(args []string, stdout, stderr io.Writer) (f *bench.Flags, err error) {
+	f = &bench.Flags{}
+	parser, err := kong.New(f,
+		kong.Name("qlbench"),
+		kong.Description("Runs the workloads of DESIGN.md §7 (package bench) and prints one table. "+
+			"Each long flag may also be given after one dash (-workload all)."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exit(code)) }),
+	)
+	if err != nil {
+		return nil, err
 	}
-	return bench.RunAll(ctx, cfg, os.Stdout, os.Stderr, asJSON)
+	defer func() {
+		if r := recover(); r != nil {
+			code, ok := r.(exit)
+			if !ok {
+				panic(r)
+			}
+			f, err = nil, code
+		}
+	}()
+	if _, err := parser.Parse(doubleDash(parser.Model.Node, args)); err != nil {
+		fmt.Fprintf(stderr, "qlbench: %v\nrun \"qlbench --help\" for usage\n", err)
+		return nil, err
+	}
+	return f, nil
+}
+
+// doubleDash rewrites the flags Go's flag package took and kong does not,
+// so that qlbench's command lines keep working: a long flag after one dash
+// (-workload x, -json) and any flag with its value after = (-c=512, where
+// kong wants -c 512 or --concurrency=512). Everything else is left as it
+// is, up to a "--".
+func doubleDash(app *kong.Node, args []string) []string {
+	long := map[string]string{} // a name after one dash -> its long name
+	for _, fl := range app.Flags {
+		long[fl.Name] = fl.Name
+		for _, a := range fl.Aliases {
+			long[a] = fl.Name
+		}
+		if fl.Short != 0 {
+			long[string(fl.Short)] = fl.Name
+		}
+	}
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		l, ok := long[name]
+		switch {
+		case !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") || !ok:
+		case hasValue:
+			a = "--" + l + "=" + value
+		case len(name) > 1:
+			a = "--" + l
+		}
+		out = append(out, a)
+	}
+	return out
 }

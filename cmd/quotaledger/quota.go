@@ -53,7 +53,8 @@ func parseLimit(s string) (int64, error) {
 	return n, nil
 }
 
-func (cmd *QuotaSetCmd) run(e *cliEnv) error {
+// Run sets one holding's limit, or those of --file.
+func (cmd *QuotaSetCmd) Run(e *cliEnv) error {
 	if cmd.File != "" {
 		if cmd.Holder != "" {
 			return usageError("quota set: give either --file or HOLDER SOURCE RESOURCE LIMIT, not both")
@@ -170,7 +171,8 @@ func (cmd *QuotaSetCmd) runFile(e *cliEnv) error {
 	return nil
 }
 
-func (cmd *QuotaGetCmd) run(e *cliEnv) error {
+// Run shows the holdings the flags select, or with --mine the caller's quotas.
+func (cmd *QuotaGetCmd) Run(e *cliEnv) error {
 	if cmd.Mine {
 		if len(cmd.Holder) > 0 || len(cmd.Source) > 0 {
 			return usageError("quota get: --mine takes no --holder or --source")
@@ -213,7 +215,8 @@ func holdingsTable(e *cliEnv, hs []client.Holding) error {
 	return tw.Flush()
 }
 
-func (cmd *QuotaDeleteCmd) run(e *cliEnv) error {
+// Run deletes the holding.
+func (cmd *QuotaDeleteCmd) Run(e *cliEnv) error {
 	if err := e.c.DeleteHoldings(e.ctx, []client.HoldingKey{{Holder: cmd.Holder, Source: parseSource(cmd.Source), Resource: cmd.Resource}}); err != nil {
 		return err
 	}
