@@ -8,6 +8,9 @@ import (
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
+// The 2013 clients' user info: GET /account/v1.0/authenticate.
+
+// astAuthenticate answers GET /account/v1.0/authenticate.
 func (s *Server) astAuthenticate(c *call) error {
 	u := c.p.User
 	info := wire.UserInfo{

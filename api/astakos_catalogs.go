@@ -8,6 +8,9 @@ import (
 	"github.com/quotaledger/quotaledger/api/wire"
 )
 
+// The Astakos user catalogs: /account/v1.0/user_catalogs and
+// service/user_catalogs.
+
 // catalogList reads "uuids" or "displaynames": missing is an empty list,
 // null is every user for services (nil) and an empty list for users.
 func catalogList(m map[string]json.RawMessage, name string, userCall bool) ([]string, error) {
@@ -39,6 +42,8 @@ func catalogList(m map[string]json.RawMessage, name string, userCall bool) ([]st
 	return out, nil
 }
 
+// astCatalogs answers POST /account/v1.0/user_catalogs (userCall) and
+// service/user_catalogs.
 func (s *Server) astCatalogs(userCall bool) handlerFunc {
 	return func(c *call) error {
 		m, err := c.jsonObject()

@@ -17,6 +17,9 @@ import (
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
+// The Astakos commissions: issue, pending, info, action and resolve many
+// (/account/v1.0/commissions...).
+
 // maxTTL bounds the ttl of a commission, in seconds: the ledger's bound.
 const maxTTL = int64(ledger.MaxTTL / time.Second)
 
@@ -163,6 +166,7 @@ func parseProvision(raw json.RawMessage) (holdings.Provision, error) {
 	return p, nil
 }
 
+// astIssue answers POST /account/v1.0/commissions.
 func (s *Server) astIssue(c *call) error {
 	body, err := readBody(c.r, s.opts.MaxBody)
 	if err != nil {
@@ -193,6 +197,7 @@ func (c *call) issued(serial uint64) error {
 	return nil
 }
 
+// astPending answers GET /account/v1.0/commissions.
 func (s *Server) astPending(c *call) error {
 	pending := s.l.Pending(c.p.Service.Name)
 	out := make([]int64, len(pending))
@@ -223,6 +228,7 @@ func serialNotFound(raw string) *Fault {
 	return newFault(http.StatusNotFound, fmt.Sprintf("serial %s does not exist", raw))
 }
 
+// astCommission answers GET /account/v1.0/commissions/{serial}.
 func (s *Server) astCommission(c *call) error {
 	serial, ok, err := pathSerial(c)
 	if err != nil {
@@ -262,6 +268,7 @@ func (c *call) reasonOf(m map[string]json.RawMessage) (string, error) {
 	return r, nil
 }
 
+// astAction answers POST /account/v1.0/commissions/{serial}/action.
 func (s *Server) astAction(c *call) error {
 	m, err := c.jsonObject()
 	if err != nil {
@@ -325,6 +332,7 @@ func failedSerial(serial int64, f *Fault) wire.FailedSerial {
 	return wire.FailedSerial{Serial: serial, Fault: wire.Faults{f.Kind: {Code: f.Code, Message: f.Message, Details: f.Details}}}
 }
 
+// astResolveMany answers POST /account/v1.0/commissions/action.
 func (s *Server) astResolveMany(c *call) error {
 	m, err := c.jsonObject()
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"github.com/quotaledger/quotaledger/api/wire"
 )
 
+// Feedback: POST /account/v1.0/feedback.
+
 // astFeedback reads the form (whatever its Content-Type: the lineage's
 // client sends application/octet-stream); identity checks and stores it.
 func (s *Server) astFeedback(c *call) error {

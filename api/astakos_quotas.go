@@ -10,6 +10,9 @@ import (
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
+// The Astakos quotas: /account/v1.0/quotas, service_quotas and
+// service_project_quotas.
+
 const (
 	userPrefix    = "user:"
 	projectPrefix = "project:"
@@ -32,6 +35,7 @@ func quotaOf(v holdings.Value, pq wire.ProjectQuota) wire.Quota {
 		ProjectLimit: pq.ProjectLimit, ProjectUsage: pq.ProjectUsage, ProjectPending: pq.ProjectPending}
 }
 
+// astQuotas answers GET /account/v1.0/quotas.
 func (s *Server) astQuotas(c *call) error {
 	u := c.p.User
 	resources := s.id.Resources()
@@ -51,6 +55,7 @@ func (s *Server) astQuotas(c *call) error {
 	return c.json(http.StatusOK, out)
 }
 
+// astServiceQuotas answers GET /account/v1.0/service_quotas.
 func (s *Server) astServiceQuotas(c *call) error {
 	q := c.q
 	users := listParam(q, "user", false)
@@ -92,6 +97,7 @@ func (s *Server) astServiceQuotas(c *call) error {
 	return c.json(http.StatusOK, out)
 }
 
+// astServiceProjectQuotas answers GET /account/v1.0/service_project_quotas.
 func (s *Server) astServiceProjectQuotas(c *call) error {
 	projects := listParam(c.q, "project", false)
 	served := s.id.ServedResources(c.p.Service.Name)

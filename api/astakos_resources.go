@@ -7,6 +7,10 @@ import (
 	"github.com/quotaledger/quotaledger/api/wire"
 )
 
+// The Astakos resource and service lists: GET /account/v1.0/resources and
+// GET /ui/get_services.
+
+// astResources answers GET /account/v1.0/resources.
 func (s *Server) astResources(c *call) error {
 	out := make(map[string]wire.ResourceInfo)
 	for _, r := range s.id.Resources() {
@@ -16,6 +20,7 @@ func (s *Server) astResources(c *call) error {
 	return c.json(http.StatusOK, out)
 }
 
+// astGetServices answers GET /ui/get_services.
 func (s *Server) astGetServices(c *call) error {
 	out := []wire.ServiceSummary{}
 	for i, svc := range s.id.Services() {

@@ -8,6 +8,9 @@ import (
 	"github.com/quotaledger/quotaledger/identity"
 )
 
+// The Astakos identity API: POST /identity/v2.0/tokens and GET
+// /identity/v2.0/tokens/{token}.
+
 // serviceCatalog lists the server itself (astakos_account, astakos_identity)
 // then every registered service.
 func (c *call) serviceCatalog() []wire.CatalogEntry {
@@ -48,6 +51,7 @@ func (s *Server) accessUser(u *identity.User, projects []string) *wire.AccessUse
 	return &wire.AccessUser{ID: u.UUID, Name: realName(u), Roles: s.roles(u), RolesLinks: []any{}, Projects: projects}
 }
 
+// astTokens answers POST /identity/v2.0/tokens.
 func (s *Server) astTokens(c *call) error {
 	body, err := readBody(c.r, c.s.opts.MaxBody)
 	if err != nil {
@@ -136,6 +140,7 @@ func (s *Server) astTokens(c *call) error {
 		User: s.accessUser(u, projects), ServiceCatalog: c.serviceCatalog()}})
 }
 
+// astValidateToken answers GET /identity/v2.0/tokens/{token}.
 func (s *Server) astValidateToken(c *call) error {
 	secret := c.r.PathValue("token")
 	p, err := s.id.Authenticate(secret)

@@ -8,6 +8,8 @@ import (
 	"github.com/quotaledger/quotaledger/identity"
 )
 
+// Registration, login and passwords: /account/v1.0/auth/....
+
 // eitherName returns the value of a field that has two names (the
 // lineage's clients use both): an empty value is left out; both given and
 // different is a 400.
@@ -23,6 +25,7 @@ func eitherName(a, b string, nameA, nameB string) (string, bool, error) {
 	return "", false, nil
 }
 
+// register answers POST /account/v1.0/auth/register.
 func (s *Server) register(c *call) error {
 	var in wire.Registration
 	if err := c.body(&in, true); err != nil {
@@ -57,6 +60,7 @@ func (s *Server) register(c *call) error {
 	return c.json(http.StatusCreated, userView(u, true))
 }
 
+// login answers POST /account/v1.0/auth/login.
 func (s *Server) login(c *call) error {
 	var in wire.Login
 	if err := c.body(&in, true); err != nil {
@@ -82,6 +86,7 @@ func (s *Server) login(c *call) error {
 	return c.json(http.StatusOK, wire.Session{Token: secret, Expires: wire.TimeOf(tok.Expires), User: userView(u, false)})
 }
 
+// logout answers POST /account/v1.0/auth/logout.
 func (s *Server) logout(c *call) error {
 	if c.p.Kind != identity.KindSession {
 		return badRequest("logout ends a session; a personal access token is revoked with DELETE /account/v1.0/access_tokens/{id}")
@@ -92,6 +97,7 @@ func (s *Server) logout(c *call) error {
 	return c.json(http.StatusOK, wire.Detail{Detail: "logged out"})
 }
 
+// whoami answers GET /account/v1.0/auth/whoami.
 func (s *Server) whoami(c *call) error {
 	t := c.p.Token
 	return c.json(http.StatusOK, wire.Me{User: userView(c.p.User, true),
@@ -118,6 +124,7 @@ func readNewPassword(np, np1, confirm, np2 string) (string, string, error) {
 	return password, conf, nil
 }
 
+// changePassword answers POST /account/v1.0/auth/password/change.
 func (s *Server) changePassword(c *call) error {
 	var in wire.PasswordChange
 	if err := c.body(&in, true); err != nil {
@@ -140,6 +147,7 @@ func (s *Server) changePassword(c *call) error {
 	return c.json(http.StatusOK, wire.Detail{Detail: "password changed"})
 }
 
+// requestPasswordReset answers POST /account/v1.0/auth/password/reset.
 func (s *Server) requestPasswordReset(c *call) error {
 	var in wire.PasswordReset
 	if err := c.body(&in, true); err != nil {
@@ -165,6 +173,7 @@ func (s *Server) requestPasswordReset(c *call) error {
 		Detail: "if the user exists, a password reset request was made; its id is delivered out of band"})
 }
 
+// resetPassword answers POST /account/v1.0/auth/password/reset/confirm.
 func (s *Server) resetPassword(c *call) error {
 	var in wire.PasswordResetConfirm
 	if err := c.body(&in, true); err != nil {
@@ -187,12 +196,14 @@ func (s *Server) resetPassword(c *call) error {
 	return c.json(http.StatusOK, wire.Detail{Detail: "password reset"})
 }
 
+// passwordPolicy answers GET /account/v1.0/auth/password/policy.
 func (s *Server) passwordPolicy(c *call) error {
 	p := s.id.Policy()
 	return c.json(http.StatusOK, wire.PasswordPolicy{MinLength: p.MinLength, MaxLength: p.MaxLength,
 		NotUsername: p.NotUsername, NotCommon: p.NotCommon})
 }
 
+// rules answers GET /account/v1.0/auth/rules.
 func (s *Server) rules(c *call) error {
 	rules := make([]wire.Rule, 0, len(identity.Rules))
 	for _, r := range identity.Rules {

@@ -9,6 +9,9 @@ import (
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
+// The provision log of one commission: /account/v1.0/commissions/{serial}/log
+// (the Astakos commission routes are in astakos_commissions.go).
+
 // parseSerial reads a serial of the REST routes: a positive integer.
 func parseSerial(v string) (uint64, error) {
 	n, err := strconv.ParseUint(v, 10, 64)
@@ -18,6 +21,7 @@ func parseSerial(v string) (uint64, error) {
 	return n, nil
 }
 
+// commissionLog answers GET /account/v1.0/commissions/{serial}/log.
 func (s *Server) commissionLog(c *call) error {
 	f := ledger.LogFilter{}
 	switch {

@@ -8,6 +8,8 @@ import (
 	"github.com/quotaledger/quotaledger/identity"
 )
 
+// Groups: /account/v1.0/groups.
+
 // groupView is a group with its users.
 func (s *Server) groupView(g *identity.Group) wire.Group {
 	users, _ := s.id.GroupUsers(g.Name)
@@ -18,10 +20,12 @@ func (s *Server) groupView(g *identity.Group) wire.Group {
 	return v
 }
 
+// listGroups answers GET /account/v1.0/groups.
 func (s *Server) listGroups(c *call) error {
 	return paginate(c, s.id.Groups(), s.groupView)
 }
 
+// createGroup answers POST /account/v1.0/groups.
 func (s *Server) createGroup(c *call) error {
 	var in wire.GroupCreate
 	if err := c.body(&in, true); err != nil {
@@ -50,6 +54,7 @@ func (s *Server) createGroup(c *call) error {
 	return c.json(http.StatusCreated, s.groupView(g))
 }
 
+// getGroup answers GET /account/v1.0/groups/{name}.
 func (s *Server) getGroup(c *call) error {
 	name := c.r.PathValue("name")
 	g, err := s.id.GetGroup(name)
@@ -59,6 +64,7 @@ func (s *Server) getGroup(c *call) error {
 	return c.json(http.StatusOK, s.groupView(g))
 }
 
+// renameGroup answers PATCH /account/v1.0/groups/{name}.
 func (s *Server) renameGroup(c *call) error {
 	name := c.r.PathValue("name")
 	var in wire.GroupRename
@@ -75,6 +81,7 @@ func (s *Server) renameGroup(c *call) error {
 	return c.json(http.StatusOK, s.groupView(g))
 }
 
+// deleteGroup answers DELETE /account/v1.0/groups/{name}.
 func (s *Server) deleteGroup(c *call) error {
 	name := c.r.PathValue("name")
 	if err := s.id.DeleteGroup(c.r.Context(), name); err != nil {
@@ -83,6 +90,7 @@ func (s *Server) deleteGroup(c *call) error {
 	return c.noContent()
 }
 
+// addGroupMember answers POST /account/v1.0/groups/{name}/members.
 func (s *Server) addGroupMember(c *call) error {
 	name := c.r.PathValue("name")
 	var in wire.GroupMemberAdd
@@ -99,6 +107,7 @@ func (s *Server) addGroupMember(c *call) error {
 	return c.json(http.StatusOK, s.groupView(g))
 }
 
+// removeGroupMember answers DELETE /account/v1.0/groups/{name}/members/{uuid}.
 func (s *Server) removeGroupMember(c *call) error {
 	name := c.r.PathValue("name")
 	user := c.r.PathValue("uuid")

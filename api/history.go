@@ -9,6 +9,8 @@ import (
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
+// The provision log of holdings: /account/v1.0/history.
+
 // logEntryView is an entry of the provision log as the API shows it.
 func logEntryView(e ledger.LogEntry) wire.LogEntry {
 	return wire.LogEntry{Serial: int64(e.Serial), Client: e.Client, Name: e.Name,

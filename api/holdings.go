@@ -11,6 +11,8 @@ import (
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
+// Holdings (set, get and delete quota, DESIGN.md §1): /account/v1.0/holdings.
+
 // holdingView is a holding as the API shows it.
 func holdingView(k holdings.Key, v holdings.Value) wire.Holding {
 	return wire.Holding{HoldingKey: keyView(k), Limit: v.Limit, UsageMin: v.UsageMin, UsageMax: v.UsageMax}
@@ -38,6 +40,7 @@ func (s *Server) holdingKey(i int, holder string, source *string, resource strin
 	return k, nil
 }
 
+// setHoldings answers POST /account/v1.0/holdings.
 func (s *Server) setHoldings(c *call) error {
 	var in wire.HoldingSettings
 	if err := c.body(&in, true); err != nil {
@@ -80,6 +83,7 @@ func (s *Server) setHoldings(c *call) error {
 	return c.json(http.StatusOK, out)
 }
 
+// getHoldings answers GET /account/v1.0/holdings.
 func (s *Server) getHoldings(c *call) error {
 	svc := c.p.Service
 	switch {
@@ -122,6 +126,7 @@ func (s *Server) getHoldings(c *call) error {
 	return c.json(http.StatusOK, out)
 }
 
+// deleteHoldings answers DELETE /account/v1.0/holdings.
 func (s *Server) deleteHoldings(c *call) error {
 	var in wire.HoldingKeys
 	if err := c.body(&in, true); err != nil {

@@ -6,6 +6,9 @@ import (
 	"github.com/quotaledger/quotaledger/api/wire"
 )
 
+// The operational routes: /healthz and /readyz (/metrics is in metrics.go,
+// /openapi.json in openapi.go).
+
 // healthz answers whether the process is alive and its storage has not
 // failed.
 func (s *Server) healthz(c *call) error {

@@ -8,6 +8,8 @@ import (
 	"github.com/quotaledger/quotaledger/identity"
 )
 
+// Projects, their members and policies: /account/v1.0/projects.
+
 // memberView is a project member: a user or a group, with its role.
 func memberView(m identity.Member) wire.Member {
 	return wire.Member{User: m.User, Group: m.Group, Role: string(m.Role)}
@@ -78,6 +80,7 @@ func policyMap(in map[string]wire.PolicySetting) (map[string]identity.Policy, er
 	return out, nil
 }
 
+// listProjects answers GET /account/v1.0/projects.
 func (s *Server) listProjects(c *call) error {
 	var ps []*identity.Project
 	if c.canReadAll() {
@@ -88,6 +91,7 @@ func (s *Server) listProjects(c *call) error {
 	return paginate(c, ps, projectView)
 }
 
+// createProject answers POST /account/v1.0/projects.
 func (s *Server) createProject(c *call) error {
 	var in wire.ProjectCreate
 	if err := c.body(&in, true); err != nil {
@@ -114,6 +118,7 @@ func (s *Server) createProject(c *call) error {
 	return c.json(http.StatusCreated, projectView(p))
 }
 
+// getProject answers GET /account/v1.0/projects/{uuid}.
 func (s *Server) getProject(c *call) error {
 	p, err := c.projectFor(false)
 	if err != nil {
@@ -122,6 +127,7 @@ func (s *Server) getProject(c *call) error {
 	return c.json(http.StatusOK, projectView(p))
 }
 
+// deleteProject answers DELETE /account/v1.0/projects/{uuid}.
 func (s *Server) deleteProject(c *call) error {
 	p, err := c.projectFor(true)
 	if err != nil {
@@ -133,6 +139,7 @@ func (s *Server) deleteProject(c *call) error {
 	return c.noContent()
 }
 
+// listProjectMembers answers GET /account/v1.0/projects/{uuid}/members.
 func (s *Server) listProjectMembers(c *call) error {
 	p, err := c.projectFor(false)
 	if err != nil {
@@ -141,6 +148,7 @@ func (s *Server) listProjectMembers(c *call) error {
 	return paginate(c, p.Members, memberView)
 }
 
+// addProjectMember answers POST /account/v1.0/projects/{uuid}/members.
 func (s *Server) addProjectMember(c *call) error {
 	p, err := c.projectFor(true)
 	if err != nil {
@@ -178,6 +186,7 @@ func (c *call) memberOf(p *identity.Project) (identity.Member, error) {
 	return identity.Member{}, newFault(http.StatusNotFound, fmt.Sprintf("%q is not a member of project %s", id, p.UUID))
 }
 
+// setProjectMemberRole answers PATCH /account/v1.0/projects/{uuid}/members/{id}.
 func (s *Server) setProjectMemberRole(c *call) error {
 	p, err := c.projectFor(true)
 	if err != nil {
@@ -202,6 +211,7 @@ func (s *Server) setProjectMemberRole(c *call) error {
 	return c.json(http.StatusOK, projectView(np))
 }
 
+// removeProjectMember answers DELETE /account/v1.0/projects/{uuid}/members/{id}.
 func (s *Server) removeProjectMember(c *call) error {
 	p, err := c.projectFor(true)
 	if err != nil {
@@ -217,6 +227,7 @@ func (s *Server) removeProjectMember(c *call) error {
 	return c.noContent()
 }
 
+// getProjectPolicies answers GET /account/v1.0/projects/{uuid}/policies.
 func (s *Server) getProjectPolicies(c *call) error {
 	p, err := c.projectFor(false)
 	if err != nil {
@@ -225,6 +236,7 @@ func (s *Server) getProjectPolicies(c *call) error {
 	return c.json(http.StatusOK, policiesView(p.Policies))
 }
 
+// setProjectPolicies answers PUT /account/v1.0/projects/{uuid}/policies.
 func (s *Server) setProjectPolicies(c *call) error {
 	p, err := c.projectFor(true)
 	if err != nil {

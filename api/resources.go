@@ -7,6 +7,9 @@ import (
 	"github.com/quotaledger/quotaledger/identity"
 )
 
+// Registering resources: POST /account/v1.0/resources (the Astakos GET is
+// in astakos_resources.go).
+
 // resourceView is a registered resource as the API shows it.
 func resourceView(r *identity.Resource) wire.Resource {
 	return wire.Resource{Name: r.Name, Service: r.Service, Unit: wire.NullString(r.Unit), Description: r.Description,
@@ -14,6 +17,7 @@ func resourceView(r *identity.Resource) wire.Resource {
 		Created: wire.TimeOf(r.Created)}
 }
 
+// createResource answers POST /account/v1.0/resources.
 func (s *Server) createResource(c *call) error {
 	var in wire.NewResource
 	if err := c.body(&in, true); err != nil {

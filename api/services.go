@@ -8,6 +8,8 @@ import (
 	"github.com/quotaledger/quotaledger/identity"
 )
 
+// Services: /account/v1.0/services.
+
 // serviceView is a registered service as the API shows it (without its
 // token).
 func serviceView(svc *identity.Service) wire.Service {
@@ -31,10 +33,12 @@ func withToken(svc *identity.Service, secret string, expires time.Time) wire.Ser
 	return v
 }
 
+// listServices answers GET /account/v1.0/services.
 func (s *Server) listServices(c *call) error {
 	return paginate(c, s.id.Services(), serviceView)
 }
 
+// createService answers POST /account/v1.0/services.
 func (s *Server) createService(c *call) error {
 	var in wire.NewService
 	if err := c.body(&in, true); err != nil {
@@ -57,6 +61,7 @@ func (s *Server) createService(c *call) error {
 	return c.json(http.StatusCreated, withToken(svc, secret, ns.TokenExpires))
 }
 
+// getService answers GET /account/v1.0/services/{name}.
 func (s *Server) getService(c *call) error {
 	name := c.r.PathValue("name")
 	svc, err := s.id.GetService(name)
@@ -66,6 +71,7 @@ func (s *Server) getService(c *call) error {
 	return c.json(http.StatusOK, serviceView(svc))
 }
 
+// deleteService answers DELETE /account/v1.0/services/{name}.
 func (s *Server) deleteService(c *call) error {
 	name := c.r.PathValue("name")
 	if err := s.id.RemoveService(c.r.Context(), name); err != nil {
@@ -74,6 +80,7 @@ func (s *Server) deleteService(c *call) error {
 	return c.noContent()
 }
 
+// renewServiceToken answers POST /account/v1.0/services/{name}/token.
 func (s *Server) renewServiceToken(c *call) error {
 	name := c.r.PathValue("name")
 	var in wire.ServiceTokenRenew

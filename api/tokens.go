@@ -9,6 +9,8 @@ import (
 	"github.com/quotaledger/quotaledger/identity"
 )
 
+// Personal access tokens: /account/v1.0/access_tokens.
+
 // tokenView is an access token as the API shows one (without its secret).
 func tokenView(t *identity.Token) wire.AccessToken {
 	return wire.AccessToken{ID: t.ID, Name: t.Name, Kind: string(t.Kind), Owner: t.Owner, ReadOnly: t.ReadOnly,
@@ -30,6 +32,7 @@ func expiryOf(expires, expiryDate wire.OptTime) (*time.Time, error) {
 	return nil, nil
 }
 
+// createToken answers POST /account/v1.0/access_tokens.
 func (s *Server) createToken(c *call) error {
 	var in wire.AccessTokenCreate
 	if err := c.body(&in, true); err != nil {
@@ -55,6 +58,7 @@ func (s *Server) createToken(c *call) error {
 	return c.json(http.StatusCreated, v)
 }
 
+// listTokens answers GET /account/v1.0/access_tokens.
 func (s *Server) listTokens(c *call) error {
 	q := c.q
 	p, err := paging(q)
@@ -87,6 +91,7 @@ func (s *Server) listTokens(c *call) error {
 	return answerPage(c, p, res.Count, out)
 }
 
+// selfToken answers GET /account/v1.0/access_tokens/self.
 func (s *Server) selfToken(c *call) error {
 	t, err := s.id.SelfToken(c.p)
 	if err != nil {
@@ -104,6 +109,7 @@ func (c *call) tokenOwner() string {
 	return c.p.User.UUID
 }
 
+// getToken answers GET /account/v1.0/access_tokens/{id}.
 func (s *Server) getToken(c *call) error {
 	id := c.r.PathValue("id")
 	var t *identity.Token
@@ -119,6 +125,7 @@ func (s *Server) getToken(c *call) error {
 	return c.json(http.StatusOK, tokenView(t))
 }
 
+// updateToken answers PATCH /account/v1.0/access_tokens/{id}.
 func (s *Server) updateToken(c *call) error {
 	id := c.r.PathValue("id")
 	var in wire.AccessTokenUpdate
@@ -137,6 +144,7 @@ func (s *Server) updateToken(c *call) error {
 	return c.json(http.StatusOK, tokenView(t))
 }
 
+// revokeToken answers DELETE /account/v1.0/access_tokens/{id}.
 func (s *Server) revokeToken(c *call) error {
 	id := c.r.PathValue("id")
 	if err := s.id.RevokeToken(c.r.Context(), c.tokenOwner(), id); err != nil {

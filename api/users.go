@@ -8,6 +8,8 @@ import (
 	"github.com/quotaledger/quotaledger/identity"
 )
 
+// The users: /account/v1.0/users and users/{uuid} (activate, role, data).
+
 // userView is a user as the API shows one; withData adds the custom data
 // (the answers about one user).
 func userView(u *identity.User, withData bool) wire.User {
@@ -42,6 +44,7 @@ func (c *call) userFor(others identity.Action) (*identity.User, error) {
 	return c.s.id.GetUser(id)
 }
 
+// listUsers answers GET /account/v1.0/users.
 func (s *Server) listUsers(c *call) error {
 	p, err := paging(c.q)
 	if err != nil {
@@ -58,6 +61,7 @@ func (s *Server) listUsers(c *call) error {
 	return answerPage(c, p, n, out)
 }
 
+// createUser answers POST /account/v1.0/users.
 func (s *Server) createUser(c *call) error {
 	var in wire.NewUser
 	if err := c.body(&in, true); err != nil {
@@ -76,6 +80,7 @@ func (s *Server) createUser(c *call) error {
 	return c.json(http.StatusCreated, userView(u, true))
 }
 
+// getUser answers GET /account/v1.0/users/{uuid}.
 func (s *Server) getUser(c *call) error {
 	u, err := c.userFor(identity.ActReadAll)
 	if err != nil {
@@ -84,6 +89,7 @@ func (s *Server) getUser(c *call) error {
 	return c.json(http.StatusOK, userView(u, true))
 }
 
+// updateUser answers PATCH /account/v1.0/users/{uuid}.
 func (s *Server) updateUser(c *call) error {
 	u, err := c.userFor(identity.ActManageUsers)
 	if err != nil {
@@ -104,6 +110,7 @@ func (s *Server) updateUser(c *call) error {
 	return c.json(http.StatusOK, userView(nu, true))
 }
 
+// deleteUser answers DELETE /account/v1.0/users/{uuid}.
 func (s *Server) deleteUser(c *call) error {
 	id := c.r.PathValue("uuid")
 	if err := s.id.DeleteUser(c.r.Context(), id); err != nil {
@@ -112,6 +119,7 @@ func (s *Server) deleteUser(c *call) error {
 	return c.noContent()
 }
 
+// activateUser answers POST /account/v1.0/users/{uuid}/activate.
 func (s *Server) activateUser(c *call) error {
 	id := c.r.PathValue("uuid")
 	var in wire.UserActivate
@@ -125,6 +133,7 @@ func (s *Server) activateUser(c *call) error {
 	return c.json(http.StatusOK, userView(u, true))
 }
 
+// setUserRole answers PUT and POST /account/v1.0/users/{uuid}/role.
 func (s *Server) setUserRole(c *call) error {
 	id := c.r.PathValue("uuid")
 	var in wire.UserRole
@@ -141,6 +150,7 @@ func (s *Server) setUserRole(c *call) error {
 	return c.json(http.StatusOK, userView(u, true))
 }
 
+// getUserData answers GET /account/v1.0/users/{uuid}/data.
 func (s *Server) getUserData(c *call) error {
 	u, err := c.userFor(identity.ActReadAll)
 	if err != nil {
@@ -149,6 +159,7 @@ func (s *Server) getUserData(c *call) error {
 	return c.json(http.StatusOK, userDataView(u))
 }
 
+// putUserData answers PUT /account/v1.0/users/{uuid}/data.
 func (s *Server) putUserData(c *call) error {
 	u, err := c.userFor(identity.ActManageUsers)
 	if err != nil {
