@@ -5,6 +5,11 @@
 // (registration and login, access tokens, users, groups, projects,
 // holdings, resources and services).
 //
+// The messages are package wire's (api/wire), the server's own: the answers
+// are aliases of its types (User is wire.User, Quotas wire.Quotas, ...), and
+// the requests are sent as its messages. The client imports nothing else of
+// quotaledger.
+//
 // A Client is safe for concurrent use. The token is given once, at New
 // (or picked up from QUOTALEDGER_TOKEN or the token file); WithToken and
 // ContextWithToken send another one, for the 2013 client's style of a
