@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -337,6 +335,7 @@ func TestWireAnswers(t *testing.T) {
 			continue
 		}
 		used[key] = true
+		e.t = t // a subtest had it
 		c := mk()
 		path := c.path
 		if rest, ok := strings.CutPrefix(rt.Path, "/astakos/api/"); ok { // call the alias itself
@@ -353,46 +352,35 @@ func TestWireAnswers(t *testing.T) {
 }
 
 func checkWireAnswer(t *testing.T, e *env, rt Route, path string, c wireCall) {
-	var body io.Reader
+	e.t = t
+	var body []byte
 	switch b := c.body.(type) {
 	case nil:
 	case string:
-		body = strings.NewReader(b)
+		body = []byte(b)
 	default:
-		j, err := json.Marshal(b)
-		if err != nil {
+		var err error
+		if body, err = json.Marshal(b); err != nil {
 			t.Fatal(err)
 		}
-		body = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(rt.Method, e.srv.URL+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	headers := map[string]string{}
 	if c.token != "" {
-		req.Header.Set("X-Auth-Token", c.token)
+		headers["X-Auth-Token"] = c.token
 	}
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	status, header, raw := e.send(rt.Method, path, headers, body)
 	var ans *Answer
 	for i := range rt.Answers {
-		if rt.Answers[i].Status == resp.StatusCode {
+		if rt.Answers[i].Status == status {
 			ans = &rt.Answers[i]
 		}
 	}
 	if ans == nil {
-		t.Fatalf("%s %s: %d, not an answer of the route (%+v): %s", rt.Method, path, resp.StatusCode, rt.Answers, raw)
+		t.Fatalf("%s %s: %d, not an answer of the route (%+v): %s", rt.Method, path, status, rt.Answers, raw)
 	}
 	switch {
 	case ans.Type != "":
-		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, ans.Type) || len(raw) == 0 {
+		if ct := header.Get("Content-Type"); !strings.HasPrefix(ct, ans.Type) || len(raw) == 0 {
 			t.Fatalf("%s %s: %s with %d bytes, want %s", rt.Method, path, ct, len(raw), ans.Type)
 		}
 		return
@@ -402,7 +390,7 @@ func checkWireAnswer(t *testing.T, e *env, rt Route, path string, c wireCall) {
 		}
 		return
 	}
-	if ct := resp.Header.Get("Content-Type"); ct != contentType {
+	if ct := header.Get("Content-Type"); ct != contentType {
 		t.Fatalf("%s %s: Content-Type %q", rt.Method, path, ct)
 	}
 	v := reflect.New(reflect.TypeOf(ans.Body))
