@@ -14,8 +14,9 @@ import (
 	"github.com/quotaledger/quotaledger/events/catalog"
 )
 
-// TestFeedbackFormat pins the one record the API writes to the ledger's
-// Pebble itself, a user's feedback, and the event it publishes: the key is
+// TestFeedbackFormat pins the record a user's feedback leaves in the
+// ledger's Pebble through the API (identity.Store.SendFeedback writes it),
+// and the event it publishes: the key is
 // 'F', the time (unix ns, big-endian), the user's uuid and 4 random bytes;
 // the value and the event's data are the same JSON object, held against
 // testdata/format/feedback.json; the event as consumers get it, against
