@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -841,7 +842,7 @@ func TestAstakosFeedback(t *testing.T) {
 	}
 	var got []map[string]any
 	for _, ev := range evs {
-		if ev.Type == FeedbackEvent {
+		if ev.Type == catalog.FeedbackType {
 			var m map[string]any
 			if err := json.Unmarshal(ev.Data, &m); err != nil {
 				t.Fatal(err)
@@ -858,7 +859,7 @@ func TestAstakosFeedback(t *testing.T) {
 		}
 	}
 	n := 0
-	if err := e.l.ScanForeign([]byte{feedbackPrefix}, func(k, v []byte) error { n++; return nil }); err != nil || n != 2 {
+	if err := e.l.ScanForeign([]byte{'F'} /* identity's feedback key space */, func(k, v []byte) error { n++; return nil }); err != nil || n != 2 {
 		t.Fatalf("stored feedback: %d %v", n, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/backup"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -49,7 +50,7 @@ func TestBackup(t *testing.T) {
 	if err := fs.MkdirAll("/restored/ledger", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var m BackupManifest
+	var m backup.Manifest
 	files := map[string]int64{}
 	for i := 0; ; i++ {
 		h, err := tr.Next()
@@ -61,7 +62,7 @@ func TestBackup(t *testing.T) {
 		}
 		switch {
 		case i == 0:
-			if h.Name != BackupManifestName {
+			if h.Name != backup.ManifestName {
 				t.Fatalf("first entry %q", h.Name)
 			}
 			if err := json.NewDecoder(tr).Decode(&m); err != nil {
@@ -91,7 +92,7 @@ func TestBackup(t *testing.T) {
 			files[name] = n
 		}
 	}
-	if m.Format != BackupFormat || m.LedgerID != e.l.ID() || len(m.Files) == 0 {
+	if m.Format != backup.Format || m.LedgerID != e.l.ID() || len(m.Files) == 0 {
 		t.Errorf("manifest %+v", m)
 	}
 	for name, size := range m.Files {

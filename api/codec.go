@@ -11,6 +11,11 @@ import (
 	"unicode/utf8"
 )
 
+// badRequest is a 400 fault whose message is format with args.
+func badRequest(format string, args ...any) *Fault {
+	return newFault(http.StatusBadRequest, fmt.Sprintf(format, args...))
+}
+
 const contentType = "application/json; charset=UTF-8"
 
 // writeJSON writes v with status.
@@ -20,6 +25,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		writeFault(w, newFault(http.StatusInternalServerError, "internal error"))
 		return
 	}
+	writeRaw(w, status, body)
+}
+
+// writeRaw writes body, JSON already encoded, with status.
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

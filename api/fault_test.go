@@ -31,6 +31,7 @@ var domainErrors = func() map[string]error {
 		"holdings.NoHoldingError":       &holdings.NoHoldingError{Provision: p},
 		"holdings.NoCapacityError":      &holdings.NoCapacityError{Provision: p, Limit: 1, Usage: 0},
 		"holdings.NoQuantityError":      &holdings.NoQuantityError{Provision: p, Usage: 1},
+		"holdings.InvalidError":         &holdings.InvalidError{Provision: -1, Part: "holder", Problem: holdings.Empty},
 		"commission.ErrEmptyName":       commission.ErrEmptyName,
 		"ledger.ErrClosed":              ledger.ErrClosed,
 		"ledger.ErrNotFound":            ledger.ErrNotFound,

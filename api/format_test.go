@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/quotaledger/quotaledger/events"
+	"github.com/quotaledger/quotaledger/events/catalog"
 )
 
-// TestFeedbackFormat pins the one record the API writes to the ledger's
-// Pebble itself, a user's feedback, and the event it publishes: the key is
+// TestFeedbackFormat pins the record a user's feedback leaves in the
+// ledger's Pebble through the API (identity.Store.SendFeedback writes it),
+// and the event it publishes: the key is
 // 'F', the time (unix ns, big-endian), the user's uuid and 4 random bytes;
 // the value and the event's data are the same JSON object, held against
 // testdata/format/feedback.json; the event as consumers get it, against
@@ -36,7 +38,7 @@ func TestFeedbackFormat(t *testing.T) {
 
 	var key, value []byte
 	n := 0
-	err := e.l.ScanForeign([]byte{feedbackPrefix}, func(k, v []byte) error {
+	err := e.l.ScanForeign([]byte{'F'} /* identity's feedback key space */, func(k, v []byte) error {
 		key, value = bytes.Clone(k), bytes.Clone(v)
 		n++
 		return nil
@@ -69,8 +71,8 @@ func TestFeedbackFormat(t *testing.T) {
 		t.Fatalf("outbox: %d events, %v", len(evs), err)
 	}
 	ev := evs[len(evs)-1]
-	if ev.Type != FeedbackEvent || !bytes.Equal(ev.Data, value) {
-		t.Fatalf("last event %s %s, want %s with the stored value %s", ev.Type, ev.Data, FeedbackEvent, value)
+	if ev.Type != catalog.FeedbackType || !bytes.Equal(ev.Data, value) {
+		t.Fatalf("last event %s %s, want %s with the stored value %s", ev.Type, ev.Data, catalog.FeedbackType, value)
 	}
 	subject, msgID, payload := events.Render(e.l.ID(), ev)
 	// The envelope's id and time come first, then the data.

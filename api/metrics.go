@@ -105,14 +105,6 @@ func (m *metrics) observe(route string, status int, d time.Duration) {
 	}
 }
 
-// registerMetrics adds /metrics.
-func (s *Server) registerMetrics() {
-	s.handle("GET", "/metrics", Public, "", "Prometheus metrics (text exposition format)", func(c *call) error {
-		s.metrics.handler.ServeHTTP(c.w, c.r)
-		return nil
-	})
-}
-
 var descReady = prometheus.NewDesc("quotaledger_ready",
 	"The checks of /readyz at scrape time: 1 passes, 0 fails.", []string{"check"}, nil)
 
@@ -135,4 +127,10 @@ func (c readyCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, v, name)
 	}
+}
+
+// serveMetrics answers /metrics.
+func (s *Server) serveMetrics(c *call) error {
+	s.metrics.handler.ServeHTTP(c.w, c.r)
+	return nil
 }

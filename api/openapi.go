@@ -4,31 +4,32 @@ import (
 	_ "embed"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/quotaledger/quotaledger/api/wire"
 )
 
 // openAPIDoc is the OpenAPI 3 document of every route, served at
-// /openapi.json. It is generated from the routing table by
-// `go test ./api -run TestOpenAPI -update` and committed; TestOpenAPI fails
-// when the router and the document disagree.
+// /openapi.json. It is generated from the routing table and the types of
+// package wire by `go test ./api -run TestOpenAPI -update` and committed
+// (nothing is reflected upon per request); TestOpenAPI fails when the
+// routes or the types and the document disagree.
 //
 //go:embed openapi.json
 var openAPIDoc []byte
 
-func (s *Server) registerDocs() {
-	s.handle("GET", "/openapi.json", Public, "", "this document", func(c *call) error {
-		c.w.Header().Set("Content-Type", contentType)
-		_, err := c.w.Write(openAPIDoc)
-		return err
-	})
-}
-
 var pathParam = regexp.MustCompile(`\{([a-zA-Z_]+)\}`)
 
-// openAPI builds the document from the routing table.
+// openAPI builds the document from the routing table: every route's path
+// and query parameters with their types, its request body, and its answers,
+// whose bodies are schemas of components/schemas made from the wire types.
 func openAPI(routes []Route) ([]byte, error) {
+	sc := &schemas{defs: map[string]any{}}
 	paths := map[string]map[string]any{}
 	for _, rt := range routes {
 		ops := paths[rt.Path]
@@ -36,13 +37,21 @@ func openAPI(routes []Route) ([]byte, error) {
 			ops = map[string]any{}
 			paths[rt.Path] = ops
 		}
+		responses := map[string]any{"default": map[string]any{"$ref": "#/components/responses/Fault"}}
+		for _, a := range rt.Answers {
+			r := map[string]any{"description": http.StatusText(a.Status)}
+			switch {
+			case a.Type != "":
+				r["content"] = map[string]any{a.Type: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}
+			case a.Body != nil:
+				r["content"] = map[string]any{"application/json": map[string]any{"schema": sc.of(reflect.TypeOf(a.Body))}}
+			}
+			responses[strconv.Itoa(a.Status)] = r
+		}
 		op := map[string]any{
 			"summary":     rt.Summary,
 			"operationId": strings.ToLower(rt.Method) + opName(rt.Path),
-			"responses": map[string]any{
-				"2XX":     map[string]any{"description": "success (JSON)"},
-				"default": map[string]any{"$ref": "#/components/responses/Fault"},
-			},
+			"responses":   responses,
 		}
 		switch rt.Access {
 		case User:
@@ -66,13 +75,23 @@ func openAPI(routes []Route) ([]byte, error) {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true,
 				"schema": map[string]any{"type": "string"}})
 		}
+		for _, p := range rt.Query {
+			q := map[string]any{"name": p.Name, "in": "query", "required": false, "schema": map[string]any{"type": p.Type}}
+			if p.Doc != "" {
+				q["description"] = p.Doc
+			}
+			params = append(params, q)
+		}
 		if params != nil {
 			op["parameters"] = params
 		}
-		if rt.Method == http.MethodPost || rt.Method == http.MethodPut || rt.Method == http.MethodPatch ||
-			rt.Method == http.MethodDelete {
-			op["requestBody"] = map[string]any{"required": false, "content": map[string]any{
-				"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}
+		if rt.Body != nil {
+			ct := "application/json"
+			if rt.Form {
+				ct = "application/x-www-form-urlencoded"
+			}
+			op["requestBody"] = map[string]any{"required": !rt.BodyOptional, "content": map[string]any{
+				ct: map[string]any{"schema": sc.of(reflect.TypeOf(rt.Body))}}}
 		}
 		ops[strings.ToLower(rt.Method)] = op
 	}
@@ -88,14 +107,130 @@ func openAPI(routes []Route) ([]byte, error) {
 			},
 			"responses": map[string]any{"Fault": map[string]any{
 				"description": `{"<kind>": {"message", "code", "details", "data"}}`,
-				"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{
-					"type": "object", "additionalProperties": map[string]any{"type": "object", "properties": map[string]any{
-						"message": map[string]any{"type": "string"}, "code": map[string]any{"type": "integer"},
-						"details": map[string]any{"type": "string"}, "data": map[string]any{"type": "object"}}}}}},
+				"content":     map[string]any{"application/json": map[string]any{"schema": sc.of(reflect.TypeOf(wire.Faults{}))}},
 			}},
+			"schemas": sc.defs,
 		},
 	}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+// schemas makes the JSON schemas of the wire types, each named type of
+// package wire once, under components/schemas.
+type schemas struct {
+	defs map[string]any
+}
+
+var wirePkg = reflect.TypeOf(wire.Time{}).PkgPath()
+
+// The wire types that render themselves, by what they render.
+var customSchemas = map[reflect.Type]map[string]any{
+	reflect.TypeOf(wire.Time{}):         {"type": "string", "format": "date-time", "nullable": true, "description": "RFC 3339 in UTC; null: unset"},
+	reflect.TypeOf(wire.OptTime{}):      {"type": "string", "format": "date-time", "nullable": true, "description": "RFC 3339; null: none (never); left out: unchanged"},
+	reflect.TypeOf(wire.Millis{}):       {"type": "integer", "format": "int64", "nullable": true, "description": "milliseconds since the epoch; null: unset"},
+	reflect.TypeOf(wire.NullString("")): {"type": "string", "nullable": true, "description": "null when empty"},
+	reflect.TypeOf(time.Time{}):         {"type": "string", "format": "date-time"},
+	reflect.TypeOf(json.RawMessage{}):   {"description": "any JSON value"},
+	reflect.TypeOf(wire.FailedSerial{}): {"type": "array", "minItems": 2, "maxItems": 2,
+		"description": "[serial, {\"<kind>\": fault}]",
+		"items":       map[string]any{"oneOf": []any{map[string]any{"type": "integer", "format": "int64"}, map[string]any{"$ref": "#/components/schemas/Faults"}}}},
+}
+
+// of returns the schema of t: a reference for a named type of package
+// wire, inline otherwise.
+func (sc *schemas) of(t reflect.Type) map[string]any {
+	if s, ok := customSchemas[t]; ok {
+		if t == reflect.TypeOf(wire.FailedSerial{}) {
+			sc.of(reflect.TypeOf(wire.Faults{}))
+		}
+		return s
+	}
+	if t.Kind() == reflect.Pointer {
+		s := sc.of(t.Elem())
+		if _, ref := s["$ref"]; ref {
+			return map[string]any{"allOf": []any{s}, "nullable": true}
+		}
+		n := map[string]any{"nullable": true}
+		for k, v := range s {
+			n[k] = v
+		}
+		return n
+	}
+	if t.PkgPath() == wirePkg && t.Name() != "" {
+		name := schemaName(t)
+		if _, done := sc.defs[name]; !done {
+			sc.defs[name] = nil // taken, against recursion
+			sc.defs[name] = sc.inline(t)
+		}
+		return map[string]any{"$ref": "#/components/schemas/" + name}
+	}
+	return sc.inline(t)
+}
+
+// schemaName is the name of a wire type under components/schemas: its
+// Go name, a generic's argument appended (Page[User] is PageUser).
+func schemaName(t reflect.Type) string {
+	name := t.Name()
+	if i := strings.IndexByte(name, '['); i >= 0 {
+		arg := name[i+1 : len(name)-1]
+		name = name[:i] + arg[strings.LastIndexByte(arg, '.')+1:]
+	}
+	return name
+}
+
+func (sc *schemas) inline(t reflect.Type) map[string]any {
+	switch t.Kind() {
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint64, reflect.Uint32, reflect.Uint:
+		return map[string]any{"type": "integer", "format": "int64"}
+	case reflect.Float64, reflect.Float32:
+		return map[string]any{"type": "number"}
+	case reflect.Slice, reflect.Array:
+		return map[string]any{"type": "array", "items": sc.of(t.Elem())}
+	case reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": sc.of(t.Elem())}
+	case reflect.Interface:
+		return map[string]any{"description": "any JSON value"}
+	case reflect.Struct:
+		props := map[string]any{}
+		var required []string
+		sc.fields(t, props, &required)
+		s := map[string]any{"type": "object", "properties": props}
+		if len(required) > 0 {
+			sort.Strings(required)
+			s["required"] = required
+		}
+		return s
+	}
+	panic("api: no schema for " + t.String())
+}
+
+// fields adds the JSON fields of struct t to props (those of embedded
+// structs too); a field that is always sent (no omitempty or omitzero) is
+// required.
+func (sc *schemas) fields(t reflect.Type, props map[string]any, required *[]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			sc.fields(f.Type, props, required)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		props[name] = sc.of(f.Type)
+		if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
+			*required = append(*required, name)
+		}
+	}
 }
 
 func opName(path string) string {
@@ -122,4 +257,11 @@ func docRoutes(doc []byte) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// serveOpenAPI answers /openapi.json.
+func (s *Server) serveOpenAPI(c *call) error {
+	c.w.Header().Set("Content-Type", contentType)
+	_, err := c.w.Write(openAPIDoc)
+	return err
 }

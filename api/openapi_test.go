@@ -53,6 +53,6 @@ func TestOpenAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(bytes.TrimSpace(served), want) {
-		t.Errorf("openapi.json is stale (summaries or access changed): go test ./api -run TestOpenAPI -update")
+		t.Errorf("openapi.json is stale (routes, parameters or wire types changed): go test ./api -run TestOpenAPI -update")
 	}
 }

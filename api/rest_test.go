@@ -840,18 +840,27 @@ func TestRestHistoryAndCommissionLog(t *testing.T) {
 		t.Fatalf("entry %v", first)
 	}
 	restRFC3339UTC(t, first["log_time"])
-	// Cursor pages.
-	p1 := e.restWant(200, "GET", restBase+"history?limit=2", e.user, nil)
+	// Pages, as every list: count is the total, next and previous link the
+	// neighbouring pages.
+	p1 := e.restWant(200, "GET", restBase+"history?page_size=2", e.user, nil)
 	next, _ := p1["next"].(string)
-	if p1["count"] != float64(2) || next == "" {
+	if p1["count"] != float64(3) || len(p1["results"].([]any)) != 2 || next == "" || p1["previous"] != nil {
 		t.Fatalf("page 1 %v", p1)
 	}
-	p2 := e.restWant(200, "GET", restBase+"history?limit=2&after="+url.QueryEscape(next), e.user, nil)
-	if p2["count"] != float64(1) || p2["next"] != nil {
+	u2, err := url.Parse(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := e.restWant(200, "GET", restBase+"history?"+u2.RawQuery, e.user, nil)
+	if p2["count"] != float64(3) || len(p2["results"].([]any)) != 1 || p2["next"] != nil || p2["previous"] == nil {
 		t.Fatalf("page 2 %v", p2)
 	}
-	e.restWant(400, "GET", restBase+"history?after=%21%21", e.user, nil)
+	if got := p2["results"].([]any)[0].(map[string]any); got["serial"] != float64(serials[2]) {
+		t.Fatalf("page 2 holds %v, want the third entry (serial %d)", got, serials[2])
+	}
+	e.restWant(400, "GET", restBase+"history?after=%21%21", e.user, nil) // the cursor is gone: unknown
 	e.restWant(400, "GET", restBase+"history?limit=0", e.user, nil)
+	e.restWant(400, "GET", restBase+"history?page_size=0", e.user, nil)
 	e.restWant(400, "GET", restBase+"history?from=yesterday", e.user, nil)
 	e.restWant(400, "GET", restBase+"history?serial=-1", e.user, nil)
 	if h := e.restWant(200, "GET", fmt.Sprintf("%shistory?serial=%d", restBase, serials[1]), e.user, nil); h["count"] != float64(1) {

@@ -9,16 +9,42 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
 )
+
+// noContent answers 204 without a body.
+func (c *call) noContent() error {
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// optionalBody decodes the body into v when there is one; an empty
+// body leaves v as it is.
+func (c *call) optionalBody(v any) error {
+	b, err := readBody(c.r, c.s.opts.MaxBody)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil
+	}
+	return decodeJSON(b, v, true)
+}
+
+func (c *call) canReadAll() bool { return identity.Allowed(c.p, identity.ActReadAll) }
 
 // Options configure a Server. Zero fields take defaults.
 type Options struct {
@@ -28,9 +54,12 @@ type Options struct {
 	PublicURL string
 	// MaxBody caps request bodies (1 MiB).
 	MaxBody int64
-	// MaxProvisions caps the provisions of one commission (1,000).
+	// MaxProvisions caps the provisions of one commission:
+	// holdings.MaxProvisions (1,000), the ledger's cap, or less.
 	MaxProvisions int
-	// MaxNameLen caps holder, source, resource, names and keys (512 bytes).
+	// MaxNameLen caps holder, source and resource (holdings.MaxNameLen,
+	// 512 bytes, or less), and commission names, idempotency keys and
+	// reasons.
 	MaxNameLen int
 	// Checks are the checks of /readyz, by name: nil means the check
 	// passed. The server is ready when all pass (nil: always ready).
@@ -44,47 +73,30 @@ func (o Options) withDefaults() Options {
 	if o.MaxBody == 0 {
 		o.MaxBody = 1 << 20
 	}
-	if o.MaxProvisions == 0 {
-		o.MaxProvisions = 1000
+	if o.MaxProvisions <= 0 || o.MaxProvisions > holdings.MaxProvisions {
+		o.MaxProvisions = holdings.MaxProvisions
 	}
-	if o.MaxNameLen == 0 {
-		o.MaxNameLen = 512
+	if o.MaxNameLen <= 0 || o.MaxNameLen > holdings.MaxNameLen {
+		o.MaxNameLen = holdings.MaxNameLen
 	}
 	return o
 }
 
 // Server answers the HTTP API.
 type Server struct {
-	l      *ledger.Ledger
-	id     *identity.Store
-	opts   Options
+	l    *ledger.Ledger
+	id   *identity.Store
+	opts Options
+	// limits are holdings' checks of keys and provisions with opts' caps.
+	limits holdings.Limits
 	log    zerolog.Logger
 	mux    *http.ServeMux
 	routes []Route
+	// methods are the methods of the routes, for the Allow of a 405.
+	methods []string
 	// limiter counts login and password-reset attempts (ratelimit.go).
 	limiter *rateLimiter
 	metrics *metrics
-}
-
-// Access says who may call a route.
-type Access int
-
-const (
-	Public  Access = iota // anyone; a token, if sent, is ignored
-	User                  // a user's token (session or personal)
-	Service               // a service's token
-	Any                   // any valid token
-)
-
-// Route is one entry of the routing table, kept as data so that the
-// OpenAPI document can be checked against it.
-type Route struct {
-	Method, Path string
-	Access       Access
-	// Action is what identity.Allowed checks for User routes ("" = any user).
-	Action  identity.Action
-	Summary string
-	handler handlerFunc
 }
 
 // call is one request being served.
@@ -93,6 +105,7 @@ type call struct {
 	r *http.Request
 	s *Server
 	p identity.Principal // zero for Public routes
+	q url.Values         // the query, checked against the route's
 }
 
 type handlerFunc func(c *call) error
@@ -102,7 +115,8 @@ type handlerFunc func(c *call) error
 func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{l: l, id: id, opts: opts, log: opts.Logger.With().Str("component", "api").Logger(),
-		mux: http.NewServeMux(), limiter: newRateLimiter(nil)}
+		limits: holdings.Limits{NameLen: opts.MaxNameLen, Provisions: opts.MaxProvisions},
+		mux:    http.NewServeMux(), limiter: newRateLimiter(nil)}
 	reg := opts.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -112,25 +126,57 @@ func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 		panic("api: registering metrics: " + err.Error())
 	}
 	s.metrics = m
-	s.registerOps()
-	s.registerMetrics()
-	s.registerDocs()
-	s.registerAstakos()
-	s.registerRest()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeFault(w, newFault(http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path))
-	})
+	for _, rt := range s.routeTable() {
+		s.handle(rt)
+		if rt.alias != "" {
+			rt.Path, rt.Summary, rt.alias = rt.alias, rt.Summary+" (the lineage's older path)", ""
+			s.handle(rt)
+		}
+	}
+	s.mux.HandleFunc("/", s.noRoute)
 	return s
+}
+
+// noRoute answers a call no route takes: a 405 with Allow if routes take
+// its path with other methods, else a 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range s.methods {
+		if m == r.Method {
+			continue
+		}
+		probe := &http.Request{Method: m, Host: r.Host, URL: r.URL}
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead) // GET routes take HEAD too
+			}
+		}
+	}
+	if len(allow) == 0 {
+		writeFault(w, newFault(http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path))
+		return
+	}
+	slices.Sort(allow)
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeFault(w, newFault(http.StatusMethodNotAllowed,
+		fmt.Sprintf("%s is not allowed on %s; it takes %s", r.Method, r.URL.Path, strings.Join(allow, ", "))))
 }
 
 // Routes returns the routing table.
 func (s *Server) Routes() []Route { return s.routes }
 
 // handle registers a route.
-func (s *Server) handle(method, path string, access Access, action identity.Action, summary string, h handlerFunc) {
-	rt := Route{Method: method, Path: path, Access: access, Action: action, Summary: summary, handler: h}
+func (s *Server) handle(rt Route) {
+	for _, m := range pathParam.FindAllStringSubmatch(rt.Path, -1) {
+		rt.wildcards = append(rt.wildcards, m[1])
+	}
 	s.routes = append(s.routes, rt)
-	s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, rt) })
+	if !slices.Contains(s.methods, rt.Method) {
+		s.methods = append(s.methods, rt.Method)
+	}
+	p := &rt
+	s.mux.HandleFunc(rt.Method+" "+rt.Path, func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, p) })
 }
 
 // ServeHTTP implements http.Handler.
@@ -191,7 +237,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // serve authenticates and authorises the call, runs the handler, and
 // answers its error as a fault.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt Route) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *Route) {
 	c := &call{w: w, r: r, s: s}
 	if rt.Access != Public {
 		secret := tokenOf(r)
@@ -206,13 +252,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 			writeFault(w, faultOf(err))
 			return
 		}
-		if f := authorise(p, rt); f != nil {
+		if f := authorise(p, *rt); f != nil {
 			writeFault(w, f)
 			return
 		}
 		c.p = p
 		if sw, ok := w.(*statusWriter); ok {
 			sw.principal = p
+		}
+	}
+	q, err := rt.parseQuery(r)
+	if err != nil {
+		writeFault(w, faultOf(err))
+		return
+	}
+	c.q = q
+	for _, name := range rt.wildcards {
+		if !utf8.ValidString(r.PathValue(name)) {
+			writeFault(w, badRequest("%s in the path must be valid UTF-8", name))
+			return
 		}
 	}
 	if err := rt.handler(c); err != nil {
@@ -281,28 +339,4 @@ func (c *call) body(v any, strict bool) error {
 func (c *call) json(status int, v any) error {
 	writeJSON(c.w, status, v)
 	return nil
-}
-
-// registerOps adds the operational routes.
-func (s *Server) registerOps() {
-	s.handle("GET", "/healthz", Public, "", "the process is alive, and its storage has not failed (503 after a failed commit: restart it)", func(c *call) error {
-		if err := s.l.Failed(); err != nil {
-			return c.json(http.StatusServiceUnavailable, map[string]string{"status": "storage failed", "error": err.Error()})
-		}
-		return c.json(http.StatusOK, map[string]string{"status": "ok"})
-	})
-	s.handle("GET", "/readyz", Public, "", "the server takes calls; the body names every check and which failed", func(c *call) error {
-		status, code := "ready", http.StatusOK
-		checks := map[string]string{}
-		if s.opts.Checks != nil {
-			for name, err := range s.opts.Checks(c.r.Context()) {
-				checks[name] = "ok"
-				if err != nil {
-					checks[name] = err.Error()
-					status, code = "not ready", http.StatusServiceUnavailable
-				}
-			}
-		}
-		return c.json(code, map[string]any{"status": status, "checks": checks})
-	})
 }

@@ -42,7 +42,8 @@ func conflictf(format string, args ...any) error {
 }
 
 // Key spaces of identity records in the ledger's database (ledger.Update
-// leaves 'A'..'Z' to its callers). Values are JSON: identity records are
+// leaves 'A'..'Z' to its callers, and identity is its only caller: these
+// are every key space outside the ledger's own). Values are JSON: identity records are
 // written rarely and read from memory, so a flexible layout costs nothing.
 const (
 	prefixUser     = 'U' // U uuid
@@ -53,6 +54,7 @@ const (
 	prefixGroup    = 'G' // G name
 	prefixReset    = 'W' // W sha256(reset id)
 	prefixMeta     = 'M' // M name: the store's own settings
+	prefixFeedback = 'F' // F time user random: users' feedback (feedback.go)
 )
 
 func recordKey(prefix byte, id string) []byte {

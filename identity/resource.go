@@ -119,3 +119,30 @@ func (s *Store) resourceList() []*Resource {
 	slices.SortFunc(out, func(a, b *Resource) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
+
+// Serves reports whether service serves resource: whether the resource is
+// registered to it. This is the one rule of the API (the holdings a
+// service may read, the quotas of the Astakos service routes); a resource
+// that is not registered is served by no one, whatever its name
+// (docs/identity.md).
+func (s *Store) Serves(service, resource string) bool {
+	s.mu.RLock()
+	r := s.resources[resource]
+	s.mu.RUnlock()
+	return r != nil && r.Service == service
+}
+
+// ServedResources returns the names of the resources service serves (see
+// Serves), sorted; none for an unknown service.
+func (s *Store) ServedResources(service string) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for _, r := range s.resources {
+		if r.Service == service {
+			out = append(out, r.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -62,17 +62,9 @@ func invalid(format string, args ...any) error {
 	return failure.Errorf(failure.Invalid, format, args...)
 }
 
-func checkKey(k holdings.Key) error {
-	switch {
-	case k.Holder == "":
-		return invalid("holder must not be empty")
-	case k.Resource == "":
-		return invalid("resource must not be empty")
-	case !utf8.ValidString(k.Holder) || !utf8.ValidString(k.Resource) || !utf8.ValidString(k.Source.Name()):
-		return invalid("holder, source and resource must be valid UTF-8")
-	}
-	return nil
-}
+// checkKey is holdings' key validation: a *holdings.InvalidError, of
+// code failure.Invalid.
+func checkKey(k holdings.Key) error { return k.Validate() }
 
 // QuotaSetting is one entry of SetQuota.
 type QuotaSetting struct {
@@ -170,10 +162,6 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 	return nil
 }
 
-// MaxProvisions caps the provisions of one commission (log keys number
-// them with 16 bits; the API sets its own, lower cap).
-const MaxProvisions = 4096
-
 // MaxTTL bounds the ttl of a commission, and Options.DefaultTTL: ten years
 // (of 366 days). The API refuses a longer ttl by this same number.
 const MaxTTL = 10 * 366 * 24 * time.Hour
@@ -227,16 +215,13 @@ func newIssueOp(req IssueRequest) (*issueOp, error) {
 	if req.TTL > MaxTTL {
 		return nil, invalid("ttl must be at most %v (ten years)", MaxTTL)
 	}
-	if len(req.Provisions) > MaxProvisions {
-		return nil, invalid("a commission has at most %d provisions", MaxProvisions)
-	}
 	if !utf8.ValidString(req.Name) || !utf8.ValidString(req.Client) || !utf8.ValidString(req.IdempotencyKey) {
 		return nil, invalid("client, name and idempotency key must be valid UTF-8")
 	}
-	for _, p := range req.Provisions {
-		if err := checkKey(p.Key); err != nil {
-			return nil, err
-		}
+	// At most holdings.MaxProvisions (log keys number them with 16 bits),
+	// each with a valid key.
+	if err := holdings.ValidateProvisions(req.Provisions); err != nil {
+		return nil, err
 	}
 	merged, err := commission.Merge(req.Provisions)
 	if err != nil {

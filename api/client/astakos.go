@@ -1,9 +1,7 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,7 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/quotaledger/quotaledger/api/wire"
 )
 
 // The calls of the lineage's client (astakosclient, seed 001), on the
@@ -19,56 +18,17 @@ import (
 
 // Time is a time of an answer: RFC 3339, or (as older servers sent)
 // milliseconds since the epoch. A null or empty time is the zero Time.
-type Time struct{ time.Time }
+type Time = wire.Time
 
-// UnmarshalJSON implements json.Unmarshaler.
-func (t *Time) UnmarshalJSON(b []byte) error {
-	s := string(bytes.TrimSpace(b))
-	if s == "null" || s == `""` {
-		t.Time = time.Time{}
-		return nil
-	}
-	if strings.HasPrefix(s, `"`) {
-		var str string
-		if err := json.Unmarshal(b, &str); err != nil {
-			return err
-		}
-		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999", "2006-01-02 15:04:05.999999"} {
-			if v, err := time.Parse(layout, str); err == nil {
-				t.Time = v
-				return nil
-			}
-		}
-		return fmt.Errorf("time %q is not RFC 3339", str)
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return fmt.Errorf("time %s is neither a string nor a number", s)
-	}
-	t.Time = time.UnixMilli(int64(f)).UTC()
-	return nil
-}
-
-// MarshalJSON implements json.Marshaler (RFC 3339, or null when zero).
-func (t Time) MarshalJSON() ([]byte, error) {
-	if t.IsZero() {
-		return []byte("null"), nil
-	}
-	return json.Marshal(t.UTC().Format(time.RFC3339Nano))
-}
+// Millis is a time the 2013 clients' user info sends as milliseconds since
+// the epoch.
+type Millis = wire.Millis
 
 // UserInfo is the 2013 clients' user info (GET /account/v1.0/authenticate).
-type UserInfo struct {
-	UUID             string           `json:"uuid"`
-	Username         string           `json:"username,omitempty"`
-	DisplayName      string           `json:"displayname"`
-	Name             string           `json:"name"`
-	Email            []string         `json:"email"`
-	Groups           []string         `json:"groups,omitempty"`
-	AuthTokenCreated Time             `json:"auth_token_created"`
-	AuthTokenExpires Time             `json:"auth_token_expires"`
-	Usage            []map[string]any `json:"usage,omitempty"` // when asked for
-}
+type UserInfo = wire.UserInfo
+
+// UsageEntry is a user's usage of one resource in their base project.
+type UsageEntry = wire.UsageEntry
 
 // GetUserInfo returns the user info of the token (astakosclient's
 // get_user_info, GET /account/v1.0/authenticate), with the user's usage
@@ -91,57 +51,27 @@ func (c *Client) Authenticate(ctx context.Context, usage bool) (*UserInfo, error
 	return c.GetUserInfo(ctx, usage)
 }
 
-// Access is the answer of POST /identity/v2.0/tokens.
-type Access struct {
-	Token          *AccessTokenInfo `json:"token,omitempty"`
-	User           *AccessUser      `json:"user,omitempty"`
-	ServiceCatalog []CatalogEntry   `json:"serviceCatalog"`
-}
+// Access is the answer of POST /identity/v2.0/tokens: the token, its
+// user and the service catalog.
+type Access = wire.Access
 
 // AccessTokenInfo is the token part of an Access.
-type AccessTokenInfo struct {
-	ID      string `json:"id"`
-	Expires Time   `json:"expires"`
-	Tenant  struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	} `json:"tenant"`
-}
+type AccessTokenInfo = wire.AccessTokenInfo
+
+// Tenant is the user a token belongs to.
+type Tenant = wire.Tenant
 
 // AccessUser is the user part of an Access.
-type AccessUser struct {
-	ID         string           `json:"id"`
-	Name       string           `json:"name"`
-	Roles      []map[string]any `json:"roles"`
-	RolesLinks []any            `json:"roles_links"`
-	Projects   []string         `json:"projects"`
-}
+type AccessUser = wire.AccessUser
+
+// Role is a group of a user.
+type Role = wire.Role
 
 // CatalogEntry is a service of the service catalog.
-type CatalogEntry struct {
-	Name           string            `json:"name"`
-	Type           string            `json:"type"`
-	Endpoints      []CatalogEndpoint `json:"endpoints"`
-	EndpointsLinks []any             `json:"endpoints_links,omitempty"`
-}
+type CatalogEntry = wire.CatalogEntry
 
 // CatalogEndpoint is where a service of the catalog answers.
-type CatalogEndpoint struct {
-	PublicURL string `json:"publicURL"`
-	VersionID string `json:"versionId,omitempty"`
-	Region    string `json:"region,omitempty"`
-	UIURL     string `json:"SNF:uiURL,omitempty"`
-}
-
-// Endpoint returns the first endpoint of the catalog entry of type typ.
-func (a *Access) Endpoint(typ string) (CatalogEndpoint, bool) {
-	for _, s := range a.ServiceCatalog {
-		if s.Type == typ && len(s.Endpoints) > 0 {
-			return s.Endpoints[0], true
-		}
-	}
-	return CatalogEndpoint{}, false
-}
+type CatalogEndpoint = wire.CatalogEndpoint
 
 // GetEndpoints returns the token, its user and the service catalog
 // (astakosclient's get_endpoints: POST /identity/v2.0/tokens with the
@@ -151,15 +81,10 @@ func (c *Client) GetEndpoints(ctx context.Context, uuid string) (*Access, error)
 	if t, ok := ctx.Value(ctxToken{}).(string); ok {
 		token = t
 	}
-	auth := map[string]any{"token": map[string]string{"id": token}}
-	if uuid != "" {
-		auth["tenantName"] = uuid
-	}
-	var out struct {
-		Access Access `json:"access"`
-	}
+	body := wire.TokensRequest{Auth: &wire.TokensAuth{Token: &wire.TokenCredentials{ID: token}, TenantName: uuid}}
+	var out wire.TokensAnswer
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: identityPrefix + "/tokens",
-		body: map[string]any{"auth": auth}, idempotent: true, public: true}, &out); err != nil {
+		body: body, idempotent: true, public: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out.Access, nil
@@ -168,9 +93,7 @@ func (c *Client) GetEndpoints(ctx context.Context, uuid string) (*Access, error)
 // GetServiceCatalog returns the service catalog alone (POST
 // /identity/v2.0/tokens with no body).
 func (c *Client) GetServiceCatalog(ctx context.Context) ([]CatalogEntry, error) {
-	var out struct {
-		Access Access `json:"access"`
-	}
+	var out wire.TokensAnswer
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: identityPrefix + "/tokens",
 		idempotent: true, public: true}, &out); err != nil {
 		return nil, err
@@ -186,9 +109,7 @@ func (c *Client) ValidateToken(ctx context.Context, userToken, belongsTo string)
 	if belongsTo != "" {
 		q.Set("belongsTo", belongsTo)
 	}
-	var out struct {
-		Access Access `json:"access"`
-	}
+	var out wire.TokensAnswer
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(identityPrefix+"/tokens", userToken),
 		query: q, idempotent: true}, &out); err != nil {
 		return nil, err
@@ -196,11 +117,9 @@ func (c *Client) ValidateToken(ctx context.Context, userToken, belongsTo string)
 	return &out.Access, nil
 }
 
-// Catalogs is the answer of the user catalog calls.
-type Catalogs struct {
-	UUIDCatalog        map[string]string `json:"uuid_catalog"`        // uuid -> username
-	DisplayNameCatalog map[string]string `json:"displayname_catalog"` // username -> uuid
-}
+// Catalogs is the answer of the user catalog calls: uuid -> username and
+// username -> uuid.
+type Catalogs = wire.Catalogs
 
 // GetCatalogs looks up uuids and usernames with a user's token (POST
 // /account/v1.0/user_catalogs); unknown ones are absent from the answer.
@@ -216,7 +135,7 @@ func (c *Client) ServiceGetCatalogs(ctx context.Context, uuids, usernames []stri
 
 func (c *Client) catalogs(ctx context.Context, p string, uuids, names []string) (*Catalogs, error) {
 	var out Catalogs
-	body := map[string]any{"uuids": uuids, "displaynames": names}
+	body := wire.CatalogsRequest{UUIDs: uuids, DisplayNames: names}
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: p, body: body, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
@@ -323,17 +242,10 @@ func oneUUID(m map[string]string, name string, err error) (string, error) {
 }
 
 // Quota is one resource's quota of a user in one project (source).
-type Quota struct {
-	Limit          int64 `json:"limit"`
-	Usage          int64 `json:"usage"`
-	Pending        int64 `json:"pending"`
-	ProjectLimit   int64 `json:"project_limit"`
-	ProjectUsage   int64 `json:"project_usage"`
-	ProjectPending int64 `json:"project_pending"`
-}
+type Quota = wire.Quota
 
 // Quotas are a user's quotas: source (project uuid) -> resource -> quota.
-type Quotas map[string]map[string]Quota
+type Quotas = wire.Quotas
 
 // GetQuotas returns the quotas of the token's user (astakosclient's
 // get_quotas, GET /account/v1.0/quotas).
@@ -365,11 +277,7 @@ func (c *Client) ServiceGetQuotas(ctx context.Context, users []string, project s
 }
 
 // ProjectQuota is one resource's quota of a project.
-type ProjectQuota struct {
-	ProjectLimit   int64 `json:"project_limit"`
-	ProjectUsage   int64 `json:"project_usage"`
-	ProjectPending int64 `json:"project_pending"`
-}
+type ProjectQuota = wire.ProjectQuota
 
 // ServiceGetProjectQuotas returns, for the service's resources, the
 // quotas of the projects given (every project when none): project uuid ->
@@ -389,31 +297,15 @@ func (c *Client) ServiceGetProjectQuotas(ctx context.Context, projects ...string
 // Provision is one line of a commission: quantity of resource that holder
 // draws from source (nil: the null source of a project's own holding).
 // A negative quantity is a release.
-type Provision struct {
-	Holder   string  `json:"holder"`
-	Source   *string `json:"source"`
-	Resource string  `json:"resource"`
-	Quantity int64   `json:"quantity"`
-}
+type Provision = wire.Provision
 
 // String returns a pointer to s (for Provision.Source and the optional
 // fields of updates).
 func String(s string) *string { return &s }
 
-// Commission is what an issue sends.
-type Commission struct {
-	Name       string      `json:"name"`
-	Force      bool        `json:"force"`
-	AutoAccept bool        `json:"auto_accept"`
-	Provisions []Provision `json:"provisions"`
-	// TTL, if positive, is how long the commission may stay pending
-	// before the server rejects it with reason EXPIRED (seconds).
-	TTL int64 `json:"ttl,omitempty"`
-	// IdempotencyKey, if set, is sent as the Idempotency-Key header: the
-	// same key from the same service answers the first call's serial and
-	// applies nothing twice, so the issue may be retried.
-	IdempotencyKey string `json:"-"`
-}
+// Commission is what an issue sends. Its IdempotencyKey goes as the
+// Idempotency-Key header.
+type Commission = wire.Commission
 
 // IssueOptions are the optional parts of an issue built by the client.
 type IssueOptions struct {
@@ -436,17 +328,16 @@ func (c *Client) IssueCommission(ctx context.Context, cm Commission) (int64, err
 	if key == "" && c.opts.SafeRetries {
 		key = NewIdempotencyKey()
 	}
-	var out struct {
-		Serial *int64 `json:"serial"`
-	}
+	cm.IdempotencyKey = "" // sent as the header
+	var out wire.Issued
 	a, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/commissions", body: cm, idemKey: key}, &out)
 	if err != nil {
 		return 0, err
 	}
-	if out.Serial == nil {
+	if out.Serial <= 0 {
 		return 0, invalidResponse(a.status, a.body, a.requestID, errors.New("no serial"))
 	}
-	return *out.Serial, nil
+	return out.Serial, nil
 }
 
 // IssueOneCommission issues a commission of holder drawing from source
@@ -511,12 +402,7 @@ func (c *Client) GetPendingCommissions(ctx context.Context) ([]int64, error) {
 }
 
 // CommissionInfo is a pending commission's detail.
-type CommissionInfo struct {
-	Serial     int64       `json:"serial"`
-	Name       string      `json:"name"`
-	IssueTime  Time        `json:"issue_time"`
-	Provisions []Provision `json:"provisions"`
-}
+type CommissionInfo = wire.CommissionInfo
 
 // GetCommissionInfo returns a pending commission of the service
 // (astakosclient's get_commission_info); NotFound if it is not pending.
@@ -547,9 +433,12 @@ func (c *Client) CommissionActionReason(ctx context.Context, serial int64, actio
 	if action != ActionAccept && action != ActionReject {
 		return &BadRequest{&Error{Kind: "badRequest", Message: fmt.Sprintf("action %q: want accept or reject", action)}}
 	}
-	body := map[string]string{action: ""}
-	if reason != "" {
-		body["reason"] = reason
+	empty := ""
+	body := wire.CommissionAction{Reason: reason}
+	if action == ActionAccept {
+		body.Accept = &empty
+	} else {
+		body.Reject = &empty
 	}
 	_, err := c.do(ctx, &request{method: http.MethodPost,
 		path: path(accountPrefix+"/commissions", strconv.FormatInt(serial, 10), "action"), body: body}, nil)
@@ -568,9 +457,9 @@ func (c *Client) RejectCommission(ctx context.Context, serial int64) error {
 
 // Resolved is the answer of ResolveCommissions.
 type Resolved struct {
-	Accepted []int64        `json:"accepted"`
-	Rejected []int64        `json:"rejected"`
-	Failed   []FailedSerial `json:"failed"`
+	Accepted []int64
+	Rejected []int64
+	Failed   []FailedSerial
 }
 
 // FailedSerial is a serial a resolve could not apply, and why: a NotFound
@@ -578,26 +467,6 @@ type Resolved struct {
 type FailedSerial struct {
 	Serial int64
 	Err    error
-}
-
-// UnmarshalJSON reads a [serial, cloudFault] pair.
-func (f *FailedSerial) UnmarshalJSON(b []byte) error {
-	var pair []json.RawMessage
-	if err := json.Unmarshal(b, &pair); err != nil {
-		return err
-	}
-	if len(pair) != 2 {
-		return fmt.Errorf("a failed entry has %d elements, want [serial, fault]", len(pair))
-	}
-	if err := json.Unmarshal(pair[0], &f.Serial); err != nil {
-		return err
-	}
-	kind, fb, ok := parseFault(pair[1])
-	if !ok {
-		return fmt.Errorf("a failed entry's fault is not a cloudFault: %s", pair[1])
-	}
-	f.Err = typed(faultError(0, kind, fb))
-	return nil
 }
 
 // ResolveCommissions accepts and rejects many pending commissions at
@@ -616,27 +485,22 @@ func (c *Client) ResolveCommissionsReason(ctx context.Context, accept, reject []
 	if reject == nil {
 		reject = []int64{}
 	}
-	var out Resolved
+	var out wire.Resolved
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/commissions/action",
-		body: resolveBody{Accept: accept, Reject: reject, Reason: reason}}, &out); err != nil {
+		body: wire.Resolve{Accept: accept, Reject: reject, Reason: reason}}, &out); err != nil {
 		return nil, err
 	}
-	return &out, nil
-}
-
-type resolveBody struct {
-	Accept []int64 `json:"accept"`
-	Reject []int64 `json:"reject"`
-	Reason string  `json:"reason,omitempty"`
+	res := &Resolved{Accepted: out.Accepted, Rejected: out.Rejected, Failed: make([]FailedSerial, 0, len(out.Failed))}
+	for _, f := range out.Failed {
+		for kind, fault := range f.Fault {
+			res.Failed = append(res.Failed, FailedSerial{Serial: f.Serial, Err: typed(faultError(0, kind, fault))})
+		}
+	}
+	return res, nil
 }
 
 // ResourceInfo is a registered resource as GetResources shows it.
-type ResourceInfo struct {
-	Unit            string `json:"unit"`
-	Description     string `json:"description"`
-	Service         string `json:"service"`
-	AllowInProjects bool   `json:"allow_in_projects"`
-}
+type ResourceInfo = wire.ResourceInfo
 
 // GetResources returns the registered resources by name (astakosclient's
 // get_resources, GET /account/v1.0/resources).
@@ -662,7 +526,7 @@ func (c *Client) GetServices(ctx context.Context) ([]map[string]any, error) {
 // client's state (astakosclient's send_feedback, POST
 // /account/v1.0/feedback, form fields feedback_msg and feedback_data).
 func (c *Client) SendFeedback(ctx context.Context, message, data string) error {
-	form := url.Values{"feedback_msg": {message}, "feedback_data": {data}}
+	form := wire.Feedback{Message: message, Data: data}.Values()
 	_, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/feedback",
 		raw: []byte(form.Encode()), rawTyp: "application/x-www-form-urlencoded"}, nil)
 	return err

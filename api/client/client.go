@@ -5,6 +5,11 @@
 // (registration and login, access tokens, users, groups, projects,
 // holdings, resources and services).
 //
+// The messages are package wire's (api/wire), the server's own: the answers
+// are aliases of its types (User is wire.User, Quotas wire.Quotas, ...), and
+// the requests are sent as its messages. The client imports nothing else of
+// quotaledger.
+//
 // A Client is safe for concurrent use. The token is given once, at New
 // (or picked up from QUOTALEDGER_TOKEN or the token file); WithToken and
 // ContextWithToken send another one, for the 2013 client's style of a
@@ -198,42 +203,11 @@ func (c *Client) send(ctx context.Context, rq *request) (*answer, error) {
 	case rq.raw != nil:
 		body, ctype = rq.raw, rq.rawTyp
 	}
-	u := *c.base
-	u.Path = c.base.Path + rq.path
-	u.RawPath = ""
-	if c.base.RawPath != "" || strings.Contains(rq.path, "%") {
-		u.RawPath = c.base.EscapedPath() + rq.path
-	}
-	if len(rq.query) > 0 {
-		u.RawQuery = rq.query.Encode()
-	}
-	token := c.token
-	if t, ok := ctx.Value(ctxToken{}).(string); ok {
-		token = t
-	}
 	retryable := rq.idempotent || rq.idemKey != ""
 	for attempt := 0; ; attempt++ {
-		var rd io.Reader
-		if body != nil {
-			rd = bytes.NewReader(body)
-		}
-		req, err := http.NewRequestWithContext(ctx, rq.method, u.String(), rd)
+		req, err := c.httpRequest(ctx, rq, body, ctype)
 		if err != nil {
-			return nil, fmt.Errorf("quotaledger: %w", err)
-		}
-		for k, vs := range rq.header {
-			req.Header[k] = vs
-		}
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		req.Header.Set("Accept", "application/json")
-		req.Header.Set("User-Agent", c.opts.UserAgent)
-		if token != "" {
-			req.Header.Set("X-Auth-Token", token)
-		}
-		if rq.idemKey != "" {
-			req.Header.Set("Idempotency-Key", rq.idemKey)
+			return nil, err
 		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
@@ -268,6 +242,48 @@ func (c *Client) send(ctx context.Context, rq *request) (*answer, error) {
 		return &answer{status: resp.StatusCode, header: resp.Header, body: raw,
 			requestID: resp.Header.Get("X-Request-Id")}, nil
 	}
+}
+
+// httpRequest makes the HTTP request of rq with body (of type ctype).
+func (c *Client) httpRequest(ctx context.Context, rq *request, body []byte, ctype string) (*http.Request, error) {
+	u := *c.base
+	u.Path = c.base.Path + rq.path
+	u.RawPath = ""
+	if c.base.RawPath != "" || strings.Contains(rq.path, "%") {
+		u.RawPath = c.base.EscapedPath() + rq.path
+	}
+	if len(rq.query) > 0 {
+		u.RawQuery = rq.query.Encode()
+	}
+	token := c.token
+	if t, ok := ctx.Value(ctxToken{}).(string); ok {
+		token = t
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, rq.method, u.String(), rd)
+	if err != nil {
+		return nil, fmt.Errorf("quotaledger: %w", err)
+	}
+	for k, vs := range rq.header {
+		req.Header[k] = vs
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
+	req.Header.Set("User-Agent", c.opts.UserAgent)
+	if token != "" {
+		req.Header.Set("X-Auth-Token", token)
+	}
+	if rq.idemKey != "" {
+		req.Header.Set("Idempotency-Key", rq.idemKey)
+	}
+	return req, nil
 }
 
 // notSent reports whether err says the request never reached the server

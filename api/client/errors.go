@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/quotaledger/quotaledger/api/wire"
 )
 
 // Error is every error answer of the server, in the lineage's cloudFault
@@ -149,17 +151,9 @@ func StatusOf(err error) int {
 	return 0
 }
 
-// faultBody is the inside of a cloudFault.
-type faultBody struct {
-	Message string          `json:"message"`
-	Code    int             `json:"code"`
-	Details string          `json:"details"`
-	Data    json.RawMessage `json:"data"`
-}
-
 // parseFault reads a cloudFault {"<kind>": {...}}; ok is false if raw is
 // not one.
-func parseFault(raw []byte) (kind string, f faultBody, ok bool) {
+func parseFault(raw []byte) (kind string, f wire.Fault, ok bool) {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(raw, &m) != nil || len(m) != 1 {
 		return "", f, false
@@ -175,16 +169,14 @@ func parseFault(raw []byte) (kind string, f faultBody, ok bool) {
 
 // faultError makes the *Error of a cloudFault (status from the answer, or
 // the fault's code when status is 0).
-func faultError(status int, kind string, f faultBody) *Error {
+func faultError(status int, kind string, f wire.Fault) *Error {
 	if status == 0 {
 		status = f.Code
 	}
 	e := &Error{Status: status, Kind: kind, Message: f.Message, Details: f.Details}
 	if len(f.Data) > 0 && string(f.Data) != "null" {
 		e.Data = f.Data
-		var d struct {
-			Name string `json:"name"`
-		}
+		var d wire.FaultData
 		if json.Unmarshal(f.Data, &d) == nil {
 			e.Name = d.Name
 		}
@@ -204,9 +196,7 @@ func typed(e *Error) error {
 	case http.StatusNotFound:
 		nf := &NotFound{Err: e}
 		if e.Data != nil {
-			var d struct {
-				Provision *Provision `json:"provision"`
-			}
+			var d wire.FaultData
 			if json.Unmarshal(e.Data, &d) == nil {
 				nf.Provision = d.Provision
 			}
@@ -216,12 +206,7 @@ func typed(e *Error) error {
 		return &Conflict{e}
 	case http.StatusRequestEntityTooLarge:
 		if e.Data != nil {
-			var d struct {
-				Provision *Provision `json:"provision"`
-				Name      string     `json:"name"`
-				Limit     int64      `json:"limit"`
-				Usage     int64      `json:"usage"`
-			}
+			var d wire.FaultData
 			if json.Unmarshal(e.Data, &d) == nil && d.Provision != nil {
 				return &QuotaLimit{Err: e, Provision: *d.Provision, Name: d.Name, Limit: d.Limit, Usage: d.Usage}
 			}

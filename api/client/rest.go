@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quotaledger/quotaledger/api/wire"
 )
 
 // The rest of the API (DESIGN.md §3 "The rest of the API", and the
@@ -15,12 +17,7 @@ import (
 
 // Page is one page of a list: the count of every match, the URLs of the
 // next and previous pages (nil at the ends), and the results.
-type Page[T any] struct {
-	Count    int     `json:"count"`
-	Next     *string `json:"next"`
-	Previous *string `json:"previous"`
-	Results  []T     `json:"results"`
-}
+type Page[T any] = wire.Page[T]
 
 // PageOptions select a page (0: the server's defaults).
 type PageOptions struct {
@@ -37,29 +34,10 @@ func (p PageOptions) set(q url.Values) {
 }
 
 // User is a user as the server shows one.
-type User struct {
-	UUID          string          `json:"uuid"`
-	Username      string          `json:"username"`
-	DisplayName   string          `json:"display_name,omitempty"`
-	FirstName     string          `json:"first_name,omitempty"`
-	LastName      string          `json:"last_name,omitempty"`
-	Role          string          `json:"role,omitempty"`
-	Active        bool            `json:"active"`
-	EmailVerified bool            `json:"email_verified"`
-	Data          json.RawMessage `json:"data,omitempty"`
-	Created       Time            `json:"created"`
-	Updated       Time            `json:"updated"`
-	LastLogin     Time            `json:"last_login"`
-}
+type User = wire.User
 
 // Registration is what Register sends.
-type Registration struct {
-	Username    string `json:"username"` // an email address
-	Password    string `json:"password"`
-	FirstName   string `json:"first_name,omitempty"`
-	LastName    string `json:"last_name,omitempty"`
-	DisplayName string `json:"display_name,omitempty"`
-}
+type Registration = wire.Registration
 
 // Register signs a user up (POST /account/v1.0/auth/register): active at
 // once, or pending until activated, as the server is configured.
@@ -72,11 +50,7 @@ func (c *Client) Register(ctx context.Context, r Registration) (*User, error) {
 }
 
 // Session is the answer of Login.
-type Session struct {
-	Token   string `json:"token"`
-	Expires Time   `json:"expires"`
-	User    User   `json:"user"`
-}
+type Session = wire.Session
 
 // Login exchanges a username and password for a session token (POST
 // /account/v1.0/auth/login). c.WithToken(s.Token) then calls as the user;
@@ -84,7 +58,7 @@ type Session struct {
 func (c *Client) Login(ctx context.Context, username, password string) (*Session, error) {
 	var out Session
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/auth/login",
-		body: map[string]string{"username": username, "password": password}, public: true}, &out); err != nil {
+		body: wire.Login{Username: username, Password: password}, public: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -97,15 +71,7 @@ func (c *Client) Logout(ctx context.Context) error {
 }
 
 // Me is the answer of Whoami: the caller's user and the token in use.
-type Me struct {
-	User
-	Auth struct {
-		Kind     string `json:"kind"` // session, personal
-		TokenID  string `json:"token_id"`
-		Expires  Time   `json:"expires"`
-		ReadOnly bool   `json:"read_only"`
-	} `json:"auth"`
-}
+type Me = wire.Me
 
 // Whoami returns the user of the token and the token (GET
 // /account/v1.0/auth/whoami).
@@ -121,7 +87,7 @@ func (c *Client) Whoami(ctx context.Context) (*Me, error) {
 // /account/v1.0/auth/password/change).
 func (c *Client) ChangePassword(ctx context.Context, oldPassword, newPassword, confirm string) error {
 	_, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/auth/password/change",
-		body: map[string]string{"old_password": oldPassword, "new_password": newPassword, "new_password_confirm": confirm}}, nil)
+		body: wire.PasswordChange{OldPassword: oldPassword, NewPassword: newPassword, NewPasswordConfirm: confirm}}, nil)
 	return err
 }
 
@@ -130,7 +96,7 @@ func (c *Client) ChangePassword(ctx context.Context, oldPassword, newPassword, c
 // or not the user exists; the reset id goes out on the event stream.
 func (c *Client) RequestPasswordReset(ctx context.Context, username string) error {
 	_, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/auth/password/reset",
-		body: map[string]string{"username": username}, public: true}, nil)
+		body: wire.PasswordReset{Username: username}, public: true}, nil)
 	return err
 }
 
@@ -138,7 +104,7 @@ func (c *Client) RequestPasswordReset(ctx context.Context, username string) erro
 // /account/v1.0/auth/password/reset/confirm).
 func (c *Client) ResetPassword(ctx context.Context, resetID, newPassword, confirm string) error {
 	_, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/auth/password/reset/confirm",
-		body: map[string]string{"id": resetID, "new_password": newPassword, "new_password_confirm": confirm}, public: true}, nil)
+		body: wire.PasswordResetConfirm{ID: resetID, NewPassword: newPassword, NewPasswordConfirm: confirm}, public: true}, nil)
 	return err
 }
 
@@ -164,18 +130,7 @@ func (c *Client) GetRules(ctx context.Context) (json.RawMessage, error) {
 
 // AccessToken is a personal access token. Token, the secret, is only
 // set in the answer of CreateAccessToken.
-type AccessToken struct {
-	ID       string `json:"id"`
-	Token    string `json:"token,omitempty"`
-	Kind     string `json:"kind,omitempty"`
-	Owner    string `json:"owner,omitempty"`
-	Name     string `json:"name"`
-	ReadOnly bool   `json:"read_only"`
-	Expires  Time   `json:"expires"`
-	Created  Time   `json:"created"`
-	Updated  Time   `json:"updated"`
-	LastUsed Time   `json:"last_used"`
-}
+type AccessToken = wire.AccessToken
 
 // NewAccessToken is what CreateAccessToken sends.
 type NewAccessToken struct {
@@ -188,9 +143,9 @@ type NewAccessToken struct {
 // (POST /account/v1.0/access_tokens); the answer carries the secret, shown
 // this once.
 func (c *Client) CreateAccessToken(ctx context.Context, t NewAccessToken) (*AccessToken, error) {
-	body := map[string]any{"name": t.Name, "read_only": t.ReadOnly}
+	body := wire.AccessTokenCreate{Name: t.Name, ReadOnly: t.ReadOnly}
 	if !t.Expires.IsZero() {
-		body["expires"] = t.Expires.UTC().Format(time.RFC3339Nano)
+		body.Expires = wire.OptTime{Set: true, Time: t.Expires}
 	}
 	var out AccessToken
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/access_tokens", body: body}, &out); err != nil {
@@ -256,19 +211,9 @@ type TokenUpdate struct {
 // UpdateAccessToken changes an access token's name, expiry or read-only
 // flag (PATCH /account/v1.0/access_tokens/{id}).
 func (c *Client) UpdateAccessToken(ctx context.Context, id string, u TokenUpdate) (*AccessToken, error) {
-	body := map[string]any{}
-	if u.Name != nil {
-		body["name"] = *u.Name
-	}
+	body := wire.AccessTokenUpdate{Name: u.Name, ReadOnly: u.ReadOnly}
 	if u.Expires != nil {
-		if u.Expires.IsZero() {
-			body["expires"] = nil
-		} else {
-			body["expires"] = u.Expires.UTC().Format(time.RFC3339Nano)
-		}
-	}
-	if u.ReadOnly != nil {
-		body["read_only"] = *u.ReadOnly
+		body.Expires = wire.OptTime{Set: true, Time: *u.Expires}
 	}
 	var out AccessToken
 	if _, err := c.do(ctx, &request{method: http.MethodPatch, path: path(accountPrefix+"/access_tokens", id), body: body}, &out); err != nil {
@@ -285,17 +230,7 @@ func (c *Client) RevokeAccessToken(ctx context.Context, id string) error {
 }
 
 // NewUser is what CreateUser sends (an admin's call, §9).
-type NewUser struct {
-	Username    string `json:"username"`
-	Password    string `json:"password"`
-	FirstName   string `json:"first_name,omitempty"`
-	LastName    string `json:"last_name,omitempty"`
-	DisplayName string `json:"display_name,omitempty"`
-	Role        string `json:"role,omitempty"` // admin, user (default), reader
-	// Active is whether the user may log in at once (nil: the server's
-	// default, active).
-	Active *bool `json:"active,omitempty"`
-}
+type NewUser = wire.NewUser
 
 // Bool returns a pointer to b (for the optional flags of requests).
 func Bool(b bool) *bool { return &b }
@@ -338,7 +273,7 @@ func (c *Client) ListUsers(ctx context.Context, prefix string, po PageOptions) (
 func (c *Client) ActivateUser(ctx context.Context, uuid string) (*User, error) {
 	var out User
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: path(accountPrefix+"/users", uuid, "activate"),
-		body: map[string]any{}, idempotent: true}, &out); err != nil {
+		body: wire.UserActivate{}, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -349,7 +284,7 @@ func (c *Client) ActivateUser(ctx context.Context, uuid string) (*User, error) {
 func (c *Client) SetUserRole(ctx context.Context, uuid, role string) (*User, error) {
 	var out User
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: path(accountPrefix+"/users", uuid, "role"),
-		body: map[string]string{"role": role}, idempotent: true}, &out); err != nil {
+		body: wire.UserRole{Role: role}, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -357,12 +292,7 @@ func (c *Client) SetUserRole(ctx context.Context, uuid, role string) (*User, err
 
 // UserUpdate changes a user's profile; nil fields stay. Data, if not
 // nil, replaces the custom data (a JSON object).
-type UserUpdate struct {
-	DisplayName *string         `json:"display_name,omitempty"`
-	FirstName   *string         `json:"first_name,omitempty"`
-	LastName    *string         `json:"last_name,omitempty"`
-	Data        json.RawMessage `json:"data,omitempty"`
-}
+type UserUpdate = wire.UserUpdate
 
 // UpdateUser changes a user's profile (PATCH /account/v1.0/users/{uuid}):
 // oneself, or anyone for admins.
@@ -402,26 +332,15 @@ func (c *Client) DeleteUser(ctx context.Context, uuid string) error {
 }
 
 // Group is a named set of users.
-type Group struct {
-	Name    string        `json:"name"`
-	Members []GroupMember `json:"members"`
-	Created Time          `json:"created"`
-}
+type Group = wire.Group
 
 // GroupMember is a user of a group.
-type GroupMember struct {
-	UUID        string `json:"uuid"`
-	Username    string `json:"username"`
-	DisplayName string `json:"display_name"`
-}
+type GroupMember = wire.GroupMember
 
 // CreateGroup creates a group with its first members, user uuids (POST
 // /account/v1.0/groups).
 func (c *Client) CreateGroup(ctx context.Context, name string, members ...string) (*Group, error) {
-	body := map[string]any{"name": name}
-	if len(members) > 0 {
-		body["members"] = members
-	}
+	body := wire.GroupCreate{Name: name, Members: members}
 	var out Group
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/groups", body: body}, &out); err != nil {
 		return nil, err
@@ -462,7 +381,7 @@ func (c *Client) GroupUsers(ctx context.Context, name string) ([]GroupMember, er
 func (c *Client) RenameGroup(ctx context.Context, name, newName string) (*Group, error) {
 	var out Group
 	if _, err := c.do(ctx, &request{method: http.MethodPatch, path: path(accountPrefix+"/groups", name),
-		body: map[string]string{"name": newName}}, &out); err != nil {
+		body: wire.GroupRename{Name: newName}}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -479,7 +398,7 @@ func (c *Client) DeleteGroup(ctx context.Context, name string) error {
 func (c *Client) AddGroupMember(ctx context.Context, group, user string) (*Group, error) {
 	var out Group
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: path(accountPrefix+"/groups", group, "members"),
-		body: map[string]string{"user": user}}, &out); err != nil {
+		body: wire.GroupMemberAdd{User: user}}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -497,43 +416,39 @@ func (c *Client) RemoveGroupMember(ctx context.Context, group, user string) (*Gr
 }
 
 // Policy is a project's capacities of one resource.
-type Policy struct {
-	ProjectCapacity int64 `json:"project_capacity"`
-	MemberCapacity  int64 `json:"member_capacity"`
-}
+type Policy = wire.Policy
 
 // Member is a user or a group in a project, with a role: reader, member
 // or admin.
-type Member struct {
-	User  string `json:"user,omitempty"`
-	Group string `json:"group,omitempty"`
-	Role  string `json:"role"`
-}
+type Member = wire.Member
 
 // Project is a pool of quota shared by its members.
-type Project struct {
-	UUID     string            `json:"uuid"`
-	Name     string            `json:"name"`
-	Owner    string            `json:"owner"`
-	State    string            `json:"state"`
-	Base     bool              `json:"base,omitempty"`
-	Policies map[string]Policy `json:"policies"`
-	Members  []Member          `json:"members"`
-	Created  Time              `json:"created"`
-	Updated  Time              `json:"updated"`
-}
+type Project = wire.Project
 
 // NewProject is what CreateProject sends.
 type NewProject struct {
-	Name     string            `json:"name"`
-	Owner    string            `json:"owner,omitempty"` // default: the caller
-	Policies map[string]Policy `json:"policies,omitempty"`
+	Name     string
+	Owner    string // default: the caller
+	Policies map[string]Policy
+}
+
+// policySettings are policies as a request sets them.
+func policySettings(ps map[string]Policy) map[string]wire.PolicySetting {
+	out := make(map[string]wire.PolicySetting, len(ps))
+	for r, p := range ps {
+		out[r] = wire.PolicySetting{ProjectCapacity: &p.ProjectCapacity, MemberCapacity: &p.MemberCapacity}
+	}
+	return out
 }
 
 // CreateProject creates a project (POST /account/v1.0/projects).
 func (c *Client) CreateProject(ctx context.Context, p NewProject) (*Project, error) {
 	var out Project
-	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/projects", body: p}, &out); err != nil {
+	body := wire.ProjectCreate{Name: p.Name, Owner: p.Owner}
+	if len(p.Policies) > 0 {
+		body.Policies = policySettings(p.Policies)
+	}
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/projects", body: body}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -582,7 +497,7 @@ func (c *Client) AddProjectMember(ctx context.Context, project string, m Member)
 func (c *Client) SetProjectMemberRole(ctx context.Context, project, member, role string) (*Project, error) {
 	var out Project
 	if _, err := c.do(ctx, &request{method: http.MethodPatch, path: path(accountPrefix+"/projects", project, "members", member),
-		body: map[string]string{"role": role}, idempotent: true}, &out); err != nil {
+		body: wire.MemberRole{Role: role}, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -623,60 +538,39 @@ func (c *Client) GetProjectPolicies(ctx context.Context, project string) (map[st
 // SetProjectPolicies replaces a project's capacities by resource and
 // returns them (PUT /account/v1.0/projects/{uuid}/policies).
 func (c *Client) SetProjectPolicies(ctx context.Context, project string, policies map[string]Policy) (map[string]Policy, error) {
-	if policies == nil {
-		policies = map[string]Policy{}
-	}
 	var out map[string]Policy
 	if _, err := c.do(ctx, &request{method: http.MethodPut, path: path(accountPrefix+"/projects", project, "policies"),
-		body: policies, idempotent: true}, &out); err != nil {
+		body: policySettings(policies), idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
 // HoldingKey names a holding; a nil Source is the null source.
-type HoldingKey struct {
-	Holder   string  `json:"holder"`
-	Source   *string `json:"source"`
-	Resource string  `json:"resource"`
-}
+type HoldingKey = wire.HoldingKey
 
 // HoldingLimit is a holding's limit to set.
 type HoldingLimit struct {
-	Holder   string  `json:"holder"`
-	Source   *string `json:"source"`
-	Resource string  `json:"resource"`
-	Limit    int64   `json:"limit"`
+	Holder   string
+	Source   *string
+	Resource string
+	Limit    int64
 }
 
 // Holding is a holding with its limit and usage.
-type Holding struct {
-	Holder   string  `json:"holder"`
-	Source   *string `json:"source"`
-	Resource string  `json:"resource"`
-	Limit    int64   `json:"limit"`
-	UsageMin int64   `json:"usage_min"`
-	UsageMax int64   `json:"usage_max"`
-}
-
-// Usage is the holding's usage as the quotas show it (usage_max).
-func (h Holding) Usage() int64 { return h.UsageMax }
-
-// Pending is usage_max - usage_min.
-func (h Holding) Pending() int64 { return h.UsageMax - h.UsageMin }
+type Holding = wire.Holding
 
 // SetHoldings sets the limits of holdings, creating missing ones with no
 // usage (POST /account/v1.0/holdings, admin); later entries of a key win.
 // It returns the holdings set, as they are after the change.
 func (c *Client) SetHoldings(ctx context.Context, hs []HoldingLimit) ([]Holding, error) {
-	if hs == nil {
-		hs = []HoldingLimit{}
+	body := wire.HoldingSettings{Holdings: make([]wire.HoldingSetting, len(hs))}
+	for i, h := range hs {
+		body.Holdings[i] = wire.HoldingSetting{HoldingKey: HoldingKey{Holder: h.Holder, Source: h.Source, Resource: h.Resource}, Limit: &h.Limit}
 	}
-	var out struct {
-		Holdings []Holding `json:"holdings"`
-	}
+	var out wire.Holdings
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/holdings",
-		body: map[string]any{"holdings": hs}, idempotent: true}, &out); err != nil {
+		body: body, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return out.Holdings, nil
@@ -702,9 +596,7 @@ func (c *Client) GetHoldings(ctx context.Context, hq HoldingQuery) ([]Holding, e
 	if hq.NullSource {
 		q.Set("null_source", "1")
 	}
-	var out struct {
-		Holdings []Holding `json:"holdings"`
-	}
+	var out wire.Holdings
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/holdings", query: q, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
@@ -721,32 +613,15 @@ func (c *Client) DeleteHoldings(ctx context.Context, keys []HoldingKey) error {
 		keys = []HoldingKey{}
 	}
 	_, err := c.do(ctx, &request{method: http.MethodDelete, path: accountPrefix + "/holdings",
-		body: map[string]any{"holdings": keys}, idempotent: true}, nil)
+		body: wire.HoldingKeys{Holdings: keys}, idempotent: true}, nil)
 	return err
 }
 
 // NewResource is what RegisterResource sends (§9).
-type NewResource struct {
-	Name            string  `json:"name"` // <service>.<thing>
-	Service         string  `json:"service"`
-	Unit            *string `json:"unit"`
-	Description     string  `json:"description"`
-	AllowInProjects bool    `json:"allow_in_projects"`
-	UpLimit         int64   `json:"uplimit"`
-	ProjectDefault  int64   `json:"project_default"`
-}
+type NewResource = wire.NewResource
 
 // Resource is a registered resource.
-type Resource struct {
-	Name            string `json:"name"`
-	Unit            string `json:"unit,omitempty"`
-	Description     string `json:"description,omitempty"`
-	Service         string `json:"service"`
-	AllowInProjects bool   `json:"allow_in_projects"`
-	UpLimit         int64  `json:"uplimit"`
-	ProjectDefault  int64  `json:"project_default"`
-	Created         Time   `json:"created"`
-}
+type Resource = wire.Resource
 
 // RegisterResource registers a resource (POST /account/v1.0/resources,
 // admin); every user and project gets its holdings.
@@ -759,33 +634,14 @@ func (c *Client) RegisterResource(ctx context.Context, r NewResource) (*Resource
 }
 
 // ServiceEndpoint is where a registered service answers.
-type ServiceEndpoint struct {
-	PublicURL string `json:"publicURL"`
-	VersionID string `json:"versionId,omitempty"`
-	Region    string `json:"region,omitempty"`
-}
+type ServiceEndpoint = wire.ServiceEndpoint
 
 // NewService is what RegisterService sends (§9).
-type NewService struct {
-	Name      string            `json:"name"`
-	Type      string            `json:"type"`
-	Endpoints []ServiceEndpoint `json:"endpoints"`
-	// TokenExpires, if set, is when the service's token stops working.
-	TokenExpires *time.Time `json:"token_expires,omitempty"`
-}
+type NewService = wire.NewService
 
-// Service is a registered service. Token, its secret, is only set in the
-// answers of RegisterService and RenewServiceToken.
-type Service struct {
-	Name      string            `json:"name"`
-	Type      string            `json:"type"`
-	Endpoints []ServiceEndpoint `json:"endpoints"`
-	Token     string            `json:"token,omitempty"`
-	TokenID   string            `json:"token_id,omitempty"`
-	// TokenExpires is set with Token: when it stops working (zero: never).
-	TokenExpires Time `json:"token_expires"`
-	Created      Time `json:"created"`
-}
+// Service is a registered service. Token, its secret, and TokenExpires
+// are only set in the answers of RegisterService and RenewServiceToken.
+type Service = wire.Service
 
 // RegisterService registers a service and returns it with its token
 // (POST /account/v1.0/services, admin).
@@ -832,9 +688,9 @@ func (c *Client) GetService(ctx context.Context, name string) (*Service, error) 
 // working) that expires at expires (zero: never) (POST
 // /account/v1.0/services/{name}/token, admin).
 func (c *Client) RenewServiceToken(ctx context.Context, name string, expires time.Time) (*Service, error) {
-	body := map[string]any{}
+	var body wire.ServiceTokenRenew
 	if !expires.IsZero() {
-		body["expires"] = expires.UTC().Format(time.RFC3339Nano)
+		body.Expires = wire.OptTime{Set: true, Time: expires}
 	}
 	var out Service
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: path(accountPrefix+"/services", name, "token"), body: body}, &out); err != nil {
@@ -845,21 +701,7 @@ func (c *Client) RenewServiceToken(ctx context.Context, name string, expires tim
 
 // LogEntry is one line of the provision log: a provision of a resolved
 // commission and the holding after it.
-type LogEntry struct {
-	Serial    int64   `json:"serial"`
-	Client    string  `json:"client"`
-	Name      string  `json:"name"`
-	IssueTime Time    `json:"issue_time"`
-	LogTime   Time    `json:"log_time"`
-	Holder    string  `json:"holder"`
-	Source    *string `json:"source"`
-	Resource  string  `json:"resource"`
-	Quantity  int64   `json:"quantity"`
-	Limit     int64   `json:"limit"`
-	UsageMin  int64   `json:"usage_min"`
-	UsageMax  int64   `json:"usage_max"`
-	Reason    string  `json:"reason"` // ACCEPT:..., REJECT:..., EXPIRED
-}
+type LogEntry = wire.LogEntry
 
 // GetCommissionLog returns the provision log of a resolved commission
 // (GET /account/v1.0/commissions/{serial}/log): its service, admins and
@@ -881,22 +723,19 @@ type HistoryQuery struct {
 	Resource string
 	Serial   int64
 	From, To time.Time
-	After    string // the Next of the previous page
-	Limit    int    // entries per page
+	PageOptions
+	// Limit is the page size by its older name (PageSize wins).
+	Limit int
 }
 
-// History is one page of the provision log; Next, if not empty, is the
-// After of the next page.
-type History struct {
-	Count   int        `json:"count"`
-	Next    string     `json:"next"`
-	Results []LogEntry `json:"results"`
-}
+// History is one page of the provision log.
+type History = Page[LogEntry]
 
-// GetHistory queries the provision log (GET /account/v1.0/history).
+// GetHistory queries the provision log (GET /account/v1.0/history), a page
+// at a time like every list.
 func (c *Client) GetHistory(ctx context.Context, hq HistoryQuery) (*History, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"holder": hq.Holder, "resource": hq.Resource, "after": hq.After} {
+	for k, v := range map[string]string{"holder": hq.Holder, "resource": hq.Resource} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -910,20 +749,13 @@ func (c *Client) GetHistory(ctx context.Context, hq HistoryQuery) (*History, err
 	if !hq.To.IsZero() {
 		q.Set("to", hq.To.UTC().Format(time.RFC3339Nano))
 	}
-	if hq.Limit > 0 {
-		q.Set("limit", strconv.Itoa(hq.Limit))
+	if hq.PageSize == 0 {
+		hq.PageSize = hq.Limit
 	}
-	var out struct {
-		Count   int        `json:"count"`
-		Next    *string    `json:"next"`
-		Results []LogEntry `json:"results"`
-	}
+	hq.PageOptions.set(q)
+	var out History
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/history", query: q, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
-	h := &History{Count: out.Count, Results: out.Results}
-	if out.Next != nil {
-		h.Next = *out.Next
-	}
-	return h, nil
+	return &out, nil
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -491,8 +490,8 @@ func (h *crashHarness) readLedger() crashLedger {
 		}
 		add(c)
 	}
-	after := ""
-	for {
+	var c *crashCommission // a commission's entries may span two pages
+	for pageNo := 1; ; pageNo++ {
 		var page struct {
 			Next    *string `json:"next"`
 			Results []struct {
@@ -504,17 +503,12 @@ func (h *crashHarness) readLedger() crashLedger {
 				Reason   string `json:"reason"`
 			} `json:"results"`
 		}
-		path := "/account/v1.0/history?limit=1000"
-		if after != "" {
-			path += "&after=" + url.QueryEscape(after)
-		}
-		h.crashGet(path, h.admin, &page)
-		var c *crashCommission
+		h.crashGet(fmt.Sprintf("/account/v1.0/history?page=%d&page_size=100", pageNo), h.admin, &page)
 		for _, e := range page.Results {
 			if e.Client != crashService {
 				continue
 			}
-			if c == nil || c.serial != e.Serial { // a page holds whole records
+			if c == nil || c.serial != e.Serial {
 				c = &crashCommission{serial: e.Serial, name: e.Name, provs: map[string]int64{}}
 				switch {
 				case strings.HasPrefix(e.Reason, "ACCEPT:"):
@@ -528,10 +522,9 @@ func (h *crashHarness) readLedger() crashLedger {
 			}
 			c.provs[e.Holder] += e.Quantity
 		}
-		if page.Next == nil || *page.Next == "" {
+		if page.Next == nil {
 			return out
 		}
-		after = *page.Next
 	}
 }
 

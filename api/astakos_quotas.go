@@ -1,0 +1,127 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/quotaledger/quotaledger/api/wire"
+	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// The Astakos quotas: /account/v1.0/quotas, service_quotas and
+// service_project_quotas.
+
+const (
+	userPrefix    = "user:"
+	projectPrefix = "project:"
+)
+
+// projectQuotaOf is the quota of a project's own holding.
+func projectQuotaOf(v holdings.Value) wire.ProjectQuota {
+	return wire.ProjectQuota{ProjectLimit: v.Limit, ProjectUsage: v.Usage(), ProjectPending: v.Pending()}
+}
+
+// projectQuota is the quota of project's own holding of resource.
+func (s *Server) projectQuota(project, resource string) wire.ProjectQuota {
+	v, _ := s.l.Holding(holdings.Key{Holder: projectPrefix + project, Source: holdings.NullSource, Resource: resource})
+	return projectQuotaOf(v)
+}
+
+// quotaOf is a member holding's quota, with its project's.
+func quotaOf(v holdings.Value, pq wire.ProjectQuota) wire.Quota {
+	return wire.Quota{Limit: v.Limit, Usage: v.Usage(), Pending: v.Pending(),
+		ProjectLimit: pq.ProjectLimit, ProjectUsage: pq.ProjectUsage, ProjectPending: pq.ProjectPending}
+}
+
+// astQuotas answers GET /account/v1.0/quotas.
+func (s *Server) astQuotas(c *call) error {
+	u := c.p.User
+	resources := s.id.Resources()
+	out := make(wire.Quotas)
+	for _, p := range s.id.ProjectsOf(u.UUID) {
+		src := holdings.SourceOf(projectPrefix + p.UUID)
+		m := make(map[string]wire.Quota)
+		for _, r := range resources {
+			v, ok := s.l.Holding(holdings.Key{Holder: u.Holder(), Source: src, Resource: r.Name})
+			if !ok {
+				continue
+			}
+			m[r.Name] = quotaOf(v, s.projectQuota(p.UUID, r.Name))
+		}
+		out[p.UUID] = m
+	}
+	return c.json(http.StatusOK, out)
+}
+
+// astServiceQuotas answers GET /account/v1.0/service_quotas.
+func (s *Server) astServiceQuotas(c *call) error {
+	q := c.q
+	users := listParam(q, "user", false)
+	projects := listParam(q, "project", false)
+	served := s.id.ServedResources(c.p.Service.Name)
+	out := make(map[string]wire.Quotas)
+	if len(served) > 0 {
+		f := ledger.QuotaFilter{Resources: served}
+		for _, u := range users {
+			f.Holders = append(f.Holders, userPrefix+u)
+		}
+		for _, p := range projects {
+			f.Sources = append(f.Sources, holdings.SourceOf(projectPrefix+p))
+		}
+		for _, h := range s.l.Quotas(f) {
+			uuid, ok := strings.CutPrefix(h.Holder, userPrefix)
+			if !ok || h.Source.IsNull() {
+				continue
+			}
+			src, isProject := strings.CutPrefix(h.Source.Name(), projectPrefix)
+			var pq wire.ProjectQuota
+			if isProject {
+				pq = s.projectQuota(src, h.Resource)
+			}
+			if out[uuid] == nil {
+				out[uuid] = make(wire.Quotas)
+			}
+			if out[uuid][src] == nil {
+				out[uuid][src] = make(map[string]wire.Quota)
+			}
+			out[uuid][src][h.Resource] = quotaOf(h.Value, pq)
+		}
+	}
+	for _, u := range users {
+		if _, ok := out[u]; !ok {
+			return newFault(http.StatusNotFound, fmt.Sprintf("No such user '%s'", u))
+		}
+	}
+	return c.json(http.StatusOK, out)
+}
+
+// astServiceProjectQuotas answers GET /account/v1.0/service_project_quotas.
+func (s *Server) astServiceProjectQuotas(c *call) error {
+	projects := listParam(c.q, "project", false)
+	served := s.id.ServedResources(c.p.Service.Name)
+	out := make(wire.ProjectQuotas)
+	if len(served) > 0 {
+		f := ledger.QuotaFilter{Resources: served, Sources: []holdings.Source{holdings.NullSource}}
+		for _, p := range projects {
+			f.Holders = append(f.Holders, projectPrefix+p)
+		}
+		for _, h := range s.l.Quotas(f) {
+			p, ok := strings.CutPrefix(h.Holder, projectPrefix)
+			if !ok {
+				continue
+			}
+			if out[p] == nil {
+				out[p] = make(map[string]wire.ProjectQuota)
+			}
+			out[p][h.Resource] = projectQuotaOf(h.Value)
+		}
+	}
+	for _, p := range projects {
+		if _, ok := out[p]; !ok {
+			return newFault(http.StatusNotFound, fmt.Sprintf("No such project '%s'", p))
+		}
+	}
+	return c.json(http.StatusOK, out)
+}

@@ -1,0 +1,66 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// BenchmarkHandlerIssueAccept is the server's side of a commission without
+// the network: a 2-provision issue and its accept through ServeHTTP, on a
+// ledger on an in-memory filesystem (so that the disk's syncs do not hide
+// the HTTP layer's cost). Run:
+//
+//	go test ./api -run '^$' -bench BenchmarkHandlerIssueAccept -benchmem -benchtime 20000x
+func BenchmarkHandlerIssueAccept(b *testing.B) {
+	l, id := openStores(b, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true}, zerolog.Nop(), nil)
+	ctx := context.Background()
+	token, _, err := id.RegisterService(ctx, identityService("cyclades"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := []holdings.Key{
+		{Holder: "user:u", Source: holdings.SourceOf("project:p"), Resource: "cyclades.vm"},
+		{Holder: "project:p", Source: holdings.NullSource, Resource: "cyclades.vm"},
+	}
+	if err := l.SetQuota(ctx, []ledger.QuotaSetting{{Key: keys[0], Limit: 1 << 60}, {Key: keys[1], Limit: 1 << 60}}); err != nil {
+		b.Fatal(err)
+	}
+	srv := New(l, id, Options{Logger: zerolog.Nop()})
+	issue := []byte(`{"name":"vm","provisions":[` +
+		`{"holder":"user:u","source":"project:p","resource":"cyclades.vm","quantity":1},` +
+		`{"holder":"project:p","source":null,"resource":"cyclades.vm","quantity":1}]}`)
+	accept := []byte(`{"accept":""}`)
+	call := func(path string, body []byte) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		req.Header.Set("X-Auth-Token", token)
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		return w
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		w := call("/account/v1.0/commissions", issue)
+		if w.Code != http.StatusCreated {
+			b.Fatalf("issue: %d %s", w.Code, w.Body)
+		}
+		serial := bytes.TrimSuffix(bytes.TrimPrefix(w.Body.Bytes(), []byte(`{"serial":`)), []byte("}"))
+		if _, err := strconv.ParseUint(string(serial), 10, 64); err != nil {
+			b.Fatalf("issue answered %s", w.Body)
+		}
+		if w := call(fmt.Sprintf("/account/v1.0/commissions/%s/action", serial), accept); w.Code != http.StatusOK {
+			b.Fatalf("accept: %d %s", w.Code, w.Body)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+func openLedger(t *testing.T, dir string) *ledger.Ledger {
+	t.Helper()
+	l, err := ledger.Open(ledger.Options{Dir: dir, Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
+		MemTableSize: 4 << 20, CacheSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestRoundTrip writes an archive of a ledger, saves it, restores it into
+// a new data directory and opens the ledger there.
+func TestRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	l := openLedger(t, filepath.Join(t.TempDir(), "ledger"))
+	defer l.Close()
+	k := holdings.Key{Holder: "h", Source: holdings.SourceOf("s"), Resource: "r"}
+	if err := l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 42}}); err != nil {
+		t.Fatal(err)
+	}
+	var began *Manifest
+	var buf bytes.Buffer
+	if err := Write(&buf, l, func(m Manifest) error {
+		if buf.Len() != 0 {
+			t.Error("begin was called after the first byte")
+		}
+		began = &m
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if began == nil || began.Format != Format || began.LedgerID != l.ID() || len(began.Files) == 0 {
+		t.Fatalf("begin's manifest %+v", began)
+	}
+	archive := buf.Bytes()
+
+	// Save keeps a whole archive under its name, mode 0600.
+	path := filepath.Join(t.TempDir(), "b.tar.gz")
+	m, n, err := Save(path, func(w io.Writer) error { _, err := w.Write(archive); return err })
+	if err != nil || n != int64(len(archive)) || m.LedgerID != l.ID() {
+		t.Fatalf("save: %+v %d %v", m, n, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("saved archive: %v %v", fi, err)
+	}
+
+	data := t.TempDir()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rm, _, err := Restore(f, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rm.LedgerID != l.ID() {
+		t.Fatalf("restored manifest %+v", rm)
+	}
+	r := openLedger(t, filepath.Join(data, LedgerDir))
+	defer r.Close()
+	if v, ok := r.Holding(k); !ok || v.Limit != 42 || r.ID() != l.ID() {
+		t.Fatalf("restored holding %+v %v", v, ok)
+	}
+	// Again into the same directory: refused, nothing changed.
+	if _, _, err := Restore(bytes.NewReader(archive), data); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("restore over a ledger: %v", err)
+	}
+
+	// An archive cut anywhere is refused by Read, and Save keeps no file.
+	for _, cut := range []int{10, len(archive) / 2, len(archive) - 1} {
+		if _, err := Read(bytes.NewReader(archive[:cut]), nil); err == nil {
+			t.Errorf("an archive cut at %d of %d bytes was read", cut, len(archive))
+		}
+		p := filepath.Join(t.TempDir(), "cut.tar.gz")
+		if _, _, err := Save(p, func(w io.Writer) error { _, err := w.Write(archive[:cut]); return err }); err == nil {
+			t.Errorf("an archive cut at %d was saved", cut)
+		}
+		if left, _ := os.ReadDir(filepath.Dir(p)); len(left) != 0 {
+			t.Errorf("a refused save left %v", left)
+		}
+	}
+	// A failing fill keeps no file either.
+	boom := errors.New("boom")
+	p := filepath.Join(t.TempDir(), "x.tar.gz")
+	if _, _, err := Save(p, func(w io.Writer) error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("save with a failing fill: %v", err)
+	}
+	if left, _ := os.ReadDir(filepath.Dir(p)); len(left) != 0 {
+		t.Errorf("a failed save left %v", left)
+	}
+}
+
+// TestWriteBeginFails checks that an error of begin stops the archive
+// before its first byte.
+func TestWriteBeginFails(t *testing.T) {
+	l := openLedger(t, filepath.Join(t.TempDir(), "ledger"))
+	defer l.Close()
+	boom := errors.New("boom")
+	var buf bytes.Buffer
+	if err := Write(&buf, l, func(Manifest) error { return boom }); !errors.Is(err, boom) || buf.Len() != 0 {
+		t.Fatalf("write: %v, %d bytes", err, buf.Len())
+	}
+}
