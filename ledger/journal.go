@@ -411,9 +411,7 @@ func (r *jrecord) events() []Event {
 				add(e)
 			}
 		case callEvents:
-			for _, e := range c.events {
-				out = append(out, e) // they keep their own sequence and time
-			}
+			out = append(out, c.events...) // they keep their own sequence and time
 			if n := len(c.events); n > 0 {
 				seq = c.events[n-1].Seq + 1
 			}
@@ -421,10 +419,6 @@ func (r *jrecord) events() []Event {
 	}
 	return out
 }
-
-// eventCount is how many events a record's calls emit, without rendering
-// them.
-func (r *jrecord) eventCount() uint64 { return r.ctr.OutboxSeq + 1 - r.firstEvent }
 
 // journalSeqOf reads the sequence of a journal key.
 func journalSeqOf(k []byte) (uint64, bool) {

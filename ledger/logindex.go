@@ -195,16 +195,6 @@ func appendChunkEntry(b []byte, c logCursor, e *LogEntry) []byte {
 	return b
 }
 
-// appendLogChunk encodes es as a chunk.
-func appendLogChunk(b []byte, es []holderEntry) []byte {
-	b = append(b, recordVersion)
-	b = appendUvarint(b, uint64(len(es)))
-	for i := range es {
-		b = appendChunkEntry(b, es[i].c, &es[i].at)
-	}
-	return b
-}
-
 func decodeLogChunk(holder string, v []byte) ([]holderEntry, error) {
 	d := decoder{b: v}
 	checkVersion(&d)
