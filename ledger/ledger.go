@@ -98,6 +98,7 @@ type Ledger struct {
 	// failed keeps the first commit error; once set, no batch reaches
 	// Pebble again (Pebble panics on a write after a failed WAL write).
 	failed atomic.Pointer[error]
+	failMu sync.Mutex // serialises setFailed
 	// failedC is closed when failed is set.
 	failedC chan struct{}
 

@@ -357,12 +357,19 @@ func (l *Ledger) apply(pb *pebble.Batch) (err error) {
 
 // setFailed records the first commit error: from then on every write is
 // refused with ErrFailed, and reads go on from the last durable state.
+//
+// The failure is logged before anyone can see it (Failed, FailedC), so that
+// a process that exits on it has said why.
 func (l *Ledger) setFailed(err error) {
-	if l.failed.CompareAndSwap(nil, &err) {
-		close(l.failedC)
-		l.m.batchFailures.Inc()
-		l.log.Error().Err(err).Msg("ledger: a commit failed; writes are refused until restart, reads go on")
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	if l.failed.Load() != nil {
+		return
 	}
+	l.log.Error().Err(err).Msg("ledger: a commit failed; writes are refused until restart, reads go on")
+	l.m.batchFailures.Inc()
+	l.failed.Store(&err)
+	close(l.failedC)
 }
 
 // fail answers the calls of a batch that finished after a commit failed. A
