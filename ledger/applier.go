@@ -57,6 +57,7 @@ type applier struct {
 	lastCkpt    time.Time
 	truncated   uint64 // the journal is deleted below it
 	log         logBuffer
+	logLocked   bool // flushLog holds log.mu until logFlushed
 	key, buf    []byte
 }
 
@@ -196,19 +197,32 @@ func (a *applier) drain() {
 	if a.log.size() >= maxLogBuffer {
 		a.flushLog(pb)
 	}
-	if err := a.commit(pb); err != nil {
+	err := a.commit(pb)
+	a.logFlushed()
+	if err != nil {
 		a.l.setFailed(err)
 	}
 	a.published()
 }
 
 // flushLog adds the log buffer to pb as chunks, with the sequence they are
-// complete to.
+// complete to. It holds the buffer's lock until logFlushed, which the
+// caller calls once pb is committed (or failed).
 func (a *applier) flushLog(pb *pebble.Batch) {
+	a.log.mu.Lock()
+	a.logLocked = true
 	a.log.flush(pb)
 	a.indexed = a.applied
 	a.buf = binary.BigEndian.AppendUint64(a.buf[:0], a.indexed)
 	_ = pb.Set(keyMetaIndexed, a.buf, nil)
+}
+
+// logFlushed lets readers at the log buffer again after a flushLog.
+func (a *applier) logFlushed() {
+	if a.logLocked {
+		a.logLocked = false
+		a.log.mu.Unlock()
+	}
 }
 
 // commit applies pb to the state database.
@@ -401,7 +415,9 @@ func (a *applier) checkpoint() error {
 	_ = pb.Set(keyMetaState, a.buf, nil)
 	a.buf = binary.BigEndian.AppendUint64(a.buf[:0], seq)
 	_ = pb.Set(keyMetaCheckpoint, a.buf, nil)
-	if err := a.commit(pb); err != nil {
+	err := a.commit(pb)
+	a.logFlushed()
+	if err != nil {
 		return err
 	}
 	a.hook(checkpointCommitted)
@@ -421,7 +437,7 @@ func (a *applier) checkpoint() error {
 	clear(a.idemDel)
 	a.sinceCkpt = 0
 	a.lastCkpt = time.Now()
-	err := a.truncate()
+	err = a.truncate()
 	a.hook(checkpointTruncated)
 	return err
 }

@@ -126,15 +126,14 @@ func (lb *logBuffer) commit() {
 	lb.scratch = lb.scratch[:0]
 }
 
-// entries returns holder's buffered entries after c.
+// entries returns holder's buffered entries after c. Callers hold mu's
+// read lock (holderLog holds it over the chunks and the buffer both).
 func (lb *logBuffer) entries(holder string, after *logCursor) ([]holderEntry, error) {
-	lb.mu.RLock()
 	hb := lb.by[holder]
 	var b []byte
 	if hb != nil && (after == nil || after.less(hb.last)) {
 		b = hb.b
 	}
-	lb.mu.RUnlock()
 	if b == nil {
 		return nil, nil
 	}
@@ -153,10 +152,10 @@ func (lb *logBuffer) entries(holder string, after *logCursor) ([]holderEntry, er
 }
 
 // flush writes every buffered holder's entries to pb as one chunk each and
-// empties the buffer.
+// empties the buffer. Callers hold mu until pb is committed, so that a
+// reader sees the entries either in the buffer or in chunks, never in
+// neither or both.
 func (lb *logBuffer) flush(pb *pebble.Batch) {
-	lb.mu.Lock()
-	defer lb.mu.Unlock()
 	var key []byte
 	for holder, hb := range lb.by {
 		key = logChunkKey(key[:0], holder, hb.first)
@@ -245,6 +244,11 @@ func (l *Ledger) holderLog(holder string, after *logCursor, from int64, fn func(
 		start = *after
 	}
 	keep := func(c logCursor) bool { return after == nil || after.less(c) }
+
+	// The chunks and the buffer are read under the buffer's read lock: a
+	// flush moves entries from one to the other under its write lock.
+	l.ap.log.mu.RLock()
+	defer l.ap.log.mu.RUnlock()
 
 	// Per-entry keys (databases written before the journal).
 	prefix := logPrefix(nil, holder)

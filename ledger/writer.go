@@ -554,15 +554,15 @@ func (b *batch) get(k holdings.Key) (holdings.Value, bool) {
 func (b *batch) putHolding(k holdings.Key, v holdings.Value) {
 	if _, ok := b.get(k); !ok {
 		b.ctr.Holdings++
-	}
-	b.updateHolding(k, v)
-}
-
-// updateHolding is putHolding for a holding known to exist.
-func (b *batch) updateHolding(k holdings.Key, v holdings.Value) {
-	if _, ok := b.dirty[k]; !ok {
+		// A new row keeps the key's names: shared copies.
 		k = b.l.w.internKey(k)
 	}
+	b.dirty[k] = dirtyHolding{value: v}
+}
+
+// updateHolding is putHolding for a holding known to exist: its row keeps
+// the names it has, so the key is not interned.
+func (b *batch) updateHolding(k holdings.Key, v holdings.Value) {
 	b.dirty[k] = dirtyHolding{value: v}
 }
 
