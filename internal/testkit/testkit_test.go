@@ -1,0 +1,177 @@
+package testkit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/events"
+	"github.com/quotaledger/quotaledger/failure"
+	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
+)
+
+func TestClock(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := testkit.NewClock(start)
+	if got := c.Now(); !got.Equal(start) {
+		t.Fatalf("Now = %v, want %v", got, start)
+	}
+	if got := c.Advance(90 * time.Second); !got.Equal(start.Add(90*time.Second)) || !c.Now().Equal(got) {
+		t.Fatalf("Advance returned %v, Now %v, want %v", got, c.Now(), start.Add(90*time.Second))
+	}
+	later := start.Add(time.Hour)
+	c.Set(later)
+	if !c.Now().Equal(later) {
+		t.Fatalf("after Set: %v, want %v", c.Now(), later)
+	}
+	// Safe for concurrent use (the race detector watches).
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				c.Advance(time.Millisecond)
+				_ = c.Now()
+			}
+		})
+	}
+	wg.Wait()
+	if want := later.Add(400 * time.Millisecond); !c.Now().Equal(want) {
+		t.Fatalf("after 400 advances of 1ms: %v, want %v", c.Now(), want)
+	}
+}
+
+func TestCheckFor(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		calls := 0
+		testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+			if calls++; calls < 3 {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		if calls != 3 {
+			t.Fatalf("fn called %d times, want 3 (until it returned nil)", calls)
+		}
+	})
+	t.Run("ErrTimeout", func(t *testing.T) {
+		var r testkit.Recorder
+		calls := 0
+		testkit.CheckFor(&r, 20*time.Millisecond, time.Millisecond, func() error {
+			calls++
+			return fmt.Errorf("try %d", calls)
+		})
+		if len(r.Fatals()) != 1 || !strings.Contains(r.Fatals()[0], fmt.Sprintf("try %d", calls)) {
+			t.Fatalf("fatal %q after %d calls, want one naming the last error", r.Fatals(), calls)
+		}
+	})
+	t.Run("ErrFailed", func(t *testing.T) {
+		r := testkit.Recorder{Failing: true}
+		calls := 0
+		testkit.CheckFor(&r, 5*time.Second, time.Millisecond, func() error {
+			calls++
+			return errors.New("never")
+		})
+		if len(r.Fatals()) != 1 || calls != 1 {
+			t.Fatalf("a failed test: fatal %q after %d calls, want one at once", r.Fatals(), calls)
+		}
+	})
+}
+
+func TestCheckErr(t *testing.T) {
+	errSentinel := failure.New(failure.Conflict, "in use")
+	errTwin := failure.New(failure.Conflict, "in use") // equal fields, another sentinel
+	k := holdings.Key{Holder: "user:1", Source: holdings.NullSource, Resource: "vm"}
+	noCap := func(usage int64) error {
+		return &holdings.NoCapacityError{Provision: holdings.Provision{Key: k, Quantity: 2}, Limit: 3, Usage: usage}
+	}
+	for _, tc := range []struct {
+		name      string
+		err, want error
+		ok        bool
+	}{
+		{"OK/nil", nil, nil, true},
+		{"OK/sentinel", errSentinel, errSentinel, true},
+		{"OK/wrapped sentinel", fmt.Errorf("issue: %w", errSentinel), errSentinel, true},
+		{"OK/instance", failure.Mark(errSentinel, "holding h1 in use"), errSentinel, true},
+		{"OK/data", fmt.Errorf("issue: %w", noCap(2)), noCap(2), true},
+		{"ErrNotNil", errSentinel, nil, false},
+		{"ErrNil", nil, errSentinel, false},
+		{"ErrOtherSentinel", errTwin, errSentinel, false},
+		{"ErrOtherData", noCap(1), noCap(2), false},
+		{"ErrOtherType", &holdings.NoQuantityError{Limit: 3, Usage: 2}, noCap(2), false},
+		{"ErrNilData", nil, noCap(2), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r testkit.Recorder
+			testkit.CheckErr(&r, tc.err, tc.want)
+			if ok := len(r.Fatals()) == 0; ok != tc.ok {
+				t.Fatalf("CheckErr(%v, %v): fatal %q, want ok %v", tc.err, tc.want, r.Fatals(), tc.ok)
+			}
+		})
+	}
+}
+
+func TestFreeAddr(t *testing.T) {
+	addr := testkit.FreeAddr(t)
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("FreeAddr = %q, want a loopback address", addr)
+	}
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+		c.Close()
+		t.Fatalf("something listens on %s", addr)
+	}
+}
+
+func TestReadStream(t *testing.T) {
+	srv, err := events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	if msgs := testkit.ReadStream(t, srv.ClientURL(), "S"); msgs != nil {
+		t.Fatalf("no stream yet: %v", msgs)
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Patience)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := testkit.ReadStream(t, srv.ClientURL(), "S"); msgs != nil {
+		t.Fatalf("an empty stream: %v", msgs)
+	}
+	const n = 2500 // more than one pull
+	for i := 1; i <= n; i++ {
+		if _, err := js.Publish(ctx, fmt.Sprintf("s.%d", i%3), []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprint("id-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := testkit.ReadStream(t, srv.ClientURL(), "S")
+	if len(msgs) != n {
+		t.Fatalf("read %d messages, want %d", len(msgs), n)
+	}
+	for i, m := range msgs {
+		seq := i + 1
+		if m.Seq != uint64(seq) || m.Subject != fmt.Sprintf("s.%d", seq%3) || m.MsgID != fmt.Sprint("id-", seq) || string(m.Data) != fmt.Sprint(seq) {
+			t.Fatalf("message %d: %+v", seq, m)
+		}
+	}
+}
