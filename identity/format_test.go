@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -174,17 +174,6 @@ func identityCases() []identityCase {
 	}
 }
 
-func openFormatLedger(t *testing.T) *ledger.Ledger {
-	t.Helper()
-	l, err := ledger.Open(ledger.Options{Dir: "/format", FS: vfs.NewMem(), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	return l
-}
-
 // TestFormat checks every identity record kind against its golden key and
 // value, both ways (see update).
 func TestFormat(t *testing.T) {
@@ -192,7 +181,7 @@ func TestFormat(t *testing.T) {
 	cases := identityCases()
 
 	// Today's writer: put, as every change stages its records.
-	l := openFormatLedger(t)
+	l := ledgertest.Open(t, ledger.Options{})
 	for _, c := range cases {
 		if err := l.Update(ctx, func(tx *ledger.Tx) error { return put(tx, c.prefix, c.id, c.value) }); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -235,7 +224,7 @@ func TestFormat(t *testing.T) {
 		golden[c.name] = [2][]byte{readHex(t, filepath.Join(formatDir, c.name+".key.hex")),
 			readJSON(t, filepath.Join(formatDir, c.name+".json"))}
 	}
-	l2 := openFormatLedger(t)
+	l2 := ledgertest.Open(t, ledger.Options{})
 	err := l2.Update(ctx, func(tx *ledger.Tx) error {
 		for _, kv := range golden {
 			if err := tx.Put(kv[0], kv[1]); err != nil {
