@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/events/catalog"
@@ -869,7 +868,7 @@ func TestAstakosFeedback(t *testing.T) {
 // deadline, then the expiry rejects it and releases what it held.
 func TestAstakosExpiry(t *testing.T) {
 	clock := newTestClock()
-	e := newEnvOn(t, zerolog.Nop(), nil, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true, Now: clock.Now})
+	e := newEnvOn(t, zerolog.Nop(), nil, ledger.Options{Now: clock.Now})
 	ctx := context.Background()
 	s := e.issue(e.service, map[string]any{"ttl": 1, "provisions": []any{prov(e.memberKey("cyclades.vm"), 1)}})
 	pending := func() string {
