@@ -21,8 +21,9 @@ import (
 const Dir = "/ledger"
 
 // Open opens a ledger with opts for a test, and closes it when the test
-// ends (a ledger the test closed itself stays closed). It fills what opts
-// leave unset as tests want it:
+// ends, failing the test if the close fails (a ledger the test closed
+// itself stays closed: that close was the test's to check). It fills what
+// opts leave unset as tests want it:
 //   - no Dir: a fresh in-memory filesystem (vfs.NewMem, or opts.FS if set)
 //     at Dir. For a ledger on disk, pass Dir: tb.TempDir() (and no FS).
 //   - no Logger: zerolog.Nop().
@@ -55,7 +56,11 @@ func Open(tb testkit.TB, opts ledger.Options) *ledger.Ledger {
 		tb.Fatalf("open the ledger in %s: %v", opts.Dir, err)
 		return nil
 	}
-	tb.Cleanup(func() { _ = l.Close() })
+	tb.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			tb.Errorf("close the ledger in %s: %v", opts.Dir, err)
+		}
+	})
 	return l
 }
 

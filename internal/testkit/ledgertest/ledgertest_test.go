@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/internal/testkit"
@@ -84,5 +89,25 @@ func TestCheckOutbox(t *testing.T) {
 	r = testkit.Recorder{}
 	if evs := ledgertest.CheckOutbox(&r, l); evs != nil || len(r.Errors()) != 0 {
 		t.Fatalf("a closed ledger: %+v, errors %q", evs, r.Errors())
+	}
+}
+
+func TestOpenReportsAFailedClose(t *testing.T) {
+	var armed atomic.Bool
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if armed.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+	var r testkit.Recorder
+	l := ledgertest.Open(&r, ledger.Options{FS: fs})
+	if err := setQuota(t, l, 5); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	r.End()
+	if errs := r.Errors(); len(errs) != 1 || !strings.Contains(errs[0], "close the ledger") {
+		t.Fatalf("a close that fails: %q, want it reported", errs)
 	}
 }
