@@ -175,3 +175,79 @@ func TestReadStream(t *testing.T) {
 		}
 	}
 }
+
+func TestFieldDiffs(t *testing.T) {
+	type inner struct {
+		N    int
+		When time.Time // unexported fields: compared whole
+	}
+	type rec struct {
+		Name  string
+		Tags  []string
+		Raw   []byte
+		Inner *inner
+		ByKey map[string]inner
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	base := func() rec {
+		return rec{Name: "a", Tags: []string{"x", "y"}, Raw: []byte{1, 2}, Inner: &inner{N: 1, When: at},
+			ByKey: map[string]inner{"k": {N: 2, When: at}}}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*rec)
+		want   []string // substrings of the one diff, nil for none
+	}{
+		{"OK", func(*rec) {}, nil},
+		{"Field", func(r *rec) { r.Name = "b" }, []string{".Name:", `"b"`, `"a"`}},
+		{"Element", func(r *rec) { r.Tags[1] = "z" }, []string{".Tags[1]:"}},
+		{"Length", func(r *rec) { r.Tags = r.Tags[:1] }, []string{".Tags:", "1 elements", "want 2"}},
+		{"NilSlice", func(r *rec) { r.Tags = nil }, []string{".Tags:", "(nil true)"}},
+		{"Bytes", func(r *rec) { r.Raw = []byte{1, 3} }, []string{".Raw:"}},
+		{"Pointer", func(r *rec) { r.Inner.N = 9 }, []string{".Inner.N:", "9"}},
+		{"Time", func(r *rec) { r.Inner.When = at.Add(time.Second) }, []string{".Inner.When:"}},
+		{"MapValue", func(r *rec) { r.ByKey["k"] = inner{N: 3, When: at} }, []string{".ByKey[k].N:"}},
+		{"MapKey", func(r *rec) { r.ByKey = map[string]inner{"j": {N: 2, When: at}} }, []string{".ByKey:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, want := base(), base()
+			tc.change(&got)
+			diffs := testkit.FieldDiffs(got, want)
+			if tc.want == nil {
+				if len(diffs) != 0 {
+					t.Fatalf("equal values: %q", diffs)
+				}
+				return
+			}
+			if len(diffs) != 1 {
+				t.Fatalf("%q, want one diff with %q", diffs, tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(diffs[0], w) {
+					t.Fatalf("%q does not say %q", diffs[0], w)
+				}
+			}
+		})
+	}
+	if d := testkit.FieldDiffs(1, "1"); len(d) != 1 || !strings.Contains(d[0], "type int, want string") {
+		t.Fatalf("values of two types: %q", d)
+	}
+}
+
+func TestFirstLineDiff(t *testing.T) {
+	for _, tc := range []struct {
+		got, want string
+		n         int
+		g, w      string
+	}{
+		{"a\nb\n", "a\nb\n", 0, "", ""},
+		{"a\nc\n", "a\nb\n", 2, "c", "b"},
+		{"a\n", "a\nb\n", 2, "", "b"},
+		{"a\nb\nc", "a\nb", 3, "c", ""},
+	} {
+		n, g, w := testkit.FirstLineDiff(tc.got, tc.want)
+		if n != tc.n || g != tc.g || w != tc.w {
+			t.Errorf("FirstLineDiff(%q, %q) = %d %q %q, want %d %q %q", tc.got, tc.want, n, g, w, tc.n, tc.g, tc.w)
+		}
+	}
+}
