@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/quotaledger/quotaledger/commission"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // The disk format of the ledger, pinned. The fuzzers of record_fuzz_test.go
@@ -313,53 +313,7 @@ func checkDecoded(t *testing.T, got, want any, err error) {
 	if err != nil {
 		t.Fatalf("golden bytes do not decode: %v", err)
 	}
-	if diffs := fieldDiffs("", reflect.ValueOf(got), reflect.ValueOf(want)); len(diffs) > 0 {
+	if diffs := testkit.FieldDiffs(got, want); len(diffs) > 0 {
 		t.Errorf("golden bytes decode to another value:\n\t%s", strings.Join(diffs, "\n\t"))
 	}
-}
-
-// fieldDiffs lists the fields in which got and want differ, by path. A
-// struct with unexported fields (time.Time, holdings.Source) is compared
-// whole.
-func fieldDiffs(path string, got, want reflect.Value) []string {
-	if got.Type() != want.Type() {
-		return []string{fmt.Sprintf("%s: type %s, want %s", path, got.Type(), want.Type())}
-	}
-	leaf := func() []string {
-		if reflect.DeepEqual(got.Interface(), want.Interface()) {
-			return nil
-		}
-		return []string{fmt.Sprintf("%s: %#v, want %#v", path, got.Interface(), want.Interface())}
-	}
-	switch got.Kind() {
-	case reflect.Pointer:
-		if got.IsNil() || want.IsNil() {
-			return leaf()
-		}
-		return fieldDiffs(path, got.Elem(), want.Elem())
-	case reflect.Struct:
-		var out []string
-		for i := 0; i < got.NumField(); i++ {
-			if !got.Type().Field(i).IsExported() {
-				return leaf()
-			}
-		}
-		for i := 0; i < got.NumField(); i++ {
-			out = append(out, fieldDiffs(path+"."+got.Type().Field(i).Name, got.Field(i), want.Field(i))...)
-		}
-		return out
-	case reflect.Slice:
-		if got.IsNil() != want.IsNil() || got.Len() != want.Len() {
-			return []string{fmt.Sprintf("%s: %d elements (nil %v), want %d (nil %v)", path, got.Len(), got.IsNil(), want.Len(), want.IsNil())}
-		}
-		if got.Type().Elem().Kind() == reflect.Uint8 {
-			return leaf()
-		}
-		var out []string
-		for i := 0; i < got.Len(); i++ {
-			out = append(out, fieldDiffs(fmt.Sprintf("%s[%d]", path, i), got.Index(i), want.Index(i))...)
-		}
-		return out
-	}
-	return leaf()
 }
