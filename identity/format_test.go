@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/internal/testkit"
 	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -339,65 +339,7 @@ func readJSON(t *testing.T, path string) []byte {
 // differs.
 func checkLoaded(t *testing.T, got, want any) {
 	t.Helper()
-	if diffs := fieldDiffs("", reflect.ValueOf(got), reflect.ValueOf(want)); len(diffs) > 0 {
+	if diffs := testkit.FieldDiffs(got, want); len(diffs) > 0 {
 		t.Errorf("golden bytes load as another value:\n\t%s", strings.Join(diffs, "\n\t"))
 	}
-}
-
-// fieldDiffs lists the fields in which got and want differ, by path. A
-// struct with unexported fields (time.Time) is compared whole.
-func fieldDiffs(path string, got, want reflect.Value) []string {
-	if got.Type() != want.Type() {
-		return []string{fmt.Sprintf("%s: type %s, want %s", path, got.Type(), want.Type())}
-	}
-	leaf := func() []string {
-		if reflect.DeepEqual(got.Interface(), want.Interface()) {
-			return nil
-		}
-		return []string{fmt.Sprintf("%s: %#v, want %#v", path, got.Interface(), want.Interface())}
-	}
-	switch got.Kind() {
-	case reflect.Pointer:
-		if got.IsNil() || want.IsNil() {
-			return leaf()
-		}
-		return fieldDiffs(path, got.Elem(), want.Elem())
-	case reflect.Struct:
-		for i := 0; i < got.NumField(); i++ {
-			if !got.Type().Field(i).IsExported() {
-				return leaf()
-			}
-		}
-		var out []string
-		for i := 0; i < got.NumField(); i++ {
-			out = append(out, fieldDiffs(path+"."+got.Type().Field(i).Name, got.Field(i), want.Field(i))...)
-		}
-		return out
-	case reflect.Slice:
-		if got.IsNil() != want.IsNil() || got.Len() != want.Len() {
-			return []string{fmt.Sprintf("%s: %d elements (nil %v), want %d (nil %v)", path, got.Len(), got.IsNil(), want.Len(), want.IsNil())}
-		}
-		if got.Type().Elem().Kind() == reflect.Uint8 {
-			return leaf()
-		}
-		var out []string
-		for i := 0; i < got.Len(); i++ {
-			out = append(out, fieldDiffs(fmt.Sprintf("%s[%d]", path, i), got.Index(i), want.Index(i))...)
-		}
-		return out
-	case reflect.Map:
-		if got.Len() != want.Len() {
-			return leaf()
-		}
-		var out []string
-		for _, k := range want.MapKeys() {
-			g := got.MapIndex(k)
-			if !g.IsValid() {
-				return leaf()
-			}
-			out = append(out, fieldDiffs(fmt.Sprintf("%s[%v]", path, k), g, want.MapIndex(k))...)
-		}
-		return out
-	}
-	return leaf()
 }
