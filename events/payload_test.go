@@ -346,25 +346,16 @@ func withPlaceholders(s string, ph map[string]string) string {
 // the step it belongs to.
 func compareGolden(t *testing.T, got, want string) {
 	t.Helper()
-	if got == want {
+	n, gl, wl := testkit.FirstLineDiff(got, want)
+	if n == 0 {
 		return
 	}
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	step := ""
-	for i := 0; i < max(len(g), len(w)); i++ {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if strings.HasPrefix(wl, "# ") {
-			step = wl
-		}
-		if gl != wl {
-			t.Fatalf("%s: line %d differs: consumers parse the payloads of %s\n got %s\nwant %s",
-				payloadsGolden, i+1, step, gl, wl)
+	step, lines := "", strings.Split(want, "\n")
+	for _, l := range lines[:min(n, len(lines))] { // the step of line n is the last one named up to it
+		if strings.HasPrefix(l, "# ") {
+			step = l
 		}
 	}
+	t.Fatalf("%s: line %d differs: consumers parse the payloads of %s\n got %s\nwant %s",
+		payloadsGolden, n, step, gl, wl)
 }
