@@ -366,22 +366,8 @@ func compareDataDirGolden(t *testing.T, name, got string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got == string(want) {
-		return
-	}
-	g, w := strings.Split(got, "\n"), strings.Split(string(want), "\n")
-	for i := 0; i < max(len(g), len(w)); i++ {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if gl != wl {
-			t.Errorf("the data directory reads differently from %s (line %d):\n got %s\nwant %s", path, i+1, gl, wl)
-			return
-		}
+	if n, gl, wl := testkit.FirstLineDiff(got, string(want)); n > 0 {
+		t.Errorf("the data directory reads differently from %s (line %d):\n got %s\nwant %s", path, n, gl, wl)
 	}
 }
 
