@@ -1,9 +1,9 @@
 // Package testkit is the support every package's tests share, written once
 // (pebble's internal/testutils is the model): a Clock the test moves,
 // CheckFor to poll instead of sleeping, CheckErr for the error a table
-// wants, FieldDiffs and FirstLineDiff for golden values and texts,
-// FreeAddr, ReadStream of a JetStream stream, and a Recorder with which
-// the tests of a helper see its checks fail.
+// wants, FieldDiffs, FirstLineDiff, WriteHex and ReadHex for golden
+// values, texts and bytes, FreeAddr, ReadStream of a JetStream stream, and
+// a Recorder with which the tests of a helper see its checks fail.
 //
 // It imports none of the product's packages but failure, so that the tests
 // inside ledger, holdings and commission (package ledger, not ledger_test)

@@ -1,10 +1,13 @@
 package testkit_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -249,5 +252,30 @@ func TestFirstLineDiff(t *testing.T) {
 		if n != tc.n || g != tc.g || w != tc.w {
 			t.Errorf("FirstLineDiff(%q, %q) = %d %q %q, want %d %q %q", tc.got, tc.want, n, g, w, tc.n, tc.g, tc.w)
 		}
+	}
+}
+
+func TestHex(t *testing.T) {
+	b := make([]byte, 70) // more than two lines of 32
+	for i := range b {
+		b[i] = byte(i * 7)
+	}
+	path := filepath.Join(t.TempDir(), "sub", "x.hex")
+	testkit.WriteHex(t, path, "x", "go test ./x -update", b)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	if len(lines) != 4 || lines[0] != "# x: 70 bytes, written by go test ./x -update" || len(lines[1]) != 64 || len(lines[3]) != 12 {
+		t.Fatalf("the golden file:\n%s", raw)
+	}
+	if got := testkit.ReadHex(t, path, "go test ./x -update"); !bytes.Equal(got, b) {
+		t.Fatalf("read back %x, want %x", got, b)
+	}
+	var r testkit.Recorder
+	testkit.ReadHex(&r, filepath.Join(t.TempDir(), "none.hex"), "go test ./x -update")
+	if f := r.Fatals(); len(f) != 1 || !strings.Contains(f[0], "(a new golden file: go test ./x -update, and commit it)") {
+		t.Fatalf("a missing file: %q, want the command that writes it", f)
 	}
 }
