@@ -2,9 +2,7 @@ package ledger
 
 import (
 	"bytes"
-	"encoding/hex"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +33,9 @@ var update = flag.Bool("update", false, "rewrite the golden files of testdata (T
 
 // formatDir holds the golden bytes of the ledger's keys and records.
 const formatDir = "testdata/format"
+
+// formatUpdate writes the golden files (a new record kind needs one).
+const formatUpdate = "go test ./ledger -run TestFormat -update"
 
 // Fixed values of the golden records. Every field differs from every other
 // field of its record, so that two fields swapped in both encoder and
@@ -229,9 +230,9 @@ func TestFormat(t *testing.T) {
 			got := c.encode()
 			path := filepath.Join(formatDir, c.name+".hex")
 			if *update {
-				writeHex(t, path, c.name, got)
+				testkit.WriteHex(t, path, c.name, formatUpdate, got)
 			}
-			want := readHex(t, path)
+			want := testkit.ReadHex(t, path, formatUpdate)
 			if !bytes.Equal(got, want) {
 				t.Errorf("encoding changed: existing databases hold the bytes of %s\n got %x\nwant %x", path, got, want)
 			}
@@ -263,47 +264,6 @@ func TestFormatKeyPrefixes(t *testing.T) {
 	if recordVersion != 1 {
 		t.Errorf("recordVersion is %d: a new version needs golden files of its own, and the old ones kept", recordVersion)
 	}
-}
-
-// writeHex writes b as a golden file: a comment line, then hex, 32 bytes a
-// line.
-func writeHex(t *testing.T, path, name string, b []byte) {
-	t.Helper()
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "# %s: %d bytes, written by go test ./ledger -run TestFormat -update\n", name, len(b))
-	h := hex.EncodeToString(b)
-	for len(h) > 64 {
-		sb.WriteString(h[:64] + "\n")
-		h = h[64:]
-	}
-	sb.WriteString(h + "\n")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// readHex reads a golden file written by writeHex; lines starting with '#'
-// are comments.
-func readHex(t *testing.T, path string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (a new record kind: go test ./ledger -run TestFormat -update, and commit the file)", err)
-	}
-	var h strings.Builder
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			h.WriteString(line)
-		}
-	}
-	b, err := hex.DecodeString(h.String())
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return b
 }
 
 // checkDecoded fails t unless err is nil and got equals want, naming every
