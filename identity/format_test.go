@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +37,9 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/format (TestFormat) from today's records")
 
 const formatDir = "testdata/format"
+
+// formatUpdate writes the golden files (a new record kind needs one).
+const formatUpdate = "go test ./identity -run TestFormat -update"
 
 // Test-only credentials of the golden records: the password of
 // fmtPasswordHash, and the secrets whose SHA-256 are the golden tokens'
@@ -205,10 +206,10 @@ func TestFormat(t *testing.T) {
 			}
 			keyPath, valuePath := filepath.Join(formatDir, c.name+".key.hex"), filepath.Join(formatDir, c.name+".json")
 			if *update {
-				writeHex(t, keyPath, c.name+" key", key)
+				testkit.WriteHex(t, keyPath, c.name+" key", formatUpdate, key)
 				writeFile(t, valuePath, append(bytes.Clone(value), '\n'))
 			}
-			wantKey, wantValue := readHex(t, keyPath), readJSON(t, valuePath)
+			wantKey, wantValue := testkit.ReadHex(t, keyPath, formatUpdate), readJSON(t, valuePath)
 			if !bytes.Equal(key, wantKey) {
 				t.Errorf("key changed: existing databases hold %s\n got %x\nwant %x", keyPath, key, wantKey)
 			}
@@ -221,7 +222,7 @@ func TestFormat(t *testing.T) {
 	// Today's reader: Open, on a database holding only the golden bytes
 	// (whether or not today's writer still makes them).
 	for _, c := range cases {
-		golden[c.name] = [2][]byte{readHex(t, filepath.Join(formatDir, c.name+".key.hex")),
+		golden[c.name] = [2][]byte{testkit.ReadHex(t, filepath.Join(formatDir, c.name+".key.hex"), formatUpdate),
 			readJSON(t, filepath.Join(formatDir, c.name+".json"))}
 	}
 	l2 := ledgertest.Open(t, ledger.Options{})
@@ -284,41 +285,6 @@ func writeFile(t *testing.T, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// writeHex writes b as a golden file: a comment line, then hex, 32 bytes a
-// line.
-func writeHex(t *testing.T, path, what string, b []byte) {
-	t.Helper()
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "# %s: %d bytes, written by go test ./identity -run TestFormat -update\n", what, len(b))
-	h := hex.EncodeToString(b)
-	for len(h) > 64 {
-		sb.WriteString(h[:64] + "\n")
-		h = h[64:]
-	}
-	sb.WriteString(h + "\n")
-	writeFile(t, path, []byte(sb.String()))
-}
-
-// readHex reads a file of writeHex; lines starting with '#' are comments.
-func readHex(t *testing.T, path string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (a new record kind: go test ./identity -run TestFormat -update, and commit the file)", err)
-	}
-	var h strings.Builder
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			h.WriteString(line)
-		}
-	}
-	b, err := hex.DecodeString(h.String())
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return b
 }
 
 // readJSON reads a golden value: the exact bytes, then one newline.
