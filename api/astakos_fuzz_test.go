@@ -15,17 +15,17 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
 // fuzzEnv is newEnv for fuzz targets: the real handler over a real ledger
-// (in memory), with the service "cyclades", its two resources and a user,
-// called in process.
+// (in memory), with the usual principals (the service "cyclades", its two
+// resources and a user among them), called in process.
 type fuzzEnv struct {
 	l       *ledger.Ledger
 	api     *Server
@@ -35,29 +35,13 @@ type fuzzEnv struct {
 
 func newFuzzEnv(tb testing.TB) *fuzzEnv {
 	tb.Helper()
-	ctx := context.Background()
 	// The ledger's clock stands still, so that no commission expires
 	// between the two looks at the state that a refused call must leave
 	// as it was.
 	frozen := time.Now()
-	l, id := openStores(tb, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true,
-		Now: func() time.Time { return frozen }}, zerolog.Nop(), nil)
-	e := &fuzzEnv{l: l}
-	var err error
-	if e.service, _, err = id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute"}); err != nil {
-		tb.Fatal(err)
-	}
-	for _, r := range []identity.Resource{
-		{Name: "cyclades.vm", Service: "cyclades", AllowInProjects: true, UpLimit: 2},
-		{Name: "cyclades.ram", Service: "cyclades", AllowInProjects: true, UpLimit: 4 << 30},
-	} {
-		if _, err := id.RegisterResource(ctx, r); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if e.user, err = id.CreateUser(ctx, identity.NewUser{Username: "user@example.com", Password: testPassword, Active: true}); err != nil {
-		tb.Fatal(err)
-	}
+	l, id := openStores(tb, ledger.Options{Now: func() time.Time { return frozen }}, zerolog.Nop(), nil)
+	p := identitytest.AddPrincipals(tb, id)
+	e := &fuzzEnv{l: l, service: p.ServiceToken, user: p.User}
 	// Small caps, so that the fuzzer reaches them.
 	e.api = New(l, id, Options{Logger: zerolog.Nop(), MaxBody: 64 << 10, MaxProvisions: 16, MaxNameLen: 64})
 	return e

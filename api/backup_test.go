@@ -13,10 +13,10 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/backup"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -103,12 +103,7 @@ func TestBackup(t *testing.T) {
 	if len(files) != len(m.Files) {
 		t.Errorf("%d files in the archive, %d in the manifest", len(files), len(m.Files))
 	}
-	l, err := ledger.Open(ledger.Options{Dir: "/restored/ledger", FS: fs, Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := ledgertest.Open(t, ledger.Options{Dir: "/restored/ledger", FS: fs})
 	if v, ok := l.Holding(k); !ok || v.Limit != 42 {
 		t.Errorf("restored holding: %+v %v", v, ok)
 	}

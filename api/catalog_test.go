@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"maps"
 	"net/http/httptest"
 	"slices"
@@ -11,42 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
+	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
-
-// checkOutbox checks every event in l's outbox against the event catalog
-// (catalog.Check: a catalogued type, and data that is its payload type's,
-// exactly) and returns the events. A closed ledger has nothing to check.
-func checkOutbox(tb testing.TB, l *ledger.Ledger) []ledger.Event {
-	tb.Helper()
-	var all []ledger.Event
-	for after := uint64(0); ; {
-		evs, err := l.Outbox(after, 1000)
-		if errors.Is(err, ledger.ErrClosed) {
-			return all
-		}
-		if err != nil {
-			tb.Errorf("read the outbox: %v", err)
-			return all
-		}
-		if len(evs) == 0 {
-			return all
-		}
-		for _, ev := range evs {
-			if err := catalog.Check(ev.Type, ev.Data); err != nil {
-				tb.Errorf("outbox event %d: %v", ev.Seq, err)
-			}
-		}
-		all = append(all, evs...)
-		after = evs[len(evs)-1].Seq
-	}
-}
 
 // TestEventCatalog makes every change there is, through the stores and the
 // API, and checks that every event they emit is in the event catalog with
@@ -54,17 +26,7 @@ func checkOutbox(tb testing.TB, l *ledger.Ledger) []ledger.Event {
 func TestEventCatalog(t *testing.T) {
 	ctx := context.Background()
 	clock := newTestClock()
-	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true, Logger: zerolog.Nop(),
-		Now: clock.Now, MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	id, err := identity.Open(l, identity.Options{Logger: zerolog.Nop(), Now: clock.Now, RequireActivation: true,
-		Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, id := identitytest.OpenStores(t, ledger.Options{Now: clock.Now}, identity.Options{RequireActivation: true})
 	e := &env{t: t, l: l, id: id, api: New(l, id, Options{Logger: zerolog.Nop()})}
 	e.srv = httptest.NewServer(e.api)
 	t.Cleanup(e.srv.Close)
@@ -104,7 +66,7 @@ func TestEventCatalog(t *testing.T) {
 	must(id.ChangePassword(ctx, bob.UUID, testPassword, "another password 1", "another password 1"))
 	must(id.RequestPasswordReset(ctx, "bob@example.com"))
 	var reset catalog.PasswordResetRequested
-	for _, ev := range checkOutbox(t, l) {
+	for _, ev := range ledgertest.CheckOutbox(t, l) {
 		if ev.Type == catalog.PasswordResetRequestedType {
 			must(json.Unmarshal(ev.Data, &reset))
 		}
@@ -182,7 +144,7 @@ func TestEventCatalog(t *testing.T) {
 	must(id.DeleteUser(ctx, bob.UUID))
 
 	emitted := map[string]int{}
-	for _, ev := range checkOutbox(t, l) {
+	for _, ev := range ledgertest.CheckOutbox(t, l) {
 		emitted[ev.Type]++
 	}
 	for _, c := range catalog.All {

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/holdings"
@@ -23,7 +22,7 @@ import (
 //
 //	go test ./api -run '^$' -bench BenchmarkHandlerIssueAccept -benchmem -benchtime 20000x
 func BenchmarkHandlerIssueAccept(b *testing.B) {
-	l, id := openStores(b, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true}, zerolog.Nop(), nil)
+	l, id := openStores(b, ledger.Options{}, zerolog.Nop(), nil)
 	ctx := context.Background()
 	token, _, err := id.RegisterService(ctx, identityService("cyclades"))
 	if err != nil {

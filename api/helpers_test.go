@@ -12,17 +12,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/internal/testkit"
+	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
 // env is a real server on a loopback port over a ledger on an in-memory
-// filesystem, with an admin, a user, a service ("cyclades", type compute)
-// and two resources of it.
+// filesystem, with the usual principals (identitytest.AddPrincipals): an
+// admin, a user, a service ("cyclades", type compute) and two resources of
+// it.
 type env struct {
 	t       testing.TB
 	l       *ledger.Ledger
@@ -35,7 +37,7 @@ type env struct {
 	userRec *identity.User
 }
 
-const testPassword = "correct horse battery"
+const testPassword = identitytest.Password
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
@@ -46,74 +48,38 @@ func newEnv(t testing.TB) *env {
 // set, their metrics on reg.
 func newEnvWith(t testing.TB, log zerolog.Logger, reg *prometheus.Registry) *env {
 	t.Helper()
-	return newEnvOn(t, log, reg, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true})
+	return newEnvOn(t, log, reg, ledger.Options{})
 }
 
-// newEnvOn is newEnvWith over a ledger opened with lopts (its logger,
-// metrics and sizes set here).
+// newEnvOn is newEnvWith over a ledger opened with lopts (in memory unless
+// they name a Dir; logger and metrics set here).
 func newEnvOn(t testing.TB, log zerolog.Logger, reg *prometheus.Registry, lopts ledger.Options) *env {
 	t.Helper()
-	ctx := context.Background()
 	var metrics prometheus.Registerer
 	if reg != nil {
 		metrics = reg
 	}
 	l, id := openStores(t, lopts, log, metrics)
-	e := &env{t: t, l: l, id: id}
-	admin, err := id.CreateUser(ctx, identity.NewUser{Username: "admin@example.com", Password: testPassword, Role: identity.RoleAdmin, Active: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.admin, _, err = id.CreateAccessToken(ctx, admin.UUID, "admin", time.Time{}, false); err != nil {
-		t.Fatal(err)
-	}
-	if e.service, _, err = id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute",
-		Endpoints: []identity.Endpoint{{PublicURL: "https://cyclades.example.com/compute/v2.0", VersionID: "v2.0"}}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range []identity.Resource{
-		{Name: "cyclades.vm", Service: "cyclades", Description: "virtual machines", AllowInProjects: true, UpLimit: 2},
-		{Name: "cyclades.ram", Service: "cyclades", Unit: "bytes", Description: "memory", AllowInProjects: true, UpLimit: 4 << 30},
-	} {
-		if _, err := id.RegisterResource(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if e.userRec, err = id.CreateUser(ctx, identity.NewUser{Username: "user@example.com", Password: testPassword, Active: true}); err != nil {
-		t.Fatal(err)
-	}
-	if e.user, _, _, err = id.Login(ctx, "user@example.com", testPassword); err != nil {
-		t.Fatal(err)
-	}
+	p := identitytest.AddPrincipals(t, id)
+	e := &env{t: t, l: l, id: id, admin: p.AdminToken, user: p.UserToken, service: p.ServiceToken, userRec: p.User}
 	e.api = New(l, id, Options{Logger: log, Metrics: reg})
 	e.srv = httptest.NewServer(e.api)
 	t.Cleanup(e.srv.Close)
 	return e
 }
 
-// openStores opens the ledger of lopts (with a small memtable and cache)
-// and an identity store on it (with cheap password hashing), both logging
-// to log and registering their metrics on metrics (if not nil), and when
-// the test ends checks the events in the outbox against the event catalog
-// (checkOutbox) and closes the ledger.
+// openStores is identitytest.OpenStores (the outbox checked against the
+// event catalog when the test ends) with both stores logging to log and
+// registering their metrics on metrics (if not nil).
 func openStores(tb testing.TB, lopts ledger.Options, log zerolog.Logger, metrics prometheus.Registerer) (*ledger.Ledger, *identity.Store) {
 	tb.Helper()
 	lopts.Logger, lopts.Metrics = log, metrics
-	lopts.MemTableSize, lopts.CacheSize = 4<<20, 8<<20
-	l, err := ledger.Open(lopts)
-	if err != nil {
-		tb.Fatalf("open the ledger: %v", err)
-	}
-	tb.Cleanup(func() {
-		checkOutbox(tb, l)
-		_ = l.Close()
-	})
-	id, err := identity.Open(l, identity.Options{Logger: log, Metrics: metrics,
-		Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
-	if err != nil {
-		tb.Fatalf("open identity: %v", err)
-	}
-	return l, id
+	return identitytest.OpenStores(tb, lopts, identity.Options{Logger: log, Metrics: metrics})
+}
+
+// newTestClock is a clock the test moves by hand.
+func newTestClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // do sends a request with token (if any) and a body (a string, []byte, or

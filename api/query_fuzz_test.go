@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -59,34 +59,19 @@ func newRouteFuzz(tb testing.TB) *routeFuzz {
 	tb.Helper()
 	ctx := context.Background()
 	frozen := time.Now()
-	l, id := openStores(tb, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true,
-		Now: func() time.Time { return frozen }}, zerolog.Nop(), nil)
+	l, id := openStores(tb, ledger.Options{Now: func() time.Time { return frozen }}, zerolog.Nop(), nil)
 	must := func(err error) {
 		tb.Helper()
 		if err != nil {
 			tb.Fatal(err)
 		}
 	}
-	e := &routeFuzz{env: &env{t: tb, l: l, id: id}}
-	admin, err := id.CreateUser(ctx, identity.NewUser{Username: "admin@example.com", Password: testPassword, Role: identity.RoleAdmin, Active: true})
+	pr := identitytest.AddPrincipals(tb, id)
+	e := &routeFuzz{env: &env{t: tb, l: l, id: id, admin: pr.AdminToken, service: pr.ServiceToken, userRec: pr.User}}
+	_, _, err := id.RegisterService(ctx, identity.NewService{Name: "victim", Type: "storage"})
 	must(err)
-	e.admin, _, err = id.CreateAccessToken(ctx, admin.UUID, "admin", time.Time{}, false)
-	must(err)
-	e.service, _, err = id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute",
-		Endpoints: []identity.Endpoint{{PublicURL: "https://cyclades.example.com/compute/v2.0", VersionID: "v2.0"}}})
-	must(err)
-	_, _, err = id.RegisterService(ctx, identity.NewService{Name: "victim", Type: "storage"})
-	must(err)
-	for _, r := range []identity.Resource{
-		{Name: "cyclades.vm", Service: "cyclades", Description: "virtual machines", AllowInProjects: true, UpLimit: 2},
-		{Name: "cyclades.ram", Service: "cyclades", Unit: "bytes", Description: "memory", AllowInProjects: true, UpLimit: 4 << 30},
-	} {
-		_, err := id.RegisterResource(ctx, r)
-		must(err)
-	}
-	e.userRec, err = id.CreateUser(ctx, identity.NewUser{Username: "user@example.com", Password: testPassword, Active: true})
-	must(err)
-	// A personal token: a session would end at the first POST auth/logout.
+	// A personal token: a session (the principals' UserToken) would end at
+	// the first POST auth/logout.
 	e.user, e.userToken, err = id.CreateAccessToken(ctx, e.userRec.UUID, "personal", time.Time{}, false)
 	must(err)
 	e.victim, err = id.CreateUser(ctx, identity.NewUser{Username: "victim@example.com", Password: testPassword, Active: true})

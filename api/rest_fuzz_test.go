@@ -8,31 +8,23 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-// restFuzzServer is a server over a real ledger (in memory) with an admin
-// token, made once per fuzz target: requests go straight to the handler.
+// restFuzzServer is a server over a real ledger (in memory) with the usual
+// principals, made once per fuzz target, and the admin's token: requests
+// go straight to the handler.
 func restFuzzServer(tb testing.TB) (*Server, *ledger.Ledger, *identity.Store, string) {
 	tb.Helper()
-	ctx := context.Background()
-	l, id := openStores(tb, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true}, zerolog.Nop(), nil)
-	admin, err := id.CreateUser(ctx, identity.NewUser{Username: "admin@example.com", Password: testPassword, Role: identity.RoleAdmin, Active: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tok, _, err := id.CreateAccessToken(ctx, admin.UUID, "admin", time.Time{}, false)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return New(l, id, Options{Logger: zerolog.Nop()}), l, id, tok
+	l, id := openStores(tb, ledger.Options{}, zerolog.Nop(), nil)
+	p := identitytest.AddPrincipals(tb, id)
+	return New(l, id, Options{Logger: zerolog.Nop()}), l, id, p.AdminToken
 }
 
 func restFuzzCall(s *Server, method, path, token string, body []byte) *httptest.ResponseRecorder {

@@ -95,7 +95,7 @@ func (e *env) faultReads(t *testing.T, serials []uint64) string {
 func TestStorageFaultFullDisk(t *testing.T) {
 	var free atomic.Uint64
 	free.Store(1 << 30)
-	e := newEnvOn(t, zerolog.Nop(), nil, ledger.Options{Dir: "/l", FS: vfs.NewMem(), MinFreeBytes: 1 << 20,
+	e := newEnvOn(t, zerolog.Nop(), nil, ledger.Options{MinFreeBytes: 1 << 20,
 		DiskFree: func() (uint64, error) { return free.Load(), nil }})
 	keys := faultKeys(t, e.l)
 	var serials []uint64
@@ -169,7 +169,7 @@ func testStorageFault(t *testing.T, kind string) {
 		}
 		return nil
 	}))
-	e := newEnvOn(t, zerolog.Nop(), nil, ledger.Options{Dir: "/l", FS: fs, NoFreeSpaceCheck: true})
+	e := newEnvOn(t, zerolog.Nop(), nil, ledger.Options{FS: fs})
 	keys := faultKeys(t, e.l)
 
 	// Before the fault: some accepted, some pending.
@@ -299,7 +299,7 @@ func testStorageFault(t *testing.T, kind string) {
 // would, keeping e's tokens.
 func reopenEnv(t *testing.T, e *env, fs vfs.FS) *env {
 	t.Helper()
-	l, id := openStores(t, ledger.Options{Dir: "/l", FS: fs, NoFreeSpaceCheck: true}, zerolog.Nop(), nil)
+	l, id := openStores(t, ledger.Options{FS: fs}, zerolog.Nop(), nil)
 	r := &env{t: t, l: l, id: id, admin: e.admin, user: e.user, service: e.service, userRec: e.userRec}
 	r.api = New(l, id, Options{Logger: zerolog.Nop()})
 	r.srv = httptest.NewServer(r.api)

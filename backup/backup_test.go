@@ -10,28 +10,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
-
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
-
-func openLedger(t *testing.T, dir string) *ledger.Ledger {
-	t.Helper()
-	l, err := ledger.Open(ledger.Options{Dir: dir, Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
 
 // TestRoundTrip writes an archive of a ledger, saves it, restores it into
 // a new data directory and opens the ledger there.
 func TestRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	l := openLedger(t, filepath.Join(t.TempDir(), "ledger"))
-	defer l.Close()
+	l := ledgertest.Open(t, ledger.Options{Dir: filepath.Join(t.TempDir(), "ledger")})
 	k := holdings.Key{Holder: "h", Source: holdings.SourceOf("s"), Resource: "r"}
 	if err := l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 42}}); err != nil {
 		t.Fatal(err)
@@ -75,8 +63,7 @@ func TestRoundTrip(t *testing.T) {
 	if rm.LedgerID != l.ID() {
 		t.Fatalf("restored manifest %+v", rm)
 	}
-	r := openLedger(t, filepath.Join(data, LedgerDir))
-	defer r.Close()
+	r := ledgertest.Open(t, ledger.Options{Dir: filepath.Join(data, LedgerDir)})
 	if v, ok := r.Holding(k); !ok || v.Limit != 42 || r.ID() != l.ID() {
 		t.Fatalf("restored holding %+v %v", v, ok)
 	}
@@ -112,8 +99,7 @@ func TestRoundTrip(t *testing.T) {
 // TestWriteBeginFails checks that an error of begin stops the archive
 // before its first byte.
 func TestWriteBeginFails(t *testing.T) {
-	l := openLedger(t, filepath.Join(t.TempDir(), "ledger"))
-	defer l.Close()
+	l := ledgertest.Open(t, ledger.Options{Dir: filepath.Join(t.TempDir(), "ledger")})
 	boom := errors.New("boom")
 	var buf bytes.Buffer
 	if err := Write(&buf, l, func(Manifest) error { return boom }); !errors.Is(err, boom) || buf.Len() != 0 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 func k(holder, resource string) holdings.Key {
@@ -212,7 +213,7 @@ func TestIssue(t *testing.T) {
 				snapshot[key] = v
 			}
 			got, err := Issue(hs.get, tc.ps, tc.force)
-			checkErr(t, err, tc.wantErr)
+			testkit.CheckErr(t, err, tc.wantErr)
 			if tc.wantErr != nil {
 				if got != nil {
 					t.Fatalf("got %v with an error", got)
@@ -224,35 +225,6 @@ func TestIssue(t *testing.T) {
 				t.Fatal("Issue changed the holdings")
 			}
 		})
-	}
-}
-
-func checkErr(tb testing.TB, err, want error) {
-	tb.Helper()
-	switch w := want.(type) {
-	case nil:
-		if err != nil {
-			tb.Fatalf("err = %v, want nil", err)
-		}
-	case *holdings.NoHoldingError:
-		var e *holdings.NoHoldingError
-		if !errors.As(err, &e) || *e != *w {
-			tb.Fatalf("err = %#v, want %#v", err, w)
-		}
-	case *holdings.NoCapacityError:
-		var e *holdings.NoCapacityError
-		if !errors.As(err, &e) || *e != *w {
-			tb.Fatalf("err = %#v, want %#v", err, w)
-		}
-	case *holdings.NoQuantityError:
-		var e *holdings.NoQuantityError
-		if !errors.As(err, &e) || *e != *w {
-			tb.Fatalf("err = %#v, want %#v", err, w)
-		}
-	default:
-		if !errors.Is(err, want) {
-			tb.Fatalf("err = %v, want %v", err, want)
-		}
 	}
 }
 
@@ -289,7 +261,7 @@ func TestResolve(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cm := &Commission{Serial: 1, Client: "cyclades", Provisions: tc.ps}
 			got, err := Resolve(hs.get, cm, tc.accept)
-			checkErr(t, err, tc.wantErr)
+			testkit.CheckErr(t, err, tc.wantErr)
 			if tc.wantErr != nil {
 				if got != nil {
 					t.Fatalf("got %v with an error", got)

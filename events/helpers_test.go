@@ -2,39 +2,17 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/internal/testkit"
 	"github.com/quotaledger/quotaledger/ledger"
 )
-
-// MustOpenLedger opens a ledger on an in-memory filesystem, closed at the
-// end of the test.
-func MustOpenLedger(tb testing.TB, opts ledger.Options) *ledger.Ledger {
-	tb.Helper()
-	if opts.Dir == "" {
-		opts.Dir = "/db"
-		opts.FS = vfs.NewMem()
-	}
-	opts.NoFreeSpaceCheck = true
-	opts.Logger = zerolog.Nop()
-	l, err := ledger.Open(opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = l.Close() })
-	return l
-}
 
 // MustStartServer starts an embedded server on dir and listen (a random
 // port if empty), shut down at the end of the test.
@@ -59,17 +37,6 @@ func listenAddr(tb testing.TB, s *Server) string {
 		tb.Fatal(err)
 	}
 	return u.Host
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // runningRelay is a relay whose Run goroutine the test owns.
@@ -111,21 +78,10 @@ func StartRelay(tb testing.TB, l *ledger.Ledger, url string, adjust func(*Relay)
 	return rr
 }
 
-// checkFor calls fn every interval until it returns nil, failing the test
-// with fn's last error after timeout (nats-server's checkFor).
-func checkFor(tb testing.TB, timeout, interval time.Duration, fn func() error) {
+// readStream returns every message of the stream at url, in order.
+func readStream(tb testing.TB, url string) []testkit.StreamMsg {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
+	return testkit.ReadStream(tb, url, StreamName)
 }
 
 // outboxDepth returns the outbox's depth.
@@ -142,7 +98,7 @@ func outboxDepth(tb testing.TB, l *ledger.Ledger) uint64 {
 // published: the relay has deleted every entry.
 func waitDrained(tb testing.TB, l *ledger.Ledger) {
 	tb.Helper()
-	checkFor(tb, 15*time.Second, 5*time.Millisecond, func() error {
+	testkit.CheckFor(tb, testkit.Patience, 5*time.Millisecond, func() error {
 		if d := outboxDepth(tb, l); d != 0 {
 			return fmt.Errorf("outbox depth %d, want 0", d)
 		}
@@ -150,73 +106,9 @@ func waitDrained(tb testing.TB, l *ledger.Ledger) {
 	})
 }
 
-// streamMsg is one message of the stream.
-type streamMsg struct {
-	Seq     uint64 // stream sequence
-	Subject string
-	MsgID   string
-	Data    []byte
-}
-
-// readStream returns every message of the stream at url, in order.
-func readStream(tb testing.TB, url string) []streamMsg {
-	tb.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, StreamName)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	want := int(info.State.Msgs)
-	out := make([]streamMsg, 0, want)
-	if want == 0 {
-		return out
-	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for len(out) < want {
-		batch, err := cons.Fetch(min(want-len(out), 1000), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			md, err := m.Metadata()
-			if err != nil {
-				tb.Fatal(err)
-			}
-			out = append(out, streamMsg{Seq: md.Sequence.Stream, Subject: m.Subject(),
-				MsgID: m.Headers().Get(jetstream.MsgIDHeader), Data: m.Data()})
-			n++
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			tb.Fatal(err)
-		}
-		if n == 0 {
-			tb.Fatalf("stream: read %d of %d messages, then nothing", len(out), want)
-		}
-	}
-	return out
-}
-
 // checkExactlyOnce checks that the stream holds the events 1..last of the
 // database dbID, each exactly once and in order.
-func checkExactlyOnce(tb testing.TB, msgs []streamMsg, dbID string, last uint64) {
+func checkExactlyOnce(tb testing.TB, msgs []testkit.StreamMsg, dbID string, last uint64) {
 	tb.Helper()
 	seen := make(map[string]int, len(msgs))
 	for _, m := range msgs {

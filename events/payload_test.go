@@ -9,15 +9,14 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/internal/testkit"
+	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -41,24 +40,6 @@ var update = flag.Bool("update", false, "rewrite testdata/payloads.golden (TestP
 
 const payloadsGolden = "testdata/payloads.golden"
 
-// goldenClock is a settable clock shared by the ledger and the identity store.
-type goldenClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *goldenClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *goldenClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // renderedEvent is an outbox event as the relay publishes it.
 type renderedEvent struct {
 	typ, subject, msgID string
@@ -67,13 +48,8 @@ type renderedEvent struct {
 
 func TestPayloadsGolden(t *testing.T) {
 	ctx := context.Background()
-	clock := &goldenClock{t: time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)}
-	l := MustOpenLedger(t, ledger.Options{Now: clock.now})
-	ids, err := identity.Open(l, identity.Options{Now: clock.now, Logger: zerolog.Nop(), SessionTTL: time.Hour,
-		Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock := testkit.NewClock(time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC))
+	l, ids := identitytest.OpenStores(t, ledger.Options{Now: clock.Now}, identity.Options{SessionTTL: time.Hour})
 
 	// placeholders names the values drawn at random, longest first when
 	// replaced.
@@ -103,7 +79,7 @@ func TestPayloadsGolden(t *testing.T) {
 			events = append(events, renderedEvent{e.Type, subject, msgID, payload})
 			last = e.Seq
 		}
-		clock.advance(time.Second + 250*time.Millisecond)
+		clock.Advance(time.Second + 250*time.Millisecond)
 	}
 	// flush writes the events recorded since the last flush, with their
 	// placeholders (named by then).
@@ -211,7 +187,7 @@ func TestPayloadsGolden(t *testing.T) {
 	name(session.ID, "<token:session>")
 	flush()
 	run("a session expires", func() error {
-		clock.advance(2 * time.Hour)
+		clock.Advance(2 * time.Hour)
 		return ids.FlushLastUsed(ctx)
 	})
 
@@ -291,7 +267,7 @@ func TestPayloadsGolden(t *testing.T) {
 		return nil
 	})
 	run("a commission expires", func() error {
-		clock.advance(2 * time.Minute)
+		clock.Advance(2 * time.Minute)
 		return l.ExpireDue(ctx)
 	})
 	run("issue with auto-accept", func() error {
@@ -370,25 +346,16 @@ func withPlaceholders(s string, ph map[string]string) string {
 // the step it belongs to.
 func compareGolden(t *testing.T, got, want string) {
 	t.Helper()
-	if got == want {
+	n, gl, wl := testkit.FirstLineDiff(got, want)
+	if n == 0 {
 		return
 	}
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	step := ""
-	for i := 0; i < max(len(g), len(w)); i++ {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if strings.HasPrefix(wl, "# ") {
-			step = wl
-		}
-		if gl != wl {
-			t.Fatalf("%s: line %d differs: consumers parse the payloads of %s\n got %s\nwant %s",
-				payloadsGolden, i+1, step, gl, wl)
+	step, lines := "", strings.Split(want, "\n")
+	for _, l := range lines[:min(n, len(lines))] { // the step of line n is the last one named up to it
+		if strings.HasPrefix(l, "# ") {
+			step = l
 		}
 	}
+	t.Fatalf("%s: line %d differs: consumers parse the payloads of %s\n got %s\nwant %s",
+		payloadsGolden, n, step, gl, wl)
 }

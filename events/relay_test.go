@@ -14,6 +14,9 @@ import (
 
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/internal/testkit"
+	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
+	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -21,15 +24,8 @@ import (
 // stream holds exactly the expected events, in order, each passing the
 // schema check.
 func TestRelayEveryChange(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
-	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
-	l := MustOpenLedger(t, ledger.Options{Now: clock})
-	ids, err := identity.Open(l, identity.Options{Now: clock, Logger: zerolog.Nop(),
-		Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 16}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock := testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	l, ids := identitytest.OpenStores(t, ledger.Options{Now: clock.Now}, identity.Options{})
 	srv := MustStartServer(t, t.TempDir(), "")
 	relay := StartRelay(t, l, srv.ClientURL(), nil)
 	ctx := context.Background()
@@ -103,7 +99,7 @@ func TestRelayEveryChange(t *testing.T) {
 		want{"quota.commission.cinder_api.rejected", commission(s2, "cinder api", "vol", "REJECT:no", holding(ram, 3, 8, 0, 0))})
 
 	s3 := issue(ledger.IssueRequest{Client: "nova", Name: "ttl", Provisions: prov(cores, 1), TTL: time.Minute})
-	now.Add(int64(2 * time.Minute))
+	clock.Advance(2 * time.Minute)
 	must(l.ExpireDue(ctx))
 	wants = append(wants,
 		want{"quota.commission.nova.issued", commission(s3, "nova", "ttl", "", holding(cores, 1, 10, 3, 1))},
@@ -229,14 +225,14 @@ func (w *writer) Stop() {
 // outbox grows, and once a new server runs on the same store and port the
 // relay reconnects by itself and every event arrives exactly once.
 func TestRelayNATSOutage(t *testing.T) {
-	l := MustOpenLedger(t, ledger.Options{})
+	l := ledgertest.Open(t, ledger.Options{})
 	dir := t.TempDir()
 	srv := MustStartServer(t, dir, "")
 	addr := listenAddr(t, srv)
 	relay := StartRelay(t, l, srv.ClientURL(), nil)
 	w := startWriter(t, l, relay.Notify, 4)
 
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testkit.CheckFor(t, testkit.Patience, 5*time.Millisecond, func() error {
 		if n := relay.Published(); n < 200 {
 			return fmt.Errorf("%d events published, want 200 before the outage", n)
 		}
@@ -244,14 +240,14 @@ func TestRelayNATSOutage(t *testing.T) {
 	})
 
 	srv.Shutdown()
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testkit.CheckFor(t, testkit.Patience, 5*time.Millisecond, func() error {
 		if relay.Connected() {
 			return errors.New("relay still connected after the server stopped")
 		}
 		return nil
 	})
 	okAtOutage, published := w.ok.Load(), relay.Published()
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testkit.CheckFor(t, testkit.Patience, 5*time.Millisecond, func() error {
 		if d := outboxDepth(t, l); d < 300 {
 			return fmt.Errorf("outbox depth %d, want it to grow past 300 while NATS is away", d)
 		}
@@ -266,7 +262,7 @@ func TestRelayNATSOutage(t *testing.T) {
 	}
 
 	srv2 := MustStartServer(t, dir, addr)
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testkit.CheckFor(t, testkit.Patience, 5*time.Millisecond, func() error {
 		if !relay.Connected() {
 			return errors.New("relay not reconnected")
 		}
@@ -274,7 +270,7 @@ func TestRelayNATSOutage(t *testing.T) {
 	})
 	// Keep writing a little against the new server, then let it drain.
 	base := relay.Published()
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testkit.CheckFor(t, testkit.Patience, 5*time.Millisecond, func() error {
 		if relay.Published() < base+100 {
 			return errors.New("relay not publishing after the restart")
 		}
@@ -298,11 +294,11 @@ func TestRelayNATSOutage(t *testing.T) {
 // nothing; a second one republishes them all with the same ids, and the
 // stream's duplicate window drops every one.
 func TestRelayRepublishDeduplicated(t *testing.T) {
-	l := MustOpenLedger(t, ledger.Options{})
+	l := ledgertest.Open(t, ledger.Options{})
 	srv := MustStartServer(t, t.TempDir(), "")
 	const n = 300
 	w := startWriter(t, l, nil, 4)
-	checkFor(t, 10*time.Second, time.Millisecond, func() error {
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
 		if w.ok.Load() < n {
 			return fmt.Errorf("%d events written", w.ok.Load())
 		}
@@ -312,7 +308,7 @@ func TestRelayRepublishDeduplicated(t *testing.T) {
 	total := w.ok.Load()
 
 	first := StartRelay(t, l, srv.ClientURL(), func(r *Relay) { r.skipDelete = true })
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testkit.CheckFor(t, testkit.Patience, 5*time.Millisecond, func() error {
 		if got := first.Published(); got != total {
 			return fmt.Errorf("first relay: %d of %d published", got, total)
 		}
@@ -335,11 +331,11 @@ func TestRelayRepublishDeduplicated(t *testing.T) {
 // outbox keeps every event, intact, however long it waits; when a server
 // comes up the relay connects by itself and drains it.
 func TestRelayUndrainableOutbox(t *testing.T) {
-	l := MustOpenLedger(t, ledger.Options{})
-	addr := freeAddr(t)
+	l := ledgertest.Open(t, ledger.Options{})
+	addr := testkit.FreeAddr(t)
 	relay := StartRelay(t, l, "nats://"+addr, nil)
 	w := startWriter(t, l, relay.Notify, 2)
-	checkFor(t, 10*time.Second, time.Millisecond, func() error {
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
 		if w.ok.Load() < 200 {
 			return fmt.Errorf("%d events written", w.ok.Load())
 		}
@@ -376,15 +372,12 @@ func TestRelayUndrainableOutbox(t *testing.T) {
 
 // TestRelayStopsOnClosedLedger checks Run returns the ledger's ErrClosed.
 func TestRelayStopsOnClosedLedger(t *testing.T) {
-	l, err := ledger.Open(ledger.Options{Dir: t.TempDir(), NoFreeSpaceCheck: true, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := ledgertest.Open(t, ledger.Options{Dir: t.TempDir()})
 	srv := MustStartServer(t, t.TempDir(), "")
 	r := NewRelay(l, RelayOptions{URL: srv.ClientURL(), Logger: zerolog.Nop()})
 	done := make(chan error, 1)
 	go func() { done <- r.Run(context.Background()) }()
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testkit.CheckFor(t, testkit.Patience, 5*time.Millisecond, func() error {
 		if !r.Connected() {
 			return errors.New("not connected")
 		}
@@ -470,20 +463,19 @@ func TestRelayDeleteDelay(t *testing.T) {
 			name = "StoreLost"
 		}
 		t.Run(name, func(t *testing.T) {
-			var now atomic.Int64
-			now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+			now := testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 			var reads atomic.Uint64 // of the clock, counted before the time is read
 			clock := func() time.Time {
 				reads.Add(1)
-				return time.Unix(0, now.Load()).UTC()
+				return now.Now()
 			}
-			l := MustOpenLedger(t, ledger.Options{})
+			l := ledgertest.Open(t, ledger.Options{})
 			dir := t.TempDir()
 			srv := MustStartServer(t, dir, "")
 			addr := listenAddr(t, srv)
 			relay := StartRelay(t, l, srv.ClientURL(), func(r *Relay) { r.opts.DeleteDelay, r.opts.Now = delay, clock })
 			w := startWriter(t, l, relay.Notify, 2)
-			checkFor(t, 10*time.Second, time.Millisecond, func() error {
+			testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
 				if w.ok.Load() < 100 {
 					return fmt.Errorf("%d events written", w.ok.Load())
 				}
@@ -491,7 +483,7 @@ func TestRelayDeleteDelay(t *testing.T) {
 			})
 			w.Stop()
 			total := w.ok.Load()
-			checkFor(t, 10*time.Second, time.Millisecond, func() error {
+			testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
 				if got := relay.Published(); got != total {
 					return fmt.Errorf("%d of %d published", got, total)
 				}
@@ -510,7 +502,7 @@ func TestRelayDeleteDelay(t *testing.T) {
 						t.Fatalf("outbox depth %d %s, want %d (kept for DeleteDelay)", d, when, total)
 					}
 				}
-				checkFor(t, 10*time.Second, time.Millisecond, func() error {
+				testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
 					check()
 					if n := reads.Load() - r0; n < 2 {
 						return fmt.Errorf("the relay read its clock %d times %s, want 2", n, when)
@@ -526,16 +518,16 @@ func TestRelayDeleteDelay(t *testing.T) {
 				dir = t.TempDir()
 			}
 			srv2 := MustStartServer(t, dir, addr)
-			checkFor(t, 15*time.Second, 5*time.Millisecond, func() error {
+			testkit.CheckFor(t, testkit.Patience, 5*time.Millisecond, func() error {
 				if got := relay.Published(); got < 2*total {
 					return fmt.Errorf("%d acks, want at least %d: the kept events were not republished", got, 2*total)
 				}
 				return nil
 			})
 			kept("after the republish")
-			now.Add(int64(delay - time.Millisecond))
+			now.Advance(delay - time.Millisecond)
 			kept("a millisecond before DeleteDelay has passed")
-			now.Add(int64(time.Millisecond))
+			now.Advance(time.Millisecond)
 			waitDrained(t, l)
 			wantDups := uint64(0)
 			if !lost {

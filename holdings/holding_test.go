@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 	"testing"
+
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 func TestSource(t *testing.T) {
@@ -189,34 +191,8 @@ func TestValueIssue(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("value = %+v, want %+v", got, tc.want)
 			}
-			checkErr(t, err, tc.wantErr)
+			testkit.CheckErr(t, err, tc.wantErr)
 		})
-	}
-}
-
-// checkErr compares err with want: nil, a sentinel (errors.Is), or a
-// *NoCapacityError / *NoQuantityError whose fields must match.
-func checkErr(tb testing.TB, err, want error) {
-	tb.Helper()
-	switch w := want.(type) {
-	case nil:
-		if err != nil {
-			tb.Fatalf("err = %v, want nil", err)
-		}
-	case *NoCapacityError:
-		var e *NoCapacityError
-		if !errors.As(err, &e) || *e != *w {
-			tb.Fatalf("err = %#v, want %#v", err, w)
-		}
-	case *NoQuantityError:
-		var e *NoQuantityError
-		if !errors.As(err, &e) || *e != *w {
-			tb.Fatalf("err = %#v, want %#v", err, w)
-		}
-	default:
-		if !errors.Is(err, want) {
-			tb.Fatalf("err = %v, want %v", err, want)
-		}
 	}
 }
 
@@ -257,7 +233,7 @@ func TestValueResolve(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("value = %+v, want %+v", got, tc.want)
 			}
-			checkErr(t, err, tc.wantErr)
+			testkit.CheckErr(t, err, tc.wantErr)
 			got2, err2 := tc.v.Resolve(tc.q, tc.accept)
 			if got2 != got || !errors.Is(err2, err) {
 				t.Errorf("Resolve = %+v, %v; want %+v, %v", got2, err2, got, err)
@@ -322,7 +298,7 @@ func TestValueWithLimit(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("value = %+v, want %+v", got, tc.want)
 			}
-			checkErr(t, err, tc.wantErr)
+			testkit.CheckErr(t, err, tc.wantErr)
 		})
 	}
 }

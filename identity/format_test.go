@@ -4,20 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/internal/testkit"
+	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -39,6 +37,9 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/format (TestFormat) from today's records")
 
 const formatDir = "testdata/format"
+
+// formatUpdate writes the golden files (a new record kind needs one).
+const formatUpdate = "go test ./identity -run TestFormat -update"
 
 // Test-only credentials of the golden records: the password of
 // fmtPasswordHash, and the secrets whose SHA-256 are the golden tokens'
@@ -174,17 +175,6 @@ func identityCases() []identityCase {
 	}
 }
 
-func openFormatLedger(t *testing.T) *ledger.Ledger {
-	t.Helper()
-	l, err := ledger.Open(ledger.Options{Dir: "/format", FS: vfs.NewMem(), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	return l
-}
-
 // TestFormat checks every identity record kind against its golden key and
 // value, both ways (see update).
 func TestFormat(t *testing.T) {
@@ -192,7 +182,7 @@ func TestFormat(t *testing.T) {
 	cases := identityCases()
 
 	// Today's writer: put, as every change stages its records.
-	l := openFormatLedger(t)
+	l := ledgertest.Open(t, ledger.Options{})
 	for _, c := range cases {
 		if err := l.Update(ctx, func(tx *ledger.Tx) error { return put(tx, c.prefix, c.id, c.value) }); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -216,10 +206,10 @@ func TestFormat(t *testing.T) {
 			}
 			keyPath, valuePath := filepath.Join(formatDir, c.name+".key.hex"), filepath.Join(formatDir, c.name+".json")
 			if *update {
-				writeHex(t, keyPath, c.name+" key", key)
+				testkit.WriteHex(t, keyPath, c.name+" key", formatUpdate, key)
 				writeFile(t, valuePath, append(bytes.Clone(value), '\n'))
 			}
-			wantKey, wantValue := readHex(t, keyPath), readJSON(t, valuePath)
+			wantKey, wantValue := testkit.ReadHex(t, keyPath, formatUpdate), readJSON(t, valuePath)
 			if !bytes.Equal(key, wantKey) {
 				t.Errorf("key changed: existing databases hold %s\n got %x\nwant %x", keyPath, key, wantKey)
 			}
@@ -232,10 +222,10 @@ func TestFormat(t *testing.T) {
 	// Today's reader: Open, on a database holding only the golden bytes
 	// (whether or not today's writer still makes them).
 	for _, c := range cases {
-		golden[c.name] = [2][]byte{readHex(t, filepath.Join(formatDir, c.name+".key.hex")),
+		golden[c.name] = [2][]byte{testkit.ReadHex(t, filepath.Join(formatDir, c.name+".key.hex"), formatUpdate),
 			readJSON(t, filepath.Join(formatDir, c.name+".json"))}
 	}
-	l2 := openFormatLedger(t)
+	l2 := ledgertest.Open(t, ledger.Options{})
 	err := l2.Update(ctx, func(tx *ledger.Tx) error {
 		for _, kv := range golden {
 			if err := tx.Put(kv[0], kv[1]); err != nil {
@@ -297,41 +287,6 @@ func writeFile(t *testing.T, path string, b []byte) {
 	}
 }
 
-// writeHex writes b as a golden file: a comment line, then hex, 32 bytes a
-// line.
-func writeHex(t *testing.T, path, what string, b []byte) {
-	t.Helper()
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "# %s: %d bytes, written by go test ./identity -run TestFormat -update\n", what, len(b))
-	h := hex.EncodeToString(b)
-	for len(h) > 64 {
-		sb.WriteString(h[:64] + "\n")
-		h = h[64:]
-	}
-	sb.WriteString(h + "\n")
-	writeFile(t, path, []byte(sb.String()))
-}
-
-// readHex reads a file of writeHex; lines starting with '#' are comments.
-func readHex(t *testing.T, path string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (a new record kind: go test ./identity -run TestFormat -update, and commit the file)", err)
-	}
-	var h strings.Builder
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			h.WriteString(line)
-		}
-	}
-	b, err := hex.DecodeString(h.String())
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return b
-}
-
 // readJSON reads a golden value: the exact bytes, then one newline.
 func readJSON(t *testing.T, path string) []byte {
 	t.Helper()
@@ -350,65 +305,7 @@ func readJSON(t *testing.T, path string) []byte {
 // differs.
 func checkLoaded(t *testing.T, got, want any) {
 	t.Helper()
-	if diffs := fieldDiffs("", reflect.ValueOf(got), reflect.ValueOf(want)); len(diffs) > 0 {
+	if diffs := testkit.FieldDiffs(got, want); len(diffs) > 0 {
 		t.Errorf("golden bytes load as another value:\n\t%s", strings.Join(diffs, "\n\t"))
 	}
-}
-
-// fieldDiffs lists the fields in which got and want differ, by path. A
-// struct with unexported fields (time.Time) is compared whole.
-func fieldDiffs(path string, got, want reflect.Value) []string {
-	if got.Type() != want.Type() {
-		return []string{fmt.Sprintf("%s: type %s, want %s", path, got.Type(), want.Type())}
-	}
-	leaf := func() []string {
-		if reflect.DeepEqual(got.Interface(), want.Interface()) {
-			return nil
-		}
-		return []string{fmt.Sprintf("%s: %#v, want %#v", path, got.Interface(), want.Interface())}
-	}
-	switch got.Kind() {
-	case reflect.Pointer:
-		if got.IsNil() || want.IsNil() {
-			return leaf()
-		}
-		return fieldDiffs(path, got.Elem(), want.Elem())
-	case reflect.Struct:
-		for i := 0; i < got.NumField(); i++ {
-			if !got.Type().Field(i).IsExported() {
-				return leaf()
-			}
-		}
-		var out []string
-		for i := 0; i < got.NumField(); i++ {
-			out = append(out, fieldDiffs(path+"."+got.Type().Field(i).Name, got.Field(i), want.Field(i))...)
-		}
-		return out
-	case reflect.Slice:
-		if got.IsNil() != want.IsNil() || got.Len() != want.Len() {
-			return []string{fmt.Sprintf("%s: %d elements (nil %v), want %d (nil %v)", path, got.Len(), got.IsNil(), want.Len(), want.IsNil())}
-		}
-		if got.Type().Elem().Kind() == reflect.Uint8 {
-			return leaf()
-		}
-		var out []string
-		for i := 0; i < got.Len(); i++ {
-			out = append(out, fieldDiffs(fmt.Sprintf("%s[%d]", path, i), got.Index(i), want.Index(i))...)
-		}
-		return out
-	case reflect.Map:
-		if got.Len() != want.Len() {
-			return leaf()
-		}
-		var out []string
-		for _, k := range want.MapKeys() {
-			g := got.MapIndex(k)
-			if !g.IsValid() {
-				return leaf()
-			}
-			out = append(out, fieldDiffs(fmt.Sprintf("%s[%v]", path, k), g, want.MapIndex(k))...)
-		}
-		return out
-	}
-	return leaf()
 }

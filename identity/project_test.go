@@ -10,67 +10,29 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/rs/zerolog"
 	"pgregory.net/rapid"
 
 	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-// projectTB is what the project and group fixtures need of a test: both
-// *testing.T and *rapid.T have it.
-type projectTB interface {
-	Helper()
-	Errorf(format string, args ...any)
-	Fatalf(format string, args ...any)
-	Cleanup(func())
-}
-
 // projectFixture is a store on a ledger on an in-memory filesystem, with
-// one service ("cyclades") registered.
+// one service ("cyclades") registered. Its tb is a *testing.T or a
+// *rapid.T.
 type projectFixture struct {
-	tb projectTB
-	fs vfs.FS
-	l  *ledger.Ledger
-	s  *Store
-	n  int // users made
+	*stores
+	n int // users made
 }
 
-func newProjectFixture(tb projectTB) *projectFixture {
+func newProjectFixture(tb testkit.TB) *projectFixture {
 	tb.Helper()
-	f := &projectFixture{tb: tb, fs: vfs.NewMem()}
-	f.open()
-	tb.Cleanup(func() {
-		checkOutbox(tb, f.l)
-		_ = f.l.Close()
-	})
+	f := &projectFixture{stores: openStores(tb, vfs.NewMem(), "", Options{})}
 	if _, _, err := f.s.RegisterService(context.Background(), NewService{Name: "cyclades", Type: "compute"}); err != nil {
 		tb.Fatalf("register service: %v", err)
 	}
 	return f
-}
-
-func (f *projectFixture) open() {
-	f.tb.Helper()
-	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: f.fs, Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		f.tb.Fatalf("open ledger: %v", err)
-	}
-	s, err := Open(l, Options{Hash: HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
-	if err != nil {
-		f.tb.Fatalf("open store: %v", err)
-	}
-	f.l, f.s = l, s
-}
-
-func (f *projectFixture) reopen() {
-	f.tb.Helper()
-	if err := f.l.Close(); err != nil {
-		f.tb.Fatalf("close ledger: %v", err)
-	}
-	f.open()
 }
 
 // user creates a user (with their base project) and returns their uuid.
@@ -153,7 +115,7 @@ func memberHolding(u, p, r string) holdings.Key {
 }
 
 // wantErr checks that err has the code want ("": no error).
-func wantErr(tb projectTB, what string, err error, want failure.Code) {
+func wantErr(tb testkit.TB, what string, err error, want failure.Code) {
 	tb.Helper()
 	if got := failure.CodeOf(err); got != want {
 		tb.Fatalf("%s: error %v (%q), want %q", what, err, got, want)

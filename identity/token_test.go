@@ -20,77 +20,28 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/failure"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-// tokClock is a settable clock for expiry and last use.
-type tokClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTokClock() *tokClock {
-	return &tokClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *tokClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *tokClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// tokEnv is a store on a ledger in dir (on disk, or in memory with fs).
+// tokEnv is a store on a ledger on disk or in memory, with a clock for
+// expiry and last use.
 type tokEnv struct {
+	*stores
 	tb    testing.TB
-	dir   string
-	fs    vfs.FS
-	clock *tokClock
-	l     *ledger.Ledger
-	s     *Store
+	clock *testkit.Clock
 }
 
 func newTokEnv(tb testing.TB, onDisk bool) *tokEnv {
 	tb.Helper()
-	e := &tokEnv{tb: tb, clock: newTokClock(), dir: "/tok"}
+	e := &tokEnv{tb: tb, clock: testkit.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))}
+	opts := Options{Logger: zerolog.Nop(), Now: e.clock.Now}
 	if onDisk {
-		e.dir = tb.TempDir()
+		e.stores = openStores(tb, nil, tb.TempDir(), opts)
 	} else {
-		e.fs = vfs.NewMem()
+		e.stores = openStores(tb, vfs.NewMem(), "", opts)
 	}
-	e.open()
-	tb.Cleanup(func() {
-		checkOutbox(tb, e.l)
-		_ = e.l.Close()
-	})
 	return e
-}
-
-func (e *tokEnv) open() {
-	e.tb.Helper()
-	l, err := ledger.Open(ledger.Options{Dir: e.dir, FS: e.fs, Logger: zerolog.Nop(), NoFreeSpaceCheck: true})
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	s, err := Open(l, Options{Logger: zerolog.Nop(), Now: e.clock.Now,
-		Hash: HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	e.l, e.s = l, s
-}
-
-func (e *tokEnv) reopen() {
-	e.tb.Helper()
-	if err := e.l.Close(); err != nil {
-		e.tb.Fatal(err)
-	}
-	e.open()
 }
 
 const tokPassword = "correct horse battery"
@@ -303,7 +254,7 @@ func TestAuthenticate(t *testing.T) {
 	svcSecret, svc := e.service("cyclades")
 	// bob is deactivated: his tokens stop working, and come back with him.
 	e.setActive(bob, false)
-	e.clock.Add(2 * time.Hour) // shortLived expires
+	e.clock.Advance(2 * time.Hour) // shortLived expires
 
 	unknown, _ := newSecret(KindPersonal)
 	for _, tc := range []struct {
@@ -526,10 +477,10 @@ func TestSessionExpiryAndLogout(t *testing.T) {
 	// An expired session is refused at once, and removed by the flush.
 	secret, tok, _, err = e.s.Login(ctx, u.Username, tokPassword)
 	tokWantErr(t, err, "")
-	e.clock.Add(tok.Expires.Sub(e.clock.Now()) - time.Second)
+	e.clock.Advance(tok.Expires.Sub(e.clock.Now()) - time.Second)
 	_, err = e.s.Authenticate(secret)
 	tokWantErr(t, err, "")
-	e.clock.Add(time.Second)
+	e.clock.Advance(time.Second)
 	_, err = e.s.Authenticate(secret)
 	tokWantErr(t, err, failure.Unauthorized)
 	tokWantErr(t, e.s.FlushLastUsed(ctx), "")
@@ -616,7 +567,7 @@ func TestAccessTokens(t *testing.T) {
 	})
 
 	t.Run("Self", func(t *testing.T) {
-		e.clock.Add(time.Minute)
+		e.clock.Advance(time.Minute)
 		p, err := e.s.Authenticate(secret)
 		tokWantErr(t, err, "")
 		self, err := e.s.SelfToken(p)
@@ -633,7 +584,7 @@ func TestAccessTokens(t *testing.T) {
 	})
 
 	t.Run("Update", func(t *testing.T) {
-		e.clock.Add(time.Minute)
+		e.clock.Advance(time.Minute)
 		name, ro, exp := "desk", true, e.clock.Now().Add(time.Hour)
 		for _, tc := range []struct {
 			name  string
@@ -726,14 +677,14 @@ func TestListAccessTokens(t *testing.T) {
 			exp = base.Add(n.exp)
 		}
 		secrets[n.name], made[n.name] = e.pat(n.owner, n.name, exp, n.ro)
-		e.clock.Add(time.Minute)
+		e.clock.Advance(time.Minute)
 	}
 	_, _, _, err := e.s.Login(ctx, alice.Username, tokPassword) // sessions are not listed
 	tokWantErr(t, err, "")
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	_, err = e.s.Authenticate(secrets["b-deploy"])
 	tokWantErr(t, err, "")
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	_, err = e.s.Authenticate(secrets["e-ci"])
 	tokWantErr(t, err, "")
 
@@ -813,7 +764,7 @@ func TestTokensNotStoredInClear(t *testing.T) {
 		_, err := e.s.Authenticate(s)
 		tokWantErr(t, err, "")
 	}
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	tokWantErr(t, e.s.FlushLastUsed(ctx), "")
 	tokWantErr(t, e.l.Close(), "")
 
@@ -850,7 +801,7 @@ func TestTokensSurviveReopen(t *testing.T) {
 	secret, tok := e.pat(u.UUID, "ci", e.clock.Now().Add(time.Hour), true)
 	svcSecret, _ := e.service("pithos")
 
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	used := e.clock.Now()
 	_, err := e.s.Authenticate(secret)
 	tokWantErr(t, err, "")
@@ -858,7 +809,7 @@ func TestTokensSurviveReopen(t *testing.T) {
 	tokWantErr(t, e.s.FlushLastUsed(ctx), "") // nothing new: no write
 	// A use after the last flush is lost on a restart (at most a flush
 	// interval's worth).
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	_, err = e.s.Authenticate(secret)
 	tokWantErr(t, err, "")
 
@@ -875,7 +826,7 @@ func TestTokensSurviveReopen(t *testing.T) {
 			t.Fatalf("principal %+v", p)
 		}
 	}
-	e.clock.Add(time.Hour)
+	e.clock.Advance(time.Hour)
 	_, err = e.s.Authenticate(secret)
 	tokWantErr(t, err, failure.Unauthorized) // expired
 }
@@ -973,7 +924,7 @@ func TestAuthenticateWhileWriting(t *testing.T) {
 					}
 					seen, seenName = r, p.Token.Name
 				}
-				e.clock.Add(time.Second)
+				e.clock.Advance(time.Second)
 			}
 		})
 	}

@@ -8,59 +8,21 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-// cheapHash keeps tests fast; production uses DefaultHashParams.
-var cheapHash = HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}
-
 type testEnv struct {
-	t    *testing.T
-	fs   vfs.FS
-	l    *ledger.Ledger
-	s    *Store
-	opts Options
+	*stores
+	t *testing.T
 }
 
 // newEnv opens a ledger on an in-memory filesystem and a store on it.
 func newEnv(t *testing.T, opts Options) *testEnv {
 	t.Helper()
-	if opts.Hash == (HashParams{}) {
-		opts.Hash = cheapHash
-	}
-	e := &testEnv{t: t, fs: vfs.NewMem(), opts: opts}
-	e.open()
-	t.Cleanup(func() {
-		checkOutbox(t, e.l)
-		_ = e.l.Close()
-	})
-	return e
-}
-
-func (e *testEnv) open() {
-	e.t.Helper()
-	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: e.fs, Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	s, err := Open(l, e.opts)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.l, e.s = l, s
-}
-
-func (e *testEnv) reopen() {
-	e.t.Helper()
-	if err := e.l.Close(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.open()
+	return &testEnv{stores: openStores(t, vfs.NewMem(), "", opts), t: t}
 }
 
 // events returns the outbox events of type typ.

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // TestCheckpointUnderLoad takes a checkpoint while writers set quotas, each
@@ -36,7 +39,12 @@ func TestCheckpointUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, patience, "writer 0 to set 50 quotas", func() bool { return written[0].Load() >= 50 })
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+		if n := written[0].Load(); n < 50 {
+			return fmt.Errorf("writer 0 set %d quotas, want 50", n)
+		}
+		return nil
+	})
 	if err := l.Checkpoint("/checkpoint"); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +53,7 @@ func TestCheckpointUnderLoad(t *testing.T) {
 		t.Error("checkpoint into an existing directory: no error")
 	}
 	stop.Store(true)
-	waitGroup(t, patience, "the writers to stop", &wg)
+	waitGroup(t, testkit.Patience, "the writers to stop", &wg)
 
 	copyOpts := opts
 	copyOpts.Dir = "/checkpoint"

@@ -3,12 +3,14 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // TestConcurrentHotHolding drives the pipelined writer from many goroutines
@@ -26,8 +28,8 @@ func TestConcurrentHotHolding(t *testing.T) {
 		go func() { wg.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(patience):
-			t.Errorf("workers still running %v after the ledger closed", patience)
+		case <-time.After(testkit.Patience):
+			t.Errorf("workers still running %v after the ledger closed", testkit.Patience)
 		}
 	})
 	l := mustOpen(t, memOptions())
@@ -83,19 +85,23 @@ func TestConcurrentHotHolding(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, patience, "every worker's first issue to queue behind the held writer",
-		func() bool { return len(l.reqs) == workers })
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+		if n := len(l.reqs); n != workers {
+			return fmt.Errorf("%d of %d workers' first issues queued behind the held writer", n, workers)
+		}
+		return nil
+	})
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
-	waitGroup(t, patience, "the first issues", &first)
+	waitGroup(t, testkit.Patience, "the first issues", &first)
 	// The held batch, then one batch of every issue queued behind it.
 	if st := l.Stats(); st.Batches-st0.Batches != 2 || st.Calls-st0.Calls != workers+1 {
 		t.Fatalf("the held update and the %d issues queued behind it went out as %d batches of %d calls in all, want 2 batches of %d",
 			workers, st.Batches-st0.Batches, st.Calls-st0.Calls, workers+1)
 	}
 	letGo.Do(func() { close(proceed) })
-	waitGroup(t, patience, "the workers", &wg)
+	waitGroup(t, testkit.Patience, "the workers", &wg)
 	v, _ := l.Holding(hot)
 	if v.UsageMin != int64(accepted) || v.UsageMax != int64(accepted) {
 		t.Fatalf("hot holding %+v, want usage %d", v, accepted)
@@ -126,11 +132,16 @@ func TestGroupCommit(t *testing.T) {
 			_, errs[i] = l.Issue(ctx, IssueRequest{Client: "c", Provisions: []holdings.Provision{{Key: k, Quantity: 1}}})
 		})
 	}
-	waitFor(t, patience, "the calls to queue behind the held writer", func() bool { return len(l.reqs) == calls })
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+		if n := len(l.reqs); n != calls {
+			return fmt.Errorf("%d of %d calls queued behind the held writer", n, calls)
+		}
+		return nil
+	})
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
-	waitGroup(t, patience, "the calls", &wg)
+	waitGroup(t, testkit.Patience, "the calls", &wg)
 	if st := l.Stats(); st.Batches-st0.Batches != 1+3 || st.Calls-st0.Calls != 1+calls {
 		t.Fatalf("%d calls queued behind a held batch, MaxBatch 8: %d batches of %d calls in all, want 4 of %d",
 			calls, st.Batches-st0.Batches, st.Calls-st0.Calls, 1+calls)
@@ -180,11 +191,16 @@ func TestCloseUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, patience, "200 issues", func() bool { return l.Stats().Serial >= 200 })
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+		if n := l.Stats().Serial; n < 200 {
+			return fmt.Errorf("%d issues, want 200", n)
+		}
+		return nil
+	})
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitGroup(t, patience, "every caller to return after Close", &wg)
+	waitGroup(t, testkit.Patience, "every caller to return after Close", &wg)
 	if _, err := l.Log(LogFilter{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("log after close: %v, want ErrClosed", err)
 	}

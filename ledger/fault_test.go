@@ -63,6 +63,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 const (
@@ -384,7 +385,7 @@ func TestFreeSpaceFloor(t *testing.T) {
 			_, errs[i] = l.Issue(ctx, IssueRequest{Client: "cyclades", Provisions: prov(1)})
 		})
 	}
-	waitGroup(t, patience, "the refused callers", &wg)
+	waitGroup(t, testkit.Patience, "the refused callers", &wg)
 	for i, err := range errs {
 		refused("issue "+strconv.Itoa(i), err)
 	}
@@ -472,7 +473,12 @@ func TestFreeSpaceFloor(t *testing.T) {
 	}
 	// Room again: the writer expires the commission by itself.
 	free.Store(1 << 30)
-	waitFor(t, patience, "the overdue commission to expire", func() bool { return len(l.Pending("cyclades")) == 0 })
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+		if n := len(l.Pending("cyclades")); n != 0 {
+			return fmt.Errorf("%d commissions pending, want the overdue one expired", n)
+		}
+		return nil
+	})
 	if page, err := l.Log(LogFilter{Serial: 4}); err != nil || len(page.Entries) != 2 || page.Entries[0].Reason != "REJECT:"+ReasonExpired {
 		t.Fatalf("log of the expired commission: %+v %v", page, err)
 	}

@@ -2,18 +2,16 @@ package ledger
 
 import (
 	"bytes"
-	"encoding/hex"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/quotaledger/quotaledger/commission"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // The disk format of the ledger, pinned. The fuzzers of record_fuzz_test.go
@@ -35,6 +33,9 @@ var update = flag.Bool("update", false, "rewrite the golden files of testdata (T
 
 // formatDir holds the golden bytes of the ledger's keys and records.
 const formatDir = "testdata/format"
+
+// formatUpdate writes the golden files (a new record kind needs one).
+const formatUpdate = "go test ./ledger -run TestFormat -update"
 
 // Fixed values of the golden records. Every field differs from every other
 // field of its record, so that two fields swapped in both encoder and
@@ -315,9 +316,9 @@ func TestFormat(t *testing.T) {
 			got := c.encode()
 			path := filepath.Join(formatDir, c.name+".hex")
 			if *update {
-				writeHex(t, path, c.name, got)
+				testkit.WriteHex(t, path, c.name, formatUpdate, got)
 			}
-			want := readHex(t, path)
+			want := testkit.ReadHex(t, path, formatUpdate)
 			if !bytes.Equal(got, want) {
 				t.Errorf("encoding changed: existing databases hold the bytes of %s\n got %x\nwant %x", path, got, want)
 			}
@@ -354,47 +355,6 @@ func TestFormatKeyPrefixes(t *testing.T) {
 	}
 }
 
-// writeHex writes b as a golden file: a comment line, then hex, 32 bytes a
-// line.
-func writeHex(t *testing.T, path, name string, b []byte) {
-	t.Helper()
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "# %s: %d bytes, written by go test ./ledger -run TestFormat -update\n", name, len(b))
-	h := hex.EncodeToString(b)
-	for len(h) > 64 {
-		sb.WriteString(h[:64] + "\n")
-		h = h[64:]
-	}
-	sb.WriteString(h + "\n")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// readHex reads a golden file written by writeHex; lines starting with '#'
-// are comments.
-func readHex(t *testing.T, path string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (a new record kind: go test ./ledger -run TestFormat -update, and commit the file)", err)
-	}
-	var h strings.Builder
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			h.WriteString(line)
-		}
-	}
-	b, err := hex.DecodeString(h.String())
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return b
-}
-
 // checkDecoded fails t unless err is nil and got equals want, naming every
 // field that differs.
 func checkDecoded(t *testing.T, got, want any, err error) {
@@ -402,53 +362,7 @@ func checkDecoded(t *testing.T, got, want any, err error) {
 	if err != nil {
 		t.Fatalf("golden bytes do not decode: %v", err)
 	}
-	if diffs := fieldDiffs("", reflect.ValueOf(got), reflect.ValueOf(want)); len(diffs) > 0 {
+	if diffs := testkit.FieldDiffs(got, want); len(diffs) > 0 {
 		t.Errorf("golden bytes decode to another value:\n\t%s", strings.Join(diffs, "\n\t"))
 	}
-}
-
-// fieldDiffs lists the fields in which got and want differ, by path. A
-// struct with unexported fields (time.Time, holdings.Source) is compared
-// whole.
-func fieldDiffs(path string, got, want reflect.Value) []string {
-	if got.Type() != want.Type() {
-		return []string{fmt.Sprintf("%s: type %s, want %s", path, got.Type(), want.Type())}
-	}
-	leaf := func() []string {
-		if reflect.DeepEqual(got.Interface(), want.Interface()) {
-			return nil
-		}
-		return []string{fmt.Sprintf("%s: %#v, want %#v", path, got.Interface(), want.Interface())}
-	}
-	switch got.Kind() {
-	case reflect.Pointer:
-		if got.IsNil() || want.IsNil() {
-			return leaf()
-		}
-		return fieldDiffs(path, got.Elem(), want.Elem())
-	case reflect.Struct:
-		var out []string
-		for i := 0; i < got.NumField(); i++ {
-			if !got.Type().Field(i).IsExported() {
-				return leaf()
-			}
-		}
-		for i := 0; i < got.NumField(); i++ {
-			out = append(out, fieldDiffs(path+"."+got.Type().Field(i).Name, got.Field(i), want.Field(i))...)
-		}
-		return out
-	case reflect.Slice:
-		if got.IsNil() != want.IsNil() || got.Len() != want.Len() {
-			return []string{fmt.Sprintf("%s: %d elements (nil %v), want %d (nil %v)", path, got.Len(), got.IsNil(), want.Len(), want.IsNil())}
-		}
-		if got.Type().Elem().Kind() == reflect.Uint8 {
-			return leaf()
-		}
-		var out []string
-		for i := 0; i < got.Len(); i++ {
-			out = append(out, fieldDiffs(fmt.Sprintf("%s[%d]", path, i), got.Index(i), want.Index(i))...)
-		}
-		return out
-	}
-	return leaf()
 }

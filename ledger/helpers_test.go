@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // memOptions returns options for a ledger on a fresh in-memory filesystem.
@@ -28,27 +29,6 @@ func mustOpen(tb testing.TB, opts Options) *Ledger {
 	}
 	tb.Cleanup(func() { _ = l.Close() })
 	return l
-}
-
-// patience bounds every wait of the tests: long enough for a loaded
-// machine, and there only to turn a hang into a failure, never to measure.
-const patience = 2 * time.Minute
-
-// waitFor polls cond until it holds, failing the test if it does not
-// within timeout, or as soon as the test has failed (a failed worker makes
-// no more progress).
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if tb.Failed() {
-			tb.Fatalf("failed while waiting for %s", what)
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // waitGroup waits for wg, failing the test if it is not done within
@@ -88,8 +68,8 @@ func holdWriter(tb testing.TB, l *Ledger) (release func() error) {
 	case <-entered:
 	case err := <-done:
 		tb.Fatalf("holding the writer: the update returned %v", err)
-	case <-time.After(patience):
-		tb.Fatalf("timed out after %v waiting for the writer to take the holding update", patience)
+	case <-time.After(testkit.Patience):
+		tb.Fatalf("timed out after %v waiting for the writer to take the holding update", testkit.Patience)
 	}
 	return func() error {
 		tb.Helper()
@@ -97,32 +77,11 @@ func holdWriter(tb testing.TB, l *Ledger) (release func() error) {
 		select {
 		case err := <-done:
 			return err
-		case <-time.After(patience):
-			tb.Fatalf("timed out after %v waiting for the held batch to commit", patience)
+		case <-time.After(testkit.Patience):
+			tb.Fatalf("timed out after %v waiting for the held batch to commit", testkit.Patience)
 			return nil
 		}
 	}
-}
-
-// fakeClock is a settable clock for expiry tests; the writer reads it too.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
 }
 
 func key(holder, source, resource string) holdings.Key {

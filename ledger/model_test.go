@@ -14,6 +14,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // TestModel runs random sequences of set / delete / issue / accept / reject /
@@ -22,9 +23,9 @@ import (
 // that the two agree and that the invariants of DESIGN.md §1 hold.
 func TestModel(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		clock := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		opts := memOptions()
-		opts.Now = clock.now
+		opts.Now = clock.Now
 		fs := vfs.NewCrashableMem()
 		opts.FS = fs
 		// Checkpoints after every batch, or none but at Close and when
@@ -124,7 +125,7 @@ func TestModel(t *testing.T) {
 						Key: genKey.Draw(t, "key"), Quantity: rapid.Int64Range(-4, 6).Draw(t, "q")})
 				}
 				res, err := l.Issue(ctx, req)
-				want, wantErr := m.issue(req, clock.now())
+				want, wantErr := m.issue(req, clock.Now())
 				if wantErr != "" {
 					if got := errKind(err); got != wantErr {
 						t.Fatalf("issue %+v: want %s, got %v", req, wantErr, err)
@@ -187,7 +188,7 @@ func TestModel(t *testing.T) {
 				}
 			},
 			"expire": func(t *rapid.T) {
-				now := clock.advance(time.Duration(rapid.IntRange(0, 40).Draw(t, "seconds")) * time.Second)
+				now := clock.Advance(time.Duration(rapid.IntRange(0, 40).Draw(t, "seconds")) * time.Second)
 				must(t, l.ExpireDue(ctx))
 				// In the ledger's order: by deadline, then serial.
 				var due []uint64

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // TestRules replays the ledger's rules written as scripts in testdata/rules.
@@ -38,9 +39,9 @@ import (
 // A source "-" is null and "" is the empty string.
 func TestRules(t *testing.T) {
 	datadriven.Walk(t, "testdata/rules", func(t *testing.T, path string) {
-		clock := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		opts := memOptions()
-		opts.Now = clock.now
+		opts.Now = clock.Now
 		l := mustOpen(t, opts)
 		var lastEvent uint64
 		ctx := context.Background()
@@ -166,7 +167,7 @@ func TestRules(t *testing.T) {
 				}
 				return sb.String()
 			case "advance":
-				return clock.advance(parseDuration(t, td.CmdArgs[0].Key)).Format(time.RFC3339)
+				return clock.Advance(parseDuration(t, td.CmdArgs[0].Key)).Format(time.RFC3339)
 			case "expire":
 				return result(l.ExpireDue(ctx))
 			case "reopen":

@@ -17,19 +17,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/api"
 	"github.com/quotaledger/quotaledger/api/client"
 	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
 // env is a real server (package api over a ledger on an in-memory
-// filesystem) on a loopback port, with an admin, a user, a service
-// ("cyclades", type compute) and two resources of it, and a client for
-// each of them.
+// filesystem) on a loopback port, with the usual principals
+// (identitytest.AddPrincipals: an admin, a user, a service "cyclades" of
+// type compute and two resources of it), and a client for each of them.
 type env struct {
 	t       *testing.T
 	srv     *httptest.Server
@@ -43,52 +43,17 @@ type env struct {
 	svcTok  string
 }
 
-const testPassword = "correct horse battery"
+const testPassword = identitytest.Password
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	l, err := ledger.Open(ledger.Options{Dir: "/l", FS: vfs.NewMem(), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	id, err := identity.Open(l, identity.Options{Hash: identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, id: id}
-	adminRec, err := id.CreateUser(ctx, identity.NewUser{Username: "admin@example.com", Password: testPassword, Role: identity.RoleAdmin, Active: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminTok, _, err := id.CreateAccessToken(ctx, adminRec.UUID, "admin", time.Time{}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.svcTok, _, err = id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute",
-		Endpoints: []identity.Endpoint{{PublicURL: "https://cyclades.example.com/compute/v2.0", VersionID: "v2.0"}}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range []identity.Resource{
-		{Name: "cyclades.vm", Service: "cyclades", Description: "virtual machines", AllowInProjects: true, UpLimit: 2},
-		{Name: "cyclades.ram", Service: "cyclades", Unit: "bytes", Description: "memory", AllowInProjects: true, UpLimit: 4 << 30},
-	} {
-		if _, err := id.RegisterResource(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if e.userRec, err = id.CreateUser(ctx, identity.NewUser{Username: "user@example.com", Password: testPassword, Active: true}); err != nil {
-		t.Fatal(err)
-	}
-	if e.userTok, _, _, err = id.Login(ctx, "user@example.com", testPassword); err != nil {
-		t.Fatal(err)
-	}
+	l, id := identitytest.OpenStores(t, ledger.Options{}, identity.Options{})
+	p := identitytest.AddPrincipals(t, id)
+	e := &env{t: t, id: id, userRec: p.User, userTok: p.UserToken, svcTok: p.ServiceToken}
 	e.srv = httptest.NewServer(unrouted(t, api.New(l, id, api.Options{Logger: zerolog.Nop()})))
 	t.Cleanup(e.srv.Close)
 	e.anon = e.newClient("", client.Options{})
-	e.admin = e.anon.WithToken(adminTok)
+	e.admin = e.anon.WithToken(p.AdminToken)
 	e.user = e.anon.WithToken(e.userTok)
 	e.service = e.anon.WithToken(e.svcTok)
 	return e

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // TestAbuseSlowClients runs the binary with short HTTP limits (from a
@@ -74,7 +76,7 @@ http-max-header-bytes: 8192
 		client.CloseIdleConnections()
 		// The goroutines of the slow connections are gone (the deadline
 		// only turns a leak into a failure).
-		checkFor(t, time.Minute, func() error {
+		testkit.CheckFor(t, time.Minute, poll, func() error {
 			if n := goroutines(t, p.base); n > baseline+20 {
 				return fmt.Errorf("go_goroutines %d after the slowloris, %d before", n, baseline)
 			}

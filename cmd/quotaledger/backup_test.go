@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // serveInProcess starts serve on dir in the process, on free ports, and
@@ -119,18 +121,20 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 			}
 		})
 	}
+	t.Cleanup(func() { // a failure below stops the writers before the server
+		stop.Store(true)
+		wg.Wait()
+	})
 	waitWritten := func(n int64) {
-		deadline := time.Now().Add(30 * time.Second)
-		for w := range writers {
-			for written[w].Load() < n {
-				if t.Failed() || time.Now().After(deadline) {
-					stop.Store(true)
-					wg.Wait()
-					t.Fatalf("writer %d wrote %d", w, written[w].Load())
+		t.Helper()
+		testkit.CheckFor(t, 30*time.Second, time.Millisecond, func() error {
+			for w := range writers {
+				if got := written[w].Load(); got < n {
+					return fmt.Errorf("writer %d wrote %d, want %d", w, got, n)
 				}
-				time.Sleep(time.Millisecond)
 			}
-		}
+			return nil
+		})
 	}
 	waitWritten(20)
 	archive := filepath.Join(t.TempDir(), "backup.tar.gz")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/quotaledger/quotaledger/bench"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -40,11 +41,7 @@ func TestBenchPrepare(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("bench --prepare: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
-	l, err := ledger.Open(ledger.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := ledgertest.Open(t, ledger.Options{Dir: dir})
 	hot := holdings.Key{Holder: "project:hot", Source: holdings.NullSource, Resource: "cyclades.vm"}
 	if v, ok := l.Holding(hot); !ok || v.Limit != 1<<50 {
 		t.Fatalf("the hot holding: %+v, %v", v, ok)

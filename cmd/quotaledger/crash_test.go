@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/quotaledger/quotaledger/events"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // The load of TestCrashUnderLoad and TestNATSAway: one service issues
@@ -890,8 +891,7 @@ func (h *crashHarness) checkEvents(led crashLedger, natsURL string) int {
 		}
 	}
 	var msgs []streamMsg
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		msgs = readStream(t, natsURL)
 		got := map[ev]bool{}
 		for _, m := range msgs {
@@ -905,14 +905,11 @@ func (h *crashHarness) checkEvents(led crashLedger, natsURL string) int {
 				missing++
 			}
 		}
-		if missing == 0 {
-			break
+		if missing > 0 {
+			return fmt.Errorf("%d of %d commission events not in the stream", missing, len(want))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d commission events not in the stream after 30s", missing, len(want))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	time.Sleep(200 * time.Millisecond) // room for a late duplicate, read again if any came
 	if len(msgs) == 0 || crashStreamLast(t, natsURL) != msgs[len(msgs)-1].Seq {
 		msgs = readStream(t, natsURL)

@@ -12,16 +12,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/cryptotest"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/quotaledger/quotaledger/events"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/internal/testkit"
+	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -64,60 +63,23 @@ var (
 	ddExpire = time.Date(2025, 8, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// ddHash keeps password checks cheap; the hashes in the directory carry it.
-var ddHash = identity.HashParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}
-
-type ddClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *ddClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *ddClock) set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-func (c *ddClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// ddOpen opens the ledger in dir and the identity store on it, closed when
-// the test ends (or by the returned function).
-func ddOpen(t *testing.T, dir string, clock *ddClock) (*ledger.Ledger, *identity.Store, func()) {
+// ddOpen opens the ledger in dir and the identity store on it
+// (identitytest.OpenStores: cheap password hashing, which the hashes in the
+// directory carry; both on clock), closed when the test ends or by the
+// returned function.
+func ddOpen(t *testing.T, dir string, clock *testkit.Clock) (*ledger.Ledger, *identity.Store, func()) {
 	return ddOpenWith(t, dir, clock, 4<<20)
 }
 
 // ddOpenWith is ddOpen with a memtable of memTable bytes.
-func ddOpenWith(t *testing.T, dir string, clock *ddClock, memTable uint64) (*ledger.Ledger, *identity.Store, func()) {
+func ddOpenWith(t *testing.T, dir string, clock *testkit.Clock, memTable uint64) (*ledger.Ledger, *identity.Store, func()) {
 	t.Helper()
-	l, err := ledger.Open(ledger.Options{Dir: dir, Now: clock.now, Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: memTable, CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatalf("open the ledger in %s: %v", dir, err)
+	l, s := identitytest.OpenStores(t, ledger.Options{Dir: dir, Now: clock.Now, MemTableSize: memTable}, identity.Options{})
+	return l, s, func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
 	}
-	var once sync.Once
-	closeFn := func() {
-		once.Do(func() {
-			if err := l.Close(); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	t.Cleanup(closeFn)
-	s, err := identity.Open(l, identity.Options{Now: clock.now, Logger: zerolog.Nop(), Hash: ddHash})
-	if err != nil {
-		t.Fatalf("open identity in %s: %v", dir, err)
-	}
-	return l, s, closeFn
 }
 
 func TestDataDirV1(t *testing.T) {
@@ -129,7 +91,7 @@ func TestDataDirV1(t *testing.T) {
 	if err := os.CopyFS(dir, os.DirFS(filepath.Join(dataDirV1, "ledger"))); err != nil {
 		t.Fatalf("copy the data directory: %v", err)
 	}
-	clock := &ddClock{t: ddRead}
+	clock := testkit.NewClock(ddRead)
 	l, s, closeLedger := ddOpen(t, dir, clock)
 	must := func(err error) {
 		t.Helper()
@@ -218,7 +180,7 @@ func TestDataDirV1(t *testing.T) {
 	// A deadline stored then still expires its commission: reopened after
 	// it, the ledger rejects commission 6.
 	closeLedger()
-	clock.set(ddExpire)
+	clock.Set(ddExpire)
 	l, _, _ = ddOpen(t, dir, clock)
 	if slices.Contains(l.Pending(ddService), 6) {
 		t.Error("commission 6 is still pending after its deadline")
@@ -404,22 +366,8 @@ func compareDataDirGolden(t *testing.T, name, got string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got == string(want) {
-		return
-	}
-	g, w := strings.Split(got, "\n"), strings.Split(string(want), "\n")
-	for i := 0; i < max(len(g), len(w)); i++ {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if gl != wl {
-			t.Errorf("the data directory reads differently from %s (line %d):\n got %s\nwant %s", path, i+1, gl, wl)
-			return
-		}
+	if n, gl, wl := testkit.FirstLineDiff(got, string(want)); n > 0 {
+		t.Errorf("the data directory reads differently from %s (line %d):\n got %s\nwant %s", path, n, gl, wl)
 	}
 }
 
@@ -435,7 +383,7 @@ func generateDataDir(t *testing.T) {
 	}
 	cryptotest.SetGlobalRandom(t, 1)
 	ctx := context.Background()
-	clock := &ddClock{t: ddStart}
+	clock := testkit.NewClock(ddStart)
 	// A small memtable: most records reach sstables, as in a database that
 	// has run a while, and the last ones stay in the WAL.
 	work := filepath.Join(t.TempDir(), "ledger")
@@ -446,7 +394,7 @@ func generateDataDir(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tick := func() { clock.advance(time.Second) }
+	tick := func() { clock.Advance(time.Second) }
 
 	// Users, a service and its resources (the base holdings of each user).
 	alice, err := s.Register(ctx, identity.NewUser{Username: ddAlice, Password: ddPassword, FirstName: "Alice", LastName: "Archer"})
@@ -525,7 +473,7 @@ func generateDataDir(t *testing.T) {
 	tick()
 	issue(ledger.IssueRequest{Client: ddService, Name: "vm-5 (expires)", TTL: time.Minute, // expired below
 		Provisions: []holdings.Provision{{Key: bobAlphaRAM, Quantity: 512}}})
-	clock.advance(2 * time.Minute)
+	clock.Advance(2 * time.Minute)
 	must(l.ExpireDue(ctx))
 	issue(ledger.IssueRequest{Client: ddService, Name: "vm-6 (a month to live)", TTL: 30 * 24 * time.Hour, // pending
 		Provisions: []holdings.Provision{{Key: alphaRAM, Quantity: 1024}}})
@@ -533,8 +481,8 @@ func generateDataDir(t *testing.T) {
 	issue(ledger.IssueRequest{Client: "storage", Name: "release", AutoAccept: true, // 8: a release, accepted
 		Provisions: []holdings.Provision{{Key: aliceVM, Quantity: -1}}})
 	must(l.DeleteQuota(ctx, []holdings.Key{gone}))
-	if clock.now().After(ddRead) {
-		t.Fatalf("generation ended at %s, after the test's clock %s", clock.now(), ddRead)
+	if clock.Now().After(ddRead) {
+		t.Fatalf("generation ended at %s, after the test's clock %s", clock.Now(), ddRead)
 	}
 
 	// What the live stores read, to compare with the directory read back.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -19,22 +18,25 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/events"
+	"github.com/quotaledger/quotaledger/internal/testkit"
+	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-// deadAddr is a loopback address where nothing listens (it did a moment
-// ago, so nothing else is likely to).
-func deadAddr(t *testing.T) string {
+// startNATS starts the product's embedded NATS server (events.StartServer)
+// on dir, listening on listen (a random loopback port if ""), and shuts it
+// down when the test ends if the test has not.
+func startNATS(t *testing.T, dir, listen string) *events.Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if listen == "" {
+		listen = "127.0.0.1:-1"
+	}
+	ns, err := events.StartServer(events.ServerOptions{Dir: dir, Listen: listen, Logger: zerolog.Nop()})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("NATS on %s: %v", listen, err)
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	t.Cleanup(ns.Shutdown)
+	return ns
 }
 
 // call sends method url with token and a JSON body (if any) and returns the
@@ -114,56 +116,19 @@ func openStream(ctx context.Context, t *testing.T, url string) (stream jetstream
 	return stream, info, nc.Close
 }
 
-// readStream reads the whole stream QUOTALEDGER at url as it is now, a
-// thousand messages a pull.
+// readStream reads the whole stream QUOTALEDGER at url as it is now
+// (testkit.ReadStream), each message's payload decoded.
 func readStream(t *testing.T, url string) []streamMsg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	stream, info, done := openStream(ctx, t, url)
-	defer done()
-	if stream == nil || info.State.Msgs == 0 {
-		return nil
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Stop()
-	msgs := make([]streamMsg, 0, info.State.Msgs)
-	for {
-		next := make(chan struct{})
-		timer := time.AfterFunc(10*time.Second, func() {
-			select {
-			case <-next:
-			default:
-				it.Stop() // Next returns an error
-			}
-		})
-		msg, err := it.Next()
-		close(next)
-		timer.Stop()
-		if err != nil {
-			t.Fatalf("reading the stream after %d messages of %d: %v", len(msgs), info.State.Msgs, err)
+	var msgs []streamMsg
+	for _, m := range testkit.ReadStream(t, url, events.StreamName) {
+		sm := streamMsg{Seq: m.Seq, Subject: m.Subject, MsgID: m.MsgID, Raw: m.Data}
+		if err := json.Unmarshal(m.Data, &sm.Payload); err != nil {
+			t.Fatalf("message %d on %s: %v: %s", m.Seq, m.Subject, err, m.Data)
 		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := streamMsg{Seq: meta.Sequence.Stream, Subject: msg.Subject(), MsgID: msg.Headers().Get(nats.MsgIdHdr),
-			Raw: msg.Data()}
-		if err := json.Unmarshal(msg.Data(), &m.Payload); err != nil {
-			t.Fatalf("message %d on %s: %v: %s", m.Seq, m.Subject, err, msg.Data())
-		}
-		msgs = append(msgs, m)
-		if m.Seq >= info.State.LastSeq {
-			return msgs
-		}
+		msgs = append(msgs, sm)
 	}
+	return msgs
 }
 
 // ofType keeps the messages of one event type (without the version prefix).
@@ -182,7 +147,7 @@ func ofType(msgs []streamMsg, typ string) []streamMsg {
 func waitForType(t *testing.T, url, typ string, n int, d time.Duration) []streamMsg {
 	t.Helper()
 	var msgs []streamMsg
-	checkFor(t, d, func() error {
+	testkit.CheckFor(t, d, poll, func() error {
 		msgs = readStream(t, url)
 		got := len(ofType(msgs, typ))
 		if got > n {
@@ -216,12 +181,7 @@ func checkOnce(t *testing.T, msgs []streamMsg) {
 // directory.
 func outboxIDs(t *testing.T, dir string) []string {
 	t.Helper()
-	l, err := ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger"), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := ledgertest.Open(t, ledger.Options{Dir: filepath.Join(dir, "ledger")})
 	evs, err := l.Outbox(0, 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -230,6 +190,9 @@ func outboxIDs(t *testing.T, dir string) []string {
 	for i, e := range evs {
 		ids[i] = events.MsgID(l.ID(), e.Seq)
 	}
+	if err := l.Close(); err != nil { // before serve opens it again
+		t.Fatal(err)
+	}
 	return ids
 }
 
@@ -237,11 +200,8 @@ func outboxIDs(t *testing.T, dir string) []string {
 // directory, with a NATS server of its own on it.
 func readStreamAt(t *testing.T, dir string) []streamMsg {
 	t.Helper()
-	ns, err := events.StartServer(events.ServerOptions{Dir: dir, Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
+	ns := startNATS(t, dir, "")
+	defer ns.Shutdown() // before serve starts on dir again
 	return readStream(t, ns.ClientURL())
 }
 
@@ -364,11 +324,7 @@ func TestServeExternalNATS(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("SIGTERM")
 	}
-	ns, err := events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := startNATS(t, t.TempDir(), "")
 	dir := t.TempDir()
 	p := startServe(t, nil, "--data", dir, "--nats-url", ns.ClientURL())
 	if p.nats != ns.ClientURL() {
@@ -400,7 +356,7 @@ func TestServeReadiness(t *testing.T) {
 			m, _, stderr := newTestMain()
 			ctx := context.Background()
 			args := append([]string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0",
-				"--nats-url", "nats://" + deadAddr(t)}, tc.args...)
+				"--nats-url", "nats://" + testkit.FreeAddr(t)}, tc.args...)
 			if err := m.ParseFlags(ctx, args); err != nil {
 				t.Fatal(err)
 			}

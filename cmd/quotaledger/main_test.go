@@ -21,9 +21,10 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/internal/testkit"
+	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -291,7 +292,7 @@ func TestMainServe(t *testing.T) {
 	ctx := context.Background()
 	// A NATS server that is not there: the relay keeps trying, the server
 	// serves, and the outbox is within its bounds.
-	if err := m.ParseFlags(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--nats-url", "nats://user:secret@" + deadAddr(t)}); err != nil {
+	if err := m.ParseFlags(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--nats-url", "nats://user:secret@" + testkit.FreeAddr(t)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Run(ctx); err != nil {
@@ -437,7 +438,7 @@ func startServe(t *testing.T, env []string, args ...string) *proc {
 		// A restart replays the WAL; on a loaded machine that took 9 s.
 		t.Fatal("serve did not log its address within 30s")
 	}
-	checkFor(t, 15*time.Second, func() error {
+	testkit.CheckFor(t, 15*time.Second, poll, func() error {
 		if code := get(t, p.base+"/readyz", ""); code != http.StatusOK {
 			return fmt.Errorf("/readyz: %d", code)
 		}
@@ -482,21 +483,8 @@ func cleanEnv() []string {
 	return env
 }
 
-// checkFor polls fn until it returns nil or d has passed.
-func checkFor(t *testing.T, d time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// poll is how often the tests' testkit.CheckFor calls look again.
+const poll = 20 * time.Millisecond
 
 // httpClient's timeout only turns a hang into a failure: on a busy machine
 // a synced write may take seconds.
@@ -575,19 +563,14 @@ func checkTokenHTTP(t *testing.T, base, token string) {
 	t.Logf("no route of %v needs a token yet: the token is checked against the store only", authRoutes)
 }
 
-// openStore opens the identity store of a stopped server's data directory.
+// openStore opens the identity store of a stopped server's data directory
+// (identitytest.OpenStores: its events are checked against the catalog
+// when the test ends), hashing as the server does, so that a login does
+// not rehash.
 func openStore(t *testing.T, dir string) *identity.Store {
 	t.Helper()
-	l, err := ledger.Open(ledger.Options{Dir: filepath.Join(dir, "ledger"), Logger: zerolog.Nop(), NoFreeSpaceCheck: true,
-		MemTableSize: 4 << 20, CacheSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	s, err := identity.Open(l, identity.Options{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := identitytest.OpenStores(t, ledger.Options{Dir: filepath.Join(dir, "ledger")},
+		identity.Options{Hash: identity.DefaultHashParams})
 	return s
 }
 

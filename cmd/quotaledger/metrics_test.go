@@ -8,6 +8,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // TestServeMetrics: serve's /metrics carries every part's families on one
@@ -17,7 +19,7 @@ func TestServeMetrics(t *testing.T) {
 	m, _, stderr := newTestMain()
 	ctx := context.Background()
 	if err := m.ParseFlags(ctx, []string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0",
-		"--nats-url", "nats://" + deadAddr(t)}); err != nil {
+		"--nats-url", "nats://" + testkit.FreeAddr(t)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Run(ctx); err != nil {

@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/quotaledger/quotaledger/events"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // awayReadiness is the answer of /readyz.
@@ -59,11 +57,7 @@ func TestNATSAway(t *testing.T) {
 	}
 	const maxDepth = 50
 	natsDir := t.TempDir()
-	ns, err := events.StartServer(events.ServerOptions{Dir: natsDir, Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown() }) // the one running at the end
+	ns := startNATS(t, natsDir, "")
 	natsURL := ns.ClientURL()
 	u, err := url.Parse(natsURL)
 	if err != nil {
@@ -85,7 +79,7 @@ func TestNATSAway(t *testing.T) {
 	// maxDepth events wait (the load makes them), /readyz fails and says
 	// why, and the process is still alive.
 	var notReady awayReadiness
-	checkFor(t, 10*time.Second, func() error {
+	testkit.CheckFor(t, 10*time.Second, poll, func() error {
 		notReady = awayReady(t, h.p.base)
 		if notReady.code == http.StatusOK {
 			return fmt.Errorf("/readyz still %d %+v with NATS away for %s", notReady.code, notReady, time.Since(down))
@@ -103,16 +97,13 @@ func TestNATSAway(t *testing.T) {
 	}
 	time.Sleep(time.Until(down.Add(away)))
 
-	ns, err = events.StartServer(events.ServerOptions{Dir: natsDir, Listen: u.Host, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatalf("NATS again on %s: %v", u.Host, err)
-	}
+	ns = startNATS(t, natsDir, u.Host)
 	up := time.Now()
 	if ns.ClientURL() != natsURL {
 		t.Fatalf("NATS came back on %s, want %s", ns.ClientURL(), natsURL)
 	}
 	t.Logf("NATS back after %s away", up.Sub(down).Round(time.Millisecond))
-	checkFor(t, 15*time.Second, func() error {
+	testkit.CheckFor(t, 15*time.Second, poll, func() error {
 		if r := awayReady(t, h.p.base); !r.allOK() {
 			return fmt.Errorf("/readyz %d %+v with NATS back for %s", r.code, r, time.Since(up))
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/quotaledger/quotaledger/api/client"
 	"github.com/quotaledger/quotaledger/bench"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // TestSoak runs the mixed workload against the real binary, open loop at a
@@ -194,7 +195,7 @@ func soakStart(t *testing.T, dir string) (*proc, string) {
 	})
 	// Generous (only a hang fails): the bootstrap hashes two passwords,
 	// and the machine may be busy.
-	checkFor(t, time.Minute, func() error {
+	testkit.CheckFor(t, time.Minute, poll, func() error {
 		select {
 		case <-p.exited:
 			t.Fatalf("serve exited: %v\n%s", p.err, soakLogLines(logPath, nil))
@@ -211,7 +212,7 @@ func soakStart(t *testing.T, dir string) (*proc, string) {
 		}
 		return fmt.Errorf("serve did not log its address within a minute")
 	})
-	checkFor(t, time.Minute, func() error {
+	testkit.CheckFor(t, time.Minute, poll, func() error {
 		if code := get(t, p.base+"/readyz", ""); code != http.StatusOK {
 			return fmt.Errorf("/readyz: %d", code)
 		}

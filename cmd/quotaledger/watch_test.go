@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/quotaledger/quotaledger/events"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 func TestParseWatchFlags(t *testing.T) {
@@ -203,7 +204,7 @@ func TestWatch(t *testing.T) {
 	all := startWatch(t, "--nats-url", p.nats, "--from-start", "--json")
 	setQuota(t, p.base, b.Token, "h0", 10)
 	var got []events.Payload
-	checkFor(t, 10*time.Second, func() error {
+	testkit.CheckFor(t, 10*time.Second, poll, func() error {
 		got = all.jsonLines(t)
 		for _, e := range got {
 			if e.Type == events.TypePrefix+"holding.changed" {
@@ -236,7 +237,7 @@ func TestWatch(t *testing.T) {
 
 	// For people, one subject.
 	people := startWatch(t, "--nats-url", p.nats, "--from-start", "--subject", "quota.holding.>")
-	checkFor(t, 10*time.Second, func() error {
+	testkit.CheckFor(t, 10*time.Second, poll, func() error {
 		if lines := people.lines(); len(lines) != 1 {
 			return fmt.Errorf("watch --subject quota.holding.> printed %q, want one line", lines)
 		}
@@ -255,7 +256,7 @@ func TestWatch(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	setQuota(t, p.base, b.Token, "h1", 11)
 	later := startWatch(t, "--nats-url", p.nats, "--since", since, "--json")
-	checkFor(t, 10*time.Second, func() error {
+	testkit.CheckFor(t, 10*time.Second, poll, func() error {
 		if n := len(later.lines()); n != 1 {
 			return fmt.Errorf("watch --since printed %d lines, want 1: %s", n, later.stdout)
 		}
@@ -275,8 +276,8 @@ func TestWatch(t *testing.T) {
 // TestWatchWaits: watch started before there is a server waits for it,
 // and an interrupt ends it cleanly.
 func TestWatchWaits(t *testing.T) {
-	w := startWatch(t, "--nats-url", "nats://"+deadAddr(t))
-	checkFor(t, 10*time.Second, func() error {
+	w := startWatch(t, "--nats-url", "nats://"+testkit.FreeAddr(t))
+	testkit.CheckFor(t, 10*time.Second, poll, func() error {
 		if !strings.Contains(w.stderr.String(), "waiting for the stream "+events.StreamName) {
 			return fmt.Errorf("watch says %q", w.stderr)
 		}
