@@ -10,12 +10,13 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // journalWorkload makes every kind of journal record: quota set and
 // deleted, commissions issued (with an idempotency key, auto-accepted),
 // accepted, rejected and expired, and an Update with records and events.
-func journalWorkload(t *testing.T, l *Ledger, clock *fakeClock, round int) {
+func journalWorkload(t *testing.T, l *Ledger, clock *testkit.Clock, round int) {
 	t.Helper()
 	ctx := context.Background()
 	k := func(i int) holdings.Key { return key(fmt.Sprintf("user:%d", i), "project:p", "vm") }
@@ -57,7 +58,7 @@ func journalWorkload(t *testing.T, l *Ledger, clock *fakeClock, round int) {
 			t.Fatal(err)
 		}
 	}
-	clock.advance(2 * time.Minute)
+	clock.Advance(2 * time.Minute)
 	if err := l.ExpireDue(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +118,10 @@ func TestCheckpointCrash(t *testing.T) {
 	for part := checkpointCommitted; part <= checkpointTruncated; part++ {
 		for _, relayed := range []bool{false, true} {
 			t.Run(fmt.Sprintf("part%d/relayed=%v", part, relayed), func(t *testing.T) {
-				clock := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+				clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 				fs := vfs.NewCrashableMem()
 				opts := memOptions()
-				opts.FS, opts.Now = fs, clock.now
+				opts.FS, opts.Now = fs, clock.Now
 				opts.CheckpointInterval, opts.CheckpointBytes = time.Hour, 1<<40
 				var crashed *vfs.MemFS
 				armed := false
@@ -174,10 +175,10 @@ func TestCheckpointCrash(t *testing.T) {
 // and in the buffer, in pages of every size and in time ranges, before and
 // after a reopen that rebuilds the buffer from the journal.
 func TestHolderLog(t *testing.T) {
-	clock := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	opts := memOptions()
 	fs := vfs.NewCrashableMem()
-	opts.Now, opts.FS = clock.now, fs
+	opts.Now, opts.FS = clock.Now, fs
 	opts.CheckpointInterval, opts.CheckpointBytes = time.Hour, 1<<40
 	l, err := Open(opts)
 	if err != nil {
@@ -193,7 +194,7 @@ func TestHolderLog(t *testing.T) {
 	var want []string // serial/provision of user:h's entries, in order
 	for round := range 3 {
 		for i := range 7 {
-			clock.advance(time.Second)
+			clock.Advance(time.Second)
 			ps := []holdings.Provision{{Key: other, Quantity: 1}, {Key: h1, Quantity: 1}}
 			if i%2 == 0 {
 				ps = append(ps, holdings.Provision{Key: h2, Quantity: 2})
