@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,6 +103,13 @@ type Result struct {
 	// CPUSecondsPer1000Calls is the process's user + system CPU during
 	// the run (rusage), per 1,000 calls: the load generator's included.
 	CPUSecondsPer1000Calls float64 `json:"cpu_seconds_per_1000_calls"`
+	// CPUMicrosPerCall is the same figure per call, in microseconds: the
+	// figure of merit of DESIGN §7.
+	CPUMicrosPerCall float64 `json:"cpu_us_per_call"`
+	// DiskBytesPerCall is what the process had written to storage during
+	// the run (/proc/self/io write_bytes: WAL, flushes, compactions), per
+	// call; 0 where the kernel does not say.
+	DiskBytesPerCall float64 `json:"disk_bytes_per_call"`
 	// PeakRSSBytes is the process's peak resident set (rusage maxrss).
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 	// Of "events": events the relay had acknowledged per second, and the
@@ -185,7 +194,7 @@ func drive(ctx context.Context, cfg Config, o op) Result {
 	if cfg.Rate > 0 {
 		sched = make(chan time.Time, 1<<16)
 	}
-	cpu0 := cpuTime()
+	cpu0, io0 := cpuTime(), ioWritten()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for g := range recs {
@@ -241,7 +250,7 @@ func drive(ctx context.Context, cfg Config, o op) Result {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu, written := cpuTime()-cpu0, ioWritten()-io0
 	var res Result
 	var h histogram
 	for _, r := range recs {
@@ -257,6 +266,8 @@ func drive(ctx context.Context, cfg Config, o op) Result {
 	res.P50, res.P99, res.P999, res.Max = h.quantile(0.50), h.quantile(0.99), h.quantile(0.999), h.max
 	if res.Calls > 0 {
 		res.CPUSecondsPer1000Calls = cpu.Seconds() / float64(res.Calls) * 1000
+		res.CPUMicrosPerCall = float64(cpu.Microseconds()) / float64(res.Calls)
+		res.DiskBytesPerCall = float64(written) / float64(res.Calls)
 	}
 	res.PeakRSSBytes = peakRSS()
 	if p := firstErr.Swap(nil); p != nil && res.Errors > 0 {
@@ -336,6 +347,22 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// ioWritten is what the process has caused to be written to storage
+// (write_bytes of /proc/self/io), or 0 where that cannot be read.
+func ioWritten() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 func peakRSS() int64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -389,11 +416,11 @@ func RunAll(ctx context.Context, cfg Config, w, errw io.Writer, asJSON bool) err
 // WriteTable prints results as one table.
 func WriteTable(w io.Writer, rs []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\ttarget\tcalls/s\tprovisions/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\trefused\tCPU s/1k calls\tpeak RSS MiB\t")
+	fmt.Fprintln(tw, "workload\ttarget\tcalls/s\tprovisions/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\trefused\tCPU us/call\tdisk B/call\tpeak RSS MiB\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%.3f\t%.0f\t\n", r.Workload, r.Target,
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%.1f\t%.0f\t%.0f\t\n", r.Workload, r.Target,
 			r.CallsPerSec, r.ProvisionsPerSec, ms(r.P50), ms(r.P99), ms(r.P999), r.Errors, r.Refused,
-			r.CPUSecondsPer1000Calls, float64(r.PeakRSSBytes)/(1<<20))
+			r.CPUMicrosPerCall, r.DiskBytesPerCall, float64(r.PeakRSSBytes)/(1<<20))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
