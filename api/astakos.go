@@ -107,10 +107,14 @@ func (c *call) checkName(what, v string) error {
 // writeEmpty answers status with an empty body, as the lineage does for
 // actions and feedback.
 func (c *call) writeEmpty(status int) error {
-	c.w.Header().Set("Content-Length", "0")
+	c.w.Header()["Content-Length"] = contentLength0
 	c.w.WriteHeader(status)
 	return nil
 }
+
+// contentLength0 is the Content-Length of an empty answer, set as
+// contentTypeJSON is.
+var contentLength0 = []string{"0"}
 
 // pyRepr renders a holding key the way the lineage's messages showed it (a
 // Python tuple).

@@ -375,7 +375,7 @@ func (d *bodyReader) readProvision() (p holdings.Provision, err error, ok bool) 
 
 // astIssue answers POST /account/v1.0/commissions.
 func (s *Server) astIssue(c *call) error {
-	body, err := readBody(c.r, s.opts.MaxBody)
+	body, err := c.pooledBody()
 	if err != nil {
 		return err
 	}
@@ -397,8 +397,7 @@ func (s *Server) astIssue(c *call) error {
 // issued answers an issue, {"serial": N} (wire.Issued), built by hand: it
 // is half of every commission, and no reflection is needed for one number.
 func (c *call) issued(serial uint64) error {
-	var buf [32]byte
-	b := append(buf[:0], `{"serial":`...)
+	b := append(c.scratch[:0], `{"serial":`...)
 	b = strconv.AppendUint(b, serial, 10)
 	writeRaw(c.w, http.StatusCreated, append(b, '}'))
 	return nil
@@ -507,7 +506,7 @@ func readAction(body []byte) (actionBody, error) {
 
 // astAction answers POST /account/v1.0/commissions/{serial}/action.
 func (s *Server) astAction(c *call) error {
-	body, err := readBody(c.r, s.opts.MaxBody)
+	body, err := c.pooledBody()
 	if err != nil {
 		return err
 	}
@@ -611,7 +610,7 @@ func failedSerial(serial int64, f *Fault) wire.FailedSerial {
 
 // astResolveMany answers POST /account/v1.0/commissions/action.
 func (s *Server) astResolveMany(c *call) error {
-	body, err := readBody(c.r, s.opts.MaxBody)
+	body, err := c.pooledBody()
 	if err != nil {
 		return err
 	}

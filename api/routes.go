@@ -42,6 +42,8 @@ type Route struct {
 	// wildcards are the names of the path's wildcards, whose values are
 	// checked (valid UTF-8) before the handler runs.
 	wildcards []string
+	// metrics are the route's instruments, resolved once.
+	metrics *routeMetrics
 }
 
 // Answer is an answer of a route: its status and its body, a value of
