@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -410,7 +411,46 @@ func (s *Server) astPending(c *call) error {
 	for i, v := range pending {
 		out[i] = int64(v)
 	}
-	return c.json(http.StatusOK, out)
+	writeRaw(c.w, http.StatusOK, appendSerials(nil, out))
+	return nil
+}
+
+// appendSerials appends vs as encoding/json encodes a []int64.
+func appendSerials(b []byte, vs []int64) []byte {
+	if vs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, v, 10)
+	}
+	return append(b, ']')
+}
+
+// appendResolved appends r as encoding/json encodes it, the serials
+// without reflection; a failed pair (an error, rare) is its MarshalJSON's.
+func appendResolved(b []byte, r wire.Resolved) ([]byte, error) {
+	b = appendSerials(append(b, `{"accepted":`...), r.Accepted)
+	b = appendSerials(append(b, `,"rejected":`...), r.Rejected)
+	b = append(b, `,"failed":`...)
+	if r.Failed == nil {
+		return append(b, "null}"...), nil
+	}
+	b = append(b, '[')
+	for i, f := range r.Failed {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		pair, err := json.Marshal(f)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, pair...)
+	}
+	return append(b, "]}"...), nil
 }
 
 // pathSerial reads the {serial} of the path; ok is false for a serial that
@@ -688,5 +728,10 @@ func (s *Server) astResolveMany(c *call) error {
 			conflicting(v)
 		}
 	}
-	return c.json(http.StatusOK, out)
+	answer, err := appendResolved(nil, out)
+	if err != nil {
+		return err
+	}
+	writeRaw(c.w, http.StatusOK, answer)
+	return nil
 }

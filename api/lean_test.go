@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -182,6 +184,52 @@ func TestReadAll(t *testing.T) {
 			if len(got) > limit+1 {
 				t.Errorf("%s (buffer of %d): read %d bytes, past the limit and one", name, cap(buf), len(got))
 			}
+		}
+	}
+}
+
+// TestAnswersByHand: the commission answers written without reflection
+// (the resolve-many answer, the pending list) are byte for byte what
+// encoding/json makes of their wire types.
+func TestAnswersByHand(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	serials := func() []int64 {
+		switch rng.IntN(4) {
+		case 0:
+			return nil
+		case 1:
+			return []int64{}
+		}
+		vs := make([]int64, 1+rng.IntN(5))
+		for i := range vs {
+			vs[i] = rng.Int64() >> rng.IntN(64)
+			if rng.IntN(2) == 0 {
+				vs[i] = -vs[i]
+			}
+		}
+		return vs
+	}
+	messages := []string{"serial 7 does not exist", `<b>&"quoted"</b>`, "é\u2028\x01", "\xff"}
+	for i := range 2000 {
+		r := wire.Resolved{Accepted: serials(), Rejected: serials()}
+		if n := rng.IntN(4); n > 0 {
+			r.Failed = []wire.FailedSerial{}
+			for range n - 1 {
+				f := newFault([]int{400, 404, 409}[rng.IntN(3)], messages[rng.IntN(len(messages))])
+				r.Failed = append(r.Failed, failedSerial(rng.Int64(), f))
+			}
+		}
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendResolved([]byte("x"), r)
+		if err != nil || string(got) != "x"+string(want) {
+			t.Fatalf("case %d: %+v\n got %s %v\nwant x%s", i, r, got, err, want)
+		}
+		want, _ = json.Marshal(r.Accepted)
+		if got := appendSerials(nil, r.Accepted); string(got) != string(want) {
+			t.Fatalf("case %d: serials %v: %s, want %s", i, r.Accepted, got, want)
 		}
 	}
 }
