@@ -297,7 +297,7 @@ func (f *accessFix) state(t *testing.T) string {
 	}
 	fmt.Fprintf(&b, "outbox=%d stats=%+v users=%d pending=%v/%v\n", ob.Last, st, n,
 		e.l.Pending("cyclades"), e.l.Pending("pithos"))
-	fmt.Fprintf(&b, "holdings=%v\n", e.l.Quotas(ledger.QuotaFilter{}))
+	fmt.Fprintf(&b, "holdings=%v\n", e.l.FindHoldings(ledger.HoldingFilter{}))
 	for _, id := range []string{f.u1.UUID, f.u2.UUID, f.u4.UUID, f.adminUUID} {
 		u, err := e.id.GetUser(id)
 		if err != nil {
@@ -608,7 +608,7 @@ func accessSpecs() map[string]accessSpec {
 			fresh: func(t *testing.T, f *accessFix) map[string]string {
 				src := fmt.Sprintf("scratch-%d", f.next())
 				k := holdings.Key{Holder: f.u1.Holder(), Source: holdings.SourceOf(src), Resource: "cyclades.vm"}
-				if err := f.e.l.SetQuota(f.ctx, []ledger.QuotaSetting{{Key: k, Limit: 1}}); err != nil {
+				if err := f.e.l.SetHoldings(f.ctx, []ledger.HoldingSetting{{Key: k, Limit: 1}}); err != nil {
 					t.Fatal(err)
 				}
 				return map[string]string{"{source}": src}

@@ -27,7 +27,7 @@ func (s *Server) astAuthenticate(c *call) error {
 		info.Usage = []wire.UsageEntry{}
 		src := holdings.SourceOf(projectPrefix + u.UUID)
 		for _, r := range s.id.Resources() {
-			h, ok := s.l.Holding(holdings.Key{Holder: u.Holder(), Source: src, Resource: r.Name})
+			h, ok := s.l.FindHoldingByKey(holdings.Key{Holder: u.Holder(), Source: src, Resource: r.Name})
 			if !ok {
 				continue
 			}

@@ -131,8 +131,8 @@ func TestEventCatalog(t *testing.T) {
 		t.Fatalf("%d commissions pending after their deadline", n)
 	}
 	h0 := holdings.Key{Holder: "h0", Source: holdings.SourceOf("system"), Resource: "r1"}
-	must(l.SetQuota(ctx, []ledger.QuotaSetting{{Key: h0, Limit: 10}}))
-	must(l.DeleteQuota(ctx, []holdings.Key{h0}))
+	must(l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: h0, Limit: 10}}))
+	must(l.DeleteHoldings(ctx, []holdings.Key{h0}))
 
 	// Feedback, through the API; then removals.
 	st, _, raw := e.send("POST", "/account/v1.0/feedback", map[string]string{"X-Auth-Token": adminToken},

@@ -34,7 +34,7 @@ func BenchmarkHandlerIssueAccept(b *testing.B) {
 		{Holder: "user:u", Source: holdings.SourceOf("project:p"), Resource: "cyclades.vm"},
 		{Holder: "project:p", Source: holdings.NullSource, Resource: "cyclades.vm"},
 	}
-	if err := l.SetQuota(ctx, []ledger.QuotaSetting{{Key: keys[0], Limit: 1 << 60}, {Key: keys[1], Limit: 1 << 60}}); err != nil {
+	if err := l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: keys[0], Limit: 1 << 60}, {Key: keys[1], Limit: 1 << 60}}); err != nil {
 		b.Fatal(err)
 	}
 	srv := New(l, id, Options{Logger: zerolog.New(io.Discard).With().Timestamp().Logger()})

@@ -211,7 +211,7 @@ func (e *routeFuzz) fuzzState() []byte {
 	e.t.Helper()
 	st := e.l.Stats()
 	st.Batches, st.Calls = 0, 0
-	s := fuzzState{Ledger: state{Holdings: e.l.Quotas(ledger.QuotaFilter{}), Stats: st},
+	s := fuzzState{Ledger: state{Holdings: e.l.FindHoldings(ledger.HoldingFilter{}), Stats: st},
 		Groups: e.id.Groups(), Projects: e.id.Projects(), Services: e.id.Services(), Resources: e.id.Resources()}
 	for { // read on from the last look: the outbox only grows here
 		evs, err := e.l.Outbox(e.outbox, 1000)

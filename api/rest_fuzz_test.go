@@ -76,7 +76,7 @@ func FuzzRestHoldingsSet(f *testing.F) {
 	// Usage to keep: a holding with a pending and an accepted commission.
 	used := holdings.Key{Holder: "h0", Source: holdings.SourceOf("system"), Resource: "r1"}
 	ctx := context.Background()
-	if err := l.SetQuota(ctx, []ledger.QuotaSetting{{Key: used, Limit: 100}}); err != nil {
+	if err := l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: used, Limit: 100}}); err != nil {
 		f.Fatal(err)
 	}
 	for _, auto := range []bool{true, false} {
@@ -86,10 +86,10 @@ func FuzzRestHoldingsSet(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		before := l.Quotas(ledger.QuotaFilter{})
+		before := l.FindHoldings(ledger.HoldingFilter{})
 		w := restFuzzCall(s, "POST", "/account/v1.0/holdings", admin, body)
 		restCheckAnswer(t, w, body)
-		after := l.Quotas(ledger.QuotaFilter{})
+		after := l.FindHoldings(ledger.HoldingFilter{})
 		if w.Code != http.StatusOK {
 			if len(after) != len(before) {
 				t.Fatalf("%q: refused (%d) but holdings went from %d to %d", body, w.Code, len(before), len(after))

@@ -84,7 +84,7 @@ func (e *env) restState() string {
 	n, _, _ := e.id.ListUsers(identity.UserQuery{PageSize: 1})
 	toks, _ := e.id.ListAccessTokens(identity.TokenQuery{PageSize: 1})
 	return fmt.Sprintf("holdings=%v users=%d tokens=%d groups=%d projects=%d services=%d resources=%d",
-		e.l.Quotas(ledger.QuotaFilter{}), n, toks.Count, len(e.id.Groups()), len(e.id.Projects()),
+		e.l.FindHoldings(ledger.HoldingFilter{}), n, toks.Count, len(e.id.Groups()), len(e.id.Projects()),
 		len(e.id.Services()), len(e.id.Resources()))
 }
 
@@ -234,7 +234,7 @@ func TestRestRegister(t *testing.T) {
 	restRFC3339UTC(t, out["created"])
 	e.restWant(200, "POST", restBase+"auth/login", "", map[string]string{"username": "new@example.com", "password": "a fine long password"})
 	// The base project's holdings exist at once.
-	if _, ok := e.l.Holding(holdings.Key{Holder: "user:" + out["uuid"].(string), Source: holdings.SourceOf("project:" + out["uuid"].(string)), Resource: "cyclades.vm"}); !ok {
+	if _, ok := e.l.FindHoldingByKey(holdings.Key{Holder: "user:" + out["uuid"].(string), Source: holdings.SourceOf("project:" + out["uuid"].(string)), Resource: "cyclades.vm"}); !ok {
 		t.Fatal("no base holding")
 	}
 	// Seed 004's names.
@@ -608,7 +608,7 @@ func TestRestProjects(t *testing.T) {
 	e.restWant(409, "POST", path+"/members", e.user, map[string]string{"user": other.UUID})
 	e.restWant(400, "POST", path+"/members", e.user, map[string]string{"user": other.UUID, "group": "g"})
 	e.restWant(400, "POST", path+"/members", e.user, map[string]string{"user": other.UUID, "role": "boss"})
-	v, ok := e.l.Holding(holdings.Key{Holder: "user:" + other.UUID, Source: holdings.SourceOf("project:" + pid), Resource: "cyclades.vm"})
+	v, ok := e.l.FindHoldingByKey(holdings.Key{Holder: "user:" + other.UUID, Source: holdings.SourceOf("project:" + pid), Resource: "cyclades.vm"})
 	if !ok || v.Limit != 3 {
 		t.Fatalf("member holding %v %v", v, ok)
 	}
@@ -631,7 +631,7 @@ func TestRestProjects(t *testing.T) {
 	if len(pol) != 2 {
 		t.Fatalf("policies %v", pol)
 	}
-	if v, _ := e.l.Holding(holdings.Key{Holder: "project:" + pid, Source: holdings.NullSource, Resource: "cyclades.vm"}); v.Limit != 20 {
+	if v, _ := e.l.FindHoldingByKey(holdings.Key{Holder: "project:" + pid, Source: holdings.NullSource, Resource: "cyclades.vm"}); v.Limit != 20 {
 		t.Fatalf("project holding %v", v)
 	}
 	e.restWant(400, "PUT", path+"/policies", e.user, `{"cyclades.vm":{"project_capacity":-1,"member_capacity":5}}`)
@@ -680,7 +680,7 @@ func TestRestServicesAndResourcesContract(t *testing.T) {
 		t.Fatalf("resource %v", res)
 	}
 	// Every user got the resource in their base project.
-	if v, ok := e.l.Holding(holdings.Key{Holder: "project:" + e.userRec.UUID, Source: holdings.NullSource, Resource: "pithos.diskspace"}); !ok || v.Limit != 2 {
+	if v, ok := e.l.FindHoldingByKey(holdings.Key{Holder: "project:" + e.userRec.UUID, Source: holdings.NullSource, Resource: "pithos.diskspace"}); !ok || v.Limit != 2 {
 		t.Fatalf("base holding %v %v", v, ok)
 	}
 	e.restWant(409, "POST", restBase+"resources", e.admin, `{"name":"pithos.diskspace","service":"pithos"}`)
@@ -739,7 +739,7 @@ func TestRestHoldingsContract(t *testing.T) {
 	if hs := out["holdings"].([]any); len(hs) != 3 || hs[0].(map[string]any)["limit"] != float64(7) {
 		t.Fatalf("set %v", out)
 	}
-	if v, _ := e.l.Holding(holdings.Key{Holder: "h0", Source: holdings.SourceOf("system"), Resource: "r1"}); v.Limit != 7 {
+	if v, _ := e.l.FindHoldingByKey(holdings.Key{Holder: "h0", Source: holdings.SourceOf("system"), Resource: "r1"}); v.Limit != 7 {
 		t.Fatalf("later entry did not win: %v", v)
 	}
 	get := e.restWant(200, "GET", restBase+"holdings?holder=h0,h1&source=system&resource=r1,r2", e.admin, nil)
@@ -806,7 +806,7 @@ func TestRestHoldingsContract(t *testing.T) {
 	if hs := e.restWant(200, "GET", restBase+"holdings?holder=h1", e.admin, nil)["holdings"].([]any); len(hs) != 1 || hs[0].(map[string]any)["source"] != "" {
 		t.Fatalf("after delete %v", hs)
 	}
-	if _, ok := e.l.Holding(k); !ok {
+	if _, ok := e.l.FindHoldingByKey(k); !ok {
 		t.Fatal("the busy holding went")
 	}
 }

@@ -18,7 +18,7 @@ func TestServesOneRule(t *testing.T) {
 	u := e.uuid()
 	src := holdings.SourceOf("project:" + u)
 	unreg := holdings.Key{Holder: "user:" + u, Source: src, Resource: "cyclades.gpu"}
-	if err := e.l.SetQuota(context.Background(), []ledger.QuotaSetting{{Key: unreg, Limit: 5}}); err != nil {
+	if err := e.l.SetHoldings(context.Background(), []ledger.HoldingSetting{{Key: unreg, Limit: 5}}); err != nil {
 		t.Fatal(err)
 	}
 	// The REST route.

@@ -240,7 +240,7 @@ func TestPayloadsGolden(t *testing.T) {
 	vm := holdings.Key{Holder: "user:" + alice.UUID, Source: holdings.SourceOf("project:" + alice.UUID), Resource: "compute.vm"}
 	pool := holdings.Key{Holder: "project:pool", Source: holdings.NullSource, Resource: "compute.ram"}
 	run("set quotas", func() error {
-		return l.SetQuota(ctx, []ledger.QuotaSetting{{Key: pool, Limit: 4096}, {Key: vm, Limit: 3}})
+		return l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: pool, Limit: 4096}, {Key: vm, Limit: 3}})
 	})
 	issue := func(req ledger.IssueRequest) (serial uint64) {
 		t.Helper()
@@ -275,7 +275,7 @@ func TestPayloadsGolden(t *testing.T) {
 			Provisions: []holdings.Provision{{Key: vm, Quantity: 1}}})
 		return nil
 	})
-	run("delete a holding", func() error { return l.DeleteQuota(ctx, []holdings.Key{pool}) })
+	run("delete a holding", func() error { return l.DeleteHoldings(ctx, []holdings.Key{pool}) })
 
 	// Removals.
 	run("remove a service (and its token)", func() error { return ids.RemoveService(ctx, "compute") })

@@ -273,7 +273,7 @@ func (s *Store) DeleteProject(ctx context.Context, project string) error {
 // project holding and every member's holding at that limit. It returns
 // the settings and the changed project records; the caller stages both in
 // the same Update and stores the records. Callers hold s.wmu and s.mu (read).
-func (s *Store) projectSettingsForNewResourceLocked(r *Resource) (settings []ledger.QuotaSetting, updated []*Project) {
+func (s *Store) projectSettingsForNewResourceLocked(r *Resource) (settings []ledger.HoldingSetting, updated []*Project) {
 	if !r.AllowInProjects {
 		return nil, nil
 	}
@@ -288,16 +288,16 @@ func (s *Store) projectSettingsForNewResourceLocked(r *Resource) (settings []led
 		np := cloneProject(p)
 		np.Policies[r.Name] = Policy{ProjectCapacity: r.ProjectDefault, MemberCapacity: r.ProjectDefault}
 		np.Updated = now
-		settings = append(settings, ledger.QuotaSetting{
+		settings = append(settings, ledger.HoldingSetting{
 			Key: holdings.Key{Holder: np.Holder(), Source: holdings.NullSource, Resource: r.Name}, Limit: r.ProjectDefault})
 		for _, u := range slices.Sorted(maps.Keys(effectiveMembers(np, s.groupLocked))) {
-			settings = append(settings, ledger.QuotaSetting{
+			settings = append(settings, ledger.HoldingSetting{
 				Key: memberKey(np, u, r.Name), Limit: r.ProjectDefault})
 		}
 		updated = append(updated, np)
 	}
 	sortProjects(updated)
-	slices.SortFunc(settings, func(a, b ledger.QuotaSetting) int { return compareHoldingKeys(a.Key, b.Key) })
+	slices.SortFunc(settings, func(a, b ledger.HoldingSetting) int { return compareHoldingKeys(a.Key, b.Key) })
 	return settings, updated
 }
 
@@ -523,25 +523,25 @@ func projectHoldings(p *Project, members map[string]MemberRole) map[holdings.Key
 // another limit. Comparing with the ledger, not only with before, also
 // mends a limit someone set by hand.
 func stageProjectHoldings(tx *ledger.Tx, before, after map[holdings.Key]int64) error {
-	var settings []ledger.QuotaSetting
+	var settings []ledger.HoldingSetting
 	for k, lim := range after {
-		if v, ok := tx.Holding(k); !ok || v.Limit != lim {
-			settings = append(settings, ledger.QuotaSetting{Key: k, Limit: lim})
+		if v, ok := tx.FindHoldingByKey(k); !ok || v.Limit != lim {
+			settings = append(settings, ledger.HoldingSetting{Key: k, Limit: lim})
 		}
 	}
 	for k := range before {
 		if _, ok := after[k]; ok {
 			continue
 		}
-		if v, ok := tx.Holding(k); ok && v.Limit != 0 {
-			settings = append(settings, ledger.QuotaSetting{Key: k})
+		if v, ok := tx.FindHoldingByKey(k); ok && v.Limit != 0 {
+			settings = append(settings, ledger.HoldingSetting{Key: k})
 		}
 	}
 	if len(settings) == 0 {
 		return nil
 	}
-	slices.SortFunc(settings, func(a, b ledger.QuotaSetting) int { return compareHoldingKeys(a.Key, b.Key) })
-	return tx.SetQuota(settings...)
+	slices.SortFunc(settings, func(a, b ledger.HoldingSetting) int { return compareHoldingKeys(a.Key, b.Key) })
+	return tx.SetHoldings(settings...)
 }
 
 func compareHoldingKeys(a, b holdings.Key) int {

@@ -69,7 +69,7 @@ func (f *projectFixture) project(owner string, policies map[string]Policy) *Proj
 
 // limit is the limit of a holding, -1 if there is none.
 func (f *projectFixture) limit(k holdings.Key) int64 {
-	v, ok := f.l.Holding(k)
+	v, ok := f.l.FindHoldingByKey(k)
 	if !ok {
 		return -1
 	}
@@ -152,11 +152,11 @@ func TestCreateProject(t *testing.T) {
 		{"ErrInvalidNegative", NewProject{Name: "x", Owner: owner, Policies: map[string]Policy{vm: {ProjectCapacity: 1, MemberCapacity: -1}}}, failure.Invalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			nProjects, nHoldings := len(f.s.Projects()), len(f.l.Quotas(ledger.QuotaFilter{}))
+			nProjects, nHoldings := len(f.s.Projects()), len(f.l.FindHoldings(ledger.HoldingFilter{}))
 			p, err := f.s.CreateProject(ctx, tc.in)
 			wantErr(t, "create", err, tc.err)
 			if err != nil {
-				if len(f.s.Projects()) != nProjects || len(f.l.Quotas(ledger.QuotaFilter{})) != nHoldings {
+				if len(f.s.Projects()) != nProjects || len(f.l.FindHoldings(ledger.HoldingFilter{})) != nHoldings {
 					t.Fatal("a failed create changed something")
 				}
 				return
@@ -327,7 +327,7 @@ func TestSetPolicies(t *testing.T) {
 			}
 			f.wantLimits(tc.want)
 			for _, k := range []holdings.Key{memberHolding(alice, p, vm), projectKey(p, vm)} {
-				if v, _ := f.l.Holding(k); v.UsageMin != 2 || v.UsageMax != 2 {
+				if v, _ := f.l.FindHoldingByKey(k); v.UsageMin != 2 || v.UsageMax != 2 {
 					t.Fatalf("usage of %s changed: %+v", k, v)
 				}
 			}
@@ -459,14 +459,14 @@ func TestProjectsReopen(t *testing.T) {
 	if err := f.s.DeleteProject(ctx, gone); err != nil {
 		t.Fatal(err)
 	}
-	projects, groups, quotas := f.s.Projects(), f.s.Groups(), f.l.Quotas(ledger.QuotaFilter{})
+	projects, groups, quotas := f.s.Projects(), f.s.Groups(), f.l.FindHoldings(ledger.HoldingFilter{})
 	f.reopen()
 	same := func(a, b any) bool {
 		ja, _ := json.Marshal(a)
 		jb, _ := json.Marshal(b)
 		return string(ja) == string(jb)
 	}
-	if !same(f.s.Projects(), projects) || !same(f.s.Groups(), groups) || !same(f.l.Quotas(ledger.QuotaFilter{}), quotas) {
+	if !same(f.s.Projects(), projects) || !same(f.s.Groups(), groups) || !same(f.l.FindHoldings(ledger.HoldingFilter{}), quotas) {
 		t.Fatalf("after reopen: %+v %+v", f.s.Projects(), f.s.Groups())
 	}
 	if ps := f.s.ProjectsOf(bob); len(ps) != 2 {
@@ -739,7 +739,7 @@ func TestProjectHoldingsProperty(t *testing.T) {
 				register(name, rapid.Bool().Draw(t, "allow"), rapid.Int64Range(0, 4).Draw(t, "default"))
 			},
 			"use": func(t *rapid.T) {
-				all := f.l.Quotas(ledger.QuotaFilter{})
+				all := f.l.FindHoldings(ledger.HoldingFilter{})
 				if len(all) == 0 {
 					t.Skip("no holdings")
 				}
@@ -813,7 +813,7 @@ func checkProjectHoldings(t *rapid.T, f *projectFixture, m *holdingsModel) {
 		}
 	}
 	seen := map[holdings.Key]bool{}
-	for _, h := range f.l.Quotas(ledger.QuotaFilter{}) {
+	for _, h := range f.l.FindHoldings(ledger.HoldingFilter{}) {
 		seen[h.Key] = true
 		if h.Limit != want[h.Key] { // a holding no one calls for: limit 0
 			t.Fatalf("limit of %s = %d, want %d", h.Key, h.Limit, want[h.Key])

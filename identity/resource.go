@@ -39,7 +39,7 @@ func (s *Store) RegisterResource(ctx context.Context, r Resource) (*Resource, er
 	s.mu.RLock()
 	_, exists := s.resources[r.Name]
 	_, service := s.services[r.Service]
-	var settings []ledger.QuotaSetting
+	var settings []ledger.HoldingSetting
 	var projects []*Project
 	if !exists && service {
 		// Base projects: the resource at its uplimit, in the policies and in
@@ -76,7 +76,7 @@ func (s *Store) RegisterResource(ctx context.Context, r Resource) (*Resource, er
 				return err
 			}
 		}
-		if err := tx.SetQuota(settings...); err != nil {
+		if err := tx.SetHoldings(settings...); err != nil {
 			return err
 		}
 		return emit(tx, catalog.ResourceRegisteredType, resourceEvent(&r))

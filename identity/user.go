@@ -145,7 +145,7 @@ func (s *Store) createUser(ctx context.Context, in NewUser, by string) (*User, e
 		if err := put(tx, prefixProject, base.UUID, base); err != nil {
 			return err
 		}
-		if err := tx.SetQuota(baseHoldings(u.UUID, resources)...); err != nil {
+		if err := tx.SetHoldings(baseHoldings(u.UUID, resources)...); err != nil {
 			return err
 		}
 		return emit(tx, catalog.UserRegisteredType, catalog.UserRegistered{Active: u.Active, By: by,
@@ -164,12 +164,12 @@ func (s *Store) createUser(ctx context.Context, in NewUser, by string) (*User, e
 // baseHoldings are a user's holdings in their base project: for each
 // resource, the member holding (user:U, project:U, r) and the project
 // holding (project:U, null, r), both at the resource's uplimit.
-func baseHoldings(user string, resources []*Resource) []ledger.QuotaSetting {
-	out := make([]ledger.QuotaSetting, 0, 2*len(resources))
+func baseHoldings(user string, resources []*Resource) []ledger.HoldingSetting {
+	out := make([]ledger.HoldingSetting, 0, 2*len(resources))
 	for _, r := range resources {
 		out = append(out,
-			ledger.QuotaSetting{Key: holdings.Key{Holder: "user:" + user, Source: holdings.SourceOf("project:" + user), Resource: r.Name}, Limit: r.UpLimit},
-			ledger.QuotaSetting{Key: holdings.Key{Holder: "project:" + user, Source: holdings.NullSource, Resource: r.Name}, Limit: r.UpLimit})
+			ledger.HoldingSetting{Key: holdings.Key{Holder: "user:" + user, Source: holdings.SourceOf("project:" + user), Resource: r.Name}, Limit: r.UpLimit},
+			ledger.HoldingSetting{Key: holdings.Key{Holder: "project:" + user, Source: holdings.NullSource, Resource: r.Name}, Limit: r.UpLimit})
 	}
 	return out
 }

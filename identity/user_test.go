@@ -42,7 +42,7 @@ func (e *testEnv) events(typ string) []ledger.Event {
 }
 
 func (e *testEnv) limit(holder string, source holdings.Source, resource string) (int64, bool) {
-	v, ok := e.l.Holding(holdings.Key{Holder: holder, Source: source, Resource: resource})
+	v, ok := e.l.FindHoldingByKey(holdings.Key{Holder: holder, Source: source, Resource: resource})
 	return v.Limit, ok
 }
 

@@ -116,7 +116,7 @@ func TestDataDirV1(t *testing.T) {
 		t.Errorf("alice %s active %v, bob %s active %v", alice.Role, alice.Active, bob.Role, bob.Active)
 	}
 	aliceVM := holdings.Key{Holder: "user:" + alice.UUID, Source: holdings.SourceOf("project:" + alice.UUID), Resource: ddVM}
-	if v, ok := l.Holding(aliceVM); !ok || v != (holdings.Value{Limit: 2, UsageMin: 1, UsageMax: 1}) {
+	if v, ok := l.FindHoldingByKey(aliceVM); !ok || v != (holdings.Value{Limit: 2, UsageMin: 1, UsageMax: 1}) {
 		t.Errorf("alice's base vm holding: %+v %v, want limit 2, usage 1", v, ok)
 	}
 	pending := l.Pending(ddService)
@@ -257,7 +257,7 @@ func ddView(t *testing.T, l *ledger.Ledger, s *identity.Store) string {
 	}
 	st := l.Stats()
 	fmt.Fprintf(&b, "ledger id=%s holdings=%d pending=%d serial=%d\n", l.ID(), st.Holdings, st.Pending, st.Serial)
-	for _, h := range l.Quotas(ledger.QuotaFilter{}) {
+	for _, h := range l.FindHoldings(ledger.HoldingFilter{}) {
 		fmt.Fprintf(&b, "holding holder=%q source=%s resource=%q limit=%d usage_min=%d usage_max=%d\n",
 			h.Holder, src(h.Source), h.Resource, h.Limit, h.UsageMin, h.UsageMax)
 	}
@@ -451,7 +451,7 @@ func generateDataDir(t *testing.T) {
 	bobAlphaRAM := holdings.Key{Holder: "user:" + bob.UUID, Source: holdings.SourceOf("project:" + alpha.UUID), Resource: ddRAM}
 	pool := holdings.Key{Holder: "project:pool", Source: holdings.NullSource, Resource: "storage.disk"}
 	gone := holdings.Key{Holder: "project:pool", Source: holdings.NullSource, Resource: "storage.tape"}
-	must(l.SetQuota(ctx, []ledger.QuotaSetting{{Key: pool, Limit: 1 << 40}, {Key: gone, Limit: 7}}))
+	must(l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: pool, Limit: 1 << 40}, {Key: gone, Limit: 7}}))
 	tick()
 	issue := func(req ledger.IssueRequest) uint64 {
 		t.Helper()
@@ -480,7 +480,7 @@ func generateDataDir(t *testing.T) {
 	issue(ddIssue7(alice))                                                          // 7: accepted at once, idempotent
 	issue(ledger.IssueRequest{Client: "storage", Name: "release", AutoAccept: true, // 8: a release, accepted
 		Provisions: []holdings.Provision{{Key: aliceVM, Quantity: -1}}})
-	must(l.DeleteQuota(ctx, []holdings.Key{gone}))
+	must(l.DeleteHoldings(ctx, []holdings.Key{gone}))
 	if clock.Now().After(ddRead) {
 		t.Fatalf("generation ended at %s, after the test's clock %s", clock.Now(), ddRead)
 	}
