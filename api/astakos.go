@@ -165,7 +165,7 @@ func realName(u *identity.User) string {
 // roles are the groups of a user, as the lineage listed them.
 func (s *Server) roles(u *identity.User) []wire.Role {
 	out := []wire.Role{}
-	for _, g := range s.id.Groups() {
+	for _, g := range every(s.id.FindGroups(identity.GroupFilter{})) {
 		if slices.Contains(g.Members, u.UUID) {
 			out = append(out, wire.Role{ID: g.Name, Name: g.Name})
 		}

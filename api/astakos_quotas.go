@@ -7,6 +7,7 @@ import (
 
 	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -38,9 +39,9 @@ func quotaOf(v holdings.Value, pq wire.ProjectQuota) wire.Quota {
 // astQuotas answers GET /account/v1.0/quotas.
 func (s *Server) astQuotas(c *call) error {
 	u := c.p.User
-	resources := s.id.Resources()
+	resources := every(s.id.FindResources(identity.ResourceFilter{}))
 	out := make(wire.Quotas)
-	for _, p := range s.id.ProjectsOf(u.UUID) {
+	for _, p := range every(s.id.FindProjects(identity.ProjectFilter{Member: u.UUID})) {
 		src := holdings.SourceOf(projectPrefix + p.UUID)
 		m := make(map[string]wire.Quota)
 		for _, r := range resources {

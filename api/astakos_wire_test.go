@@ -177,7 +177,7 @@ func (s *wireScript) setup(cmd string, args []datadriven.CmdArg) error {
 		if u := arg("url"); u != "" {
 			in.Endpoints = []identity.Endpoint{{PublicURL: u, VersionID: "v2.0"}}
 		}
-		tok, _, err := id.RegisterService(ctx, in)
+		tok, _, err := id.CreateService(ctx, in)
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func (s *wireScript) setup(cmd string, args []datadriven.CmdArg) error {
 			}
 			r.UpLimit = n
 		}
-		_, err := id.RegisterResource(ctx, r)
+		_, err := id.CreateResource(ctx, r)
 		return err
 	case "access-token":
 		owner := s.principal(arg("user"))

@@ -39,7 +39,7 @@ func BenchmarkHTTPIssueAccept(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	token, _, err := id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute"})
+	token, _, err := id.CreateService(ctx, identity.NewService{Name: "cyclades", Type: "compute"})
 	if err != nil {
 		b.Fatal(err)
 	}

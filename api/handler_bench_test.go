@@ -26,7 +26,7 @@ import (
 func BenchmarkHandlerIssueAccept(b *testing.B) {
 	l, id := openStores(b, ledger.Options{}, zerolog.Nop(), nil)
 	ctx := context.Background()
-	token, _, err := id.RegisterService(ctx, identityService("cyclades"))
+	token, _, err := id.CreateService(ctx, identityService("cyclades"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -32,7 +32,7 @@ import (
 func leanEnv(t *testing.T, log zerolog.Logger, maxBody int64) (*Server, string) {
 	t.Helper()
 	l, id := openStores(t, ledger.Options{Dir: "/l", FS: vfs.NewMem(), NoFreeSpaceCheck: true}, zerolog.Nop(), nil)
-	token, _, err := id.RegisterService(context.Background(), identityService("cyclades"))
+	token, _, err := id.CreateService(context.Background(), identityService("cyclades"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,11 +81,14 @@ func (e *env) restNewUser(name string) (*identity.User, string) {
 
 func (e *env) restState() string {
 	e.t.Helper()
-	n, _, _ := e.id.ListUsers(identity.UserQuery{PageSize: 1})
-	toks, _ := e.id.ListAccessTokens(identity.TokenQuery{PageSize: 1})
+	_, users, _ := e.id.FindUsers(identity.UserFilter{Limit: 1})
+	_, toks, _ := e.id.FindAccessTokens(identity.TokenFilter{Limit: 1})
+	_, groups, _ := e.id.FindGroups(identity.GroupFilter{Limit: 1})
+	_, projects, _ := e.id.FindProjects(identity.ProjectFilter{Limit: 1})
+	_, services, _ := e.id.FindServices(identity.ServiceFilter{Limit: 1})
+	_, resources, _ := e.id.FindResources(identity.ResourceFilter{Limit: 1})
 	return fmt.Sprintf("holdings=%v users=%d tokens=%d groups=%d projects=%d services=%d resources=%d",
-		e.l.FindHoldings(ledger.HoldingFilter{}), n, toks.Count, len(e.id.Groups()), len(e.id.Projects()),
-		len(e.id.Services()), len(e.id.Resources()))
+		e.l.FindHoldings(ledger.HoldingFilter{}), users, toks, groups, projects, services, resources)
 }
 
 func TestRestLoginContract(t *testing.T) {
@@ -542,7 +545,7 @@ func TestRestGroups(t *testing.T) {
 	}
 	e.restWant(409, "POST", restBase+"groups", e.admin, `{"name":"team east"}`)
 	e.restWant(400, "POST", restBase+"groups", e.admin, `{"name":"x","members":["nobody"]}`)
-	if len(e.id.Groups()) != 1 {
+	if _, n, _ := e.id.FindGroups(identity.GroupFilter{}); n != 1 {
 		t.Fatal("a refused group was made")
 	}
 	e.restWant(403, "POST", restBase+"groups", e.user, `{"name":"mine"}`)
@@ -615,6 +618,17 @@ func TestRestProjects(t *testing.T) {
 	ms := e.restWant(200, "GET", path+"/members", otherTok, nil)
 	if ms["count"] != float64(2) {
 		t.Fatalf("members %v", ms)
+	}
+	// The members page like every list (their list is held whole: inMemory).
+	for _, pg := range []struct {
+		query     string
+		n         int
+		next, pre bool
+	}{{"page=1&page_size=1", 1, true, false}, {"page=2&page_size=1", 1, false, true}, {"page=3&page_size=1", 0, false, true}} {
+		ms := e.restWant(200, "GET", path+"/members?"+pg.query, otherTok, nil)
+		if ms["count"] != float64(2) || len(ms["results"].([]any)) != pg.n || (ms["next"] != nil) != pg.next || (ms["previous"] != nil) != pg.pre {
+			t.Fatalf("members?%s: %v", pg.query, ms)
+		}
 	}
 	// A plain member may read, not change.
 	e.restWant(200, "GET", path, otherTok, nil)
@@ -897,9 +911,14 @@ func TestRestHistoryAndCommissionLog(t *testing.T) {
 	if en := lg["results"].([]any)[0].(map[string]any); en["serial"] != float64(serials[0]) || en["name"] != "vm" {
 		t.Fatalf("log entry %v", en)
 	}
+	if lg2 := e.restWant(200, "GET", path+"?page=2&page_size=1", e.service, nil); lg2["count"] != float64(2) ||
+		len(lg2["results"].([]any)) != 1 || lg2["next"] != nil || lg2["previous"] == nil ||
+		fmt.Sprint(lg2["results"].([]any)[0]) != fmt.Sprint(lg["results"].([]any)[1]) {
+		t.Fatalf("the log's second page of one: %v, want the second entry of %v", lg2, lg)
+	}
 	e.restWant(200, "GET", path, e.admin, nil)
 	restFault(t, e.restWant(403, "GET", path, e.user, nil), "forbidden", 403)
-	other2, _, err := e.id.RegisterService(ctx, identity.NewService{Name: "pithos", Type: "storage"})
+	other2, _, err := e.id.CreateService(ctx, identity.NewService{Name: "pithos", Type: "storage"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func TestServesOneRule(t *testing.T) {
 		t.Fatalf("admin: %v", hs)
 	}
 	// A service that serves nothing sees nothing.
-	other, _, err := e.id.RegisterService(context.Background(), identityService("pithos"))
+	other, _, err := e.id.CreateService(context.Background(), identityService("pithos"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,7 +173,7 @@ func setup(ctx context.Context, cfg Config, userLimit, projectLimit int64) (*env
 	if err != nil {
 		return nil, err
 	}
-	svcToken, _, err := id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute"})
+	svcToken, _, err := id.CreateService(ctx, identity.NewService{Name: "cyclades", Type: "compute"})
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +240,7 @@ func (d *engineDriver) readQuota(_ context.Context, u int) error {
 }
 
 func (d *engineDriver) catalog(context.Context) error {
-	_, err := d.id.GetService("cyclades")
+	_, err := d.id.FindServiceByName("cyclades")
 	return err
 }
 
