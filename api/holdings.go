@@ -11,7 +11,8 @@ import (
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-// Holdings (set, get and delete quota, DESIGN.md §1): /account/v1.0/holdings.
+// Holdings, set, found and deleted (DESIGN.md §1's set / get / delete
+// quota): /account/v1.0/holdings.
 
 // holdingView is a holding as the API shows it.
 func holdingView(k holdings.Key, v holdings.Value) wire.Holding {
