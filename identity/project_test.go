@@ -281,7 +281,7 @@ func TestProjectMembers(t *testing.T) {
 	}
 }
 
-func TestSetPolicies(t *testing.T) {
+func TestSetProjectPolicies(t *testing.T) {
 	ctx := context.Background()
 	f := newProjectFixture(t)
 	vm := f.resource("vm", true, 2, 5)

@@ -652,7 +652,7 @@ func TestAccessTokens(t *testing.T) {
 	}
 }
 
-func TestListAccessTokens(t *testing.T) {
+func TestFindAccessTokens(t *testing.T) {
 	ctx := context.Background()
 	e := newTokEnv(t, false)
 	alice := e.user("alice", RoleUser)

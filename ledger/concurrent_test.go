@@ -237,9 +237,9 @@ func TestOutboxStats(t *testing.T) {
 	}
 }
 
-// TestLargeQuotaChangeIsChunked: a quota change of many holdings is
+// TestLargeHoldingChangeIsChunked: a change of many holdings is
 // reported as several events, none larger than MaxEventHoldings holdings.
-func TestLargeQuotaChangeIsChunked(t *testing.T) {
+func TestLargeHoldingChangeIsChunked(t *testing.T) {
 	ctx := context.Background()
 	l := mustOpen(t, memOptions())
 	var ss []HoldingSetting
