@@ -1,0 +1,235 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/events"
+	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
+	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// testNode is one node of a cluster in this process: an embedded NATS
+// server of the cluster, a ledger on an in-memory filesystem, a Node.
+type testNode struct {
+	name string
+	srv  *events.Server
+	nc   *nats.Conn
+	l    *ledger.Ledger
+	n    *Node
+}
+
+func (tn *testNode) stop() {
+	if tn.n != nil {
+		_ = tn.n.Close()
+	}
+	if tn.l != nil {
+		_ = tn.l.Close()
+	}
+	if tn.nc != nil {
+		tn.nc.Close()
+	}
+	if tn.srv != nil {
+		tn.srv.Shutdown()
+	}
+}
+
+// startServers starts n embedded NATS servers as one cluster on loopback,
+// all at once (a server of a JetStream cluster is ready once a quorum is).
+func startServers(t *testing.T, n int) []*events.Server {
+	t.Helper()
+	routes := make([]string, n)
+	for i := range routes {
+		routes[i] = testkit.FreeAddr(t)
+	}
+	srvs := make([]*events.Server, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var others []string
+			for j, r := range routes {
+				if j != i {
+					others = append(others, r)
+				}
+			}
+			srvs[i], errs[i] = events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", SyncAlways: true,
+				Logger: zerolog.Nop(), Cluster: events.ClusterOptions{Name: "test", ServerName: fmt.Sprintf("n%d", i+1),
+					Listen: routes[i], Routes: others}})
+		}()
+	}
+	wg.Wait()
+	for i, s := range srvs {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		t.Cleanup(s.Shutdown)
+	}
+	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
+		for _, s := range srvs {
+			if !s.NATS().JetStreamIsCurrent() {
+				return errors.New("JetStream is not current")
+			}
+		}
+		return nil
+	})
+	return srvs
+}
+
+func startNode(t *testing.T, srv *events.Server, name string, opts Options) *testNode {
+	t.Helper()
+	tn := &testNode{name: name, srv: srv}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.nc = nc
+	opts.Name, opts.Conn, opts.Logger = name, nc, zerolog.Nop()
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL = time.Second
+	}
+	ctx := context.Background()
+	var id string
+	testkit.CheckFor(t, testkit.Patience, 100*time.Millisecond, func() error {
+		var err error
+		id, err = Setup(ctx, opts, "cluster-"+name)
+		return err
+	})
+	tn.l = ledgertest.Open(t, ledger.Options{Follower: true, ID: id})
+	if tn.n, err = Start(ctx, tn.l, opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tn.stop)
+	return tn
+}
+
+// leaderOf waits for one of nodes to lead and returns it.
+func leaderOf(t *testing.T, nodes []*testNode) *testNode {
+	t.Helper()
+	var leader *testNode
+	testkit.CheckFor(t, testkit.Patience, 20*time.Millisecond, func() error {
+		leader = nil
+		for _, tn := range nodes {
+			if tn.n != nil && tn.l.Leading() {
+				if leader != nil {
+					return fmt.Errorf("%s and %s both lead", leader.name, tn.name)
+				}
+				leader = tn
+			}
+		}
+		if leader == nil {
+			return errors.New("no leader")
+		}
+		return nil
+	})
+	return leader
+}
+
+// converged waits until every node applied as far as the leader and shows
+// the same digest.
+func converged(t *testing.T, nodes []*testNode) {
+	t.Helper()
+	testkit.CheckFor(t, testkit.Patience, 20*time.Millisecond, func() error {
+		var seq uint64
+		var digest string
+		for i, tn := range nodes {
+			s, d := tn.l.Digest()
+			if i == 0 {
+				seq, digest = s, d
+				continue
+			}
+			if s != seq || d != digest {
+				return fmt.Errorf("%s is at %d %s, %s at %d %s", nodes[0].name, seq, digest, tn.name, s, d)
+			}
+		}
+		return nil
+	})
+}
+
+// TestFailover runs a cluster of three nodes in this process: one leads,
+// the others follow its writes to the same state; the leader stops, another
+// takes over and writes on; the old one comes back as a follower.
+func TestFailover(t *testing.T) {
+	srvs := startServers(t, 3)
+	var nodes []*testNode
+	for i, s := range srvs {
+		nodes = append(nodes, startNode(t, s, fmt.Sprintf("n%d", i+1), Options{}))
+	}
+	ctx := context.Background()
+	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
+	leader := leaderOf(t, nodes)
+	if err := leader.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		res, err := leader.l.Issue(ctx, ledger.IssueRequest{Client: "c", Provisions: []holdings.Provision{{Key: k, Quantity: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := leader.l.Resolve(ctx, "c", res.Serial, true, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tn := range nodes {
+		if tn != leader {
+			if err := tn.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 1}}); !errors.Is(err, ledger.ErrNotLeader) {
+				t.Fatalf("a write on follower %s: %v", tn.name, err)
+			}
+		}
+	}
+	converged(t, nodes)
+
+	// The leader goes; another leads and writes on.
+	old := leader
+	_ = old.n.Close()
+	old.n = nil
+	var rest []*testNode
+	for _, tn := range nodes {
+		if tn != old {
+			rest = append(rest, tn)
+		}
+	}
+	start := time.Now()
+	leader = leaderOf(t, rest)
+	t.Logf("%s took over from %s in %v", leader.name, old.name, time.Since(start))
+	if v, _ := leader.l.Holding(k); v.UsageMin != 50 {
+		t.Fatalf("the new leader shows %+v, want usage 50", v)
+	}
+	if err := leader.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 2000}}); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, rest)
+
+	// The old leader comes back, as a follower.
+	old.n, _ = Start(ctx, old.l, Options{Name: old.name, Conn: old.nc, Logger: zerolog.Nop(), LeaseTTL: time.Second})
+	converged(t, nodes)
+	if v, _ := old.l.Holding(k); v.Limit != 2000 {
+		t.Fatalf("the old leader shows %+v, want limit 2000", v)
+	}
+	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
+		st, err := leader.n.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if len(st) != 3 || st[0].Role != "leader" || st[0].Name != leader.name || st[1].Role != "follower" {
+			return fmt.Errorf("status %+v", st)
+		}
+		for _, s := range st[1:] {
+			if s.DigestSeq == st[0].DigestSeq && s.Digest != st[0].Digest {
+				return fmt.Errorf("%s and %s differ at %d", s.Name, st[0].Name, s.DigestSeq)
+			}
+		}
+		return nil
+	})
+}
