@@ -67,6 +67,9 @@ type Options struct {
 	// HTTPURL is where this node's API answers, for the forwarding of
 	// writes and the cluster's status.
 	HTTPURL string
+	// CheckpointEvery is how often the leader replaces the checkpoint a
+	// joining node starts from (1h; once when it starts leading, too).
+	CheckpointEvery time.Duration
 	// PartSize caps a log message (512 KiB): a larger record goes as
 	// several, applied whole.
 	PartSize int
@@ -90,6 +93,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PartSize == 0 {
 		o.PartSize = 512 << 10
+	}
+	if o.CheckpointEvery == 0 {
+		o.CheckpointEvery = time.Hour
 	}
 	if o.Now == nil {
 		o.Now = time.Now

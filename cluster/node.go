@@ -326,6 +326,16 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 	if n.opts.OnLead != nil {
 		n.opts.OnLead()
 	}
+	ckctx, stopCheckpoints := context.WithCancel(ctx)
+	ckdone := make(chan struct{})
+	go func() {
+		defer close(ckdone)
+		n.checkpoints(ckctx)
+	}()
+	defer func() {
+		stopCheckpoints()
+		<-ckdone
+	}()
 	tick := time.NewTicker(n.opts.LeaseTTL / 5)
 	defer tick.Stop()
 	why := ""

@@ -26,6 +26,11 @@ type Options struct {
 	// cluster). Empty: a new database makes a random one.
 	ID string
 
+	// KeepJournalTo, when set, drops the journal's records after it before
+	// the replay (a node of a cluster opens with the log's last record: a
+	// record past it was never acknowledged). Zero keeps every record.
+	KeepJournalTo uint64
+
 	// Now is the clock; time.Now unless set.
 	Now func() time.Time
 

@@ -191,3 +191,37 @@ func TestDeposed(t *testing.T) {
 		t.Fatalf("reopened at record %d, the log has %d", l2.Applied(), got)
 	}
 }
+
+// TestKeepJournalTo opens a node whose journal holds a record the log does
+// not (it was never acknowledged): the record goes, and the node is at the
+// log's end.
+func TestKeepJournalTo(t *testing.T) {
+	log := &memLog{}
+	opts := memOptions()
+	opts.Follower = true
+	opts.CheckpointInterval, opts.CheckpointBytes = time.Hour, 1<<40
+	l := mustOpen(t, opts)
+	if _, err := l.Lead(log); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	k := key("user:a", "-", "vm")
+	for limit := range int64(3) {
+		if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 10 + limit}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.skipCloseCheckpoint = true // as a crash leaves it
+	_ = l.Close()
+	opts.KeepJournalTo = 2
+	l = mustOpen(t, opts)
+	if v, _ := l.Holding(k); l.Applied() != 2 || v.Limit != 11 {
+		t.Fatalf("applied %d, holding %+v; want 2 and limit 11", l.Applied(), v)
+	}
+	_ = l.Close()
+	opts.KeepJournalTo = 0
+	l = mustOpen(t, opts)
+	if l.Applied() != 2 {
+		t.Fatalf("the dropped record came back: applied %d", l.Applied())
+	}
+}
