@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -37,9 +39,6 @@ func (tn *testNode) stop() {
 	}
 	if tn.nc != nil {
 		tn.nc.Close()
-	}
-	if tn.srv != nil {
-		tn.srv.Shutdown()
 	}
 }
 
@@ -88,6 +87,12 @@ func startServers(t *testing.T, n int) []*events.Server {
 }
 
 func startNode(t *testing.T, srv *events.Server, name string, opts Options) *testNode {
+	return startNodeIn(t, srv, name, "", opts)
+}
+
+// startNodeIn starts a node whose ledger is in dataDir/ledger on disk ("":
+// in memory).
+func startNodeIn(t *testing.T, srv *events.Server, name, dataDir string, opts Options) *testNode {
 	t.Helper()
 	tn := &testNode{name: name, srv: srv}
 	nc, err := nats.Connect(srv.ClientURL())
@@ -106,7 +111,16 @@ func startNode(t *testing.T, srv *events.Server, name string, opts Options) *tes
 		id, err = Setup(ctx, opts, "cluster-"+name)
 		return err
 	})
-	tn.l = ledgertest.Open(t, ledger.Options{Follower: true, ID: id})
+	lopts := ledger.Options{Follower: true, ID: id}
+	if dataDir != "" {
+		lopts.Dir = filepath.Join(dataDir, "ledger")
+		end, err := LogEnd(ctx, nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lopts.KeepJournalTo = end
+	}
+	tn.l = ledgertest.Open(t, lopts)
 	if tn.n, err = Start(ctx, tn.l, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -232,4 +246,155 @@ func TestFailover(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestPartition cuts the leader off (its NATS server stops) while writers
+// keep issuing: another node leads within a few lease periods; every
+// answered issue is on every node afterwards, once; the old leader, its
+// server back, follows again and converges.
+func TestPartition(t *testing.T) {
+	srvs := startServers(t, 3)
+	var nodes []*testNode
+	for i, s := range srvs {
+		nodes = append(nodes, startNode(t, s, fmt.Sprintf("n%d", i+1), Options{}))
+	}
+	ctx := context.Background()
+	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
+	leader := leaderOf(t, nodes)
+	if err := leader.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 1 << 40}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Writers issue on whichever node leads, and note what was answered.
+	var mu sync.Mutex
+	answered := map[uint64]bool{}
+	unknown := 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var l *ledger.Ledger
+				for _, tn := range nodes {
+					if tn.l.Leading() {
+						l = tn.l
+					}
+				}
+				if l == nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				res, err := l.Issue(ctx, ledger.IssueRequest{Client: "c", Name: fmt.Sprintf("w%d-%d", w, i),
+					Provisions: []holdings.Provision{{Key: k, Quantity: 1}}})
+				mu.Lock()
+				switch {
+				case err == nil:
+					answered[res.Serial] = true
+				case errors.Is(err, ledger.ErrDeposed):
+					unknown++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	old := leader
+	old.srv.Shutdown()
+	start := time.Now()
+	var rest []*testNode
+	for _, tn := range nodes {
+		if tn != old {
+			rest = append(rest, tn)
+		}
+	}
+	leader = leaderOf(t, rest)
+	t.Logf("%s took over from %s in %v", leader.name, old.name, time.Since(start))
+	testkit.CheckFor(t, testkit.Patience, 20*time.Millisecond, func() error {
+		if old.l.Leading() {
+			return errors.New("the old leader still leads")
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	converged(t, rest)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, tn := range rest {
+		pending := map[uint64]bool{}
+		for _, s := range tn.l.Pending("c") {
+			pending[s] = true
+		}
+		for s := range answered {
+			if !pending[s] {
+				t.Fatalf("issue %d was answered but is not pending on %s", s, tn.name)
+			}
+		}
+		v, _ := tn.l.Holding(k)
+		if int(v.UsageMax) != len(pending) {
+			t.Fatalf("%s: usage %d, %d commissions pending", tn.name, v.UsageMax, len(pending))
+		}
+	}
+	t.Logf("%d issues answered, %d with an unknown outcome", len(answered), unknown)
+	if len(answered) == 0 {
+		t.Fatal("no issue was answered")
+	}
+}
+
+// TestJoin starts a node with an empty data directory in a cluster whose
+// log has records: it restores the leader's checkpoint, follows the log
+// from there and converges; wiped again, it does it again.
+func TestJoin(t *testing.T) {
+	srvs := startServers(t, 3)
+	nodes := []*testNode{startNode(t, srvs[0], "n1", Options{}), startNode(t, srvs[1], "n2", Options{})}
+	ctx := context.Background()
+	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
+	leader := leaderOf(t, nodes)
+	for i := range 20 {
+		if err := leader.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: int64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The checkpoint the leader published when it started leading.
+	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
+		nc, _ := nats.Connect(srvs[2].ClientURL())
+		defer nc.Close()
+		need, err := NeedsCheckpoint(ctx, nc, 0)
+		if err == nil && !need {
+			err = errors.New("a new node needs no checkpoint")
+		}
+		return err
+	})
+	dir := t.TempDir()
+	for round := range 2 {
+		nc, err := nats.Connect(srvs[2].ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := RestoreCheckpoint(ctx, nc, dir); err != nil {
+			t.Fatal(err)
+		}
+		nc.Close()
+		n3 := startNodeIn(t, srvs[2], "n3", dir, Options{})
+		if n3.l.Applied() == 0 || n3.l.Applied() > leader.l.Applied() {
+			t.Fatalf("the checkpoint is at %d, the leader at %d", n3.l.Applied(), leader.l.Applied())
+		}
+		converged(t, append(nodes, n3))
+		if err := leader.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 100 + int64(round)}}); err != nil {
+			t.Fatal(err)
+		}
+		converged(t, append(nodes, n3))
+		n3.stop()
+		if err := os.RemoveAll(filepath.Join(dir, "ledger")); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

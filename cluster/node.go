@@ -310,7 +310,8 @@ func (n *Node) release(rev uint64) {
 // lead makes the node the leader until it loses the lease, the log refuses
 // an append, or the node stops.
 func (n *Node) lead(ctx context.Context, rev uint64) {
-	a := &appender{n: n, last: n.streamSeq.Load()}
+	logEnd := n.streamSeq.Load()
+	a := &appender{n: n, last: logEnd}
 	deposed, err := n.l.Lead(a)
 	if err != nil {
 		n.log.Error().Err(err).Msg("cannot lead")
@@ -322,7 +323,7 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 	v.Role = "leader"
 	n.sawLeader(marshal(v))
 	n.publishStatus(ctx, "leader")
-	n.log.Info().Uint64("applied", n.l.Applied()).Uint64("log", a.last).Msg("leading")
+	n.log.Info().Uint64("applied", n.l.Applied()).Uint64("log", logEnd).Msg("leading")
 	if n.opts.OnLead != nil {
 		n.opts.OnLead()
 	}
