@@ -4,27 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/quotaledger/quotaledger/events"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-// testNode is one node of a cluster in this process: an embedded NATS
-// server of the cluster, a ledger on an in-memory filesystem, a Node.
+// testNode is one node of a cluster in this process: a ledger on an
+// in-memory filesystem (or on disk) and a Node, connected to a NATS server
+// of the cluster.
 type testNode struct {
 	name string
-	srv  *events.Server
+	srv  *testServer
 	nc   *nats.Conn
 	l    *ledger.Ledger
 	n    *Node
@@ -42,43 +47,123 @@ func (tn *testNode) stop() {
 	}
 }
 
-// startServers starts n embedded NATS servers as one cluster on loopback,
-// all at once (a server of a JetStream cluster is ready once a quorum is).
-func startServers(t *testing.T, n int) []*events.Server {
+// testServer is a NATS server of the test cluster, in a process of its own
+// (internal/testkit/natsd), built without the race detector: a clustered
+// JetStream server's own data races are not what these tests look for.
+type testServer struct {
+	t    *testing.T
+	url  string
+	args []string
+	cmd  *exec.Cmd
+}
+
+var natsdOnce sync.Once
+var natsdPath, natsdErr = "", error(nil)
+
+func natsd(t *testing.T) string {
 	t.Helper()
-	routes := make([]string, n)
-	for i := range routes {
-		routes[i] = testkit.FreeAddr(t)
+	natsdOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "natsd")
+		if err != nil {
+			natsdErr = err
+			return
+		}
+		natsdPath = filepath.Join(dir, "natsd")
+		out, err := exec.Command("go", "build", "-o", natsdPath, "../internal/testkit/natsd").CombinedOutput()
+		if err != nil {
+			natsdErr = fmt.Errorf("building natsd: %v\n%s", err, out)
+		}
+	})
+	if natsdErr != nil {
+		t.Fatal(natsdErr)
 	}
-	srvs := make([]*events.Server, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
+	return natsdPath
+}
+
+// start runs the server's process; it is ready once it printed its URL.
+func (s *testServer) start() {
+	s.t.Helper()
+	cmd := exec.Command(natsd(s.t), s.args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.cmd = cmd
+	line := make(chan string, 1)
+	go func() {
+		b := make([]byte, 256)
+		n, _ := out.Read(b)
+		line <- strings.TrimSpace(string(b[:n]))
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case l := <-line:
+		if !strings.HasPrefix(l, "nats://") {
+			s.t.Fatalf("natsd printed %q", l)
+		}
+	case <-time.After(testkit.Patience):
+		s.t.Fatal("natsd did not start")
+	}
+}
+
+func (s *testServer) ClientURL() string { return s.url }
+
+// Shutdown stops the server (SIGTERM) and waits for it.
+func (s *testServer) Shutdown() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// startServers starts n NATS servers as one cluster on loopback, all at
+// once (a server of a JetStream cluster is ready once a quorum is).
+func startServers(t *testing.T, n int) []*testServer {
+	t.Helper()
+	routes, clients := make([]string, n), make([]string, n)
+	for i := range routes {
+		routes[i], clients[i] = testkit.FreeAddr(t), testkit.FreeAddr(t)
+	}
+	srvs := make([]*testServer, n)
 	for i := range n {
+		var others []string
+		for j, r := range routes {
+			if j != i {
+				others = append(others, r)
+			}
+		}
+		srvs[i] = &testServer{t: t, url: "nats://" + clients[i], args: []string{"-dir", t.TempDir(), "-listen", clients[i],
+			"-name", fmt.Sprintf("n%d", i+1), "-route", routes[i], "-peers", strings.Join(others, ",")}}
+	}
+	var wg sync.WaitGroup
+	for _, s := range srvs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var others []string
-			for j, r := range routes {
-				if j != i {
-					others = append(others, r)
-				}
-			}
-			srvs[i], errs[i] = events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", SyncAlways: true,
-				Logger: zerolog.Nop(), Cluster: events.ClusterOptions{Name: "test", ServerName: fmt.Sprintf("n%d", i+1),
-					Listen: routes[i], Routes: others}})
+			s.start()
 		}()
 	}
 	wg.Wait()
-	for i, s := range srvs {
-		if errs[i] != nil {
-			t.Fatal(errs[i])
-		}
+	for _, s := range srvs {
 		t.Cleanup(s.Shutdown)
 	}
 	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
 		for _, s := range srvs {
-			if !s.NATS().JetStreamIsCurrent() {
-				return errors.New("JetStream is not current")
+			nc, err := nats.Connect(s.url)
+			if err != nil {
+				return err
+			}
+			js, _ := jetstream.New(nc)
+			_, err = js.AccountInfo(context.Background())
+			nc.Close()
+			if err != nil {
+				return err
 			}
 		}
 		return nil
@@ -86,13 +171,13 @@ func startServers(t *testing.T, n int) []*events.Server {
 	return srvs
 }
 
-func startNode(t *testing.T, srv *events.Server, name string, opts Options) *testNode {
+func startNode(t *testing.T, srv *testServer, name string, opts Options) *testNode {
 	return startNodeIn(t, srv, name, "", opts)
 }
 
 // startNodeIn starts a node whose ledger is in dataDir/ledger on disk ("":
 // in memory).
-func startNodeIn(t *testing.T, srv *events.Server, name, dataDir string, opts Options) *testNode {
+func startNodeIn(t *testing.T, srv *testServer, name, dataDir string, opts Options) *testNode {
 	t.Helper()
 	tn := &testNode{name: name, srv: srv}
 	nc, err := nats.Connect(srv.ClientURL())
@@ -100,7 +185,7 @@ func startNodeIn(t *testing.T, srv *events.Server, name, dataDir string, opts Op
 		t.Fatal(err)
 	}
 	tn.nc = nc
-	opts.Name, opts.Conn, opts.Logger = name, nc, zerolog.Nop()
+	opts.Name, opts.Conn, opts.Logger = name, nc, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 	if opts.LeaseTTL == 0 {
 		opts.LeaseTTL = time.Second
 	}
@@ -307,6 +392,7 @@ func TestPartition(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	old := leader
 	old.srv.Shutdown()
+	old.nc.Close() // a partition: its connection does not fail over to another server
 	start := time.Now()
 	var rest []*testNode
 	for _, tn := range nodes {

@@ -102,6 +102,7 @@ func (n *Node) follow(ctx context.Context) (uint64, error) {
 	var rev uint64  // the lease, once won
 	var last uint64 // the log's last sequence when won
 	var wonAt time.Time
+	lastMsg, checked := time.Now(), time.Now()
 	for {
 		if rev != 0 && n.streamSeq.Load() >= last {
 			return rev, nil
@@ -118,6 +119,7 @@ func (n *Node) follow(ctx context.Context) (uint64, error) {
 			}
 			return 0, fmt.Errorf("cluster: consuming the log: %w", err)
 		case m, ok := <-in:
+			lastMsg = time.Now()
 			if !ok {
 				if rev != 0 {
 					n.release(rev)
@@ -132,6 +134,17 @@ func (n *Node) follow(ctx context.Context) (uint64, error) {
 			}
 		case <-tick.C:
 			n.publishStatus(ctx, "follower")
+			if rev == 0 && time.Since(lastMsg) > n.opts.LeaseTTL && time.Since(checked) > n.opts.LeaseTTL {
+				// No message for a while: is the consumer stalled (its
+				// stream's leader gone) while the log grows?
+				checked = time.Now()
+				ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+				info, err := n.stream.Info(ictx)
+				cancel()
+				if err == nil && info.State.LastSeq > n.streamSeq.Load() {
+					return 0, errors.New("cluster: the log's consumer stalled; starting a new one")
+				}
+			}
 			if rev != 0 {
 				if time.Since(wonAt) > 2*n.opts.LeaseTTL {
 					// The log grows under us: someone else appends.
@@ -146,13 +159,18 @@ func (n *Node) follow(ctx context.Context) (uint64, error) {
 			if err != nil || r == 0 {
 				continue
 			}
-			info, err := n.stream.Info(ctx)
+			ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+			info, err := n.stream.Info(ictx)
+			cancel()
 			if err != nil {
 				n.release(r)
 				continue
 			}
 			rev, last, wonAt = r, info.State.LastSeq, time.Now()
 			n.log.Info().Uint64("log", last).Uint64("applied", n.streamSeq.Load()).Msg("won the lease; applying the log to its end")
+			if err := n.catchUp(ctx, &asm, last); err != nil {
+				n.log.Warn().Err(err).Msg("catching up with the log")
+			}
 		}
 	}
 }
@@ -164,18 +182,25 @@ type assembler struct {
 	buf   bytes.Buffer
 }
 
-// apply takes one log message: a record whole, or a part of one.
+// apply takes one log message from the consumer.
 func (n *Node) apply(asm *assembler, m jetstream.Msg) error {
 	md, err := m.Metadata()
 	if err != nil {
 		return fmt.Errorf("cluster: a log message without metadata: %w", err)
 	}
-	h := m.Headers()
+	return n.applyMsg(asm, md.Sequence.Stream, m.Headers(), m.Data())
+}
+
+// applyMsg takes log message s: a record whole, or a part of one.
+func (n *Node) applyMsg(asm *assembler, s uint64, h nats.Header, data []byte) error {
 	seq, err1 := strconv.ParseUint(h.Get(hdrSeq), 10, 64)
 	part, err2 := strconv.Atoi(h.Get(hdrPart))
 	parts, err3 := strconv.Atoi(h.Get(hdrParts))
 	if err := errors.Join(err1, err2, err3); err != nil || part < 1 || part > parts {
-		return fmt.Errorf("cluster: log message %d: bad headers %v", md.Sequence.Stream, h)
+		return fmt.Errorf("cluster: log message %d: bad headers %v", s, h)
+	}
+	if s <= n.streamSeq.Load() {
+		return nil // seen already (a consumer resumed, a catch-up)
 	}
 	if part == 1 {
 		asm.seq, asm.parts = seq, parts
@@ -185,8 +210,9 @@ func (n *Node) apply(asm *assembler, m jetstream.Msg) error {
 		// (it resumed in its middle): skip to the next record.
 		return nil
 	}
-	asm.buf.Write(m.Data())
+	asm.buf.Write(data)
 	if part < parts {
+		n.sawStreamSeq(s)
 		return nil
 	}
 	if seq > n.l.Applied() {
@@ -202,7 +228,25 @@ func (n *Node) apply(asm *assembler, m jetstream.Msg) error {
 			break
 		}
 	}
-	n.sawStreamSeq(md.Sequence.Stream)
+	n.sawStreamSeq(s)
+	return nil
+}
+
+// catchUp applies the log's messages after the last one applied up to
+// last, reading each (not through the consumer, which may be behind or
+// broken: its stream's leader may be gone).
+func (n *Node) catchUp(ctx context.Context, asm *assembler, last uint64) error {
+	for s := n.streamSeq.Load() + 1; s <= last; s++ {
+		gctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+		m, err := n.stream.GetMsg(gctx, s)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cluster: reading log message %d: %w", s, err)
+		}
+		if err := n.applyMsg(asm, s, m.Header, m.Data); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -268,6 +312,8 @@ func (n *Node) seek(ctx context.Context, target uint64) (uint64, error) {
 // campaign tries to take the lease when nobody holds it; it returns the
 // lease's revision if this node won, and notes who holds it otherwise.
 func (n *Node) campaign(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+	defer cancel()
 	e, err := n.lease.Get(ctx, "leader")
 	switch {
 	case err == nil:
