@@ -156,7 +156,7 @@ func newAccessFix(t *testing.T) *accessFix {
 	must(err)
 	revoked, rtok, err := e.id.CreateAccessToken(ctx, f.u1.UUID, "revoked", time.Time{}, false)
 	must(err)
-	must(e.id.RevokeToken(ctx, f.u1.UUID, rtok.ID))
+	must(e.id.DeleteAccessToken(ctx, f.u1.UUID, rtok.ID))
 	_, vtok, err := e.id.CreateAccessToken(ctx, f.u1.UUID, "victim", time.Time{}, false)
 	must(err)
 	f.victim = vtok.ID
@@ -175,15 +175,15 @@ func newAccessFix(t *testing.T) *accessFix {
 	deleted, _, err := e.id.CreateAccessToken(ctx, u3.UUID, "before deletion", time.Time{}, false)
 	must(err)
 	must(e.id.DeleteUser(ctx, u3.UUID))
-	admin, err := e.id.UserByName("admin@example.com")
+	admin, err := e.id.FindUserByName("admin@example.com")
 	must(err)
 	f.adminUUID = admin.UUID
 	adminRO, _, err := e.id.CreateAccessToken(ctx, f.adminUUID, "admin read-only", time.Time{}, true)
 	must(err)
 
-	otherService, _, err := e.id.RegisterService(ctx, identity.NewService{Name: "pithos", Type: "object-store"})
+	otherService, _, err := e.id.CreateService(ctx, identity.NewService{Name: "pithos", Type: "object-store"})
 	must(err)
-	_, err = e.id.RegisterResource(ctx, identity.Resource{Name: "pithos.diskspace", Service: "pithos", Unit: "bytes",
+	_, err = e.id.CreateResource(ctx, identity.Resource{Name: "pithos.diskspace", Service: "pithos", Unit: "bytes",
 		AllowInProjects: true, UpLimit: 1 << 30, ProjectDefault: 1 << 20})
 	must(err)
 
@@ -192,7 +192,7 @@ func newAccessFix(t *testing.T) *accessFix {
 			"pithos.diskspace": {ProjectCapacity: 1 << 30, MemberCapacity: 1 << 20}}})
 	must(err)
 	f.p1 = p1.UUID
-	_, err = e.id.AddMember(ctx, f.p1, identity.Member{User: f.u4.UUID, Role: identity.MemberMember})
+	_, err = e.id.AddProjectMember(ctx, f.p1, identity.Member{User: f.u4.UUID, Role: identity.MemberMember})
 	must(err)
 	_, err = e.id.CreateGroup(ctx, "g1")
 	must(err)
@@ -290,36 +290,36 @@ func (f *accessFix) state(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _, _ := e.id.ListUsers(identity.UserQuery{PageSize: 1})
-	toks, err := e.id.ListAccessTokens(identity.TokenQuery{Owner: f.u1.UUID, PageSize: 100})
+	_, n, _ := e.id.FindUsers(identity.UserFilter{Limit: 1})
+	toks, _, err := e.id.FindAccessTokens(identity.TokenFilter{Owner: f.u1.UUID, Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(&b, "outbox=%d stats=%+v users=%d pending=%v/%v\n", ob.Last, st, n,
 		e.l.Pending("cyclades"), e.l.Pending("pithos"))
-	fmt.Fprintf(&b, "holdings=%v\n", e.l.Quotas(ledger.QuotaFilter{}))
+	fmt.Fprintf(&b, "holdings=%v\n", e.l.FindHoldings(ledger.HoldingFilter{}))
 	for _, id := range []string{f.u1.UUID, f.u2.UUID, f.u4.UUID, f.adminUUID} {
-		u, err := e.id.GetUser(id)
+		u, err := e.id.FindUserByID(id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		fmt.Fprintf(&b, "user %+v\n", *u)
 	}
-	for _, tok := range toks.Results {
+	for _, tok := range toks {
 		tok := *tok
 		tok.LastUsed = time.Time{} // kept on every authentication, refused calls included
 		fmt.Fprintf(&b, "token %+v\n", tok)
 	}
-	for _, p := range e.id.Projects() {
+	for _, p := range testkit.Items(e.id.FindProjects(identity.ProjectFilter{})) {
 		fmt.Fprintf(&b, "project %+v\n", *p)
 	}
-	for _, g := range e.id.Groups() {
+	for _, g := range testkit.Items(e.id.FindGroups(identity.GroupFilter{})) {
 		fmt.Fprintf(&b, "group %+v\n", *g)
 	}
-	for _, s := range e.id.Services() {
+	for _, s := range testkit.Items(e.id.FindServices(identity.ServiceFilter{})) {
 		fmt.Fprintf(&b, "service %+v\n", *s)
 	}
-	for _, r := range e.id.Resources() {
+	for _, r := range testkit.Items(e.id.FindResources(identity.ResourceFilter{})) {
 		fmt.Fprintf(&b, "resource %+v\n", *r)
 	}
 	return b.String()
@@ -387,7 +387,7 @@ func freshProject(withMember bool) func(t *testing.T, f *accessFix) map[string]s
 			t.Fatal(err)
 		}
 		if withMember {
-			if _, err := f.e.id.AddMember(f.ctx, p.UUID, identity.Member{User: f.u4.UUID, Role: identity.MemberMember}); err != nil {
+			if _, err := f.e.id.AddProjectMember(f.ctx, p.UUID, identity.Member{User: f.u4.UUID, Role: identity.MemberMember}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -412,7 +412,7 @@ func freshGroup(withMember bool) func(t *testing.T, f *accessFix) map[string]str
 
 func freshService(t *testing.T, f *accessFix) map[string]string {
 	name := fmt.Sprintf("fresh%d", f.next())
-	if _, _, err := f.e.id.RegisterService(f.ctx, identity.NewService{Name: name, Type: "t"}); err != nil {
+	if _, _, err := f.e.id.CreateService(f.ctx, identity.NewService{Name: name, Type: "t"}); err != nil {
 		t.Fatal(err)
 	}
 	return map[string]string{"{name}": name}
@@ -519,7 +519,7 @@ func accessSpecs() map[string]accessSpec {
 		"GET " + acc + "access_tokens": {query: "owner={u1}", deny: map[string]int{whoOther: http.StatusForbidden,
 			whoReader: http.StatusForbidden, whoReaderRO: http.StatusForbidden}},
 		// The rules let any user token read its own; a session is not a
-		// personal token, and identity.SelfToken answers that with
+		// personal token, and identity.FindSelfAccessToken answers that with
 		// ErrForbidden (TestRestAccessTokens holds it so).
 		"GET " + acc + "access_tokens/self": {deny: map[string]int{whoUser: http.StatusForbidden, whoOther: http.StatusForbidden,
 			whoReader: http.StatusForbidden}},
@@ -608,7 +608,7 @@ func accessSpecs() map[string]accessSpec {
 			fresh: func(t *testing.T, f *accessFix) map[string]string {
 				src := fmt.Sprintf("scratch-%d", f.next())
 				k := holdings.Key{Holder: f.u1.Holder(), Source: holdings.SourceOf(src), Resource: "cyclades.vm"}
-				if err := f.e.l.SetQuota(f.ctx, []ledger.QuotaSetting{{Key: k, Limit: 1}}); err != nil {
+				if err := f.e.l.SetHoldings(f.ctx, []ledger.HoldingSetting{{Key: k, Limit: 1}}); err != nil {
 					t.Fatal(err)
 				}
 				return map[string]string{"{source}": src}

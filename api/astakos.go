@@ -32,21 +32,39 @@ func (c *call) jsonObject() (map[string]json.RawMessage, error) {
 }
 
 func parseObject(b []byte) (map[string]json.RawMessage, error) {
-	t := bytes.TrimLeft(b, " \t\r\n")
-	if len(t) == 0 {
-		return nil, newFault(http.StatusBadRequest, "request body is empty; a JSON object is expected")
-	}
-	if t[0] != '{' {
-		if !json.Valid(b) {
-			return nil, decodeJSON(b, new(any), false)
-		}
-		return nil, newFault(http.StatusBadRequest, "request body must be a JSON object")
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, notObject(b)
 	}
 	var m map[string]json.RawMessage
 	if err := decodeJSON(b, &m, false); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// notObject is the fault of a body that is not a JSON object: empty, not
+// JSON, or another JSON value. It is nil for a body json.Decoder reads as
+// some value followed by a closing bracket (`[1]]`), which the lineage took
+// for an empty object.
+func notObject(b []byte) error {
+	if len(bytes.TrimLeft(b, " \t\r\n")) == 0 {
+		return newFault(http.StatusBadRequest, "request body is empty; a JSON object is expected")
+	}
+	if !json.Valid(b) {
+		return decodeJSON(b, new(any), false)
+	}
+	return newFault(http.StatusBadRequest, "request body must be a JSON object")
+}
+
+// syntaxFault is the fault of a body that is a JSON object up to a syntax
+// error: what encoding/json says of it, as parseObject answers.
+func syntaxFault(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := decodeJSON(b, &m, false); err != nil {
+		return err
+	}
+	// The scanner refused what encoding/json takes: a bug of the scanner.
+	return newFault(http.StatusBadRequest, "malformed JSON")
 }
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
@@ -74,23 +92,6 @@ func rawBool(raw json.RawMessage) (v, ok bool) {
 	return false, false
 }
 
-// errRange is returned by rawInt for an integer outside int64.
-var errRange = errors.New("does not fit in a signed 64-bit integer")
-
-// rawInt decodes a JSON integer (no fraction, no exponent) that fits int64.
-func rawInt(raw json.RawMessage) (int64, error) {
-	s := string(raw)
-	digits := strings.TrimPrefix(s, "-")
-	if digits == "" || strings.Trim(digits, "0123456789") != "" {
-		return 0, errors.New("is not an integer")
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, errRange
-	}
-	return v, nil
-}
-
 // checkName checks a string of the request: valid UTF-8 and at most
 // MaxNameLen bytes.
 func (c *call) checkName(what, v string) error {
@@ -106,10 +107,14 @@ func (c *call) checkName(what, v string) error {
 // writeEmpty answers status with an empty body, as the lineage does for
 // actions and feedback.
 func (c *call) writeEmpty(status int) error {
-	c.w.Header().Set("Content-Length", "0")
+	c.w.Header()["Content-Length"] = contentLength0
 	c.w.WriteHeader(status)
 	return nil
 }
+
+// contentLength0 is the Content-Length of an empty answer, set as
+// contentTypeJSON is.
+var contentLength0 = []string{"0"}
 
 // pyRepr renders a holding key the way the lineage's messages showed it (a
 // Python tuple).
@@ -160,7 +165,7 @@ func realName(u *identity.User) string {
 // roles are the groups of a user, as the lineage listed them.
 func (s *Server) roles(u *identity.User) []wire.Role {
 	out := []wire.Role{}
-	for _, g := range s.id.Groups() {
+	for _, g := range every(s.id.FindGroups(identity.GroupFilter{})) {
 		if slices.Contains(g.Members, u.UUID) {
 			out = append(out, wire.Role{ID: g.Name, Name: g.Name})
 		}

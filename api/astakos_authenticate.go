@@ -6,6 +6,7 @@ import (
 
 	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/identity"
 )
 
 // The 2013 clients' user info: GET /account/v1.0/authenticate.
@@ -26,8 +27,8 @@ func (s *Server) astAuthenticate(c *call) error {
 	if v := c.q.Get("usage"); v != "" && v != "0" && !strings.EqualFold(v, "false") {
 		info.Usage = []wire.UsageEntry{}
 		src := holdings.SourceOf(projectPrefix + u.UUID)
-		for _, r := range s.id.Resources() {
-			h, ok := s.l.Holding(holdings.Key{Holder: u.Holder(), Source: src, Resource: r.Name})
+		for _, r := range every(s.id.FindResources(identity.ResourceFilter{})) {
+			h, ok := s.l.FindHoldingByKey(holdings.Key{Holder: u.Holder(), Source: src, Resource: r.Name})
 			if !ok {
 				continue
 			}

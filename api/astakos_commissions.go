@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -26,37 +27,195 @@ const maxTTL = int64(ledger.MaxTTL / time.Second)
 // maxSerials bounds the serials of one resolve-many call.
 const maxSerials = 10000
 
+// The bodies of the commission routes are read in one pass by the scanner
+// of jsonscan.go into their types. They are read the lineage's way: keys it
+// did not read are ignored, and of a key given twice the last counts (as
+// they did when these bodies were read into a map); every key read is
+// type-checked, in a fixed order, once the whole body is known to be JSON.
+
+// span is the bytes of a value in a body (nil: the key was not given).
+type span []byte
+
+func (v span) null() bool { return string(v) == "null" }
+
+// str reads v as a JSON string; ok is false if it is not one.
+func (v span) str() (s string, ok bool) {
+	if len(v) == 0 || v[0] != '"' {
+		return "", false
+	}
+	plain := true
+	for _, c := range v {
+		if c == '\\' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	return unquote(v, plain), true
+}
+
+// boolean reads v as JSON true or false.
+func (v span) boolean() (b, ok bool) {
+	switch string(v) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
+}
+
+// bodyReader reads one body: a scanner and the scratch of the provisions,
+// kept between calls (bodyReaders).
+type bodyReader struct {
+	s     scanner
+	provs []holdings.Provision
+}
+
+var bodyReaders = sync.Pool{New: func() any { return new(bodyReader) }}
+
+// readBodyObject starts reading body, which must be a JSON object: it
+// returns a reader positioned in the object (nil for a body that is not an
+// object but that the lineage read as an empty one), or the fault of a body
+// that is no object. Release the reader with done.
+func readBodyObject(body []byte) (*bodyReader, error) {
+	d := bodyReaders.Get().(*bodyReader)
+	d.s.reset(body)
+	if d.s.peek() != '{' {
+		d.done()
+		return nil, notObject(body)
+	}
+	d.s.enter('{')
+	return d, nil
+}
+
+func (d *bodyReader) done() {
+	d.s.reset(nil)
+	clear(d.provs)
+	if cap(d.provs) > 64 {
+		d.provs = nil
+	}
+	bodyReaders.Put(d)
+}
+
+// members reads the body's object, which readBodyObject entered: it calls
+// member for each key, with the key's value (escapes read), which reads the
+// key's value and says whether it was JSON; then it checks what follows
+// the object. The fault is that of a body that is not JSON or that has data
+// after the object.
+func (d *bodyReader) members(member func(key []byte) bool) error {
+	if !d.object(member) {
+		return syntaxFault(d.s.b)
+	}
+	// What json.Decoder leaves after the value: anything but a closing
+	// bracket is refused.
+	d.s.space()
+	if s := &d.s; s.i < len(s.b) && s.b[s.i] != ']' && s.b[s.i] != '}' {
+		return newFault(http.StatusBadRequest, "request body has data after the JSON value")
+	}
+	return nil
+}
+
+// object reads the members of the object the reader just entered, calling
+// member for each key as members does. It returns false at a syntax error.
+func (d *bodyReader) object(member func(key []byte) bool) bool {
+	s := &d.s
+	for first := true; ; first = false {
+		more, ok := s.more(first)
+		if !more || !ok {
+			return ok
+		}
+		start, end, plain, ok := s.key()
+		if !ok {
+			return false
+		}
+		key := s.b[start+1 : end-1]
+		if !plain {
+			key = []byte(unquote(s.b[start:end], false))
+		}
+		if !member(key) {
+			return false
+		}
+	}
+}
+
+// value reads the value of a member.
+func (d *bodyReader) value() (span, bool) {
+	start, end, ok := d.s.value()
+	if !ok {
+		return nil, false
+	}
+	return span(d.s.b[start:end:end]), true
+}
+
+// issueFields are an issue body as read: the values of its keys, and its
+// provisions read or what is wrong with them.
+type issueFields struct {
+	// provisions is the value of "provisions", but for a list, read into
+	// the reader's provs, which is "[" here; badProvision is what is wrong
+	// with the list's first wrong provision.
+	provisions                         span
+	badProvision                       error
+	force, autoAccept, name, ttl, idem span
+}
+
 // parseIssue reads an issue body into a request (Client left unset).
 func (s *Server) parseIssue(body []byte, headerKey string) (ledger.IssueRequest, error) {
 	var req ledger.IssueRequest
-	m, err := parseObject(body)
+	d, err := readBodyObject(body)
 	if err != nil {
 		return req, err
 	}
-	praw, ok := m["provisions"]
-	if !ok || isNull(praw) {
+	if d == nil {
 		return req, badRequest("Provisions are missing.")
 	}
-	if praw[0] != '[' {
-		return req, badRequest("Provisions should be a list.")
-	}
-	var list []json.RawMessage
-	if err := json.Unmarshal(praw, &list); err != nil {
-		return req, badRequest("Provisions should be a list.")
-	}
-	req.Provisions = make([]holdings.Provision, 0, len(list))
-	for i, raw := range list {
-		p, err := parseProvision(raw)
-		if err != nil {
-			return req, badRequest("Malformed provision %d: %s", i, err)
+	defer d.done()
+	var b issueFields
+	err = d.members(func(key []byte) (ok bool) {
+		switch string(key) {
+		case "provisions":
+			if d.s.peek() != '[' {
+				b.provisions, ok = d.value()
+				b.badProvision = nil
+				return ok
+			}
+			b.provisions = span("[")
+			b.badProvision, ok = d.readProvisions()
+			return ok
+		case "force":
+			b.force, ok = d.value()
+		case "auto_accept":
+			b.autoAccept, ok = d.value()
+		case "name":
+			b.name, ok = d.value()
+		case "ttl":
+			b.ttl, ok = d.value()
+		case "idempotency_key":
+			b.idem, ok = d.value()
+		default:
+			_, ok = d.value()
 		}
-		req.Provisions = append(req.Provisions, p)
+		return ok
+	})
+	if err != nil {
+		return req, err
+	}
+	switch {
+	case b.provisions == nil || b.provisions.null():
+		return req, badRequest("Provisions are missing.")
+	case b.provisions[0] != '[':
+		return req, badRequest("Provisions should be a list.")
+	case b.badProvision != nil:
+		return req, b.badProvision
+	}
+	req.Provisions = slices.Clone(d.provs)
+	if req.Provisions == nil {
+		req.Provisions = []holdings.Provision{}
 	}
 	var ie *holdings.InvalidError
 	if err := s.limits.ValidateProvisions(req.Provisions); errors.As(err, &ie) {
 		switch ie.Problem {
 		case holdings.TooMany:
-			return req, badRequest("a commission has at most %d provisions; this one has %d", ie.Max, len(list))
+			return req, badRequest("a commission has at most %d provisions; this one has %d", ie.Max, len(req.Provisions))
 		case holdings.Empty:
 			return req, badRequest("Malformed provision %d: %q must not be empty", ie.Provision, ie.Part)
 		case holdings.TooLong:
@@ -64,29 +223,30 @@ func (s *Server) parseIssue(body []byte, headerKey string) (ledger.IssueRequest,
 		}
 		return req, badRequest("Malformed provision %d: %q must be valid UTF-8", ie.Provision, ie.Part)
 	}
-	if raw, ok := m["force"]; ok {
-		if req.Force, ok = rawBool(raw); !ok {
+	var ok bool
+	if b.force != nil {
+		if req.Force, ok = b.force.boolean(); !ok {
 			return req, badRequest(`"force" option should be a boolean.`)
 		}
 	}
-	if raw, ok := m["auto_accept"]; ok {
-		if req.AutoAccept, ok = rawBool(raw); !ok {
+	if b.autoAccept != nil {
+		if req.AutoAccept, ok = b.autoAccept.boolean(); !ok {
 			return req, badRequest(`"auto_accept" option should be a boolean.`)
 		}
 	}
-	if raw, ok := m["name"]; ok {
-		if req.Name, ok = rawString(raw); !ok {
+	if b.name != nil {
+		if req.Name, ok = b.name.str(); !ok {
 			return req, badRequest("Commission name should be a string.")
 		}
 		if len(req.Name) > s.opts.MaxNameLen {
 			return req, badRequest("Commission name is longer than %d bytes.", s.opts.MaxNameLen)
 		}
 	}
-	if raw, ok := m["ttl"]; ok && !isNull(raw) {
-		ttl, err := rawInt(raw)
+	if b.ttl != nil && !b.ttl.null() {
+		ttl, err := intOf(b.ttl)
 		switch {
 		case err != nil:
-			return req, badRequest(`"ttl" should be an integer number of seconds: %s %v`, raw, err)
+			return req, badRequest(`"ttl" should be an integer number of seconds: %s %v`, b.ttl, err)
 		case ttl < 0:
 			return req, badRequest(`"ttl" must not be negative`)
 		case ttl > maxTTL:
@@ -94,8 +254,8 @@ func (s *Server) parseIssue(body []byte, headerKey string) (ledger.IssueRequest,
 		}
 		req.TTL = time.Duration(ttl) * time.Second
 	}
-	if raw, ok := m["idempotency_key"]; ok && !isNull(raw) {
-		if req.IdempotencyKey, ok = rawString(raw); !ok {
+	if b.idem != nil && !b.idem.null() {
+		if req.IdempotencyKey, ok = b.idem.str(); !ok {
 			return req, badRequest(`"idempotency_key" should be a string.`)
 		}
 	}
@@ -114,61 +274,109 @@ func (s *Server) parseIssue(body []byte, headerKey string) (ledger.IssueRequest,
 	return req, nil
 }
 
-func parseProvision(raw json.RawMessage) (holdings.Provision, error) {
-	var p holdings.Provision
-	if raw[0] != '{' {
-		return p, errors.New("a provision is an object {holder, source, resource, quantity}")
+// readProvisions reads the list of provisions the reader is at into
+// d.provs; bad is the fault of the first provision that is wrong (the
+// others are then only scanned). ok is false at a syntax error.
+func (d *bodyReader) readProvisions() (bad error, ok bool) {
+	d.provs = d.provs[:0]
+	if !d.s.enter('[') {
+		return nil, false
 	}
-	m, err := parseObject(raw)
-	if err != nil {
-		return p, err
-	}
-	str := func(name string) (string, error) {
-		raw, ok := m[name]
+	for i, first := 0, true; ; i, first = i+1, false {
+		more, ok := d.s.more(first)
+		if !more || !ok {
+			return bad, ok
+		}
+		if bad != nil {
+			if _, ok := d.value(); !ok {
+				return nil, false
+			}
+			continue
+		}
+		p, err, ok := d.readProvision()
 		if !ok {
+			return nil, false
+		}
+		if err != nil {
+			bad = badRequest("Malformed provision %d: %s", i, err)
+			continue
+		}
+		d.provs = append(d.provs, p)
+	}
+}
+
+// readProvision reads one provision, {holder, source, resource, quantity};
+// err says what is wrong with it, ok is false at a syntax error.
+func (d *bodyReader) readProvision() (p holdings.Provision, err error, ok bool) {
+	if d.s.peek() != '{' {
+		_, ok = d.value()
+		return p, errors.New("a provision is an object {holder, source, resource, quantity}"), ok
+	}
+	d.s.enter('{')
+	var holder, resource, source, quantity span
+	ok = d.object(func(key []byte) (ok bool) {
+		var v span
+		if v, ok = d.value(); !ok {
+			return false
+		}
+		switch string(key) {
+		case "holder":
+			holder = v
+		case "resource":
+			resource = v
+		case "source":
+			source = v
+		case "quantity":
+			quantity = v
+		}
+		return true
+	})
+	if !ok {
+		return p, nil, false
+	}
+	str := func(name string, v span) (string, error) {
+		if v == nil {
 			return "", fmt.Errorf("%q is missing", name)
 		}
-		v, ok := rawString(raw)
+		s, ok := v.str()
 		if !ok {
 			return "", fmt.Errorf("%q should be a string", name)
 		}
-		return v, nil
+		return s, nil
 	}
-	if p.Key.Holder, err = str("holder"); err != nil {
-		return p, err
+	if p.Key.Holder, err = str("holder", holder); err != nil {
+		return p, err, true
 	}
-	if p.Key.Resource, err = str("resource"); err != nil {
-		return p, err
+	if p.Key.Resource, err = str("resource", resource); err != nil {
+		return p, err, true
 	}
-	src, ok := m["source"]
 	switch {
-	case !ok:
-		return p, errors.New(`"source" is missing (it may be null)`)
-	case isNull(src):
+	case source == nil:
+		return p, errors.New(`"source" is missing (it may be null)`), true
+	case source.null():
 		p.Key.Source = holdings.NullSource
 	default:
-		name, ok := rawString(src)
+		name, ok := source.str()
 		if !ok {
-			return p, errors.New(`"source" should be a string or null`)
+			return p, errors.New(`"source" should be a string or null`), true
 		}
 		p.Key.Source = holdings.SourceOf(name)
 	}
-	q, ok := m["quantity"]
-	if !ok {
-		return p, errors.New(`"quantity" is missing`)
+	if quantity == nil {
+		return p, errors.New(`"quantity" is missing`), true
 	}
-	if p.Quantity, err = rawInt(q); err != nil {
-		return p, fmt.Errorf(`"quantity" %s %v`, q, err)
+	if p.Quantity, err = intOf(quantity); err != nil {
+		return p, fmt.Errorf(`"quantity" %s %v`, quantity, err), true
 	}
 	if p.Quantity == math.MinInt64 {
-		return p, fmt.Errorf(`"quantity" %s %v`, q, errRange)
+		return p, fmt.Errorf(`"quantity" %s %v`, quantity, errRange), true
 	}
-	return p, nil
+	return p, nil, true
 }
 
 // astIssue answers POST /account/v1.0/commissions.
 func (s *Server) astIssue(c *call) error {
-	body, err := readBody(c.r, s.opts.MaxBody)
+	body, err := c.pooledBody()
 	if err != nil {
 		return err
 	}
@@ -190,8 +398,7 @@ func (s *Server) astIssue(c *call) error {
 // issued answers an issue, {"serial": N} (wire.Issued), built by hand: it
 // is half of every commission, and no reflection is needed for one number.
 func (c *call) issued(serial uint64) error {
-	var buf [32]byte
-	b := append(buf[:0], `{"serial":`...)
+	b := append(c.scratch[:0], `{"serial":`...)
 	b = strconv.AppendUint(b, serial, 10)
 	writeRaw(c.w, http.StatusCreated, append(b, '}'))
 	return nil
@@ -204,7 +411,46 @@ func (s *Server) astPending(c *call) error {
 	for i, v := range pending {
 		out[i] = int64(v)
 	}
-	return c.json(http.StatusOK, out)
+	writeRaw(c.w, http.StatusOK, appendSerials(nil, out))
+	return nil
+}
+
+// appendSerials appends vs as encoding/json encodes a []int64.
+func appendSerials(b []byte, vs []int64) []byte {
+	if vs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, v, 10)
+	}
+	return append(b, ']')
+}
+
+// appendResolved appends r as encoding/json encodes it, the serials
+// without reflection; a failed pair (an error, rare) is its MarshalJSON's.
+func appendResolved(b []byte, r wire.Resolved) ([]byte, error) {
+	b = appendSerials(append(b, `{"accepted":`...), r.Accepted)
+	b = appendSerials(append(b, `,"rejected":`...), r.Rejected)
+	b = append(b, `,"failed":`...)
+	if r.Failed == nil {
+		return append(b, "null}"...), nil
+	}
+	b = append(b, '[')
+	for i, f := range r.Failed {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		pair, err := json.Marshal(f)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, pair...)
+	}
+	return append(b, "]}"...), nil
 }
 
 // pathSerial reads the {serial} of the path; ok is false for a serial that
@@ -252,13 +498,12 @@ func (s *Server) astCommission(c *call) error {
 	return c.json(http.StatusOK, info)
 }
 
-// reasonOf reads the optional "reason" of a resolve body.
-func (c *call) reasonOf(m map[string]json.RawMessage) (string, error) {
-	raw, ok := m["reason"]
-	if !ok || isNull(raw) {
+// reason reads the optional "reason" of a resolve body.
+func (c *call) reason(v span) (string, error) {
+	if v == nil || v.null() {
 		return "", nil
 	}
-	r, ok := rawString(raw)
+	r, ok := v.str()
 	if !ok {
 		return "", badRequest(`"reason" should be a string.`)
 	}
@@ -268,9 +513,44 @@ func (c *call) reasonOf(m map[string]json.RawMessage) (string, error) {
 	return r, nil
 }
 
+// actionBody is the body of POST commissions/{serial}/action: which of
+// "accept" and "reject" it names (whatever their values), and its reason.
+type actionBody struct {
+	accept, reject bool
+	reason         span
+}
+
+// readAction reads an action body.
+func readAction(body []byte) (actionBody, error) {
+	var b actionBody
+	d, err := readBodyObject(body)
+	if d == nil {
+		return b, err
+	}
+	defer d.done()
+	err = d.members(func(key []byte) (ok bool) {
+		switch string(key) {
+		case "accept":
+			b.accept = true
+		case "reject":
+			b.reject = true
+		case "reason":
+			b.reason, ok = d.value()
+			return ok
+		}
+		_, ok = d.value()
+		return ok
+	})
+	return b, err
+}
+
 // astAction answers POST /account/v1.0/commissions/{serial}/action.
 func (s *Server) astAction(c *call) error {
-	m, err := c.jsonObject()
+	body, err := c.pooledBody()
+	if err != nil {
+		return err
+	}
+	b, err := readAction(body)
 	if err != nil {
 		return err
 	}
@@ -278,19 +558,17 @@ func (s *Server) astAction(c *call) error {
 	if err != nil {
 		return err
 	}
-	_, accept := m["accept"]
-	_, reject := m["reject"]
-	if accept == reject {
+	if b.accept == b.reject {
 		return badRequest("Specify either accept or reject action.")
 	}
-	reason, err := c.reasonOf(m)
+	reason, err := c.reason(b.reason)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return serialNotFound(c.r.PathValue("serial"))
 	}
-	err = s.l.Resolve(c.r.Context(), c.p.Service.Name, serial, accept, reason)
+	err = s.l.Resolve(c.r.Context(), c.p.Service.Name, serial, b.accept, reason)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return serialNotFound(c.r.PathValue("serial"))
 	}
@@ -300,31 +578,69 @@ func (s *Server) astAction(c *call) error {
 	return c.writeEmpty(http.StatusOK)
 }
 
-// serialList reads the "accept" or "reject" list of a resolve-many body.
-func serialList(m map[string]json.RawMessage, name string) ([]int64, error) {
-	raw, ok := m[name]
-	if !ok {
-		return nil, nil
+// resolveBody is the body of POST commissions/action: its serials to
+// accept and to reject, or what is wrong with each list, and its reason.
+type resolveBody struct {
+	accept, reject       []int64
+	acceptErr, rejectErr error
+	reason               span
+}
+
+// readResolve reads a resolve-many body.
+func readResolve(body []byte) (resolveBody, error) {
+	var b resolveBody
+	d, err := readBodyObject(body)
+	if d == nil {
+		return b, err
 	}
-	if raw[0] != '[' {
-		return nil, badRequest(`"accept" and "reject" should reference lists of serials.`)
-	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, badRequest(`"accept" and "reject" should reference lists of serials.`)
-	}
-	out := make([]int64, len(items))
-	for i, it := range items {
-		v, err := rawInt(it)
-		if err != nil {
-			if errors.Is(err, errRange) {
-				return nil, badRequest("Serials should be integer: %s %v", it, err)
-			}
-			return nil, badRequest("Serials should be integer.")
+	defer d.done()
+	err = d.members(func(key []byte) (ok bool) {
+		switch string(key) {
+		case "accept":
+			b.accept, b.acceptErr, ok = d.readSerials()
+		case "reject":
+			b.reject, b.rejectErr, ok = d.readSerials()
+		case "reason":
+			b.reason, ok = d.value()
+		default:
+			_, ok = d.value()
 		}
-		out[i] = v
+		return ok
+	})
+	return b, err
+}
+
+// readSerials reads the "accept" or "reject" list of a resolve-many body;
+// bad says what is wrong with it, ok is false at a syntax error.
+func (d *bodyReader) readSerials() (serials []int64, bad error, ok bool) {
+	if d.s.peek() != '[' {
+		_, ok = d.value()
+		return nil, badRequest(`"accept" and "reject" should reference lists of serials.`), ok
 	}
-	return out, nil
+	d.s.enter('[')
+	serials = []int64{}
+	for first := true; ; first = false {
+		more, ok := d.s.more(first)
+		if !more || !ok {
+			return serials, bad, ok
+		}
+		v, ok := d.value()
+		if !ok {
+			return nil, nil, false
+		}
+		if bad != nil {
+			continue
+		}
+		n, err := intOf(v)
+		switch {
+		case errors.Is(err, errRange):
+			bad = badRequest("Serials should be integer: %s %v", v, err)
+		case err != nil:
+			bad = badRequest("Serials should be integer.")
+		default:
+			serials = append(serials, n)
+		}
+	}
 }
 
 // failedSerial is a serial a resolve-many could not apply, with its fault.
@@ -334,22 +650,24 @@ func failedSerial(serial int64, f *Fault) wire.FailedSerial {
 
 // astResolveMany answers POST /account/v1.0/commissions/action.
 func (s *Server) astResolveMany(c *call) error {
-	m, err := c.jsonObject()
+	body, err := c.pooledBody()
 	if err != nil {
 		return err
 	}
-	accept, err := serialList(m, "accept")
-	if err != nil {
+	b, err := readResolve(body)
+	switch {
+	case err != nil:
 		return err
+	case b.acceptErr != nil:
+		return b.acceptErr
+	case b.rejectErr != nil:
+		return b.rejectErr
 	}
-	reject, err := serialList(m, "reject")
-	if err != nil {
-		return err
-	}
+	accept, reject := b.accept, b.reject
 	if len(accept)+len(reject) > maxSerials {
 		return badRequest("at most %d serials may be resolved at once", maxSerials)
 	}
-	reason, err := c.reasonOf(m)
+	reason, err := c.reason(b.reason)
 	if err != nil {
 		return err
 	}
@@ -410,5 +728,10 @@ func (s *Server) astResolveMany(c *call) error {
 			conflicting(v)
 		}
 	}
-	return c.json(http.StatusOK, out)
+	answer, err := appendResolved(nil, out)
+	if err != nil {
+		return err
+	}
+	writeRaw(c.w, http.StatusOK, answer)
+	return nil
 }

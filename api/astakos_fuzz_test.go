@@ -50,7 +50,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 func (e *fuzzEnv) state() state {
 	st := e.l.Stats()
 	st.Batches, st.Calls = 0, 0
-	return state{Holdings: e.l.Quotas(ledger.QuotaFilter{}), Stats: st}
+	return state{Holdings: e.l.FindHoldings(ledger.HoldingFilter{}), Stats: st}
 }
 
 // post calls the handler and checks what every answer must be: never a
@@ -564,7 +564,7 @@ func FuzzAstakosResolveMany(f *testing.F) {
 				}
 			}
 		}
-		if hd, ok := e.l.Holding(k); !ok || hd.Check(false) != nil {
+		if hd, ok := e.l.FindHoldingByKey(k); !ok || hd.Check(false) != nil {
 			t.Fatalf("%q: holding %v: %v", body, hd, hd.Check(false))
 		}
 	})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -25,7 +26,7 @@ func projectQuotaOf(v holdings.Value) wire.ProjectQuota {
 
 // projectQuota is the quota of project's own holding of resource.
 func (s *Server) projectQuota(project, resource string) wire.ProjectQuota {
-	v, _ := s.l.Holding(holdings.Key{Holder: projectPrefix + project, Source: holdings.NullSource, Resource: resource})
+	v, _ := s.l.FindHoldingByKey(holdings.Key{Holder: projectPrefix + project, Source: holdings.NullSource, Resource: resource})
 	return projectQuotaOf(v)
 }
 
@@ -38,13 +39,13 @@ func quotaOf(v holdings.Value, pq wire.ProjectQuota) wire.Quota {
 // astQuotas answers GET /account/v1.0/quotas.
 func (s *Server) astQuotas(c *call) error {
 	u := c.p.User
-	resources := s.id.Resources()
+	resources := every(s.id.FindResources(identity.ResourceFilter{}))
 	out := make(wire.Quotas)
-	for _, p := range s.id.ProjectsOf(u.UUID) {
+	for _, p := range every(s.id.FindProjects(identity.ProjectFilter{Member: u.UUID})) {
 		src := holdings.SourceOf(projectPrefix + p.UUID)
 		m := make(map[string]wire.Quota)
 		for _, r := range resources {
-			v, ok := s.l.Holding(holdings.Key{Holder: u.Holder(), Source: src, Resource: r.Name})
+			v, ok := s.l.FindHoldingByKey(holdings.Key{Holder: u.Holder(), Source: src, Resource: r.Name})
 			if !ok {
 				continue
 			}
@@ -63,14 +64,14 @@ func (s *Server) astServiceQuotas(c *call) error {
 	served := s.id.ServedResources(c.p.Service.Name)
 	out := make(map[string]wire.Quotas)
 	if len(served) > 0 {
-		f := ledger.QuotaFilter{Resources: served}
+		f := ledger.HoldingFilter{Resources: served}
 		for _, u := range users {
 			f.Holders = append(f.Holders, userPrefix+u)
 		}
 		for _, p := range projects {
 			f.Sources = append(f.Sources, holdings.SourceOf(projectPrefix+p))
 		}
-		for _, h := range s.l.Quotas(f) {
+		for _, h := range s.l.FindHoldings(f) {
 			uuid, ok := strings.CutPrefix(h.Holder, userPrefix)
 			if !ok || h.Source.IsNull() {
 				continue
@@ -103,11 +104,11 @@ func (s *Server) astServiceProjectQuotas(c *call) error {
 	served := s.id.ServedResources(c.p.Service.Name)
 	out := make(wire.ProjectQuotas)
 	if len(served) > 0 {
-		f := ledger.QuotaFilter{Resources: served, Sources: []holdings.Source{holdings.NullSource}}
+		f := ledger.HoldingFilter{Resources: served, Sources: []holdings.Source{holdings.NullSource}}
 		for _, p := range projects {
 			f.Holders = append(f.Holders, projectPrefix+p)
 		}
-		for _, h := range s.l.Quotas(f) {
+		for _, h := range s.l.FindHoldings(f) {
 			p, ok := strings.CutPrefix(h.Holder, projectPrefix)
 			if !ok {
 				continue

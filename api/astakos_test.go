@@ -123,7 +123,7 @@ type state struct {
 func (e *env) state() state {
 	st := e.l.Stats()
 	st.Batches, st.Calls = 0, 0
-	return state{Holdings: e.l.Quotas(ledger.QuotaFilter{}), Stats: st}
+	return state{Holdings: e.l.FindHoldings(ledger.HoldingFilter{}), Stats: st}
 }
 
 // userQuota reads one entry of the caller's quotas.

@@ -22,7 +22,7 @@ func (c *call) serviceCatalog() []wire.CatalogEntry {
 		{Name: "astakos_identity", Type: "identity", EndpointsLinks: []any{}, Endpoints: []wire.CatalogEndpoint{{
 			VersionID: "v2.0", PublicURL: base + "/identity/v2.0", UIURL: ui, Region: "default"}}},
 	}
-	for _, svc := range c.s.id.Services() {
+	for _, svc := range every(c.s.id.FindServices(identity.ServiceFilter{})) {
 		if svc.Name == "astakos_account" || svc.Name == "astakos_identity" {
 			continue
 		}
@@ -133,7 +133,7 @@ func (s *Server) astTokens(c *call) error {
 		return badRequest("Not conforming tenantName")
 	}
 	projects := []string{}
-	for _, pr := range c.s.id.ProjectsOf(u.UUID) {
+	for _, pr := range every(c.s.id.FindProjects(identity.ProjectFilter{Member: u.UUID})) {
 		projects = append(projects, pr.UUID)
 	}
 	return c.json(http.StatusOK, wire.TokensAnswer{Access: wire.Access{Token: tokenAccess(secret, p),

@@ -177,7 +177,7 @@ func (s *wireScript) setup(cmd string, args []datadriven.CmdArg) error {
 		if u := arg("url"); u != "" {
 			in.Endpoints = []identity.Endpoint{{PublicURL: u, VersionID: "v2.0"}}
 		}
-		tok, _, err := id.RegisterService(ctx, in)
+		tok, _, err := id.CreateService(ctx, in)
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func (s *wireScript) setup(cmd string, args []datadriven.CmdArg) error {
 			}
 			r.UpLimit = n
 		}
-		_, err := id.RegisterResource(ctx, r)
+		_, err := id.CreateResource(ctx, r)
 		return err
 	case "access-token":
 		owner := s.principal(arg("user"))
@@ -216,7 +216,7 @@ func (s *wireScript) setup(cmd string, args []datadriven.CmdArg) error {
 			return err
 		}
 		key := holdings.Key{Holder: s.substitute(args[0].Key), Source: src, Resource: args[2].Key}
-		return s.e.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: key, Limit: limit}})
+		return s.e.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: key, Limit: limit}})
 	default:
 		return fmt.Errorf("unknown setup %q", cmd)
 	}
@@ -226,7 +226,7 @@ func (s *wireScript) setup(cmd string, args []datadriven.CmdArg) error {
 // state prints the ledger's holdings (sorted once normalised) and counts.
 func (s *wireScript) state() string {
 	var lines []string
-	for _, h := range s.e.l.Quotas(ledger.QuotaFilter{}) {
+	for _, h := range s.e.l.FindHoldings(ledger.HoldingFilter{}) {
 		lines = append(lines, s.normalise(fmt.Sprintf("%s %s %s limit=%d min=%d max=%d",
 			h.Holder, h.Source, h.Resource, h.Limit, h.UsageMin, h.UsageMax)))
 	}

@@ -91,7 +91,7 @@ func (s *Server) logout(c *call) error {
 	if c.p.Kind != identity.KindSession {
 		return badRequest("logout ends a session; a personal access token is revoked with DELETE /account/v1.0/access_tokens/{id}")
 	}
-	if err := s.id.RevokeSession(c.r.Context(), c.p.Token); err != nil {
+	if err := s.id.DeleteSession(c.r.Context(), c.p.Token); err != nil {
 		return err
 	}
 	return c.json(http.StatusOK, wire.Detail{Detail: "logged out"})
@@ -198,7 +198,7 @@ func (s *Server) resetPassword(c *call) error {
 
 // passwordPolicy answers GET /account/v1.0/auth/password/policy.
 func (s *Server) passwordPolicy(c *call) error {
-	p := s.id.Policy()
+	p := s.id.PasswordPolicy()
 	return c.json(http.StatusOK, wire.PasswordPolicy{MinLength: p.MinLength, MaxLength: p.MaxLength,
 		NotUsername: p.NotUsername, NotCommon: p.NotCommon})
 }

@@ -23,7 +23,7 @@ import (
 func TestBackup(t *testing.T) {
 	e := newEnv(t)
 	k := holdings.Key{Holder: "h0", Source: holdings.SourceOf("system"), Resource: "r1"}
-	if err := e.l.SetQuota(context.Background(), []ledger.QuotaSetting{{Key: k, Limit: 42}}); err != nil {
+	if err := e.l.SetHoldings(context.Background(), []ledger.HoldingSetting{{Key: k, Limit: 42}}); err != nil {
 		t.Fatal(err)
 	}
 	if status, _ := e.doRaw("GET", "/account/v1.0/backup", "", nil); status != http.StatusUnauthorized {
@@ -104,7 +104,7 @@ func TestBackup(t *testing.T) {
 		t.Errorf("%d files in the archive, %d in the manifest", len(files), len(m.Files))
 	}
 	l := ledgertest.Open(t, ledger.Options{Dir: "/restored/ledger", FS: fs})
-	if v, ok := l.Holding(k); !ok || v.Limit != 42 {
+	if v, ok := l.FindHoldingByKey(k); !ok || v.Limit != 42 {
 		t.Errorf("restored holding: %+v %v", v, ok)
 	}
 }

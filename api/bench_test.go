@@ -39,7 +39,7 @@ func BenchmarkHTTPIssueAccept(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	token, _, err := id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute"})
+	token, _, err := id.CreateService(ctx, identity.NewService{Name: "cyclades", Type: "compute"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func BenchmarkHTTPIssueAccept(b *testing.B) {
 		}
 		return ps
 	}
-	var settings []ledger.QuotaSetting
+	var settings []ledger.HoldingSetting
 	for u := 0; u < users; u++ {
 		for i, p := range provisions(u) {
 			if i%2 == 1 && u >= projects {
@@ -63,17 +63,17 @@ func BenchmarkHTTPIssueAccept(b *testing.B) {
 			if s, ok := p["source"].(string); ok {
 				src = holdings.SourceOf(s)
 			}
-			settings = append(settings, ledger.QuotaSetting{
+			settings = append(settings, ledger.HoldingSetting{
 				Key: holdings.Key{Holder: p["holder"].(string), Source: src, Resource: p["resource"].(string)}, Limit: 1 << 50})
 		}
 		if len(settings) > 10_000 {
-			if err := l.SetQuota(ctx, settings); err != nil {
+			if err := l.SetHoldings(ctx, settings); err != nil {
 				b.Fatal(err)
 			}
 			settings = settings[:0]
 		}
 	}
-	if err := l.SetQuota(ctx, settings); err != nil {
+	if err := l.SetHoldings(ctx, settings); err != nil {
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(New(l, id, Options{Logger: zerolog.Nop()}))

@@ -45,23 +45,23 @@ func TestEventCatalog(t *testing.T) {
 	must(err)
 	adminToken, _, err := id.CreateAccessToken(ctx, admin.UUID, "admin", time.Time{}, false)
 	must(err)
-	_, _, err = id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute", Endpoints: []identity.Endpoint{
+	_, _, err = id.CreateService(ctx, identity.NewService{Name: "cyclades", Type: "compute", Endpoints: []identity.Endpoint{
 		{PublicURL: "https://cyclades.example.com/compute/v2.0", VersionID: "v2.0"},
 		{PublicURL: "https://cyclades.example.com/compute", Region: "eu"}},
 		TokenExpires: clock.Now().Add(24 * time.Hour)})
 	must(err)
-	_, _, err = id.RegisterService(ctx, identity.NewService{Name: "pithos", Type: "storage"})
+	_, _, err = id.CreateService(ctx, identity.NewService{Name: "pithos", Type: "storage"})
 	must(err)
-	_, err = id.RegisterResource(ctx, identity.Resource{Name: "cyclades.vm", Service: "cyclades",
+	_, err = id.CreateResource(ctx, identity.Resource{Name: "cyclades.vm", Service: "cyclades",
 		Description: "virtual machines", AllowInProjects: true, UpLimit: 2})
 	must(err)
 	bob, err := id.Register(ctx, identity.NewUser{Username: "bob@example.com", Password: testPassword})
 	must(err)
-	_, err = id.Activate(ctx, bob.UUID, true)
+	_, err = id.ActivateUser(ctx, bob.UUID, true)
 	must(err)
 	_, err = id.UpdateUser(ctx, bob.UUID, identity.UserUpdate{DisplayName: ptr("Bob")})
 	must(err)
-	_, err = id.SetRole(ctx, bob.UUID, identity.RoleReader)
+	_, err = id.SetUserRole(ctx, bob.UUID, identity.RoleReader)
 	must(err)
 	must(id.ChangePassword(ctx, bob.UUID, testPassword, "another password 1", "another password 1"))
 	must(id.RequestPasswordReset(ctx, "bob@example.com"))
@@ -76,7 +76,7 @@ func TestEventCatalog(t *testing.T) {
 	must(err)
 	_, err = id.UpdateAccessToken(ctx, bob.UUID, tok.ID, identity.TokenUpdate{ReadOnly: &readOnly})
 	must(err)
-	must(id.RevokeToken(ctx, bob.UUID, tok.ID))
+	must(id.DeleteAccessToken(ctx, bob.UUID, tok.ID))
 	_, err = id.ImportAccessToken(ctx, bob.UUID, "imported", strings.Repeat("s", 40))
 	must(err)
 	_, _, _, err = id.Login(ctx, "bob@example.com", "another password 2")
@@ -90,17 +90,17 @@ func TestEventCatalog(t *testing.T) {
 	p, err := id.CreateProject(ctx, identity.NewProject{Name: "research", Owner: admin.UUID,
 		Policies: map[string]identity.Policy{"cyclades.vm": {ProjectCapacity: 10, MemberCapacity: 2}}})
 	must(err)
-	_, err = id.AddMember(ctx, p.UUID, identity.Member{User: bob.UUID, Role: identity.MemberMember})
+	_, err = id.AddProjectMember(ctx, p.UUID, identity.Member{User: bob.UUID, Role: identity.MemberMember})
 	must(err)
-	_, err = id.SetMemberRole(ctx, p.UUID, identity.Member{User: bob.UUID, Role: identity.MemberReader})
+	_, err = id.SetProjectMemberRole(ctx, p.UUID, identity.Member{User: bob.UUID, Role: identity.MemberReader})
 	must(err)
-	_, err = id.SetPolicies(ctx, p.UUID, map[string]identity.Policy{"cyclades.vm": {ProjectCapacity: 20, MemberCapacity: 4}})
+	_, err = id.SetProjectPolicies(ctx, p.UUID, map[string]identity.Policy{"cyclades.vm": {ProjectCapacity: 20, MemberCapacity: 4}})
 	must(err)
 	_, err = id.CreateGroup(ctx, "ops")
 	must(err)
 	_, err = id.AddGroupMember(ctx, "ops", carol.UUID)
 	must(err)
-	_, err = id.AddMember(ctx, p.UUID, identity.Member{Group: "ops", Role: identity.MemberMember})
+	_, err = id.AddProjectMember(ctx, p.UUID, identity.Member{Group: "ops", Role: identity.MemberMember})
 	must(err)
 	_, err = id.RenameGroup(ctx, "ops", "operators")
 	must(err)
@@ -108,7 +108,7 @@ func TestEventCatalog(t *testing.T) {
 	must(err)
 	_, err = id.RemoveGroupMember(ctx, "operators", carol.UUID) // group_changed in the project
 	must(err)
-	_, err = id.RemoveMember(ctx, p.UUID, identity.Member{User: bob.UUID})
+	_, err = id.RemoveProjectMember(ctx, p.UUID, identity.Member{User: bob.UUID})
 	must(err)
 	must(id.DeleteGroup(ctx, "operators"))
 	must(id.DeleteProject(ctx, p.UUID))
@@ -131,8 +131,8 @@ func TestEventCatalog(t *testing.T) {
 		t.Fatalf("%d commissions pending after their deadline", n)
 	}
 	h0 := holdings.Key{Holder: "h0", Source: holdings.SourceOf("system"), Resource: "r1"}
-	must(l.SetQuota(ctx, []ledger.QuotaSetting{{Key: h0, Limit: 10}}))
-	must(l.DeleteQuota(ctx, []holdings.Key{h0}))
+	must(l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: h0, Limit: 10}}))
+	must(l.DeleteHoldings(ctx, []holdings.Key{h0}))
 
 	// Feedback, through the API; then removals.
 	st, _, raw := e.send("POST", "/account/v1.0/feedback", map[string]string{"X-Auth-Token": adminToken},
@@ -140,7 +140,7 @@ func TestEventCatalog(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("feedback: %d %s", st, raw)
 	}
-	must(id.RemoveService(ctx, "pithos"))
+	must(id.DeleteService(ctx, "pithos"))
 	must(id.DeleteUser(ctx, bob.UUID))
 
 	emitted := map[string]int{}

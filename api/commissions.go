@@ -44,5 +44,5 @@ func (s *Server) commissionLog(c *call) error {
 	if len(page.Entries) == 0 {
 		return newFault(http.StatusNotFound, fmt.Sprintf("no log of commission %d (not resolved, not yours, or without provisions)", f.Serial))
 	}
-	return paginate(c, page.Entries, logEntryView)
+	return paginate(c, inMemory(page.Entries), logEntryView)
 }

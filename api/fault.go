@@ -107,7 +107,7 @@ func faultOf(err error) *Fault {
 // writeFault writes f as the answer.
 func writeFault(w http.ResponseWriter, f *Fault) {
 	body, _ := json.Marshal(map[string]*Fault{f.Kind: f})
-	w.Header().Set("Content-Type", contentType)
+	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(f.Code)
 	_, _ = w.Write(body)
 }

@@ -22,7 +22,9 @@ func (s *Server) groupView(g *identity.Group) wire.Group {
 
 // listGroups answers GET /account/v1.0/groups.
 func (s *Server) listGroups(c *call) error {
-	return paginate(c, s.id.Groups(), s.groupView)
+	return paginate(c, func(offset, limit int) ([]*identity.Group, int, error) {
+		return s.id.FindGroups(identity.GroupFilter{Offset: offset, Limit: limit})
+	}, s.groupView)
 }
 
 // createGroup answers POST /account/v1.0/groups.
@@ -35,7 +37,7 @@ func (s *Server) createGroup(c *call) error {
 		return badRequest("name is required")
 	}
 	for i, m := range in.Members {
-		if _, err := s.id.GetUser(m); err != nil {
+		if _, err := s.id.FindUserByID(m); err != nil {
 			return badRequest("members[%d]: no user %q", i, m)
 		}
 		if slices.Contains(in.Members[:i], m) {
@@ -57,7 +59,7 @@ func (s *Server) createGroup(c *call) error {
 // getGroup answers GET /account/v1.0/groups/{name}.
 func (s *Server) getGroup(c *call) error {
 	name := c.r.PathValue("name")
-	g, err := s.id.GetGroup(name)
+	g, err := s.id.FindGroupByName(name)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -18,13 +19,14 @@ import (
 // BenchmarkHandlerIssueAccept is the server's side of a commission without
 // the network: a 2-provision issue and its accept through ServeHTTP, on a
 // ledger on an in-memory filesystem (so that the disk's syncs do not hide
-// the HTTP layer's cost). Run:
+// the HTTP layer's cost), each request logging its line as serve's logger
+// does (JSON with a timestamp, here to io.Discard). Run:
 //
 //	go test ./api -run '^$' -bench BenchmarkHandlerIssueAccept -benchmem -benchtime 20000x
 func BenchmarkHandlerIssueAccept(b *testing.B) {
 	l, id := openStores(b, ledger.Options{}, zerolog.Nop(), nil)
 	ctx := context.Background()
-	token, _, err := id.RegisterService(ctx, identityService("cyclades"))
+	token, _, err := id.CreateService(ctx, identityService("cyclades"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,10 +34,10 @@ func BenchmarkHandlerIssueAccept(b *testing.B) {
 		{Holder: "user:u", Source: holdings.SourceOf("project:p"), Resource: "cyclades.vm"},
 		{Holder: "project:p", Source: holdings.NullSource, Resource: "cyclades.vm"},
 	}
-	if err := l.SetQuota(ctx, []ledger.QuotaSetting{{Key: keys[0], Limit: 1 << 60}, {Key: keys[1], Limit: 1 << 60}}); err != nil {
+	if err := l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: keys[0], Limit: 1 << 60}, {Key: keys[1], Limit: 1 << 60}}); err != nil {
 		b.Fatal(err)
 	}
-	srv := New(l, id, Options{Logger: zerolog.Nop()})
+	srv := New(l, id, Options{Logger: zerolog.New(io.Discard).With().Timestamp().Logger()})
 	issue := []byte(`{"name":"vm","provisions":[` +
 		`{"holder":"user:u","source":"project:p","resource":"cyclades.vm","quantity":1},` +
 		`{"holder":"project:p","source":null,"resource":"cyclades.vm","quantity":1}]}`)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ func (c *call) mayReadHolder(holder string) bool {
 		return true
 	}
 	if pid, ok := strings.CutPrefix(holder, "project:"); ok {
-		members, err := c.s.id.ProjectMembers(pid)
+		members, err := c.s.id.ProjectMemberRoles(pid)
 		if err == nil {
 			_, member := members[c.p.User.UUID]
 			return member
@@ -66,7 +67,8 @@ func (s *Server) history(c *call) error {
 	if err != nil {
 		return err
 	}
-	lo, hi := (p.page-1)*p.size, p.page*p.size
+	lo := p.offset()
+	hi := lo + min(p.size, math.MaxInt-lo)
 	results := make([]wire.LogEntry, 0, p.size)
 	count := 0
 	for {

@@ -15,14 +15,14 @@ func TestHistoryPages(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	const n = holdings.MaxProvisions
-	var settings []ledger.QuotaSetting
+	var settings []ledger.HoldingSetting
 	var ps []holdings.Provision
 	for i := range n {
 		k := holdings.Key{Holder: "h", Source: holdings.SourceOf("s"), Resource: fmt.Sprintf("r%04d", i)}
-		settings = append(settings, ledger.QuotaSetting{Key: k, Limit: 10})
+		settings = append(settings, ledger.HoldingSetting{Key: k, Limit: 10})
 		ps = append(ps, holdings.Provision{Key: k, Quantity: 1})
 	}
-	if err := e.l.SetQuota(ctx, settings); err != nil {
+	if err := e.l.SetHoldings(ctx, settings); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {

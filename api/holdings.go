@@ -11,7 +11,8 @@ import (
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-// Holdings (set, get and delete quota, DESIGN.md §1): /account/v1.0/holdings.
+// Holdings, set, found and deleted (DESIGN.md §1's set / get / delete
+// quota): /account/v1.0/holdings.
 
 // holdingView is a holding as the API shows it.
 func holdingView(k holdings.Key, v holdings.Value) wire.Holding {
@@ -49,7 +50,7 @@ func (s *Server) setHoldings(c *call) error {
 	if in.Holdings == nil {
 		return badRequest(`holdings is required: {"holdings": [{"holder", "source", "resource", "limit"}, ...]}`)
 	}
-	settings := make([]ledger.QuotaSetting, 0, len(in.Holdings))
+	settings := make([]ledger.HoldingSetting, 0, len(in.Holdings))
 	var order []holdings.Key
 	seen := make(map[holdings.Key]bool, len(in.Holdings))
 	for i, e := range in.Holdings {
@@ -63,20 +64,20 @@ func (s *Server) setHoldings(c *call) error {
 		if *e.Limit < 0 {
 			return badRequest("holdings[%d].limit must not be negative", i)
 		}
-		settings = append(settings, ledger.QuotaSetting{Key: k, Limit: *e.Limit})
+		settings = append(settings, ledger.HoldingSetting{Key: k, Limit: *e.Limit})
 		if !seen[k] {
 			seen[k] = true
 			order = append(order, k)
 		}
 	}
 	if len(settings) > 0 {
-		if err := s.l.SetQuota(c.r.Context(), settings); err != nil {
+		if err := s.l.SetHoldings(c.r.Context(), settings); err != nil {
 			return err
 		}
 	}
 	out := wire.Holdings{Holdings: make([]wire.Holding, 0, len(order))}
 	for _, k := range order {
-		if v, ok := s.l.Holding(k); ok {
+		if v, ok := s.l.FindHoldingByKey(k); ok {
 			out.Holdings = append(out.Holdings, holdingView(k, v))
 		}
 	}
@@ -95,7 +96,7 @@ func (s *Server) getHoldings(c *call) error {
 		return newFault(http.StatusForbidden, "not allowed to "+string(identity.ActReadAll))
 	}
 	q := c.q
-	f := ledger.QuotaFilter{Holders: listParam(q, "holder", false), Resources: listParam(q, "resource", false)}
+	f := ledger.HoldingFilter{Holders: listParam(q, "holder", false), Resources: listParam(q, "resource", false)}
 	for _, src := range listParam(q, "source", true) {
 		f.Sources = append(f.Sources, holdings.SourceOf(src))
 	}
@@ -118,7 +119,7 @@ func (s *Server) getHoldings(c *call) error {
 			}
 		}
 	}
-	hs := s.l.Quotas(f)
+	hs := s.l.FindHoldings(f)
 	out := wire.Holdings{Holdings: make([]wire.Holding, 0, len(hs))}
 	for _, h := range hs {
 		out.Holdings = append(out.Holdings, holdingView(h.Key, h.Value))
@@ -144,7 +145,7 @@ func (s *Server) deleteHoldings(c *call) error {
 		keys = append(keys, k)
 	}
 	if len(keys) > 0 {
-		if err := s.l.DeleteQuota(c.r.Context(), keys); err != nil {
+		if err := s.l.DeleteHoldings(c.r.Context(), keys); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,10 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,23 +89,79 @@ func (m *metrics) authFailed(reason string) {
 	c.Inc()
 }
 
+// routeMetrics are a route's instruments, resolved once per status it
+// answers: a request then costs no label hashing nor any allocation, only
+// a short scan and the atomic adds.
+type routeMetrics struct {
+	m     *metrics
+	route string // the label: the route's pattern, or "unmatched"
+	// byStatus is copied on write: a status seen for the first time adds
+	// its entry under mu.
+	byStatus atomic.Pointer[[]statusMetrics]
+	mu       sync.Mutex
+}
+
+// statusMetrics are the instruments of one route and status.
+type statusMetrics struct {
+	status   int
+	requests prometheus.Counter
+	duration prometheus.Observer
+	// fault and errors count an error answer (nil below 400).
+	fault, errors prometheus.Counter
+}
+
+func (m *metrics) route(route string) *routeMetrics {
+	return &routeMetrics{m: m, route: route}
+}
+
 // observe counts one answered request.
-func (m *metrics) observe(route string, status int, d time.Duration) {
-	code := strconv.Itoa(status)
-	m.requests.WithLabelValues(route, code).Inc()
-	m.duration.WithLabelValues(route, code).Observe(d.Seconds())
+func (rm *routeMetrics) observe(status int, d time.Duration) {
+	sm := rm.of(status)
+	sm.requests.Inc()
+	sm.duration.Observe(d.Seconds())
+	if sm.fault != nil {
+		sm.fault.Inc()
+		sm.errors.Inc()
+	}
+}
+
+// of returns the instruments of status, resolving them the first time.
+func (rm *routeMetrics) of(status int) *statusMetrics {
+	if p := rm.byStatus.Load(); p != nil {
+		for i := range *p {
+			if (*p)[i].status == status {
+				return &(*p)[i]
+			}
+		}
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	var old []statusMetrics
+	if p := rm.byStatus.Load(); p != nil {
+		old = *p
+		for i := range old {
+			if old[i].status == status {
+				return &old[i]
+			}
+		}
+	}
+	m, code := rm.m, strconv.Itoa(status)
+	sm := statusMetrics{status: status, requests: m.requests.WithLabelValues(rm.route, code),
+		duration: m.duration.WithLabelValues(rm.route, code)}
 	if status >= 400 {
 		kind := faultKinds[status]
 		if kind == "" {
 			kind = "other"
 		}
-		m.faults.WithLabelValues(kind).Inc()
-		c, ok := m.errorsByStatus[status]
-		if !ok {
-			c = m.errorsOther
+		sm.fault = m.faults.WithLabelValues(kind)
+		var ok bool
+		if sm.errors, ok = m.errorsByStatus[status]; !ok {
+			sm.errors = m.errorsOther
 		}
-		c.Inc()
 	}
+	all := append(slices.Clip(old), sm)
+	rm.byStatus.Store(&all)
+	return &all[len(all)-1]
 }
 
 var descReady = prometheus.NewDesc("quotaledger_ready",

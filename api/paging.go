@@ -2,6 +2,7 @@ package api
 
 import (
 	"maps"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,7 +13,10 @@ import (
 // Every list of the API pages the same way: page and page_size in the
 // query (pageQuery), and a wire.Page as the answer, whose count is the
 // number of every match and whose next and previous are the URLs of the
-// neighbouring pages (null at the ends).
+// neighbouring pages (null at the ends). This file is the one paging of
+// the server: the defaults and caps live here, and a page is handed to
+// identity's lists as the window it covers (offset and limit; identity's
+// FindXs cut it and count every match).
 
 // pageRequest is the page a list call asks for.
 type pageRequest struct{ page, size int }
@@ -34,13 +38,14 @@ func paging(q url.Values) (pageRequest, error) {
 	return p, nil
 }
 
-// bounds are the bounds of the page's slice of n items.
-func (p pageRequest) bounds(n int) (lo, hi int) {
-	if p.page-1 > n/p.size {
-		return n, n
+// offset is the index of the page's first item: the window of the page
+// is [offset, offset+size). It saturates, so that a page far past any list
+// stays past it on every platform.
+func (p pageRequest) offset() int {
+	if p.page-1 > math.MaxInt/p.size {
+		return math.MaxInt
 	}
-	lo = min((p.page-1)*p.size, n)
-	return lo, min(lo+p.size, n)
+	return (p.page - 1) * p.size
 }
 
 // answerPage answers page p of count items: results, and the links to the
@@ -67,17 +72,34 @@ func answerPage[T any](c *call, p pageRequest, count int, results []T) error {
 	return c.json(http.StatusOK, out)
 }
 
-// paginate answers one page of an in-memory list, each item as view shows
-// it.
-func paginate[T, V any](c *call, all []T, view func(T) V) error {
+// paginate answers the page of a list that the query asks for, each item
+// as view shows it: find returns the items of the window it is given
+// (identity's FindXs, or inMemory's) and the count of every item.
+func paginate[T, V any](c *call, find func(offset, limit int) ([]T, int, error), view func(T) V) error {
 	p, err := paging(c.q)
 	if err != nil {
 		return err
 	}
-	lo, hi := p.bounds(len(all))
-	out := make([]V, 0, hi-lo)
-	for _, x := range all[lo:hi] {
+	items, count, err := find(p.offset(), p.size)
+	if err != nil {
+		return err
+	}
+	out := make([]V, 0, len(items))
+	for _, x := range items {
 		out = append(out, view(x))
 	}
-	return answerPage(c, p, len(all), out)
+	return answerPage(c, p, count, out)
 }
+
+// inMemory is the find of paginate for a list held whole: the items of
+// the window (limit is a page's size, at least 1), and the count of all.
+func inMemory[T any](all []T) func(offset, limit int) ([]T, int, error) {
+	return func(offset, limit int) ([]T, int, error) {
+		lo := min(offset, len(all))
+		return all[lo : lo+min(limit, len(all)-lo)], len(all), nil
+	}
+}
+
+// every is every item of an identity list, for the callers that want them
+// all: identity never refuses a zero filter (see Lists in identity.go).
+func every[T any](items []T, _ int, _ error) []T { return items }

@@ -40,7 +40,7 @@ func projectView(p *identity.Project) wire.Project {
 // manage_projects). Non-members get a 404, as if it were absent.
 func (c *call) projectFor(manage bool) (*identity.Project, error) {
 	id := c.r.PathValue("uuid")
-	p, err := c.s.id.GetProject(id)
+	p, err := c.s.id.FindProjectByID(id)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func (c *call) projectFor(manage bool) (*identity.Project, error) {
 	if !manage && c.canReadAll() {
 		return p, nil
 	}
-	members, err := c.s.id.ProjectMembers(id)
+	members, err := c.s.id.ProjectMemberRoles(id)
 	if err != nil {
 		return nil, err
 	}
@@ -82,13 +82,14 @@ func policyMap(in map[string]wire.PolicySetting) (map[string]identity.Policy, er
 
 // listProjects answers GET /account/v1.0/projects.
 func (s *Server) listProjects(c *call) error {
-	var ps []*identity.Project
-	if c.canReadAll() {
-		ps = s.id.Projects()
-	} else {
-		ps = s.id.ProjectsOf(c.p.User.UUID)
+	var f identity.ProjectFilter
+	if !c.canReadAll() {
+		f.Member = c.p.User.UUID
 	}
-	return paginate(c, ps, projectView)
+	return paginate(c, func(offset, limit int) ([]*identity.Project, int, error) {
+		f.Offset, f.Limit = offset, limit
+		return s.id.FindProjects(f)
+	}, projectView)
 }
 
 // createProject answers POST /account/v1.0/projects.
@@ -145,7 +146,7 @@ func (s *Server) listProjectMembers(c *call) error {
 	if err != nil {
 		return err
 	}
-	return paginate(c, p.Members, memberView)
+	return paginate(c, inMemory(p.Members), memberView)
 }
 
 // addProjectMember answers POST /account/v1.0/projects/{uuid}/members.
@@ -162,7 +163,7 @@ func (s *Server) addProjectMember(c *call) error {
 		return badRequest("give user (a user uuid) or group (a group name), not both")
 	}
 	m := identity.Member{User: in.User, Group: in.Group, Role: identity.MemberRole(in.Role)}
-	np, err := s.id.AddMember(c.r.Context(), p.UUID, m)
+	np, err := s.id.AddProjectMember(c.r.Context(), p.UUID, m)
 	if err != nil {
 		return err
 	}
@@ -204,7 +205,7 @@ func (s *Server) setProjectMemberRole(c *call) error {
 		return err
 	}
 	m.Role = identity.MemberRole(in.Role)
-	np, err := s.id.SetMemberRole(c.r.Context(), p.UUID, m)
+	np, err := s.id.SetProjectMemberRole(c.r.Context(), p.UUID, m)
 	if err != nil {
 		return err
 	}
@@ -221,7 +222,7 @@ func (s *Server) removeProjectMember(c *call) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.id.RemoveMember(c.r.Context(), p.UUID, m); err != nil {
+	if _, err := s.id.RemoveProjectMember(c.r.Context(), p.UUID, m); err != nil {
 		return err
 	}
 	return c.noContent()
@@ -253,7 +254,7 @@ func (s *Server) setProjectPolicies(c *call) error {
 	if err != nil {
 		return err
 	}
-	np, err := s.id.SetPolicies(c.r.Context(), p.UUID, policies)
+	np, err := s.id.SetProjectPolicies(c.r.Context(), p.UUID, policies)
 	if err != nil {
 		return err
 	}

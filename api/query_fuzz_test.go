@@ -17,6 +17,7 @@ import (
 
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -68,7 +69,7 @@ func newRouteFuzz(tb testing.TB) *routeFuzz {
 	}
 	pr := identitytest.AddPrincipals(tb, id)
 	e := &routeFuzz{env: &env{t: tb, l: l, id: id, admin: pr.AdminToken, service: pr.ServiceToken, userRec: pr.User}}
-	_, _, err := id.RegisterService(ctx, identity.NewService{Name: "victim", Type: "storage"})
+	_, _, err := id.CreateService(ctx, identity.NewService{Name: "victim", Type: "storage"})
 	must(err)
 	// A personal token: a session (the principals' UserToken) would end at
 	// the first POST auth/logout.
@@ -88,14 +89,14 @@ func newRouteFuzz(tb testing.TB) *routeFuzz {
 	p, err := id.CreateProject(ctx, identity.NewProject{Name: "project", Owner: e.userRec.UUID, Policies: pol})
 	must(err)
 	e.project = p.UUID
-	_, err = id.AddMember(ctx, e.project, identity.Member{User: e.victim.UUID, Role: identity.MemberMember})
+	_, err = id.AddProjectMember(ctx, e.project, identity.Member{User: e.victim.UUID, Role: identity.MemberMember})
 	must(err)
-	_, err = id.AddMember(ctx, e.project, identity.Member{Group: "staff", Role: identity.MemberReader})
+	_, err = id.AddProjectMember(ctx, e.project, identity.Member{Group: "staff", Role: identity.MemberReader})
 	must(err)
 	p, err = id.CreateProject(ctx, identity.NewProject{Name: "victim project", Owner: e.userRec.UUID, Policies: pol})
 	must(err)
 	e.victimProj = p.UUID
-	_, err = id.AddMember(ctx, e.victimProj, identity.Member{User: e.victim.UUID, Role: identity.MemberMember})
+	_, err = id.AddProjectMember(ctx, e.victimProj, identity.Member{User: e.victim.UUID, Role: identity.MemberMember})
 	must(err)
 	k := holdings.Key{Holder: "user:" + e.userRec.UUID, Source: holdings.SourceOf("project:" + e.userRec.UUID), Resource: "cyclades.ram"}
 	for _, s := range []*uint64{&e.serial, &e.victimSer} {
@@ -211,8 +212,8 @@ func (e *routeFuzz) fuzzState() []byte {
 	e.t.Helper()
 	st := e.l.Stats()
 	st.Batches, st.Calls = 0, 0
-	s := fuzzState{Ledger: state{Holdings: e.l.Quotas(ledger.QuotaFilter{}), Stats: st},
-		Groups: e.id.Groups(), Projects: e.id.Projects(), Services: e.id.Services(), Resources: e.id.Resources()}
+	s := fuzzState{Ledger: state{Holdings: e.l.FindHoldings(ledger.HoldingFilter{}), Stats: st},
+		Groups: testkit.Items(e.id.FindGroups(identity.GroupFilter{})), Projects: testkit.Items(e.id.FindProjects(identity.ProjectFilter{})), Services: testkit.Items(e.id.FindServices(identity.ServiceFilter{})), Resources: testkit.Items(e.id.FindResources(identity.ResourceFilter{}))}
 	for { // read on from the last look: the outbox only grows here
 		evs, err := e.l.Outbox(e.outbox, 1000)
 		if err != nil {
@@ -225,15 +226,15 @@ func (e *routeFuzz) fuzzState() []byte {
 	}
 	s.Outbox = e.outbox
 	var err error
-	if s.Users, s.UserPage, err = e.id.ListUsers(identity.UserQuery{PageSize: 100}); err != nil {
+	if s.UserPage, s.Users, err = e.id.FindUsers(identity.UserFilter{Limit: 100}); err != nil {
 		e.t.Fatal(err)
 	}
-	page, err := e.id.ListAccessTokens(identity.TokenQuery{PageSize: 100, Sort: "id"})
+	toks, n, err := e.id.FindAccessTokens(identity.TokenFilter{Limit: 100, Sort: "id"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	s.Tokens = page.Count
-	for _, t := range page.Results {
+	s.Tokens = n
+	for _, t := range toks {
 		c := *t
 		c.LastUsed = time.Time{}
 		s.TokenPage = append(s.TokenPage, c)

@@ -41,11 +41,11 @@ func TestListParamsTrimmed(t *testing.T) {
 	e := newEnv(t)
 	other, _ := e.restNewUser("other@example.com")
 	u := e.uuid()
-	settings := []ledger.QuotaSetting{
+	settings := []ledger.HoldingSetting{
 		{Key: holdings.Key{Holder: "h0", Source: holdings.SourceOf("system"), Resource: "r"}, Limit: 1},
 		{Key: holdings.Key{Holder: "h1", Source: holdings.SourceOf("system"), Resource: "r"}, Limit: 1},
 	}
-	if err := e.l.SetQuota(context.Background(), settings); err != nil {
+	if err := e.l.SetHoldings(context.Background(), settings); err != nil {
 		t.Fatal(err)
 	}
 	if hs := e.restWant(200, "GET", restBase+"holdings?holder="+url.QueryEscape("h0, h1"), e.admin, nil)["holdings"].([]any); len(hs) != 2 {

@@ -31,7 +31,7 @@ func (s *Server) createResource(c *call) error {
 	if in.Unit != nil {
 		r.Unit = *in.Unit
 	}
-	res, err := s.id.RegisterResource(c.r.Context(), r)
+	res, err := s.id.CreateResource(c.r.Context(), r)
 	if err != nil {
 		return err
 	}

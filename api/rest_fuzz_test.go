@@ -76,7 +76,7 @@ func FuzzRestHoldingsSet(f *testing.F) {
 	// Usage to keep: a holding with a pending and an accepted commission.
 	used := holdings.Key{Holder: "h0", Source: holdings.SourceOf("system"), Resource: "r1"}
 	ctx := context.Background()
-	if err := l.SetQuota(ctx, []ledger.QuotaSetting{{Key: used, Limit: 100}}); err != nil {
+	if err := l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: used, Limit: 100}}); err != nil {
 		f.Fatal(err)
 	}
 	for _, auto := range []bool{true, false} {
@@ -86,10 +86,10 @@ func FuzzRestHoldingsSet(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		before := l.Quotas(ledger.QuotaFilter{})
+		before := l.FindHoldings(ledger.HoldingFilter{})
 		w := restFuzzCall(s, "POST", "/account/v1.0/holdings", admin, body)
 		restCheckAnswer(t, w, body)
-		after := l.Quotas(ledger.QuotaFilter{})
+		after := l.FindHoldings(ledger.HoldingFilter{})
 		if w.Code != http.StatusOK {
 			if len(after) != len(before) {
 				t.Fatalf("%q: refused (%d) but holdings went from %d to %d", body, w.Code, len(before), len(after))
@@ -198,10 +198,10 @@ func FuzzRestRegister(f *testing.F) {
 	}
 	s, _, id, _ := restFuzzServer(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		before, _, _ := id.ListUsers(identity.UserQuery{PageSize: 1})
+		_, before, _ := id.FindUsers(identity.UserFilter{Limit: 1})
 		w := restFuzzCall(s, "POST", "/account/v1.0/auth/register", "", body)
 		restCheckAnswer(t, w, body)
-		after, _, _ := id.ListUsers(identity.UserQuery{PageSize: 1})
+		_, after, _ := id.FindUsers(identity.UserFilter{Limit: 1})
 		switch {
 		case w.Code == http.StatusCreated && after != before+1:
 			t.Fatalf("%q: 201 but users went from %d to %d", body, before, after)
@@ -254,7 +254,7 @@ func FuzzRestRegister(f *testing.F) {
 		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
 			t.Fatalf("%q: 201 with %s: %v", body, w.Body.Bytes(), err)
 		}
-		u, err := id.GetUser(out.UUID)
+		u, err := id.FindUserByID(out.UUID)
 		if err != nil {
 			t.Fatalf("%q: 201 with uuid %q, but the store has no such user: %v", body, out.UUID, err)
 		}
@@ -268,7 +268,7 @@ func FuzzRestRegister(f *testing.F) {
 			t.Fatalf("%q: answered %+v, stored username %q, names %q %q, display %q, role %s, active %v",
 				body, out, u.Username, u.FirstName, u.LastName, u.DisplayName, u.Role, u.Active)
 		}
-		if byName, err := id.UserByName(username); err != nil || byName.UUID != u.UUID {
+		if byName, err := id.FindUserByName(username); err != nil || byName.UUID != u.UUID {
 			t.Fatalf("%q: %q finds %v %v, want %s", body, username, byName, err, u.UUID)
 		}
 		if _, _, who, err := id.Login(context.Background(), username, *password); err != nil || who.UUID != u.UUID {

@@ -81,11 +81,14 @@ func (e *env) restNewUser(name string) (*identity.User, string) {
 
 func (e *env) restState() string {
 	e.t.Helper()
-	n, _, _ := e.id.ListUsers(identity.UserQuery{PageSize: 1})
-	toks, _ := e.id.ListAccessTokens(identity.TokenQuery{PageSize: 1})
+	_, users, _ := e.id.FindUsers(identity.UserFilter{Limit: 1})
+	_, toks, _ := e.id.FindAccessTokens(identity.TokenFilter{Limit: 1})
+	_, groups, _ := e.id.FindGroups(identity.GroupFilter{Limit: 1})
+	_, projects, _ := e.id.FindProjects(identity.ProjectFilter{Limit: 1})
+	_, services, _ := e.id.FindServices(identity.ServiceFilter{Limit: 1})
+	_, resources, _ := e.id.FindResources(identity.ResourceFilter{Limit: 1})
 	return fmt.Sprintf("holdings=%v users=%d tokens=%d groups=%d projects=%d services=%d resources=%d",
-		e.l.Quotas(ledger.QuotaFilter{}), n, toks.Count, len(e.id.Groups()), len(e.id.Projects()),
-		len(e.id.Services()), len(e.id.Resources()))
+		e.l.FindHoldings(ledger.HoldingFilter{}), users, toks, groups, projects, services, resources)
 }
 
 func TestRestLoginContract(t *testing.T) {
@@ -234,7 +237,7 @@ func TestRestRegister(t *testing.T) {
 	restRFC3339UTC(t, out["created"])
 	e.restWant(200, "POST", restBase+"auth/login", "", map[string]string{"username": "new@example.com", "password": "a fine long password"})
 	// The base project's holdings exist at once.
-	if _, ok := e.l.Holding(holdings.Key{Holder: "user:" + out["uuid"].(string), Source: holdings.SourceOf("project:" + out["uuid"].(string)), Resource: "cyclades.vm"}); !ok {
+	if _, ok := e.l.FindHoldingByKey(holdings.Key{Holder: "user:" + out["uuid"].(string), Source: holdings.SourceOf("project:" + out["uuid"].(string)), Resource: "cyclades.vm"}); !ok {
 		t.Fatal("no base holding")
 	}
 	// Seed 004's names.
@@ -542,7 +545,7 @@ func TestRestGroups(t *testing.T) {
 	}
 	e.restWant(409, "POST", restBase+"groups", e.admin, `{"name":"team east"}`)
 	e.restWant(400, "POST", restBase+"groups", e.admin, `{"name":"x","members":["nobody"]}`)
-	if len(e.id.Groups()) != 1 {
+	if _, n, _ := e.id.FindGroups(identity.GroupFilter{}); n != 1 {
 		t.Fatal("a refused group was made")
 	}
 	e.restWant(403, "POST", restBase+"groups", e.user, `{"name":"mine"}`)
@@ -608,13 +611,24 @@ func TestRestProjects(t *testing.T) {
 	e.restWant(409, "POST", path+"/members", e.user, map[string]string{"user": other.UUID})
 	e.restWant(400, "POST", path+"/members", e.user, map[string]string{"user": other.UUID, "group": "g"})
 	e.restWant(400, "POST", path+"/members", e.user, map[string]string{"user": other.UUID, "role": "boss"})
-	v, ok := e.l.Holding(holdings.Key{Holder: "user:" + other.UUID, Source: holdings.SourceOf("project:" + pid), Resource: "cyclades.vm"})
+	v, ok := e.l.FindHoldingByKey(holdings.Key{Holder: "user:" + other.UUID, Source: holdings.SourceOf("project:" + pid), Resource: "cyclades.vm"})
 	if !ok || v.Limit != 3 {
 		t.Fatalf("member holding %v %v", v, ok)
 	}
 	ms := e.restWant(200, "GET", path+"/members", otherTok, nil)
 	if ms["count"] != float64(2) {
 		t.Fatalf("members %v", ms)
+	}
+	// The members page like every list (their list is held whole: inMemory).
+	for _, pg := range []struct {
+		query     string
+		n         int
+		next, pre bool
+	}{{"page=1&page_size=1", 1, true, false}, {"page=2&page_size=1", 1, false, true}, {"page=3&page_size=1", 0, false, true}} {
+		ms := e.restWant(200, "GET", path+"/members?"+pg.query, otherTok, nil)
+		if ms["count"] != float64(2) || len(ms["results"].([]any)) != pg.n || (ms["next"] != nil) != pg.next || (ms["previous"] != nil) != pg.pre {
+			t.Fatalf("members?%s: %v", pg.query, ms)
+		}
 	}
 	// A plain member may read, not change.
 	e.restWant(200, "GET", path, otherTok, nil)
@@ -631,7 +645,7 @@ func TestRestProjects(t *testing.T) {
 	if len(pol) != 2 {
 		t.Fatalf("policies %v", pol)
 	}
-	if v, _ := e.l.Holding(holdings.Key{Holder: "project:" + pid, Source: holdings.NullSource, Resource: "cyclades.vm"}); v.Limit != 20 {
+	if v, _ := e.l.FindHoldingByKey(holdings.Key{Holder: "project:" + pid, Source: holdings.NullSource, Resource: "cyclades.vm"}); v.Limit != 20 {
 		t.Fatalf("project holding %v", v)
 	}
 	e.restWant(400, "PUT", path+"/policies", e.user, `{"cyclades.vm":{"project_capacity":-1,"member_capacity":5}}`)
@@ -680,7 +694,7 @@ func TestRestServicesAndResourcesContract(t *testing.T) {
 		t.Fatalf("resource %v", res)
 	}
 	// Every user got the resource in their base project.
-	if v, ok := e.l.Holding(holdings.Key{Holder: "project:" + e.userRec.UUID, Source: holdings.NullSource, Resource: "pithos.diskspace"}); !ok || v.Limit != 2 {
+	if v, ok := e.l.FindHoldingByKey(holdings.Key{Holder: "project:" + e.userRec.UUID, Source: holdings.NullSource, Resource: "pithos.diskspace"}); !ok || v.Limit != 2 {
 		t.Fatalf("base holding %v %v", v, ok)
 	}
 	e.restWant(409, "POST", restBase+"resources", e.admin, `{"name":"pithos.diskspace","service":"pithos"}`)
@@ -739,7 +753,7 @@ func TestRestHoldingsContract(t *testing.T) {
 	if hs := out["holdings"].([]any); len(hs) != 3 || hs[0].(map[string]any)["limit"] != float64(7) {
 		t.Fatalf("set %v", out)
 	}
-	if v, _ := e.l.Holding(holdings.Key{Holder: "h0", Source: holdings.SourceOf("system"), Resource: "r1"}); v.Limit != 7 {
+	if v, _ := e.l.FindHoldingByKey(holdings.Key{Holder: "h0", Source: holdings.SourceOf("system"), Resource: "r1"}); v.Limit != 7 {
 		t.Fatalf("later entry did not win: %v", v)
 	}
 	get := e.restWant(200, "GET", restBase+"holdings?holder=h0,h1&source=system&resource=r1,r2", e.admin, nil)
@@ -806,7 +820,7 @@ func TestRestHoldingsContract(t *testing.T) {
 	if hs := e.restWant(200, "GET", restBase+"holdings?holder=h1", e.admin, nil)["holdings"].([]any); len(hs) != 1 || hs[0].(map[string]any)["source"] != "" {
 		t.Fatalf("after delete %v", hs)
 	}
-	if _, ok := e.l.Holding(k); !ok {
+	if _, ok := e.l.FindHoldingByKey(k); !ok {
 		t.Fatal("the busy holding went")
 	}
 }
@@ -897,9 +911,14 @@ func TestRestHistoryAndCommissionLog(t *testing.T) {
 	if en := lg["results"].([]any)[0].(map[string]any); en["serial"] != float64(serials[0]) || en["name"] != "vm" {
 		t.Fatalf("log entry %v", en)
 	}
+	if lg2 := e.restWant(200, "GET", path+"?page=2&page_size=1", e.service, nil); lg2["count"] != float64(2) ||
+		len(lg2["results"].([]any)) != 1 || lg2["next"] != nil || lg2["previous"] == nil ||
+		fmt.Sprint(lg2["results"].([]any)[0]) != fmt.Sprint(lg["results"].([]any)[1]) {
+		t.Fatalf("the log's second page of one: %v, want the second entry of %v", lg2, lg)
+	}
 	e.restWant(200, "GET", path, e.admin, nil)
 	restFault(t, e.restWant(403, "GET", path, e.user, nil), "forbidden", 403)
-	other2, _, err := e.id.RegisterService(ctx, identity.NewService{Name: "pithos", Type: "storage"})
+	other2, _, err := e.id.CreateService(ctx, identity.NewService{Name: "pithos", Type: "storage"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,8 @@ type Route struct {
 	// wildcards are the names of the path's wildcards, whose values are
 	// checked (valid UTF-8) before the handler runs.
 	wildcards []string
+	// metrics are the route's instruments, resolved once.
+	metrics *routeMetrics
 }
 
 // Answer is an answer of a route: its status and its body, a value of
@@ -115,7 +117,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: acc + "access_tokens/self", Access: User, Action: identity.ActReadSelf, Summary: "the personal access token used for the call", Answers: ok(wire.AccessToken{}), handler: s.selfToken},
 		{Method: "GET", Path: acc + "access_tokens/{id}", Access: User, Action: identity.ActReadSelf, Summary: "one personal access token", Answers: ok(wire.AccessToken{}), handler: s.getToken},
 		{Method: "PATCH", Path: acc + "access_tokens/{id}", Access: User, Action: identity.ActWriteSelf, Summary: "update a token's name, expiry or read-only flag", Body: wire.AccessTokenUpdate{}, Answers: ok(wire.AccessToken{}), handler: s.updateToken},
-		{Method: "DELETE", Path: acc + "access_tokens/{id}", Access: User, Action: identity.ActWriteSelf, Summary: "revoke a token", Answers: deleted, handler: s.revokeToken},
+		{Method: "DELETE", Path: acc + "access_tokens/{id}", Access: User, Action: identity.ActWriteSelf, Summary: "revoke a token", Answers: deleted, handler: s.deleteToken},
 
 		// Users.
 		{Method: "GET", Path: acc + "users", Access: User, Action: identity.ActReadAll, Summary: "list users (q: username prefix; page, page_size)", Query: paged(Param{Name: "q", Type: "string", Doc: "a username prefix"}), Answers: ok(wire.Page[wire.User]{}), handler: s.listUsers},

@@ -7,13 +7,13 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -97,6 +97,8 @@ type Server struct {
 	// limiter counts login and password-reset attempts (ratelimit.go).
 	limiter *rateLimiter
 	metrics *metrics
+	// unmatched are the metrics of the requests no route took.
+	unmatched *routeMetrics
 }
 
 // call is one request being served.
@@ -106,6 +108,10 @@ type call struct {
 	s *Server
 	p identity.Principal // zero for Public routes
 	q url.Values         // the query, checked against the route's
+	// buf holds the body read by pooledBody, until the call is answered.
+	buf *[]byte
+	// scratch is room for an answer built by hand (issued).
+	scratch [32]byte
 }
 
 type handlerFunc func(c *call) error
@@ -125,7 +131,7 @@ func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 	if err != nil {
 		panic("api: registering metrics: " + err.Error())
 	}
-	s.metrics = m
+	s.metrics, s.unmatched = m, m.route("unmatched")
 	for _, rt := range s.routeTable() {
 		s.handle(rt)
 		if rt.alias != "" {
@@ -175,6 +181,7 @@ func (s *Server) handle(rt Route) {
 	if !slices.Contains(s.methods, rt.Method) {
 		s.methods = append(s.methods, rt.Method)
 	}
+	rt.metrics = s.metrics.route(rt.Method + " " + rt.Path)
 	p := &rt
 	s.mux.HandleFunc(rt.Method+" "+rt.Path, func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, p) })
 }
@@ -182,26 +189,29 @@ func (s *Server) handle(rt Route) {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	sw := writers.Get().(*statusWriter)
+	defer sw.release()
+	*sw = statusWriter{ResponseWriter: w, status: http.StatusOK}
 	id := r.Header.Get("X-Request-Id")
 	if id == "" || len(id) > 64 {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
+		id = newRequestID()
 	}
-	w.Header().Set("X-Request-Id", id)
+	w.Header()["X-Request-Id"] = []string{id} // canonical already
 	// The lineage answered paths with or without a trailing slash.
 	if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
 		r.URL.Path = strings.TrimRight(p, "/")
 		r.URL.RawPath = ""
 	}
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	s.mux.ServeHTTP(sw, r)
-	route := r.Pattern
+	route, rm := r.Pattern, s.unmatched
+	if sw.route != nil {
+		rm = sw.route.metrics
+	}
 	if route == "" || route == "/" { // "/" is the catch-all 404
 		route = "unmatched"
 	}
 	d := time.Since(start)
-	s.metrics.observe(route, sw.status, d)
+	rm.observe(sw.status, d)
 	ev := s.log.Info().Str("method", r.Method).Str("route", route).Int("status", sw.status).
 		Dur("duration", d).Str("request_id", id)
 	// Who called: the kind of token and the user's uuid or the service's
@@ -218,12 +228,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev.Msg("request")
 }
 
-// statusWriter records the answer's status, and the caller, for the
-// request's log line and metrics.
+// newRequestID returns 16 hex digits of a random 64-bit number: an id to
+// find a request's log line by, not a secret, so math/rand's generator
+// (per thread, no system call) serves.
+func newRequestID() string {
+	var b [16]byte
+	const digits = "0123456789abcdef"
+	v := rand.Uint64()
+	for i := range b {
+		b[i] = digits[v>>60]
+		v <<= 4
+	}
+	return string(b[:])
+}
+
+// statusWriter is a request's writer: it records the answer's status, the
+// route and the caller, for the request's log line and metrics, and holds
+// the request's call. ServeHTTP takes one from writers and puts it back
+// when the request is answered: nothing keeps it after that.
 type statusWriter struct {
 	http.ResponseWriter
 	status    int
+	route     *Route // nil: no route took the request
 	principal identity.Principal
+	c         call
+}
+
+var writers = sync.Pool{New: func() any { return new(statusWriter) }}
+
+func (w *statusWriter) release() {
+	w.c.releaseBody()
+	*w = statusWriter{}
+	writers.Put(w)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -238,7 +274,14 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // serve authenticates and authorises the call, runs the handler, and
 // answers its error as a fault.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *Route) {
-	c := &call{w: w, r: r, s: s}
+	sw, _ := w.(*statusWriter)
+	var c *call
+	if sw != nil {
+		sw.route, c = rt, &sw.c
+	} else {
+		c = new(call)
+	}
+	*c = call{w: w, r: r, s: s}
 	if rt.Access != Public {
 		secret := tokenOf(r)
 		if secret == "" {
@@ -257,7 +300,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *Route) {
 			return
 		}
 		c.p = p
-		if sw, ok := w.(*statusWriter); ok {
+		if sw != nil {
 			sw.principal = p
 		}
 	}

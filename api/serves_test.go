@@ -18,7 +18,7 @@ func TestServesOneRule(t *testing.T) {
 	u := e.uuid()
 	src := holdings.SourceOf("project:" + u)
 	unreg := holdings.Key{Holder: "user:" + u, Source: src, Resource: "cyclades.gpu"}
-	if err := e.l.SetQuota(context.Background(), []ledger.QuotaSetting{{Key: unreg, Limit: 5}}); err != nil {
+	if err := e.l.SetHoldings(context.Background(), []ledger.HoldingSetting{{Key: unreg, Limit: 5}}); err != nil {
 		t.Fatal(err)
 	}
 	// The REST route.
@@ -47,7 +47,7 @@ func TestServesOneRule(t *testing.T) {
 		t.Fatalf("admin: %v", hs)
 	}
 	// A service that serves nothing sees nothing.
-	other, _, err := e.id.RegisterService(context.Background(), identityService("pithos"))
+	other, _, err := e.id.CreateService(context.Background(), identityService("pithos"))
 	if err != nil {
 		t.Fatal(err)
 	}

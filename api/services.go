@@ -35,7 +35,9 @@ func withToken(svc *identity.Service, secret string, expires time.Time) wire.Ser
 
 // listServices answers GET /account/v1.0/services.
 func (s *Server) listServices(c *call) error {
-	return paginate(c, s.id.Services(), serviceView)
+	return paginate(c, func(offset, limit int) ([]*identity.Service, int, error) {
+		return s.id.FindServices(identity.ServiceFilter{Offset: offset, Limit: limit})
+	}, serviceView)
 }
 
 // createService answers POST /account/v1.0/services.
@@ -54,7 +56,7 @@ func (s *Server) createService(c *call) error {
 	if in.TokenExpires != nil {
 		ns.TokenExpires = in.TokenExpires.UTC()
 	}
-	secret, svc, err := s.id.RegisterService(c.r.Context(), ns)
+	secret, svc, err := s.id.CreateService(c.r.Context(), ns)
 	if err != nil {
 		return err
 	}
@@ -64,7 +66,7 @@ func (s *Server) createService(c *call) error {
 // getService answers GET /account/v1.0/services/{name}.
 func (s *Server) getService(c *call) error {
 	name := c.r.PathValue("name")
-	svc, err := s.id.GetService(name)
+	svc, err := s.id.FindServiceByName(name)
 	if err != nil {
 		return err
 	}
@@ -74,7 +76,7 @@ func (s *Server) getService(c *call) error {
 // deleteService answers DELETE /account/v1.0/services/{name}.
 func (s *Server) deleteService(c *call) error {
 	name := c.r.PathValue("name")
-	if err := s.id.RemoveService(c.r.Context(), name); err != nil {
+	if err := s.id.DeleteService(c.r.Context(), name); err != nil {
 		return err
 	}
 	return c.noContent()

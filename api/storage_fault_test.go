@@ -28,13 +28,13 @@ import (
 func faultKeys(t *testing.T, l *ledger.Ledger) []holdings.Key {
 	t.Helper()
 	var keys []holdings.Key
-	var set []ledger.QuotaSetting
+	var set []ledger.HoldingSetting
 	for i := range 4 {
 		k := holdings.Key{Holder: fmt.Sprintf("project:fault-%d", i), Source: holdings.NullSource, Resource: "cyclades.vm"}
 		keys = append(keys, k)
-		set = append(set, ledger.QuotaSetting{Key: k, Limit: 1 << 40})
+		set = append(set, ledger.HoldingSetting{Key: k, Limit: 1 << 40})
 	}
-	if err := l.SetQuota(context.Background(), set); err != nil {
+	if err := l.SetHoldings(context.Background(), set); err != nil {
 		t.Fatal(err)
 	}
 	return keys

@@ -61,9 +61,8 @@ func (s *Server) createToken(c *call) error {
 // listTokens answers GET /account/v1.0/access_tokens.
 func (s *Server) listTokens(c *call) error {
 	q := c.q
-	p, err := paging(q)
-	if err != nil {
-		return err
+	if _, err := paging(q); err != nil {
+		return err // a bad page is refused before the owner is checked, as it always was
 	}
 	owner := c.p.User.UUID
 	if o := q.Get("owner"); o != "" && o != owner {
@@ -75,25 +74,19 @@ func (s *Server) listTokens(c *call) error {
 			owner = ""
 		}
 	}
-	tq := identity.TokenQuery{Owner: owner, Name: q.Get("name"), Search: q.Get("search"), Sort: q.Get("sort"),
-		Page: p.page, PageSize: p.size}
-	if f := q.Get("filter"); f != "" {
-		tq.Filter = json.RawMessage(f)
+	f := identity.TokenFilter{Owner: owner, Name: q.Get("name"), Search: q.Get("search"), Sort: q.Get("sort")}
+	if v := q.Get("filter"); v != "" {
+		f.Filter = json.RawMessage(v)
 	}
-	res, err := s.id.ListAccessTokens(tq)
-	if err != nil {
-		return err
-	}
-	out := make([]wire.AccessToken, 0, len(res.Results))
-	for _, t := range res.Results {
-		out = append(out, tokenView(t))
-	}
-	return answerPage(c, p, res.Count, out)
+	return paginate(c, func(offset, limit int) ([]*identity.Token, int, error) {
+		f.Offset, f.Limit = offset, limit
+		return s.id.FindAccessTokens(f)
+	}, tokenView)
 }
 
 // selfToken answers GET /account/v1.0/access_tokens/self.
 func (s *Server) selfToken(c *call) error {
-	t, err := s.id.SelfToken(c.p)
+	t, err := s.id.FindSelfAccessToken(c.p)
 	if err != nil {
 		return err
 	}
@@ -115,9 +108,9 @@ func (s *Server) getToken(c *call) error {
 	var t *identity.Token
 	var err error
 	if owner := c.tokenOwner(); owner == "" {
-		t, err = s.id.GetAccessTokenAny(id)
+		t, err = s.id.FindAnyAccessTokenByID(id)
 	} else {
-		t, err = s.id.GetAccessToken(owner, id)
+		t, err = s.id.FindAccessTokenByID(owner, id)
 	}
 	if err != nil {
 		return err
@@ -144,10 +137,10 @@ func (s *Server) updateToken(c *call) error {
 	return c.json(http.StatusOK, tokenView(t))
 }
 
-// revokeToken answers DELETE /account/v1.0/access_tokens/{id}.
-func (s *Server) revokeToken(c *call) error {
+// deleteToken answers DELETE /account/v1.0/access_tokens/{id}.
+func (s *Server) deleteToken(c *call) error {
 	id := c.r.PathValue("id")
-	if err := s.id.RevokeToken(c.r.Context(), c.tokenOwner(), id); err != nil {
+	if err := s.id.DeleteAccessToken(c.r.Context(), c.tokenOwner(), id); err != nil {
 		return err
 	}
 	return c.noContent()

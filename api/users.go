@@ -41,24 +41,15 @@ func (c *call) userFor(others identity.Action) (*identity.User, error) {
 		}
 		return nil, newFault(http.StatusForbidden, "not allowed to "+string(others)+": only your own user")
 	}
-	return c.s.id.GetUser(id)
+	return c.s.id.FindUserByID(id)
 }
 
 // listUsers answers GET /account/v1.0/users.
 func (s *Server) listUsers(c *call) error {
-	p, err := paging(c.q)
-	if err != nil {
-		return err
-	}
-	n, users, err := s.id.ListUsers(identity.UserQuery{Prefix: c.q.Get("q"), Page: p.page, PageSize: p.size})
-	if err != nil {
-		return err
-	}
-	out := make([]wire.User, 0, len(users))
-	for _, u := range users {
-		out = append(out, userView(u, false))
-	}
-	return answerPage(c, p, n, out)
+	prefix := c.q.Get("q")
+	return paginate(c, func(offset, limit int) ([]*identity.User, int, error) {
+		return s.id.FindUsers(identity.UserFilter{Prefix: prefix, Offset: offset, Limit: limit})
+	}, func(u *identity.User) wire.User { return userView(u, false) })
 }
 
 // createUser answers POST /account/v1.0/users.
@@ -126,7 +117,7 @@ func (s *Server) activateUser(c *call) error {
 	if err := c.optionalBody(&in); err != nil {
 		return err
 	}
-	u, err := s.id.Activate(c.r.Context(), id, in.EmailVerified)
+	u, err := s.id.ActivateUser(c.r.Context(), id, in.EmailVerified)
 	if err != nil {
 		return err
 	}
@@ -143,7 +134,7 @@ func (s *Server) setUserRole(c *call) error {
 	if in.Role == "" {
 		return badRequest("role is required")
 	}
-	u, err := s.id.SetRole(c.r.Context(), id, identity.Role(in.Role))
+	u, err := s.id.SetUserRole(c.r.Context(), id, identity.Role(in.Role))
 	if err != nil {
 		return err
 	}

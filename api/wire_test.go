@@ -74,7 +74,7 @@ func (f *wireFix) project(members ...string) string {
 		Policies: map[string]identity.Policy{"cyclades.vm": {ProjectCapacity: 2, MemberCapacity: 1}}})
 	f.must(err)
 	for _, m := range members {
-		_, err := f.id.AddMember(context.Background(), p.UUID, identity.Member{User: m, Role: identity.MemberMember})
+		_, err := f.id.AddProjectMember(context.Background(), p.UUID, identity.Member{User: m, Role: identity.MemberMember})
 		f.must(err)
 	}
 	return p.UUID
@@ -83,7 +83,7 @@ func (f *wireFix) project(members ...string) string {
 func (f *wireFix) newService() string {
 	f.t.Helper()
 	name := f.name("svc")
-	_, _, err := f.id.RegisterService(context.Background(), identity.NewService{Name: name, Type: "storage"})
+	_, _, err := f.id.CreateService(context.Background(), identity.NewService{Name: name, Type: "storage"})
 	f.must(err)
 	return name
 }

@@ -21,7 +21,7 @@ func TestRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	l := ledgertest.Open(t, ledger.Options{Dir: filepath.Join(t.TempDir(), "ledger")})
 	k := holdings.Key{Holder: "h", Source: holdings.SourceOf("s"), Resource: "r"}
-	if err := l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 42}}); err != nil {
+	if err := l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 42}}); err != nil {
 		t.Fatal(err)
 	}
 	var began *Manifest
@@ -64,7 +64,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("restored manifest %+v", rm)
 	}
 	r := ledgertest.Open(t, ledger.Options{Dir: filepath.Join(data, LedgerDir)})
-	if v, ok := r.Holding(k); !ok || v.Limit != 42 || r.ID() != l.ID() {
+	if v, ok := r.FindHoldingByKey(k); !ok || v.Limit != 42 || r.ID() != l.ID() {
 		t.Fatalf("restored holding %+v %v", v, ok)
 	}
 	// Again into the same directory: refused, nothing changed.

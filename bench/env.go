@@ -56,7 +56,7 @@ func (lo Layout) Commission(u int, q int64) []holdings.Provision {
 // Create sets the layout's quotas in l through the ledger API: users get
 // userLimit, projects and the hot holding projectLimit.
 func (lo Layout) Create(ctx context.Context, l *ledger.Ledger, userLimit, projectLimit int64) error {
-	batch := []ledger.QuotaSetting{{Key: hotKey, Limit: projectLimit}}
+	batch := []ledger.HoldingSetting{{Key: hotKey, Limit: projectLimit}}
 	for u := 0; u < lo.Users; u++ {
 		for i, p := range lo.Commission(u, 0) {
 			limit := userLimit
@@ -66,19 +66,19 @@ func (lo Layout) Create(ctx context.Context, l *ledger.Ledger, userLimit, projec
 				}
 				limit = projectLimit
 			}
-			batch = append(batch, ledger.QuotaSetting{Key: p.Key, Limit: limit})
+			batch = append(batch, ledger.HoldingSetting{Key: p.Key, Limit: limit})
 		}
-		// Small batches: each SetQuota is one outbox event, and one of
+		// Small batches: each SetHoldings is one outbox event, and one of
 		// 10,000 holdings stalled the relay of "events" (see
 		// docs/performance.md).
 		if len(batch) >= 500 {
-			if err := l.SetQuota(ctx, batch); err != nil {
+			if err := l.SetHoldings(ctx, batch); err != nil {
 				return err
 			}
 			batch = batch[:0]
 		}
 	}
-	return l.SetQuota(ctx, batch)
+	return l.SetHoldings(ctx, batch)
 }
 
 // Prepare writes a data directory holding the layout of holders holdings
@@ -173,7 +173,7 @@ func setup(ctx context.Context, cfg Config, userLimit, projectLimit int64) (*env
 	if err != nil {
 		return nil, err
 	}
-	svcToken, _, err := id.RegisterService(ctx, identity.NewService{Name: "cyclades", Type: "compute"})
+	svcToken, _, err := id.CreateService(ctx, identity.NewService{Name: "cyclades", Type: "compute"})
 	if err != nil {
 		return nil, err
 	}
@@ -233,14 +233,14 @@ func (d *engineDriver) resolveMany(ctx context.Context, accept []uint64) error {
 }
 
 func (d *engineDriver) readQuota(_ context.Context, u int) error {
-	if len(d.l.Quotas(ledger.QuotaFilter{Holders: []string{userName(u % d.lo.Users)}})) == 0 {
+	if len(d.l.FindHoldings(ledger.HoldingFilter{Holders: []string{userName(u % d.lo.Users)}})) == 0 {
 		return errors.New("no quotas for " + userName(u%d.lo.Users))
 	}
 	return nil
 }
 
 func (d *engineDriver) catalog(context.Context) error {
-	_, err := d.id.GetService("cyclades")
+	_, err := d.id.FindServiceByName("cyclades")
 	return err
 }
 

@@ -158,7 +158,7 @@ func hot(ctx context.Context, cfg Config) (Result, error) {
 		return err
 	})
 	if e.l != nil {
-		v, _ := e.l.Holding(hotKey)
+		v, _ := e.l.FindHoldingByKey(hotKey)
 		pending := int64(len(e.l.Pending("cyclades")))
 		// A commission whose accept was cut off by the end of the run is
 		// still pending (usage max) or was accepted unanswered.

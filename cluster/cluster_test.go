@@ -268,7 +268,7 @@ func TestFailover(t *testing.T) {
 	ctx := context.Background()
 	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
 	leader := leaderOf(t, nodes)
-	if err := leader.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 1000}}); err != nil {
+	if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 1000}}); err != nil {
 		t.Fatal(err)
 	}
 	for range 50 {
@@ -282,7 +282,7 @@ func TestFailover(t *testing.T) {
 	}
 	for _, tn := range nodes {
 		if tn != leader {
-			if err := tn.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 1}}); !errors.Is(err, ledger.ErrNotLeader) {
+			if err := tn.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 1}}); !errors.Is(err, ledger.ErrNotLeader) {
 				t.Fatalf("a write on follower %s: %v", tn.name, err)
 			}
 		}
@@ -302,10 +302,10 @@ func TestFailover(t *testing.T) {
 	start := time.Now()
 	leader = leaderOf(t, rest)
 	t.Logf("%s took over from %s in %v", leader.name, old.name, time.Since(start))
-	if v, _ := leader.l.Holding(k); v.UsageMin != 50 {
+	if v, _ := leader.l.FindHoldingByKey(k); v.UsageMin != 50 {
 		t.Fatalf("the new leader shows %+v, want usage 50", v)
 	}
-	if err := leader.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 2000}}); err != nil {
+	if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 2000}}); err != nil {
 		t.Fatal(err)
 	}
 	converged(t, rest)
@@ -313,7 +313,7 @@ func TestFailover(t *testing.T) {
 	// The old leader comes back, as a follower.
 	old.n, _ = Start(ctx, old.l, Options{Name: old.name, Conn: old.nc, Logger: zerolog.Nop(), LeaseTTL: time.Second})
 	converged(t, nodes)
-	if v, _ := old.l.Holding(k); v.Limit != 2000 {
+	if v, _ := old.l.FindHoldingByKey(k); v.Limit != 2000 {
 		t.Fatalf("the old leader shows %+v, want limit 2000", v)
 	}
 	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
@@ -346,7 +346,7 @@ func TestPartition(t *testing.T) {
 	ctx := context.Background()
 	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
 	leader := leaderOf(t, nodes)
-	if err := leader.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 1 << 40}}); err != nil {
+	if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 1 << 40}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -424,7 +424,7 @@ func TestPartition(t *testing.T) {
 				t.Fatalf("issue %d was answered but is not pending on %s", s, tn.name)
 			}
 		}
-		v, _ := tn.l.Holding(k)
+		v, _ := tn.l.FindHoldingByKey(k)
 		if int(v.UsageMax) != len(pending) {
 			t.Fatalf("%s: usage %d, %d commissions pending", tn.name, v.UsageMax, len(pending))
 		}
@@ -445,7 +445,7 @@ func TestJoin(t *testing.T) {
 	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
 	leader := leaderOf(t, nodes)
 	for i := range 20 {
-		if err := leader.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: int64(i)}}); err != nil {
+		if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: int64(i)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -474,7 +474,7 @@ func TestJoin(t *testing.T) {
 			t.Fatalf("the checkpoint is at %d, the leader at %d", n3.l.Applied(), leader.l.Applied())
 		}
 		converged(t, append(nodes, n3))
-		if err := leader.l.SetQuota(ctx, []ledger.QuotaSetting{{Key: k, Limit: 100 + int64(round)}}); err != nil {
+		if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 100 + int64(round)}}); err != nil {
 			t.Fatal(err)
 		}
 		converged(t, append(nodes, n3))

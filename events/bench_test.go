@@ -26,7 +26,7 @@ import (
 // the server syncs every second and the relay keeps acknowledged events in
 // the outbox for 2 seconds.
 //
-// Drain: the outbox holds b.N events (one SetQuota each) before the relay
+// Drain: the outbox holds b.N events (one SetHoldings each) before the relay
 // starts; events/s is until every one is acknowledged. Live: 64 goroutines
 // make b.N events while the relay runs; besides events/s, the peaks of the
 // events not yet acknowledged, of their lag (the age of the oldest) and of
@@ -78,7 +78,7 @@ func benchRelay(b *testing.B, sopts ServerOptions, ropts RelayOptions, live bool
 				defer wg.Done()
 				k := holdings.Key{Holder: fmt.Sprintf("project:b%d", g), Source: holdings.NullSource, Resource: "cores"}
 				for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-					if err := l.SetQuota(context.Background(), []ledger.QuotaSetting{{Key: k, Limit: i}}); err != nil {
+					if err := l.SetHoldings(context.Background(), []ledger.HoldingSetting{{Key: k, Limit: i}}); err != nil {
 						b.Error(err)
 						return
 					}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
 )
@@ -23,7 +24,7 @@ func TestRender(t *testing.T) {
 		subject string
 		payload string // exact JSON; "" to skip
 	}{
-		{"CommissionIssued", ledger.Event{Seq: 7, Type: ledger.EventCommissionIssued, Time: at, Serial: 42,
+		{"CommissionIssued", ledger.Event{Seq: 7, Type: catalog.CommissionIssuedType, Time: at, Serial: 42,
 			Client: "nova compute", Name: "vm-1", IssueTime: at, Holdings: []ledger.EventHolding{
 				{Key: cores, Quantity: 2, After: holdings.Value{Limit: 10, UsageMin: 1, UsageMax: 3}},
 				{Key: ram, Quantity: -1, After: holdings.Value{Limit: 8, UsageMin: 4, UsageMax: 5}},
@@ -33,19 +34,19 @@ func TestRender(t *testing.T) {
 				`"serial":42,"client":"nova compute","name":"vm-1","reason":"","issue_time":"2026-03-01T09:30:00.123456789Z","holdings":[` +
 				`{"holder":"project:p1","source":null,"resource":"cores","quantity":2,"limit":10,"usage_min":1,"usage_max":3,"usage":3,"pending":2},` +
 				`{"holder":"user:u1","source":"project:p1","resource":"ram","quantity":-1,"limit":8,"usage_min":4,"usage_max":5,"usage":5,"pending":1}]}`},
-		{"CommissionEmptyClient", ledger.Event{Seq: 8, Type: ledger.EventCommissionAccepted, Time: at, Serial: 1, Reason: "ACCEPT:"},
+		{"CommissionEmptyClient", ledger.Event{Seq: 8, Type: catalog.CommissionAcceptedType, Time: at, Serial: 1, Reason: "ACCEPT:"},
 			"quota.commission._.accepted",
 			`{"id":"db1-8","type":"quotaledger.v1.commission.accepted","time":"2026-03-01T09:30:00.123456789Z",` +
 				`"serial":1,"client":"","name":"","reason":"ACCEPT:"}`},
-		{"CommissionClientCleaned", ledger.Event{Seq: 9, Type: ledger.EventCommissionExpired, Time: at, Serial: 3,
+		{"CommissionClientCleaned", ledger.Event{Seq: 9, Type: catalog.CommissionExpiredType, Time: at, Serial: 3,
 			Client: "Zürich.*>a_b-C9", Reason: "REJECT:EXPIRED"},
 			"quota.commission.Z_rich___a_b-C9.expired", ""},
-		{"HoldingChanged", ledger.Event{Seq: 10, Type: ledger.EventQuotaSet, Time: at.UTC(),
+		{"HoldingChanged", ledger.Event{Seq: 10, Type: catalog.HoldingChangedType, Time: at.UTC(),
 			Holdings: []ledger.EventHolding{{Key: cores, After: holdings.Value{Limit: 5}}}},
 			"quota.holding.changed",
 			`{"id":"db1-10","type":"quotaledger.v1.holding.changed","time":"2026-03-01T09:30:00.123456789Z",` +
 				`"holdings":[{"holder":"project:p1","source":null,"resource":"cores","quantity":0,"limit":5,"usage_min":0,"usage_max":0,"usage":0,"pending":0}]}`},
-		{"HoldingDeleted", ledger.Event{Seq: 11, Type: ledger.EventQuotaDeleted, Time: at,
+		{"HoldingDeleted", ledger.Event{Seq: 11, Type: catalog.HoldingDeletedType, Time: at,
 			Holdings: []ledger.EventHolding{{Key: ram, After: holdings.Value{Limit: 5}}}},
 			"quota.holding.deleted", ""},
 		{"Identity", ledger.Event{Seq: 12, Type: "identity.user.registered", Time: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),

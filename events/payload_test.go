@@ -115,7 +115,7 @@ func TestPayloadsGolden(t *testing.T) {
 	var svcSecret string
 	var svc *identity.Service
 	step("register a service (and its token)", func() (err error) {
-		svcSecret, svc, err = ids.RegisterService(ctx, identity.NewService{Name: "compute", Type: "compute-api",
+		svcSecret, svc, err = ids.CreateService(ctx, identity.NewService{Name: "compute", Type: "compute-api",
 			Endpoints: []identity.Endpoint{{PublicURL: "https://compute.example.com/v2", VersionID: "v2", Region: "north"}}})
 		return err
 	})
@@ -125,7 +125,7 @@ func TestPayloadsGolden(t *testing.T) {
 		t.Fatal("no service secret")
 	}
 	run("register a resource (alice's base holdings)", func() error {
-		_, err := ids.RegisterResource(ctx, identity.Resource{Name: "compute.vm", Unit: "VM", Description: "virtual machines",
+		_, err := ids.CreateResource(ctx, identity.Resource{Name: "compute.vm", Unit: "VM", Description: "virtual machines",
 			Service: "compute", AllowInProjects: true, UpLimit: 2, ProjectDefault: 5})
 		return err
 	})
@@ -140,8 +140,8 @@ func TestPayloadsGolden(t *testing.T) {
 		_, err := ids.UpdateUser(ctx, bob.UUID, identity.UserUpdate{DisplayName: &dn, Data: json.RawMessage(`{"team": "ops"}`)})
 		return err
 	})
-	run("change a role", func() error { _, err := ids.SetRole(ctx, bob.UUID, identity.RoleReader); return err })
-	run("activate a user", func() error { _, err := ids.Activate(ctx, bob.UUID, true); return err })
+	run("change a role", func() error { _, err := ids.SetUserRole(ctx, bob.UUID, identity.RoleReader); return err })
+	run("activate a user", func() error { _, err := ids.ActivateUser(ctx, bob.UUID, true); return err })
 	run("change a password", func() error {
 		return ids.ChangePassword(ctx, bob.UUID, "bob's password", "bob's new password", "bob's new password")
 	})
@@ -178,7 +178,7 @@ func TestPayloadsGolden(t *testing.T) {
 		_, err := ids.UpdateAccessToken(ctx, alice.UUID, pat.ID, identity.TokenUpdate{Name: &n, ReadOnly: &ro})
 		return err
 	})
-	run("revoke a personal access token", func() error { return ids.RevokeToken(ctx, alice.UUID, pat.ID) })
+	run("revoke a personal access token", func() error { return ids.DeleteAccessToken(ctx, alice.UUID, pat.ID) })
 	var session *identity.Token
 	step("log in (a session token)", func() (err error) {
 		_, session, _, err = ids.Login(ctx, "bob@example.com", "bob's third password")
@@ -203,11 +203,11 @@ func TestPayloadsGolden(t *testing.T) {
 	name(alpha.UUID, "<project:alpha>")
 	flush()
 	run("add a group to a project", func() error {
-		_, err := ids.AddMember(ctx, alpha.UUID, identity.Member{Group: "ops", Role: identity.MemberMember})
+		_, err := ids.AddProjectMember(ctx, alpha.UUID, identity.Member{Group: "ops", Role: identity.MemberMember})
 		return err
 	})
 	run("change a member's role", func() error {
-		_, err := ids.SetMemberRole(ctx, alpha.UUID, identity.Member{Group: "ops", Role: identity.MemberAdmin})
+		_, err := ids.SetProjectMemberRole(ctx, alpha.UUID, identity.Member{Group: "ops", Role: identity.MemberAdmin})
 		return err
 	})
 	run("rename a group", func() error { _, err := ids.RenameGroup(ctx, "ops", "operators"); return err })
@@ -216,21 +216,21 @@ func TestPayloadsGolden(t *testing.T) {
 		return err
 	})
 	run("add a user to a project", func() error {
-		_, err := ids.AddMember(ctx, alpha.UUID, identity.Member{User: bob.UUID, Role: identity.MemberReader})
+		_, err := ids.AddProjectMember(ctx, alpha.UUID, identity.Member{User: bob.UUID, Role: identity.MemberReader})
 		return err
 	})
 	run("remove a user from a project", func() error {
-		_, err := ids.RemoveMember(ctx, alpha.UUID, identity.Member{User: bob.UUID})
+		_, err := ids.RemoveProjectMember(ctx, alpha.UUID, identity.Member{User: bob.UUID})
 		return err
 	})
 	// With alice the only member left: holdings of several users are in
 	// the order of their random uuids.
 	run("change a project's policies", func() error {
-		_, err := ids.SetPolicies(ctx, alpha.UUID, map[string]identity.Policy{"compute.vm": {ProjectCapacity: 20, MemberCapacity: 4}})
+		_, err := ids.SetProjectPolicies(ctx, alpha.UUID, map[string]identity.Policy{"compute.vm": {ProjectCapacity: 20, MemberCapacity: 4}})
 		return err
 	})
 	run("remove a group from a project", func() error {
-		_, err := ids.RemoveMember(ctx, alpha.UUID, identity.Member{Group: "operators"})
+		_, err := ids.RemoveProjectMember(ctx, alpha.UUID, identity.Member{Group: "operators"})
 		return err
 	})
 	run("delete a group", func() error { return ids.DeleteGroup(ctx, "operators") })
@@ -240,7 +240,7 @@ func TestPayloadsGolden(t *testing.T) {
 	vm := holdings.Key{Holder: "user:" + alice.UUID, Source: holdings.SourceOf("project:" + alice.UUID), Resource: "compute.vm"}
 	pool := holdings.Key{Holder: "project:pool", Source: holdings.NullSource, Resource: "compute.ram"}
 	run("set quotas", func() error {
-		return l.SetQuota(ctx, []ledger.QuotaSetting{{Key: pool, Limit: 4096}, {Key: vm, Limit: 3}})
+		return l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: pool, Limit: 4096}, {Key: vm, Limit: 3}})
 	})
 	issue := func(req ledger.IssueRequest) (serial uint64) {
 		t.Helper()
@@ -275,10 +275,10 @@ func TestPayloadsGolden(t *testing.T) {
 			Provisions: []holdings.Provision{{Key: vm, Quantity: 1}}})
 		return nil
 	})
-	run("delete a holding", func() error { return l.DeleteQuota(ctx, []holdings.Key{pool}) })
+	run("delete a holding", func() error { return l.DeleteHoldings(ctx, []holdings.Key{pool}) })
 
 	// Removals.
-	run("remove a service (and its token)", func() error { return ids.RemoveService(ctx, "compute") })
+	run("remove a service (and its token)", func() error { return ids.DeleteService(ctx, "compute") })
 	run("delete a user", func() error { return ids.DeleteUser(ctx, bob.UUID) })
 
 	// Every type of the catalog is in the golden file, but the feedback's

@@ -78,7 +78,7 @@ func TestRelayEveryChange(t *testing.T) {
 	}
 	var wants []want
 
-	must(l.SetQuota(ctx, []ledger.QuotaSetting{{Key: cores, Limit: 10}, {Key: ram, Limit: 8}}))
+	must(l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: cores, Limit: 10}, {Key: ram, Limit: 8}}))
 	wants = append(wants, want{"quota.holding.changed", func(p Payload) error {
 		if len(p.Holdings) != 2 {
 			return fmt.Errorf("%d holdings, want 2", len(p.Holdings))
@@ -123,7 +123,7 @@ func TestRelayEveryChange(t *testing.T) {
 		want{"quota.commission.nova.accepted", commission(s5, "nova", "a", "ACCEPT:batch", holding(cores, 1, 10, 4, 2))},
 		want{"quota.commission.nova.rejected", commission(s6, "nova", "b", "REJECT:batch", holding(cores, -2, 10, 4, 0))})
 
-	must(l.DeleteQuota(ctx, []holdings.Key{ram}))
+	must(l.DeleteHoldings(ctx, []holdings.Key{ram}))
 	wants = append(wants, want{"quota.holding.deleted", holding(ram, 0, 8, 0, 0)})
 
 	u, err := ids.Register(ctx, identity.NewUser{Username: "ada@example.org", Password: "correct horse battery staple"})
@@ -196,7 +196,7 @@ func startWriter(tb testing.TB, l *ledger.Ledger, notify func(), goroutines int)
 					return
 				default:
 				}
-				if err := l.SetQuota(context.Background(), []ledger.QuotaSetting{{Key: k, Limit: i}}); err != nil {
+				if err := l.SetHoldings(context.Background(), []ledger.HoldingSetting{{Key: k, Limit: i}}); err != nil {
 					w.failed.Add(1)
 					continue
 				}

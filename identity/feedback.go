@@ -30,7 +30,7 @@ func (s *Store) SendFeedback(ctx context.Context, user, message, data string) er
 	case len(message) > MaxFeedback || len(data) > MaxFeedback:
 		return invalidf("the feedback message and data are at most %d bytes each", MaxFeedback)
 	}
-	u, err := s.GetUser(user)
+	u, err := s.FindUserByID(user)
 	if err != nil {
 		return err
 	}

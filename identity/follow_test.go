@@ -49,30 +49,34 @@ func (m *memLog) catchUp(t *testing.T, f *ledger.Ledger) {
 func storeView(t *testing.T, s *Store) string {
 	t.Helper()
 	var out string
-	_, users, err := s.ListUsers(UserQuery{Page: 1, PageSize: 100})
+	users, _, err := s.FindUsers(UserFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range users {
 		out += fmt.Sprintf("user %s %s %s %v %s\n", u.UUID, u.Username, u.Role, u.Active, u.DisplayName)
 	}
-	page, err := s.ListAccessTokens(TokenQuery{PageSize: 100, Page: 1})
+	tokens, _, err := s.FindAccessTokens(TokenFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tk := range page.Results {
+	for _, tk := range tokens {
 		out += fmt.Sprintf("token %s %s %s %v\n", tk.ID, tk.Owner, tk.Name, tk.ReadOnly)
 	}
-	for _, x := range s.Services() {
+	services, _, _ := s.FindServices(ServiceFilter{})
+	for _, x := range services {
 		out += fmt.Sprintf("service %s %s\n", x.Name, x.TokenID)
 	}
-	for _, x := range s.Resources() {
+	resources, _, _ := s.FindResources(ResourceFilter{})
+	for _, x := range resources {
 		out += fmt.Sprintf("resource %s %s %d\n", x.Name, x.Service, x.UpLimit)
 	}
-	for _, x := range s.Projects() {
+	projects, _, _ := s.FindProjects(ProjectFilter{})
+	for _, x := range projects {
 		out += fmt.Sprintf("project %s %s %d members\n", x.UUID, x.Name, len(x.Members))
 	}
-	for _, x := range s.Groups() {
+	groups, _, _ := s.FindGroups(GroupFilter{})
+	for _, x := range groups {
 		out += fmt.Sprintf("group %s %v\n", x.Name, x.Members)
 	}
 	return out
@@ -116,11 +120,11 @@ func TestFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svcSecret, _, err := ls.RegisterService(ctx, NewService{Name: "cyclades", Type: "compute"})
+	svcSecret, _, err := ls.CreateService(ctx, NewService{Name: "cyclades", Type: "compute"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ls.RegisterResource(ctx, Resource{Name: "cyclades.vm", Service: "cyclades", AllowInProjects: true, UpLimit: 2}); err != nil {
+	if _, err := ls.CreateResource(ctx, Resource{Name: "cyclades.vm", Service: "cyclades", AllowInProjects: true, UpLimit: 2}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := ls.CreateProject(ctx, NewProject{Name: "alpha", Owner: alice.UUID})
@@ -136,10 +140,10 @@ func TestFollow(t *testing.T) {
 	if _, err := ls.RenameGroup(ctx, "ops", "sre"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ls.AddMember(ctx, p.UUID, Member{Group: "sre", Role: MemberMember}); err != nil {
+	if _, err := ls.AddProjectMember(ctx, p.UUID, Member{Group: "sre", Role: MemberMember}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ls.SetRole(ctx, bob.UUID, RoleReader); err != nil {
+	if _, err := ls.SetUserRole(ctx, bob.UUID, RoleReader); err != nil {
 		t.Fatal(err)
 	}
 	_ = admin
@@ -152,12 +156,12 @@ func TestFollow(t *testing.T) {
 			t.Fatalf("a secret made on the leader does not authenticate on the follower: %v", err)
 		}
 	}
-	if got := fs.ProjectsOf(bob.UUID); len(got) != 2 { // his base project and alpha, through sre
+	if got, _, _ := fs.FindProjects(ProjectFilter{Member: bob.UUID}); len(got) != 2 { // his base project and alpha, through sre
 		t.Fatalf("bob's projects on the follower: %d", len(got))
 	}
 
 	// Removals follow too.
-	if err := ls.RevokeToken(ctx, alice.UUID, tok.ID); err != nil {
+	if err := ls.DeleteAccessToken(ctx, alice.UUID, tok.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := ls.DeleteUser(ctx, bob.UUID); err != nil {
@@ -173,7 +177,7 @@ func TestFollow(t *testing.T) {
 	if _, err := fs.Authenticate(secret); err == nil {
 		t.Fatal("a token revoked on the leader still authenticates on the follower")
 	}
-	if _, err := fs.GetUser(bob.UUID); err == nil {
+	if _, err := fs.FindUserByID(bob.UUID); err == nil {
 		t.Fatal("a user deleted on the leader is still on the follower")
 	}
 }

@@ -47,8 +47,8 @@ func (s *Store) CreateGroup(ctx context.Context, name string) (*Group, error) {
 	return g, nil
 }
 
-// GetGroup returns a group; failure.NotFound if there is none.
-func (s *Store) GetGroup(name string) (*Group, error) {
+// FindGroupByName returns a group; failure.NotFound if there is none.
+func (s *Store) FindGroupByName(name string) (*Group, error) {
 	s.mu.RLock()
 	g := s.groups[name]
 	s.mu.RUnlock()
@@ -58,13 +58,20 @@ func (s *Store) GetGroup(name string) (*Group, error) {
 	return g, nil
 }
 
-// Groups returns every group, by name.
-func (s *Store) Groups() []*Group {
+// GroupFilter selects groups (every one, by name); Offset and Limit cut a
+// window of them (see Lists in identity.go).
+type GroupFilter struct {
+	Offset, Limit int
+}
+
+// FindGroups returns the window of the groups f selects and the count of
+// all of them.
+func (s *Store) FindGroups(f GroupFilter) ([]*Group, int, error) {
 	s.mu.RLock()
 	out := slices.Collect(maps.Values(s.groups))
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b *Group) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return window(out, f.Offset, f.Limit)
 }
 
 // GroupUsers returns the users of a group, in the order they were added

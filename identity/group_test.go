@@ -8,6 +8,7 @@ import (
 
 	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 func TestCreateGroup(t *testing.T) {
@@ -28,11 +29,11 @@ func TestCreateGroup(t *testing.T) {
 		{"ErrInvalidControl", "op\x00s", failure.Invalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := len(f.s.Groups())
+			n := len(testkit.Items(f.s.FindGroups(GroupFilter{})))
 			g, err := f.s.CreateGroup(ctx, tc.group)
 			wantErr(t, "create group", err, tc.err)
 			if err != nil {
-				if len(f.s.Groups()) != n {
+				if len(testkit.Items(f.s.FindGroups(GroupFilter{}))) != n {
 					t.Fatal("a failed create changed the groups")
 				}
 				return
@@ -40,19 +41,19 @@ func TestCreateGroup(t *testing.T) {
 			if g.Name != tc.group || g.Members == nil || len(g.Members) != 0 {
 				t.Fatalf("group %+v", g)
 			}
-			if got, err := f.s.GetGroup(tc.group); err != nil || got != g {
+			if got, err := f.s.FindGroupByName(tc.group); err != nil || got != g {
 				t.Fatalf("get %+v %v", got, err)
 			}
 		})
 	}
 	var names []string
-	for _, g := range f.s.Groups() {
+	for _, g := range testkit.Items(f.s.FindGroups(GroupFilter{})) {
 		names = append(names, g.Name)
 	}
 	if !slices.IsSorted(names) || len(names) != 3 {
 		t.Fatalf("groups %q", names)
 	}
-	if _, err := f.s.GetGroup("nope"); failure.CodeOf(err) != failure.NotFound {
+	if _, err := f.s.FindGroupByName("nope"); failure.CodeOf(err) != failure.NotFound {
 		t.Fatalf("get unknown group: %v", err)
 	}
 	if _, err := f.s.GroupUsers("nope"); failure.CodeOf(err) != failure.NotFound {
@@ -76,7 +77,7 @@ func TestGroupMembers(t *testing.T) {
 		project string
 		member  Member
 	}{{p, Member{Group: "ops"}}, {q, Member{Group: "ops"}}, {q, Member{Group: "dev"}}, {p, Member{User: bob}}} {
-		if _, err := f.s.AddMember(ctx, m.project, m.member); err != nil {
+		if _, err := f.s.AddProjectMember(ctx, m.project, m.member); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -153,7 +154,7 @@ func TestRenameGroup(t *testing.T) {
 	if _, err := f.s.AddGroupMember(ctx, "ops", alice); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.AddMember(ctx, p, Member{Group: "ops", Role: MemberReader}); err != nil {
+	if _, err := f.s.AddProjectMember(ctx, p, Member{Group: "ops", Role: MemberReader}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -176,10 +177,10 @@ func TestRenameGroup(t *testing.T) {
 	}
 	check := func() {
 		t.Helper()
-		if _, err := f.s.GetGroup("ops"); failure.CodeOf(err) != failure.NotFound {
+		if _, err := f.s.FindGroupByName("ops"); failure.CodeOf(err) != failure.NotFound {
 			t.Fatalf("old name: %v", err)
 		}
-		got, _ := f.s.GetProject(p)
+		got, _ := f.s.FindProjectByID(p)
 		if !slices.Contains(got.Members, Member{Group: "sre", Role: MemberReader}) ||
 			slices.ContainsFunc(got.Members, func(m Member) bool { return m.Group == "ops" }) {
 			t.Fatalf("project members %+v", got.Members)
@@ -211,11 +212,11 @@ func TestDeleteGroup(t *testing.T) {
 		}
 	}
 	for _, m := range []Member{{Group: "ops"}, {User: bob}} {
-		if _, err := f.s.AddMember(ctx, p, m); err != nil {
+		if _, err := f.s.AddProjectMember(ctx, p, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := f.s.AddMember(ctx, gone, Member{Group: "ops"}); err != nil {
+	if _, err := f.s.AddProjectMember(ctx, gone, Member{Group: "ops"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.s.DeleteProject(ctx, gone); err != nil {
@@ -227,16 +228,16 @@ func TestDeleteGroup(t *testing.T) {
 	f.wantLimits(map[holdings.Key]int64{memberHolding(alice, p, vm): 0, memberHolding(bob, p, vm): 3,
 		memberHolding(owner, p, vm): 3, memberHolding(alice, gone, vm): 0})
 	for _, id := range []string{p, gone} {
-		got, _ := f.s.GetProject(id)
+		got, _ := f.s.FindProjectByID(id)
 		if slices.ContainsFunc(got.Members, func(m Member) bool { return m.Group == "ops" }) {
 			t.Fatalf("project %s still has the group: %+v", id, got.Members)
 		}
 	}
 	f.reopen()
-	if len(f.s.Groups()) != 0 {
-		t.Fatalf("groups after reopen: %+v", f.s.Groups())
+	if len(testkit.Items(f.s.FindGroups(GroupFilter{}))) != 0 {
+		t.Fatalf("groups after reopen: %+v", testkit.Items(f.s.FindGroups(GroupFilter{})))
 	}
-	if ps := f.s.ProjectsOf(alice); len(ps) != 1 {
+	if ps := testkit.Items(f.s.FindProjects(ProjectFilter{Member: alice})); len(ps) != 1 {
 		t.Fatalf("alice's projects: %+v", ps)
 	}
 	// The name is free again, and a new group of that name is not a member.

@@ -41,6 +41,28 @@ func conflictf(format string, args ...any) error {
 	return failure.Errorf(failure.Conflict, format, args...)
 }
 
+// Lists: every list of the store has one shape, FindXs(XFilter) ([]*X,
+// int, error). The filter's fields select, its Offset and Limit cut a
+// window of the matches in the list's order (Limit 0: every match from
+// Offset on), and the int is the count of every match, not only the
+// window's. A negative Offset or Limit is failure.Invalid (and a token
+// list's bad sort or filter expression); a zero filter, every record, is
+// never refused. Paging (page numbers, their defaults and caps) is the
+// API's (api/paging.go): the store only cuts the window it is given.
+
+// window is the window of all that offset and limit select, and the count
+// of all (see Lists).
+func window[T any](all []T, offset, limit int) ([]T, int, error) {
+	if offset < 0 || limit < 0 {
+		return nil, 0, invalidf("offset and limit must not be negative, got %d and %d", offset, limit)
+	}
+	lo, hi := min(offset, len(all)), len(all)
+	if limit > 0 && limit < hi-lo {
+		hi = lo + limit
+	}
+	return all[lo:hi], len(all), nil
+}
+
 // Key spaces of identity records in the ledger's database (ledger.Update
 // leaves 'A'..'Z' to its callers, and identity is its only caller: these
 // are every key space outside the ledger's own). Values are JSON: identity records are

@@ -108,5 +108,5 @@ func (p PasswordPolicy) Check(username, password string) error {
 	return nil
 }
 
-// Policy returns the password policy in force.
-func (s *Store) Policy() PasswordPolicy { return s.opts.Policy }
+// PasswordPolicy returns the password policy in force.
+func (s *Store) PasswordPolicy() PasswordPolicy { return s.opts.Policy }

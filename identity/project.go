@@ -94,9 +94,9 @@ func (s *Store) CreateProject(ctx context.Context, in NewProject) (*Project, err
 	return p, nil
 }
 
-// GetProject returns a project, active or deleted; failure.NotFound if there is
-// no such project.
-func (s *Store) GetProject(id string) (*Project, error) {
+// FindProjectByID returns a project, active or deleted; failure.NotFound if
+// there is no such project.
+func (s *Store) FindProjectByID(id string) (*Project, error) {
 	s.mu.RLock()
 	p := s.projects[id]
 	s.mu.RUnlock()
@@ -106,34 +106,34 @@ func (s *Store) GetProject(id string) (*Project, error) {
 	return p, nil
 }
 
-// Projects returns every project, deleted ones too, oldest first.
-func (s *Store) Projects() []*Project {
-	s.mu.RLock()
-	out := slices.Collect(maps.Values(s.projects))
-	s.mu.RUnlock()
-	sortProjects(out)
-	return out
+// ProjectFilter selects projects, oldest first: every project, deleted
+// ones too, or with Member (a user uuid) the active projects that user is
+// a member of, directly or through a group, their base project included
+// (deleted projects are left out: FindProjectByID still answers them).
+// Offset and Limit cut a window of them (see Lists in identity.go).
+type ProjectFilter struct {
+	Member        string
+	Offset, Limit int
 }
 
-// ProjectsOf returns the active projects the user is a member of, directly
-// or through a group, their base project included, oldest first. Deleted
-// projects are left out (GetProject still answers them).
-func (s *Store) ProjectsOf(user string) []*Project {
+// FindProjects returns the window of the projects f selects and the count
+// of all of them.
+func (s *Store) FindProjects(f ProjectFilter) ([]*Project, int, error) {
 	s.mu.RLock()
 	var out []*Project
 	for _, p := range s.projects {
-		if p.State != ProjectDeleted && isMember(p, user, s.groupLocked) {
+		if f.Member == "" || (p.State != ProjectDeleted && isMember(p, f.Member, s.groupLocked)) {
 			out = append(out, p)
 		}
 	}
 	s.mu.RUnlock()
 	sortProjects(out)
-	return out
+	return window(out, f.Offset, f.Limit)
 }
 
-// ProjectMembers returns the users counted as members of a project, with
+// ProjectMemberRoles returns the users counted as members of a project, with
 // their role (the highest of their direct and group memberships).
-func (s *Store) ProjectMembers(id string) (map[string]MemberRole, error) {
+func (s *Store) ProjectMemberRoles(id string) (map[string]MemberRole, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	p := s.projects[id]
@@ -143,12 +143,13 @@ func (s *Store) ProjectMembers(id string) (map[string]MemberRole, error) {
 	return effectiveMembers(p, s.groupLocked), nil
 }
 
-// AddMember adds a user or a group (m.User or m.Group, not both) to a
+// AddProjectMember adds a user or a group (m.User or m.Group, not both) to a
 // project with a role (reader, member or admin; empty means member). Every
 // user newly counted as a member gets the member holdings. A user or group
-// that does not exist is failure.Invalid, one already a member failure.Conflict; a base
-// project takes no one (failure.Forbidden); a deleted project is failure.Conflict.
-func (s *Store) AddMember(ctx context.Context, project string, m Member) (*Project, error) {
+// that does not exist is failure.Invalid, one already a member
+// failure.Conflict; a base project takes no one (failure.Forbidden); a
+// deleted project is failure.Conflict.
+func (s *Store) AddProjectMember(ctx context.Context, project string, m Member) (*Project, error) {
 	m, err := checkMember(m)
 	if err != nil {
 		return nil, err
@@ -171,11 +172,11 @@ func (s *Store) AddMember(ctx context.Context, project string, m Member) (*Proje
 	})
 }
 
-// RemoveMember removes a user or group (the role of m is ignored) from a
-// project. The member holdings of the users no longer counted as members are
-// set to limit 0. failure.NotFound if it is not a member; the owner cannot leave
-// and no one leaves a base project (failure.Forbidden).
-func (s *Store) RemoveMember(ctx context.Context, project string, m Member) (*Project, error) {
+// RemoveProjectMember removes a user or group (the role of m is ignored)
+// from a project. The member holdings of the users no longer counted as
+// members are set to limit 0. failure.NotFound if it is not a member; the
+// owner cannot leave and no one leaves a base project (failure.Forbidden).
+func (s *Store) RemoveProjectMember(ctx context.Context, project string, m Member) (*Project, error) {
 	m.Role = MemberMember // any role names the same member
 	m, err := checkMember(m)
 	if err != nil {
@@ -194,10 +195,10 @@ func (s *Store) RemoveMember(ctx context.Context, project string, m Member) (*Pr
 	})
 }
 
-// SetMemberRole changes the role of a member (m names it, m.Role is the new
-// role). Holdings do not depend on roles and stay as they are. The owner
-// stays an admin and base projects do not change (failure.Forbidden).
-func (s *Store) SetMemberRole(ctx context.Context, project string, m Member) (*Project, error) {
+// SetProjectMemberRole changes the role of a member (m names it, m.Role is
+// the new role). Holdings do not depend on roles and stay as they are. The
+// owner stays an admin and base projects do not change (failure.Forbidden).
+func (s *Store) SetProjectMemberRole(ctx context.Context, project string, m Member) (*Project, error) {
 	m, err := checkMember(m)
 	if err != nil {
 		return nil, err
@@ -215,11 +216,11 @@ func (s *Store) SetMemberRole(ctx context.Context, project string, m Member) (*P
 	})
 }
 
-// SetPolicies replaces a project's policies and re-limits its holdings and
-// its members' in the same batch; a resource left out gets limit 0. The
-// rules are those of CreateProject, except that a base project may hold
-// any registered resource.
-func (s *Store) SetPolicies(ctx context.Context, project string, policies map[string]Policy) (*Project, error) {
+// SetProjectPolicies replaces a project's policies and re-limits its
+// holdings and its members' in the same batch; a resource left out gets
+// limit 0. The rules are those of CreateProject, except that a base project
+// may hold any registered resource.
+func (s *Store) SetProjectPolicies(ctx context.Context, project string, policies map[string]Policy) (*Project, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.RLock()
@@ -242,8 +243,8 @@ func (s *Store) SetPolicies(ctx context.Context, project string, policies map[st
 
 // DeleteProject marks a project deleted and sets the limits of its holdings
 // and its members' to 0; the record stays (state "deleted") and answers
-// GetProject, and no change is taken any more (failure.Conflict). A base project
-// goes with its user (failure.Forbidden here).
+// FindProjectByID, and no change is taken any more (failure.Conflict). A
+// base project goes with its user (failure.Forbidden here).
 func (s *Store) DeleteProject(ctx context.Context, project string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -273,7 +274,7 @@ func (s *Store) DeleteProject(ctx context.Context, project string) error {
 // project holding and every member's holding at that limit. It returns
 // the settings and the changed project records; the caller stages both in
 // the same Update and stores the records. Callers hold s.wmu and s.mu (read).
-func (s *Store) projectSettingsForNewResourceLocked(r *Resource) (settings []ledger.QuotaSetting, updated []*Project) {
+func (s *Store) projectSettingsForNewResourceLocked(r *Resource) (settings []ledger.HoldingSetting, updated []*Project) {
 	if !r.AllowInProjects {
 		return nil, nil
 	}
@@ -288,16 +289,16 @@ func (s *Store) projectSettingsForNewResourceLocked(r *Resource) (settings []led
 		np := cloneProject(p)
 		np.Policies[r.Name] = Policy{ProjectCapacity: r.ProjectDefault, MemberCapacity: r.ProjectDefault}
 		np.Updated = now
-		settings = append(settings, ledger.QuotaSetting{
+		settings = append(settings, ledger.HoldingSetting{
 			Key: holdings.Key{Holder: np.Holder(), Source: holdings.NullSource, Resource: r.Name}, Limit: r.ProjectDefault})
 		for _, u := range slices.Sorted(maps.Keys(effectiveMembers(np, s.groupLocked))) {
-			settings = append(settings, ledger.QuotaSetting{
+			settings = append(settings, ledger.HoldingSetting{
 				Key: memberKey(np, u, r.Name), Limit: r.ProjectDefault})
 		}
 		updated = append(updated, np)
 	}
 	sortProjects(updated)
-	slices.SortFunc(settings, func(a, b ledger.QuotaSetting) int { return compareHoldingKeys(a.Key, b.Key) })
+	slices.SortFunc(settings, func(a, b ledger.HoldingSetting) int { return compareHoldingKeys(a.Key, b.Key) })
 	return settings, updated
 }
 
@@ -523,25 +524,25 @@ func projectHoldings(p *Project, members map[string]MemberRole) map[holdings.Key
 // another limit. Comparing with the ledger, not only with before, also
 // mends a limit someone set by hand.
 func stageProjectHoldings(tx *ledger.Tx, before, after map[holdings.Key]int64) error {
-	var settings []ledger.QuotaSetting
+	var settings []ledger.HoldingSetting
 	for k, lim := range after {
-		if v, ok := tx.Holding(k); !ok || v.Limit != lim {
-			settings = append(settings, ledger.QuotaSetting{Key: k, Limit: lim})
+		if v, ok := tx.FindHoldingByKey(k); !ok || v.Limit != lim {
+			settings = append(settings, ledger.HoldingSetting{Key: k, Limit: lim})
 		}
 	}
 	for k := range before {
 		if _, ok := after[k]; ok {
 			continue
 		}
-		if v, ok := tx.Holding(k); ok && v.Limit != 0 {
-			settings = append(settings, ledger.QuotaSetting{Key: k})
+		if v, ok := tx.FindHoldingByKey(k); ok && v.Limit != 0 {
+			settings = append(settings, ledger.HoldingSetting{Key: k})
 		}
 	}
 	if len(settings) == 0 {
 		return nil
 	}
-	slices.SortFunc(settings, func(a, b ledger.QuotaSetting) int { return compareHoldingKeys(a.Key, b.Key) })
-	return tx.SetQuota(settings...)
+	slices.SortFunc(settings, func(a, b ledger.HoldingSetting) int { return compareHoldingKeys(a.Key, b.Key) })
+	return tx.SetHoldings(settings...)
 }
 
 func compareHoldingKeys(a, b holdings.Key) int {

@@ -29,7 +29,7 @@ type projectFixture struct {
 func newProjectFixture(tb testkit.TB) *projectFixture {
 	tb.Helper()
 	f := &projectFixture{stores: openStores(tb, vfs.NewMem(), "", Options{})}
-	if _, _, err := f.s.RegisterService(context.Background(), NewService{Name: "cyclades", Type: "compute"}); err != nil {
+	if _, _, err := f.s.CreateService(context.Background(), NewService{Name: "cyclades", Type: "compute"}); err != nil {
 		tb.Fatalf("register service: %v", err)
 	}
 	return f
@@ -50,7 +50,7 @@ func (f *projectFixture) user() string {
 // resource registers cyclades.<name>.
 func (f *projectFixture) resource(name string, allow bool, uplimit, projectDefault int64) string {
 	f.tb.Helper()
-	r, err := f.s.RegisterResource(context.Background(), Resource{Name: "cyclades." + name, Service: "cyclades",
+	r, err := f.s.CreateResource(context.Background(), Resource{Name: "cyclades." + name, Service: "cyclades",
 		AllowInProjects: allow, UpLimit: uplimit, ProjectDefault: projectDefault})
 	if err != nil {
 		f.tb.Fatalf("register resource: %v", err)
@@ -69,7 +69,7 @@ func (f *projectFixture) project(owner string, policies map[string]Policy) *Proj
 
 // limit is the limit of a holding, -1 if there is none.
 func (f *projectFixture) limit(k holdings.Key) int64 {
-	v, ok := f.l.Holding(k)
+	v, ok := f.l.FindHoldingByKey(k)
 	if !ok {
 		return -1
 	}
@@ -152,11 +152,11 @@ func TestCreateProject(t *testing.T) {
 		{"ErrInvalidNegative", NewProject{Name: "x", Owner: owner, Policies: map[string]Policy{vm: {ProjectCapacity: 1, MemberCapacity: -1}}}, failure.Invalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			nProjects, nHoldings := len(f.s.Projects()), len(f.l.Quotas(ledger.QuotaFilter{}))
+			nProjects, nHoldings := len(testkit.Items(f.s.FindProjects(ProjectFilter{}))), len(f.l.FindHoldings(ledger.HoldingFilter{}))
 			p, err := f.s.CreateProject(ctx, tc.in)
 			wantErr(t, "create", err, tc.err)
 			if err != nil {
-				if len(f.s.Projects()) != nProjects || len(f.l.Quotas(ledger.QuotaFilter{})) != nHoldings {
+				if len(testkit.Items(f.s.FindProjects(ProjectFilter{}))) != nProjects || len(f.l.FindHoldings(ledger.HoldingFilter{})) != nHoldings {
 					t.Fatal("a failed create changed something")
 				}
 				return
@@ -165,10 +165,10 @@ func TestCreateProject(t *testing.T) {
 				!slices.Equal(p.Members, []Member{{User: owner, Role: MemberAdmin}}) || len(p.Policies) != len(tc.in.Policies) {
 				t.Fatalf("project %+v", p)
 			}
-			if got, err := f.s.GetProject(p.UUID); err != nil || got != p {
+			if got, err := f.s.FindProjectByID(p.UUID); err != nil || got != p {
 				t.Fatalf("get: %+v %v", got, err)
 			}
-			if !slices.Contains(f.s.ProjectsOf(owner), p) {
+			if !slices.Contains(testkit.Items(f.s.FindProjects(ProjectFilter{Member: owner})), p) {
 				t.Fatal("not among the owner's projects")
 			}
 			want := map[holdings.Key]int64{}
@@ -185,7 +185,7 @@ func TestCreateProject(t *testing.T) {
 			f.wantLimits(want)
 		})
 	}
-	if _, err := f.s.GetProject("nope"); failure.CodeOf(err) != failure.NotFound {
+	if _, err := f.s.FindProjectByID("nope"); failure.CodeOf(err) != failure.NotFound {
 		t.Fatalf("get unknown: %v", err)
 	}
 	if evs := f.events("identity.project.created"); len(evs) != 3 {
@@ -215,13 +215,13 @@ func TestProjectMembers(t *testing.T) {
 		want map[holdings.Key]int64
 	}
 	add := func(m Member) func() error {
-		return func() error { _, err := f.s.AddMember(ctx, p, m); return err }
+		return func() error { _, err := f.s.AddProjectMember(ctx, p, m); return err }
 	}
 	remove := func(m Member) func() error {
-		return func() error { _, err := f.s.RemoveMember(ctx, p, m); return err }
+		return func() error { _, err := f.s.RemoveProjectMember(ctx, p, m); return err }
 	}
 	role := func(m Member) func() error {
-		return func() error { _, err := f.s.SetMemberRole(ctx, p, m); return err }
+		return func() error { _, err := f.s.SetProjectMemberRole(ctx, p, m); return err }
 	}
 	held := func(lo, lb, lc int64) map[holdings.Key]int64 {
 		return map[holdings.Key]int64{memberHolding(owner, p, vm): 3, memberHolding(alice, p, vm): lo,
@@ -235,7 +235,7 @@ func TestProjectMembers(t *testing.T) {
 		{"ErrInvalidBoth", add(Member{User: bob, Group: "ops"}), failure.Invalid, held(3, -1, -1)},
 		{"ErrInvalidNeither", add(Member{Role: MemberAdmin}), failure.Invalid, held(3, -1, -1)},
 		{"ErrInvalidRole", add(Member{User: bob, Role: "owner"}), failure.Invalid, held(3, -1, -1)},
-		{"ErrNotFoundProject", func() error { _, err := f.s.AddMember(ctx, "nope", Member{User: bob}); return err }, failure.NotFound, held(3, -1, -1)},
+		{"ErrNotFoundProject", func() error { _, err := f.s.AddProjectMember(ctx, "nope", Member{User: bob}); return err }, failure.NotFound, held(3, -1, -1)},
 		{"OKAddGroup", add(Member{Group: "ops"}), "", held(3, 3, 3)},
 		{"OKAddUserAlsoInGroup", add(Member{User: bob, Role: MemberAdmin}), "", held(3, 3, 3)},
 		{"OKRemoveGroupKeepsDirect", remove(Member{Group: "ops"}), "", held(3, 3, 0)},
@@ -249,26 +249,26 @@ func TestProjectMembers(t *testing.T) {
 		{"ErrForbiddenDemoteOwner", role(Member{User: owner, Role: MemberReader}), failure.Forbidden, held(0, 3, 3)},
 	} {
 		t.Run(st.name, func(t *testing.T) {
-			before, _ := f.s.GetProject(p)
+			before, _ := f.s.FindProjectByID(p)
 			err := st.do()
 			wantErr(t, st.name, err, st.err)
-			if after, _ := f.s.GetProject(p); err != nil && after != before {
+			if after, _ := f.s.FindProjectByID(p); err != nil && after != before {
 				t.Fatal("a failed change changed the project")
 			}
 			f.wantLimits(st.want)
 		})
 	}
-	got, _ := f.s.GetProject(p)
+	got, _ := f.s.FindProjectByID(p)
 	want := []Member{{User: owner, Role: MemberAdmin}, {Group: "ops", Role: MemberAdmin}}
 	if !slices.Equal(got.Members, want) {
 		t.Fatalf("members %+v, want %+v", got.Members, want)
 	}
-	members, err := f.s.ProjectMembers(p)
+	members, err := f.s.ProjectMemberRoles(p)
 	if err != nil || !maps.Equal(members, map[string]MemberRole{owner: MemberAdmin, bob: MemberAdmin, carol: MemberAdmin}) {
 		t.Fatalf("project members %v %v", members, err)
 	}
 	for u, n := range map[string]int{owner: 2, alice: 1, bob: 2, carol: 2} {
-		if ps := f.s.ProjectsOf(u); len(ps) != n {
+		if ps := testkit.Items(f.s.FindProjects(ProjectFilter{Member: u})); len(ps) != n {
 			t.Fatalf("user %s is in %d projects, want %d", u, len(ps), n)
 		}
 	}
@@ -281,7 +281,7 @@ func TestProjectMembers(t *testing.T) {
 	}
 }
 
-func TestSetPolicies(t *testing.T) {
+func TestSetProjectPolicies(t *testing.T) {
 	ctx := context.Background()
 	f := newProjectFixture(t)
 	vm := f.resource("vm", true, 2, 5)
@@ -289,7 +289,7 @@ func TestSetPolicies(t *testing.T) {
 	disk := f.resource("disk", false, 10, 0)
 	owner, alice := f.user(), f.user()
 	p := f.project(owner, map[string]Policy{vm: {ProjectCapacity: 10, MemberCapacity: 3}}).UUID
-	if _, err := f.s.AddMember(ctx, p, Member{User: alice}); err != nil {
+	if _, err := f.s.AddProjectMember(ctx, p, Member{User: alice}); err != nil {
 		t.Fatal(err)
 	}
 	// Usage in the project stays as it is through changes of limits.
@@ -320,14 +320,14 @@ func TestSetPolicies(t *testing.T) {
 			projectKey(p, vm): 0, memberHolding(owner, p, vm): 0, projectKey(p, ram): 0, memberHolding(alice, p, ram): 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := f.s.SetPolicies(ctx, tc.project, tc.policies)
+			got, err := f.s.SetProjectPolicies(ctx, tc.project, tc.policies)
 			wantErr(t, "set policies", err, tc.err)
 			if err == nil && len(got.Policies) != len(tc.policies) {
 				t.Fatalf("policies %v", got.Policies)
 			}
 			f.wantLimits(tc.want)
 			for _, k := range []holdings.Key{memberHolding(alice, p, vm), projectKey(p, vm)} {
-				if v, _ := f.l.Holding(k); v.UsageMin != 2 || v.UsageMax != 2 {
+				if v, _ := f.l.FindHoldingByKey(k); v.UsageMin != 2 || v.UsageMax != 2 {
 					t.Fatalf("usage of %s changed: %+v", k, v)
 				}
 			}
@@ -341,24 +341,32 @@ func TestDeleteProject(t *testing.T) {
 	vm := f.resource("vm", true, 2, 5)
 	owner, alice := f.user(), f.user()
 	p := f.project(owner, map[string]Policy{vm: {ProjectCapacity: 10, MemberCapacity: 3}}).UUID
-	if _, err := f.s.AddMember(ctx, p, Member{User: alice}); err != nil {
+	if _, err := f.s.AddProjectMember(ctx, p, Member{User: alice}); err != nil {
 		t.Fatal(err)
 	}
 	wantErr(t, "delete unknown", f.s.DeleteProject(ctx, "nope"), failure.NotFound)
 	wantErr(t, "delete base", f.s.DeleteProject(ctx, owner), failure.Forbidden)
 	wantErr(t, "delete", f.s.DeleteProject(ctx, p), "")
 	f.wantLimits(map[holdings.Key]int64{projectKey(p, vm): 0, memberHolding(owner, p, vm): 0, memberHolding(alice, p, vm): 0})
-	got, err := f.s.GetProject(p)
+	got, err := f.s.FindProjectByID(p)
 	if err != nil || got.State != ProjectDeleted {
 		t.Fatalf("deleted project: %+v %v", got, err)
 	}
-	if ps := f.s.ProjectsOf(alice); len(ps) != 1 || ps[0].UUID != alice {
+	if ps := testkit.Items(f.s.FindProjects(ProjectFilter{Member: alice})); len(ps) != 1 || ps[0].UUID != alice {
 		t.Fatalf("alice's projects after the delete: %v", ps)
 	}
+	// A member's list leaves a deleted project out, the owner's too (who
+	// stays its admin); the list of every project keeps it.
+	if ps := testkit.Items(f.s.FindProjects(ProjectFilter{Member: owner})); len(ps) != 1 || ps[0].UUID != owner {
+		t.Fatalf("the owner's projects after the delete: %v", ps)
+	}
+	if ps := testkit.Items(f.s.FindProjects(ProjectFilter{})); !slices.ContainsFunc(ps, func(q *Project) bool { return q.UUID == p }) {
+		t.Fatalf("every project after the delete: %v, want %s among them", ps, p)
+	}
 	wantErr(t, "delete twice", f.s.DeleteProject(ctx, p), failure.Conflict)
-	_, err = f.s.AddMember(ctx, p, Member{User: f.user()})
+	_, err = f.s.AddProjectMember(ctx, p, Member{User: f.user()})
 	wantErr(t, "join deleted", err, failure.Conflict)
-	_, err = f.s.SetPolicies(ctx, p, map[string]Policy{vm: {ProjectCapacity: 1}})
+	_, err = f.s.SetProjectPolicies(ctx, p, map[string]Policy{vm: {ProjectCapacity: 1}})
 	wantErr(t, "policies of deleted", err, failure.Conflict)
 	f.wantLimits(map[holdings.Key]int64{projectKey(p, vm): 0})
 	// A resource registered later leaves the deleted project alone.
@@ -375,23 +383,23 @@ func TestBaseProject(t *testing.T) {
 	vm := f.resource("vm", true, 2, 5)
 	disk := f.resource("disk", false, 10, 0)
 	owner, alice := f.user(), f.user()
-	base, err := f.s.GetProject(owner)
+	base, err := f.s.FindProjectByID(owner)
 	if err != nil || !base.Base {
 		t.Fatalf("base project %+v %v", base, err)
 	}
-	if ps := f.s.ProjectsOf(owner); len(ps) != 1 || ps[0] != base {
+	if ps := testkit.Items(f.s.FindProjects(ProjectFilter{Member: owner})); len(ps) != 1 || ps[0] != base {
 		t.Fatalf("projects of a new user: %v", ps)
 	}
-	_, err = f.s.AddMember(ctx, owner, Member{User: alice})
+	_, err = f.s.AddProjectMember(ctx, owner, Member{User: alice})
 	wantErr(t, "join a base project", err, failure.Forbidden)
-	_, err = f.s.AddMember(ctx, owner, Member{Group: "nope"})
+	_, err = f.s.AddProjectMember(ctx, owner, Member{Group: "nope"})
 	wantErr(t, "group joins a base project", err, failure.Forbidden)
-	_, err = f.s.RemoveMember(ctx, owner, Member{User: owner})
+	_, err = f.s.RemoveProjectMember(ctx, owner, Member{User: owner})
 	wantErr(t, "owner leaves the base project", err, failure.Forbidden)
-	_, err = f.s.SetMemberRole(ctx, owner, Member{User: owner, Role: MemberReader})
+	_, err = f.s.SetProjectMemberRole(ctx, owner, Member{User: owner, Role: MemberReader})
 	wantErr(t, "role in a base project", err, failure.Forbidden)
 	// An admin may set a base project's quotas, of any resource.
-	_, err = f.s.SetPolicies(ctx, owner, map[string]Policy{vm: {ProjectCapacity: 7, MemberCapacity: 6}, disk: {ProjectCapacity: 30, MemberCapacity: 20}})
+	_, err = f.s.SetProjectPolicies(ctx, owner, map[string]Policy{vm: {ProjectCapacity: 7, MemberCapacity: 6}, disk: {ProjectCapacity: 30, MemberCapacity: 20}})
 	wantErr(t, "base policies", err, "")
 	f.wantLimits(map[holdings.Key]int64{projectKey(owner, vm): 7, memberHolding(owner, owner, vm): 6,
 		projectKey(owner, disk): 30, memberHolding(owner, owner, disk): 20, projectKey(alice, vm): 2})
@@ -410,7 +418,7 @@ func TestNewResourceForProjects(t *testing.T) {
 	if _, err := f.s.AddGroupMember(ctx, "ops", bob); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.AddMember(ctx, p, Member{Group: "ops"}); err != nil {
+	if _, err := f.s.AddProjectMember(ctx, p, Member{Group: "ops"}); err != nil {
 		t.Fatal(err)
 	}
 	disk := f.resource("disk", false, 10, 50)
@@ -423,7 +431,7 @@ func TestNewResourceForProjects(t *testing.T) {
 		projectKey(owner, disk): 10, memberHolding(bob, bob, disk): 10,
 	})
 	for _, id := range []string{p, q} {
-		got, _ := f.s.GetProject(id)
+		got, _ := f.s.FindProjectByID(id)
 		if got.Policies[ram] != (Policy{ProjectCapacity: 4096, MemberCapacity: 4096}) {
 			t.Fatalf("policies of %s: %v", id, got.Policies)
 		}
@@ -432,7 +440,7 @@ func TestNewResourceForProjects(t *testing.T) {
 		}
 	}
 	f.reopen()
-	if got, _ := f.s.GetProject(q); got.Policies[ram] != (Policy{ProjectCapacity: 4096, MemberCapacity: 4096}) {
+	if got, _ := f.s.FindProjectByID(q); got.Policies[ram] != (Policy{ProjectCapacity: 4096, MemberCapacity: 4096}) {
 		t.Fatalf("policies of %s after reopen: %v", q, got.Policies)
 	}
 }
@@ -450,26 +458,26 @@ func TestProjectsReopen(t *testing.T) {
 	if _, err := f.s.AddGroupMember(ctx, "ops", bob); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.AddMember(ctx, p, Member{Group: "ops", Role: MemberReader}); err != nil {
+	if _, err := f.s.AddProjectMember(ctx, p, Member{Group: "ops", Role: MemberReader}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.AddMember(ctx, p, Member{User: alice}); err != nil {
+	if _, err := f.s.AddProjectMember(ctx, p, Member{User: alice}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.s.DeleteProject(ctx, gone); err != nil {
 		t.Fatal(err)
 	}
-	projects, groups, quotas := f.s.Projects(), f.s.Groups(), f.l.Quotas(ledger.QuotaFilter{})
+	projects, groups, hs := testkit.Items(f.s.FindProjects(ProjectFilter{})), testkit.Items(f.s.FindGroups(GroupFilter{})), f.l.FindHoldings(ledger.HoldingFilter{})
 	f.reopen()
 	same := func(a, b any) bool {
 		ja, _ := json.Marshal(a)
 		jb, _ := json.Marshal(b)
 		return string(ja) == string(jb)
 	}
-	if !same(f.s.Projects(), projects) || !same(f.s.Groups(), groups) || !same(f.l.Quotas(ledger.QuotaFilter{}), quotas) {
-		t.Fatalf("after reopen: %+v %+v", f.s.Projects(), f.s.Groups())
+	if !same(testkit.Items(f.s.FindProjects(ProjectFilter{})), projects) || !same(testkit.Items(f.s.FindGroups(GroupFilter{})), groups) || !same(f.l.FindHoldings(ledger.HoldingFilter{}), hs) {
+		t.Fatalf("after reopen: %+v %+v", testkit.Items(f.s.FindProjects(ProjectFilter{})), testkit.Items(f.s.FindGroups(GroupFilter{})))
 	}
-	if ps := f.s.ProjectsOf(bob); len(ps) != 2 {
+	if ps := testkit.Items(f.s.FindProjects(ProjectFilter{Member: bob})); len(ps) != 2 {
 		t.Fatalf("bob's projects after reopen: %v", ps)
 	}
 	// And the reopened store goes on from there.
@@ -533,7 +541,7 @@ func TestProjectHoldingsProperty(t *testing.T) {
 			groups: map[string][]string{}, usage: map[holdings.Key]int64{}}
 		register := func(name string, allow bool, def int64) {
 			r := f.resource(name, allow, 3, def)
-			res, _ := f.s.GetResource(r)
+			res, _ := f.s.FindResourceByName(r)
 			m.resources[r] = res
 			if !allow {
 				return
@@ -612,7 +620,7 @@ func TestProjectHoldingsProperty(t *testing.T) {
 				case mem.User != "" && p.users[mem.User] != "" || mem.Group != "" && p.groups[mem.Group] != "":
 					want = failure.Conflict
 				}
-				_, err := f.s.AddMember(ctx, id, mem)
+				_, err := f.s.AddProjectMember(ctx, id, mem)
 				wantErr(t, "add member", err, want)
 				if want == "" && mem.User != "" {
 					p.users[mem.User] = mem.Role
@@ -631,7 +639,7 @@ func TestProjectHoldingsProperty(t *testing.T) {
 				case mem.User != "" && p.users[mem.User] == "" || mem.Group != "" && p.groups[mem.Group] == "":
 					want = failure.NotFound
 				}
-				_, err := f.s.RemoveMember(ctx, id, mem)
+				_, err := f.s.RemoveProjectMember(ctx, id, mem)
 				wantErr(t, "remove member", err, want)
 				if want == "" {
 					delete(p.users, mem.User)
@@ -649,7 +657,7 @@ func TestProjectHoldingsProperty(t *testing.T) {
 				case mem.User != "" && p.users[mem.User] == "" || mem.Group != "" && p.groups[mem.Group] == "":
 					want = failure.NotFound
 				}
-				_, err := f.s.SetMemberRole(ctx, id, mem)
+				_, err := f.s.SetProjectMemberRole(ctx, id, mem)
 				wantErr(t, "set role", err, want)
 				if want == "" && mem.User != "" {
 					p.users[mem.User] = mem.Role
@@ -660,7 +668,7 @@ func TestProjectHoldingsProperty(t *testing.T) {
 			"set policies": func(t *rapid.T) {
 				id, p := drawProject(t)
 				pols := drawPolicies(t)
-				_, err := f.s.SetPolicies(ctx, id, pols)
+				_, err := f.s.SetProjectPolicies(ctx, id, pols)
 				wantErr(t, "set policies", err, liveErr(p))
 				if err == nil {
 					p.policies = pols
@@ -739,7 +747,7 @@ func TestProjectHoldingsProperty(t *testing.T) {
 				register(name, rapid.Bool().Draw(t, "allow"), rapid.Int64Range(0, 4).Draw(t, "default"))
 			},
 			"use": func(t *rapid.T) {
-				all := f.l.Quotas(ledger.QuotaFilter{})
+				all := f.l.FindHoldings(ledger.HoldingFilter{})
 				if len(all) == 0 {
 					t.Skip("no holdings")
 				}
@@ -776,14 +784,14 @@ func checkProjectHoldings(t *rapid.T, f *projectFixture, m *holdingsModel) {
 	for _, id := range m.order {
 		p := m.projects[id]
 		members := m.members(p)
-		got, err := f.s.GetProject(id)
+		got, err := f.s.FindProjectByID(id)
 		if err != nil {
 			t.Fatalf("project %s: %v", id, err)
 		}
 		if got.State == ProjectDeleted != p.deleted || !maps.Equal(got.Policies, p.policies) {
 			t.Fatalf("project %s is %+v, want policies %v, deleted %v", id, got, p.policies, p.deleted)
 		}
-		gotMembers, _ := f.s.ProjectMembers(id)
+		gotMembers, _ := f.s.ProjectMemberRoles(id)
 		if !maps.Equal(gotMembers, members) {
 			t.Fatalf("members of %s: %v, want %v", id, gotMembers, members)
 		}
@@ -803,7 +811,7 @@ func checkProjectHoldings(t *rapid.T, f *projectFixture, m *holdingsModel) {
 	for _, u := range m.users {
 		wantIDs := append([]string{u}, projectsOf[u]...)
 		var gotIDs []string
-		for _, p := range f.s.ProjectsOf(u) {
+		for _, p := range testkit.Items(f.s.FindProjects(ProjectFilter{Member: u})) {
 			gotIDs = append(gotIDs, p.UUID)
 		}
 		slices.Sort(gotIDs)
@@ -813,7 +821,7 @@ func checkProjectHoldings(t *rapid.T, f *projectFixture, m *holdingsModel) {
 		}
 	}
 	seen := map[holdings.Key]bool{}
-	for _, h := range f.l.Quotas(ledger.QuotaFilter{}) {
+	for _, h := range f.l.FindHoldings(ledger.HoldingFilter{}) {
 		seen[h.Key] = true
 		if h.Limit != want[h.Key] { // a holding no one calls for: limit 0
 			t.Fatalf("limit of %s = %d, want %d", h.Key, h.Limit, want[h.Key])

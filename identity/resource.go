@@ -15,11 +15,11 @@ import (
 // '_' and '-'.
 var resourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}\.[a-z0-9][a-z0-9_.-]{0,127}$`)
 
-// RegisterResource registers a resource of a registered service and, in the
+// CreateResource registers a resource of a registered service and, in the
 // same batch, creates its holdings: every user's base project at the
 // resource's uplimit, and every other project (when AllowInProjects) at its
 // project default.
-func (s *Store) RegisterResource(ctx context.Context, r Resource) (*Resource, error) {
+func (s *Store) CreateResource(ctx context.Context, r Resource) (*Resource, error) {
 	switch {
 	case !resourceName.MatchString(r.Name):
 		return nil, invalidf("resource name must be <service>.<name> in lower case, got %q", r.Name)
@@ -39,7 +39,7 @@ func (s *Store) RegisterResource(ctx context.Context, r Resource) (*Resource, er
 	s.mu.RLock()
 	_, exists := s.resources[r.Name]
 	_, service := s.services[r.Service]
-	var settings []ledger.QuotaSetting
+	var settings []ledger.HoldingSetting
 	var projects []*Project
 	if !exists && service {
 		// Base projects: the resource at its uplimit, in the policies and in
@@ -76,7 +76,7 @@ func (s *Store) RegisterResource(ctx context.Context, r Resource) (*Resource, er
 				return err
 			}
 		}
-		if err := tx.SetQuota(settings...); err != nil {
+		if err := tx.SetHoldings(settings...); err != nil {
 			return err
 		}
 		return emit(tx, catalog.ResourceRegisteredType, resourceEvent(&r))
@@ -92,15 +92,23 @@ func (s *Store) RegisterResource(ctx context.Context, r Resource) (*Resource, er
 	return &r, nil
 }
 
-// Resources returns every registered resource, by name.
-func (s *Store) Resources() []*Resource {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.resourceList()
+// ResourceFilter selects registered resources (every one, by name); Offset
+// and Limit cut a window of them (see Lists in identity.go).
+type ResourceFilter struct {
+	Offset, Limit int
 }
 
-// GetResource returns one resource.
-func (s *Store) GetResource(name string) (*Resource, error) {
+// FindResources returns the window of the resources f selects and the
+// count of all of them.
+func (s *Store) FindResources(f ResourceFilter) ([]*Resource, int, error) {
+	s.mu.RLock()
+	all := s.resourceList()
+	s.mu.RUnlock()
+	return window(all, f.Offset, f.Limit)
+}
+
+// FindResourceByName returns one resource.
+func (s *Store) FindResourceByName(name string) (*Resource, error) {
 	s.mu.RLock()
 	r := s.resources[name]
 	s.mu.RUnlock()
@@ -110,7 +118,7 @@ func (s *Store) GetResource(name string) (*Resource, error) {
 	return r, nil
 }
 
-// resourceList is Resources for callers holding s.mu.
+// resourceList is every resource, by name, for callers holding s.mu.
 func (s *Store) resourceList() []*Resource {
 	out := make([]*Resource, 0, len(s.resources))
 	for _, r := range s.resources {

@@ -4,16 +4,18 @@ import (
 	"context"
 	"slices"
 	"testing"
+
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 func TestServes(t *testing.T) {
 	ctx := context.Background()
 	f := newProjectFixture(t) // cyclades is registered
-	if _, _, err := f.s.RegisterService(ctx, NewService{Name: "pithos", Type: "storage"}); err != nil {
+	if _, _, err := f.s.CreateService(ctx, NewService{Name: "pithos", Type: "storage"}); err != nil {
 		t.Fatal(err)
 	}
 	vm, ram := f.resource("vm", true, 1, 1), f.resource("ram", true, 1, 1)
-	disk, err := f.s.RegisterResource(ctx, Resource{Name: "pithos.disk", Service: "pithos"})
+	disk, err := f.s.CreateResource(ctx, Resource{Name: "pithos.disk", Service: "pithos"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +44,7 @@ func TestServes(t *testing.T) {
 	}
 	// ServedResources and Serves agree.
 	for _, svc := range []string{"cyclades", "pithos"} {
-		for _, r := range f.s.Resources() {
+		for _, r := range testkit.Items(f.s.FindResources(ResourceFilter{})) {
 			if f.s.Serves(svc, r.Name) != slices.Contains(f.s.ServedResources(svc), r.Name) {
 				t.Errorf("%s, %s: Serves and ServedResources disagree", svc, r.Name)
 			}

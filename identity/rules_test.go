@@ -40,7 +40,7 @@ func TestRules(t *testing.T) {
 		}
 		return principal(secret)
 	}
-	svcSecret, _, err := s.RegisterService(ctx, NewService{Name: "cyclades", Type: "compute"})
+	svcSecret, _, err := s.CreateService(ctx, NewService{Name: "cyclades", Type: "compute"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,10 +90,10 @@ func TestServiceTokenExpiry(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	e := newEnv(t, Options{Now: func() time.Time { return now }})
-	if _, _, err := e.s.RegisterService(ctx, NewService{Name: "old", TokenExpires: now.Add(-time.Minute)}); err == nil {
+	if _, _, err := e.s.CreateService(ctx, NewService{Name: "old", TokenExpires: now.Add(-time.Minute)}); err == nil {
 		t.Fatal("a service token expiring in the past was accepted")
 	}
-	secret, _, err := e.s.RegisterService(ctx, NewService{Name: "pithos", TokenExpires: now.Add(time.Hour)})
+	secret, _, err := e.s.CreateService(ctx, NewService{Name: "pithos", TokenExpires: now.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

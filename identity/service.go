@@ -43,9 +43,9 @@ func checkEndpoints(es []Endpoint) error {
 	return nil
 }
 
-// RegisterService registers a service and makes its token: the secret is
+// CreateService registers a service and makes its token: the secret is
 // shown once.
-func (s *Store) RegisterService(ctx context.Context, in NewService) (string, *Service, error) {
+func (s *Store) CreateService(ctx context.Context, in NewService) (string, *Service, error) {
 	if !serviceName.MatchString(in.Name) {
 		return "", nil, invalidf("service name must be lower-case letters, digits, '_' or '-', got %q", in.Name)
 	}
@@ -92,8 +92,15 @@ func (s *Store) RegisterService(ctx context.Context, in NewService) (string, *Se
 	return secret, svc, nil
 }
 
-// Services returns every service, by name.
-func (s *Store) Services() []*Service {
+// ServiceFilter selects services (every one, by name); Offset and Limit
+// cut a window of them (see Lists in identity.go).
+type ServiceFilter struct {
+	Offset, Limit int
+}
+
+// FindServices returns the window of the services f selects and the
+// count of all of them.
+func (s *Store) FindServices(f ServiceFilter) ([]*Service, int, error) {
 	s.mu.RLock()
 	out := make([]*Service, 0, len(s.services))
 	for _, svc := range s.services {
@@ -101,11 +108,11 @@ func (s *Store) Services() []*Service {
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b *Service) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return window(out, f.Offset, f.Limit)
 }
 
-// GetService returns one service.
-func (s *Store) GetService(name string) (*Service, error) {
+// FindServiceByName returns one service.
+func (s *Store) FindServiceByName(name string) (*Service, error) {
 	s.mu.RLock()
 	svc := s.services[name]
 	s.mu.RUnlock()
@@ -123,7 +130,7 @@ func (s *Store) RenewServiceToken(ctx context.Context, name string, expires time
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	old, err := s.GetService(name)
+	old, err := s.FindServiceByName(name)
 	if err != nil {
 		return "", nil, err
 	}
@@ -158,12 +165,12 @@ func (s *Store) RenewServiceToken(ctx context.Context, name string, expires time
 	return secret, &svc, nil
 }
 
-// RemoveService removes a service and its token. Its resources and
+// DeleteService removes a service and its token. Its resources and
 // holdings stay.
-func (s *Store) RemoveService(ctx context.Context, name string) error {
+func (s *Store) DeleteService(ctx context.Context, name string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	svc, err := s.GetService(name)
+	svc, err := s.FindServiceByName(name)
 	if err != nil {
 		return err
 	}

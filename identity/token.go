@@ -387,9 +387,10 @@ func (s *Store) FlushLastUsed(ctx context.Context) error {
 	})
 }
 
-// RevokeSession ends a session (logout). A session already gone (revoked,
+// DeleteSession ends a session (logout): like DeleteAccessToken, it revokes
+// the token, which stops working at once. A session already gone (revoked,
 // or expired and removed) is not an error.
-func (s *Store) RevokeSession(ctx context.Context, t *Token) error {
+func (s *Store) DeleteSession(ctx context.Context, t *Token) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.RLock()
@@ -481,9 +482,11 @@ func (s *Store) accessToken(owner, id string) (*tokenEntry, error) {
 	return e, nil
 }
 
-// GetAccessToken returns the personal access token id of the user owner,
-// with its last use as of now. Another user's token is failure.NotFound.
-func (s *Store) GetAccessToken(owner, id string) (*Token, error) {
+// FindAccessTokenByID returns the personal access token id of the user
+// owner, with its last use as of now. Another user's token is
+// failure.NotFound, and so is any token for owner "" (an admin's lookup is
+// FindAnyAccessTokenByID).
+func (s *Store) FindAccessTokenByID(owner, id string) (*Token, error) {
 	if owner == "" {
 		return nil, notFoundf("no access token %q", id)
 	}
@@ -496,8 +499,9 @@ func (s *Store) GetAccessToken(owner, id string) (*Token, error) {
 	return e.view(), nil
 }
 
-// GetAccessTokenAny returns any user's personal access token (for admins).
-func (s *Store) GetAccessTokenAny(id string) (*Token, error) {
+// FindAnyAccessTokenByID returns any user's personal access token (for
+// admins).
+func (s *Store) FindAnyAccessTokenByID(id string) (*Token, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, err := s.accessToken("", id)
@@ -507,10 +511,10 @@ func (s *Store) GetAccessTokenAny(id string) (*Token, error) {
 	return e.view(), nil
 }
 
-// SelfToken returns the personal access token p authenticated with, as of
-// now. A principal that did not use a personal access token is
+// FindSelfAccessToken returns the personal access token p authenticated
+// with, as of now. A principal that did not use a personal access token is
 // failure.Forbidden; a token revoked since, failure.NotFound.
-func (s *Store) SelfToken(p Principal) (*Token, error) {
+func (s *Store) FindSelfAccessToken(p Principal) (*Token, error) {
 	if p.Kind != KindPersonal || p.Token == nil {
 		return nil, failure.Errorf(failure.Forbidden, "only a personal access token has a self")
 	}
@@ -585,10 +589,14 @@ func (s *Store) UpdateAccessToken(ctx context.Context, owner, id string, upd Tok
 	return nt, nil
 }
 
-// RevokeToken revokes the token id of owner ("" = anyone's, for admins): a
-// personal access token or a session. Service tokens are renewed with their
-// service (RenewServiceToken) and are failure.NotFound here.
-func (s *Store) RevokeToken(ctx context.Context, owner, id string) error {
+// DeleteAccessToken revokes the token id of owner ("" = anyone's, for
+// admins), a personal access token or a session: it stops working at once,
+// its record goes, and identity.token.revoked tells. Deleting a token is
+// revoking it; the store says Delete (DeleteAccessToken, DeleteSession), as
+// for every other record, and the event keeps its lineage's word. Service
+// tokens are renewed with their service (RenewServiceToken) and are
+// failure.NotFound here.
+func (s *Store) DeleteAccessToken(ctx context.Context, owner, id string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.RLock()
@@ -602,8 +610,9 @@ func (s *Store) RevokeToken(ctx context.Context, owner, id string) error {
 		func() { s.removeTokenLocked(t) })
 }
 
-// TokenQuery selects personal access tokens.
-type TokenQuery struct {
+// TokenFilter selects personal access tokens, ordered by Sort; Offset and
+// Limit cut a window of them (see Lists in identity.go).
+type TokenFilter struct {
 	Owner  string // user uuid; "" = everyone's (for admins)
 	Name   string // exact name
 	Search string // case-insensitive substring of the name
@@ -611,16 +620,10 @@ type TokenQuery struct {
 	// prefix: id, name, owner, kind, read_only, created, updated, expires,
 	// last_used (or created_date, updated_date, expiry_date,
 	// last_used_date). Default "-created"; ties go by id.
-	Sort           string
-	Page, PageSize int // from 1; default page size 20, at most 100
+	Sort string
 	// Filter is a JSON Logic expression over the same fields (filter.go).
-	Filter json.RawMessage
-}
-
-// TokenPage is one page of a token list, with the count of all matches.
-type TokenPage struct {
-	Count   int
-	Results []*Token
+	Filter        json.RawMessage
+	Offset, Limit int
 }
 
 type sortKey struct {
@@ -695,29 +698,30 @@ func cmpBool(a, b bool) int {
 	return -1
 }
 
-// ListAccessTokens returns the personal access tokens q selects, one page
-// of them, with their last use as of now. A bad sort, page or filter is
-// failure.Invalid; a page past the last is empty.
-func (s *Store) ListAccessTokens(q TokenQuery) (TokenPage, error) {
-	keys, err := parseSort(q.Sort)
+// FindAccessTokens returns the window of the personal access tokens f
+// selects, with their last use as of now, and the count of all of them. A
+// bad sort, filter, offset or limit is failure.Invalid; a window past the
+// last token is empty.
+func (s *Store) FindAccessTokens(f TokenFilter) ([]*Token, int, error) {
+	keys, err := parseSort(f.Sort)
 	if err != nil {
-		return TokenPage{}, err
+		return nil, 0, err
 	}
-	filter, err := compileFilter(q.Filter)
+	filter, err := compileFilter(f.Filter)
 	if err != nil {
-		return TokenPage{}, err
+		return nil, 0, err
 	}
-	if _, _, err := pageBounds(q.Page, q.PageSize, 0); err != nil {
-		return TokenPage{}, err
+	if _, _, err := window[tokenRow](nil, f.Offset, f.Limit); err != nil {
+		return nil, 0, err
 	}
-	search := strings.ToLower(q.Search)
+	search := strings.ToLower(f.Search)
 
 	s.mu.RLock()
 	var rows []tokenRow
 	for _, e := range s.tokens {
 		t := e.tok
-		if t.Kind != KindPersonal || (q.Owner != "" && t.Owner != q.Owner) ||
-			(q.Name != "" && t.Name != q.Name) ||
+		if t.Kind != KindPersonal || (f.Owner != "" && t.Owner != f.Owner) ||
+			(f.Name != "" && t.Name != f.Name) ||
 			(search != "" && !strings.Contains(strings.ToLower(t.Name), search)) {
 			continue
 		}
@@ -741,16 +745,16 @@ func (s *Store) ListAccessTokens(q TokenQuery) (TokenPage, error) {
 		}
 		return strings.Compare(a.t.ID, b.t.ID)
 	})
-	lo, hi, _ := pageBounds(q.Page, q.PageSize, len(rows))
-	page := TokenPage{Count: len(rows), Results: make([]*Token, 0, hi-lo)}
-	for _, r := range rows[lo:hi] {
+	win, n, _ := window(rows, f.Offset, f.Limit)
+	out := make([]*Token, 0, len(win))
+	for _, r := range win {
 		t := *r.t
 		if r.lastUsed != 0 {
 			t.LastUsed = time.Unix(0, r.lastUsed).UTC()
 		}
-		page.Results = append(page.Results, &t)
+		out = append(out, &t)
 	}
-	return page, nil
+	return out, n, nil
 }
 
 // Imported secrets: what an operator may choose as a token (the admin token

@@ -248,7 +248,7 @@ func TestAuthenticate(t *testing.T) {
 	shortLived, _ := e.pat(alice.UUID, "short", e.clock.Now().Add(time.Hour), false)
 	bobPat, _ := e.pat(bob.UUID, "bob", time.Time{}, false)
 	revoked, revokedTok := e.pat(alice.UUID, "gone", time.Time{}, false)
-	tokWantErr(t, e.s.RevokeToken(ctx, alice.UUID, revokedTok.ID), "")
+	tokWantErr(t, e.s.DeleteAccessToken(ctx, alice.UUID, revokedTok.ID), "")
 	session, _, _, err := e.s.Login(ctx, alice.Username, tokPassword)
 	tokWantErr(t, err, "")
 	svcSecret, svc := e.service("cyclades")
@@ -407,12 +407,12 @@ func TestImportAccessToken(t *testing.T) {
 	e.reopen()
 	p, err := e.s.Authenticate(chosen)
 	tokWantErr(t, err, "")
-	page, err := e.s.ListAccessTokens(TokenQuery{Owner: admin.UUID, Name: "bootstrap"})
+	toks, n, err := e.s.FindAccessTokens(TokenFilter{Owner: admin.UUID, Name: "bootstrap"})
 	tokWantErr(t, err, "")
-	if page.Count != 1 || page.Results[0].ID != p.Token.ID {
-		t.Fatalf("list %+v", page)
+	if n != 1 || toks[0].ID != p.Token.ID {
+		t.Fatalf("list %+v (count %d)", toks, n)
 	}
-	tokWantErr(t, e.s.RevokeToken(ctx, admin.UUID, p.Token.ID), "")
+	tokWantErr(t, e.s.DeleteAccessToken(ctx, admin.UUID, p.Token.ID), "")
 	_, err = e.s.Authenticate(chosen)
 	tokWantErr(t, err, failure.Unauthorized)
 }
@@ -455,7 +455,7 @@ func TestServiceTokenRenewal(t *testing.T) {
 		t.Fatalf("principal %+v", p)
 	}
 	// Service tokens are not revoked through the user API.
-	tokWantErr(t, e.s.RevokeToken(context.Background(), "", tok.ID), failure.NotFound)
+	tokWantErr(t, e.s.DeleteAccessToken(context.Background(), "", tok.ID), failure.NotFound)
 }
 
 func TestSessionExpiryAndLogout(t *testing.T) {
@@ -469,10 +469,10 @@ func TestSessionExpiryAndLogout(t *testing.T) {
 	}
 	p, err := e.s.Authenticate(secret)
 	tokWantErr(t, err, "")
-	tokWantErr(t, e.s.RevokeSession(ctx, p.Token), "")
+	tokWantErr(t, e.s.DeleteSession(ctx, p.Token), "")
 	_, err = e.s.Authenticate(secret)
 	tokWantErr(t, err, failure.Unauthorized)
-	tokWantErr(t, e.s.RevokeSession(ctx, p.Token), "") // logout twice
+	tokWantErr(t, e.s.DeleteSession(ctx, p.Token), "") // logout twice
 
 	// An expired session is refused at once, and removed by the flush.
 	secret, tok, _, err = e.s.Login(ctx, u.Username, tokPassword)
@@ -496,7 +496,7 @@ func TestSessionExpiryAndLogout(t *testing.T) {
 
 	// A personal token is not a session.
 	_, pat := e.pat(u.UUID, "ci", time.Time{}, false)
-	tokWantErr(t, e.s.RevokeSession(ctx, pat), failure.Invalid)
+	tokWantErr(t, e.s.DeleteSession(ctx, pat), failure.Invalid)
 }
 
 func TestAccessTokens(t *testing.T) {
@@ -546,20 +546,20 @@ func TestAccessTokens(t *testing.T) {
 	secret, _ := e.pat(bob.UUID, "bob", time.Time{}, false)
 
 	t.Run("Get", func(t *testing.T) {
-		got, err := e.s.GetAccessToken(alice.UUID, tok.ID)
+		got, err := e.s.FindAccessTokenByID(alice.UUID, tok.ID)
 		tokWantErr(t, err, "")
 		if got.ID != tok.ID || got.Name != "laptop" {
 			t.Fatalf("got %+v", got)
 		}
-		_, err = e.s.GetAccessToken(bob.UUID, tok.ID)
+		_, err = e.s.FindAccessTokenByID(bob.UUID, tok.ID)
 		tokWantErr(t, err, failure.NotFound)
-		_, err = e.s.GetAccessToken("", tok.ID)
+		_, err = e.s.FindAccessTokenByID("", tok.ID)
 		tokWantErr(t, err, failure.NotFound)
-		_, err = e.s.GetAccessToken(alice.UUID, "nonsense")
+		_, err = e.s.FindAccessTokenByID(alice.UUID, "nonsense")
 		tokWantErr(t, err, failure.NotFound)
-		_, err = e.s.GetAccessToken(alice.UUID, strings.ToUpper(tok.ID))
+		_, err = e.s.FindAccessTokenByID(alice.UUID, strings.ToUpper(tok.ID))
 		tokWantErr(t, err, failure.NotFound)
-		got, err = e.s.GetAccessTokenAny(tok.ID)
+		got, err = e.s.FindAnyAccessTokenByID(tok.ID)
 		tokWantErr(t, err, "")
 		if got.ID != tok.ID {
 			t.Fatalf("got %+v", got)
@@ -570,7 +570,7 @@ func TestAccessTokens(t *testing.T) {
 		e.clock.Advance(time.Minute)
 		p, err := e.s.Authenticate(secret)
 		tokWantErr(t, err, "")
-		self, err := e.s.SelfToken(p)
+		self, err := e.s.FindSelfAccessToken(p)
 		tokWantErr(t, err, "")
 		if self.Owner != bob.UUID || !self.LastUsed.Equal(e.clock.Now()) {
 			t.Fatalf("self %+v", self)
@@ -579,7 +579,7 @@ func TestAccessTokens(t *testing.T) {
 		tokWantErr(t, err, "")
 		p, err = e.s.Authenticate(session)
 		tokWantErr(t, err, "")
-		_, err = e.s.SelfToken(p)
+		_, err = e.s.FindSelfAccessToken(p)
 		tokWantErr(t, err, failure.Forbidden)
 	})
 
@@ -609,7 +609,7 @@ func TestAccessTokens(t *testing.T) {
 				}
 			})
 		}
-		got, err := e.s.GetAccessToken(alice.UUID, tok.ID)
+		got, err := e.s.FindAccessTokenByID(alice.UUID, tok.ID)
 		tokWantErr(t, err, "")
 		if got.Name != "desk" || !got.ReadOnly {
 			t.Fatalf("after update %+v", got)
@@ -626,17 +626,17 @@ func TestAccessTokens(t *testing.T) {
 	})
 
 	t.Run("Revoke", func(t *testing.T) {
-		tokWantErr(t, e.s.RevokeToken(ctx, bob.UUID, tok.ID), failure.NotFound)
-		tokWantErr(t, e.s.RevokeToken(ctx, alice.UUID, tok.ID), "")
-		tokWantErr(t, e.s.RevokeToken(ctx, alice.UUID, tok.ID), failure.NotFound)
-		_, err := e.s.GetAccessToken(alice.UUID, tok.ID)
+		tokWantErr(t, e.s.DeleteAccessToken(ctx, bob.UUID, tok.ID), failure.NotFound)
+		tokWantErr(t, e.s.DeleteAccessToken(ctx, alice.UUID, tok.ID), "")
+		tokWantErr(t, e.s.DeleteAccessToken(ctx, alice.UUID, tok.ID), failure.NotFound)
+		_, err := e.s.FindAccessTokenByID(alice.UUID, tok.ID)
 		tokWantErr(t, err, failure.NotFound)
 		p, err := e.s.Authenticate(secret)
 		tokWantErr(t, err, "")
-		tokWantErr(t, e.s.RevokeToken(ctx, "", p.Token.ID), "") // admin
+		tokWantErr(t, e.s.DeleteAccessToken(ctx, "", p.Token.ID), "") // admin
 		_, err = e.s.Authenticate(secret)
 		tokWantErr(t, err, failure.Unauthorized)
-		_, err = e.s.SelfToken(p)
+		_, err = e.s.FindSelfAccessToken(p)
 		tokWantErr(t, err, failure.NotFound)
 	})
 
@@ -652,7 +652,7 @@ func TestAccessTokens(t *testing.T) {
 	}
 }
 
-func TestListAccessTokens(t *testing.T) {
+func TestFindAccessTokens(t *testing.T) {
 	ctx := context.Background()
 	e := newTokEnv(t, false)
 	alice := e.user("alice", RoleUser)
@@ -690,57 +690,57 @@ func TestListAccessTokens(t *testing.T) {
 
 	for _, tc := range []struct {
 		name  string
-		q     TokenQuery
+		q     TokenFilter
 		want  []string
 		count int // if not len(want)
 		err   failure.Code
 	}{
-		{"OK/all-newest-first", TokenQuery{}, []string{"e-ci", "d-laptop", "c-Laptop", "b-deploy", "a-ci"}, 0, ""},
-		{"OK/owner", TokenQuery{Owner: alice.UUID}, []string{"c-Laptop", "b-deploy", "a-ci"}, 0, ""},
-		{"OK/name", TokenQuery{Name: "e-ci"}, []string{"e-ci"}, 0, ""},
-		{"OK/name-is-exact", TokenQuery{Name: "ci"}, nil, 0, ""},
-		{"OK/search-folds-case", TokenQuery{Search: "LAPTOP"}, []string{"d-laptop", "c-Laptop"}, 0, ""},
-		{"OK/sort-name", TokenQuery{Sort: "name"}, []string{"a-ci", "b-deploy", "c-Laptop", "d-laptop", "e-ci"}, 0, ""},
-		{"OK/sort-expires-never-last", TokenQuery{Sort: "expires,name"}, []string{"d-laptop", "c-Laptop", "a-ci", "b-deploy", "e-ci"}, 0, ""},
-		{"OK/sort-last-used-desc", TokenQuery{Sort: "-last_used,name"}, []string{"e-ci", "b-deploy", "a-ci", "c-Laptop", "d-laptop"}, 0, ""},
-		{"OK/sort-read-only-then-cvat-name", TokenQuery{Sort: "-read_only,-created_date"}, []string{"e-ci", "b-deploy", "d-laptop", "c-Laptop", "a-ci"}, 0, ""},
-		{"OK/page-2", TokenQuery{Sort: "name", Page: 2, PageSize: 2}, []string{"c-Laptop", "d-laptop"}, 5, ""},
-		{"OK/page-past-end", TokenQuery{Page: 9, PageSize: 2}, nil, 5, ""},
-		{"OK/filter", TokenQuery{Sort: "name", Filter: json.RawMessage(`{"and":[{"var":"read_only"},{">":[{"var":"last_used"},"2025-03-01T12:00:00Z"]}]}`)},
+		{"OK/all-newest-first", TokenFilter{}, []string{"e-ci", "d-laptop", "c-Laptop", "b-deploy", "a-ci"}, 0, ""},
+		{"OK/owner", TokenFilter{Owner: alice.UUID}, []string{"c-Laptop", "b-deploy", "a-ci"}, 0, ""},
+		{"OK/name", TokenFilter{Name: "e-ci"}, []string{"e-ci"}, 0, ""},
+		{"OK/name-is-exact", TokenFilter{Name: "ci"}, nil, 0, ""},
+		{"OK/search-folds-case", TokenFilter{Search: "LAPTOP"}, []string{"d-laptop", "c-Laptop"}, 0, ""},
+		{"OK/sort-name", TokenFilter{Sort: "name"}, []string{"a-ci", "b-deploy", "c-Laptop", "d-laptop", "e-ci"}, 0, ""},
+		{"OK/sort-expires-never-last", TokenFilter{Sort: "expires,name"}, []string{"d-laptop", "c-Laptop", "a-ci", "b-deploy", "e-ci"}, 0, ""},
+		{"OK/sort-last-used-desc", TokenFilter{Sort: "-last_used,name"}, []string{"e-ci", "b-deploy", "a-ci", "c-Laptop", "d-laptop"}, 0, ""},
+		{"OK/sort-read-only-then-cvat-name", TokenFilter{Sort: "-read_only,-created_date"}, []string{"e-ci", "b-deploy", "d-laptop", "c-Laptop", "a-ci"}, 0, ""},
+		{"OK/window", TokenFilter{Sort: "name", Offset: 2, Limit: 2}, []string{"c-Laptop", "d-laptop"}, 5, ""},
+		{"OK/window-past-end", TokenFilter{Offset: 16, Limit: 2}, nil, 5, ""},
+		{"OK/filter", TokenFilter{Sort: "name", Filter: json.RawMessage(`{"and":[{"var":"read_only"},{">":[{"var":"last_used"},"2025-03-01T12:00:00Z"]}]}`)},
 			[]string{"b-deploy", "e-ci"}, 0, ""},
-		{"OK/filter-owner", TokenQuery{Sort: "name", Filter: json.RawMessage(`{"==":[{"var":"owner"},"` + bob.UUID + `"]}`)},
+		{"OK/filter-owner", TokenFilter{Sort: "name", Filter: json.RawMessage(`{"==":[{"var":"owner"},"` + bob.UUID + `"]}`)},
 			[]string{"d-laptop", "e-ci"}, 0, ""},
-		{"OK/filter-never-expires", TokenQuery{Sort: "name", Owner: alice.UUID, Filter: json.RawMessage(`{"==":[{"var":"expires"},null]}`)},
+		{"OK/filter-never-expires", TokenFilter{Sort: "name", Owner: alice.UUID, Filter: json.RawMessage(`{"==":[{"var":"expires"},null]}`)},
 			[]string{"a-ci", "b-deploy"}, 0, ""},
-		{"ErrInvalid/sort-field", TokenQuery{Sort: "secret"}, nil, 0, failure.Invalid},
-		{"ErrInvalid/sort-empty-key", TokenQuery{Sort: "name,"}, nil, 0, failure.Invalid},
-		{"ErrInvalid/page-size", TokenQuery{PageSize: 101}, nil, 0, failure.Invalid},
-		{"ErrInvalid/page", TokenQuery{Page: -1}, nil, 0, failure.Invalid},
-		{"ErrInvalid/filter", TokenQuery{Filter: json.RawMessage(`{"substr":[{"var":"name"},1]}`)}, nil, 0, failure.Invalid},
+		{"ErrInvalid/sort-field", TokenFilter{Sort: "secret"}, nil, 0, failure.Invalid},
+		{"ErrInvalid/sort-empty-key", TokenFilter{Sort: "name,"}, nil, 0, failure.Invalid},
+		{"ErrInvalid/limit", TokenFilter{Limit: -1}, nil, 0, failure.Invalid},
+		{"ErrInvalid/offset", TokenFilter{Offset: -1}, nil, 0, failure.Invalid},
+		{"ErrInvalid/filter", TokenFilter{Filter: json.RawMessage(`{"substr":[{"var":"name"},1]}`)}, nil, 0, failure.Invalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			page, err := e.s.ListAccessTokens(tc.q)
+			toks, n, err := e.s.FindAccessTokens(tc.q)
 			tokWantErr(t, err, tc.err)
 			if err != nil {
 				return
 			}
 			var got []string
-			for _, tok := range page.Results {
+			for _, tok := range toks {
 				got = append(got, tok.Name)
 			}
 			count := tc.count
 			if count == 0 {
 				count = len(tc.want)
 			}
-			if strings.Join(got, " ") != strings.Join(tc.want, " ") || page.Count != count {
-				t.Fatalf("got %v (count %d), want %v (count %d)", got, page.Count, tc.want, count)
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") || n != count {
+				t.Fatalf("got %v (count %d), want %v (count %d)", got, n, tc.want, count)
 			}
 		})
 	}
 
-	page, err := e.s.ListAccessTokens(TokenQuery{Name: "b-deploy"})
+	toks, _, err := e.s.FindAccessTokens(TokenFilter{Name: "b-deploy"})
 	tokWantErr(t, err, "")
-	if lu := page.Results[0].LastUsed; !lu.Equal(base.Add(6 * time.Minute)) {
+	if lu := toks[0].LastUsed; !lu.Equal(base.Add(6 * time.Minute)) {
 		t.Fatalf("last used %v, want %v", lu, base.Add(6*time.Minute))
 	}
 }
@@ -814,7 +814,7 @@ func TestTokensSurviveReopen(t *testing.T) {
 	tokWantErr(t, err, "")
 
 	e.reopen()
-	got, err := e.s.GetAccessToken(u.UUID, tok.ID)
+	got, err := e.s.FindAccessTokenByID(u.UUID, tok.ID)
 	tokWantErr(t, err, "")
 	if !got.LastUsed.Equal(used) || !got.ReadOnly || got.Name != "ci" || !got.Expires.Equal(tok.Expires) || !got.Created.Equal(tok.Created) {
 		t.Fatalf("after reopen %+v, want last used %v", got, used)
@@ -942,16 +942,16 @@ func TestAuthenticateWhileWriting(t *testing.T) {
 		if err := e.s.FlushLastUsed(ctx); err != nil {
 			t.Fatal(err)
 		}
-		page, err := e.s.ListAccessTokens(TokenQuery{Sort: "-last_used"})
+		toks, n, err := e.s.FindAccessTokens(TokenFilter{Sort: "-last_used"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var names []string
-		for _, r := range page.Results {
+		for _, r := range toks {
 			names = append(names, r.Name)
 		}
-		if page.Count != 2 || !slices.Contains(names, name) || !slices.Contains(names, "bob") {
-			t.Fatalf("after renaming to %q, the list has %d tokens: %q", name, page.Count, names)
+		if n != 2 || !slices.Contains(names, name) || !slices.Contains(names, "bob") {
+			t.Fatalf("after renaming to %q, the list has %d tokens: %q", name, n, names)
 		}
 	}
 	close(stop)

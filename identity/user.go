@@ -145,7 +145,7 @@ func (s *Store) createUser(ctx context.Context, in NewUser, by string) (*User, e
 		if err := put(tx, prefixProject, base.UUID, base); err != nil {
 			return err
 		}
-		if err := tx.SetQuota(baseHoldings(u.UUID, resources)...); err != nil {
+		if err := tx.SetHoldings(baseHoldings(u.UUID, resources)...); err != nil {
 			return err
 		}
 		return emit(tx, catalog.UserRegisteredType, catalog.UserRegistered{Active: u.Active, By: by,
@@ -164,12 +164,12 @@ func (s *Store) createUser(ctx context.Context, in NewUser, by string) (*User, e
 // baseHoldings are a user's holdings in their base project: for each
 // resource, the member holding (user:U, project:U, r) and the project
 // holding (project:U, null, r), both at the resource's uplimit.
-func baseHoldings(user string, resources []*Resource) []ledger.QuotaSetting {
-	out := make([]ledger.QuotaSetting, 0, 2*len(resources))
+func baseHoldings(user string, resources []*Resource) []ledger.HoldingSetting {
+	out := make([]ledger.HoldingSetting, 0, 2*len(resources))
 	for _, r := range resources {
 		out = append(out,
-			ledger.QuotaSetting{Key: holdings.Key{Holder: "user:" + user, Source: holdings.SourceOf("project:" + user), Resource: r.Name}, Limit: r.UpLimit},
-			ledger.QuotaSetting{Key: holdings.Key{Holder: "project:" + user, Source: holdings.NullSource, Resource: r.Name}, Limit: r.UpLimit})
+			ledger.HoldingSetting{Key: holdings.Key{Holder: "user:" + user, Source: holdings.SourceOf("project:" + user), Resource: r.Name}, Limit: r.UpLimit},
+			ledger.HoldingSetting{Key: holdings.Key{Holder: "project:" + user, Source: holdings.NullSource, Resource: r.Name}, Limit: r.UpLimit})
 	}
 	return out
 }
@@ -179,8 +179,8 @@ func userEvent(u *User) catalog.User {
 	return catalog.User{Active: u.Active, Role: string(u.Role), Username: u.Username, UUID: u.UUID}
 }
 
-// GetUser returns the user with this uuid.
-func (s *Store) GetUser(id string) (*User, error) {
+// FindUserByID returns the user with this uuid.
+func (s *Store) FindUserByID(id string) (*User, error) {
 	s.mu.RLock()
 	u := s.users[id]
 	s.mu.RUnlock()
@@ -190,8 +190,8 @@ func (s *Store) GetUser(id string) (*User, error) {
 	return u, nil
 }
 
-// UserByName returns the user with this username, case-insensitively.
-func (s *Store) UserByName(name string) (*User, error) {
+// FindUserByName returns the user with this username, case-insensitively.
+func (s *Store) FindUserByName(name string) (*User, error) {
 	s.mu.RLock()
 	u := s.byName[foldName(strings.TrimSpace(name))]
 	s.mu.RUnlock()
@@ -201,33 +201,18 @@ func (s *Store) UserByName(name string) (*User, error) {
 	return u, nil
 }
 
-// UserQuery selects a page of users whose username starts with Prefix
-// (case-insensitively), ordered by username.
-type UserQuery struct {
-	Prefix         string
-	Page, PageSize int // from 1; default page size 20, at most 100
+// UserFilter selects the users whose username starts with Prefix
+// (case-insensitively), ordered by username; Offset and Limit cut a window
+// of them (see Lists in identity.go).
+type UserFilter struct {
+	Prefix        string
+	Offset, Limit int
 }
 
-func pageBounds(page, size, n int) (lo, hi int, err error) {
-	if page == 0 {
-		page = 1
-	}
-	if size == 0 {
-		size = 20
-	}
-	if page < 1 || size < 1 || size > 100 {
-		return 0, 0, invalidf("page must be >= 1 and page_size between 1 and 100")
-	}
-	if page > n/size+1 {
-		return n, n, nil // past the end (and no overflow of (page-1)*size)
-	}
-	lo = min((page-1)*size, n)
-	return lo, min(lo+size, n), nil
-}
-
-// ListUsers returns the count of matching users and one page of them.
-func (s *Store) ListUsers(q UserQuery) (int, []*User, error) {
-	prefix := foldName(q.Prefix)
+// FindUsers returns the window of the users f selects and the count of
+// all of them.
+func (s *Store) FindUsers(f UserFilter) ([]*User, int, error) {
+	prefix := foldName(f.Prefix)
 	s.mu.RLock()
 	var all []*User
 	for name, u := range s.byName {
@@ -237,11 +222,7 @@ func (s *Store) ListUsers(q UserQuery) (int, []*User, error) {
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(all, func(a, b *User) int { return strings.Compare(foldName(a.Username), foldName(b.Username)) })
-	lo, hi, err := pageBounds(q.Page, q.PageSize, len(all))
-	if err != nil {
-		return 0, nil, err
-	}
-	return len(all), all[lo:hi], nil
+	return window(all, f.Offset, f.Limit)
 }
 
 // UserUpdate changes a user's profile; nil fields stay.
@@ -293,8 +274,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd UserUpdate) (*Use
 	})
 }
 
-// SetRole sets a user's role.
-func (s *Store) SetRole(ctx context.Context, id string, role Role) (*User, error) {
+// SetUserRole sets a user's role.
+func (s *Store) SetUserRole(ctx context.Context, id string, role Role) (*User, error) {
 	if err := checkRole(role); err != nil {
 		return nil, err
 	}
@@ -304,9 +285,9 @@ func (s *Store) SetRole(ctx context.Context, id string, role Role) (*User, error
 	})
 }
 
-// Activate makes a pending user active (an admin's call, or the
+// ActivateUser makes a pending user active (an admin's call, or the
 // verification step, which also marks the email verified).
-func (s *Store) Activate(ctx context.Context, id string, emailVerified bool) (*User, error) {
+func (s *Store) ActivateUser(ctx context.Context, id string, emailVerified bool) (*User, error) {
 	return s.changeUser(ctx, id, catalog.UserActivatedType, func(u *User) error {
 		u.Active = true
 		u.EmailVerified = u.EmailVerified || emailVerified
@@ -318,7 +299,7 @@ func (s *Store) Activate(ctx context.Context, id string, emailVerified bool) (*U
 func (s *Store) changeUser(ctx context.Context, id, event string, change func(u *User) error) (*User, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	old, err := s.GetUser(id)
+	old, err := s.FindUserByID(id)
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +332,7 @@ func (s *Store) changeUser(ctx context.Context, id, event string, change func(u 
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	u, err := s.GetUser(id)
+	u, err := s.FindUserByID(id)
 	if err != nil {
 		return err
 	}
@@ -381,7 +362,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // Login checks a username and password and opens a session: the secret is
 // shown once. A hash made with older parameters is redone.
 func (s *Store) Login(ctx context.Context, username, password string) (string, *Token, *User, error) {
-	u, err := s.UserByName(username)
+	u, err := s.FindUserByName(username)
 	if err != nil {
 		// Spend the time a real check takes, so that timing does not tell
 		// which usernames exist.
@@ -403,7 +384,7 @@ func (s *Store) Login(ctx context.Context, username, password string) (string, *
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if u, err = s.GetUser(u.UUID); err != nil {
+	if u, err = s.FindUserByID(u.UUID); err != nil {
 		return "", nil, nil, badLogin()
 	}
 	nu := *u
@@ -441,7 +422,7 @@ func (s *Store) dummyHash() string {
 
 // ChangePassword sets a new password after checking the old one.
 func (s *Store) ChangePassword(ctx context.Context, id, old, newPassword, confirm string) error {
-	u, err := s.GetUser(id)
+	u, err := s.FindUserByID(id)
 	if err != nil {
 		return err
 	}
@@ -473,7 +454,7 @@ func (s *Store) setPassword(ctx context.Context, u *User, newPassword, confirm, 
 // it to the event stream only ("identity.password.reset_requested"). It
 // answers the same whether or not the user exists.
 func (s *Store) RequestPasswordReset(ctx context.Context, username string) error {
-	u, err := s.UserByName(username)
+	u, err := s.FindUserByName(username)
 	if err != nil {
 		return nil
 	}
@@ -503,7 +484,7 @@ func (s *Store) ResetPassword(ctx context.Context, id, newPassword, confirm stri
 	if r == nil || !s.now().Before(r.Expires) {
 		return failure.Errorf(failure.NotFound, "no such reset request, or it expired")
 	}
-	u, err := s.GetUser(r.User)
+	u, err := s.FindUserByID(r.User)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -42,7 +43,7 @@ func (e *testEnv) events(typ string) []ledger.Event {
 }
 
 func (e *testEnv) limit(holder string, source holdings.Source, resource string) (int64, bool) {
-	v, ok := e.l.Holding(holdings.Key{Holder: holder, Source: source, Resource: resource})
+	v, ok := e.l.FindHoldingByKey(holdings.Key{Holder: holder, Source: source, Resource: resource})
 	return v.Limit, ok
 }
 
@@ -98,17 +99,17 @@ func TestUsers(t *testing.T) {
 		if _, err := s.Register(ctx, NewUser{Username: "ada", Password: goodPassword}); err == nil || err.Error() != "username must be an email address" {
 			t.Errorf("message %q, want %q", err, "username must be an email address")
 		}
-		if n, _, _ := s.ListUsers(UserQuery{}); n != 2 {
+		if _, n, _ := s.FindUsers(UserFilter{}); n != 2 {
 			t.Fatalf("refused registrations left users: %d", n)
 		}
 	})
 
 	t.Run("Lookups", func(t *testing.T) {
-		ada, err := s.UserByName("ADA@example.com")
+		ada, err := s.FindUserByName("ADA@example.com")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u, err := s.GetUser(ada.UUID); err != nil || u.Username != "Ada@Example.com" {
+		if u, err := s.FindUserByID(ada.UUID); err != nil || u.Username != "Ada@Example.com" {
 			t.Fatalf("by uuid: %+v %v", u, err)
 		}
 		names := s.Usernames([]string{ada.UUID, "nobody"})
@@ -122,7 +123,7 @@ func TestUsers(t *testing.T) {
 		if all := s.UUIDs(nil); len(all) != 2 {
 			t.Fatalf("all: %v", all)
 		}
-		if _, err := s.GetUser("nobody"); failure.CodeOf(err) != failure.NotFound {
+		if _, err := s.FindUserByID("nobody"); failure.CodeOf(err) != failure.NotFound {
 			t.Fatalf("unknown uuid: %v", err)
 		}
 	})
@@ -133,17 +134,28 @@ func TestUsers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		n, page, err := s.ListUsers(UserQuery{Prefix: "CAR", PageSize: 1, Page: 2})
+		page, n, err := s.FindUsers(UserFilter{Prefix: "CAR", Offset: 1, Limit: 1})
 		if err != nil || n != 2 || len(page) != 1 || page[0].Username != "carol@example.com" {
 			t.Fatalf("list: %d %v %v", n, page, err)
 		}
-		if _, _, err := s.ListUsers(UserQuery{PageSize: 1000}); failure.CodeOf(err) != failure.Invalid {
-			t.Fatalf("page size 1000: %v", err)
+		// The window's bounds are the store's; page sizes and their cap are
+		// the API's (api/paging.go).
+		if _, _, err := s.FindUsers(UserFilter{Limit: -1}); failure.CodeOf(err) != failure.Invalid {
+			t.Fatalf("limit -1: %v", err)
+		}
+		if _, _, err := s.FindUsers(UserFilter{Offset: -1}); failure.CodeOf(err) != failure.Invalid {
+			t.Fatalf("offset -1: %v", err)
+		}
+		if page, n, err := s.FindUsers(UserFilter{Prefix: "car", Offset: 2}); err != nil || n != 2 || len(page) != 0 {
+			t.Fatalf("past the end: %d %v %v", n, page, err)
+		}
+		if page, n, err := s.FindUsers(UserFilter{Prefix: "car"}); err != nil || n != 2 || len(page) != 2 {
+			t.Fatalf("no limit: %d %v %v", n, page, err)
 		}
 	})
 
 	t.Run("UpdateAndRole", func(t *testing.T) {
-		bob, _ := s.UserByName("bob@example.com")
+		bob, _ := s.FindUserByName("bob@example.com")
 		name := "Bobby"
 		u, err := s.UpdateUser(ctx, bob.UUID, UserUpdate{DisplayName: &name, Data: json.RawMessage(`{"team": "blue", "n": [1, 2]}`)})
 		if err != nil || u.DisplayName != "Bobby" || string(u.Data) != `{"team":"blue","n":[1,2]}` {
@@ -152,12 +164,12 @@ func TestUsers(t *testing.T) {
 		if _, err := s.UpdateUser(ctx, bob.UUID, UserUpdate{Data: json.RawMessage(`[1]`)}); failure.CodeOf(err) != failure.Invalid {
 			t.Fatalf("data not an object: %v", err)
 		}
-		if u, err := s.SetRole(ctx, bob.UUID, RoleReader); err != nil || u.Role != RoleReader {
+		if u, err := s.SetUserRole(ctx, bob.UUID, RoleReader); err != nil || u.Role != RoleReader {
 			t.Fatalf("role: %+v %v", u, err)
 		}
 		e.reopen()
 		s = e.s
-		u, err = s.GetUser(bob.UUID)
+		u, err = s.FindUserByID(bob.UUID)
 		if err != nil || u.Role != RoleReader || u.DisplayName != "Bobby" || !strings.Contains(string(u.Data), "blue") {
 			t.Fatalf("after reopen: %+v %v", u, err)
 		}
@@ -178,7 +190,7 @@ func TestActivation(t *testing.T) {
 	if _, _, _, err := e.s.Login(ctx, "p@example.com", goodPassword); failure.CodeOf(err) != failure.Forbidden {
 		t.Fatalf("login of a pending user: %v", err)
 	}
-	if u, err = e.s.Activate(ctx, u.UUID, true); err != nil || !u.Active || !u.EmailVerified {
+	if u, err = e.s.ActivateUser(ctx, u.UUID, true); err != nil || !u.Active || !u.EmailVerified {
 		t.Fatalf("activate: %+v %v", u, err)
 	}
 	if _, _, _, err := e.s.Login(ctx, "p@example.com", goodPassword); err != nil {
@@ -236,7 +248,7 @@ func TestPasswords(t *testing.T) {
 		if _, _, _, err := e.s.Login(ctx, "u@example.com", "new password 1"); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := e.s.GetUser(u.UUID)
+		got, _ := e.s.FindUserByID(u.UUID)
 		if !strings.HasPrefix(got.Password, "$argon2id$v=19$m=64,t=2,p=1$") {
 			t.Fatalf("not rehashed with the new parameters: %q", got.Password)
 		}
@@ -304,7 +316,7 @@ func TestResourcesAndServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, svc, err := s.RegisterService(ctx, NewService{Name: "cyclades", Type: "compute",
+	secret, svc, err := s.CreateService(ctx, NewService{Name: "cyclades", Type: "compute",
 		Endpoints: []Endpoint{{PublicURL: "https://cyclades.example.com/compute/v2.0", VersionID: "v2.0"}}})
 	if err != nil || svc.TokenID == "" || !strings.HasPrefix(secret, "qlk_") {
 		t.Fatalf("register service: %q %+v %v", secret, svc, err)
@@ -312,18 +324,18 @@ func TestResourcesAndServices(t *testing.T) {
 	if p, err := s.Authenticate(secret); err != nil || p.Service == nil || p.Service.Name != "cyclades" {
 		t.Fatalf("service token: %+v %v", p, err)
 	}
-	if _, _, err := s.RegisterService(ctx, NewService{Name: "cyclades"}); failure.CodeOf(err) != failure.Conflict {
+	if _, _, err := s.CreateService(ctx, NewService{Name: "cyclades"}); failure.CodeOf(err) != failure.Conflict {
 		t.Fatalf("service twice: %v", err)
 	}
-	if _, _, err := s.RegisterService(ctx, NewService{Name: "Bad Name"}); failure.CodeOf(err) != failure.Invalid {
+	if _, _, err := s.CreateService(ctx, NewService{Name: "Bad Name"}); failure.CodeOf(err) != failure.Invalid {
 		t.Fatalf("bad service name: %v", err)
 	}
-	if _, _, err := s.RegisterService(ctx, NewService{Name: "x", Endpoints: []Endpoint{{PublicURL: "ftp://x"}}}); failure.CodeOf(err) != failure.Invalid {
+	if _, _, err := s.CreateService(ctx, NewService{Name: "x", Endpoints: []Endpoint{{PublicURL: "ftp://x"}}}); failure.CodeOf(err) != failure.Invalid {
 		t.Fatalf("bad endpoint: %v", err)
 	}
 
 	vm := Resource{Name: "cyclades.vm", Service: "cyclades", Unit: "", Description: "virtual machines", AllowInProjects: true, UpLimit: 2}
-	if _, err := s.RegisterResource(ctx, vm); err != nil {
+	if _, err := s.CreateResource(ctx, vm); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []Resource{
@@ -332,7 +344,7 @@ func TestResourcesAndServices(t *testing.T) {
 		{Name: "vm", Service: "cyclades"},          // not <service>.<name>
 		{Name: "cyclades.ram", Service: "cyclades", UpLimit: -1},
 	} {
-		if _, err := s.RegisterResource(ctx, bad); err == nil {
+		if _, err := s.CreateResource(ctx, bad); err == nil {
 			t.Errorf("resource %+v accepted", bad)
 		}
 	}
@@ -363,13 +375,13 @@ func TestResourcesAndServices(t *testing.T) {
 	}
 
 	e.reopen()
-	if rs := e.s.Resources(); len(rs) != 1 || rs[0].Name != "cyclades.vm" || rs[0].UpLimit != 2 {
+	if rs := testkit.Items(e.s.FindResources(ResourceFilter{})); len(rs) != 1 || rs[0].Name != "cyclades.vm" || rs[0].UpLimit != 2 {
 		t.Fatalf("resources after reopen: %+v", rs)
 	}
 	if _, err := e.s.Authenticate(newSecret); err != nil {
 		t.Fatalf("service token after reopen: %v", err)
 	}
-	if err := e.s.RemoveService(ctx, "cyclades"); err != nil {
+	if err := e.s.DeleteService(ctx, "cyclades"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.s.Authenticate(newSecret); failure.CodeOf(err) != failure.Unauthorized {
@@ -394,7 +406,7 @@ func TestDeleteUser(t *testing.T) {
 	if _, err := e.s.Authenticate(secret); failure.CodeOf(err) != failure.Unauthorized {
 		t.Fatalf("a deleted user's token still works: %v", err)
 	}
-	if _, err := e.s.UserByName("gone@example.com"); failure.CodeOf(err) != failure.NotFound {
+	if _, err := e.s.FindUserByName("gone@example.com"); failure.CodeOf(err) != failure.NotFound {
 		t.Fatalf("deleted user still found: %v", err)
 	}
 	evs := e.events("identity.user.deleted")

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -187,7 +188,9 @@ func (a *applier) drain() {
 	}
 	pb := a.l.db.NewBatch()
 	for _, x := range q {
-		r, err := decodeJournal(x.seq, x.rec, nil)
+		// The record's strings share its bytes: what the applier keeps
+		// of them it copies (the log buffer's encoding, Pebble, Clone).
+		r, err := decodeJournal(x.seq, x.rec, viewString)
 		if err != nil {
 			// The writer encoded it a moment ago: a bug, not a disk fault.
 			panic(fmt.Sprintf("ledger: journal record %d does not decode: %v", x.seq, err))
@@ -281,7 +284,7 @@ func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 		switch c.kind {
 		case callIssue:
 			if c.idemKey != "" {
-				a.idemAdd[c.idemKey] = c.idem
+				a.idemAdd[strings.Clone(c.idemKey)] = c.idem
 				delete(a.idemDel, c.idemKey)
 			}
 			if c.final != nil {
@@ -302,7 +305,7 @@ func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 				if _, ok := a.idemAdd[k]; ok {
 					delete(a.idemAdd, k)
 				} else {
-					a.idemDel[k] = struct{}{}
+					a.idemDel[strings.Clone(k)] = struct{}{}
 				}
 			}
 		}
@@ -422,7 +425,7 @@ func (a *applier) checkpoint() error {
 	}
 	a.hook(checkpointCommitted)
 	start := time.Now()
-	if err := l.readDB(l.db.Flush); err != nil {
+	if err := l.flushState(); err != nil {
 		return fmt.Errorf("ledger: checkpoint: flushing the state: %w", err)
 	}
 	l.m.checkpointSeconds.Observe(time.Since(start).Seconds())

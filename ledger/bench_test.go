@@ -60,9 +60,9 @@ func (bl benchLayout) commission(user int, q int64) []holdings.Provision {
 
 func (bl benchLayout) create(tb testing.TB, l *Ledger, userLimit, projectLimit int64) {
 	tb.Helper()
-	var batch []QuotaSetting
+	var batch []HoldingSetting
 	flush := func() {
-		if err := l.SetQuota(context.Background(), batch); err != nil {
+		if err := l.SetHoldings(context.Background(), batch); err != nil {
 			tb.Fatal(err)
 		}
 		batch = batch[:0]
@@ -76,7 +76,7 @@ func (bl benchLayout) create(tb testing.TB, l *Ledger, userLimit, projectLimit i
 				}
 				limit = projectLimit
 			}
-			batch = append(batch, QuotaSetting{Key: p.Key, Limit: limit})
+			batch = append(batch, HoldingSetting{Key: p.Key, Limit: limit})
 		}
 		if len(batch) >= 10_000 {
 			flush()
@@ -175,7 +175,7 @@ func BenchmarkHotHolding(b *testing.B) {
 	bl := newBenchLayout(benchHoldings)
 	bl.create(b, l, 1<<50, 1<<50)
 	hot := holdings.Key{Holder: "project:hot", Source: holdings.NullSource, Resource: benchResources[0]}
-	if err := l.SetQuota(context.Background(), []QuotaSetting{{Key: hot, Limit: 1 << 50}}); err != nil {
+	if err := l.SetHoldings(context.Background(), []HoldingSetting{{Key: hot, Limit: 1 << 50}}); err != nil {
 		b.Fatal(err)
 	}
 	runCallers(b, l, func(ctx context.Context, i int, lat *[]time.Duration) error {
@@ -191,7 +191,7 @@ func BenchmarkHotHolding(b *testing.B) {
 		}
 		return timed(lat, func() error { return l.Resolve(ctx, "bench", res.Serial, true, "") })
 	})
-	if v, _ := l.Holding(hot); v.UsageMin != int64(b.N) || v.UsageMax != int64(b.N) {
+	if v, _ := l.FindHoldingByKey(hot); v.UsageMin != int64(b.N) || v.UsageMax != int64(b.N) {
 		b.Fatalf("hot holding lost updates: %+v after %d commissions", v, b.N)
 	}
 }

@@ -35,7 +35,7 @@ func (l *Ledger) Checkpoint(dir string) error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
 	err := l.readDB(func() error {
-		if err := l.db.Flush(); err != nil {
+		if err := l.flushStateLocked(); err != nil {
 			return err
 		}
 		if err := l.db.Checkpoint(dir); err != nil {

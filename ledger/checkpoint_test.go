@@ -31,7 +31,7 @@ func TestCheckpointUnderLoad(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; !stop.Load(); i++ {
 				k := key(fmt.Sprintf("h%d-%d", w, i), "system", "r")
-				if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: int64(w*1_000_000 + i)}}); err != nil {
+				if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: int64(w*1_000_000 + i)}}); err != nil {
 					t.Errorf("set quota: %v", err)
 					return
 				}
@@ -61,7 +61,7 @@ func TestCheckpointUnderLoad(t *testing.T) {
 	if c.ID() != l.ID() {
 		t.Errorf("copy id %s, live %s", c.ID(), l.ID())
 	}
-	got := c.Quotas(QuotaFilter{})
+	got := c.FindHoldings(HoldingFilter{})
 	seen := make(map[int]int)
 	for _, h := range got {
 		var w, i int
@@ -79,7 +79,7 @@ func TestCheckpointUnderLoad(t *testing.T) {
 			t.Errorf("writer %d: %d holdings in the copy, only %d written", w, n, written[w].Load())
 		}
 		for i := range n {
-			if _, ok := c.Holding(key(fmt.Sprintf("h%d-%d", w, i), "system", "r")); !ok {
+			if _, ok := c.FindHoldingByKey(key(fmt.Sprintf("h%d-%d", w, i), "system", "r")); !ok {
 				t.Errorf("writer %d: h%d-%d missing from a copy with %d of its holdings", w, w, i, n)
 			}
 		}
@@ -88,10 +88,10 @@ func TestCheckpointUnderLoad(t *testing.T) {
 		t.Errorf("copy has %d holdings of writer 0, at least 50 were written before", seen[0])
 	}
 	// The copy is a ledger of its own.
-	if err := c.SetQuota(ctx, []QuotaSetting{{Key: key("x", "system", "r"), Limit: 1}}); err != nil {
+	if err := c.SetHoldings(ctx, []HoldingSetting{{Key: key("x", "system", "r"), Limit: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := l.Holding(key("x", "system", "r")); ok {
+	if _, ok := l.FindHoldingByKey(key("x", "system", "r")); ok {
 		t.Error("a write to the copy shows in the live ledger")
 	}
 	_ = l.Close()

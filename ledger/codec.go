@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
@@ -64,6 +65,11 @@ func appendChange(b []byte, k holdings.Key, q int64, after holdings.Value) []byt
 	b = appendVarint(b, q)
 	return appendValue(b, after)
 }
+
+// viewString is an intern function for decoders whose strings may share
+// the bytes they decode (the applier's records, which nothing changes and
+// which outlive what it keeps of them): no copy.
+func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // decoder reads what the append functions wrote. The first error sticks and
 // every later read returns a zero value, so callers check err once.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 )
@@ -35,12 +36,12 @@ func TestConcurrentHotHolding(t *testing.T) {
 	l := mustOpen(t, memOptions())
 	hot := key("project:p", "-", "vm")
 	const workers, rounds = 32, 100
-	var ss []QuotaSetting
-	ss = append(ss, QuotaSetting{Key: hot, Limit: workers * rounds})
+	var ss []HoldingSetting
+	ss = append(ss, HoldingSetting{Key: hot, Limit: workers * rounds})
 	for w := 0; w < workers; w++ {
-		ss = append(ss, QuotaSetting{Key: key("user:"+string(rune('a'+w)), "project:p", "vm"), Limit: rounds})
+		ss = append(ss, HoldingSetting{Key: key("user:"+string(rune('a'+w)), "project:p", "vm"), Limit: rounds})
 	}
-	if err := l.SetQuota(ctx, ss); err != nil {
+	if err := l.SetHoldings(ctx, ss); err != nil {
 		t.Fatal(err)
 	}
 	release := holdWriter(t, l)
@@ -102,7 +103,7 @@ func TestConcurrentHotHolding(t *testing.T) {
 	}
 	letGo.Do(func() { close(proceed) })
 	waitGroup(t, testkit.Patience, "the workers", &wg)
-	v, _ := l.Holding(hot)
+	v, _ := l.FindHoldingByKey(hot)
 	if v.UsageMin != int64(accepted) || v.UsageMax != int64(accepted) {
 		t.Fatalf("hot holding %+v, want usage %d", v, accepted)
 	}
@@ -119,7 +120,7 @@ func TestGroupCommit(t *testing.T) {
 	opts.MaxBatch = 8
 	l := mustOpen(t, opts)
 	k := key("u", "-", "vm")
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 15}}); err != nil {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 15}}); err != nil {
 		t.Fatal(err)
 	}
 	release := holdWriter(t, l)
@@ -157,7 +158,7 @@ func TestGroupCommit(t *testing.T) {
 			t.Errorf("issue: %v", err)
 		}
 	}
-	if v, _ := l.Holding(k); ok != 15 || v != (holdings.Value{Limit: 15, UsageMax: 15}) {
+	if v, _ := l.FindHoldingByKey(k); ok != 15 || v != (holdings.Value{Limit: 15, UsageMax: 15}) {
 		t.Fatalf("%d issues took, holding %+v; want 15 and usage_max 15", ok, v)
 	}
 }
@@ -171,7 +172,7 @@ func TestCloseUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := key("u", "-", "vm")
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 1 << 40}}); err != nil {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 1 << 40}}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -220,7 +221,7 @@ func TestOutboxStats(t *testing.T) {
 	}
 	k := key("u", "-", "vm")
 	for i := 0; i < 3; i++ {
-		if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: int64(i)}}); err != nil {
+		if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: int64(i)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -236,22 +237,22 @@ func TestOutboxStats(t *testing.T) {
 	}
 }
 
-// TestLargeQuotaChangeIsChunked: a quota change of many holdings is
+// TestLargeHoldingChangeIsChunked: a change of many holdings is
 // reported as several events, none larger than MaxEventHoldings holdings.
-func TestLargeQuotaChangeIsChunked(t *testing.T) {
+func TestLargeHoldingChangeIsChunked(t *testing.T) {
 	ctx := context.Background()
 	l := mustOpen(t, memOptions())
-	var ss []QuotaSetting
+	var ss []HoldingSetting
 	var ks []holdings.Key
 	for i := 0; i < 2*MaxEventHoldings+5; i++ {
 		k := key("u"+strconv.Itoa(i), "-", "vm")
-		ss = append(ss, QuotaSetting{Key: k, Limit: 1})
+		ss = append(ss, HoldingSetting{Key: k, Limit: 1})
 		ks = append(ks, k)
 	}
-	if err := l.SetQuota(ctx, ss); err != nil {
+	if err := l.SetHoldings(ctx, ss); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.DeleteQuota(ctx, ks); err != nil {
+	if err := l.DeleteHoldings(ctx, ks); err != nil {
 		t.Fatal(err)
 	}
 	evs, err := l.Outbox(0, 100)
@@ -265,7 +266,7 @@ func TestLargeQuotaChangeIsChunked(t *testing.T) {
 		}
 		counts[e.Type] += len(e.Holdings)
 	}
-	if len(evs) != 6 || counts[EventQuotaSet] != len(ss) || counts[EventQuotaDeleted] != len(ks) {
+	if len(evs) != 6 || counts[catalog.HoldingChangedType] != len(ss) || counts[catalog.HoldingDeletedType] != len(ks) {
 		t.Fatalf("%d events: %v", len(evs), counts)
 	}
 }

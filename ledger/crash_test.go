@@ -82,11 +82,11 @@ func crashLimit(i int) int64 {
 	return crashProjectLimit
 }
 
-func crashSettings() []QuotaSetting {
+func crashSettings() []HoldingSetting {
 	ks := crashKeys()
-	s := make([]QuotaSetting, len(ks))
+	s := make([]HoldingSetting, len(ks))
 	for i, k := range ks {
-		s[i] = QuotaSetting{Key: k, Limit: crashLimit(i)}
+		s[i] = HoldingSetting{Key: k, Limit: crashLimit(i)}
 	}
 	return s
 }
@@ -161,7 +161,7 @@ func crashChild(dir string, fs vfs.FS, workers int, out *crashOut, before func(o
 	}
 	crashChildLedger.Store(l)
 	ctx := context.Background()
-	if err := l.SetQuota(ctx, crashSettings()); err != nil {
+	if err := l.SetHoldings(ctx, crashSettings()); err != nil {
 		fmt.Fprintln(os.Stderr, "crash child: set quota:", err)
 		os.Exit(2)
 	}
@@ -660,7 +660,7 @@ func (m *crashModel) verify(t *testing.T, l *Ledger) (uint64, map[uint64]*crashD
 			}
 		}
 	}
-	hs := l.Quotas(QuotaFilter{})
+	hs := l.FindHoldings(HoldingFilter{})
 	if len(hs) == 0 && !m.quotaSet && len(all) == 0 {
 		return maxSerial, all // killed before its holdings were set: nothing to see
 	}
@@ -668,7 +668,7 @@ func (m *crashModel) verify(t *testing.T, l *Ledger) (uint64, map[uint64]*crashD
 		fail("%d holdings, want %d", len(hs), len(m.keys))
 	}
 	for i, k := range m.keys {
-		v, ok := l.Holding(k)
+		v, ok := l.FindHoldingByKey(k)
 		if !ok {
 			fail("holding %s is gone", k)
 			continue
@@ -696,7 +696,7 @@ func (m *crashModel) checkNext(t *testing.T, l *Ledger, maxSerial uint64, name s
 	t.Helper()
 	ctx := context.Background()
 	if !m.quotaSet { // the child died before it set them
-		if err := l.SetQuota(ctx, crashSettings()); err != nil {
+		if err := l.SetHoldings(ctx, crashSettings()); err != nil {
 			t.Fatalf("set quota: %v", err)
 		}
 		m.quotaSet = true

@@ -4,19 +4,7 @@ import (
 	"encoding/binary"
 	"time"
 
-	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
-)
-
-// Event types the ledger writes to its outbox (the event catalog's). The
-// events package names subjects and renders payloads from them.
-const (
-	EventCommissionIssued   = catalog.CommissionIssuedType
-	EventCommissionAccepted = catalog.CommissionAcceptedType
-	EventCommissionRejected = catalog.CommissionRejectedType
-	EventCommissionExpired  = catalog.CommissionExpiredType
-	EventQuotaSet           = catalog.HoldingChangedType
-	EventQuotaDeleted       = catalog.HoldingDeletedType
 )
 
 // Event is one record of the outbox: a change of state, written in the same
@@ -33,7 +21,7 @@ type Event struct {
 	// IssueTime is the commission's issue time (commission events only).
 	IssueTime time.Time
 	// Holdings are the holdings the change touched, each with the quantity of
-	// the provision (0 for quota changes) and its value after the change.
+	// the provision (0 for holding changes) and its value after the change.
 	Holdings []EventHolding
 	// Data is an opaque payload (JSON) for events that do not come from the
 	// ledger's own records (identity, feedback). Nil otherwise.

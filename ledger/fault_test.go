@@ -181,7 +181,7 @@ func faultChildDegraded(l *Ledger) {
 		failf("the ledger is failed but FailedC is open")
 	}
 	before := l.Stats()
-	if err := l.SetQuota(ctx, crashSettings()[:1]); !errors.Is(err, ErrFailed) || errors.Is(err, ErrOutcomeUnknown) {
+	if err := l.SetHoldings(ctx, crashSettings()[:1]); !errors.Is(err, ErrFailed) || errors.Is(err, ErrOutcomeUnknown) {
 		failf("set quota after the fault: %v, want ErrFailed", err)
 	}
 	if _, err := l.Log(LogFilter{Limit: 10}); err != nil {
@@ -190,7 +190,7 @@ func faultChildDegraded(l *Ledger) {
 	if _, err := l.Outbox(0, 10); err != nil {
 		failf("outbox after the fault: %v", err)
 	}
-	if len(l.Quotas(QuotaFilter{})) == 0 {
+	if len(l.FindHoldings(HoldingFilter{})) == 0 {
 		failf("no quotas after the fault")
 	}
 	for _, c := range crashClients {
@@ -327,7 +327,7 @@ func TestFreeSpaceFloor(t *testing.T) {
 	}
 
 	// Plenty of room.
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: ku, Limit: 10}, {Key: kp, Limit: 100}}); err != nil {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: ku, Limit: 10}, {Key: kp, Limit: 100}}); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := l.Issue(ctx, IssueRequest{Client: "cyclades", Provisions: prov(2)}); err != nil || res.Serial != 1 {
@@ -354,7 +354,7 @@ func TestFreeSpaceFloor(t *testing.T) {
 			t.Fatalf("outbox: %v", err)
 		}
 		return fmt.Sprintf("quotas %+v\npending %v\ncommission %+v\nlog %+v\nlog of user:1 %+v\nstats %+v\noutbox %+v",
-			l.Quotas(QuotaFilter{}), l.Pending("cyclades"), c, page, byHolder, l.Stats(), evs)
+			l.FindHoldings(HoldingFilter{}), l.Pending("cyclades"), c, page, byHolder, l.Stats(), evs)
 	}
 	before := state()
 
@@ -366,8 +366,8 @@ func TestFreeSpaceFloor(t *testing.T) {
 			t.Errorf("%s below the floor: %v, want ErrNoSpace", what, err)
 		}
 	}
-	refused("set quota", l.SetQuota(ctx, []QuotaSetting{{Key: ku, Limit: 20}, {Key: key("user:2", "project:1", "cyclades.vm"), Limit: 5}}))
-	refused("delete quota", l.DeleteQuota(ctx, []holdings.Key{key("user:1", "project:1", "cyclades.ram")}))
+	refused("set quota", l.SetHoldings(ctx, []HoldingSetting{{Key: ku, Limit: 20}, {Key: key("user:2", "project:1", "cyclades.vm"), Limit: 5}}))
+	refused("delete quota", l.DeleteHoldings(ctx, []holdings.Key{key("user:1", "project:1", "cyclades.ram")}))
 	_, err := l.Issue(ctx, IssueRequest{Client: "cyclades", Provisions: prov(1), IdempotencyKey: "k1"})
 	refused("issue", err)
 	_, err = l.Issue(ctx, IssueRequest{Client: "cyclades", AutoAccept: true, Force: true, Provisions: prov(50)})
@@ -393,7 +393,7 @@ func TestFreeSpaceFloor(t *testing.T) {
 	if after := state(); after != before {
 		t.Fatalf("refused writes changed the ledger:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if v, ok := l.Holding(ku); !ok || v != (holdings.Value{Limit: 10, UsageMin: 1, UsageMax: 3}) {
+	if v, ok := l.FindHoldingByKey(ku); !ok || v != (holdings.Value{Limit: 10, UsageMin: 1, UsageMax: 3}) {
 		t.Fatalf("holding below the floor: %+v %v", v, ok)
 	}
 	if p := l.Pending("cyclades"); !slices.Equal(p, []uint64{1}) {
@@ -425,10 +425,10 @@ func TestFreeSpaceFloor(t *testing.T) {
 	if err := l.Resolve(ctx, "cyclades", 3, false, ""); err != nil {
 		t.Fatalf("reject with room again: %v", err)
 	}
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: ku, Limit: 20}}); err != nil {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: ku, Limit: 20}}); err != nil {
 		t.Fatalf("set quota with room again: %v", err)
 	}
-	if v, _ := l.Holding(ku); v != (holdings.Value{Limit: 20, UsageMin: 3, UsageMax: 3}) {
+	if v, _ := l.FindHoldingByKey(ku); v != (holdings.Value{Limit: 20, UsageMin: 3, UsageMax: 3}) {
 		t.Fatalf("holding at the end: %+v", v)
 	}
 	if st := l.Stats(); st.Pending != 0 || st.Serial != 3 || st.Holdings != 2 {
@@ -453,7 +453,7 @@ func TestFreeSpaceFloor(t *testing.T) {
 		t.Fatalf("open below the floor: %v", err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	if v, _ := l.Holding(ku); v != (holdings.Value{Limit: 20, UsageMin: 3, UsageMax: 4}) {
+	if v, _ := l.FindHoldingByKey(ku); v != (holdings.Value{Limit: 20, UsageMin: 3, UsageMax: 4}) {
 		t.Fatalf("holding after a restart below the floor: %+v", v)
 	}
 	if page, err := l.Log(LogFilter{Holder: "user:1"}); err != nil || len(page.Entries) != 3 {

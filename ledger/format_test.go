@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quotaledger/quotaledger/commission"
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 )
@@ -93,8 +94,8 @@ func fmtJournal() ([]byte, *jrecord) {
 	b.recordIssue(issued, after, nil, "i\x07compute\x08req-0001", &idem)
 	b.recordIssue(auto, []holdings.Value{{Limit: 5, UsageMin: 1, UsageMax: 6}}, []holdings.Value{{Limit: 5, UsageMin: 4, UsageMax: 6}}, "", nil)
 	b.recordResolve(fmtCommission(), resolveAccepted, "ACCEPT:done", final)
-	b.recordQuota(callSetQuota, settings)
-	b.recordQuota(callDeleteQuota, gone)
+	b.recordHoldings(callSetHoldings, settings)
+	b.recordHoldings(callDeleteHoldings, gone)
 	b.recordUpdate(&raw, []*Event{{Type: "identity.user.registered", Data: data}})
 	b.recordPruneIdem([]string{"i\x07compute\x04old1", "i\x07compute\x04old2"})
 	b.seal()
@@ -104,8 +105,8 @@ func fmtJournal() ([]byte, *jrecord) {
 		{kind: callIssue, c: auto, after: []holdings.Value{{Limit: 5, UsageMin: 1, UsageMax: 6}}, final: []holdings.Value{{Limit: 5, UsageMin: 4, UsageMax: 6}}},
 		{kind: callResolve, c: &commission.Commission{Serial: 7, Client: "compute", Name: "vm-create", IssueTime: fmtIssue,
 			Provisions: fmtCommission().Provisions}, resolve: resolveAccepted, reason: "ACCEPT:done", after: final},
-		{kind: callSetQuota, holdings: settings},
-		{kind: callDeleteQuota, holdings: gone},
+		{kind: callSetHoldings, holdings: settings},
+		{kind: callDeleteHoldings, holdings: gone},
 		{kind: callUpdate, raw: []rawRecord{{key: []byte("Ukey"), value: []byte(`{"uuid":"u-1"}`)}, {key: []byte("Tgone"), del: true}},
 			events: []Event{{Type: "identity.user.registered", Data: data}}},
 		{kind: callPruneIdem, keys: []string{"i\x07compute\x04old1", "i\x07compute\x04old2"}},
@@ -123,13 +124,13 @@ type formatCase struct {
 }
 
 func formatCases() []formatCase {
-	eventCommission := Event{Seq: 23, Type: EventCommissionAccepted, Time: fmtLog, Serial: 7, Client: "compute",
+	eventCommission := Event{Seq: 23, Type: catalog.CommissionAcceptedType, Time: fmtLog, Serial: 7, Client: "compute",
 		Name: "vm-create", Reason: "ACCEPT:done", IssueTime: fmtIssue,
 		Holdings: []EventHolding{
 			{Key: fmtUserKey, Quantity: 4, After: holdings.Value{Limit: 10, UsageMin: 6, UsageMax: 8}},
 			{Key: fmtProjectKey, Quantity: -2048, After: holdings.Value{Limit: 4096, UsageMin: -1, UsageMax: 1024}},
 		}}
-	eventQuota := Event{Seq: 24, Type: EventQuotaSet, Time: fmtDeadline,
+	eventQuota := Event{Seq: 24, Type: catalog.HoldingChangedType, Time: fmtDeadline,
 		Holdings: []EventHolding{{Key: fmtEmptySrc, After: holdings.Value{Limit: 5, UsageMin: 1, UsageMax: 3}}}}
 	eventData := Event{Seq: 25, Type: "identity.user.registered", Time: fmtIssue, Data: []byte(`{"uuid":"u-1","by":"admin"}`)}
 
@@ -292,8 +293,8 @@ func formatCases() []formatCase {
 			for _, e := range (&jrecord{firstEvent: 23, now: fmtLog, calls: mustDecodeJournal(t, g).calls}).events() {
 				types = append(types, fmt.Sprintf("%d %s", e.Seq, e.Type))
 			}
-			checkDecoded(t, types, []string{"23 " + EventCommissionIssued, "24 " + EventCommissionIssued, "25 " + EventCommissionAccepted,
-				"26 " + EventCommissionAccepted, "27 " + EventQuotaSet, "28 " + EventQuotaDeleted, "29 identity.user.registered"}, nil)
+			checkDecoded(t, types, []string{"23 " + catalog.CommissionIssuedType, "24 " + catalog.CommissionIssuedType, "25 " + catalog.CommissionAcceptedType,
+				"26 " + catalog.CommissionAcceptedType, "27 " + catalog.HoldingChangedType, "28 " + catalog.HoldingDeletedType, "29 identity.user.registered"}, nil)
 		}},
 	}
 }

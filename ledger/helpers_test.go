@@ -96,20 +96,20 @@ func TestSmoke(t *testing.T) {
 	ctx := context.Background()
 	l := mustOpen(t, memOptions())
 	k := key("user:1", "system", "vm")
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 10}}); err != nil {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 10}}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := l.Issue(ctx, IssueRequest{Client: "cyclades", Provisions: []holdings.Provision{{Key: k, Quantity: 3}}})
 	if err != nil || res.Serial != 1 {
 		t.Fatalf("issue: %v %v", res, err)
 	}
-	if v, _ := l.Holding(k); v != (holdings.Value{Limit: 10, UsageMin: 0, UsageMax: 3}) {
+	if v, _ := l.FindHoldingByKey(k); v != (holdings.Value{Limit: 10, UsageMin: 0, UsageMax: 3}) {
 		t.Fatalf("after issue: %+v", v)
 	}
 	if err := l.Resolve(ctx, "cyclades", 1, true, ""); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := l.Holding(k); v != (holdings.Value{Limit: 10, UsageMin: 3, UsageMax: 3}) {
+	if v, _ := l.FindHoldingByKey(k); v != (holdings.Value{Limit: 10, UsageMin: 3, UsageMax: 3}) {
 		t.Fatalf("after accept: %+v", v)
 	}
 	page, err := l.Log(LogFilter{Holder: "user:1"})

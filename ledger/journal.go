@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/quotaledger/quotaledger/commission"
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
@@ -27,18 +28,18 @@ import (
 //	version, time, counters after the batch, first event sequence,
 //	number of calls, then each call: a kind byte and its fields
 //
-// The kinds: callIssue, callResolve, callSetQuota, callDeleteQuota,
+// The kinds: callIssue, callResolve, callSetHoldings, callDeleteHoldings,
 // callUpdate, callPruneIdem, callEvents (see appendJournal*).
 const journalVersion = 1
 
 const (
-	callIssue       = 'i'
-	callResolve     = 'r'
-	callSetQuota    = 'q'
-	callDeleteQuota = 'd'
-	callUpdate      = 'u'
-	callPruneIdem   = 'x'
-	callEvents      = 'e' // events carried over from an outbox of an older layout
+	callIssue          = 'i'
+	callResolve        = 'r'
+	callSetHoldings    = 'q'
+	callDeleteHoldings = 'd'
+	callUpdate         = 'u'
+	callPruneIdem      = 'x'
+	callEvents         = 'e' // events carried over from an outbox of an older layout
 )
 
 // Resolve kinds of callResolve.
@@ -119,15 +120,15 @@ func (b *batch) recordResolve(c *commission.Commission, kind byte, reason string
 	b.appendProvisionChanges(c.Provisions, after)
 }
 
-// recordQuota appends set quota (the holdings after) or delete quota (the
-// holdings before they went).
-func (b *batch) recordQuota(kind byte, hs []EventHolding) {
+// recordHoldings appends a SetHoldings (the holdings after) or a
+// DeleteHoldings (the holdings before they went).
+func (b *batch) recordHoldings(kind byte, hs []EventHolding) {
 	b.beginCall(kind)
 	b.appendHoldingChanges(hs)
 }
 
-// recordUpdate appends the records and events an Update staged (its quota
-// settings are a callSetQuota of their own, just before it).
+// recordUpdate appends the records and events an Update staged (its holding
+// settings are a callSetHoldings of their own, just before it).
 func (b *batch) recordUpdate(raw *records, events []*Event) {
 	b.beginCall(callUpdate)
 	b.body = appendUvarint(b.body, uint64(len(raw.list)))
@@ -204,7 +205,7 @@ type jcall struct {
 	idem    idemRecord
 	resolve byte
 	reason  string
-	// callSetQuota, callDeleteQuota.
+	// callSetHoldings, callDeleteHoldings.
 	holdings []EventHolding
 	// callUpdate.
 	raw    []rawRecord
@@ -306,7 +307,7 @@ func (d *decoder) call(now time.Time) jcall {
 		c.reason = d.string()
 		cm.Provisions, c.after = d.changes()
 		c.c = cm
-	case callSetQuota, callDeleteQuota:
+	case callSetHoldings, callDeleteHoldings:
 		c.holdings = d.holdingChanges()
 	case callUpdate:
 		n := d.count(2)
@@ -359,11 +360,11 @@ func (d *decoder) call(now time.Time) jcall {
 func resolveType(kind byte) string {
 	switch kind {
 	case resolveAccepted:
-		return EventCommissionAccepted
+		return catalog.CommissionAcceptedType
 	case resolveExpired:
-		return EventCommissionExpired
+		return catalog.CommissionExpiredType
 	}
-	return EventCommissionRejected
+	return catalog.CommissionRejectedType
 }
 
 // events renders the events of a record in outbox order, with their
@@ -394,17 +395,17 @@ func (r *jrecord) events() []Event {
 		c := &r.calls[i]
 		switch c.kind {
 		case callIssue:
-			add(*commissionEvent(EventCommissionIssued, c.c, c.after, ""))
+			add(*commissionEvent(catalog.CommissionIssuedType, c.c, c.after, ""))
 			if c.final != nil {
-				add(*commissionEvent(EventCommissionAccepted, c.c, c.final, "ACCEPT:"))
+				add(*commissionEvent(catalog.CommissionAcceptedType, c.c, c.final, "ACCEPT:"))
 			}
 		case callResolve:
 			add(*commissionEvent(resolveType(c.resolve), c.c, c.after, c.reason))
-		case callSetQuota:
-			addChunked(Event{Type: EventQuotaSet, Holdings: c.holdings})
-		case callDeleteQuota:
+		case callSetHoldings:
+			addChunked(Event{Type: catalog.HoldingChangedType, Holdings: c.holdings})
+		case callDeleteHoldings:
 			if len(c.holdings) > 0 {
-				addChunked(Event{Type: EventQuotaDeleted, Holdings: c.holdings})
+				addChunked(Event{Type: catalog.HoldingDeletedType, Holdings: c.holdings})
 			}
 		case callUpdate:
 			for _, e := range c.events {

@@ -20,18 +20,18 @@ func journalWorkload(t *testing.T, l *Ledger, clock *testkit.Clock, round int) {
 	t.Helper()
 	ctx := context.Background()
 	k := func(i int) holdings.Key { return key(fmt.Sprintf("user:%d", i), "project:p", "vm") }
-	var settings []QuotaSetting
+	var settings []HoldingSetting
 	for i := range 20 {
-		settings = append(settings, QuotaSetting{Key: k(i), Limit: int64(100 + round)})
+		settings = append(settings, HoldingSetting{Key: k(i), Limit: int64(100 + round)})
 	}
-	if err := l.SetQuota(ctx, settings); err != nil {
+	if err := l.SetHoldings(ctx, settings); err != nil {
 		t.Fatal(err)
 	}
 	gone := key(fmt.Sprintf("gone:%d", round), "-", "vm")
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: gone, Limit: 1}}); err != nil {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: gone, Limit: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.DeleteQuota(ctx, []holdings.Key{gone}); err != nil {
+	if err := l.DeleteHoldings(ctx, []holdings.Key{gone}); err != nil {
 		t.Fatal(err)
 	}
 	var serials []uint64
@@ -78,7 +78,7 @@ func ledgerState(t *testing.T, l *Ledger) string {
 	t.Helper()
 	st := l.Stats()
 	s := fmt.Sprintf("serial %d holdings %d pending %d\n", st.Serial, st.Holdings, st.Pending)
-	for _, h := range l.Quotas(QuotaFilter{}) {
+	for _, h := range l.FindHoldings(HoldingFilter{}) {
 		s += fmt.Sprintf("%s %+v\n", h.Key, h.Value)
 	}
 	s += fmt.Sprintf("pending %v\n", l.Pending("c"))
@@ -188,7 +188,7 @@ func TestHolderLog(t *testing.T) {
 	ctx := context.Background()
 	h1, h2 := key("user:h", "project:p", "vm"), key("user:h", "-", "ram")
 	other := key("user:other", "-", "vm")
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: h1, Limit: 1000}, {Key: h2, Limit: 1000}, {Key: other, Limit: 1000}}); err != nil {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: h1, Limit: 1000}, {Key: h2, Limit: 1000}, {Key: other, Limit: 1000}}); err != nil {
 		t.Fatal(err)
 	}
 	var want []string // serial/provision of user:h's entries, in order

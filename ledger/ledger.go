@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +103,11 @@ type Ledger struct {
 	// Pebble again (Pebble panics on a write after a failed WAL write).
 	failed atomic.Pointer[error]
 	failMu sync.Mutex // serialises setFailed
+	// stateFailC is closed, with stateErr, once a flush of the state
+	// database failed (stateFailed).
+	stateFailOnce sync.Once
+	stateFailC    chan struct{}
+	stateErr      error
 	// failedC is closed when failed is set.
 	failedC chan struct{}
 
@@ -153,15 +159,16 @@ func Open(opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{
-		opts:     opts,
-		log:      opts.Logger.With().Str("component", "ledger").Logger(),
-		reqs:     make(chan *request, 4*opts.MaxBatch),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
-		failedC:  make(chan struct{}),
-		pending:  make(map[uint64]*commission.Commission),
-		byClient: make(map[string]map[uint64]struct{}),
-		controls: make(chan controlReq),
+		opts:       opts,
+		log:        opts.Logger.With().Str("component", "ledger").Logger(),
+		reqs:       make(chan *request, 4*opts.MaxBatch),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
+		failedC:    make(chan struct{}),
+		pending:    make(map[uint64]*commission.Commission),
+		byClient:   make(map[string]map[uint64]struct{}),
+		stateFailC: make(chan struct{}),
+		controls:   make(chan controlReq),
 	}
 	m, err := newMetrics(l, opts.Metrics)
 	if err != nil {
@@ -230,7 +237,55 @@ func (l *Ledger) pebbleOptions(cache *pebble.Cache, state bool) *pebble.Options 
 		Logger:             pebbleLogger{l.log},
 		DisableWAL:         state,
 	}
+	if state {
+		// A flush of the state database that fails is retried by Pebble
+		// for ever, and Flush waits for it: the ledger learns of it here
+		// (stateFlush).
+		o.EventListener = &pebble.EventListener{FlushEnd: func(info pebble.FlushInfo) {
+			// "empty table" is Pebble saying a flush wrote nothing (what
+			// it held was deleted): not a failure (its own metamorphic
+			// test matches the text too, the error is not exported).
+			if info.Err != nil && !strings.Contains(info.Err.Error(), "pebble: empty table") {
+				l.stateFailed(info.Err)
+			}
+		}}
+	}
 	return o
+}
+
+// stateFailed records the first failed flush of the state database: the
+// ledger cannot checkpoint any more, so it takes no more writes (the
+// journal would grow without bound), and it does not close that database
+// (Pebble would wait for the flush for ever).
+func (l *Ledger) stateFailed(err error) {
+	l.stateFailOnce.Do(func() {
+		l.stateErr = err
+		close(l.stateFailC)
+		l.setFailed(fmt.Errorf("ledger: the state database cannot flush: %w", err))
+	})
+}
+
+// flushState flushes the state database, or fails once one of its flushes
+// failed.
+func (l *Ledger) flushState() error { return l.readDB(l.flushStateLocked) }
+
+// flushStateLocked is flushState for a caller inside readDB.
+func (l *Ledger) flushStateLocked() error {
+	select {
+	case <-l.stateFailC:
+		return fmt.Errorf("ledger: the state database cannot flush: %w", l.stateErr)
+	default:
+	}
+	done, err := l.db.AsyncFlush()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-l.stateFailC:
+		return fmt.Errorf("ledger: the state database cannot flush: %w", l.stateErr)
+	}
 }
 
 // Close stops the writer, answering queued requests with ErrClosed, lets
@@ -245,7 +300,13 @@ func (l *Ledger) Close() error {
 		l.dbMu.Lock()
 		l.dbClosed = true
 		l.dbMu.Unlock()
-		err = errors.Join(l.jdb.Close(), l.db.Close())
+		err = l.jdb.Close()
+		select {
+		case <-l.stateFailC:
+			err = errors.Join(err, fmt.Errorf("ledger: the state database was left open: it cannot flush: %w", l.stateErr))
+		default:
+			err = errors.Join(err, l.db.Close())
+		}
 	})
 	return err
 }

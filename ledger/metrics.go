@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 )
@@ -105,9 +106,9 @@ func (m *metrics) count(i, n int) {
 // countResolved counts a resolved commission by its event type.
 func (m *metrics) countResolved(eventType string, n int) {
 	switch eventType {
-	case EventCommissionAccepted:
+	case catalog.CommissionAcceptedType:
 		m.count(iAccepted, n)
-	case EventCommissionExpired:
+	case catalog.CommissionExpiredType:
 		m.count(iExpired, n)
 	default:
 		m.count(iRejected, n)

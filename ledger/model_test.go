@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"pgregory.net/rapid"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 )
@@ -79,12 +80,12 @@ func TestModel(t *testing.T) {
 		rt.Repeat(map[string]func(*rapid.T){
 			"set": func(t *rapid.T) {
 				n := rapid.IntRange(1, 4).Draw(t, "n")
-				var ss []QuotaSetting
+				var ss []HoldingSetting
 				for i := 0; i < n; i++ {
-					ss = append(ss, QuotaSetting{Key: genKey.Draw(t, "key"), Limit: rapid.Int64Range(0, 20).Draw(t, "limit")})
+					ss = append(ss, HoldingSetting{Key: genKey.Draw(t, "key"), Limit: rapid.Int64Range(0, 20).Draw(t, "limit")})
 				}
-				must(t, l.SetQuota(ctx, ss))
-				m.events = append(m.events, EventQuotaSet)
+				must(t, l.SetHoldings(ctx, ss))
+				m.events = append(m.events, catalog.HoldingChangedType)
 				for _, s := range ss {
 					v := m.holdings[s.Key]
 					v.limit = s.Limit
@@ -93,7 +94,7 @@ func TestModel(t *testing.T) {
 			},
 			"delete": func(t *rapid.T) {
 				ks := rapid.SliceOfN(genKey, 1, 3).Draw(t, "keys")
-				err := l.DeleteQuota(ctx, ks)
+				err := l.DeleteHoldings(ctx, ks)
 				if m.touched(ks) {
 					if !errors.Is(err, ErrHoldingInUse) {
 						t.Fatalf("delete of a held key: want ErrHoldingInUse, got %v", err)
@@ -103,7 +104,7 @@ func TestModel(t *testing.T) {
 				must(t, err)
 				for _, k := range ks {
 					if _, ok := m.holdings[k]; ok {
-						m.events = append(m.events, EventQuotaDeleted)
+						m.events = append(m.events, catalog.HoldingDeletedType)
 						break
 					}
 				}
@@ -384,7 +385,7 @@ func (m *model) issue(req IssueRequest, now time.Time) (IssueResult, string) {
 		c.deadline = now.Add(ttl)
 	}
 	m.pending[m.serial] = c
-	m.events = append(m.events, EventCommissionIssued)
+	m.events = append(m.events, catalog.CommissionIssuedType)
 	if req.AutoAccept {
 		m.resolve(req.Client, m.serial, true)
 	}
@@ -426,17 +427,17 @@ func (m *model) settle(client string, serial uint64, accept, expired bool) bool 
 	}
 	switch {
 	case accept:
-		m.events = append(m.events, EventCommissionAccepted)
+		m.events = append(m.events, catalog.CommissionAcceptedType)
 	case expired:
-		m.events = append(m.events, EventCommissionExpired)
+		m.events = append(m.events, catalog.CommissionExpiredType)
 	default:
-		m.events = append(m.events, EventCommissionRejected)
+		m.events = append(m.events, catalog.CommissionRejectedType)
 	}
 	return true
 }
 
 func (m *model) check(t *rapid.T, l *Ledger) {
-	got := l.Quotas(QuotaFilter{})
+	got := l.FindHoldings(HoldingFilter{})
 	if len(got) != len(m.holdings) {
 		t.Fatalf("ledger has %d holdings, model %d", len(got), len(m.holdings))
 	}

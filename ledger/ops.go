@@ -66,17 +66,17 @@ func invalid(format string, args ...any) error {
 // code failure.Invalid.
 func checkKey(k holdings.Key) error { return k.Validate() }
 
-// QuotaSetting is one entry of SetQuota.
-type QuotaSetting struct {
+// HoldingSetting is one entry of SetHoldings.
+type HoldingSetting struct {
 	Key   holdings.Key
 	Limit int64
 }
 
-// SetQuota creates the holdings that are missing with zero usage and sets
+// SetHoldings creates the holdings that are missing with zero usage and sets
 // the limit of every one named, keeping its usage. A later entry of the same
 // key wins. A limit may be below the current usage (new imports then fail);
 // a negative limit is ErrInvalid. All or nothing.
-func (l *Ledger) SetQuota(ctx context.Context, settings []QuotaSetting) error {
+func (l *Ledger) SetHoldings(ctx context.Context, settings []HoldingSetting) error {
 	for _, s := range settings {
 		if err := checkKey(s.Key); err != nil {
 			return err
@@ -85,12 +85,12 @@ func (l *Ledger) SetQuota(ctx context.Context, settings []QuotaSetting) error {
 			return invalid("limit of %s is negative", s.Key)
 		}
 	}
-	return l.do(ctx, &setQuotaOp{settings: settings})
+	return l.do(ctx, &setHoldingsOp{settings: settings})
 }
 
-type setQuotaOp struct{ settings []QuotaSetting }
+type setHoldingsOp struct{ settings []HoldingSetting }
 
-func (o *setQuotaOp) apply(b *batch) error {
+func (o *setHoldingsOp) apply(b *batch) error {
 	hs := make([]EventHolding, 0, len(o.settings))
 	pos := make(map[holdings.Key]int, len(o.settings))
 	for _, s := range o.settings {
@@ -104,31 +104,32 @@ func (o *setQuotaOp) apply(b *batch) error {
 		pos[s.Key] = len(hs)
 		hs = append(hs, EventHolding{Key: s.Key, After: v})
 	}
-	b.recordQuota(callSetQuota, hs)
+	b.recordHoldings(callSetHoldings, hs)
 	b.emitted(chunks(len(hs)))
 	return nil
 }
 
-// MaxEventHoldings caps the holdings of one quota event: a larger change is
-// reported as several events, so that none outgrows a NATS message (1 MiB
-// by default; a holding renders to about 200 bytes of JSON).
+// MaxEventHoldings caps the holdings of one holding.changed or
+// holding.deleted event: a larger change is reported as several events, so
+// that none outgrows a NATS message (1 MiB by default; a holding renders to
+// about 200 bytes of JSON).
 const MaxEventHoldings = 1000
 
-// DeleteQuota removes holdings. It is refused with ErrHoldingInUse, and
+// DeleteHoldings removes holdings. It is refused with ErrHoldingInUse, and
 // nothing is removed, while a pending commission touches any of them. Keys
 // that name no holding are ignored.
-func (l *Ledger) DeleteQuota(ctx context.Context, keys []holdings.Key) error {
+func (l *Ledger) DeleteHoldings(ctx context.Context, keys []holdings.Key) error {
 	for _, k := range keys {
 		if err := checkKey(k); err != nil {
 			return err
 		}
 	}
-	return l.do(ctx, &deleteQuotaOp{keys: keys})
+	return l.do(ctx, &deleteHoldingsOp{keys: keys})
 }
 
-type deleteQuotaOp struct{ keys []holdings.Key }
+type deleteHoldingsOp struct{ keys []holdings.Key }
 
-func (o *deleteQuotaOp) apply(b *batch) error {
+func (o *deleteHoldingsOp) apply(b *batch) error {
 	want := make(map[holdings.Key]bool, len(o.keys))
 	for _, k := range o.keys {
 		want[k] = true
@@ -156,7 +157,7 @@ func (o *deleteQuotaOp) apply(b *batch) error {
 		hs = append(hs, EventHolding{Key: k, After: v})
 	}
 	if len(hs) > 0 {
-		b.recordQuota(callDeleteQuota, hs)
+		b.recordHoldings(callDeleteHoldings, hs)
 		b.emitted(chunks(len(hs)))
 	}
 	return nil

@@ -17,16 +17,16 @@ import (
 // Reads never queue behind the writer: they take a read lock on the
 // published state, which holds only what durable batches produced.
 
-// QuotaFilter selects holdings; an empty list matches everything.
-type QuotaFilter struct {
+// HoldingFilter selects holdings; an empty list matches everything.
+type HoldingFilter struct {
 	Holders   []string
 	Sources   []holdings.Source
 	Resources []string
 }
 
-// Quotas returns the holdings that match f, ordered by holder, source (null
+// FindHoldings returns the holdings that match f, ordered by holder, source (null
 // first) and resource.
-func (l *Ledger) Quotas(f QuotaFilter) []holdings.Holding {
+func (l *Ledger) FindHoldings(f HoldingFilter) []holdings.Holding {
 	var out []holdings.Holding
 	keep := func(k holdings.Key, v holdings.Value) bool {
 		if (len(f.Sources) == 0 || slices.Contains(f.Sources, k.Source)) &&
@@ -74,8 +74,8 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-// Holding returns one holding's durable value.
-func (l *Ledger) Holding(k holdings.Key) (holdings.Value, bool) {
+// FindHoldingByKey returns one holding's durable value.
+func (l *Ledger) FindHoldingByKey(k holdings.Key) (holdings.Value, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.table.get(k)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quotaledger/quotaledger/commission"
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
 )
 
@@ -82,9 +83,9 @@ func rtResolved() []struct {
 
 func rtEvents() []Event {
 	return []Event{
-		{Seq: 1, Type: EventQuotaSet, Time: rtTimes[1],
+		{Seq: 1, Type: catalog.HoldingChangedType, Time: rtTimes[1],
 			Holdings: []EventHolding{{Key: rtKeys[1], After: rtValues[1]}}},
-		{Seq: math.MaxUint64, Type: EventCommissionAccepted, Time: rtTimes[0], Serial: 9, Client: "cyclades",
+		{Seq: math.MaxUint64, Type: catalog.CommissionAcceptedType, Time: rtTimes[0], Serial: 9, Client: "cyclades",
 			Name: "ν", Reason: "ACCEPT:",
 			Holdings: []EventHolding{
 				{Key: rtKeys[0], Quantity: 1, After: rtValues[2]},
@@ -595,8 +596,8 @@ func encodeJournal(r *jrecord) []byte {
 			b.recordIssue(c.c, c.after, c.final, c.idemKey, &c.idem)
 		case callResolve:
 			b.recordResolve(c.c, c.resolve, c.reason, c.after)
-		case callSetQuota, callDeleteQuota:
-			b.recordQuota(c.kind, c.holdings)
+		case callSetHoldings, callDeleteHoldings:
+			b.recordHoldings(c.kind, c.holdings)
 		case callUpdate:
 			var raw records
 			for _, x := range c.raw {

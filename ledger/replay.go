@@ -110,11 +110,11 @@ func (l *Ledger) replayRecord(r *jrecord) {
 			if pc := l.pending[c.c.Serial]; pc != nil {
 				l.removePending(pc)
 			}
-		case callSetQuota:
+		case callSetHoldings:
 			for _, h := range c.holdings {
 				l.table.set(w.internKey(h.Key), h.After)
 			}
-		case callDeleteQuota:
+		case callDeleteHoldings:
 			for _, h := range c.holdings {
 				l.table.delete(h.Key)
 			}

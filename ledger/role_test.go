@@ -107,7 +107,7 @@ func TestFollow(t *testing.T) {
 		t.Fatalf("identity records followed: %q", raw)
 	}
 	mu.Unlock()
-	if err := f.SetQuota(context.Background(), []QuotaSetting{{Key: key("x", "-", "vm"), Limit: 1}}); !errors.Is(err, ErrNotLeader) {
+	if err := f.SetHoldings(context.Background(), []HoldingSetting{{Key: key("x", "-", "vm"), Limit: 1}}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("a write on a follower: %v, want ErrNotLeader", err)
 	}
 	if err := f.Follow(f.Applied()+2, log.records()[0]); err == nil {
@@ -131,14 +131,14 @@ func TestDeposed(t *testing.T) {
 	}
 	ctx := context.Background()
 	k := key("user:a", "-", "vm")
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 10}}); err != nil {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 10}}); err != nil {
 		t.Fatal(err)
 	}
 	before := ledgerState(t, l)
 	log.mu.Lock()
 	log.refuse = uint64(len(log.recs)) + 1
 	log.mu.Unlock()
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 20}}); !errors.Is(err, ErrDeposed) {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 20}}); !errors.Is(err, ErrDeposed) {
 		t.Fatalf("a refused append: %v, want ErrDeposed", err)
 	}
 	select {
@@ -149,7 +149,7 @@ func TestDeposed(t *testing.T) {
 	if l.Leading() {
 		t.Fatal("still leading")
 	}
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 30}}); !errors.Is(err, ErrNotLeader) {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 30}}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("a write after the refusal: %v, want ErrNotLeader", err)
 	}
 	if got := ledgerState(t, l); got != before {
@@ -165,11 +165,11 @@ func TestDeposed(t *testing.T) {
 	if _, err := other.Lead(log); err != nil {
 		t.Fatal(err)
 	}
-	if err := other.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 40}}); err != nil {
+	if err := other.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 40}}); err != nil {
 		t.Fatalf("%v (log %d records, other applied %d, failed %v)", err, len(log.records()), other.Applied(), other.Failed())
 	}
 	follow(t, l, log)
-	if v, _ := l.Holding(k); v.Limit != 40 {
+	if v, _ := l.FindHoldingByKey(k); v.Limit != 40 {
 		t.Fatalf("after following, the holding is %+v, want limit 40", v)
 	}
 	if err := other.StepDown(); err != nil {
@@ -178,7 +178,7 @@ func TestDeposed(t *testing.T) {
 	if _, err := l.Lead(log); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 50}}); err != nil {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 50}}); err != nil {
 		t.Fatal(err)
 	}
 	want := ledgerState(t, l)
@@ -207,7 +207,7 @@ func TestKeepJournalTo(t *testing.T) {
 	ctx := context.Background()
 	k := key("user:a", "-", "vm")
 	for limit := range int64(3) {
-		if err := l.SetQuota(ctx, []QuotaSetting{{Key: k, Limit: 10 + limit}}); err != nil {
+		if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 10 + limit}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -215,7 +215,7 @@ func TestKeepJournalTo(t *testing.T) {
 	_ = l.Close()
 	opts.KeepJournalTo = 2
 	l = mustOpen(t, opts)
-	if v, _ := l.Holding(k); l.Applied() != 2 || v.Limit != 11 {
+	if v, _ := l.FindHoldingByKey(k); l.Applied() != 2 || v.Limit != 11 {
 		t.Fatalf("applied %d, holding %+v; want 2 and limit 11", l.Applied(), v)
 	}
 	_ = l.Close()

@@ -56,17 +56,17 @@ func TestRules(t *testing.T) {
 			}
 			switch td.Cmd {
 			case "set-quota":
-				var ss []QuotaSetting
+				var ss []HoldingSetting
 				for _, f := range lines(td.Input) {
-					ss = append(ss, QuotaSetting{Key: parseKey(t, f[:3]), Limit: parseInt(t, f[3])})
+					ss = append(ss, HoldingSetting{Key: parseKey(t, f[:3]), Limit: parseInt(t, f[3])})
 				}
-				return result(l.SetQuota(ctx, ss))
+				return result(l.SetHoldings(ctx, ss))
 			case "delete-quota":
 				var ks []holdings.Key
 				for _, f := range lines(td.Input) {
 					ks = append(ks, parseKey(t, f))
 				}
-				return result(l.DeleteQuota(ctx, ks))
+				return result(l.DeleteHoldings(ctx, ks))
 			case "issue":
 				req := IssueRequest{Client: arg("client"), Name: arg("name"), Force: td.HasArg("force"),
 					AutoAccept: td.HasArg("auto-accept"), IdempotencyKey: arg("key")}
@@ -93,12 +93,12 @@ func TestRules(t *testing.T) {
 				return fmt.Sprintf("accepted=%v rejected=%v notfound=%v conflicting=%v",
 					res.Accepted, res.Rejected, res.NotFound, res.Conflicting)
 			case "quotas":
-				var f QuotaFilter
+				var f HoldingFilter
 				if h := arg("holder"); h != "" {
 					f.Holders = []string{h}
 				}
 				var sb strings.Builder
-				for _, h := range l.Quotas(f) {
+				for _, h := range l.FindHoldings(f) {
 					fmt.Fprintf(&sb, "%s limit=%d min=%d max=%d\n", formatKey(h.Key), h.Limit, h.UsageMin, h.UsageMax)
 				}
 				return sb.String()

@@ -22,14 +22,14 @@ func (l *Ledger) Update(ctx context.Context, fn func(tx *Tx) error) error {
 // Tx stages the changes of one Update.
 type Tx struct {
 	b        *batch
-	settings []QuotaSetting
+	settings []HoldingSetting
 	raw      records
 	events   []*Event
 }
 
-// Holding returns a holding as the batch sees it (the durable state plus
+// FindHoldingByKey returns a holding as the batch sees it (the durable state plus
 // what earlier calls of the batch, and of batches not yet synced, changed).
-func (tx *Tx) Holding(k holdings.Key) (holdings.Value, bool) {
+func (tx *Tx) FindHoldingByKey(k holdings.Key) (holdings.Value, bool) {
 	for i := len(tx.settings) - 1; i >= 0; i-- {
 		if tx.settings[i].Key == k {
 			v, _ := tx.b.get(k)
@@ -40,8 +40,8 @@ func (tx *Tx) Holding(k holdings.Key) (holdings.Value, bool) {
 	return tx.b.get(k)
 }
 
-// SetQuota stages a set quota, as Ledger.SetQuota does.
-func (tx *Tx) SetQuota(settings ...QuotaSetting) error {
+// SetHoldings stages a change of holdings, as Ledger.SetHoldings does.
+func (tx *Tx) SetHoldings(settings ...HoldingSetting) error {
 	for _, s := range settings {
 		if err := checkKey(s.Key); err != nil {
 			return err
@@ -94,7 +94,7 @@ func (o *updateOp) apply(b *batch) error {
 		return err
 	}
 	if len(tx.settings) > 0 {
-		if err := (&setQuotaOp{settings: tx.settings}).apply(b); err != nil {
+		if err := (&setHoldingsOp{settings: tx.settings}).apply(b); err != nil {
 			return err
 		}
 	}

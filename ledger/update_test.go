@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/failure"
 )
 
@@ -17,10 +18,10 @@ func TestUpdate(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		err := l.Update(ctx, func(tx *Tx) error {
-			if err := tx.SetQuota(QuotaSetting{Key: vm, Limit: 2}, QuotaSetting{Key: pvm, Limit: 2}); err != nil {
+			if err := tx.SetHoldings(HoldingSetting{Key: vm, Limit: 2}, HoldingSetting{Key: pvm, Limit: 2}); err != nil {
 				return err
 			}
-			if v, ok := tx.Holding(vm); !ok || v.Limit != 2 {
+			if v, ok := tx.FindHoldingByKey(vm); !ok || v.Limit != 2 {
 				t.Errorf("staged holding seen as %+v %v", v, ok)
 			}
 			if err := tx.Put([]byte("Uu1"), []byte(`{"username":"a@b"}`)); err != nil {
@@ -32,11 +33,11 @@ func TestUpdate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, ok := l.Holding(vm); !ok || v.Limit != 2 {
+		if v, ok := l.FindHoldingByKey(vm); !ok || v.Limit != 2 {
 			t.Fatalf("holding after update: %+v %v", v, ok)
 		}
 		evs, err := l.Outbox(0, 10)
-		if err != nil || len(evs) != 2 || evs[0].Type != EventQuotaSet || evs[1].Type != "identity.user.registered" ||
+		if err != nil || len(evs) != 2 || evs[0].Type != catalog.HoldingChangedType || evs[1].Type != "identity.user.registered" ||
 			string(evs[1].Data) != `{"uuid":"u1"}` || len(evs[0].Holdings) != 2 {
 			t.Fatalf("events: %+v %v", evs, err)
 		}
@@ -45,7 +46,7 @@ func TestUpdate(t *testing.T) {
 	t.Run("ErrFromFn", func(t *testing.T) {
 		boom := errors.New("boom")
 		err := l.Update(ctx, func(tx *Tx) error {
-			_ = tx.SetQuota(QuotaSetting{Key: key("user:u2", "-", "vm"), Limit: 1})
+			_ = tx.SetHoldings(HoldingSetting{Key: key("user:u2", "-", "vm"), Limit: 1})
 			_ = tx.Put([]byte("Uu2"), []byte("x"))
 			tx.Emit("identity.user.registered", nil)
 			return boom
@@ -53,7 +54,7 @@ func TestUpdate(t *testing.T) {
 		if !errors.Is(err, boom) {
 			t.Fatalf("want boom, got %v", err)
 		}
-		if _, ok := l.Holding(key("user:u2", "-", "vm")); ok {
+		if _, ok := l.FindHoldingByKey(key("user:u2", "-", "vm")); ok {
 			t.Fatal("a failed update left a holding")
 		}
 		if evs, _ := l.Outbox(2, 10); len(evs) != 0 {
@@ -68,7 +69,7 @@ func TestUpdate(t *testing.T) {
 				t.Errorf("put %q: want failure.Invalid, got %v", k, err)
 			}
 		}
-		if err := l.Update(ctx, func(tx *Tx) error { return tx.SetQuota(QuotaSetting{Key: vm, Limit: -1}) }); failure.CodeOf(err) != failure.Invalid {
+		if err := l.Update(ctx, func(tx *Tx) error { return tx.SetHoldings(HoldingSetting{Key: vm, Limit: -1}) }); failure.CodeOf(err) != failure.Invalid {
 			t.Errorf("negative limit: want failure.Invalid, got %v", err)
 		}
 	})

@@ -17,7 +17,7 @@ func TestKeyValidation(t *testing.T) {
 	ctx := context.Background()
 	l := mustOpen(t, memOptions())
 	good := key("h", "s", "r")
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: good, Limit: 10}}); err != nil {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: good, Limit: 10}}); err != nil {
 		t.Fatal(err)
 	}
 	long := strings.Repeat("x", holdings.MaxNameLen+1)
@@ -30,14 +30,14 @@ func TestKeyValidation(t *testing.T) {
 		call func() error
 		want holdings.Problem
 	}{
-		{"SetQuotaLongHolder", func() error {
-			return l.SetQuota(ctx, []QuotaSetting{{Key: key(long, "s", "r"), Limit: 1}})
+		{"SetHoldingsLongHolder", func() error {
+			return l.SetHoldings(ctx, []HoldingSetting{{Key: key(long, "s", "r"), Limit: 1}})
 		}, holdings.TooLong},
-		{"SetQuotaEmptyResource", func() error { return l.SetQuota(ctx, []QuotaSetting{{Key: key("h", "s", ""), Limit: 1}}) }, holdings.Empty},
-		{"TxSetQuotaLongSource", func() error {
-			return l.Update(ctx, func(tx *Tx) error { return tx.SetQuota(QuotaSetting{Key: key("h", long, "r"), Limit: 1}) })
+		{"SetHoldingsEmptyResource", func() error { return l.SetHoldings(ctx, []HoldingSetting{{Key: key("h", "s", ""), Limit: 1}}) }, holdings.Empty},
+		{"TxSetHoldingsLongSource", func() error {
+			return l.Update(ctx, func(tx *Tx) error { return tx.SetHoldings(HoldingSetting{Key: key("h", long, "r"), Limit: 1}) })
 		}, holdings.TooLong},
-		{"DeleteQuotaBadUTF8", func() error { return l.DeleteQuota(ctx, []holdings.Key{key("h\xff", "s", "r")}) }, holdings.NotUTF8},
+		{"DeleteHoldingsBadUTF8", func() error { return l.DeleteHoldings(ctx, []holdings.Key{key("h\xff", "s", "r")}) }, holdings.NotUTF8},
 		{"IssueLongResource", func() error {
 			_, err := l.Issue(ctx, IssueRequest{Client: "c", Provisions: []holdings.Provision{{Key: good, Quantity: 1}, {Key: key("h", "s", long), Quantity: 1}}})
 			return err
@@ -63,7 +63,7 @@ func TestKeyValidation(t *testing.T) {
 	if _, err := l.Issue(ctx, IssueRequest{Client: "c", Provisions: many[:holdings.MaxProvisions]}); err != nil {
 		t.Fatalf("%d provisions: %v", holdings.MaxProvisions, err)
 	}
-	if err := l.SetQuota(ctx, []QuotaSetting{{Key: key(long[1:], long[1:], long[1:]), Limit: 1}}); err != nil {
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: key(long[1:], long[1:], long[1:]), Limit: 1}}); err != nil {
 		t.Fatalf("%d-byte parts: %v", holdings.MaxNameLen, err)
 	}
 }

@@ -705,7 +705,7 @@ func (b *batch) logTime() int64 {
 // (jrecord.events renders them), and the outbox sequence numbers them.
 func (b *batch) emitted(n int) { b.ctr.OutboxSeq += uint64(n) }
 
-// chunks is how many events a quota change of n holdings makes (at most
+// chunks is how many events a holding change of n holdings makes (at most
 // MaxEventHoldings each, and one even when n is 0).
 func chunks(n int) int { return max(1, (n+MaxEventHoldings-1)/MaxEventHoldings) }
 

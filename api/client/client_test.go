@@ -457,20 +457,20 @@ func TestCommissions(t *testing.T) {
 	}
 
 	// The log of a resolved commission, and the history.
-	log, err := svc.GetCommissionLog(ctx, s1, client.PageOptions{})
+	log, err := svc.FindCommissionLog(ctx, client.CommissionLogFilter{Serial: s1})
 	check(t, "GET /account/v1.0/commissions/{serial}/log", err)
 	if log.Count != 1 || log.Results[0].Serial != s1 || !strings.HasPrefix(log.Results[0].Reason, "ACCEPT") ||
 		log.Results[0].UsageMin != 3 {
 		t.Fatalf("log: %+v", log)
 	}
-	h, err := e.admin.GetHistory(ctx, client.HistoryQuery{Holder: "h0", Serial: s2})
+	h, err := e.admin.FindHistory(ctx, client.HistoryFilter{Holder: "h0", Serial: s2})
 	check(t, "GET /account/v1.0/history", err)
 	if len(h.Results) != 1 || !strings.Contains(h.Results[0].Reason, "changed my mind") {
 		t.Fatalf("history: %+v", h)
 	}
 
 	// One service does not see another's commissions.
-	other, err := e.admin.RegisterService(ctx, client.NewService{Name: "pithos", Type: "storage"})
+	other, err := e.admin.CreateService(ctx, client.NewService{Name: "pithos", Type: "storage"})
 	check(t, "POST /account/v1.0/services", err)
 	_, err = e.anon.WithToken(other.Token).GetCommissionInfo(ctx, s5)
 	wantErr[*client.NotFound](t, "another service's commission", err, 404)
@@ -607,31 +607,31 @@ func TestAccessTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, err := e.user.ListAccessTokens(ctx, client.TokenQuery{Sort: "name"})
+	page, err := e.user.FindAccessTokens(ctx, client.TokenFilter{Sort: "name"})
 	check(t, "GET /account/v1.0/access_tokens", err)
 	if page.Count != 2 || page.Results[0].Name != "ci" || page.Results[1].Name != "dashboard" || page.Results[0].Token != "" {
 		t.Fatalf("list: %+v", page)
 	}
-	page, err = e.user.ListAccessTokens(ctx, client.TokenQuery{Search: "DASH"})
+	page, err = e.user.FindAccessTokens(ctx, client.TokenFilter{Search: "DASH"})
 	if err != nil || page.Count != 1 || page.Results[0].ID != ro.ID {
 		t.Fatalf("search: %+v %v", page, err)
 	}
-	page, err = e.user.ListAccessTokens(ctx, client.TokenQuery{Filter: json.RawMessage(`{"==":[{"var":"read_only"},true]}`)})
+	page, err = e.user.FindAccessTokens(ctx, client.TokenFilter{Filter: json.RawMessage(`{"==":[{"var":"read_only"},true]}`)})
 	if err != nil || page.Count != 1 || page.Results[0].ID != ro.ID {
 		t.Fatalf("filter: %+v %v", page, err)
 	}
-	page, err = e.user.ListAccessTokens(ctx, client.TokenQuery{PageOptions: client.PageOptions{Page: 1, PageSize: 1}})
+	page, err = e.user.FindAccessTokens(ctx, client.TokenFilter{PageOptions: client.PageOptions{Page: 1, PageSize: 1}})
 	if err != nil || page.Count != 2 || len(page.Results) != 1 || page.Next == nil || page.Previous != nil {
 		t.Fatalf("page: %+v %v", page, err)
 	}
-	_, err = e.user.ListAccessTokens(ctx, client.TokenQuery{Sort: "colour"})
+	_, err = e.user.FindAccessTokens(ctx, client.TokenFilter{Sort: "colour"})
 	wantErr[*client.BadRequest](t, "bad sort", err, 400)
-	got, err := e.user.GetAccessToken(ctx, tok.ID)
+	got, err := e.user.FindAccessTokenByID(ctx, tok.ID)
 	check(t, "GET /account/v1.0/access_tokens/{id}", err)
 	if got.Name != "ci" {
 		t.Fatalf("get: %+v", got)
 	}
-	self, err := e.anon.WithToken(tok.Token).GetSelfAccessToken(ctx)
+	self, err := e.anon.WithToken(tok.Token).FindSelfAccessToken(ctx)
 	check(t, "GET /account/v1.0/access_tokens/self", err)
 	if self.ID != tok.ID {
 		t.Fatalf("self: %+v", self)
@@ -645,11 +645,11 @@ func TestAccessTokens(t *testing.T) {
 	// A read-only token changes nothing.
 	_, err = e.anon.WithToken(ro.Token).CreateAccessToken(ctx, client.NewAccessToken{Name: "x"})
 	wantErr[*client.Forbidden](t, "read-only token", err, 403)
-	err = e.user.RevokeAccessToken(ctx, tok.ID)
+	err = e.user.DeleteAccessToken(ctx, tok.ID)
 	check(t, "DELETE /account/v1.0/access_tokens/{id}", err)
 	_, err = e.anon.WithToken(tok.Token).Whoami(ctx)
 	wantErr[*client.Unauthorized](t, "revoked token", err, 401)
-	_, err = e.user.GetAccessToken(ctx, tok.ID)
+	_, err = e.user.FindAccessTokenByID(ctx, tok.ID)
 	wantErr[*client.NotFound](t, "revoked token get", err, 404)
 }
 
@@ -666,17 +666,17 @@ func TestUsers(t *testing.T) {
 	wantErr[*client.Forbidden](t, "user creates a user", err, 403)
 	_, err = e.admin.CreateUser(ctx, client.NewUser{Username: "not an email", Password: testPassword})
 	wantErr[*client.BadRequest](t, "bad username", err, 400)
-	got, err := e.admin.GetUser(ctx, u.UUID)
+	got, err := e.admin.FindUserByID(ctx, u.UUID)
 	check(t, "GET /account/v1.0/users/{uuid}", err)
 	if got.Username != "ops@example.com" {
 		t.Fatalf("get: %+v", got)
 	}
-	page, err := e.admin.ListUsers(ctx, "OPS", client.PageOptions{})
+	page, err := e.admin.FindUsers(ctx, client.UserFilter{Prefix: "OPS"})
 	check(t, "GET /account/v1.0/users", err)
 	if page.Count != 1 || page.Results[0].UUID != u.UUID {
 		t.Fatalf("list: %+v", page)
 	}
-	if page, err = e.admin.ListUsers(ctx, "", client.PageOptions{PageSize: 100}); err != nil || page.Count != 3 {
+	if page, err = e.admin.FindUsers(ctx, client.UserFilter{PageOptions: client.PageOptions{PageSize: 100}}); err != nil || page.Count != 3 {
 		t.Fatalf("list all: %+v %v", page, err)
 	}
 	act, err := e.admin.ActivateUser(ctx, u.UUID)
@@ -702,11 +702,11 @@ func TestUsers(t *testing.T) {
 	if data, err = e.user.GetUserData(ctx, e.userRec.UUID); err != nil || string(data) != `{"theme":"dark"}` {
 		t.Fatalf("get data: %s %v", data, err)
 	}
-	_, err = e.user.GetUser(ctx, u.UUID)
+	_, err = e.user.FindUserByID(ctx, u.UUID)
 	wantErr[*client.Forbidden](t, "another user", err, 403)
 	err = e.admin.DeleteUser(ctx, u.UUID)
 	check(t, "DELETE /account/v1.0/users/{uuid}", err)
-	_, err = e.admin.GetUser(ctx, u.UUID)
+	_, err = e.admin.FindUserByID(ctx, u.UUID)
 	wantErr[*client.NotFound](t, "deleted user", err, 404)
 }
 
@@ -731,7 +731,7 @@ func TestGroupsProjects(t *testing.T) {
 	if len(users) != 1 {
 		t.Fatalf("group users: %+v", users)
 	}
-	gp, err := e.admin.ListGroups(ctx, client.PageOptions{})
+	gp, err := e.admin.FindGroups(ctx, client.GroupFilter{})
 	check(t, "GET /account/v1.0/groups", err)
 	if gp.Count != 1 {
 		t.Fatalf("groups: %+v", gp)
@@ -747,12 +747,12 @@ func TestGroupsProjects(t *testing.T) {
 	if p.UUID == "" || p.Owner != uuid || p.Policies["cyclades.vm"].MemberCapacity != 3 {
 		t.Fatalf("project: %+v", p)
 	}
-	got, err := e.user.GetProject(ctx, p.UUID)
+	got, err := e.user.FindProjectByID(ctx, p.UUID)
 	check(t, "GET /account/v1.0/projects/{uuid}", err)
 	if got.Name != "lab" {
 		t.Fatalf("get project: %+v", got)
 	}
-	pp, err := e.user.ListProjects(ctx, client.PageOptions{})
+	pp, err := e.user.FindProjects(ctx, client.ProjectFilter{})
 	check(t, "GET /account/v1.0/projects", err)
 	if pp.Count != 2 { // the base project and lab
 		t.Fatalf("projects: %+v", pp)
@@ -766,7 +766,7 @@ func TestGroupsProjects(t *testing.T) {
 	if _, err := e.user.AddProjectMember(ctx, p.UUID, client.Member{Group: "developers", Role: "reader"}); err != nil {
 		t.Fatalf("add a group: %v", err)
 	}
-	ms, err := e.user.ProjectMembers(ctx, p.UUID, client.PageOptions{})
+	ms, err := e.user.FindProjectMembers(ctx, client.ProjectMemberFilter{Project: p.UUID})
 	check(t, "GET /account/v1.0/projects/{uuid}/members", err)
 	if ms.Count != 3 {
 		t.Fatalf("members: %+v", ms)
@@ -794,7 +794,7 @@ func TestGroupsProjects(t *testing.T) {
 	}
 	err = e.user.RemoveProjectMember(ctx, p.UUID, "developers")
 	check(t, "DELETE /account/v1.0/projects/{uuid}/members/{id}", err)
-	_, err = e.anon.WithToken(e.userTok).GetProject(ctx, "no-such-project")
+	_, err = e.anon.WithToken(e.userTok).FindProjectByID(ctx, "no-such-project")
 	wantErr[*client.NotFound](t, "no project", err, 404)
 	err = e.user.DeleteProject(ctx, p.UUID)
 	check(t, "DELETE /account/v1.0/projects/{uuid}", err)
@@ -805,7 +805,7 @@ func TestGroupsProjects(t *testing.T) {
 	}
 	err = e.admin.DeleteGroup(ctx, "developers")
 	check(t, "DELETE /account/v1.0/groups/{name}", err)
-	_, err = e.admin.GetGroup(ctx, "developers")
+	_, err = e.admin.FindGroupByName(ctx, "developers")
 	wantErr[*client.NotFound](t, "deleted group", err, 404)
 }
 
@@ -822,21 +822,21 @@ func TestHoldings(t *testing.T) {
 	if len(hs) != 3 || hs[0].Limit != 12 {
 		t.Fatalf("set: %+v", hs)
 	}
-	got, err := e.admin.GetHoldings(ctx, client.HoldingQuery{Holders: []string{"h0", "h1"}})
+	got, err := e.admin.FindHoldings(ctx, client.HoldingFilter{Holders: []string{"h0", "h1"}})
 	check(t, "GET /account/v1.0/holdings", err)
 	if len(got) != 3 {
 		t.Fatalf("get: %+v", got)
 	}
-	got, err = e.admin.GetHoldings(ctx, client.HoldingQuery{Holders: []string{"h1"}, NullSource: true})
+	got, err = e.admin.FindHoldings(ctx, client.HoldingFilter{Holders: []string{"h1"}, NullSource: true})
 	if err != nil || len(got) != 1 || got[0].Source != nil || got[0].Limit != 5 {
 		t.Fatalf("null source: %+v %v", got, err)
 	}
-	got, err = e.admin.GetHoldings(ctx, client.HoldingQuery{Holders: []string{"h1"}, Sources: []string{""}})
+	got, err = e.admin.FindHoldings(ctx, client.HoldingFilter{Holders: []string{"h1"}, Sources: []string{""}})
 	if err != nil || len(got) != 1 || got[0].Source == nil || *got[0].Source != "" || got[0].Limit != 6 {
 		t.Fatalf("empty source: %+v %v", got, err)
 	}
 	// A service sees the holdings of its resources.
-	got, err = e.service.GetHoldings(ctx, client.HoldingQuery{Holders: []string{"user:" + e.userRec.UUID}})
+	got, err = e.service.FindHoldings(ctx, client.HoldingFilter{Holders: []string{"user:" + e.userRec.UUID}})
 	if err != nil || len(got) != 2 {
 		t.Fatalf("service holdings: %+v %v", got, err)
 	}
@@ -861,7 +861,7 @@ func TestHoldings(t *testing.T) {
 	}
 	err = e.admin.DeleteHoldings(ctx, []client.HoldingKey{{Holder: "h0", Source: client.String("system"), Resource: "r1"}})
 	check(t, "DELETE /account/v1.0/holdings", err)
-	if got, _ := e.admin.GetHoldings(ctx, client.HoldingQuery{Holders: []string{"h0"}}); len(got) != 0 {
+	if got, _ := e.admin.FindHoldings(ctx, client.HoldingFilter{Holders: []string{"h0"}}); len(got) != 0 {
 		t.Fatalf("after delete: %+v", got)
 	}
 }
@@ -869,15 +869,15 @@ func TestHoldings(t *testing.T) {
 func TestResourcesAndServicesRegistry(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
-	svc, err := e.admin.RegisterService(ctx, client.NewService{Name: "pithos", Type: "object-store",
+	svc, err := e.admin.CreateService(ctx, client.NewService{Name: "pithos", Type: "object-store",
 		Endpoints: []client.ServiceEndpoint{{PublicURL: "https://pithos.example.com/object-store/v1", VersionID: "v1"}}})
 	check(t, "POST /account/v1.0/services", err)
 	if svc.Token == "" || svc.Name != "pithos" || len(svc.Endpoints) != 1 {
 		t.Fatalf("register service: %+v", svc)
 	}
-	_, err = e.admin.RegisterService(ctx, client.NewService{Name: "pithos", Type: "object-store"})
+	_, err = e.admin.CreateService(ctx, client.NewService{Name: "pithos", Type: "object-store"})
 	wantErr[*client.Conflict](t, "service twice", err, 409)
-	r, err := e.admin.RegisterResource(ctx, client.NewResource{Name: "pithos.diskspace", Service: "pithos",
+	r, err := e.admin.CreateResource(ctx, client.NewResource{Name: "pithos.diskspace", Service: "pithos",
 		Unit: client.String("bytes"), Description: "disk", AllowInProjects: true, UpLimit: 1 << 30})
 	check(t, "POST /account/v1.0/resources", err)
 	if r.Name != "pithos.diskspace" || r.UpLimit != 1<<30 {
@@ -895,12 +895,12 @@ func TestResourcesAndServicesRegistry(t *testing.T) {
 		client.IssueOptions{AutoAccept: true}); err != nil {
 		t.Fatalf("issue as pithos: %v", err)
 	}
-	list, err := e.admin.ListServices(ctx, client.PageOptions{})
+	list, err := e.admin.FindServices(ctx, client.ServiceFilter{})
 	check(t, "GET /account/v1.0/services", err)
 	if list.Count != 2 {
 		t.Fatalf("services: %+v", list)
 	}
-	got, err := e.admin.GetService(ctx, "pithos")
+	got, err := e.admin.FindServiceByName(ctx, "pithos")
 	check(t, "GET /account/v1.0/services/{name}", err)
 	if got.Token != "" || got.Type != "object-store" {
 		t.Fatalf("get service: %+v", got)
@@ -918,7 +918,7 @@ func TestResourcesAndServicesRegistry(t *testing.T) {
 	}
 	err = e.admin.DeleteService(ctx, "pithos")
 	check(t, "DELETE /account/v1.0/services/{name}", err)
-	_, err = e.admin.GetService(ctx, "pithos")
+	_, err = e.admin.FindServiceByName(ctx, "pithos")
 	wantErr[*client.NotFound](t, "deleted service", err, 404)
 }
 

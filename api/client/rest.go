@@ -19,6 +19,13 @@ import (
 // next and previous pages (nil at the ends), and the results.
 type Page[T any] = wire.Page[T]
 
+// Names: every list is FindXs(ctx, XFilter), the filter's fields selecting
+// and, for the paged lists, its PageOptions picking the page of a *Page[X]
+// (holdings are not paged: FindHoldings answers them all); a read of one
+// is FindXByID or FindXByName, and the writes are CreateX, UpdateX and
+// DeleteX, as in package identity. The Astakos calls (astakos.go) keep the
+// names of their lineage's client.
+
 // PageOptions select a page (0: the server's defaults).
 type PageOptions struct {
 	Page, PageSize int
@@ -154,8 +161,8 @@ func (c *Client) CreateAccessToken(ctx context.Context, t NewAccessToken) (*Acce
 	return &out, nil
 }
 
-// TokenQuery selects access tokens to list.
-type TokenQuery struct {
+// TokenFilter selects access tokens to list.
+type TokenFilter struct {
 	Owner  string // a user uuid (admins: anyone's; "" = the caller's, or everyone's for admins)
 	Name   string // exact name
 	Search string // a case-insensitive substring of the name
@@ -167,9 +174,9 @@ type TokenQuery struct {
 	PageOptions
 }
 
-// ListAccessTokens lists personal access tokens (GET
+// FindAccessTokens lists personal access tokens (GET
 // /account/v1.0/access_tokens).
-func (c *Client) ListAccessTokens(ctx context.Context, tq TokenQuery) (*Page[AccessToken], error) {
+func (c *Client) FindAccessTokens(ctx context.Context, tq TokenFilter) (*Page[AccessToken], error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"owner": tq.Owner, "name": tq.Name, "search": tq.Search, "sort": tq.Sort,
 		"filter": string(tq.Filter)} {
@@ -185,8 +192,8 @@ func (c *Client) ListAccessTokens(ctx context.Context, tq TokenQuery) (*Page[Acc
 	return &out, nil
 }
 
-// GetAccessToken returns an access token by id.
-func (c *Client) GetAccessToken(ctx context.Context, id string) (*AccessToken, error) {
+// FindAccessTokenByID returns an access token by id.
+func (c *Client) FindAccessTokenByID(ctx context.Context, id string) (*AccessToken, error) {
 	var out AccessToken
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/access_tokens", id), idempotent: true}, &out); err != nil {
 		return nil, err
@@ -194,10 +201,10 @@ func (c *Client) GetAccessToken(ctx context.Context, id string) (*AccessToken, e
 	return &out, nil
 }
 
-// GetSelfAccessToken returns the token the call is made with (GET
+// FindSelfAccessToken returns the token the call is made with (GET
 // /account/v1.0/access_tokens/self).
-func (c *Client) GetSelfAccessToken(ctx context.Context) (*AccessToken, error) {
-	return c.GetAccessToken(ctx, "self")
+func (c *Client) FindSelfAccessToken(ctx context.Context) (*AccessToken, error) {
+	return c.FindAccessTokenByID(ctx, "self")
 }
 
 // TokenUpdate changes an access token; nil fields stay. A non-nil zero
@@ -222,9 +229,9 @@ func (c *Client) UpdateAccessToken(ctx context.Context, id string, u TokenUpdate
 	return &out, nil
 }
 
-// RevokeAccessToken revokes an access token (DELETE
+// DeleteAccessToken revokes an access token (DELETE
 // /account/v1.0/access_tokens/{id}).
-func (c *Client) RevokeAccessToken(ctx context.Context, id string) error {
+func (c *Client) DeleteAccessToken(ctx context.Context, id string) error {
 	_, err := c.do(ctx, &request{method: http.MethodDelete, path: path(accountPrefix+"/access_tokens", id), idempotent: true}, nil)
 	return err
 }
@@ -244,8 +251,8 @@ func (c *Client) CreateUser(ctx context.Context, u NewUser) (*User, error) {
 	return &out, nil
 }
 
-// GetUser returns a user by uuid.
-func (c *Client) GetUser(ctx context.Context, uuid string) (*User, error) {
+// FindUserByID returns a user by uuid.
+func (c *Client) FindUserByID(ctx context.Context, uuid string) (*User, error) {
 	var out User
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/users", uuid), idempotent: true}, &out); err != nil {
 		return nil, err
@@ -253,14 +260,20 @@ func (c *Client) GetUser(ctx context.Context, uuid string) (*User, error) {
 	return &out, nil
 }
 
-// ListUsers lists the users whose username starts with prefix (GET
+// UserFilter selects users to list.
+type UserFilter struct {
+	Prefix string // a username prefix, any case
+	PageOptions
+}
+
+// FindUsers lists the users whose username starts with f.Prefix (GET
 // /account/v1.0/users?q=).
-func (c *Client) ListUsers(ctx context.Context, prefix string, po PageOptions) (*Page[User], error) {
+func (c *Client) FindUsers(ctx context.Context, f UserFilter) (*Page[User], error) {
 	q := url.Values{}
-	if prefix != "" {
-		q.Set("q", prefix)
+	if f.Prefix != "" {
+		q.Set("q", f.Prefix)
 	}
-	po.set(q)
+	f.PageOptions.set(q)
 	var out Page[User]
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/users", query: q, idempotent: true}, &out); err != nil {
 		return nil, err
@@ -348,10 +361,15 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members ...string
 	return &out, nil
 }
 
-// ListGroups lists the groups (GET /account/v1.0/groups).
-func (c *Client) ListGroups(ctx context.Context, po PageOptions) (*Page[Group], error) {
+// GroupFilter selects groups to list: every group, a page at a time.
+type GroupFilter struct {
+	PageOptions
+}
+
+// FindGroups lists the groups (GET /account/v1.0/groups).
+func (c *Client) FindGroups(ctx context.Context, f GroupFilter) (*Page[Group], error) {
 	q := url.Values{}
-	po.set(q)
+	f.PageOptions.set(q)
 	var out Page[Group]
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/groups", query: q, idempotent: true}, &out); err != nil {
 		return nil, err
@@ -359,8 +377,8 @@ func (c *Client) ListGroups(ctx context.Context, po PageOptions) (*Page[Group], 
 	return &out, nil
 }
 
-// GetGroup returns a group with its users.
-func (c *Client) GetGroup(ctx context.Context, name string) (*Group, error) {
+// FindGroupByName returns a group with its users.
+func (c *Client) FindGroupByName(ctx context.Context, name string) (*Group, error) {
 	var out Group
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/groups", name), idempotent: true}, &out); err != nil {
 		return nil, err
@@ -370,7 +388,7 @@ func (c *Client) GetGroup(ctx context.Context, name string) (*Group, error) {
 
 // GroupUsers lists the users of a group.
 func (c *Client) GroupUsers(ctx context.Context, name string) ([]GroupMember, error) {
-	g, err := c.GetGroup(ctx, name)
+	g, err := c.FindGroupByName(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -454,8 +472,8 @@ func (c *Client) CreateProject(ctx context.Context, p NewProject) (*Project, err
 	return &out, nil
 }
 
-// GetProject returns a project by uuid.
-func (c *Client) GetProject(ctx context.Context, uuid string) (*Project, error) {
+// FindProjectByID returns a project by uuid.
+func (c *Client) FindProjectByID(ctx context.Context, uuid string) (*Project, error) {
 	var out Project
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/projects", uuid), idempotent: true}, &out); err != nil {
 		return nil, err
@@ -463,11 +481,17 @@ func (c *Client) GetProject(ctx context.Context, uuid string) (*Project, error) 
 	return &out, nil
 }
 
-// ListProjects lists the projects the caller may see (GET
+// ProjectFilter selects projects to list: those the caller may see, a
+// page at a time.
+type ProjectFilter struct {
+	PageOptions
+}
+
+// FindProjects lists the projects the caller may see (GET
 // /account/v1.0/projects).
-func (c *Client) ListProjects(ctx context.Context, po PageOptions) (*Page[Project], error) {
+func (c *Client) FindProjects(ctx context.Context, f ProjectFilter) (*Page[Project], error) {
 	q := url.Values{}
-	po.set(q)
+	f.PageOptions.set(q)
 	var out Page[Project]
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/projects", query: q, idempotent: true}, &out); err != nil {
 		return nil, err
@@ -511,13 +535,19 @@ func (c *Client) RemoveProjectMember(ctx context.Context, project, member string
 	return err
 }
 
-// ProjectMembers lists a project's members (GET
+// ProjectMemberFilter selects the members of a project to list.
+type ProjectMemberFilter struct {
+	Project string // the project's uuid
+	PageOptions
+}
+
+// FindProjectMembers lists a project's members (GET
 // /account/v1.0/projects/{uuid}/members).
-func (c *Client) ProjectMembers(ctx context.Context, project string, po PageOptions) (*Page[Member], error) {
+func (c *Client) FindProjectMembers(ctx context.Context, f ProjectMemberFilter) (*Page[Member], error) {
 	q := url.Values{}
-	po.set(q)
+	f.PageOptions.set(q)
 	var out Page[Member]
-	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/projects", project, "members"),
+	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/projects", f.Project, "members"),
 		query: q, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
@@ -576,17 +606,17 @@ func (c *Client) SetHoldings(ctx context.Context, hs []HoldingLimit) ([]Holding,
 	return out.Holdings, nil
 }
 
-// HoldingQuery filters GetHoldings; empty lists select everything.
-// Sources are source names ("" is the empty-string source); NullSource
-// adds the null source.
-type HoldingQuery struct {
+// HoldingFilter selects the holdings FindHoldings returns; empty lists
+// select everything. Sources are source names ("" is the empty-string
+// source); NullSource adds the null source.
+type HoldingFilter struct {
 	Holders, Sources, Resources []string
 	NullSource                  bool
 }
 
-// GetHoldings returns the holdings the query selects (GET
+// FindHoldings returns the holdings f selects (GET
 // /account/v1.0/holdings?holder=&source=&resource=).
-func (c *Client) GetHoldings(ctx context.Context, hq HoldingQuery) ([]Holding, error) {
+func (c *Client) FindHoldings(ctx context.Context, hq HoldingFilter) ([]Holding, error) {
 	q := url.Values{}
 	for k, v := range map[string][]string{"holder": hq.Holders, "source": hq.Sources, "resource": hq.Resources} {
 		if len(v) > 0 {
@@ -617,15 +647,15 @@ func (c *Client) DeleteHoldings(ctx context.Context, keys []HoldingKey) error {
 	return err
 }
 
-// NewResource is what RegisterResource sends (§9).
+// NewResource is what CreateResource sends (§9).
 type NewResource = wire.NewResource
 
 // Resource is a registered resource.
 type Resource = wire.Resource
 
-// RegisterResource registers a resource (POST /account/v1.0/resources,
+// CreateResource registers a resource (POST /account/v1.0/resources,
 // admin); every user and project gets its holdings.
-func (c *Client) RegisterResource(ctx context.Context, r NewResource) (*Resource, error) {
+func (c *Client) CreateResource(ctx context.Context, r NewResource) (*Resource, error) {
 	var out Resource
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/resources", body: r}, &out); err != nil {
 		return nil, err
@@ -636,16 +666,16 @@ func (c *Client) RegisterResource(ctx context.Context, r NewResource) (*Resource
 // ServiceEndpoint is where a registered service answers.
 type ServiceEndpoint = wire.ServiceEndpoint
 
-// NewService is what RegisterService sends (§9).
+// NewService is what CreateService sends (§9).
 type NewService = wire.NewService
 
 // Service is a registered service. Token, its secret, and TokenExpires
-// are only set in the answers of RegisterService and RenewServiceToken.
+// are only set in the answers of CreateService and RenewServiceToken.
 type Service = wire.Service
 
-// RegisterService registers a service and returns it with its token
+// CreateService registers a service and returns it with its token
 // (POST /account/v1.0/services, admin).
-func (c *Client) RegisterService(ctx context.Context, s NewService) (*Service, error) {
+func (c *Client) CreateService(ctx context.Context, s NewService) (*Service, error) {
 	if s.Endpoints == nil {
 		s.Endpoints = []ServiceEndpoint{}
 	}
@@ -656,11 +686,17 @@ func (c *Client) RegisterService(ctx context.Context, s NewService) (*Service, e
 	return &out, nil
 }
 
-// ListServices lists the registered services (GET
+// ServiceFilter selects services to list: every registered service, a
+// page at a time.
+type ServiceFilter struct {
+	PageOptions
+}
+
+// FindServices lists the registered services (GET
 // /account/v1.0/services).
-func (c *Client) ListServices(ctx context.Context, po PageOptions) (*Page[Service], error) {
+func (c *Client) FindServices(ctx context.Context, f ServiceFilter) (*Page[Service], error) {
 	q := url.Values{}
-	po.set(q)
+	f.PageOptions.set(q)
 	var out Page[Service]
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: accountPrefix + "/services", query: q, idempotent: true}, &out); err != nil {
 		return nil, err
@@ -675,8 +711,8 @@ func (c *Client) DeleteService(ctx context.Context, name string) error {
 	return err
 }
 
-// GetService returns a registered service by name.
-func (c *Client) GetService(ctx context.Context, name string) (*Service, error) {
+// FindServiceByName returns a registered service by name.
+func (c *Client) FindServiceByName(ctx context.Context, name string) (*Service, error) {
 	var out Service
 	if _, err := c.do(ctx, &request{method: http.MethodGet, path: path(accountPrefix+"/services", name), idempotent: true}, &out); err != nil {
 		return nil, err
@@ -703,22 +739,28 @@ func (c *Client) RenewServiceToken(ctx context.Context, name string, expires tim
 // commission and the holding after it.
 type LogEntry = wire.LogEntry
 
-// GetCommissionLog returns the provision log of a resolved commission
+// CommissionLogFilter selects the provision log of one commission.
+type CommissionLogFilter struct {
+	Serial int64 // the commission's serial
+	PageOptions
+}
+
+// FindCommissionLog returns the provision log of a resolved commission
 // (GET /account/v1.0/commissions/{serial}/log): its service, admins and
 // readers.
-func (c *Client) GetCommissionLog(ctx context.Context, serial int64, po PageOptions) (*Page[LogEntry], error) {
+func (c *Client) FindCommissionLog(ctx context.Context, f CommissionLogFilter) (*Page[LogEntry], error) {
 	q := url.Values{}
-	po.set(q)
+	f.PageOptions.set(q)
 	var out Page[LogEntry]
 	if _, err := c.do(ctx, &request{method: http.MethodGet,
-		path: path(accountPrefix+"/commissions", strconv.FormatInt(serial, 10), "log"), query: q, idempotent: true}, &out); err != nil {
+		path: path(accountPrefix+"/commissions", strconv.FormatInt(f.Serial, 10), "log"), query: q, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// HistoryQuery selects provision log entries. Zero fields select all.
-type HistoryQuery struct {
+// HistoryFilter selects provision log entries. Zero fields select all.
+type HistoryFilter struct {
 	Holder   string // default: the caller's own holdings (user:<uuid>)
 	Resource string
 	Serial   int64
@@ -731,9 +773,9 @@ type HistoryQuery struct {
 // History is one page of the provision log.
 type History = Page[LogEntry]
 
-// GetHistory queries the provision log (GET /account/v1.0/history), a page
+// FindHistory queries the provision log (GET /account/v1.0/history), a page
 // at a time like every list.
-func (c *Client) GetHistory(ctx context.Context, hq HistoryQuery) (*History, error) {
+func (c *Client) FindHistory(ctx context.Context, hq HistoryFilter) (*History, error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"holder": hq.Holder, "resource": hq.Resource} {
 		if v != "" {

@@ -43,10 +43,10 @@ func TestBenchPrepare(t *testing.T) {
 	}
 	l := ledgertest.Open(t, ledger.Options{Dir: dir})
 	hot := holdings.Key{Holder: "project:hot", Source: holdings.NullSource, Resource: "cyclades.vm"}
-	if v, ok := l.Holding(hot); !ok || v.Limit != 1<<50 {
+	if v, ok := l.FindHoldingByKey(hot); !ok || v.Limit != 1<<50 {
 		t.Fatalf("the hot holding: %+v, %v", v, ok)
 	}
-	if n := len(l.Quotas(ledger.QuotaFilter{})); n < 8 || n > 16 {
+	if n := len(l.FindHoldings(ledger.HoldingFilter{})); n < 8 || n > 16 {
 		t.Fatalf("%d holdings, want about --holders 8", n)
 	}
 }

@@ -59,7 +59,7 @@ type bootstrapConfig struct {
 // whose identity store has no user yet, and then the demo setup if asked;
 // on any later start it does nothing.
 func bootstrap(ctx context.Context, c bootstrapConfig) error {
-	n, _, err := c.Store.ListUsers(identity.UserQuery{PageSize: 1})
+	_, n, err := c.Store.FindUsers(identity.UserFilter{Limit: 1})
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func demo(ctx context.Context, c bootstrapConfig, adminToken string) error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer f.abort()
-	svcToken, _, err := c.Store.RegisterService(ctx, identity.NewService{Name: demoService, Type: "compute",
+	svcToken, _, err := c.Store.CreateService(ctx, identity.NewService{Name: demoService, Type: "compute",
 		Endpoints: []identity.Endpoint{{PublicURL: strings.TrimRight(c.BaseURL, "/") + "/compute/v2.0", VersionID: "v2.0"}}})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -151,7 +151,7 @@ func demo(ctx context.Context, c bootstrapConfig, adminToken string) error {
 		{Name: "compute.vm", Service: demoService, Description: "Virtual machines", AllowInProjects: true, UpLimit: 2},
 		{Name: "compute.ram", Service: demoService, Unit: "bytes", Description: "Memory", AllowInProjects: true, UpLimit: 4 << 30},
 	} {
-		if _, err := c.Store.RegisterResource(ctx, r); err != nil {
+		if _, err := c.Store.CreateResource(ctx, r); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}

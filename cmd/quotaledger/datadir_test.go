@@ -108,15 +108,15 @@ func TestDataDirV1(t *testing.T) {
 	compareDataDirGolden(t, "outbox.golden", ddOutbox(t, l))
 
 	// A few of those, spelled out.
-	alice, err := s.UserByName(ddAlice)
+	alice, err := s.FindUserByName(ddAlice)
 	must(err)
-	bob, err := s.UserByName(ddBob)
+	bob, err := s.FindUserByName(ddBob)
 	must(err)
 	if alice.Role != identity.RoleAdmin || !alice.Active || bob.Role != identity.RoleUser || !bob.Active {
 		t.Errorf("alice %s active %v, bob %s active %v", alice.Role, alice.Active, bob.Role, bob.Active)
 	}
 	aliceVM := holdings.Key{Holder: "user:" + alice.UUID, Source: holdings.SourceOf("project:" + alice.UUID), Resource: ddVM}
-	if v, ok := l.Holding(aliceVM); !ok || v != (holdings.Value{Limit: 2, UsageMin: 1, UsageMax: 1}) {
+	if v, ok := l.FindHoldingByKey(aliceVM); !ok || v != (holdings.Value{Limit: 2, UsageMin: 1, UsageMax: 1}) {
 		t.Errorf("alice's base vm holding: %+v %v, want limit 2, usage 1", v, ok)
 	}
 	pending := l.Pending(ddService)
@@ -206,7 +206,7 @@ func ddIssue7(alice *identity.User) ledger.IssueRequest {
 // ddProject returns the uuid of the project named name.
 func ddProject(t *testing.T, s *identity.Store, name string) string {
 	t.Helper()
-	for _, p := range s.Projects() {
+	for _, p := range testkit.Items(s.FindProjects(identity.ProjectFilter{})) {
 		if p.Name == name {
 			return p.UUID
 		}
@@ -257,7 +257,7 @@ func ddView(t *testing.T, l *ledger.Ledger, s *identity.Store) string {
 	}
 	st := l.Stats()
 	fmt.Fprintf(&b, "ledger id=%s holdings=%d pending=%d serial=%d\n", l.ID(), st.Holdings, st.Pending, st.Serial)
-	for _, h := range l.Quotas(ledger.QuotaFilter{}) {
+	for _, h := range l.FindHoldings(ledger.HoldingFilter{}) {
 		fmt.Fprintf(&b, "holding holder=%q source=%s resource=%q limit=%d usage_min=%d usage_max=%d\n",
 			h.Holder, src(h.Source), h.Resource, h.Limit, h.UsageMin, h.UsageMax)
 	}
@@ -300,7 +300,7 @@ func ddView(t *testing.T, l *ledger.Ledger, s *identity.Store) string {
 		}
 	}
 
-	n, users, err := s.ListUsers(identity.UserQuery{PageSize: 100})
+	users, n, err := s.FindUsers(identity.UserFilter{Limit: 100})
 	if err != nil || n != len(users) {
 		t.Fatalf("users: %d of %d, %v", len(users), n, err)
 	}
@@ -309,25 +309,25 @@ func ddView(t *testing.T, l *ledger.Ledger, s *identity.Store) string {
 			u.UUID, u.Username, u.DisplayName, u.FirstName, u.LastName, u.Role, u.Active, u.EmailVerified, u.Data, u.Password,
 			ts(u.Created), ts(u.Updated), ts(u.LastLogin))
 	}
-	toks, err := s.ListAccessTokens(identity.TokenQuery{Sort: "id", PageSize: 100})
+	toks, _, err := s.FindAccessTokens(identity.TokenFilter{Sort: "id", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tok := range toks.Results {
+	for _, tok := range toks {
 		fmt.Fprintf(&b, "token id=%s kind=%s owner=%s name=%q read_only=%v expires=%s created=%s updated=%s last_used=%s\n",
 			tok.ID, tok.Kind, tok.Owner, tok.Name, tok.ReadOnly, ts(tok.Expires), ts(tok.Created), ts(tok.Updated), ts(tok.LastUsed))
 	}
-	for _, svc := range s.Services() {
+	for _, svc := range testkit.Items(s.FindServices(identity.ServiceFilter{})) {
 		fmt.Fprintf(&b, "service name=%q type=%q token_id=%s created=%s\n", svc.Name, svc.Type, svc.TokenID, ts(svc.Created))
 		for _, e := range svc.Endpoints {
 			fmt.Fprintf(&b, "  endpoint url=%q version=%q region=%q\n", e.PublicURL, e.VersionID, e.Region)
 		}
 	}
-	for _, r := range s.Resources() {
+	for _, r := range testkit.Items(s.FindResources(identity.ResourceFilter{})) {
 		fmt.Fprintf(&b, "resource name=%q unit=%q description=%q service=%q in_projects=%v uplimit=%d project_default=%d created=%s\n",
 			r.Name, r.Unit, r.Description, r.Service, r.AllowInProjects, r.UpLimit, r.ProjectDefault, ts(r.Created))
 	}
-	for _, p := range s.Projects() {
+	for _, p := range testkit.Items(s.FindProjects(identity.ProjectFilter{})) {
 		fmt.Fprintf(&b, "project uuid=%s name=%q owner=%s state=%s base=%v created=%s updated=%s\n",
 			p.UUID, p.Name, p.Owner, p.State, p.Base, ts(p.Created), ts(p.Updated))
 		for _, r := range slices.Sorted(maps.Keys(p.Policies)) {
@@ -337,7 +337,7 @@ func ddView(t *testing.T, l *ledger.Ledger, s *identity.Store) string {
 			fmt.Fprintf(&b, "  member user=%q group=%q role=%s\n", m.User, m.Group, m.Role)
 		}
 	}
-	for _, g := range s.Groups() {
+	for _, g := range testkit.Items(s.FindGroups(identity.GroupFilter{})) {
 		fmt.Fprintf(&b, "group name=%q members=%v created=%s\n", g.Name, g.Members, ts(g.Created))
 	}
 	return b.String()
@@ -400,15 +400,15 @@ func generateDataDir(t *testing.T) {
 	alice, err := s.Register(ctx, identity.NewUser{Username: ddAlice, Password: ddPassword, FirstName: "Alice", LastName: "Archer"})
 	must(err)
 	tick()
-	_, _, err = s.RegisterService(ctx, identity.NewService{Name: ddService, Type: "compute-api",
+	_, _, err = s.CreateService(ctx, identity.NewService{Name: ddService, Type: "compute-api",
 		Endpoints: []identity.Endpoint{{PublicURL: "https://compute.example.com/v2", VersionID: "v2", Region: "north"}}})
 	must(err)
 	tick()
-	_, err = s.RegisterResource(ctx, identity.Resource{Name: ddVM, Unit: "VM", Description: "virtual machines",
+	_, err = s.CreateResource(ctx, identity.Resource{Name: ddVM, Unit: "VM", Description: "virtual machines",
 		Service: ddService, AllowInProjects: true, UpLimit: 2, ProjectDefault: 5})
 	must(err)
 	tick()
-	_, err = s.RegisterResource(ctx, identity.Resource{Name: ddRAM, Unit: "MiB", Description: "memory",
+	_, err = s.CreateResource(ctx, identity.Resource{Name: ddRAM, Unit: "MiB", Description: "memory",
 		Service: ddService, AllowInProjects: true, UpLimit: 4096, ProjectDefault: 8192})
 	must(err)
 	tick()
@@ -429,7 +429,7 @@ func generateDataDir(t *testing.T) {
 	alpha, err := s.CreateProject(ctx, identity.NewProject{Name: "alpha", Owner: alice.UUID, Policies: map[string]identity.Policy{
 		ddVM: {ProjectCapacity: 10, MemberCapacity: 3}, ddRAM: {ProjectCapacity: 16384, MemberCapacity: 4096}}})
 	must(err)
-	_, err = s.AddMember(ctx, alpha.UUID, identity.Member{Group: "ops", Role: identity.MemberMember})
+	_, err = s.AddProjectMember(ctx, alpha.UUID, identity.Member{Group: "ops", Role: identity.MemberMember})
 	must(err)
 	tick()
 
@@ -451,7 +451,7 @@ func generateDataDir(t *testing.T) {
 	bobAlphaRAM := holdings.Key{Holder: "user:" + bob.UUID, Source: holdings.SourceOf("project:" + alpha.UUID), Resource: ddRAM}
 	pool := holdings.Key{Holder: "project:pool", Source: holdings.NullSource, Resource: "storage.disk"}
 	gone := holdings.Key{Holder: "project:pool", Source: holdings.NullSource, Resource: "storage.tape"}
-	must(l.SetQuota(ctx, []ledger.QuotaSetting{{Key: pool, Limit: 1 << 40}, {Key: gone, Limit: 7}}))
+	must(l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: pool, Limit: 1 << 40}, {Key: gone, Limit: 7}}))
 	tick()
 	issue := func(req ledger.IssueRequest) uint64 {
 		t.Helper()
@@ -480,7 +480,7 @@ func generateDataDir(t *testing.T) {
 	issue(ddIssue7(alice))                                                          // 7: accepted at once, idempotent
 	issue(ledger.IssueRequest{Client: "storage", Name: "release", AutoAccept: true, // 8: a release, accepted
 		Provisions: []holdings.Provision{{Key: aliceVM, Quantity: -1}}})
-	must(l.DeleteQuota(ctx, []holdings.Key{gone}))
+	must(l.DeleteHoldings(ctx, []holdings.Key{gone}))
 	if clock.Now().After(ddRead) {
 		t.Fatalf("generation ended at %s, after the test's clock %s", clock.Now(), ddRead)
 	}

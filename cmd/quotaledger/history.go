@@ -16,7 +16,7 @@ func (cmd *HistoryCmd) Run(e *cliEnv) error {
 	if cmd.Limit <= 0 {
 		return usageError("--limit must be positive")
 	}
-	h, err := e.c.GetHistory(e.ctx, client.HistoryQuery{Holder: cmd.Holder, Resource: cmd.Resource, Serial: cmd.Serial, Limit: cmd.Limit})
+	h, err := e.c.FindHistory(e.ctx, client.HistoryFilter{Holder: cmd.Holder, Resource: cmd.Resource, Serial: cmd.Serial, Limit: cmd.Limit})
 	if err != nil {
 		return err
 	}

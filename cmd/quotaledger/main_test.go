@@ -589,7 +589,7 @@ func checkAdminToken(t *testing.T, s *identity.Store, token string) *identity.Us
 
 func countUsers(t *testing.T, s *identity.Store) int {
 	t.Helper()
-	n, _, err := s.ListUsers(identity.UserQuery{})
+	_, n, err := s.FindUsers(identity.UserFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -692,7 +692,7 @@ func TestServeAdminTokenAndDemo(t *testing.T) {
 		t.Fatalf("demo password: %v", err)
 	}
 	for name, uplimit := range map[string]int64{"compute.vm": 2, "compute.ram": 4294967296} {
-		r, err := s.GetResource(name)
+		r, err := s.FindResourceByName(name)
 		if err != nil || r.UpLimit != uplimit || r.Service != "compute" {
 			t.Fatalf("resource %s: %v %+v", name, err, r)
 		}

@@ -100,7 +100,7 @@ func (cmd *ProjectCreateCmd) Run(e *cliEnv) error {
 
 // Run shows the project.
 func (cmd *ProjectShowCmd) Run(e *cliEnv) error {
-	p, err := e.c.GetProject(e.ctx, cmd.UUID)
+	p, err := e.c.FindProjectByID(e.ctx, cmd.UUID)
 	if err != nil {
 		return err
 	}

@@ -179,7 +179,7 @@ func (cmd *QuotaGetCmd) Run(e *cliEnv) error {
 		}
 		return cmd.mine(e)
 	}
-	q := client.HoldingQuery{Holders: cmd.Holder, Resources: cmd.Resource}
+	q := client.HoldingFilter{Holders: cmd.Holder, Resources: cmd.Resource}
 	for _, s := range cmd.Source {
 		if s == "-" {
 			q.NullSource = true
@@ -187,7 +187,7 @@ func (cmd *QuotaGetCmd) Run(e *cliEnv) error {
 			q.Sources = append(q.Sources, s)
 		}
 	}
-	hs, err := e.c.GetHoldings(e.ctx, q)
+	hs, err := e.c.FindHoldings(e.ctx, q)
 	if err != nil {
 		return err
 	}

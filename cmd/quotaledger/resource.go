@@ -30,7 +30,7 @@ func (cmd *ResourceRegisterCmd) Run(e *cliEnv) error {
 	if cmd.Unit != "" {
 		nr.Unit = client.String(cmd.Unit)
 	}
-	r, err := e.c.RegisterResource(e.ctx, nr)
+	r, err := e.c.CreateResource(e.ctx, nr)
 	if err != nil {
 		return err
 	}

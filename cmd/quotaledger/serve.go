@@ -8,6 +8,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,6 +43,7 @@ type ServeCmd struct {
 	ShutdownTimeout    time.Duration `default:"30s" env:"QUOTALEDGER_SHUTDOWN_TIMEOUT" placeholder:"DURATION" help:"How long a shutdown (SIGTERM, SIGINT) waits for calls in flight (default ${default})."`
 	StorageFailureExit time.Duration `name:"storage-failure-exit" default:"30s" env:"QUOTALEDGER_STORAGE_FAILURE_EXIT" placeholder:"DURATION" help:"After a failed WAL write or sync, writes answer 503 and reads go on; this long after it the server exits with status 1 so that its supervisor restarts it, rebuilding from disk (0: never; /healthz answers 503 meanwhile) (default ${default})."`
 	Demo               bool          `env:"QUOTALEDGER_DEMO" help:"On the first start of an empty data directory, also create the demo setup of the README (a compute service, two resources, a user) and print it."`
+	Pprof              string        `name:"pprof" env:"QUOTALEDGER_PPROF" placeholder:"HOST:PORT" help:"Serve Go's profiles (net/http/pprof, under /debug/pprof/) on this loopback address, apart from the API; port 0 takes a free one, logged with the message \"pprof listening\" (default: off)."`
 
 	// NATS credentials, with --nats-url.
 	NatsAuth `embed:""`
@@ -103,6 +105,16 @@ func (c *ServeCmd) Validate() error {
 	if ip := net.ParseIP(host); c.NatsURL == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		// The embedded server has no authentication: it is for this machine.
 		return fmt.Errorf("--nats-listen %s: the embedded NATS server listens on a loopback address only (use --nats-url for another server)", c.NatsListen)
+	}
+	if c.Pprof != "" {
+		host, _, err := net.SplitHostPort(c.Pprof)
+		if err != nil {
+			return fmt.Errorf("--pprof must be HOST:PORT: %w", err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			// The profiles show the process's insides and cost CPU to take.
+			return fmt.Errorf("--pprof %s: the profiles are served on a loopback address only", c.Pprof)
+		}
 	}
 	if err := c.NatsAuth.Validate(); err != nil {
 		return err
@@ -203,6 +215,8 @@ type server struct {
 	id              *identity.Store
 	http            *http.Server
 	addr            net.Addr
+	pprof           *http.Server // nil without --pprof
+	pprofAddr       net.Addr
 	shutdownTimeout time.Duration
 
 	// The events: the embedded NATS server (nil with --nats-url) and the
@@ -300,6 +314,11 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		return nil, err
 	}
 
+	if c.Pprof != "" { // the last step that can fail: nothing after it stops it
+		if err := s.startPprof(c.Pprof); err != nil {
+			return nil, err
+		}
+	}
 	handler := api.New(s.ledger, s.id, api.Options{Logger: log, PublicURL: c.PublicURL, Checks: s.readyChecks, Metrics: reg})
 	s.http = &http.Server{
 		Handler:           handler,
@@ -323,6 +342,29 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	ok = true
 	log.Info().Str("addr", s.addr.String()).Str("data", c.Data).Str("nats_url", s.natsURL).Msg("listening")
 	return s, nil
+}
+
+// startPprof serves Go's profiles (net/http/pprof) on addr, a loopback
+// address checked by Validate, on a server of their own: the API's
+// handler never routes to them, and the API's write timeout does not cut
+// a 30-second CPU profile.
+func (s *server) startPprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: stdlog.New(s.log.With().Str("component", "pprof").Logger(), "", 0)}
+	s.pprofAddr = ln.Addr()
+	go func() { _ = s.pprof.Serve(ln) }()
+	s.log.Info().Str("addr", s.pprofAddr.String()).Msg("pprof listening")
+	return nil
 }
 
 // startEvents starts the embedded NATS server (without --nats-url) and the
@@ -507,6 +549,9 @@ func (s *server) Close() error {
 		}
 		cancel()
 		<-s.served
+		if s.pprof != nil {
+			_ = s.pprof.Close()
+		}
 		close(s.stopFlush)
 		<-s.flushDone
 		fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)

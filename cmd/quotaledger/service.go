@@ -68,7 +68,7 @@ func (cmd *ServiceCreateCmd) Run(e *cliEnv) error {
 	if !exp.IsZero() {
 		ns.TokenExpires = &exp
 	}
-	s, err := e.c.RegisterService(e.ctx, ns)
+	s, err := e.c.CreateService(e.ctx, ns)
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (cmd *ServiceCreateCmd) Run(e *cliEnv) error {
 // Run lists the services.
 func (cmd *ServiceListCmd) Run(e *cliEnv) error {
 	ss, err := allPages(func(po client.PageOptions) (*client.Page[client.Service], error) {
-		return e.c.ListServices(e.ctx, po)
+		return e.c.FindServices(e.ctx, client.ServiceFilter{PageOptions: po})
 	})
 	if err != nil {
 		return err

@@ -61,7 +61,7 @@ func (cmd *TokenCreateCmd) Run(e *cliEnv) error {
 // Run lists the access tokens.
 func (cmd *TokenListCmd) Run(e *cliEnv) error {
 	ts, err := allPages(func(po client.PageOptions) (*client.Page[client.AccessToken], error) {
-		return e.c.ListAccessTokens(e.ctx, client.TokenQuery{Owner: cmd.Owner, PageOptions: po})
+		return e.c.FindAccessTokens(e.ctx, client.TokenFilter{Owner: cmd.Owner, PageOptions: po})
 	})
 	if err != nil {
 		return err
@@ -71,7 +71,7 @@ func (cmd *TokenListCmd) Run(e *cliEnv) error {
 
 // Run revokes the token.
 func (cmd *TokenRevokeCmd) Run(e *cliEnv) error {
-	if err := e.c.RevokeAccessToken(e.ctx, cmd.ID); err != nil {
+	if err := e.c.DeleteAccessToken(e.ctx, cmd.ID); err != nil {
 		return err
 	}
 	if e.flags.JSON {

@@ -89,7 +89,7 @@ func (cmd *UserCreateCmd) Run(e *cliEnv) error {
 // Run lists the users.
 func (cmd *UserListCmd) Run(e *cliEnv) error {
 	us, err := allPages(func(po client.PageOptions) (*client.Page[client.User], error) {
-		return e.c.ListUsers(e.ctx, cmd.Prefix, po)
+		return e.c.FindUsers(e.ctx, client.UserFilter{Prefix: cmd.Prefix, PageOptions: po})
 	})
 	if err != nil {
 		return err
@@ -99,7 +99,7 @@ func (cmd *UserListCmd) Run(e *cliEnv) error {
 
 // Run shows the user.
 func (cmd *UserShowCmd) Run(e *cliEnv) error {
-	u, err := e.c.GetUser(e.ctx, cmd.UUID)
+	u, err := e.c.FindUserByID(e.ctx, cmd.UUID)
 	if err != nil {
 		return err
 	}

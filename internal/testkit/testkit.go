@@ -2,8 +2,9 @@
 // (pebble's internal/testutils is the model): a Clock the test moves,
 // CheckFor to poll instead of sleeping, CheckErr for the error a table
 // wants, FieldDiffs, FirstLineDiff, WriteHex and ReadHex for golden
-// values, texts and bytes, FreeAddr, ReadStream of a JetStream stream, and
-// a Recorder with which the tests of a helper see its checks fail.
+// values, texts and bytes, FreeAddr, ReadStream of a JetStream stream,
+// Items of a list's answer, and a Recorder with which the tests of a helper
+// see its checks fail.
 //
 // It imports none of the product's packages but failure, so that the tests
 // inside ledger, holdings and commission (package ledger, not ledger_test)

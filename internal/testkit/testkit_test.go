@@ -279,3 +279,16 @@ func TestHex(t *testing.T) {
 		t.Fatalf("a missing file: %q, want the command that writes it", f)
 	}
 }
+
+func TestItems(t *testing.T) {
+	if got := testkit.Items([]string{"a", "b"}, 5, nil); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("Items = %q, want [a b]", got)
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "refused") {
+			t.Fatalf("Items of a failed list: recovered %v, want a panic with the error", r)
+		}
+	}()
+	testkit.Items([]string{"a"}, 1, errors.New("refused"))
+	t.Fatal("Items of a failed list returned")
+}

@@ -102,11 +102,11 @@ func AddPrincipals(tb testkit.TB, s *identity.Store) Principals {
 	check("create the admin", err)
 	p.AdminToken, _, err = s.CreateAccessToken(ctx, p.Admin.UUID, "admin", time.Time{}, false)
 	check("the admin's token", err)
-	p.ServiceToken, _, err = s.RegisterService(ctx, identity.NewService{Name: ServiceName, Type: "compute",
+	p.ServiceToken, _, err = s.CreateService(ctx, identity.NewService{Name: ServiceName, Type: "compute",
 		Endpoints: []identity.Endpoint{{PublicURL: "https://cyclades.example.com/compute/v2.0", VersionID: "v2.0"}}})
 	check("register the service", err)
 	for _, r := range Resources() {
-		_, err = s.RegisterResource(ctx, r)
+		_, err = s.CreateResource(ctx, r)
 		check("register "+r.Name, err)
 	}
 	p.User, err = s.CreateUser(ctx, identity.NewUser{Username: UserName, Password: Password, Active: true})

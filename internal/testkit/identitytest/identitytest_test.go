@@ -100,11 +100,11 @@ func TestAddPrincipals(t *testing.T) {
 			t.Errorf("%s with Password: %v", name, err)
 		}
 	}
-	if got := len(s.Resources()); got != len(identitytest.Resources()) {
+	if got := len(testkit.Items(s.FindResources(identity.ResourceFilter{}))); got != len(identitytest.Resources()) {
 		t.Errorf("%d resources, want %d", got, len(identitytest.Resources()))
 	}
 	for _, want := range identitytest.Resources() {
-		r, err := s.GetResource(want.Name)
+		r, err := s.FindResourceByName(want.Name)
 		if err != nil || r.Service != want.Service || r.UpLimit != want.UpLimit || r.Unit != want.Unit ||
 			r.Description != want.Description || r.AllowInProjects != want.AllowInProjects {
 			t.Errorf("resource %s: %v %+v, want %+v", want.Name, err, r, want)

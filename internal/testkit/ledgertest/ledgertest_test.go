@@ -21,7 +21,7 @@ var k = holdings.Key{Holder: "user:1", Source: holdings.NullSource, Resource: "v
 
 func setQuota(t *testing.T, l *ledger.Ledger, limit int64) error {
 	t.Helper()
-	return l.SetQuota(context.Background(), []ledger.QuotaSetting{{Key: k, Limit: limit}})
+	return l.SetHoldings(context.Background(), []ledger.HoldingSetting{{Key: k, Limit: limit}})
 }
 
 func TestOpen(t *testing.T) {
@@ -30,7 +30,7 @@ func TestOpen(t *testing.T) {
 		if err := setQuota(t, a, 5); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := b.Holding(k); ok {
+		if _, ok := b.FindHoldingByKey(k); ok {
 			t.Fatal("two ledgers opened without a Dir share their filesystem")
 		}
 	})
