@@ -32,7 +32,7 @@ func main() {
 		routes = strings.Split(*peers, ",")
 	}
 	srv, err := events.StartServer(events.ServerOptions{Dir: *dir, Listen: *listen, SyncAlways: true,
-		Logger: zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
+		Logger:  zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
 		Cluster: events.ClusterOptions{Name: *cluster, ServerName: *name, Listen: *route, Routes: routes}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "natsd:", err)
