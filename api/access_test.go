@@ -630,6 +630,7 @@ func accessSpecs() map[string]accessSpec {
 		// Their own holdings and their projects' only.
 		"GET " + acc + "history": {query: "holder=user:{u1}", deny: map[string]int{whoOther: http.StatusForbidden}},
 		"GET " + acc + "backup":  {},
+		"GET " + acc + "cluster": {},
 	}
 }
 

@@ -110,6 +110,7 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/healthz", Access: Public, Summary: "the process is alive, and its storage has not failed (503 after a failed commit: restart it)", Answers: []Answer{{Status: 200, Body: wire.Health{}}, {Status: 503, Body: wire.Health{}}}, handler: s.healthz},
 		{Method: "GET", Path: "/readyz", Access: Public, Summary: "the server takes calls; the body names every check and which failed", Answers: []Answer{{Status: 200, Body: wire.Ready{}}, {Status: 503, Body: wire.Ready{}}}, handler: s.readyz},
 		{Method: "GET", Path: "/metrics", Access: Public, Summary: "Prometheus metrics (text exposition format)", Answers: []Answer{{Status: 200, Type: "text/plain"}}, handler: s.serveMetrics},
+		{Method: "GET", Path: acc + "cluster", Access: User, Action: identity.ActReadAll, Summary: "the nodes of the cluster, the leader first: name, role, applied log sequence, lag, last contact and a digest of the state of each (a single node: itself, role single)", Answers: ok(wire.Cluster{}), handler: s.clusterStatus},
 		{Method: "GET", Path: "/openapi.json", Access: Public, Summary: "this document", Answers: ok(map[string]any{}), handler: s.serveOpenAPI},
 
 		// Kept wire-compatible with Astakos (DESIGN.md §3).
