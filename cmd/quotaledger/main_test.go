@@ -395,7 +395,12 @@ type proc struct {
 	stderr *syncBuffer
 	exited chan struct{}
 	err    error // of Wait, once exited is closed
+	// addrs receives the addresses of the "listening" log line.
+	addrs chan procAddrs
 }
+
+// procAddrs are the addresses a serve's "listening" line names.
+type procAddrs struct{ http, nats string }
 
 // startServe starts the binary with serve --listen 127.0.0.1:0
 // --nats-listen 127.0.0.1:-1 and args, with env added to a QUOTALEDGER_-free
@@ -406,9 +411,19 @@ type proc struct {
 // could take a port picked in advance.
 func startServe(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, stdout: new(syncBuffer), stderr: new(syncBuffer), exited: make(chan struct{})}
-	p.cmd = exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1",
-		"--log-format", "json"}, args...)...)
+	p := spawnServe(t, env, append([]string{"--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1"}, args...)...)
+	p.waitListening()
+	p.waitReady()
+	return p
+}
+
+// spawnServe starts the binary with serve --log-format json and args, with
+// env added to a QUOTALEDGER_-free environment, and returns at once: the
+// process logs its "listening" line (waitListening) once it serves.
+func spawnServe(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, stdout: new(syncBuffer), stderr: new(syncBuffer), exited: make(chan struct{}), addrs: make(chan procAddrs, 1)}
+	p.cmd = exec.Command(binary(t), append([]string{"serve", "--log-format", "json"}, args...)...)
 	p.cmd.Env = append(cleanEnv(), env...)
 	p.cmd.Stdout = p.stdout
 	errPipe, err := p.cmd.StderrPipe()
@@ -418,8 +433,6 @@ func startServe(t *testing.T, env []string, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	type addrs struct{ http, nats string }
-	addr := make(chan addrs, 1)
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -434,7 +447,7 @@ func startServe(t *testing.T, env []string, args ...string) *proc {
 			}
 			if json.Unmarshal(line, &rec) == nil && rec.Message == "listening" && rec.Addr != "" {
 				select {
-				case addr <- addrs{rec.Addr, rec.NatsURL}:
+				case p.addrs <- procAddrs{rec.Addr, rec.NatsURL}:
 				default:
 				}
 			}
@@ -457,22 +470,33 @@ func startServe(t *testing.T, env []string, args ...string) *proc {
 			t.Logf("stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
 		}
 	})
+	return p
+}
+
+// waitListening waits for the process's "listening" line and notes its
+// addresses.
+func (p *proc) waitListening() {
+	p.t.Helper()
 	select {
-	case a := <-addr:
+	case a := <-p.addrs:
 		p.base, p.nats = "http://"+a.http, a.nats
 	case <-p.exited:
-		t.Fatalf("serve exited before listening: %v", p.err)
+		p.t.Fatalf("serve exited before listening: %v", p.err)
 	case <-time.After(30 * time.Second):
 		// A restart replays the WAL; on a loaded machine that took 9 s.
-		t.Fatal("serve did not log its address within 30s")
+		p.t.Fatal("serve did not log its address within 30s")
 	}
-	testkit.CheckFor(t, 15*time.Second, poll, func() error {
-		if code := get(t, p.base+"/readyz", ""); code != http.StatusOK {
+}
+
+// waitReady waits for /readyz to answer 200.
+func (p *proc) waitReady() {
+	p.t.Helper()
+	testkit.CheckFor(p.t, 15*time.Second, poll, func() error {
+		if code := get(p.t, p.base+"/readyz", ""); code != http.StatusOK {
 			return fmt.Errorf("/readyz: %d", code)
 		}
 		return nil
 	})
-	return p
 }
 
 // stop sends SIGTERM and checks the process stops gracefully and exits 0,

@@ -244,8 +244,8 @@ type server struct {
 	nc              *nats.Conn
 	js              jetstream.JetStream
 	node            *cluster.Node
-	clusterName     string // the node's name
 	bootstrapConfig bootstrapConfig
+	duplicateName   atomic.Bool // the embedded NATS server met a server of its name
 
 	// Readiness bounds of the outbox while the relay is not connected.
 	outboxMaxDepth uint64
@@ -346,12 +346,18 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		if err := s.startCluster(ctx, c, reg, advertise); err != nil {
 			return nil, err
 		}
-		secret, err := forwardSecret(ctx, s.js)
+		fctx, fcancel := context.WithTimeout(ctx, c.JoinTimeout)
+		secret, err := forwardSecret(fctx, s.js)
+		fcancel()
 		if err != nil {
 			return nil, err
 		}
 		copts = api.ClusterOptions{Node: s.node, Name: c.NodeName, HTTPURL: advertise, Secret: secret}
 	} else {
+		// A node's data directory is not a single node's.
+		if _, err := checkMembership(c.Data, &c.ClusterFlags); err != nil {
+			return nil, err
+		}
 		s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: c.ledgerFS, Logger: log, Metrics: reg})
 		if err != nil {
 			return nil, err

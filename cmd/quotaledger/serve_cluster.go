@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/cluster"
 	"github.com/quotaledger/quotaledger/events"
@@ -273,6 +274,10 @@ func (s *server) startCluster(ctx context.Context, c *ServeCmd, reg *prometheus.
 		if err == nil {
 			break
 		}
+		if s.duplicateName.Load() {
+			return fmt.Errorf("--node-name %s: another node of the cluster has that name (the NATS servers refuse the routes between servers of one name): every node needs a name of its own",
+				f.NodeName)
+		}
 		if jctx.Err() != nil {
 			return fmt.Errorf("--join-timeout %s: the cluster's JetStream did not answer (are a majority of the nodes up, and --peers right? is --replicas %d more than the NATS cluster's servers?): %w",
 				f.JoinTimeout, f.Replicas, err)
@@ -346,7 +351,6 @@ func (s *server) startCluster(ctx context.Context, c *ServeCmd, reg *prometheus.
 	if s.js, err = jetstream.New(nc); err != nil {
 		return fmt.Errorf("NATS: %w", err)
 	}
-	s.clusterName = f.NodeName
 	if s.node, err = cluster.Start(ctx, s.ledger, copts); err != nil {
 		return err
 	}
@@ -380,12 +384,27 @@ func (s *server) startClusterNATS(c *ServeCmd) error {
 	if c.NatsAuth.given() {
 		s.log.Warn().Msg("--nats-token, --nats-user, --nats-password and --nats-creds are for --nats-url: the embedded NATS server takes none")
 	}
-	srv, err := events.StartServer(events.ServerOptions{
+	// NATS refuses the routes between two servers of one name, and says
+	// so in its log: the node of a name another node has then never sees
+	// JetStream (startCluster).
+	natsLog := s.log.With().Str("component", "nats").Logger().Hook(zerolog.HookFunc(func(_ *zerolog.Event, _ zerolog.Level, msg string) {
+		if strings.Contains(msg, "duplicate name") {
+			s.duplicateName.Store(true)
+		}
+	}))
+	opts := events.ServerOptions{
 		Dir: filepath.Join(c.Data, "nats"), Listen: c.NatsListen, SyncAlways: true,
-		Logger: s.log.With().Str("component", "nats").Logger(),
+		Logger: natsLog,
 		Cluster: events.ClusterOptions{Name: f.ClusterName, ServerName: f.NodeName, Listen: f.ClusterListen,
 			Routes: f.Peers, AllowRemote: f.ClusterAllowRemote},
-	})
+	}
+	if len(f.Peers) == 0 {
+		// A cluster of one node (--replicas 1): JetStream takes no NATS
+		// cluster without routes, so the server runs alone.
+		opts.Cluster = events.ClusterOptions{}
+		s.log.Info().Msg("no --peers: a cluster of this node alone, whose embedded NATS server routes to none (--cluster-listen unused)")
+	}
+	srv, err := events.StartServer(opts)
 	if err != nil {
 		return fmt.Errorf("embedded NATS server: %w", err)
 	}
@@ -569,12 +588,22 @@ func forwardSecret(ctx context.Context, js jetstream.JetStream) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("cluster: %w", err)
 	}
-	if _, err := kv.Create(ctx, forwardSecretKey, []byte(newClusterID()+newClusterID())); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	key := newClusterID() + newClusterID()
+	if _, err := kv.Create(ctx, forwardSecretKey, []byte(key)); err == nil {
+		return key, nil
+	} else if !errors.Is(err, jetstream.ErrKeyExists) {
 		return "", fmt.Errorf("cluster: the forwarding key: %w", err)
 	}
-	e, err := kv.Get(ctx, forwardSecretKey)
-	if err != nil {
-		return "", fmt.Errorf("cluster: the forwarding key: %w", err)
+	// Another node made it: a replica that has not caught up with its
+	// making may answer a moment longer that there is none.
+	for {
+		e, err := kv.Get(ctx, forwardSecretKey)
+		if err == nil {
+			return strings.TrimSpace(string(e.Value())), nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyNotFound) || ctx.Err() != nil {
+			return "", fmt.Errorf("cluster: the forwarding key: %w", err)
+		}
+		sleepCtx(ctx, 100*time.Millisecond)
 	}
-	return strings.TrimSpace(string(e.Value())), nil
 }
