@@ -165,7 +165,7 @@ func newClusterNode(s *Server, opts ClusterOptions, reg prometheus.Registerer) (
 
 // wrap makes w add the node's applied sequence to the answer.
 func (cn *clusterNode) wrap(w http.ResponseWriter) http.ResponseWriter {
-	return &appliedWriter{ResponseWriter: w, l: cn.s.l}
+	return &appliedWriter{ResponseWriter: w, l: cn.s.l, start: cn.s.l.Applied()}
 }
 
 // route takes a write on a node that does not lead: it forwards it to the
@@ -175,6 +175,7 @@ func (cn *clusterNode) wrap(w http.ResponseWriter) http.ResponseWriter {
 func (cn *clusterNode) route(w http.ResponseWriter, r *http.Request) bool {
 	forwarded := r.Header.Get(HeaderForwarded) != ""
 	if cn.opts.Node.Leading() {
+		markWrite(w)
 		if forwarded && cn.fromNode(r) {
 			xff := r.Header.Get("X-Forwarded-For")
 			if i := strings.LastIndexByte(xff, ','); i >= 0 {
@@ -217,10 +218,15 @@ func (cn *clusterNode) fromNode(r *http.Request) bool {
 }
 
 // appliedWriter adds HeaderApplied to an answer that has none (a forwarded
-// answer has the leader's) as its header is written.
+// answer has the leader's). A read's answer shows at least the state of
+// the sequence applied when the call came (the ledger only moves on), not
+// necessarily of the one when it is written; a write's shows its own
+// write, held by the sequence applied once it is answered.
 type appliedWriter struct {
 	http.ResponseWriter
 	l     *ledger.Ledger
+	start uint64 // applied when the call came
+	write bool   // a write answered here (markWrite)
 	wrote bool
 }
 
@@ -228,10 +234,29 @@ func (w *appliedWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.wrote = true
 		if h := w.ResponseWriter.Header(); h.Get(HeaderApplied) == "" {
-			h.Set(HeaderApplied, strconv.FormatUint(w.l.Applied(), 10))
+			seq := w.start
+			if w.write {
+				seq = w.l.Applied()
+			}
+			h.Set(HeaderApplied, strconv.FormatUint(seq, 10))
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// markWrite tells the appliedWriter under w that it answers a write.
+func markWrite(w http.ResponseWriter) {
+	for w != nil {
+		if aw, ok := w.(*appliedWriter); ok {
+			aw.write = true
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }
 
 func (w *appliedWriter) Write(b []byte) (int, error) {

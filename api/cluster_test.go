@@ -23,6 +23,7 @@ import (
 	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/cluster"
 	"github.com/quotaledger/quotaledger/events"
+	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
@@ -330,6 +331,12 @@ func TestClusterForwarding(t *testing.T) {
 		}
 		return nil
 	})
+	// A write on the leader carries the sequence that holds it.
+	before := leader.l.Applied()
+	st, h, raw = clusterCall(t, nil, "POST", leader.srv.URL+"/account/v1.0/commissions", svc, `{"provisions":[],"name":"on the leader"}`)
+	if st != http.StatusCreated || appliedOf(t, h) <= before {
+		t.Fatalf("an issue on the leader at %d: %d, applied %d: %s", before, st, appliedOf(t, h), raw)
+	}
 	// A read on the leader carries its own sequence.
 	if _, h, _ := clusterCall(t, nil, "GET", leader.srv.URL+"/healthz", nil, ""); appliedOf(t, h) != leader.l.Applied() {
 		t.Fatalf("the leader's /healthz says applied %d, the leader is at %d", appliedOf(t, h), leader.l.Applied())
@@ -441,5 +448,57 @@ func TestSingleNodeCluster(t *testing.T) {
 	}
 	if v := h.Values(HeaderApplied); v != nil {
 		t.Fatalf("a single node's answer carries %s %q", HeaderApplied, v)
+	}
+}
+
+// hookWriter is an httptest.ResponseRecorder that runs hook once: the
+// first time the answer's header is asked for after the request id is in
+// it, that is once the handler made its answer, before the header is
+// written.
+type hookWriter struct {
+	*httptest.ResponseRecorder
+	hook func()
+	done bool
+}
+
+func (w *hookWriter) Header() http.Header {
+	h := w.ResponseRecorder.Header()
+	if !w.done && h.Get("X-Request-Id") != "" {
+		w.done = true
+		w.hook()
+	}
+	return h
+}
+
+// TestClusterAppliedOfARead: a read's answer says the sequence applied
+// when the read came, not one its answer may not show: here the follower
+// applies a new holding after the read made its answer, before the answer
+// is written, and the header must not claim that sequence.
+func TestClusterAppliedOfARead(t *testing.T) {
+	nodes := startCluster(t, 2, time.Second)
+	leader, rest := leaderOf(t, nodes)
+	follower := rest[0]
+	p := identitytest.AddPrincipals(t, leader.id)
+	caughtUp(t, follower, leader.l.Applied())
+	k := holdings.Key{Holder: "project:late", Source: holdings.NullSource, Resource: "vm"}
+	var added uint64
+	w := &hookWriter{ResponseRecorder: httptest.NewRecorder(), hook: func() {
+		if err := leader.l.SetQuota(context.Background(), []ledger.QuotaSetting{{Key: k, Limit: 5}}); err != nil {
+			t.Fatal(err)
+		}
+		added = leader.l.Applied()
+		caughtUp(t, follower, added)
+	}}
+	r := httptest.NewRequest("GET", "/account/v1.0/holdings?holder=project:late&null_source=1", nil)
+	r.Header.Set("X-Auth-Token", p.AdminToken)
+	follower.api.ServeHTTP(w, r)
+	if w.Code != http.StatusOK || !w.done {
+		t.Fatalf("GET holdings: %d (hook ran: %v) %s", w.Code, w.done, w.Body)
+	}
+	if strings.Contains(w.Body.String(), "project:late") {
+		t.Fatalf("the answer was made after the hook: %s", w.Body)
+	}
+	if got := appliedOf(t, w.Header()); got >= added {
+		t.Fatalf("the answer, which does not show record %d, says applied %d", added, got)
 	}
 }
