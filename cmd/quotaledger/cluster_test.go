@@ -445,6 +445,18 @@ func TestCluster(t *testing.T) {
 	if again := issue(leader, "after the kill", 3); again.Status != http.StatusCreated || !bytes.Equal(again.Body, r.Body) {
 		t.Fatalf("the issue again with its key: %d %s, first %s", again.Status, again.Body, r.Body)
 	}
+	// The survivor saw the lease change hands (to the first leader, and at
+	// least once more), and says how far behind it is.
+	testkit.CheckFor(t, testkit.Patience, poll, func() error {
+		m := metricsOf(t, follower.Base())
+		if v := metricValue(m, "quotaledger_cluster_lease_changes_total"); v < 2 {
+			return fmt.Errorf("%s saw the lease change %v times:\n%s", follower.Name, v, grepLines(m, "quotaledger_cluster_"))
+		}
+		if v := metricValue(m, "quotaledger_cluster_lag"); v < 0 {
+			return fmt.Errorf("%s says no lag:\n%s", follower.Name, grepLines(m, "quotaledger_cluster_"))
+		}
+		return nil
+	})
 
 	// The killed node comes back as a follower and catches up.
 	old.Restart()
@@ -480,6 +492,19 @@ func metricsOf(t *testing.T, base string) string {
 		t.Fatalf("/metrics: %d", st)
 	}
 	return string(body)
+}
+
+// metricValue is the value of a metric without labels in a /metrics text,
+// -1 if it is not there.
+func metricValue(text, name string) float64 {
+	for l := range strings.Lines(text) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), name+" "); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // grepLines keeps the lines of s that contain sub.
