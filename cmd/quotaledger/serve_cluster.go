@@ -271,12 +271,13 @@ func (s *server) startCluster(ctx context.Context, c *ServeCmd, reg *prometheus.
 		actx, acancel := context.WithTimeout(jctx, 5*time.Second)
 		id, err = cluster.Setup(actx, copts, newClusterID())
 		acancel()
-		if err == nil {
-			break
-		}
 		if s.duplicateName.Load() {
+			// Whether or not JetStream answered: the routes were refused.
 			return fmt.Errorf("--node-name %s: another node of the cluster has that name (the NATS servers refuse the routes between servers of one name): every node needs a name of its own",
 				f.NodeName)
+		}
+		if err == nil {
+			break
 		}
 		if jctx.Err() != nil {
 			return fmt.Errorf("--join-timeout %s: the cluster's JetStream did not answer (are a majority of the nodes up, and --peers right? is --replicas %d more than the NATS cluster's servers?): %w",
@@ -431,8 +432,11 @@ func (s *server) checkNodeName(ctx context.Context, f *ClusterFlags, httpURL str
 	}
 	key := "node." + f.NodeName
 	first, err := kv.Get(ctx, key)
-	if err != nil {
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil // none: the name is free
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: the status of the nodes: %w", err)
 	}
 	var st struct {
 		HTTPURL string `json:"http_url"`
@@ -445,8 +449,11 @@ func (s *server) checkNodeName(ctx context.Context, f *ClusterFlags, httpURL str
 	for time.Now().Before(deadline) {
 		sleepCtx(ctx, f.LeaseTTL/5)
 		e, err := kv.Get(ctx, key)
-		if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			return nil // expired: it stopped
+		}
+		if err != nil {
+			return fmt.Errorf("cluster: the status of the nodes: %w", err)
 		}
 		if e.Revision() != first.Revision() {
 			return fmt.Errorf("--node-name %s: a running node of the cluster has that name (at %s): every node needs a name of its own",
