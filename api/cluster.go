@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -146,7 +147,8 @@ func newClusterNode(s *Server, opts ClusterOptions, reg prometheus.Registerer) (
 			writeFault(w, &Fault{Kind: "serviceUnavailable", Code: http.StatusServiceUnavailable, RetryAfter: retryAfterLeader,
 				Message: "the leader did not answer the forwarded call; if it reached the leader its outcome is unknown: retry it (an issue with the same idempotency key)"})
 		},
-		ErrorLog: nil,
+		// What the proxy says besides (a body cut while copied) goes to the log.
+		ErrorLog: stdlog.New(s.log.With().Str("component", "forward").Logger(), "", 0),
 	}
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "quotaledger", Subsystem: "cluster", Name: "forwarded_total",
