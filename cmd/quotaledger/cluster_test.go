@@ -20,6 +20,7 @@ import (
 
 	"github.com/quotaledger/quotaledger/api"
 	"github.com/quotaledger/quotaledger/api/wire"
+	"github.com/quotaledger/quotaledger/events"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
@@ -155,7 +156,9 @@ func (nd *clusterNode) signal(sig syscall.Signal) {
 	}
 }
 
-// Wipe removes the data directory of a node that does not run.
+// Wipe removes the data directory of a node that does not run: its ledger,
+// cluster.json and its NATS server's store (the server comes back as a new
+// server of the same name, which JetStream catches up).
 func (nd *clusterNode) Wipe() {
 	nd.c.t.Helper()
 	if nd.Running() {
@@ -329,12 +332,30 @@ func (c *testCluster) Converged() wire.Cluster {
 	return cl
 }
 
-// CheckEvents reads the events stream through a running node and checks
-// every event of the ledger is there once, in order (their ids
-// "<ledger id>-<seq>" run 1, 2, ... without a gap), and returns them.
+// CheckEvents reads the events stream through a running node (again,
+// while the stream elects a leader after a node went) and checks every
+// event of the ledger is there once, in order (their ids "<ledger
+// id>-<seq>" run 1, 2, ... without a gap), and returns them.
 func (c *testCluster) CheckEvents() []streamMsg {
 	c.t.Helper()
-	msgs := readStream(c.t, c.Running()[0].NATSURL())
+	var raw []testkit.StreamMsg
+	testkit.CheckFor(c.t, testkit.Patience, poll, func() error {
+		rec := new(testkit.Recorder)
+		raw = testkit.ReadStream(rec, c.Running()[0].NATSURL(), events.StreamName)
+		rec.End()
+		if f := append(rec.Fatals(), rec.Errors()...); len(f) > 0 {
+			return errors.New(f[0])
+		}
+		return nil
+	})
+	msgs := make([]streamMsg, 0, len(raw))
+	for _, m := range raw {
+		sm := streamMsg{Seq: m.Seq, Subject: m.Subject, MsgID: m.MsgID, Raw: m.Data}
+		if err := json.Unmarshal(m.Data, &sm.Payload); err != nil {
+			c.t.Fatalf("message %d on %s: %v: %s", m.Seq, m.Subject, err, m.Data)
+		}
+		msgs = append(msgs, sm)
+	}
 	checkOnce(c.t, msgs)
 	for i, m := range msgs {
 		dash := strings.LastIndexByte(m.MsgID, '-')
