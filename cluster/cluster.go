@@ -133,6 +133,7 @@ type Node struct {
 	leaderMu    sync.Mutex
 	leaderName  string // the lease's holder as last seen
 	leaderURL   string
+	leaderSeen  time.Time     // when the lease was last read
 	leaseChange atomic.Uint64 // times the lease changed hands, as seen here
 	streamSeq   atomic.Uint64 // the stream sequence of the last record applied
 
@@ -233,9 +234,20 @@ func (n *Node) Leading() bool { return n.leading.Load() }
 
 // Leader is the name and HTTP address of the node that holds the lease, as
 // last seen ("" when none does).
+//
+// What was seen is forgotten once the lease could not be read for a
+// lease's TTL (NATS lost its quorum, this node is cut off): then nobody is
+// known to lead, and writes are refused here rather than sent to a node
+// that may be gone.
 func (n *Node) Leader() (name, httpURL string) {
 	n.leaderMu.Lock()
 	defer n.leaderMu.Unlock()
+	if n.leading.Load() {
+		return n.leaderName, n.leaderURL
+	}
+	if time.Since(n.leaderSeen) > n.opts.LeaseTTL {
+		return "", ""
+	}
 	return n.leaderName, n.leaderURL
 }
 

@@ -343,6 +343,7 @@ func (n *Node) sawLeader(value []byte) {
 		n.leaseChange.Add(1)
 	}
 	n.leaderName, n.leaderURL = v.Name, v.HTTPURL
+	n.leaderSeen = time.Now()
 	n.leaderMu.Unlock()
 }
 
