@@ -48,6 +48,8 @@ type ServeCmd struct {
 	Demo               bool          `env:"QUOTALEDGER_DEMO" help:"On the first start of an empty data directory, also create the demo setup of the README (a compute service, two resources, a user) and print it."`
 	Pprof              string        `name:"pprof" env:"QUOTALEDGER_PPROF" placeholder:"HOST:PORT" help:"Serve Go's profiles (net/http/pprof, under /debug/pprof/) on this loopback address, apart from the API; port 0 takes a free one, logged with the message \"pprof listening\" (default: off)."`
 
+	// The ledger's and identity's options (serve_settings.go).
+	SettingsFlags `embed:""`
 	// NATS credentials, with --nats-url.
 	NatsAuth `embed:""`
 	// Cluster mode (serve_cluster.go).
@@ -137,6 +139,14 @@ func (c *ServeCmd) Validate() error {
 	}
 	if err := c.HTTPLimits.Validate(); err != nil {
 		return err
+	}
+	if err := c.SettingsFlags.Validate(); err != nil {
+		return err
+	}
+	if !c.BootstrapAdmin && c.Demo {
+		// The demo's user would be the first user, and no one could
+		// become admin by signing up.
+		return errors.New("--demo needs the bootstrap admin: leave --bootstrap-admin on")
 	}
 	if err := c.ClusterFlags.Validate(c.NatsURL); err != nil {
 		return err
@@ -337,7 +347,11 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	}
 	bcfg := bootstrapConfig{
 		Dir: c.Data, Log: log, Stdout: stdout,
-		AdminToken: getenv("QUOTALEDGER_ADMIN_TOKEN"), Demo: c.Demo, BaseURL: base,
+		AdminToken: getenv("QUOTALEDGER_ADMIN_TOKEN"), Demo: c.Demo, BaseURL: base, NoAdmin: !c.BootstrapAdmin,
+	}
+	if bcfg.NoAdmin && bcfg.AdminToken != "" {
+		// The token would name no one: say so rather than ignore it.
+		return nil, fmt.Errorf("bootstrap: %s is the bootstrap admin's token, and --bootstrap-admin=false makes no admin: unset one of them", adminTokenEnv)
 	}
 	var copts api.ClusterOptions
 	if c.clusterMode() {
@@ -372,11 +386,11 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		if _, err := checkMembership(c.Data, &c.ClusterFlags); err != nil {
 			return nil, err
 		}
-		s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: c.ledgerFS, Logger: log, Metrics: reg})
+		s.ledger, err = ledger.Open(c.ledgerOptions(filepath.Join(c.Data, "ledger"), log, reg))
 		if err != nil {
 			return nil, err
 		}
-		s.id, err = identity.Open(s.ledger, identity.Options{Logger: log, Metrics: reg})
+		s.id, err = identity.Open(s.ledger, c.identityOptions(log, reg))
 		if err != nil {
 			return nil, err
 		}

@@ -307,8 +307,8 @@ func (s *server) startCluster(ctx context.Context, c *ServeCmd, reg *prometheus.
 
 	// The ledger, restored from the cluster's checkpoint when it is new
 	// (and the log does not start at its first record) or behind the log.
-	lopts := ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: c.ledgerFS, Logger: s.log,
-		Follower: true, ID: id, KeepJournalTo: logEnd}
+	lopts := c.ledgerOptions(filepath.Join(c.Data, "ledger"), s.log, nil)
+	lopts.Follower, lopts.ID, lopts.KeepJournalTo = true, id, logEnd
 	var applied uint64
 	need := false
 	if ledgerExists(c.Data) {
@@ -344,7 +344,7 @@ func (s *server) startCluster(ctx context.Context, c *ServeCmd, reg *prometheus.
 			return err
 		}
 	}
-	if s.id, err = identity.Open(s.ledger, identity.Options{Logger: s.log, Metrics: reg}); err != nil {
+	if s.id, err = identity.Open(s.ledger, c.identityOptions(s.log, reg)); err != nil {
 		return err
 	}
 	s.bootstrapConfig.Store = s.id
