@@ -37,6 +37,25 @@ type ClientFlags struct {
 	Token     string `name:"token" env:"QUOTALEDGER_TOKEN" help:"The token to call with (default: the token file)."`
 	TokenFile string `name:"token-file" env:"QUOTALEDGER_TOKEN_FILE" help:"The token file (default ~/.config/quotaledger/token)."`
 	JSON      bool   `name:"json" help:"Print the API's JSON instead of a table."`
+	CACertFlag
+}
+
+// CACertFlag is --ca-cert, of every command that calls the server.
+type CACertFlag struct {
+	CACert string `name:"ca-cert" env:"QUOTALEDGER_CA_CERT" placeholder:"FILE" help:"PEM certificate(s) of the CA that signed an https:// server's certificate (serve --tls-cert), instead of the system's."`
+}
+
+// clientOptions are opts with the CA of --ca-cert, if given.
+func (f CACertFlag) clientOptions(opts client.Options) (client.Options, error) {
+	if f.CACert == "" {
+		return opts, nil
+	}
+	pool, err := client.CertPool(f.CACert)
+	if err != nil {
+		return opts, usageError("--ca-cert: %v", err)
+	}
+	opts.RootCAs = pool
+	return opts, nil
 }
 
 // clientFlags makes ClientFlags, embedded in a command or in its group,
@@ -114,7 +133,11 @@ func newCLIEnv(ctx context.Context, f *ClientFlags, s *streams) (*cliEnv, error)
 			}
 		}
 	}
-	c, err := client.New(f.URL, token, client.Options{NoTokenPickup: true})
+	opts, err := f.clientOptions(client.Options{NoTokenPickup: true})
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(f.URL, token, opts)
 	if err != nil {
 		return nil, usageError("%v", err)
 	}

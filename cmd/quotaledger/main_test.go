@@ -42,7 +42,8 @@ var envVars = []string{"QUOTALEDGER_DATA", "QUOTALEDGER_LISTEN", "QUOTALEDGER_NA
 	"QUOTALEDGER_COMMISSION_TTL", "QUOTALEDGER_IDEMPOTENCY_RETENTION", "QUOTALEDGER_MIN_FREE_SPACE",
 	"QUOTALEDGER_REQUIRE_ACTIVATION", "QUOTALEDGER_SESSION_TTL", "QUOTALEDGER_PASSWORD_RESET_TTL",
 	"QUOTALEDGER_PASSWORD_MIN_LENGTH", "QUOTALEDGER_PASSWORD_MAX_LENGTH", "QUOTALEDGER_PASSWORD_REJECT_USERNAME",
-	"QUOTALEDGER_PASSWORD_REJECT_COMMON", "QUOTALEDGER_BOOTSTRAP_ADMIN"}
+	"QUOTALEDGER_PASSWORD_REJECT_COMMON", "QUOTALEDGER_BOOTSTRAP_ADMIN",
+	"QUOTALEDGER_TLS_CERT", "QUOTALEDGER_TLS_KEY", "QUOTALEDGER_NATS_CA", "QUOTALEDGER_NATS_CERT", "QUOTALEDGER_NATS_KEY"}
 
 // clearEnv unsets every QUOTALEDGER_* variable for the test (restored
 // after it).
@@ -196,6 +197,12 @@ func TestParseFlags(t *testing.T) {
 					RequireActivation: true, SessionTTL: time.Hour, PasswordResetTTL: 5 * time.Minute,
 					PasswordMinLength: 10, PasswordMaxLength: 10}
 			}},
+		{name: "OK/tls", args: []string{"serve", "--tls-cert", "c.pem"}, env: map[string]string{"QUOTALEDGER_TLS_KEY": "k.pem"},
+			want: func(c *ServeCmd) { c.TLSCert, c.TLSKey = "c.pem", "k.pem" }},
+		{name: "OK/nats tls", args: []string{"serve", "--nats-url", "tls://n1:4222", "--nats-ca", creds, "--nats-cert", creds, "--nats-key", creds},
+			want: func(c *ServeCmd) {
+				c.NatsURL, c.NatsAuth = "tls://n1:4222", NatsAuth{NatsCA: creds, NatsCert: creds, NatsKey: creds}
+			}},
 		{name: "OK/min free space units", args: []string{"serve", "--min-free-space", "2GiB"},
 			want: func(c *ServeCmd) { c.MinFreeSpace = 2 << 30 }},
 		{name: "OK/flag beats environment", args: []string{"serve", "--data", "flag", "--log-level", "error"},
@@ -223,6 +230,10 @@ func TestParseFlags(t *testing.T) {
 		{name: "ErrUsage/http read header timeout", args: []string{"serve", "--http-read-header-timeout", "0s"}, code: 2},
 		{name: "ErrUsage/http idle timeout", args: []string{"serve"}, env: map[string]string{"QUOTALEDGER_HTTP_IDLE_TIMEOUT": "-1s"}, code: 2},
 		{name: "ErrUsage/http max header bytes", args: []string{"serve", "--http-max-header-bytes", "0"}, code: 2},
+		{name: "ErrUsage/tls cert without key", args: []string{"serve", "--tls-cert", "c.pem"}, code: 2},
+		{name: "ErrUsage/tls key without cert", args: []string{"serve"}, env: map[string]string{"QUOTALEDGER_TLS_KEY": "k.pem"}, code: 2},
+		{name: "ErrUsage/nats cert without key", args: []string{"serve", "--nats-url", "tls://n1:4222", "--nats-cert", creds}, code: 2},
+		{name: "ErrUsage/nats ca missing", args: []string{"serve", "--nats-url", "tls://n1:4222", "--nats-ca", creds + ".missing"}, code: 2},
 		{name: "ErrUsage/commission ttl negative", args: []string{"serve", "--commission-ttl", "-1s"}, code: 2},
 		{name: "ErrUsage/commission ttl over ten years", args: []string{"serve", "--commission-ttl", "87841h"}, code: 2},
 		{name: "ErrUsage/idempotency retention", args: []string{"serve", "--idempotency-retention", "0s"}, code: 2},
@@ -347,7 +358,8 @@ func TestServeHelp(t *testing.T) {
 		"--outbox-max-age=DURATION", "default 10m", "--commission-ttl=DURATION", "--idempotency-retention=DURATION",
 		"--min-free-space=SIZE", "default 128MiB", "--require-activation", "--session-ttl=DURATION", "default 24h",
 		"--password-reset-ttl=DURATION", "--password-min-length=N", "--password-max-length=N",
-		"--password-reject-username", "--password-reject-common", "--bootstrap-admin", "QUOTALEDGER") {
+		"--password-reject-username", "--password-reject-common", "--bootstrap-admin", "--tls-cert=FILE", "--tls-key=FILE",
+		"SIGHUP", "--nats-ca=FILE", "--nats-cert=FILE", "--nats-key=FILE", "QUOTALEDGER") {
 		if !strings.Contains(help, want) {
 			t.Errorf("serve --help does not mention %q:\n%s", want, help)
 		}

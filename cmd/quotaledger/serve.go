@@ -50,6 +50,8 @@ type ServeCmd struct {
 
 	// The ledger's and identity's options (serve_settings.go).
 	SettingsFlags `embed:""`
+	// HTTPS (serve_tls.go).
+	TLSFlags `embed:""`
 	// NATS credentials, with --nats-url.
 	NatsAuth `embed:""`
 	// Cluster mode (serve_cluster.go).
@@ -141,6 +143,9 @@ func (c *ServeCmd) Validate() error {
 		return err
 	}
 	if err := c.SettingsFlags.Validate(); err != nil {
+		return err
+	}
+	if err := c.TLSFlags.Validate(); err != nil {
 		return err
 	}
 	if !c.BootstrapAdmin && c.Demo {
@@ -281,6 +286,8 @@ type server struct {
 	stopFlush chan struct{}
 	flushDone chan struct{}
 	served    chan struct{} // closed when Serve has returned
+	// stopHangup ends the handling of SIGHUP (serve_tls.go).
+	stopHangup chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -308,6 +315,12 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	if err := os.MkdirAll(c.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	var certs *certHolder
+	if c.TLSCert != "" {
+		if certs, err = newCertHolder(c.TLSCert, c.TLSKey, log.With().Str("component", "tls").Logger()); err != nil {
+			return nil, err
+		}
+	}
 	// Listen first: a taken port fails the start before anything is made.
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -316,7 +329,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	s := &server{log: log, addr: ln.Addr(), shutdownTimeout: c.ShutdownTimeout,
 		outboxMaxDepth: c.OutboxMaxDepth, outboxMaxAge: c.OutboxMaxAge,
 		failed: make(chan error, 1), stopFlush: make(chan struct{}), flushDone: make(chan struct{}),
-		served: make(chan struct{})}
+		served: make(chan struct{}), stopHangup: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -343,7 +356,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	base := c.PublicURL
 	if base == "" {
-		base = "http://" + loopbackAddr(s.addr)
+		base = c.scheme() + "://" + loopbackAddr(s.addr)
 	}
 	bcfg := bootstrapConfig{
 		Dir: c.Data, Log: log, Stdout: stdout,
@@ -364,7 +377,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		advertise := c.AdvertiseURL
 		if advertise == "" {
 			addr := loopbackAddr(s.addr)
-			advertise = "http://" + addr
+			advertise = c.scheme() + "://" + addr
 			host, _, _ := net.SplitHostPort(addr)
 			if ip := net.ParseIP(host); (ip == nil || ip.IsLoopback()) && (c.ClusterAllowRemote || c.NatsURL != "") {
 				log.Warn().Str("advertise_url", advertise).Msg("the other nodes forward writes to this node at a loopback address: set --advertise-url if they run on other machines")
@@ -422,20 +435,28 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		ErrorLog:          stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	if certs != nil {
+		s.http.TLSConfig = certs.tlsConfig()
+	}
 	go func() {
 		defer close(s.served)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if certs != nil {
+			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.fail(fmt.Errorf("serve: %w", err))
 		}
 	}()
 	go s.flushLoop()
 	go s.watchStorage(c.StorageFailureExit)
+	watchHangup(certs, log, s.stopHangup)
 	if s.node != nil {
 		go s.markPublished()
 	}
 	s.ready.Store(true)
 	ok = true
-	ev := log.Info().Str("addr", s.addr.String()).Str("data", c.Data).Str("nats_url", s.natsURL)
+	ev := log.Info().Str("addr", s.addr.String()).Str("scheme", c.scheme()).Str("data", c.Data).Str("nats_url", s.natsURL)
 	if s.node != nil {
 		ev = ev.Str("node", c.NodeName).Str("advertise_url", copts.HTTPURL)
 		if s.nats != nil {
@@ -476,8 +497,8 @@ func (s *server) startPprof(addr string) error {
 func (s *server) startEvents(c *ServeCmd) error {
 	target := c.NatsURL
 	if target == "" {
-		if c.NatsAuth.given() {
-			s.log.Warn().Msg("--nats-token, --nats-user, --nats-password and --nats-creds are for --nats-url: the embedded NATS server takes none")
+		if c.NatsAuth.given() || c.NatsAuth.tlsGiven() {
+			s.log.Warn().Msg("--nats-token, --nats-user, --nats-password, --nats-creds and the --nats-ca, --nats-cert, --nats-key of TLS are for --nats-url: the embedded NATS server takes none")
 		}
 		// JetStream acknowledges before it syncs. Syncing every message
 		// (SyncAlways) costs 15x in relay throughput (BenchmarkRelay): the
@@ -504,7 +525,10 @@ func (s *server) startEvents(c *ServeCmd) error {
 	opts := events.RelayOptions{URL: target, Logger: s.log.With().Str("component", "relay").Logger(),
 		DeleteDelay: 2 * time.Second, MaxAge: c.StreamMaxAge}
 	if c.NatsURL != "" {
-		opts = s.externalRelayOptions(c, opts)
+		var err error
+		if opts, err = s.externalRelayOptions(c, opts); err != nil {
+			return err
+		}
 	}
 	s.relay = events.NewRelay(s.ledger, opts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -521,13 +545,18 @@ func (s *server) startEvents(c *ServeCmd) error {
 // externalRelayOptions are opts for an external NATS server (--nats-url):
 // with its credentials, and a delete delay for a server that syncs on its
 // own schedule.
-func (s *server) externalRelayOptions(c *ServeCmd, opts events.RelayOptions) events.RelayOptions {
+func (s *server) externalRelayOptions(c *ServeCmd, opts events.RelayOptions) (events.RelayOptions, error) {
 	target := c.NatsURL
 	// An external server syncs on its own schedule (JetStream's default:
 	// every 2 minutes): keep acknowledged events longer than that, under
 	// a duplicate window twice as long.
 	opts.DeleteDelay, opts.DuplicateWindow = 150*time.Second, 5*time.Minute
 	opts.Token, opts.User, opts.Password, opts.CredsFile = c.NatsToken, c.NatsUser, c.NatsPassword, c.NatsCreds
+	tlsConfig, err := c.NatsAuth.tlsConfig()
+	if err != nil {
+		return opts, err
+	}
+	opts.TLS = tlsConfig
 	// Credentials in the URL itself travel as options, so that the URL
 	// the relay holds (and may log) has none.
 	opts.URL = redactURL(target)
@@ -538,7 +567,7 @@ func (s *server) externalRelayOptions(c *ServeCmd, opts events.RelayOptions) eve
 			opts.Token = u.User.Username()
 		}
 	}
-	return opts
+	return opts, nil
 }
 
 // stopEvents stops the relay once it has what it published acknowledged
@@ -670,6 +699,7 @@ func (s *server) Close() error {
 		start := time.Now()
 		s.ready.Store(false)
 		s.log.Info().Msg("shutting down")
+		close(s.stopHangup)
 		var errs []error
 		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 		if err := s.http.Shutdown(ctx); err != nil {
