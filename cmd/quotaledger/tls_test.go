@@ -246,3 +246,24 @@ func TestServeTLSFlags(t *testing.T) {
 		t.Fatalf("Run with a bad certificate: %v", err)
 	}
 }
+
+// TestServeHangupWithoutTLS: a SIGHUP (systemctl reload) to serve without
+// --tls-cert is logged and changes nothing; it used to end the process.
+func TestServeHangupWithoutTLS(t *testing.T) {
+	p := startServe(t, nil, "--data", t.TempDir())
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, testkit.Patience, poll, func() error {
+		select {
+		case <-p.exited:
+			t.Fatalf("serve exited on SIGHUP: %v", p.err)
+		default:
+		}
+		if !strings.Contains(p.stderr.String(), "nothing to reload") {
+			return fmt.Errorf("the log does not say SIGHUP had nothing to reload")
+		}
+		return nil
+	})
+	p.waitReady()
+}
