@@ -354,6 +354,9 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	// process; /metrics serves it.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if certs != nil {
+		reg.MustRegister(certs.expiryGauge())
+	}
 	base := c.PublicURL
 	if base == "" {
 		base = c.scheme() + "://" + loopbackAddr(s.addr)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -74,6 +75,16 @@ func (h *certHolder) load() error {
 // getCertificate is tls.Config.GetCertificate.
 func (h *certHolder) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return h.cert.Load(), nil
+}
+
+// expiryGauge is quotaledger_tls_certificate_expiry_timestamp_seconds:
+// when the certificate served now expires (docs/alerts.yml warns two
+// weeks before).
+func (h *certHolder) expiryGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "quotaledger",
+		Name: "tls_certificate_expiry_timestamp_seconds",
+		Help: "When the API's TLS certificate (--tls-cert, as last loaded) expires, in seconds since the epoch."},
+		func() float64 { return float64(h.cert.Load().Leaf.NotAfter.Unix()) })
 }
 
 // tlsConfig is the API's TLS configuration: TLS 1.2 and newer (Go's

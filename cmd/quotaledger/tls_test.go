@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+
 	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
@@ -60,6 +62,11 @@ func newTestCA(t *testing.T, dir string) *testCA {
 // issue writes a certificate of the CA for 127.0.0.1 and localhost (a
 // server's, or a client's), with serial, to certFile and keyFile.
 func (ca *testCA) issue(t *testing.T, serial int64, client bool, certFile, keyFile string) {
+	ca.issueUntil(t, serial, client, certFile, keyFile, time.Now().Add(24*time.Hour).Truncate(time.Second))
+}
+
+// issueUntil is issue of a certificate that expires at notAfter.
+func (ca *testCA) issueUntil(t *testing.T, serial int64, client bool, certFile, keyFile string, notAfter time.Time) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -70,7 +77,7 @@ func (ca *testCA) issue(t *testing.T, serial int64, client bool, certFile, keyFi
 		usage = x509.ExtKeyUsageClientAuth
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: fmt.Sprintf("test %d", serial)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
 		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
@@ -87,6 +94,24 @@ func (ca *testCA) issue(t *testing.T, serial int64, client bool, certFile, keyFi
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// notAfter is when the certificate of certFile expires.
+func (ca *testCA) notAfter(t *testing.T, certFile string) time.Time {
+	t.Helper()
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		t.Fatalf("%s: no PEM", certFile)
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.NotAfter
 }
 
 // healthOn sends GET /healthz on conn, an HTTP/1.1 keep-alive connection,
@@ -136,6 +161,25 @@ func TestServeTLS(t *testing.T) {
 		return nil
 	})
 
+	// The certificate's expiry, for the alert.
+	expiry := func() float64 {
+		t.Helper()
+		resp, err := hc.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var tp expfmt.TextParser
+		fams, err := tp.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return metricWithLabel(fams, "quotaledger_tls_certificate_expiry_timestamp_seconds", "", "")
+	}
+	if got, want := expiry(), float64(ca.notAfter(t, certFile).Unix()); got != want {
+		t.Fatalf("quotaledger_tls_certificate_expiry_timestamp_seconds = %v, want %v", got, want)
+	}
+
 	// Plain HTTP is not served; TLS 1.1 is refused.
 	if code := get(t, p.base+"/readyz", ""); code == http.StatusOK {
 		t.Fatalf("plain HTTP on the HTTPS port: %d", code)
@@ -179,7 +223,7 @@ func TestServeTLS(t *testing.T) {
 	}
 
 	// Renewed, and SIGHUP.
-	ca.issue(t, 101, false, certFile, keyFile)
+	ca.issueUntil(t, 101, false, certFile, keyFile, time.Now().Add(90*24*time.Hour).Truncate(time.Second))
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +235,9 @@ func TestServeTLS(t *testing.T) {
 	})
 	if code := healthOn(t, open, openR); code != http.StatusOK {
 		t.Fatalf("/healthz on the connection opened before the renewal: %d", code)
+	}
+	if got, want := expiry(), float64(ca.notAfter(t, certFile).Unix()); got != want {
+		t.Fatalf("after the renewal, quotaledger_tls_certificate_expiry_timestamp_seconds = %v, want %v", got, want)
 	}
 	if got := open.ConnectionState().PeerCertificates[0].SerialNumber.Int64(); got != 100 {
 		t.Fatalf("the open connection's certificate: serial %d, want 100", got)
