@@ -76,7 +76,8 @@ func (s *Server) login(c *call) error {
 	if d := c.restLimited(restLoginLimit, username); d > 0 {
 		return c.restTooMany(d)
 	}
-	secret, tok, u, err := s.id.Login(c.r.Context(), username, in.Password)
+	from := identity.Origin{Address: c.clientAddress(), UserAgent: c.r.UserAgent()}
+	secret, tok, u, err := s.id.Login(c.r.Context(), username, in.Password, from)
 	if err != nil {
 		if f := faultOf(err); f.Code == http.StatusUnauthorized || f.Code == http.StatusForbidden {
 			c.restCount(restLoginLimit, username)
@@ -141,7 +142,11 @@ func (s *Server) changePassword(c *call) error {
 	if err != nil {
 		return err
 	}
-	if err := s.id.ChangePassword(c.r.Context(), c.p.User.UUID, old, np, conf); err != nil {
+	keep := "" // the session the change is made with stays; the others end
+	if c.p.Kind == identity.KindSession {
+		keep = c.p.Token.ID
+	}
+	if err := s.id.ChangePassword(c.r.Context(), c.p.User.UUID, old, np, conf, keep); err != nil {
 		return err
 	}
 	return c.json(http.StatusOK, wire.Detail{Detail: "password changed"})

@@ -162,16 +162,24 @@ func (l *rateLimiter) size() int {
 	return len(l.buckets)
 }
 
-// restAddress is the client address an attempt is counted against: the
-// host of the connection's remote address (the server takes no
-// forwarded-for header: it trusts no proxy but a node of its cluster, whose
-// forwarded call carries the cluster's key: cluster.go), and for IPv6 its
-// /64, the block one host is commonly given.
-func (c *call) restAddress() string {
+// clientAddress is the address of the client of the call: the host of
+// the connection's remote address (the server takes no forwarded-for
+// header: it trusts no proxy but a node of its cluster, whose forwarded
+// call carries the cluster's key and the client's address: cluster.go
+// puts that address in place before the handler runs).
+func (c *call) clientAddress() string {
 	host, _, err := net.SplitHostPort(c.r.RemoteAddr)
 	if err != nil {
 		host = c.r.RemoteAddr
 	}
+	return host
+}
+
+// restAddress is the client address an attempt is counted against: the
+// clientAddress, and for IPv6 its /64, the block one host is commonly
+// given.
+func (c *call) restAddress() string {
+	host := c.clientAddress()
 	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
 		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}

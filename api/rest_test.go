@@ -72,7 +72,7 @@ func (e *env) restNewUser(name string) (*identity.User, string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	secret, _, _, err := e.id.Login(ctx, name, testPassword)
+	secret, _, _, err := e.id.Login(ctx, name, testPassword, identity.Origin{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -278,8 +278,15 @@ func TestRestPasswords(t *testing.T) {
 		`{"current_password":"correct horse battery","new_password":"second password here","new_password_confirm":"second password here"}`)
 	e.restWant(200, "POST", restBase+"auth/password/change", e.user,
 		`{"old_password":"second password here","new_password1":"third password here","new_password2":"third password here"}`)
-	restFault(t, e.restWant(401, "POST", restBase+"auth/password/change", e.user,
-		`{"old_password":"wrong","new_password":"fourth password here","new_password_confirm":"fourth password here"}`), "unauthorized", 401)
+	// A wrong old password is the request's fault, not the token's: a 401
+	// would tell a client its token is bad (issue 17).
+	wrong := e.restWant(400, "POST", restBase+"auth/password/change", e.user,
+		`{"old_password":"wrong","new_password":"fourth password here","new_password_confirm":"fourth password here"}`)
+	restFault(t, wrong, "badRequest", 400)
+	if msg := wrong["badRequest"].(map[string]any)["message"]; msg != "the old password is wrong" {
+		t.Fatalf("wrong old password: message %q", msg)
+	}
+	e.restWant(200, "GET", restBase+"auth/whoami", e.user, nil)
 	e.restWant(400, "POST", restBase+"auth/password/change", e.user,
 		`{"old_password":"third password here","new_password":"fourth password here","new_password_confirm":"not the same"}`)
 	e.restWant(400, "POST", restBase+"auth/password/change", e.user,

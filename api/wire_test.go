@@ -88,11 +88,12 @@ func (f *wireFix) newService() string {
 	return name
 }
 
-// resetID requests a password reset of the user and returns its id, from
-// the event stream.
+// resetID requests a password reset of a new user and returns its id,
+// from the event stream (a reset ends every session of its user: the
+// fixture's user keeps theirs).
 func (f *wireFix) resetID() string {
 	f.t.Helper()
-	f.must(f.id.RequestPasswordReset(context.Background(), "user@example.com"))
+	f.must(f.id.RequestPasswordReset(context.Background(), f.newUser().Username))
 	evs, err := f.l.Outbox(0, 1_000_000)
 	f.must(err)
 	var id string
@@ -170,7 +171,7 @@ func wireCalls(f *wireFix) map[string]func() wireCall {
 			return wireCall{acc + "auth/login", "", map[string]string{"username": "user@example.com", "password": testPassword}}
 		},
 		"POST " + acc + "auth/logout": func() wireCall {
-			secret, _, _, err := f.id.Login(context.Background(), "user@example.com", testPassword)
+			secret, _, _, err := f.id.Login(context.Background(), "user@example.com", testPassword, identity.Origin{})
 			f.must(err)
 			return wireCall{acc + "auth/logout", secret, nil}
 		},

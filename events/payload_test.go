@@ -143,7 +143,7 @@ func TestPayloadsGolden(t *testing.T) {
 	run("change a role", func() error { _, err := ids.SetUserRole(ctx, bob.UUID, identity.RoleReader); return err })
 	run("activate a user", func() error { _, err := ids.ActivateUser(ctx, bob.UUID, true); return err })
 	run("change a password", func() error {
-		return ids.ChangePassword(ctx, bob.UUID, "bob's password", "bob's new password", "bob's new password")
+		return ids.ChangePassword(ctx, bob.UUID, "bob's password", "bob's new password", "bob's new password", "")
 	})
 	step("request a password reset", func() error { return ids.RequestPasswordReset(ctx, "bob@example.com") })
 	var reset struct {
@@ -181,7 +181,7 @@ func TestPayloadsGolden(t *testing.T) {
 	run("revoke a personal access token", func() error { return ids.DeleteAccessToken(ctx, alice.UUID, pat.ID) })
 	var session *identity.Token
 	step("log in (a session token)", func() (err error) {
-		_, session, _, err = ids.Login(ctx, "bob@example.com", "bob's third password")
+		_, session, _, err = ids.Login(ctx, "bob@example.com", "bob's third password", identity.Origin{})
 		return err
 	})
 	name(session.ID, "<token:session>")

@@ -695,7 +695,7 @@ func TestServeBootstrap(t *testing.T) {
 	if n := countUsers(t, s); n != 1 {
 		t.Fatalf("%d users after a restart, want the admin only", n)
 	}
-	if _, _, _, err := s.Login(context.Background(), b.Username, b.Password); err != nil {
+	if _, _, _, err := s.Login(context.Background(), b.Username, b.Password, identity.Origin{}); err != nil {
 		t.Fatalf("the admin's password from bootstrap.json: %v", err)
 	}
 }
@@ -740,7 +740,7 @@ func TestServeAdminTokenAndDemo(t *testing.T) {
 	if err != nil || up.User == nil || up.User.Username != demoUsername || up.User.UUID != env["DEMO_UUID"] || up.IsAdmin() {
 		t.Fatalf("demo token: %v %+v", err, up.User)
 	}
-	if _, _, _, err := s.Login(ctx, env["DEMO_USER"], env["DEMO_PASSWORD"]); err != nil {
+	if _, _, _, err := s.Login(ctx, env["DEMO_USER"], env["DEMO_PASSWORD"], identity.Origin{}); err != nil {
 		t.Fatalf("demo password: %v", err)
 	}
 	for name, uplimit := range map[string]int64{"compute.vm": 2, "compute.ram": 4294967296} {
