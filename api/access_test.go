@@ -313,6 +313,9 @@ func (f *accessFix) state(t *testing.T) string {
 		tok.LastUsed = time.Time{} // kept on every authentication, refused calls included
 		fmt.Fprintf(&b, "token %+v\n", tok)
 	}
+	for _, tok := range testkit.Items(e.id.FindSessions(identity.SessionFilter{User: f.u1.UUID})) {
+		fmt.Fprintf(&b, "session %s %v %v\n", tok.ID, tok.Created, tok.Expires)
+	}
 	for _, p := range testkit.Items(e.id.FindProjects(identity.ProjectFilter{})) {
 		fmt.Fprintf(&b, "project %+v\n", *p)
 	}
@@ -419,6 +422,15 @@ func freshService(t *testing.T, f *accessFix) map[string]string {
 		t.Fatal(err)
 	}
 	return map[string]string{"{name}": name}
+}
+
+// freshSession logs the first user in: a session for the call to name.
+func freshSession(f *accessFix) map[string]string {
+	_, tok, _, err := f.e.id.Login(f.ctx, f.u1.Username, testPassword, identity.Origin{Address: "192.0.2.1"})
+	if err != nil {
+		panic(err) // vars has no t; the table's fixture logs in fine
+	}
+	return map[string]string{"{id}": tok.ID}
 }
 
 func freshCommission(t *testing.T, f *accessFix) map[string]string {
@@ -535,6 +547,14 @@ func accessSpecs() map[string]accessSpec {
 			}
 			return map[string]string{"{id}": tok.ID}
 		}},
+
+		// Sessions: one's own; another user's is not found, as another's
+		// token is (admins see and end anyone's). The {id} is a session of
+		// the first user made for the call.
+		"GET " + acc + "sessions": {query: "user={u1}", deny: map[string]int{whoOther: http.StatusForbidden,
+			whoReader: http.StatusForbidden, whoReaderRO: http.StatusForbidden}},
+		"GET " + acc + "sessions/{id}":    {vars: freshSession, deny: otherToken},
+		"DELETE " + acc + "sessions/{id}": {vars: freshSession, deny: otherTokenWrite},
 
 		// Users.
 		"GET " + acc + "users": {},

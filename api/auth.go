@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -142,11 +143,20 @@ func (s *Server) changePassword(c *call) error {
 	if err != nil {
 		return err
 	}
+	// A wrong old password counts as a failed login of the user: a stolen
+	// session must not make guessing the password cheaper.
+	name := c.p.User.Username
+	if d := c.restLimited(restLoginLimit, name); d > 0 {
+		return c.restTooMany(d)
+	}
 	keep := "" // the session the change is made with stays; the others end
 	if c.p.Kind == identity.KindSession {
 		keep = c.p.Token.ID
 	}
 	if err := s.id.ChangePassword(c.r.Context(), c.p.User.UUID, old, np, conf, keep); err != nil {
+		if errors.Is(err, identity.ErrWrongPassword) {
+			c.restCount(restLoginLimit, name)
+		}
 		return err
 	}
 	return c.json(http.StatusOK, wire.Detail{Detail: "password changed"})

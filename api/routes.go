@@ -153,6 +153,11 @@ func (s *Server) routeTable() []Route {
 		{Method: "PATCH", Path: acc + "access_tokens/{id}", Access: User, Action: identity.ActWriteSelf, Summary: "update a token's name, expiry or read-only flag", Body: wire.AccessTokenUpdate{}, Answers: ok(wire.AccessToken{}), handler: s.updateToken},
 		{Method: "DELETE", Path: acc + "access_tokens/{id}", Access: User, Action: identity.ActWriteSelf, Summary: "revoke a token", Answers: deleted, handler: s.deleteToken},
 
+		// Sessions (sessions.go).
+		{Method: "GET", Path: acc + "sessions", Access: User, Action: identity.ActReadSelf, Summary: "the caller's sessions, newest first, with where each was made (admins: ?user=UUID, or * for every user's)", Query: paged(Param{Name: "user", Type: "string", Doc: "a user uuid, or * (admins)"}), Answers: ok(wire.Page[wire.SessionInfo]{}), handler: s.listSessions},
+		{Method: "GET", Path: acc + "sessions/{id}", Access: User, Action: identity.ActReadSelf, Summary: "one session (one's own; admins: anyone's)", Answers: ok(wire.SessionInfo{}), handler: s.getSession},
+		{Method: "DELETE", Path: acc + "sessions/{id}", Access: User, Action: identity.ActWriteSelf, Summary: "end a session (one's own; admins: anyone's)", Answers: deleted, handler: s.deleteSession},
+
 		// Users.
 		{Method: "GET", Path: acc + "users", Access: User, Action: identity.ActReadAll, Summary: "list users (q: username prefix; page, page_size)", Query: paged(Param{Name: "q", Type: "string", Doc: "a username prefix"}), Answers: ok(wire.Page[wire.User]{}), handler: s.listUsers},
 		{Method: "POST", Path: acc + "users", Access: User, Action: identity.ActManageUsers, Summary: "create a user", Body: wire.NewUser{}, Answers: created(wire.User{}), handler: s.createUser},

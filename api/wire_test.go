@@ -205,6 +205,18 @@ func wireCalls(f *wireFix) map[string]func() wireCall {
 			return wireCall{acc + "access_tokens/" + t.ID, f.user, nil}
 		},
 
+		"GET " + acc + "sessions": func() wireCall { return wireCall{acc + "sessions?page_size=1", f.user, nil} },
+		"GET " + acc + "sessions/{id}": func() wireCall {
+			p, err := f.id.Authenticate(f.user)
+			f.must(err)
+			return wireCall{acc + "sessions/" + p.Token.ID, f.user, nil}
+		},
+		"DELETE " + acc + "sessions/{id}": func() wireCall {
+			_, t, _, err := f.id.Login(context.Background(), "user@example.com", testPassword, identity.Origin{})
+			f.must(err)
+			return wireCall{acc + "sessions/" + t.ID, f.user, nil}
+		},
+
 		"GET " + acc + "users": func() wireCall { return wireCall{acc + "users?q=user&page=1", f.admin, nil} },
 		"POST " + acc + "users": func() wireCall {
 			return wireCall{acc + "users", f.admin, map[string]any{"username": f.name("c") + "@example.com", "password": testPassword}}
