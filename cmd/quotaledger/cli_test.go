@@ -259,6 +259,40 @@ func TestCLI(t *testing.T) {
 		exits(t, 1, "401", "whoami", "--url", base, "--token-file", file)
 	})
 
+	t.Run("session", func(t *testing.T) {
+		login := func() string {
+			file := filepath.Join(t.TempDir(), "token")
+			code, out, errOut := cli(t, map[string]string{"QUOTALEDGER_PASSWORD": "correct horse battery"},
+				"login", "--url", base, "--username", "alice@example.org", "--token-file", file)
+			if code != 0 {
+				t.Fatalf("login: exit %d\n%s%s", code, out, errOut)
+			}
+			return file
+		}
+		laptop, phone := login(), login()
+		var mine []struct {
+			ID        string `json:"id"`
+			Current   bool   `json:"current"`
+			Address   string `json:"address"`
+			UserAgent string `json:"user_agent"`
+		}
+		okJSON(t, &mine, "session", "list", "--url", base, "--token-file", laptop)
+		if len(mine) != 2 || mine[0].Current || !mine[1].Current || mine[0].Address != "127.0.0.1" ||
+			mine[0].UserAgent != "quotaledger-go-client" {
+			t.Fatalf("session list --json: %+v", mine)
+		}
+		phoneID, laptopID := mine[0].ID, mine[1].ID
+		mustContain(t, ok(t, "session", "list", "--url", base, "--token-file", laptop),
+			"ADDRESS", laptopID+" *", phoneID, "127.0.0.1", "quotaledger-go-client")
+		exits(t, 1, "403", "session", "list", "--user", "*", "--url", base, "--token-file", laptop)
+		mustContain(t, ok(t, a("session", "list", "--user", alice)...), laptopID, phoneID)
+		mustContain(t, ok(t, "session", "end", phoneID, "--url", base, "--token-file", laptop), "ended session "+phoneID)
+		exits(t, 1, "401", "whoami", "--url", base, "--token-file", phone)
+		exits(t, 1, "404", "session", "end", phoneID, "--url", base, "--token-file", laptop)
+		mustContain(t, ok(t, a("session", "end", laptopID)...), "ended session "+laptopID)
+		exits(t, 1, "401", "whoami", "--url", base, "--token-file", laptop)
+	})
+
 	t.Run("user delete", func(t *testing.T) {
 		mustContain(t, ok(t, a("user", "delete", alice)...), "deleted")
 	})

@@ -49,6 +49,7 @@ type CLI struct {
 	Commission CommissionCmd `cmd:"" help:"List, show, accept, reject and issue commissions (service token). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	User       UserCmd       `cmd:"" help:"Create, list, show, activate, set the role of and delete users (admin). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Token      TokenCmd      `cmd:"" help:"Create, list and revoke personal access tokens. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Session    SessionCmd    `cmd:"" help:"List and end sessions (the tokens of logins). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Resource   ResourceCmd   `cmd:"" help:"Register and list resources. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Service    ServiceCmd    `cmd:"" help:"Register, list and renew the tokens of services (admin). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Project    ProjectCmd    `cmd:"" help:"Create, show, join and leave projects. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
