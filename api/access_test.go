@@ -556,6 +556,22 @@ func accessSpecs() map[string]accessSpec {
 		"GET " + acc + "sessions/{id}":    {vars: freshSession, deny: otherToken},
 		"DELETE " + acc + "sessions/{id}": {vars: freshSession, deny: otherTokenWrite},
 
+		// Reconciliation: a service of its own holdings, an admin of any
+		// service's; readers look without fixing (the table fixes). Each
+		// allowed call counts another usage of the first user's memory, so
+		// each corrects it. Another service names cyclades: refused.
+		"POST " + acc + "reconcile": {need: []identity.Action{identity.ActCommission, identity.ActManageQuotas},
+			body: func(f *accessFix, _ map[string]string) any {
+				k := f.e.memberKey("cyclades.ram")
+				return map[string]any{"service": "cyclades", "fix": true, "usage": []any{map[string]any{
+					"holder": k.Holder, "source": k.Source.Ptr(), "resource": k.Resource, "usage": 1000 + f.next()}}}
+			}, deny: map[string]int{whoOtherService: http.StatusForbidden}},
+		"GET " + acc + "pending_commissions": {query: "service=cyclades&older_than=0"},
+		"POST " + acc + "pending_commissions/action": {body: func(_ *accessFix, v map[string]string) any {
+			n, _ := strconv.ParseUint(v["{serial}"], 10, 64)
+			return map[string]any{"reject": []uint64{n}, "reason": "stuck"}
+		}, fresh: freshCommission},
+
 		// Users.
 		"GET " + acc + "users": {},
 		"POST " + acc + "users": {body: func(f *accessFix, _ map[string]string) any {
@@ -748,6 +764,7 @@ var accessHand = map[string][]int{
 	"DELETE " + restBase + "services/{name}":              {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
 	"POST " + restBase + "services/{name}/token":          {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
 	"POST " + restBase + "resources":                      {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "pending_commissions/action":     {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
 	"POST " + restBase + "groups":                         {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
 	"PATCH " + restBase + "groups/{name}":                 {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
 	"DELETE " + restBase + "groups/{name}":                {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},

@@ -217,6 +217,20 @@ func wireCalls(f *wireFix) map[string]func() wireCall {
 			return wireCall{acc + "sessions/" + t.ID, f.user, nil}
 		},
 
+		"POST " + acc + "reconcile": func() wireCall {
+			f.commission(false)
+			return wireCall{acc + "reconcile", f.service, map[string]any{"older_than": 0, "usage": []any{map[string]any{
+				"holder": "user:" + u, "source": "project:" + u, "resource": "cyclades.vm", "usage": 1}}}}
+		},
+		"GET " + acc + "pending_commissions": func() wireCall {
+			f.commission(false)
+			return wireCall{acc + "pending_commissions?service=cyclades&older_than=0", f.admin, nil}
+		},
+		"POST " + acc + "pending_commissions/action": func() wireCall {
+			return wireCall{acc + "pending_commissions/action", f.admin, map[string]any{"accept": []uint64{f.commission(false)},
+				"reject": []int64{-1}}}
+		},
+
 		"GET " + acc + "users": func() wireCall { return wireCall{acc + "users?q=user&page=1", f.admin, nil} },
 		"POST " + acc + "users": func() wireCall {
 			return wireCall{acc + "users", f.admin, map[string]any{"username": f.name("c") + "@example.com", "password": testPassword}}

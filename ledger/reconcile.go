@@ -200,3 +200,7 @@ func (l *Ledger) ResolveManyAny(ctx context.Context, accept, reject []uint64, re
 	err := l.do(ctx, o)
 	return o.res, err
 }
+
+// Now is the ledger's clock (Options.Now): the time of its records, and
+// the one the age of a pending commission is counted at.
+func (l *Ledger) Now() time.Time { return l.opts.Now().UTC() }
