@@ -47,6 +47,7 @@ var domainErrors = func() map[string]error {
 		"ledger.ErrOutcomeUnknown":      ledger.ErrOutcomeUnknown,
 		"ledger.ErrCorrupt":             ledger.ErrCorrupt,
 		"identity.ErrWrongPassword":     identity.ErrWrongPassword,
+		"identity.ErrServiceInUse":      identity.ErrServiceInUse,
 	}
 }()
 

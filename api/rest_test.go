@@ -744,11 +744,31 @@ func TestRestServicesAndResourcesContract(t *testing.T) {
 	e.restWant(400, "POST", restBase+"services/pithos/token", e.admin, `{"expires":"2000-01-01T00:00:00Z"}`)
 	e.restWant(403, "POST", restBase+"services/pithos/token", e.user, nil)
 
-	if st, _ := e.doRaw("DELETE", restBase+"services/pithos", e.admin, nil); st != 204 {
+	// A service that still serves resources stays (issue 17): 409, naming
+	// them; it is still listed, its resources too, and its token works.
+	in := e.restWant(409, "DELETE", restBase+"services/pithos", e.admin, nil)
+	if msg, _ := in["conflict"].(map[string]any)["message"].(string); !strings.Contains(msg, "pithos.diskspace") {
+		t.Fatalf("delete a service with resources: %v", in)
+	}
+	e.restWant(200, "GET", restBase+"services/pithos", e.admin, nil)
+	e.restWant(200, "GET", restBase+"holdings", tok2, nil)
+	if st, res := e.do("GET", "/account/v1.0/resources", "", nil); st != 200 || res["pithos.diskspace"] == nil {
+		t.Fatalf("resources after a refused delete: %d %v", st, res)
+	}
+	in = e.restWant(409, "DELETE", restBase+"services/cyclades", e.admin, nil)
+	if msg, _ := in["conflict"].(map[string]any)["message"].(string); !strings.Contains(msg, "cyclades.ram, cyclades.vm") {
+		t.Fatalf("delete a service with resources: %v", in)
+	}
+
+	// One that serves none is removed, with its token.
+	spare := e.restWant(201, "POST", restBase+"services", e.admin, `{"name":"spare","type":"storage"}`)
+	tok3, _ := spare["token"].(string)
+	e.restWant(200, "GET", restBase+"holdings", tok3, nil)
+	if st, _ := e.doRaw("DELETE", restBase+"services/spare", e.admin, nil); st != 204 {
 		t.Fatalf("delete %d", st)
 	}
-	e.restWant(401, "GET", restBase+"holdings", tok2, nil)
-	e.restWant(404, "DELETE", restBase+"services/pithos", e.admin, nil)
+	e.restWant(401, "GET", restBase+"holdings", tok3, nil)
+	e.restWant(404, "DELETE", restBase+"services/spare", e.admin, nil)
 }
 
 func TestRestHoldingsContract(t *testing.T) {

@@ -278,7 +278,16 @@ func TestPayloadsGolden(t *testing.T) {
 	run("delete a holding", func() error { return l.DeleteHoldings(ctx, []holdings.Key{pool}) })
 
 	// Removals.
-	run("remove a service (and its token)", func() error { return ids.DeleteService(ctx, "compute") })
+	// A service that serves resources cannot be removed (issue 17): one that
+	// serves none is.
+	var legacy *identity.Service
+	step("register a service that serves no resource", func() (err error) {
+		_, legacy, err = ids.CreateService(ctx, identity.NewService{Name: "legacy", Type: "compute-api"})
+		return err
+	})
+	name(legacy.TokenID, "<token:legacy>")
+	flush()
+	run("remove a service (and its token)", func() error { return ids.DeleteService(ctx, "legacy") })
 	run("delete a user", func() error { return ids.DeleteUser(ctx, bob.UUID) })
 
 	// Every type of the catalog is in the golden file, but the feedback's

@@ -377,6 +377,11 @@ func TestResourcesAndServices(t *testing.T) {
 		t.Fatalf("the new service token: %v", err)
 	}
 
+	spareSecret, _, err := s.CreateService(ctx, NewService{Name: "spare"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	e.reopen()
 	if rs := testkit.Items(e.s.FindResources(ResourceFilter{})); len(rs) != 1 || rs[0].Name != "cyclades.vm" || rs[0].UpLimit != 2 {
 		t.Fatalf("resources after reopen: %+v", rs)
@@ -384,10 +389,22 @@ func TestResourcesAndServices(t *testing.T) {
 	if _, err := e.s.Authenticate(newSecret); err != nil {
 		t.Fatalf("service token after reopen: %v", err)
 	}
-	if err := e.s.DeleteService(ctx, "cyclades"); err != nil {
+	// A service that serves resources stays: they would name a service
+	// that no longer exists (issue 17).
+	err = e.s.DeleteService(ctx, "cyclades")
+	if !errors.Is(err, ErrServiceInUse) || failure.CodeOf(err) != failure.Conflict || !strings.Contains(err.Error(), "cyclades.vm") {
+		t.Fatalf("remove a service with resources: %v", err)
+	}
+	if _, err := e.s.FindServiceByName("cyclades"); err != nil {
+		t.Fatalf("the refused service: %v", err)
+	}
+	if _, err := e.s.Authenticate(newSecret); err != nil {
+		t.Fatalf("the refused service's token: %v", err)
+	}
+	if err := e.s.DeleteService(ctx, "spare"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.s.Authenticate(newSecret); failure.CodeOf(err) != failure.Unauthorized {
+	if _, err := e.s.Authenticate(spareSecret); failure.CodeOf(err) != failure.Unauthorized {
 		t.Fatalf("a removed service's token still works: %v", err)
 	}
 }
