@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/quotaledger/quotaledger/api/wire"
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/identity"
 )
 
@@ -205,7 +206,16 @@ func (s *Server) resetPassword(c *call) error {
 	if err != nil {
 		return err
 	}
+	// Guessing reset ids is limited as guessing passwords is: a failed
+	// confirmation (the id unknown or expired) spends the address's budget.
+	k := c.restAddrKey(restConfirmLimit)
+	if d := s.limiter.wait(k); d > 0 {
+		return c.restTooMany(d)
+	}
 	if err := s.id.ResetPassword(c.r.Context(), id, np, conf); err != nil {
+		if failure.CodeOf(err) == failure.NotFound {
+			s.limiter.take(k)
+		}
 		return err
 	}
 	return c.json(http.StatusOK, wire.Detail{Detail: "password reset"})

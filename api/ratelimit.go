@@ -30,6 +30,9 @@ var (
 	restLoginLimit = restLimit{"login", 10, 50, 5 * time.Minute}
 	// Reset requests: 5 per hour per username, 20 per address.
 	restResetLimit = restLimit{"reset", 5, 20, time.Hour}
+	// Failed reset confirmations (an id unknown or expired): 10 per hour
+	// per address (no username: the id is the secret guessed).
+	restConfirmLimit = restLimit{"confirm", 0, 10, time.Hour}
 )
 
 // limitKey is one bucket an attempt draws on: its key and budget.
@@ -198,6 +201,12 @@ func (c *call) restLimited(lim restLimit, username string) time.Duration {
 func (c *call) restCount(lim restLimit, username string) time.Duration {
 	k := lim.keys(username, c.restAddress())
 	return c.s.limiter.take(k[:]...)
+}
+
+// restAddrKey is the bucket of an attempt of lim from the call's address
+// alone (an attempt that names no user).
+func (c *call) restAddrKey(lim restLimit) limitKey {
+	return limitKey{lim.kind + "\x00a\x00" + c.restAddress(), lim.perAddr, lim.window}
 }
 
 // restTooMany is the 429 of an attempt that must wait d, with Retry-After
