@@ -1,8 +1,13 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -60,4 +65,76 @@ func (e *env) resetIDOf(username string) string {
 	}
 	e.t.Fatal("no reset request event")
 	return ""
+}
+
+// TestFaultListener: the answers net/http writes itself, before any
+// handler (headers past MaxHeaderBytes, a malformed request), are
+// cloudFaults through FaultListener, as every other answer; the answers
+// of the handler pass unchanged.
+func TestFaultListener(t *testing.T) {
+	e := newEnv(t)
+	srv := httptest.NewUnstartedServer(e.api)
+	srv.Listener = FaultListener(srv.Listener)
+	srv.Config.MaxHeaderBytes = 4 << 10
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	get := func(padding int) (int, http.Header, []byte) {
+		t.Helper()
+		req, err := http.NewRequest("GET", srv.URL+restBase+"auth/whoami", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Auth-Token", e.user)
+		req.Header.Set("X-Padding", strings.Repeat("p", padding))
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatalf("%d bytes of headers: %v", padding, err)
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, resp.Header, raw
+	}
+	fault := func(what string, status int, h http.Header, raw []byte, want int, kind string) {
+		t.Helper()
+		var out map[string]any
+		if status != want || h.Get("Content-Type") != "application/json; charset=UTF-8" || json.Unmarshal(raw, &out) != nil {
+			t.Fatalf("%s: %d %q %s, want a %d cloudFault", what, status, h.Get("Content-Type"), raw, want)
+		}
+		restFault(t, out, kind, want)
+	}
+
+	st, h, raw := get(64 << 10)
+	fault("headers too large", st, h, raw, http.StatusRequestHeaderFieldsTooLarge, "overLimit")
+	if st, _, raw := get(1 << 10); st != 200 {
+		t.Fatalf("small headers: %d %s", st, raw)
+	}
+	// The handler's own faults pass as they are.
+	req, _ := http.NewRequest("GET", srv.URL+restBase+"auth/whoami", nil)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fault("no token", resp.StatusCode, resp.Header, raw, http.StatusUnauthorized, "unauthorized")
+
+	// A request net/http cannot parse.
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = io.ReadAll(resp.Body)
+	fault("a malformed request", resp.StatusCode, resp.Header, raw, http.StatusBadRequest, "badRequest")
 }

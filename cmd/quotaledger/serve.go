@@ -410,7 +410,8 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	}
 	go func() {
 		defer close(s.served)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// net/http's own plain-text answers (a 431, a 400) as cloudFaults.
+		if err := s.http.Serve(api.FaultListener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.fail(fmt.Errorf("serve: %w", err))
 		}
 	}()
