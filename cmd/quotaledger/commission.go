@@ -6,19 +6,44 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/quotaledger/quotaledger/api/client"
 )
 
 // CommissionCmd lists, shows, resolves and issues commissions (with a
-// service's token).
+// service's token), and lists every service's pending ones (admins).
 type CommissionCmd struct {
 	ClientFlags `embed:""`
-	List        CommissionListCmd   `cmd:"" help:"List the serials of the service's pending commissions."`
-	Show        CommissionShowCmd   `cmd:"" help:"Show a pending commission."`
-	Accept      CommissionAcceptCmd `cmd:"" help:"Accept a pending commission."`
-	Reject      CommissionRejectCmd `cmd:"" help:"Reject a pending commission."`
-	Issue       CommissionIssueCmd  `cmd:"" help:"Issue a commission: --holder, --source, --provision RES=QTY..., or --file with the JSON body."`
+	List        CommissionListCmd    `cmd:"" help:"List the serials of the service's pending commissions."`
+	Show        CommissionShowCmd    `cmd:"" help:"Show a pending commission."`
+	Accept      CommissionAcceptCmd  `cmd:"" help:"Accept a pending commission."`
+	Reject      CommissionRejectCmd  `cmd:"" help:"Reject a pending commission."`
+	Issue       CommissionIssueCmd   `cmd:"" help:"Issue a commission: --holder, --source, --provision RES=QTY..., or --file with the JSON body."`
+	Pending     CommissionPendingCmd `cmd:"" help:"List every service's pending commissions, oldest first, with their age (admins, readers)."`
+}
+
+// CommissionPendingCmd lists every service's pending commissions.
+type CommissionPendingCmd struct {
+	Service   string        `name:"service" help:"Only this service's."`
+	OlderThan time.Duration `name:"older-than" help:"Only those pending longer than this (e.g. 1h)."`
+}
+
+// Run lists the pending commissions of every service (or --service's).
+func (cmd *CommissionPendingCmd) Run(e *cliEnv) error {
+	ps, err := allPages(func(po client.PageOptions) (*client.Page[client.PendingCommission], error) {
+		return e.c.FindPendingCommissions(e.ctx, client.PendingFilter{Service: cmd.Service, OlderThan: cmd.OlderThan, PageOptions: po})
+	})
+	if err != nil {
+		return err
+	}
+	return e.show(ps, func() error {
+		tw := e.table("SERIAL", "SERVICE", "NAME", "ISSUED", "AGE", "DEADLINE", "PROVISIONS")
+		for _, p := range ps {
+			row(tw, p.Serial, p.Service, orDash(p.Name), fmtTime(p.IssueTime), time.Duration(p.Age)*time.Second, fmtTime(p.Deadline), len(p.Provisions))
+		}
+		return tw.Flush()
+	})
 }
 
 // CommissionListCmd lists pending commissions.
