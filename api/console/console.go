@@ -146,6 +146,9 @@ func (c *Console) pageTable() []page {
 		{"GET", Prefix + "/tokens", member, c.tokens},
 		{"POST", Prefix + "/tokens", member, c.createToken},
 		{"POST", Prefix + "/tokens/revoke", member, c.revokeToken},
+		{"GET", Prefix + "/sessions", member, c.sessions},
+		{"POST", Prefix + "/sessions/end", member, c.endSession},
+		{"POST", Prefix + "/sessions/end-others", member, c.endOtherSessions},
 		{"GET", Prefix + "/password", member, c.passwordPage},
 		{"POST", Prefix + "/password", member, c.changePassword},
 
@@ -156,6 +159,8 @@ func (c *Console) pageTable() []page {
 		{"GET", Prefix + "/admin/services", staff, c.services},
 		{"GET", Prefix + "/admin/holdings", staff, c.holdings},
 		{"POST", Prefix + "/admin/holdings", admin, c.setLimit},
+		{"GET", Prefix + "/admin/pending", staff, c.pending},
+		{"POST", Prefix + "/admin/pending", admin, c.resolvePending},
 		{"GET", Prefix + "/admin/history", staff, c.history},
 	}
 }

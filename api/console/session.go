@@ -8,10 +8,13 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/quotaledger/quotaledger/api/client"
+	"github.com/quotaledger/quotaledger/api/wire"
 )
 
 // The console's session is the API's: logging in calls auth/login and
@@ -212,4 +215,159 @@ func safeNext(next string) string {
 		return Prefix + "/quotas"
 	}
 	return u.RequestURI()
+}
+
+// The sessions page: the user's sessions (the logins of their browsers
+// and of the CLI), each with when it was made, expires and was last used,
+// and where its login came from; this browser's marked. Ending one ends
+// it at once (its next call is refused); ending this browser's is a
+// logout.
+
+type sessionsPage struct {
+	Sessions []sessionRow
+	Pager    pager
+	// Others is how many sessions other than this browser's there are.
+	Others int
+	// EndError is why an end failed: by the session's id when the page
+	// lists it, else by "".
+	EndError map[string]string
+}
+
+// sessionRow is one session on the page.
+type sessionRow struct {
+	wire.SessionInfo
+	Browser string // the User-Agent in words: "Chrome on Linux"
+}
+
+// sessionsPerPage is how many sessions a page lists.
+const sessionsPerPage = 20
+
+// sessions lists the user's sessions.
+func (c *Console) sessions(rq *request) error {
+	return c.showSessions(rq, http.StatusOK, nil)
+}
+
+// showSessions renders the sessions page, with an end that failed.
+func (c *Console) showSessions(rq *request, status int, failed *rowFailure) error {
+	pageNo := pageParam(rq.r)
+	list, err := c.api.FindSessions(rq.context(), client.SessionFilter{PageOptions: client.PageOptions{Page: pageNo, PageSize: sessionsPerPage}})
+	if err != nil {
+		return err
+	}
+	page := sessionsPage{Pager: newPager(rq.r, pageNo, sessionsPerPage, list.Count), Others: max(list.Count-1, 0)}
+	for _, s := range list.Results {
+		page.Sessions = append(page.Sessions, sessionRow{SessionInfo: s, Browser: browserName(s.UserAgent)})
+	}
+	page.EndError = failed.byRow(func(id string) bool {
+		return slices.ContainsFunc(list.Results, func(s wire.SessionInfo) bool { return s.ID == id })
+	})
+	rq.render(status, "sessions", "Sessions", "sessions", page)
+	return nil
+}
+
+// rowFailure is a form of a row of a list that failed: the row's id, and
+// why.
+type rowFailure struct{ id, message string }
+
+// byRow is the failure by the id of its row if the page lists it (has),
+// else by "" (said above the list); nil for no failure.
+func (f *rowFailure) byRow(has func(id string) bool) map[string]string {
+	if f == nil {
+		return nil
+	}
+	if has(f.id) {
+		return map[string]string{f.id: f.message}
+	}
+	return map[string]string{"": f.message}
+}
+
+// endSession ends a session of the user's: another browser's, or this
+// one's (a logout).
+func (c *Console) endSession(rq *request) error {
+	id := rq.r.PostForm.Get("id")
+	if id == "" {
+		return rq.badForm()
+	}
+	if err := c.api.DeleteSession(rq.context(), id); err != nil {
+		if client.StatusOf(err) == http.StatusNotFound {
+			return c.showSessions(rq, http.StatusUnprocessableEntity, &rowFailure{id,
+				"There is no such session of yours: it has ended already (it expired, or was ended elsewhere)."})
+		}
+		return err
+	}
+	if id == rq.me.Auth.TokenID {
+		c.deleteCookie(rq.w, rq.r, rq.names.session)
+		return rq.done(Prefix+"/login?m=logged-out", "")
+	}
+	return rq.done(Prefix+"/sessions", "The session was ended: whoever used it has to log in again.")
+}
+
+// endOtherSessions ends every session of the user's but this browser's.
+func (c *Console) endOtherSessions(rq *request) error {
+	ctx := rq.context()
+	var others []string
+	for p := 1; p <= maxListPages; p++ {
+		list, err := c.api.FindSessions(ctx, client.SessionFilter{PageOptions: client.PageOptions{Page: p, PageSize: 100}})
+		if err != nil {
+			return err
+		}
+		for _, s := range list.Results {
+			if s.ID != rq.me.Auth.TokenID {
+				others = append(others, s.ID)
+			}
+		}
+		if list.Next == nil {
+			break
+		}
+	}
+	ended := 0
+	for _, id := range others {
+		err := c.api.DeleteSession(ctx, id)
+		switch {
+		case err == nil:
+			ended++
+		case client.StatusOf(err) == http.StatusNotFound: // it ended meanwhile
+		default:
+			return err
+		}
+	}
+	msg := "There was no other session to end."
+	if ended > 0 {
+		msg = "Every other session was ended (" + strconv.Itoa(ended) + "): only this browser is logged in now."
+	}
+	return rq.done(Prefix+"/sessions", msg)
+}
+
+// browserName says which browser on which system a User-Agent is, in a
+// few words ("Firefox on Windows"), or the User-Agent itself when it is
+// none of the usual ones (a program: "quotaledger-go-client").
+func browserName(ua string) string {
+	if strings.TrimSpace(ua) == "" {
+		return "unknown"
+	}
+	var browser string
+	for _, b := range []struct{ token, name string }{
+		{"Firefox/", "Firefox"}, {"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Chromium/", "Chromium"},
+		{"HeadlessChrome/", "Chrome (headless)"}, {"Chrome/", "Chrome"}, {"CriOS/", "Chrome"}, {"Safari/", "Safari"},
+	} {
+		if strings.Contains(ua, b.token) {
+			browser = b.name
+			break
+		}
+	}
+	if browser == "" {
+		if len(ua) > 60 {
+			return ua[:60] + "…"
+		}
+		return ua
+	}
+	for _, s := range []struct{ token, name string }{
+		{"Android", "Android"}, {"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Windows", "Windows"},
+		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
+	} {
+		if strings.Contains(ua, s.token) {
+			return browser + " on " + s.name
+		}
+	}
+	return browser
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,7 +56,7 @@ func (c *Console) tokens(rq *request) error {
 
 // showTokens renders the tokens page with form (and its errors), a token
 // just created, or a revoke that failed.
-func (c *Console) showTokens(rq *request, status int, form tokenForm, created *wire.AccessToken, revoke *revokeFailure) error {
+func (c *Console) showTokens(rq *request, status int, form tokenForm, created *wire.AccessToken, revoke *rowFailure) error {
 	pageNo := pageParam(rq.r)
 	list, err := c.api.FindAccessTokens(rq.context(), client.TokenFilter{Sort: "-created",
 		PageOptions: client.PageOptions{Page: pageNo, PageSize: tokensPerPage}})
@@ -64,15 +65,9 @@ func (c *Console) showTokens(rq *request, status int, form tokenForm, created *w
 	}
 	page := tokensPage{Tokens: list.Results, Pager: newPager(rq.r, pageNo, tokensPerPage, list.Count),
 		Form: form, Expiries: tokenExpiries, Created: created}
-	if revoke != nil {
-		where := ""
-		for _, t := range list.Results {
-			if t.ID == revoke.id {
-				where = t.ID
-			}
-		}
-		page.RevokeError = map[string]string{where: revoke.message}
-	}
+	page.RevokeError = revoke.byRow(func(id string) bool {
+		return slices.ContainsFunc(list.Results, func(t wire.AccessToken) bool { return t.ID == id })
+	})
 	rq.render(status, "tokens", "Access tokens", "tokens", page)
 	return nil
 }
@@ -117,9 +112,6 @@ func (c *Console) createToken(rq *request) error {
 	return c.showTokens(rq, http.StatusOK, tokenForm{Days: tokenExpiries[0].Days}, tok, nil)
 }
 
-// revokeFailure is a revoke that failed: the token's id, and why.
-type revokeFailure struct{ id, message string }
-
 // revokeToken revokes a token of the user's.
 func (c *Console) revokeToken(rq *request) error {
 	id, name := rq.r.PostForm.Get("id"), rq.r.PostForm.Get("name")
@@ -136,7 +128,7 @@ func (c *Console) revokeToken(rq *request) error {
 		default:
 			return err
 		}
-		return c.showTokens(rq, http.StatusUnprocessableEntity, tokenForm{Days: tokenExpiries[0].Days}, nil, &revokeFailure{id, msg})
+		return c.showTokens(rq, http.StatusUnprocessableEntity, tokenForm{Days: tokenExpiries[0].Days}, nil, &rowFailure{id, msg})
 	}
 	return rq.done(Prefix+"/tokens", "The token "+strconv.Quote(name)+" was revoked: it no longer works.")
 }
