@@ -143,19 +143,32 @@ func (c *Console) readHistory(rq *request, page *historyPage) error {
 	return nil
 }
 
-// outcome says how a commission of the log ended, from its reason
-// (ACCEPT:..., REJECT:..., EXPIRED, or a service's own).
+// outcome says how a commission of the log ended, from its reason:
+// ACCEPT: or REJECT: and the resolver's reason, which may be EXPIRED (the
+// ledger rejected it at its deadline), ADMIN:<uuid>[:reason] (an admin
+// resolved it) or RECONCILE:<service> (a reconciliation rejected it).
 func outcome(reason string) string {
 	for _, o := range []struct{ prefix, word string }{{"ACCEPT:", "accepted"}, {"REJECT:", "rejected"}} {
-		if rest, ok := strings.CutPrefix(reason, o.prefix); ok {
-			if rest = strings.TrimSpace(rest); rest != "" {
-				return o.word + ": " + rest
-			}
-			return o.word
+		rest, ok := strings.CutPrefix(reason, o.prefix)
+		if !ok {
+			continue
 		}
-	}
-	if reason == "EXPIRED" {
-		return "expired (not resolved in time)"
+		rest = strings.TrimSpace(rest)
+		switch {
+		case rest == "":
+			return o.word
+		case rest == "EXPIRED":
+			return "expired (not resolved in time)"
+		case strings.HasPrefix(rest, "ADMIN:"):
+			_, why, _ := strings.Cut(strings.TrimPrefix(rest, "ADMIN:"), ":")
+			if why = strings.TrimSpace(why); why != "" {
+				return o.word + " by an administrator: " + why
+			}
+			return o.word + " by an administrator"
+		case strings.HasPrefix(rest, "RECONCILE:"):
+			return o.word + " by a reconciliation of " + strings.TrimPrefix(rest, "RECONCILE:")
+		}
+		return o.word + ": " + rest
 	}
 	return reason
 }
