@@ -17,8 +17,9 @@ import (
 // TestConsoleInChromium walks the console in one headless Chromium, as
 // the issue asks: a wrong password, the demo user's quotas as a
 // commission is issued and accepted, a token made, used and revoked, a
-// password changed, an admin's limit seen on the user's page, HTML in
-// names shown as text; and no page breaks its content security policy.
+// session ended, a password changed, an admin's limit seen on the user's
+// page, a pending commission rejected by an admin, HTML in names shown as
+// text; and no page breaks its content security policy.
 // Its screenshots go to QUOTALEDGER_SCREENSHOTS if set (docs/ renews the
 // README's: QUOTALEDGER_SCREENSHOTS=$PWD/docs go test -run
 // TestConsoleInChromium ./api/console).
@@ -148,6 +149,30 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	})
 
+	t.Run("EndASession", func(t *testing.T) {
+		// The user logs in on a phone too, then ends the phone's session
+		// from the laptop: the phone is sent to the login page.
+		user.t = t
+		phone := newTab(t, browser, e, "the demo user's phone")
+		phone.login(demoUser, demoPassword)
+		phone.expectPath("/ui/quotas")
+		user.open("/ui/sessions")
+		if user.count("tr[data-session-id]") != 2 || user.count("tr.current") != 1 {
+			user.fatal("%d sessions listed, %d marked as this browser's; want 2 and 1", user.count("tr[data-session-id]"), user.count("tr.current"))
+		}
+		user.expectText("tr.current td.browser", "this browser")
+		user.expectText("tr.current td.browser", "Chrome")
+		user.screenshot(shots, "console-sessions", false)
+		user.submit(`tr[data-session-id]:not(.current) button[type=submit]`)
+		user.expectText(".flash", "The session was ended")
+		if user.count("tr[data-session-id]") != 1 || user.count("tr.current") != 1 {
+			user.fatal("the ended session is still listed")
+		}
+		phone.open("/ui/quotas")
+		phone.expectPath("/ui/login?m=ended&next=%2Fui%2Fquotas")
+		phone.expectText(".notice", "Your session has ended")
+	})
+
 	t.Run("ChangePassword", func(t *testing.T) {
 		user.t = t
 		const newPassword = "a new demo password"
@@ -192,6 +217,48 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		user.open("/ui/quotas")
 		checkBar(user, "compute.vm", 1, 0, 5, "Limit: 5", "Free: 4")
+	})
+
+	t.Run("AdminResolvesAPendingCommission", func(t *testing.T) {
+		admin.t, user.t = t, t
+		// vm-2 of the demo user is pending since the quotas' test; another
+		// user's joins it, and the clock moves on, so that they are old.
+		pendingSerials, err := e.svc.GetPendingCommissions(ctx)
+		if err != nil || len(pendingSerials) != 1 {
+			t.Fatalf("pending: %v %v, want vm-2's", pendingSerials, err)
+		}
+		vm2 := strconv.FormatInt(pendingSerials[0], 10)
+		if _, err := e.svc.IssueUserProjectCommission(ctx, e.ada.UUID, e.lab.UUID,
+			map[string]int64{"compute.vm": 1, "compute.ram": 2 << 30}, client.IssueOptions{Name: "ada-vm-7"}); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(90 * time.Minute)
+		admin.open("/ui/admin/pending")
+		row := `tr[data-serial="` + vm2 + `"]`
+		if admin.count("table.pending tbody tr") != 2 {
+			admin.fatal("%d pending commissions listed, want 2", admin.count("table.pending tbody tr"))
+		}
+		admin.expectText(row+" td.age", "1 hour 30 minutes")
+		admin.expectText(row+" td.age", "stuck?")
+		admin.expectText(row, "1 GiB of compute.ram for user demo@example.com")
+		admin.screenshot(shots, "console-pending", false)
+		admin.screenshot(shots, "console-pending-phone", true)
+		admin.submit(row + ` button[value=reject]`)
+		admin.expectText("h1", "Resolve commission "+vm2+"?")
+		admin.fill("#reason", "the VM was never made")
+		admin.submit(`.confirm-resolve button[type=submit]`)
+		admin.expectPath("/ui/admin/pending")
+		admin.expectText(".flash", "Commission "+vm2+" of compute (vm-2) was rejected")
+		if admin.count(row) != 0 || admin.count("table.pending tbody tr") != 1 {
+			admin.fatal("the rejected commission is still listed")
+		}
+		if left, err := e.svc.GetPendingCommissions(ctx); err != nil || len(left) != 1 || strconv.FormatInt(left[0], 10) == vm2 {
+			t.Fatalf("pending after the reject: %v %v", left, err)
+		}
+		user.open("/ui/quotas")
+		checkBar(user, "compute.ram", 1<<30, 0, 4<<30, "In use: 1 GiB", "Pending: 0 B", "Free: 3 GiB")
+		admin.open("/ui/admin/history?holder=" + demoUser + "&resource=compute.ram")
+		admin.expectText("table.log tbody tr:first-child", "rejected by an administrator: the VM was never made")
 	})
 
 	t.Run("AdminPages", func(t *testing.T) {
@@ -239,12 +306,12 @@ func TestConsoleInChromium(t *testing.T) {
 
 	t.Run("EveryPageLabelsItsFieldsAndFitsAPhone", func(t *testing.T) {
 		user.t, admin.t = t, t
-		for _, path := range []string{"/ui/quotas", "/ui/projects", "/ui/tokens", "/ui/password"} {
+		for _, path := range []string{"/ui/quotas", "/ui/projects", "/ui/tokens", "/ui/sessions", "/ui/password"} {
 			user.open(path)
 			user.checkPage()
 		}
 		for _, path := range []string{"/ui/admin/users", "/ui/admin/services", "/ui/admin/holdings?holder=" + demoUser,
-			"/ui/admin/history?holder=" + demoUser, "/ui/admin/holdings"} {
+			"/ui/admin/history?holder=" + demoUser, "/ui/admin/holdings", "/ui/admin/pending"} {
 			admin.open(path)
 			admin.checkPage()
 		}
@@ -258,6 +325,9 @@ func TestConsoleInChromium(t *testing.T) {
 		// focus, Tab goes to the password, Enter sends the form.
 		kb := newTab(t, browser, e, "a keyboard")
 		kb.open("/ui/login")
+		// The browser gives the autofocus field the focus once the page
+		// is shown: wait for it (failing if it never comes).
+		kb.do(chromedp.Poll[chromedp.Void](`document.activeElement !== null && document.activeElement.id === "username"`))
 		if _, err := chromedp.RunResponse(kb.ctx, chromedp.Steps(
 			chromedp.KeyEvent(demoUser), chromedp.KeyEvent("\t"), chromedp.KeyEvent("a new demo password"),
 			chromedp.KeyEvent("\r"))); err != nil {

@@ -113,3 +113,37 @@ func TestSafeNext(t *testing.T) {
 		}
 	}
 }
+
+func TestOutcome(t *testing.T) {
+	for reason, want := range map[string]string{
+		"ACCEPT:":           "accepted",
+		"REJECT:":           "rejected",
+		"ACCEPT:vm made":    "accepted: vm made",
+		"REJECT:EXPIRED":    "expired (not resolved in time)",
+		"REJECT:ADMIN:0f3c": "rejected by an administrator",
+		"REJECT:ADMIN:0f3c:the VM was never made": "rejected by an administrator: the VM was never made",
+		"ACCEPT:ADMIN:0f3c:made: see ticket 12":   "accepted by an administrator: made: see ticket 12",
+		"REJECT:RECONCILE:compute":                "rejected by a reconciliation of compute",
+		"something else":                          "something else",
+	} {
+		if got := outcome(reason); got != want {
+			t.Errorf("outcome(%q) = %q, want %q", reason, got, want)
+		}
+	}
+}
+
+func TestBrowserName(t *testing.T) {
+	for ua, want := range map[string]string{
+		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36":                                   "Chrome on Linux",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0":               "Edge on Windows",
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14.1; rv:133.0) Gecko/20100101 Firefox/133.0":                                                     "Firefox on macOS",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1": "Safari on iPhone",
+		"Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36":                            "Chrome on Android",
+		"quotaledger-go-client": "quotaledger-go-client",
+		"":                      "unknown",
+	} {
+		if got := browserName(ua); got != want {
+			t.Errorf("browserName(%q) = %q, want %q", ua, got, want)
+		}
+	}
+}

@@ -5,11 +5,14 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/quotaledger/quotaledger/api/client"
+	"github.com/quotaledger/quotaledger/api/console"
 	"github.com/quotaledger/quotaledger/identity"
 )
 
@@ -74,12 +77,12 @@ func TestHeaders(t *testing.T) {
 	user.login(demoUser, demoPassword)
 	admin := e.browser()
 	admin.login(adminUser, adminPassword)
-	for _, path := range []string{"/ui/quotas", "/ui/projects", "/ui/tokens", "/ui/password"} {
+	for _, path := range []string{"/ui/quotas", "/ui/projects", "/ui/tokens", "/ui/sessions", "/ui/password"} {
 		checkPage(t, path, user.get(path))
 	}
 	checkPage(t, "an admin page refused", user.get("/ui/admin/users"))
 	for _, path := range []string{"/ui/admin/users", "/ui/admin/services", "/ui/admin/holdings?holder=" + demoUser,
-		"/ui/admin/history?holder=" + demoUser} {
+		"/ui/admin/history?holder=" + demoUser, "/ui/admin/pending"} {
 		checkPage(t, path, admin.get(path))
 	}
 	created := user.form("/ui/tokens", "/ui/tokens", url.Values{"name": {"t"}, "expires": {"30"}})
@@ -251,7 +254,7 @@ func TestAccess(t *testing.T) {
 
 	t.Run("AdminPages", func(t *testing.T) {
 		for _, path := range []string{"/ui/admin/users", "/ui/admin/services", "/ui/admin/holdings?holder=user:" + e.ada.UUID,
-			"/ui/admin/history?holder=user:" + e.ada.UUID} {
+			"/ui/admin/history?holder=user:" + e.ada.UUID, "/ui/admin/pending"} {
 			if p := user.get(path); p.status != http.StatusForbidden || !strings.Contains(p.body, "for administrators") ||
 				strings.Contains(p.body, e.ada.UUID) {
 				t.Errorf("a user's GET %s: %d %.300s", path, p.status, p.body)
@@ -261,6 +264,10 @@ func TestAccess(t *testing.T) {
 			t.Error("a user's menu links to the admin pages")
 		}
 		key := "user:" + e.demo.UUID
+		serial, err := e.svc.IssueUserProjectCommission(ctx, e.ada.UUID, e.ada.UUID, map[string]int64{"compute.vm": 1}, client.IssueOptions{Name: "ada's vm"})
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, c := range []struct {
 			action string
 			form   url.Values
@@ -269,6 +276,7 @@ func TestAccess(t *testing.T) {
 			{"/ui/admin/users/role", url.Values{"uuid": {e.demo.UUID}, "role": {"admin"}}},
 			{"/ui/admin/users/delete", url.Values{"uuid": {e.ada.UUID}, "username": {"ada"}}},
 			{"/ui/admin/users/activate", url.Values{"uuid": {e.ada.UUID}}},
+			{"/ui/admin/pending", url.Values{"serial": {strconv.FormatInt(serial, 10)}, "action": {"reject"}, "confirm": {"yes"}}},
 		} {
 			c.form.Set("csrf", csrf)
 			if p := user.post(c.action, c.form); p.status != http.StatusForbidden {
@@ -284,6 +292,29 @@ func TestAccess(t *testing.T) {
 		hs, err := e.api.FindHoldings(ctx, client.HoldingFilter{Holders: []string{key}, Resources: []string{"compute.vm"}, Sources: []string{"project:" + e.demo.UUID}})
 		if err != nil || len(hs) != 1 || hs[0].Limit != 2 {
 			t.Errorf("the holding: %v %v", hs, err)
+		}
+		if pending, err := e.svc.GetPendingCommissions(ctx); err != nil || !slices.Contains(pending, serial) {
+			t.Errorf("ada's commission after a user's resolve: pending %v %v", pending, err)
+		}
+	})
+
+	t.Run("AnotherUsersSession", func(t *testing.T) {
+		ada := e.browser()
+		ada.login("ada@example.com", demoPassword)
+		theirs := sessionIDs(t, ada.get("/ui/sessions"))
+		if len(theirs) != 1 {
+			t.Fatalf("ada's sessions page lists %d sessions", len(theirs))
+		}
+		mine := user.get("/ui/sessions")
+		if ids := sessionIDs(t, mine); len(ids) != 1 || slices.Contains(ids, theirs[0]) || strings.Contains(mine.body, "ada@example.com") {
+			t.Errorf("the user's sessions page lists another user's session: %v", ids)
+		}
+		p := user.post("/ui/sessions/end", url.Values{"csrf": {csrf}, "id": {theirs[0]}})
+		if p.status != http.StatusUnprocessableEntity || !strings.Contains(p.body, "There is no such session of yours") {
+			t.Errorf("ending another user's session: %d %.300s", p.status, p.body)
+		}
+		if p := ada.get("/ui/quotas"); p.status != http.StatusOK {
+			t.Errorf("ada's session after the attempt: %d to %q", p.status, p.location())
 		}
 	})
 
@@ -321,6 +352,18 @@ func TestAccess(t *testing.T) {
 			"resource": {"compute.vm"}, "limit": {"1000"}, "confirm": {"yes"}}
 		if p := r.post("/ui/admin/holdings", form); p.status != http.StatusForbidden {
 			t.Errorf("a reader's POST: %d", p.status)
+		}
+		serial, err := e.svc.IssueUserProjectCommission(ctx, e.demo.UUID, e.demo.UUID, map[string]int64{"compute.vm": 1}, client.IssueOptions{Name: "for the reader"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := r.get("/ui/admin/pending"); p.status != http.StatusOK || !strings.Contains(p.body, `data-serial="`+strconv.FormatInt(serial, 10)+`"`) ||
+			strings.Contains(p.body, `name="action"`) {
+			t.Errorf("a reader's pending page: %d, a form %v", p.status, strings.Contains(p.body, `name="action"`))
+		}
+		resolve := url.Values{"csrf": {p.csrf(t)}, "serial": {strconv.FormatInt(serial, 10)}, "action": {"accept"}, "confirm": {"yes"}}
+		if p := r.post("/ui/admin/pending", resolve); p.status != http.StatusForbidden {
+			t.Errorf("a reader's resolve: %d", p.status)
 		}
 	})
 
@@ -429,6 +472,48 @@ func TestSessionEnds(t *testing.T) {
 			t.Errorf("a page after logout: %d", p.status)
 		}
 	})
+	t.Run("EndedOnTheSessionsPage", func(t *testing.T) {
+		laptop, phone, tablet := e.browser(), e.browser(), e.browser()
+		for _, b := range []*browser{laptop, phone, tablet} {
+			b.login(demoUser, demoPassword)
+		}
+		list := laptop.get("/ui/sessions")
+		ids := sessionIDs(t, list)
+		if len(ids) != 3 || strings.Count(list.body, "this browser") != 1 {
+			t.Fatalf("the sessions page lists %d sessions (want 3), %d marked as this browser", len(ids), strings.Count(list.body, "this browser"))
+		}
+		phoneID := sessionOf(t, e, phone)
+		p := laptop.post("/ui/sessions/end", url.Values{"csrf": {list.csrf(t)}, "id": {phoneID}})
+		if p.status != http.StatusSeeOther || p.location() != "/ui/sessions" {
+			t.Fatalf("ending the phone's session: %d to %q %.300s", p.status, p.location(), p.body)
+		}
+		if p := laptop.get("/ui/sessions"); !strings.Contains(p.body, "The session was ended") || slices.Contains(sessionIDs(t, p), phoneID) {
+			t.Errorf("the page after ending a session: %v", sessionIDs(t, p))
+		}
+		if p := phone.get("/ui/quotas"); p.status != http.StatusSeeOther || !strings.HasPrefix(p.location(), "/ui/login?m=ended") {
+			t.Errorf("the phone's page after its session was ended: %d to %q", p.status, p.location())
+		}
+		if p := tablet.get("/ui/quotas"); p.status != http.StatusOK {
+			t.Errorf("the tablet's page: %d", p.status)
+		}
+		// Every other session: the tablet's ends, the laptop's goes on.
+		p = laptop.post("/ui/sessions/end-others", url.Values{"csrf": {list.csrf(t)}})
+		if p.status != http.StatusSeeOther {
+			t.Fatalf("ending every other session: %d", p.status)
+		}
+		if p := tablet.get("/ui/quotas"); p.status != http.StatusSeeOther {
+			t.Errorf("the tablet's page after every other session was ended: %d", p.status)
+		}
+		if ids := sessionIDs(t, laptop.get("/ui/sessions")); len(ids) != 1 {
+			t.Errorf("sessions left: %v", ids)
+		}
+		// Ending this browser's session is a logout.
+		own := sessionOf(t, e, laptop)
+		p = laptop.post("/ui/sessions/end", url.Values{"csrf": {list.csrf(t)}, "id": {own}})
+		if p.status != http.StatusSeeOther || p.location() != "/ui/login?m=logged-out" || laptop.cookie("ql_session") != "" {
+			t.Errorf("ending this browser's session: %d to %q", p.status, p.location())
+		}
+	})
 	t.Run("NotASession", func(t *testing.T) {
 		// A personal access token put in the cookie is not a login.
 		b := e.browser()
@@ -512,5 +597,57 @@ func TestNoTokenInAURL(t *testing.T) {
 		if strings.Contains(u, "qls_") || strings.Contains(u, "qlp_") || strings.Contains(u, b.cookie("ql_session")) {
 			t.Errorf("a token in a URL: %s", u)
 		}
+	}
+}
+
+var sessionRow = regexp.MustCompile(`data-session-id="([0-9a-f]+)"`)
+
+// sessionIDs are the ids of the sessions a sessions page lists.
+func sessionIDs(t *testing.T, p page) []string {
+	t.Helper()
+	if p.status != http.StatusOK {
+		t.Fatalf("the sessions page: %d %.300s", p.status, p.body)
+	}
+	var ids []string
+	for _, m := range sessionRow.FindAllStringSubmatch(p.body, -1) {
+		ids = append(ids, m[1])
+	}
+	return ids
+}
+
+// sessionOf is the id of the session of a browser.
+func sessionOf(t *testing.T, e *env, b *browser) string {
+	t.Helper()
+	me, err := e.client(b.cookie("ql_session")).Whoami(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return me.Auth.TokenID
+}
+
+// TestCSRFOnEveryForm sends every form of the console without its CSRF
+// token, as an admin: each is refused, whatever page it is.
+func TestCSRFOnEveryForm(t *testing.T) {
+	e := newEnv(t)
+	admin := e.browser()
+	admin.login(adminUser, adminPassword)
+	c := console.New(console.Options{API: http.NotFoundHandler()})
+	n := 0
+	for _, p := range c.Patterns() {
+		path, ok := strings.CutPrefix(p.Pattern, "POST ")
+		if !ok {
+			continue
+		}
+		n++
+		got := admin.post(path, url.Values{"id": {"x"}, "uuid": {e.ada.UUID}, "serial": {"1"}, "action": {"reject"}, "confirm": {"yes"}})
+		if got.status != http.StatusForbidden || !strings.Contains(got.body, "nothing was done") && !strings.Contains(got.body, "login form had expired") {
+			t.Errorf("POST %s without the CSRF token: %d %.300s", path, got.status, got.body)
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d forms", n)
+	}
+	if p := admin.get("/ui/quotas"); p.status != http.StatusOK {
+		t.Fatalf("the admin's session after the forms: %d", p.status)
 	}
 }
