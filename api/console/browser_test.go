@@ -20,9 +20,9 @@ import (
 // session ended, a password changed, an admin's limit seen on the user's
 // page, a pending commission rejected by an admin, HTML in names shown as
 // text; and no page breaks its content security policy.
-// Its screenshots go to QUOTALEDGER_SCREENSHOTS if set (docs/ renews the
-// README's: QUOTALEDGER_SCREENSHOTS=$PWD/docs go test -run
-// TestConsoleInChromium ./api/console).
+// Its screenshots go to QUOTALEDGER_SCREENSHOTS if set; the README's two
+// (console-quotas.png, console-pending.png) are copied from there to docs/
+// (docs/console.md).
 func TestConsoleInChromium(t *testing.T) {
 	browser := chrome(t)
 	e := newEnv(t)
