@@ -151,6 +151,14 @@ func (c *Console) showHoldings(rq *request, status int, typed string, errs field
 	if failed != nil && failed.New {
 		page.New.Source, page.New.Resource, page.New.Limit = failed.sourceText(), failed.Resource, failed.Limit
 	}
+	// The error of a form whose row the page does not list (made by hand,
+	// or of a holding that is not there) is said above the list.
+	for key, msg := range errs {
+		if key != "" && key != "holder" && key != "new" && !slices.ContainsFunc(page.Rows, func(r holdingRow) bool { return r.Key == key }) {
+			delete(errs, key)
+			errs[""] = msg
+		}
+	}
 	title := "Holdings"
 	if page.Holder.Holder != "" {
 		title = "Holdings of " + page.Holder.Label
