@@ -312,8 +312,21 @@ func TestCLI(t *testing.T) {
 			t.Fatalf("login: exit %d\n%s%s", code, out, errOut)
 		}
 		exits(t, 1, "403", "commission", "pending", "--url", base, "--token-file", userFile)
+		// An admin resolves any service's: a serial not pending is shown, and
+		// exits 1.
+		var other struct{ Serial int64 }
+		okJSON(t, &other, svc("commission", "issue", "--holder", holder, "--source", src, "-p", "cyclades.vm=0", "--name", "other")...)
+		otherSerial := strconv.FormatInt(other.Serial, 10)
+		code, out, errOut := cli(t, nil, a("commission", "resolve", "--reject", otherSerial+",99999", "--reason", "stuck")...)
+		if code != 1 || !strings.Contains(errOut, "1 of the serials not resolved") {
+			t.Fatalf("commission resolve: exit %d\n%s%s", code, out, errOut)
+		}
+		mustContain(t, out, otherSerial, "rejected", "99999")
+		mustContain(t, ok(t, a("history", "--holder", holder)...), "REJECT:ADMIN:")
+		exits(t, 2, "--accept or --reject", a("commission", "resolve")...)
+		exits(t, 1, "403", "commission", "resolve", "--reject", otherSerial, "--url", base, "--token-file", userFile)
 		// The table first; nothing done without --fix.
-		out := ok(t, svc("reconcile", "--file", file, "--older-than", "0s")...)
+		out = ok(t, svc("reconcile", "--file", file, "--older-than", "0s")...)
 		mustContain(t, out, "DIFFERENCE", holder, "cyclades.vm", "-1", "ORPHAN", serial, "stuck",
 			"1 holdings differ, 1 orphans", "run again with --fix")
 		out = ok(t, svc("reconcile", "--file", file, "--older-than", "0s", "--fix")...)

@@ -46,7 +46,7 @@ type CLI struct {
 	Logout     LogoutCmd     `cmd:"" help:"End the token's session and remove the token file. Exit codes: 0 success, 1 refused by the server (4xx), 2 usage error, 3 failure (network, 5xx, invalid answer)."`
 	Whoami     WhoamiCmd     `cmd:"" help:"Show the token's user and token. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Quota      QuotaCmd      `cmd:"" help:"Set, show (with usage bars) and delete holdings; bulk import from CSV (admin). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
-	Commission CommissionCmd `cmd:"" help:"List, show, accept, reject and issue commissions (service token). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Commission CommissionCmd `cmd:"" help:"List, show, accept, reject and issue commissions (service token); list and resolve every service's pending ones (admins). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	User       UserCmd       `cmd:"" help:"Create, list, show, activate, set the role of and delete users (admin). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Token      TokenCmd      `cmd:"" help:"Create, list and revoke personal access tokens. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Session    SessionCmd    `cmd:"" help:"List and end sessions (the tokens of logins). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`

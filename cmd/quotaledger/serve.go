@@ -376,6 +376,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		if err != nil {
 			return nil, err
 		}
+		removeLeftovers(c.Data, log)
 		s.id, err = identity.Open(s.ledger, identity.Options{Logger: log, Metrics: reg})
 		if err != nil {
 			return nil, err
