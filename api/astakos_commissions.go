@@ -648,51 +648,24 @@ func failedSerial(serial int64, f *Fault) wire.FailedSerial {
 	return wire.FailedSerial{Serial: serial, Fault: wire.Faults{f.Kind: {Code: f.Code, Message: f.Message, Details: f.Details}}}
 }
 
-// astResolveMany answers POST /account/v1.0/commissions/action.
-func (s *Server) astResolveMany(c *call) error {
-	body, err := c.pooledBody()
-	if err != nil {
-		return err
-	}
-	b, err := readResolve(body)
-	switch {
-	case err != nil:
-		return err
-	case b.acceptErr != nil:
-		return b.acceptErr
-	case b.rejectErr != nil:
-		return b.rejectErr
-	}
-	accept, reject := b.accept, b.reject
-	if len(accept)+len(reject) > maxSerials {
-		return badRequest("at most %d serials may be resolved at once", maxSerials)
-	}
-	reason, err := c.reason(b.reason)
-	if err != nil {
-		return err
-	}
-	// Serials that can name no commission (zero, negative) are settled
-	// here, the ledger's way: in both lists they conflict, else not found.
-	var acc, rej []uint64
-	var badAcc, badRej []int64
-	for _, v := range accept {
+// positiveSerials splits the serials of a resolve-many list into those
+// that may name a commission (positive) and those that cannot (zero,
+// negative; each once), which resolvedView settles.
+func positiveSerials(list []int64) (ok []uint64, bad []int64) {
+	for _, v := range list {
 		if v > 0 {
-			acc = append(acc, uint64(v))
-		} else if !slices.Contains(badAcc, v) {
-			badAcc = append(badAcc, v)
+			ok = append(ok, uint64(v))
+		} else if !slices.Contains(bad, v) {
+			bad = append(bad, v)
 		}
 	}
-	for _, v := range reject {
-		if v > 0 {
-			rej = append(rej, uint64(v))
-		} else if !slices.Contains(badRej, v) {
-			badRej = append(badRej, v)
-		}
-	}
-	res, err := s.l.ResolveMany(c.r.Context(), c.p.Service.Name, acc, rej, reason)
-	if err != nil {
-		return err
-	}
+	return ok, bad
+}
+
+// resolvedView is the answer of a resolve-many: the ledger's result, and
+// the serials that could name no commission settled the ledger's way (in
+// both lists they conflict, else they are not found).
+func resolvedView(res ledger.ResolveResult, badAcc, badRej []int64) wire.Resolved {
 	out := wire.Resolved{Accepted: make([]int64, len(res.Accepted)), Rejected: make([]int64, len(res.Rejected)),
 		Failed: []wire.FailedSerial{}}
 	for i, v := range res.Accepted {
@@ -728,6 +701,39 @@ func (s *Server) astResolveMany(c *call) error {
 			conflicting(v)
 		}
 	}
+	return out
+}
+
+// astResolveMany answers POST /account/v1.0/commissions/action.
+func (s *Server) astResolveMany(c *call) error {
+	body, err := c.pooledBody()
+	if err != nil {
+		return err
+	}
+	b, err := readResolve(body)
+	switch {
+	case err != nil:
+		return err
+	case b.acceptErr != nil:
+		return b.acceptErr
+	case b.rejectErr != nil:
+		return b.rejectErr
+	}
+	accept, reject := b.accept, b.reject
+	if len(accept)+len(reject) > maxSerials {
+		return badRequest("at most %d serials may be resolved at once", maxSerials)
+	}
+	reason, err := c.reason(b.reason)
+	if err != nil {
+		return err
+	}
+	acc, badAcc := positiveSerials(accept)
+	rej, badRej := positiveSerials(reject)
+	res, err := s.l.ResolveMany(c.r.Context(), c.p.Service.Name, acc, rej, reason)
+	if err != nil {
+		return err
+	}
+	out := resolvedView(res, badAcc, badRej)
 	answer, err := appendResolved(nil, out)
 	if err != nil {
 		return err

@@ -490,13 +490,18 @@ func (c *Client) ResolveCommissionsReason(ctx context.Context, accept, reject []
 		body: wire.Resolve{Accept: accept, Reject: reject, Reason: reason}}, &out); err != nil {
 		return nil, err
 	}
+	return resolvedOf(&out), nil
+}
+
+// resolvedOf is a resolve-many's answer with its failures as errors.
+func resolvedOf(out *wire.Resolved) *Resolved {
 	res := &Resolved{Accepted: out.Accepted, Rejected: out.Rejected, Failed: make([]FailedSerial, 0, len(out.Failed))}
 	for _, f := range out.Failed {
 		for kind, fault := range f.Fault {
 			res.Failed = append(res.Failed, FailedSerial{Serial: f.Serial, Err: typed(faultError(0, kind, fault))})
 		}
 	}
-	return res, nil
+	return res
 }
 
 // ResourceInfo is a registered resource as GetResources shows it.
