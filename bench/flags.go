@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 )
 
@@ -29,6 +30,7 @@ type Flags struct {
 	Dir         string        `name:"dir" help:"Where data directories go (a temporary directory when empty)."`
 	JSON        bool          `name:"json" help:"Print JSON instead of a table."`
 	CPUProfile  string        `name:"cpuprofile" placeholder:"FILE" help:"Write a CPU profile of the whole run (load generator included: in process, the engine's too) to FILE (go tool pprof)."`
+	Trace       string        `name:"trace" placeholder:"FILE" help:"Write a runtime execution trace of the whole run to FILE (go tool trace); keep the run short, a trace grows fast."`
 	Prepare     string        `name:"prepare" placeholder:"DIR" help:"Write a data directory of the layout's holdings here for a server (quotaledger serve --data DIR), and exit."`
 }
 
@@ -55,6 +57,17 @@ func (f *Flags) Exec(ctx context.Context, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if f.Trace != "" {
+		out, err := os.Create(f.Trace)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		if err := trace.Start(out); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	return RunAll(ctx, f.Config(), stdout, stderr, f.JSON)
 }
