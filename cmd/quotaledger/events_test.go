@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -385,5 +386,48 @@ func TestServeReadiness(t *testing.T) {
 				t.Fatalf("/readyz: %d %s, want 503 with the outbox saying %q", code, body, tc.want)
 			}
 		})
+	}
+}
+
+// TestServeInProcessNATS: with its embedded NATS server, serve's own
+// connections to it (the events relay) go through a pipe in the process,
+// not loopback TCP, while consumers still connect over TCP.
+func TestServeInProcessNATS(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	m, _, stderr := newTestMain()
+	ctx := context.Background()
+	if err := m.ParseFlags(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(ctx); err != nil {
+		t.Fatalf("Run: %v\n%s", err, stderr.String())
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	ns := m.server.nats
+	want := []string{"quotaledger event relay"}
+	testkit.CheckFor(t, testkit.Patience, poll, func() error {
+		conns, err := ns.Conns()
+		if err != nil {
+			return err
+		}
+		for _, name := range want {
+			i := slices.IndexFunc(conns, func(c events.Conn) bool { return c.Name == name })
+			switch {
+			case i < 0:
+				return fmt.Errorf("no connection %q among %+v", name, conns)
+			case !conns[i].InProcess:
+				return fmt.Errorf("connection %q is over TCP, want in process: %+v", name, conns)
+			}
+		}
+		return nil
+	})
+	// A consumer over TCP reads the bootstrap's events, which the relay
+	// published in process.
+	if msgs := waitForType(t, ns.ClientURL(), "identity.user.registered", 1, 10*time.Second); len(msgs) == 0 {
+		t.Fatal("no event in the stream")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -401,6 +401,12 @@ func (s *server) startEvents(c *ServeCmd) error {
 	}
 	opts := events.RelayOptions{URL: target, Logger: s.log.With().Str("component", "relay").Logger(),
 		DeleteDelay: 2 * time.Second, MaxAge: c.StreamMaxAge}
+	if s.nats != nil {
+		// The embedded server is in this process: the relay talks to it
+		// through a pipe, not loopback TCP (no socket, no system call per
+		// publish).
+		opts.InProcess = s.nats
+	}
 	if c.NatsURL != "" {
 		// An external server syncs on its own schedule (JetStream's default:
 		// every 2 minutes): keep acknowledged events longer than that, under
