@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/quotaledger/quotaledger/api/client"
 	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/events"
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/internal/testkit/identitytest"
@@ -56,6 +58,12 @@ const (
 
 func newTwoWires(t *testing.T) *twoWires {
 	t.Helper()
+	return newTwoWiresWith(t, api.NATSOptions{})
+}
+
+// newTwoWiresWith is newTwoWires with the micro service's options.
+func newTwoWiresWith(t *testing.T, opts api.NATSOptions) *twoWires {
+	t.Helper()
 	ctx := context.Background()
 	l, id := identitytest.OpenStores(t, ledger.Options{}, identity.Options{})
 	p := identitytest.AddPrincipals(t, id)
@@ -81,7 +89,7 @@ func newTwoWires(t *testing.T) *twoWires {
 		t.Fatal(err)
 	}
 	t.Cleanup(inproc.Close)
-	svc, err := srv.ServeNATS(inproc, api.NATSOptions{})
+	svc, err := srv.ServeNATS(inproc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -780,4 +788,63 @@ func jsonText(v any) string {
 		return err.Error()
 	}
 	return string(b)
+}
+
+// TestNATSRetries: the NATS client retries what it may, as Client does: an
+// issue with an idempotency key (given, or its own with SafeRetries) after
+// a 503, not one without; and a call that no instance of the service took
+// is an error that says so.
+func TestNATSRetries(t *testing.T) {
+	var mu sync.Mutex
+	refuse, asked := 0, 0
+	e := newTwoWiresWith(t, api.NATSOptions{Forward: func(context.Context, string, *nats.Msg) (*nats.Msg, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked++
+		if refuse > 0 {
+			refuse--
+			return nil, failure.New(failure.Unavailable, "no leader yet")
+		}
+		return nil, nil
+	}})
+	ctx := context.Background()
+	k := holdings.Key{Holder: "h", Source: holdings.NullSource, Resource: "r"}
+	if err := e.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	cm := client.Commission{Provisions: []client.Provision{prov(k, 1)}}
+	opts := client.NATSOptions{Retries: 3, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	try := func(opts client.NATSOptions, cm client.Commission, refusals int) (int, error) {
+		t.Helper()
+		mu.Lock()
+		refuse, asked = refusals, 0
+		mu.Unlock()
+		_, err := client.NewNATS(e.nc, e.svcTok, opts).IssueCommission(ctx, cm)
+		mu.Lock()
+		defer mu.Unlock()
+		return asked, err
+	}
+	keyed := cm
+	keyed.IdempotencyKey = "retry-me"
+	if n, err := try(opts, keyed, 2); err != nil || n != 3 {
+		t.Fatalf("a keyed issue after two 503s: %v, sent %d times, want 3", err, n)
+	}
+	var su *client.ServiceUnavailable
+	if n, err := try(opts, cm, 2); !errors.As(err, &su) || n != 1 {
+		t.Fatalf("an issue without a key after a 503: %v, sent %d times, want once", err, n)
+	}
+	safe := opts
+	safe.SafeRetries = true
+	if n, err := try(safe, cm, 1); err != nil || n != 2 {
+		t.Fatalf("an issue with SafeRetries after a 503: %v, sent %d times, want 2", err, n)
+	}
+	if n, err := try(opts, keyed, 5); !errors.As(err, &su) || n != 4 {
+		t.Fatalf("a keyed issue after more 503s than retries: %v, sent %d times, want 4", err, n)
+	}
+	// No instance of the service on a prefix: no responders, said so.
+	_, err := client.NewNATS(e.nc, e.svcTok, client.NATSOptions{Prefix: "nobody.v1", Retries: 2, Backoff: time.Millisecond}).
+		GetPendingCommissions(ctx)
+	if !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("a call no one takes: %v", err)
+	}
 }
