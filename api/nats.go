@@ -246,8 +246,9 @@ func natsValidateToken(s *Server, c *natsCall) ([]byte, error) {
 // metadata) and STATS. The connection must stay open until Stop; a
 // connection that reconnects keeps the service (its subscriptions are
 // made again). It returns once the server routes requests to the
-// endpoints. Its requests are counted beside the HTTP ones
-// (quotaledger_nats_*) on the server's registry.
+// endpoints (on a connection still connecting, once they are subscribed:
+// they are served from its connection on). Its requests are counted
+// beside the HTTP ones (quotaledger_nats_*) on the server's registry.
 func (s *Server) ServeNATS(nc *nats.Conn, opts NATSOptions) (*NATSService, error) {
 	opts = opts.withDefaults()
 	if err := s.metrics.natsMetrics(); err != nil {
@@ -305,10 +306,13 @@ func (s *Server) ServeNATS(nc *nats.Conn, opts NATSOptions) (*NATSService, error
 		}
 	}
 	// The subscriptions are sent to the server asynchronously: once the
-	// server has answered a ping after them, it routes requests to them.
-	if err := nc.Flush(); err != nil {
-		_ = svc.Stop()
-		return nil, fmt.Errorf("api: NATS micro service: %w", err)
+	// server has answered a ping after them, it routes requests to them. A
+	// connection that is not connected (yet) sends them when it connects.
+	if nc.IsConnected() {
+		if err := nc.Flush(); err != nil && nc.IsConnected() {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("api: NATS micro service: %w", err)
+		}
 	}
 	return n, nil
 }
