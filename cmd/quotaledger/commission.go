@@ -11,9 +11,10 @@ import (
 )
 
 // CommissionCmd lists, shows, resolves and issues commissions (with a
-// service's token).
+// service's token), over HTTP or, with --nats, over NATS.
 type CommissionCmd struct {
 	ClientFlags `embed:""`
+	NATSFlags   `embed:""`
 	List        CommissionListCmd   `cmd:"" help:"List the serials of the service's pending commissions."`
 	Show        CommissionShowCmd   `cmd:"" help:"Show a pending commission."`
 	Accept      CommissionAcceptCmd `cmd:"" help:"Accept a pending commission."`
@@ -59,7 +60,7 @@ type CommissionIssueCmd struct {
 
 // Run lists the serials of the service's pending commissions.
 func (cmd *CommissionListCmd) Run(e *cliEnv) error {
-	serials, err := e.c.GetPendingCommissions(e.ctx)
+	serials, err := e.svc.GetPendingCommissions(e.ctx)
 	if err != nil {
 		return err
 	}
@@ -78,7 +79,7 @@ func (cmd *CommissionShowCmd) Run(e *cliEnv) error {
 	if err != nil {
 		return err
 	}
-	ci, err := e.c.GetCommissionInfo(e.ctx, serial)
+	ci, err := e.svc.GetCommissionInfo(e.ctx, serial)
 	if err != nil {
 		return err
 	}
@@ -104,7 +105,7 @@ func (cmd *CommissionResolve) resolve(e *cliEnv, action string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.c.CommissionActionReason(e.ctx, serial, action, cmd.Reason); err != nil {
+	if err := e.svc.CommissionActionReason(e.ctx, serial, action, cmd.Reason); err != nil {
 		return err
 	}
 	if e.flags.JSON {
@@ -149,7 +150,7 @@ func (cmd *CommissionIssueCmd) Run(e *cliEnv) error {
 	if cmd.TTL > 0 {
 		cm.TTL = cmd.TTL
 	}
-	serial, err := e.c.IssueCommission(e.ctx, cm)
+	serial, err := e.svc.IssueCommission(e.ctx, cm)
 	if err != nil {
 		return err
 	}
