@@ -1,7 +1,7 @@
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test lint bench bench-go tidy-check soak
+.PHONY: run test lint bench bench-go tidy-check soak cluster
 
 ## run: build bin/quotaledger and serve with the data under ./data; the first start makes
 ## the admin and the README's demo setup and prints them (Ctrl-C stops it gracefully)
@@ -49,3 +49,9 @@ bench-go:
 	$(GO) test ./ledger -run '^$$' -bench 'Open|MemoryPerHolding' -benchtime 1x -timeout 30m
 	$(GO) test ./api -run '^$$' -bench 'HTTPIssueAccept' -benchtime 10s -timeout 30m
 	$(GO) test ./identity -run '^$$' -bench 'TokenLookup' -benchmem
+
+## cluster: three local nodes of a cluster (scripts/cluster.sh): data under ./data/cluster, their
+## ports, pids and the admin token printed; Ctrl-C stops them all (README, "A cluster")
+cluster:
+	$(GO) build -o bin/quotaledger ./cmd/quotaledger
+	exec bash scripts/cluster.sh

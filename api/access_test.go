@@ -118,6 +118,9 @@ type accessFix struct {
 	victim     string // id of a personal token of the first user no principal uses
 	s0, s1     uint64 // commissions of cyclades: resolved, pending
 	n          int    // for unique names
+	// wrote are the routes (method and path) an allowed call of which
+	// wrote to the ledger (its applied sequence moved).
+	wrote map[string]bool
 }
 
 func (f *accessFix) next() int { f.n++; return f.n }
@@ -140,7 +143,7 @@ func newAccessFix(t *testing.T) *accessFix {
 	t.Helper()
 	e := newEnv(t)
 	ctx := context.Background()
-	f := &accessFix{e: e, ctx: ctx, u1: e.userRec}
+	f := &accessFix{e: e, ctx: ctx, u1: e.userRec, wrote: map[string]bool{}}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -627,6 +630,7 @@ func accessSpecs() map[string]accessSpec {
 		// Their own holdings and their projects' only.
 		"GET " + acc + "history": {query: "holder=user:{u1}", deny: map[string]int{whoOther: http.StatusForbidden}},
 		"GET " + acc + "backup":  {},
+		"GET " + acc + "cluster": {},
 	}
 }
 
@@ -816,6 +820,17 @@ func TestAccess(t *testing.T) {
 			t.Errorf("accessSpecs has %s, which is no route", key)
 		}
 	}
+	// The rule of Route.Writes against what the calls did: every route it
+	// calls a write wrote in some allowed call (it read nothing alone),
+	// and no route it calls a read wrote (cell).
+	// (The table asks for the password reset of a user who does not exist,
+	// which writes nothing; TestWritesRule asks for a real one's.)
+	f.wrote["POST /account/v1.0/auth/password/reset"] = true
+	for _, rt := range f.e.api.Routes() {
+		if rt.Writes() && !f.wrote[rt.Method+" "+rt.Path] {
+			t.Errorf("%s %s: Route.Writes says it writes, but no call of it wrote", rt.Method, rt.Path)
+		}
+	}
 	if n < 80*len(f.who) {
 		t.Errorf("only %d calls: the routing table shrank?", n)
 	}
@@ -873,7 +888,14 @@ func (f *accessFix) cell(t *testing.T, rt Route, spec accessSpec, w *accessWho) 
 		before = f.state(t)
 	}
 
+	applied := f.e.l.Applied()
 	st, full := f.call(t, rt.Method, path, token, body)
+	if f.e.l.Applied() != applied {
+		if !rt.Writes() {
+			t.Errorf("%s %s as %s wrote to the ledger, but Route.Writes says the route does not: a follower would not forward it", rt.Method, path, w.name)
+		}
+		f.wrote[rt.Method+" "+rt.Path] = true
+	}
 	raw := full
 	if len(raw) > 300 {
 		raw = raw[:300]

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/ledger"
 )
 
 // Fault is an error answer in the lineage's cloudFault shape:
@@ -18,6 +20,9 @@ type Fault struct {
 	Message string `json:"message"`
 	Details string `json:"details"`
 	Data    any    `json:"data,omitempty"`
+	// RetryAfter, in seconds, is sent as the Retry-After header when set:
+	// the call may be retried then (a cluster's leadership is changing).
+	RetryAfter int `json:"-"`
 }
 
 func (f *Fault) Error() string { return f.Kind + ": " + f.Message }
@@ -93,7 +98,7 @@ func faultOf(err error) *Fault {
 	if code == failure.Internal {
 		msg = "internal error"
 	}
-	f = &Fault{Kind: row.kind, Code: row.status, Message: msg}
+	f = &Fault{Kind: row.kind, Code: row.status, Message: msg, RetryAfter: leaderRetryAfter(err)}
 	var nh *holdings.NoHoldingError
 	if q, ok := holdings.AsQuotaLimit(err); ok {
 		p, limit, usage := q.QuotaLimit()
@@ -104,8 +109,28 @@ func faultOf(err error) *Fault {
 	return f
 }
 
+// retryAfterLeader is the Retry-After of a call that met a change of a
+// cluster's leader: a new one leads within the lease's few seconds, and
+// the client's retry finds it (forwarded by any node).
+const retryAfterLeader = 1
+
+// leaderRetryAfter is the Retry-After of the errors that say a call may succeed
+// if retried in a moment: this node does not lead (ErrNotLeader), stopped
+// leading while the call was in flight (ErrDeposed: its outcome is
+// unknown, retry with the same idempotency key) or is finishing its term
+// (ErrBusy). 0: none.
+func leaderRetryAfter(err error) int {
+	if errors.Is(err, ledger.ErrNotLeader) || errors.Is(err, ledger.ErrDeposed) || errors.Is(err, ledger.ErrBusy) {
+		return retryAfterLeader
+	}
+	return 0
+}
+
 // writeFault writes f as the answer.
 func writeFault(w http.ResponseWriter, f *Fault) {
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+	}
 	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(f.Code)
 	_, _ = w.Write(faultBody(f))

@@ -164,8 +164,9 @@ func (l *rateLimiter) size() int {
 
 // restAddress is the client address an attempt is counted against: the
 // host of the connection's remote address (the server takes no
-// forwarded-for header: it trusts no proxy), and for IPv6 its /64, the
-// block one host is commonly given.
+// forwarded-for header: it trusts no proxy but a node of its cluster, whose
+// forwarded call carries the cluster's key: cluster.go), and for IPv6 its
+// /64, the block one host is commonly given.
 func (c *call) restAddress() string {
 	host, _, err := net.SplitHostPort(c.r.RemoteAddr)
 	if err != nil {

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"net/http"
+
 	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/identity"
 )
@@ -32,6 +34,9 @@ type Route struct {
 	// Form says the body is a form (application/x-www-form-urlencoded), not
 	// JSON; BodyOptional that the route also takes none.
 	Form, BodyOptional bool
+	// Lookup marks a POST that only reads (the lineage's token
+	// authentication, which has no action): not a write (Writes).
+	Lookup bool
 	// Answers are the route's answers but its faults: their status and
 	// body, which a test decodes strictly into the type given.
 	Answers []Answer
@@ -45,6 +50,34 @@ type Route struct {
 	// metrics are the route's instruments, resolved once.
 	metrics *routeMetrics
 }
+
+// Writes reports whether a call of the route may change state, the one
+// rule by which a follower of a cluster forwards a call to the leader
+// (cluster.go): every route but a GET, unless its action does not change
+// state (identity.Rules: the catalogs' POSTs) or it is a Lookup. A route
+// with no action that is not a GET (the public ones: register, login,
+// the password resets) writes. Forwarding a read costs a hop; answering a
+// write on a follower would fail it, so what the table cannot tell is a
+// write.
+func (rt *Route) Writes() bool {
+	switch {
+	case rt.Method == http.MethodGet || rt.Method == http.MethodHead || rt.Lookup:
+		return false
+	case rt.Action == "":
+		return true
+	}
+	changes, known := actionChanges[rt.Action]
+	return changes || !known
+}
+
+// actionChanges says which actions change state (identity.Rules).
+var actionChanges = func() map[identity.Action]bool {
+	m := make(map[identity.Action]bool, len(identity.Rules))
+	for _, r := range identity.Rules {
+		m[r.Action] = r.Changes
+	}
+	return m
+}()
 
 // Answer is an answer of a route: its status and its body, a value of
 // its type in package wire (nil: no body); Type is the content type of a
@@ -79,10 +112,11 @@ func (s *Server) routeTable() []Route {
 		{Method: "GET", Path: "/healthz", Access: Public, Summary: "the process is alive, and its storage has not failed (503 after a failed commit: restart it)", Answers: []Answer{{Status: 200, Body: wire.Health{}}, {Status: 503, Body: wire.Health{}}}, handler: s.healthz},
 		{Method: "GET", Path: "/readyz", Access: Public, Summary: "the server takes calls; the body names every check and which failed", Answers: []Answer{{Status: 200, Body: wire.Ready{}}, {Status: 503, Body: wire.Ready{}}}, handler: s.readyz},
 		{Method: "GET", Path: "/metrics", Access: Public, Summary: "Prometheus metrics (text exposition format)", Answers: []Answer{{Status: 200, Type: "text/plain"}}, handler: s.serveMetrics},
+		{Method: "GET", Path: acc + "cluster", Access: User, Action: identity.ActReadAll, Summary: "the nodes of the cluster, the leader first: name, role, applied log sequence, lag, last contact and a digest of the state of each (a single node: itself, role single)", Answers: ok(wire.Cluster{}), handler: s.clusterStatus},
 		{Method: "GET", Path: "/openapi.json", Access: Public, Summary: "this document", Answers: ok(map[string]any{}), handler: s.serveOpenAPI},
 
 		// Kept wire-compatible with Astakos (DESIGN.md §3).
-		{Method: "POST", Path: "/identity/v2.0/tokens", alias: old + "tokens", Access: Public, Summary: "authenticate a user token; answers the token, the user and the service catalog (no body: the catalog only)", Body: wire.TokensRequest{}, Answers: ok(wire.TokensAnswer{}), BodyOptional: true, handler: s.astTokens},
+		{Method: "POST", Path: "/identity/v2.0/tokens", alias: old + "tokens", Access: Public, Summary: "authenticate a user token; answers the token, the user and the service catalog (no body: the catalog only)", Body: wire.TokensRequest{}, Answers: ok(wire.TokensAnswer{}), BodyOptional: true, Lookup: true, handler: s.astTokens},
 		{Method: "GET", Path: "/identity/v2.0/tokens/{token}", alias: old + "tokens/{token}", Access: Service, Action: identity.ActServiceRead, Summary: "validate a user token (?belongsTo=uuid)", Query: []Param{{Name: "belongsTo", Type: "string", Doc: "the uuid of the user the token must belong to"}}, Answers: ok(wire.TokensAnswer{}), handler: s.astValidateToken},
 		{Method: "GET", Path: acc + "resources", alias: old + "resources", Access: Public, Summary: "the registered resources", Answers: ok(map[string]wire.ResourceInfo{}), handler: s.astResources},
 		{Method: "GET", Path: acc + "quotas", alias: old + "quotas", Access: User, Action: identity.ActReadSelf, Summary: "the caller's quotas, by project", Answers: ok(wire.Quotas{}), handler: s.astQuotas},

@@ -67,6 +67,9 @@ type Options struct {
 	// Metrics is the registry /metrics serves, on which the server registers
 	// its own metrics (nil: a registry of the server's own).
 	Metrics *prometheus.Registry
+	// Cluster makes the server a node of a cluster (cluster.go); its zero
+	// value, a single node.
+	Cluster ClusterOptions
 }
 
 func (o Options) withDefaults() Options {
@@ -99,6 +102,8 @@ type Server struct {
 	metrics *metrics
 	// unmatched are the metrics of the requests no route took.
 	unmatched *routeMetrics
+	// cluster is the server's part of a cluster (nil: a single node).
+	cluster *clusterNode
 }
 
 // call is one request being served.
@@ -132,6 +137,11 @@ func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 		panic("api: registering metrics: " + err.Error())
 	}
 	s.metrics, s.unmatched = m, m.route("unmatched")
+	if opts.Cluster.Node != nil {
+		if s.cluster, err = newClusterNode(s, opts.Cluster, reg); err != nil {
+			panic("api: registering metrics: " + err.Error())
+		}
+	}
 	for _, rt := range s.routeTable() {
 		s.handle(rt)
 		if rt.alias != "" {
@@ -189,6 +199,9 @@ func (s *Server) handle(rt Route) {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if s.cluster != nil {
+		w = s.cluster.wrap(w)
+	}
 	sw := writers.Get().(*statusWriter)
 	defer sw.release()
 	*sw = statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -274,6 +287,9 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // serve authenticates and authorises the call, runs the handler, and
 // answers its error as a fault.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *Route) {
+	if s.cluster != nil && rt.Writes() && s.cluster.route(w, r) {
+		return // forwarded to the leader, or refused
+	}
 	sw, _ := w.(*statusWriter)
 	var c *call
 	if sw != nil {

@@ -295,6 +295,7 @@ func wireCalls(f *wireFix) map[string]func() wireCall {
 		},
 		"GET " + acc + "history": func() wireCall { f.commission(true); return wireCall{acc + "history", f.user, nil} },
 		"GET " + acc + "backup":  func() wireCall { return wireCall{acc + "backup", f.admin, nil} },
+		"GET " + acc + "cluster": func() wireCall { return wireCall{acc + "cluster", f.admin, nil} },
 	}
 }
 

@@ -184,7 +184,9 @@ func Restore(r io.Reader, dataDir string) (Manifest, int64, error) {
 	placed = true
 	syncDir(dataDir)
 
-	l, err := ledger.Open(ledger.Options{Dir: dest, Logger: zerolog.Nop()})
+	// Opened as a follower: a check that writes nothing (a single node would
+	// expire what is due; a cluster's node must not write its own records).
+	l, err := ledger.Open(ledger.Options{Dir: dest, Logger: zerolog.Nop(), Follower: true})
 	if err != nil {
 		_ = os.RemoveAll(dest)
 		return m, total, fmt.Errorf("the restored ledger does not open (removed again): %w", err)

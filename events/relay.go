@@ -37,6 +37,9 @@ type RelayOptions struct {
 	DuplicateWindow time.Duration
 	// MaxAge is how long the stream keeps events; 0 keeps them forever.
 	MaxAge time.Duration
+	// Replicas is how many copies of the stream a NATS cluster keeps (1
+	// if 0): a quotaledger cluster's relay asks for as many as its log has.
+	Replicas int
 	// MaxInFlight caps the publishes waiting for their ack (256).
 	MaxInFlight int
 	// Batch is how many outbox entries are read at a time (1024).
@@ -108,6 +111,8 @@ func (o RelayOptions) Validate() error {
 		return fmt.Errorf("events: relay: delete delay %s exceeds half the duplicate window %s", o.DeleteDelay, o.DuplicateWindow)
 	case o.MaxAge > 0 && o.DuplicateWindow > o.MaxAge:
 		return fmt.Errorf("events: relay: duplicate window %s exceeds the stream's max age %s", o.DuplicateWindow, o.MaxAge)
+	case o.Replicas < 0:
+		return errors.New("events: relay: Replicas must not be negative")
 	case o.MaxInFlight < 0 || o.Batch < 0:
 		return errors.New("events: relay: MaxInFlight and Batch must be positive")
 	}
@@ -287,6 +292,7 @@ func (r *Relay) session(ctx context.Context) (connected bool, err error) {
 		Retention:   jetstream.LimitsPolicy,
 		Duplicates:  r.opts.DuplicateWindow,
 		MaxAge:      r.opts.MaxAge,
+		Replicas:    r.opts.Replicas,
 	})
 	cancel()
 	if err != nil {

@@ -407,6 +407,8 @@ func TestRelayOptionsValidate(t *testing.T) {
 		{"ErrNoURL", RelayOptions{}, false},
 		{"ErrWindowOverMaxAge", RelayOptions{URL: "nats://x", MaxAge: time.Minute}, false},
 		{"ErrNegative", RelayOptions{URL: "nats://x", MaxInFlight: -1}, false},
+		{"ErrNegativeReplicas", RelayOptions{URL: "nats://x", Replicas: -1}, false},
+		{"OKReplicas", RelayOptions{URL: "nats://x", Replicas: 3}, true},
 		{"OKDeleteDelay", RelayOptions{URL: "nats://x", DeleteDelay: time.Minute}, true},
 		{"ErrDeleteDelayOverHalfWindow", RelayOptions{URL: "nats://x", DeleteDelay: 61 * time.Second}, false},
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -35,6 +36,26 @@ type ServerOptions struct {
 	// them (see BenchmarkRelay).
 	SyncInterval time.Duration
 	Logger       zerolog.Logger
+
+	// Cluster, when its Name is set, makes the server one of a NATS cluster
+	// with JetStream (DESIGN §11): the servers of a quotaledger cluster
+	// route to each other and replicate the streams.
+	Cluster ClusterOptions
+}
+
+// ClusterOptions join the embedded server to a NATS cluster.
+type ClusterOptions struct {
+	// Name is the cluster's name, the same on every node; ServerName this
+	// server's, unique in the cluster (the node's name).
+	Name, ServerName string
+	// Listen is the route address, host:port, on a loopback address unless
+	// AllowRemote; port 0 or -1 takes a free one (RouteURL tells which).
+	Listen string
+	// Routes are the other servers' route addresses, host:port.
+	Routes []string
+	// AllowRemote lets Listen be a non-loopback address (the nodes of a
+	// real cluster are on other machines).
+	AllowRemote bool
 }
 
 // Validate reports the first option that cannot work.
@@ -89,7 +110,7 @@ func StartServer(opts ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	host, port, _ := splitListen(opts.Listen)
-	ns, err := server.NewServer(&server.Options{
+	so := &server.Options{
 		ServerName:             "quotaledger",
 		Host:                   host,
 		Port:                   port,
@@ -99,7 +120,13 @@ func StartServer(opts ServerOptions) (*Server, error) {
 		SyncInterval:           opts.SyncInterval,
 		NoSigs:                 true,
 		DisableJetStreamBanner: true,
-	})
+	}
+	if c := opts.Cluster; c.Name != "" {
+		if err := clusterOptions(so, c); err != nil {
+			return nil, err
+		}
+	}
+	ns, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("events: server: %w", err)
 	}
@@ -118,6 +145,45 @@ func StartServer(opts ServerOptions) (*Server, error) {
 		Msg("embedded NATS server ready")
 	return s, nil
 }
+
+// clusterOptions sets the route options of a server of a cluster.
+func clusterOptions(so *server.Options, c ClusterOptions) error {
+	if c.ServerName == "" {
+		return errors.New("events: server: a server of a cluster needs a name")
+	}
+	rhost, rport, err := splitListen(c.Listen)
+	if err != nil {
+		return err
+	}
+	if !c.AllowRemote {
+		if ip := net.ParseIP(rhost); rhost != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("events: server: route host %q is not a loopback address", rhost)
+		}
+	}
+	so.ServerName = c.ServerName
+	so.Cluster = server.ClusterOpts{Name: c.Name, Host: rhost, Port: rport}
+	for _, r := range c.Routes {
+		u, err := url.Parse("nats-route://" + r)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("events: server: route %q: not host:port", r)
+		}
+		so.Routes = append(so.Routes, u)
+	}
+	return nil
+}
+
+// RouteURL is the address the server's routes listen on (a server of a
+// cluster), host:port, or "".
+func (s *Server) RouteURL() string {
+	if a := s.ns.ClusterAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// NATS is the embedded server itself, for what this package does not wrap
+// (a cluster's tests wait for its JetStream to be current with it).
+func (s *Server) NATS() *server.Server { return s.ns }
 
 // ClientURL is the URL clients connect to, e.g. nats://127.0.0.1:4222.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }

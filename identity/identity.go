@@ -204,6 +204,7 @@ func Open(l *ledger.Ledger, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("identity: loading %q records: %w", ld.prefix, err)
 		}
 	}
+	l.OnFollow(s.follow)
 	if opts.Metrics != nil {
 		if err := opts.Metrics.Register(tokenCollector{s}); err != nil {
 			return nil, fmt.Errorf("identity: registering metrics: %w", err)

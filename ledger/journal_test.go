@@ -276,3 +276,57 @@ func TestHolderLog(t *testing.T) {
 	}
 	check(l)
 }
+
+// TestHolderLogOrder resolves, in one call, a commission after one of a
+// greater serial, both of one holder: the holder's log still reads in
+// serial order (they share a log time), from the buffer and from a chunk.
+func TestHolderLogOrder(t *testing.T) {
+	opts := memOptions()
+	opts.CheckpointInterval, opts.CheckpointBytes = time.Hour, 1<<40
+	l := mustOpen(t, opts)
+	ctx := context.Background()
+	k := key("user:a", "-", "vm")
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	var serials []uint64
+	for range 3 {
+		res, err := l.Issue(ctx, IssueRequest{Client: "c", Provisions: []holdings.Provision{{Key: k, Quantity: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		serials = append(serials, res.Serial)
+	}
+	// Accepts first, then rejects: serial 3 is logged before 1 and 2.
+	if _, err := l.ResolveMany(ctx, "c", []uint64{serials[2]}, []uint64{serials[0], serials[1]}, ""); err != nil {
+		t.Fatal(err)
+	}
+	check := func(where string) {
+		t.Helper()
+		for _, limit := range []int{1, 2, 10} {
+			var got []uint64
+			f := LogFilter{Holder: "user:a", Limit: limit}
+			for {
+				page, err := l.Log(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range page.Entries {
+					got = append(got, e.Serial)
+				}
+				if page.Next == "" {
+					break
+				}
+				f.After = page.Next
+			}
+			if fmt.Sprint(got) != fmt.Sprint(serials) {
+				t.Fatalf("%s, pages of %d: the log reads serials %v, want %v", where, limit, got, serials)
+			}
+		}
+	}
+	check("in the buffer")
+	if err := l.CheckpointNow(); err != nil {
+		t.Fatal(err)
+	}
+	check("in a chunk")
+}

@@ -56,6 +56,9 @@ var (
 	// go on from the last durable state. A call refused with ErrFailed left
 	// no trace.
 	ErrFailed = failure.New(failure.Unavailable, "storage failed, writes refused until restart")
+	// ErrWrongID is returned by Open when the database's id is not
+	// Options.ID.
+	ErrWrongID = failure.New(failure.Conflict, "the database has another id")
 	// ErrOutcomeUnknown is returned (wrapping ErrFailed) to the calls whose
 	// own batch was in flight when the commit failed (Unavailable). Their
 	// WAL record may or may not have reached the disk, so after the restart
@@ -124,6 +127,12 @@ type Ledger struct {
 	jsince int // bytes of the records after the last checkpoint
 
 	ap *applier
+	// controls are functions to run on the writer goroutine (role.go);
+	// leading mirrors the writer's role for readers; followHook is
+	// OnFollow's function.
+	controls   chan controlReq
+	leading    atomic.Bool
+	followHook atomic.Pointer[func([]RawRecord)]
 	// indexedSeq is the last journal record the applier applied to the
 	// state database; checkpointSeq, the last one checkpointed.
 	indexedSeq    atomic.Uint64
@@ -159,6 +168,7 @@ func Open(opts Options) (*Ledger, error) {
 		pending:    make(map[uint64]*commission.Commission),
 		byClient:   make(map[string]map[uint64]struct{}),
 		stateFailC: make(chan struct{}),
+		controls:   make(chan controlReq),
 	}
 	m, err := newMetrics(l, opts.Metrics)
 	if err != nil {
@@ -192,11 +202,21 @@ func Open(opts Options) (*Ledger, error) {
 	}
 	l.log.Info().Str("dir", opts.Dir).Int("holdings", l.table.n).Int("pending", len(l.pending)).
 		Int("replayed", replayed).Dur("load_time", time.Since(start)).Msg("ledger open")
+	if !opts.Follower {
+		l.w.leading = true // a single node: the leader of itself, with no log
+		l.w.deposed = make(chan struct{})
+		l.leading.Store(true)
+	}
 	go l.ap.run()
 	go l.run()
 	// Reject what expired while the ledger was closed before anyone reads.
 	// Below the free-space floor that has to wait for room (the writer's
 	// deadline timer tries again); the ledger opens anyway, for reads.
+	// (A follower leaves that to the leader: the writer's timer does it
+	// once it leads.)
+	if opts.Follower {
+		return l, nil
+	}
 	if err := l.ExpireDue(context.Background()); err != nil && !errors.Is(err, ErrNoSpace) {
 		_ = l.Close()
 		return nil, err
@@ -303,10 +323,17 @@ func (l *Ledger) load() (int, error) {
 	case err == nil:
 		l.id = string(id)
 		_ = closer.Close()
+		if l.opts.ID != "" && l.opts.ID != l.id {
+			return 0, fmt.Errorf("ledger: the database in %s is %s, not %s (the data directory of another cluster, or of a single node): %w",
+				l.opts.Dir, l.id, l.opts.ID, ErrWrongID)
+		}
 	case errors.Is(err, pebble.ErrNotFound):
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		l.id = hex.EncodeToString(b[:])
+		if l.opts.ID != "" {
+			l.id = l.opts.ID
+		}
 		if err := l.db.Set(keyMetaID, []byte(l.id), pebble.NoSync); err != nil {
 			return 0, fmt.Errorf("ledger: %w", err)
 		}

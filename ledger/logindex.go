@@ -71,10 +71,11 @@ type logBuffer struct {
 }
 
 type holderBuf struct {
-	first logCursor
-	last  logCursor
-	n     int
-	b     []byte
+	first    logCursor // the least entry's place
+	last     logCursor // the greatest entry's place
+	n        int
+	b        []byte
+	unsorted bool // an entry came after a greater one (sortedEntries)
 }
 
 type scratchEntry struct {
@@ -93,15 +94,6 @@ func (lb *logBuffer) commit() {
 	if len(lb.scratch) == 0 {
 		return
 	}
-	slices.SortFunc(lb.scratch, func(x, y scratchEntry) int {
-		if x.holder != y.holder {
-			return cmpString(x.holder, y.holder)
-		}
-		if x.c.less(y.c) {
-			return -1
-		}
-		return 1
-	})
 	lb.mu.Lock()
 	if lb.by == nil {
 		lb.by = make(map[string]*holderBuf)
@@ -116,8 +108,18 @@ func (lb *logBuffer) commit() {
 				lb.by[strings.Clone(x.holder)] = hb
 			}
 		}
+		if hb.n > 0 && x.c.less(hb.last) {
+			// The commissions one batch resolves share its log time and
+			// may come in any order of serials: sorted when read or
+			// flushed (sortedEntries).
+			hb.unsorted = true
+			if x.c.less(hb.first) {
+				hb.first = x.c
+			}
+		} else {
+			hb.last = x.c
+		}
 		hb.b = appendChunkEntry(hb.b, x.c, x.e)
-		hb.last = x.c
 		hb.n++
 		lb.n++
 	}
@@ -126,12 +128,62 @@ func (lb *logBuffer) commit() {
 	lb.scratch = lb.scratch[:0]
 }
 
+// sortEntries puts entries in log order, keeping the order of equals.
+func sortEntries(es []holderEntry) {
+	slices.SortStableFunc(es, func(x, y holderEntry) int {
+		switch {
+		case x.c.less(y.c):
+			return -1
+		case y.c.less(x.c):
+			return 1
+		}
+		return 0
+	})
+}
+
+// sortedEntries are the encoded entries of hb in log order.
+func (hb *holderBuf) sortedEntries(holder string) ([]byte, error) {
+	if !hb.unsorted {
+		return hb.b, nil
+	}
+	es, err := decodeChunkEntries(holder, hb.b, -1)
+	if err != nil {
+		return nil, err
+	}
+	sortEntries(es)
+	var b []byte
+	for i := range es {
+		b = appendChunkEntry(b, es[i].c, &es[i].at)
+	}
+	hb.b, hb.unsorted = b, false
+	return b, nil
+}
+
 // entries returns holder's buffered entries after c. Callers hold mu's
 // read lock (holderLog holds it over the chunks and the buffer both).
 func (lb *logBuffer) entries(holder string, after *logCursor) ([]holderEntry, error) {
 	hb := lb.by[holder]
 	var b []byte
 	if hb != nil && (after == nil || after.less(hb.last)) {
+		if hb.unsorted {
+			// Sorted as the records' order left them: a copy, since the
+			// buffer is only changed under the write lock.
+			es, err := decodeChunkEntries(holder, hb.b, -1)
+			if err != nil {
+				return nil, err
+			}
+			sortEntries(es)
+			if after != nil {
+				i, _ := slices.BinarySearchFunc(es, *after, func(e holderEntry, c logCursor) int {
+					if c.less(e.c) {
+						return 1
+					}
+					return -1
+				})
+				es = es[i:]
+			}
+			return es, nil
+		}
 		b = hb.b
 	}
 	if b == nil {
@@ -158,10 +210,15 @@ func (lb *logBuffer) entries(holder string, after *logCursor) ([]holderEntry, er
 func (lb *logBuffer) flush(pb *pebble.Batch) {
 	var key []byte
 	for holder, hb := range lb.by {
+		b, err := hb.sortedEntries(holder)
+		if err != nil {
+			// The applier encoded them a moment ago: a bug.
+			panic("ledger: the log buffer of " + holder + " does not decode: " + err.Error())
+		}
 		key = logChunkKey(key[:0], holder, hb.first)
 		lb.enc = append(lb.enc[:0], recordVersion)
 		lb.enc = appendUvarint(lb.enc, uint64(hb.n))
-		lb.enc = append(lb.enc, hb.b...)
+		lb.enc = append(lb.enc, b...)
 		_ = pb.Set(key, lb.enc, nil)
 	}
 	clear(lb.by)

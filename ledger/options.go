@@ -18,6 +18,19 @@ type Options struct {
 	FS vfs.FS
 	// Logger receives the engine's and Pebble's messages.
 	Logger zerolog.Logger
+	// Follower opens the ledger as a follower of a cluster (role.go): it
+	// takes no writes until Lead. False: a single node.
+	Follower bool
+	// ID, when set, is the id the database must have: a new one takes it,
+	// one made with another is refused (a data directory of another
+	// cluster). Empty: a new database makes a random one.
+	ID string
+
+	// KeepJournalTo, when set, drops the journal's records after it before
+	// the replay (a node of a cluster opens with the log's last record: a
+	// record past it was never acknowledged). Zero keeps every record.
+	KeepJournalTo uint64
+
 	// Now is the clock; time.Now unless set.
 	Now func() time.Time
 

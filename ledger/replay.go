@@ -15,6 +15,16 @@ import (
 // database lost (the log after indexSeq, identity's records) and gathers
 // them for the next checkpoint. It returns how many records it applied.
 func (l *Ledger) replay(ckptSeq, indexSeq uint64) (int, error) {
+	if keep := l.opts.KeepJournalTo; keep > 0 {
+		if keep < ckptSeq {
+			return 0, fmt.Errorf("ledger: the state is checkpointed at record %d, after the log's end %d: %w", ckptSeq, keep, ErrCorrupt)
+		}
+		b := l.jdb.NewBatch()
+		_ = b.DeleteRange(journalKey(nil, keep+1), []byte{prefixJournal + 1}, nil)
+		if err := b.Commit(pebble.Sync); err != nil {
+			return 0, fmt.Errorf("ledger: dropping the journal after %d: %w", keep, err)
+		}
+	}
 	slices.SortFunc(l.w.idemFIFO, func(a, b idemEntry) int { return a.created.Compare(b.created) })
 	it, err := l.jdb.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixJournal}, UpperBound: []byte{prefixJournal + 1}})
 	if err != nil {

@@ -51,6 +51,15 @@ type writer struct {
 	synced   chan *batch
 	refusing bool   // below the free-space floor at the last batch
 	seq      uint64 // the last durable journal record
+
+	// leading: the ledger takes writes (always, on a single node); log is
+	// the cluster's replicated log (nil on a single node); deposed is
+	// closed when the term ends; refused is set once an append of the term
+	// was refused: no later batch of the term is shown.
+	leading bool
+	log     Log
+	deposed chan struct{}
+	refused bool
 }
 
 type idemEntry struct {
@@ -153,7 +162,11 @@ func (l *Ledger) run() {
 			case b := <-w.synced:
 				l.finish(b)
 			case <-timer.C:
-				l.expireDue(&reqs)
+				if w.leading {
+					l.expireDue(&reqs)
+				}
+			case c := <-l.controls:
+				c.done <- c.fn()
 			case <-quit:
 				l.drain(reqs)
 				return
@@ -219,6 +232,13 @@ func (l *Ledger) expireDue(reqs *[]*request) {
 // start applies reqs to a new batch and hands it to the committer.
 func (l *Ledger) start(reqs []*request) {
 	w := &l.w
+	if !w.leading {
+		for _, r := range reqs {
+			r.err = ErrNotLeader
+			close(r.done)
+		}
+		return
+	}
 	if err := l.Failed(); err != nil {
 		for _, r := range reqs {
 			r.err = ErrFailed
@@ -250,6 +270,7 @@ func (l *Ledger) start(reqs []*request) {
 		b = newBatch(l)
 	}
 	b.reset(w.lastCounters(), l.opts.Now())
+	b.log = w.log
 	b.reqs = append(b.reqs[:0], reqs...)
 	l.m.batchSize.Observe(float64(len(reqs)))
 	w.pruneIdem(b)
@@ -293,6 +314,10 @@ func (l *Ledger) committer() {
 			w.synced <- b
 			continue
 		}
+		var appended func() error
+		if b.log != nil {
+			appended = b.log.Append(b.seq, b.rec)
+		}
 		go func() {
 			syncStart := time.Now()
 			b.syncErr = b.pb.SyncWait()
@@ -300,6 +325,11 @@ func (l *Ledger) committer() {
 				// At once, so that the committer sends no later batch to
 				// Pebble's failed WAL writer.
 				l.setFailed(b.syncErr)
+			}
+			if appended != nil {
+				if err := appended(); err != nil {
+					b.appendErr = fmt.Errorf("%w: %w", errDeposed, err)
+				}
 			}
 			since(l.m.walSyncSeconds, syncStart)
 			since(l.m.batchCommitSeconds, start)
@@ -318,6 +348,14 @@ func (l *Ledger) finish(b *batch) {
 		w.inflight = w.inflight[1:]
 		if b.syncErr != nil || l.Failed() != nil {
 			l.fail(b)
+			continue
+		}
+		if b.appendErr != nil || (b.log != nil && w.refused) {
+			if !w.refused {
+				l.log.Error().Err(b.appendErr).Uint64("seq", b.seq).Msg("the log refused an append")
+			}
+			w.refused = true
+			l.deposedBatch(b)
 			continue
 		}
 		if b.pb != nil {
@@ -497,9 +535,11 @@ type batch struct {
 	body   []byte
 	rec    []byte
 
-	pb       *pebble.Batch
-	syncErr  error
-	isSynced bool
+	pb        *pebble.Batch
+	syncErr   error
+	isSynced  bool
+	log       Log   // the log the batch goes to (leading in a cluster)
+	appendErr error // the log refused it
 }
 
 type dirtyHolding struct {
@@ -521,6 +561,7 @@ func (b *batch) reset(ctr counters, now time.Time) {
 	b.start, b.ctr = ctr, ctr
 	b.now = now.UTC()
 	b.syncErr, b.isSynced = nil, false
+	b.log, b.appendErr = nil, nil
 	clear(b.dirty)
 	clear(b.added)
 	clear(b.removed)

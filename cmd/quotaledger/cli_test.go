@@ -358,6 +358,21 @@ func TestCLI(t *testing.T) {
 		}
 		exits(t, 2, "line 2", a("quota", "set", "--file", bad)...)
 	})
+
+	t.Run("cluster status", func(t *testing.T) {
+		mustContain(t, ok(t, a("cluster", "status")...), "NAME", "ROLE", "APPLIED", "LAG", "LAST CONTACT", "DIGEST", " single ", "leader: ")
+		var cl struct {
+			Nodes []struct {
+				Role    string `json:"role"`
+				Applied uint64 `json:"applied"`
+				Digest  string `json:"digest"`
+			} `json:"nodes"`
+		}
+		okJSON(t, &cl, a("cluster", "status")...)
+		if len(cl.Nodes) != 1 || cl.Nodes[0].Role != "single" || cl.Nodes[0].Applied == 0 || cl.Nodes[0].Digest == "" {
+			t.Fatalf("cluster status --json: %+v", cl)
+		}
+	})
 }
 
 func TestUsageBar(t *testing.T) {
@@ -405,7 +420,7 @@ func TestCLIHelp(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help: exit %d", code)
 	}
-	for _, cmd := range []string{"logout", "whoami", "quota", "commission", "user", "token", "resource", "service", "project", "history"} {
+	for _, cmd := range []string{"logout", "whoami", "quota", "commission", "user", "token", "resource", "service", "project", "history", "cluster"} {
 		mustContain(t, out, "  "+cmd+" ")
 	}
 	mustContain(t, strings.Join(strings.Fields(out), " "),

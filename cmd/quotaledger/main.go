@@ -53,6 +53,7 @@ type CLI struct {
 	Service    ServiceCmd    `cmd:"" help:"Register, list and renew the tokens of services (admin). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Project    ProjectCmd    `cmd:"" help:"Create, show, join and leave projects. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	History    HistoryCmd    `cmd:"" help:"Query the provision log. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Cluster    ClusterCmd    `cmd:"" help:"Show the nodes of the server's cluster (admins and readers). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 
 	Bench BenchCmd `cmd:"" help:"Run the benchmark workloads of DESIGN §7 (bench/) and print one table (docs/performance.md)."`
 }

@@ -35,7 +35,10 @@ var envVars = []string{"QUOTALEDGER_DATA", "QUOTALEDGER_LISTEN", "QUOTALEDGER_NA
 	"QUOTALEDGER_PUBLIC_URL", "QUOTALEDGER_LOG_LEVEL", "QUOTALEDGER_LOG_FORMAT",
 	"QUOTALEDGER_SHUTDOWN_TIMEOUT", "QUOTALEDGER_DEMO", "QUOTALEDGER_ADMIN_TOKEN",
 	"QUOTALEDGER_HTTP_READ_HEADER_TIMEOUT", "QUOTALEDGER_HTTP_READ_TIMEOUT", "QUOTALEDGER_HTTP_WRITE_TIMEOUT",
-	"QUOTALEDGER_HTTP_IDLE_TIMEOUT", "QUOTALEDGER_HTTP_MAX_HEADER_BYTES", "QUOTALEDGER_STORAGE_FAILURE_EXIT"}
+	"QUOTALEDGER_HTTP_IDLE_TIMEOUT", "QUOTALEDGER_HTTP_MAX_HEADER_BYTES", "QUOTALEDGER_STORAGE_FAILURE_EXIT",
+	"QUOTALEDGER_NODE_NAME", "QUOTALEDGER_CLUSTER_NAME", "QUOTALEDGER_CLUSTER_LISTEN", "QUOTALEDGER_CLUSTER_ALLOW_REMOTE",
+	"QUOTALEDGER_PEERS", "QUOTALEDGER_REPLICAS", "QUOTALEDGER_LOG_MAX_AGE", "QUOTALEDGER_LEASE_TTL",
+	"QUOTALEDGER_ADVERTISE_URL", "QUOTALEDGER_JOIN_TIMEOUT"}
 
 // clearEnv unsets every QUOTALEDGER_* variable for the test (restored
 // after it).
@@ -87,7 +90,9 @@ func TestParseFlags(t *testing.T) {
 		OutboxMaxDepth: 1_000_000, OutboxMaxAge: 10 * time.Minute, LogLevel: "info", LogFormat: "json",
 		ShutdownTimeout: 30 * time.Second, StorageFailureExit: 30 * time.Second,
 		HTTPLimits: HTTPLimits{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
-			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}}
+			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10},
+		ClusterFlags: ClusterFlags{ClusterName: "quotaledger", ClusterListen: "127.0.0.1:6222", Replicas: 3,
+			LogMaxAge: 24 * time.Hour, LeaseTTL: 5 * time.Second, JoinTimeout: 2 * time.Minute}}
 	creds := filepath.Join(t.TempDir(), "user.creds")
 	if err := os.WriteFile(creds, []byte("not read by ParseFlags"), 0o600); err != nil {
 		t.Fatal(err)
@@ -109,7 +114,8 @@ func TestParseFlags(t *testing.T) {
 				*c = ServeCmd{Data: "/var/lib/ql", Listen: "0.0.0.0:9000", NatsURL: "nats://n1:4222",
 					NatsListen: "0.0.0.0:4333", OutboxMaxDepth: 10, OutboxMaxAge: time.Hour, StreamMaxAge: 720 * time.Hour,
 					PublicURL: "https://quota.example.org", LogLevel: "debug", LogFormat: "console",
-					ShutdownTimeout: 5 * time.Second, Demo: true, NatsAuth: NatsAuth{NatsCreds: creds}, HTTPLimits: defaults.HTTPLimits}
+					ShutdownTimeout: 5 * time.Second, Demo: true, NatsAuth: NatsAuth{NatsCreds: creds}, HTTPLimits: defaults.HTTPLimits,
+					ClusterFlags: defaults.ClusterFlags}
 			}},
 		{name: "OK/nats user", args: []string{"serve", "--nats-url", "nats://n1:4222", "--nats-user", "u"},
 			env: map[string]string{"QUOTALEDGER_NATS_PASSWORD": "pw"},
@@ -132,7 +138,8 @@ func TestParseFlags(t *testing.T) {
 				*c = ServeCmd{Data: "/srv/ql", Listen: ":8081", NatsURL: "nats://tok@n1:4222",
 					NatsListen: ":4223", OutboxMaxDepth: 5, OutboxMaxAge: 30 * time.Second,
 					PublicURL: "http://q.example.org/", LogLevel: "warn", LogFormat: "console",
-					ShutdownTimeout: time.Minute, StorageFailureExit: 2 * time.Minute, Demo: true, NatsAuth: NatsAuth{NatsToken: "t0k"}, HTTPLimits: defaults.HTTPLimits}
+					ShutdownTimeout: time.Minute, StorageFailureExit: 2 * time.Minute, Demo: true, NatsAuth: NatsAuth{NatsToken: "t0k"}, HTTPLimits: defaults.HTTPLimits,
+					ClusterFlags: defaults.ClusterFlags}
 			}},
 		{name: "OK/http limits", args: []string{"serve", "--http-read-header-timeout", "300ms", "--http-read-timeout", "1s",
 			"--http-write-timeout", "2s", "--http-idle-timeout", "3s"},
@@ -141,6 +148,27 @@ func TestParseFlags(t *testing.T) {
 				c.HTTPLimits = HTTPLimits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: time.Second,
 					WriteTimeout: 2 * time.Second, IdleTimeout: 3 * time.Second, MaxHeaderBytes: 8192}
 			}},
+		{name: "OK/cluster flags", args: []string{"serve", "--node-name", "n1", "--cluster-name", "qc", "--cluster-listen", "127.0.0.1:7001",
+			"--peers", "127.0.0.1:7002,127.0.0.1:7003", "--replicas", "3", "--log-max-age", "1h", "--lease-ttl", "2s",
+			"--advertise-url", "http://10.0.0.1:8080", "--join-timeout", "30s"},
+			want: func(c *ServeCmd) {
+				c.ClusterFlags = ClusterFlags{NodeName: "n1", ClusterName: "qc", ClusterListen: "127.0.0.1:7001",
+					Peers: []string{"127.0.0.1:7002", "127.0.0.1:7003"}, Replicas: 3, LogMaxAge: time.Hour, LeaseTTL: 2 * time.Second,
+					AdvertiseURL: "http://10.0.0.1:8080", JoinTimeout: 30 * time.Second}
+			}},
+		{name: "OK/cluster environment", args: []string{"serve"},
+			env: map[string]string{"QUOTALEDGER_NODE_NAME": "n2", "QUOTALEDGER_CLUSTER_NAME": "qc",
+				"QUOTALEDGER_CLUSTER_LISTEN": "0.0.0.0:7002", "QUOTALEDGER_CLUSTER_ALLOW_REMOTE": "true",
+				"QUOTALEDGER_PEERS": "10.0.0.1:7001,10.0.0.3:7003", "QUOTALEDGER_REPLICAS": "1",
+				"QUOTALEDGER_LOG_MAX_AGE": "2h", "QUOTALEDGER_LEASE_TTL": "3s", "QUOTALEDGER_ADVERTISE_URL": "https://n2.example.org",
+				"QUOTALEDGER_JOIN_TIMEOUT": "1m"},
+			want: func(c *ServeCmd) {
+				c.ClusterFlags = ClusterFlags{NodeName: "n2", ClusterName: "qc", ClusterListen: "0.0.0.0:7002", ClusterAllowRemote: true,
+					Peers: []string{"10.0.0.1:7001", "10.0.0.3:7003"}, Replicas: 1, LogMaxAge: 2 * time.Hour, LeaseTTL: 3 * time.Second,
+					AdvertiseURL: "https://n2.example.org", JoinTimeout: time.Minute}
+			}},
+		{name: "OK/cluster on external NATS", args: []string{"serve", "--node-name", "n1", "--nats-url", "nats://n1:4222", "--replicas", "5"},
+			want: func(c *ServeCmd) { c.NodeName, c.NatsURL, c.Replicas = "n1", "nats://n1:4222", 5 }},
 		{name: "OK/flag beats environment", args: []string{"serve", "--data", "flag", "--log-level", "error"},
 			env:  map[string]string{"QUOTALEDGER_DATA": "env", "QUOTALEDGER_LOG_LEVEL": "debug"},
 			want: func(c *ServeCmd) { c.Data, c.LogLevel = "flag", "error" }},
@@ -194,7 +222,7 @@ func TestParseFlags(t *testing.T) {
 			}
 			want := defaults
 			tc.want(&want)
-			if commandOf(m) != "serve" || m.CLI.Serve != want {
+			if commandOf(m) != "serve" || !reflect.DeepEqual(m.CLI.Serve, want) {
 				t.Fatalf("command %q, flags %+v\nwant %+v", commandOf(m), m.CLI.Serve, want)
 			}
 		})
@@ -367,7 +395,12 @@ type proc struct {
 	stderr *syncBuffer
 	exited chan struct{}
 	err    error // of Wait, once exited is closed
+	// addrs receives the addresses of the "listening" log line.
+	addrs chan procAddrs
 }
+
+// procAddrs are the addresses a serve's "listening" line names.
+type procAddrs struct{ http, nats string }
 
 // startServe starts the binary with serve --listen 127.0.0.1:0
 // --nats-listen 127.0.0.1:-1 and args, with env added to a QUOTALEDGER_-free
@@ -378,9 +411,19 @@ type proc struct {
 // could take a port picked in advance.
 func startServe(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, stdout: new(syncBuffer), stderr: new(syncBuffer), exited: make(chan struct{})}
-	p.cmd = exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1",
-		"--log-format", "json"}, args...)...)
+	p := spawnServe(t, env, append([]string{"--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1"}, args...)...)
+	p.waitListening()
+	p.waitReady()
+	return p
+}
+
+// spawnServe starts the binary with serve --log-format json and args, with
+// env added to a QUOTALEDGER_-free environment, and returns at once: the
+// process logs its "listening" line (waitListening) once it serves.
+func spawnServe(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, stdout: new(syncBuffer), stderr: new(syncBuffer), exited: make(chan struct{}), addrs: make(chan procAddrs, 1)}
+	p.cmd = exec.Command(binary(t), append([]string{"serve", "--log-format", "json"}, args...)...)
 	p.cmd.Env = append(cleanEnv(), env...)
 	p.cmd.Stdout = p.stdout
 	errPipe, err := p.cmd.StderrPipe()
@@ -390,8 +433,6 @@ func startServe(t *testing.T, env []string, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	type addrs struct{ http, nats string }
-	addr := make(chan addrs, 1)
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -406,7 +447,7 @@ func startServe(t *testing.T, env []string, args ...string) *proc {
 			}
 			if json.Unmarshal(line, &rec) == nil && rec.Message == "listening" && rec.Addr != "" {
 				select {
-				case addr <- addrs{rec.Addr, rec.NatsURL}:
+				case p.addrs <- procAddrs{rec.Addr, rec.NatsURL}:
 				default:
 				}
 			}
@@ -429,22 +470,33 @@ func startServe(t *testing.T, env []string, args ...string) *proc {
 			t.Logf("stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
 		}
 	})
+	return p
+}
+
+// waitListening waits for the process's "listening" line and notes its
+// addresses.
+func (p *proc) waitListening() {
+	p.t.Helper()
 	select {
-	case a := <-addr:
+	case a := <-p.addrs:
 		p.base, p.nats = "http://"+a.http, a.nats
 	case <-p.exited:
-		t.Fatalf("serve exited before listening: %v", p.err)
+		p.t.Fatalf("serve exited before listening: %v", p.err)
 	case <-time.After(30 * time.Second):
 		// A restart replays the WAL; on a loaded machine that took 9 s.
-		t.Fatal("serve did not log its address within 30s")
+		p.t.Fatal("serve did not log its address within 30s")
 	}
-	testkit.CheckFor(t, 15*time.Second, poll, func() error {
-		if code := get(t, p.base+"/readyz", ""); code != http.StatusOK {
+}
+
+// waitReady waits for /readyz to answer 200.
+func (p *proc) waitReady() {
+	p.t.Helper()
+	testkit.CheckFor(p.t, 15*time.Second, poll, func() error {
+		if code := get(p.t, p.base+"/readyz", ""); code != http.StatusOK {
 			return fmt.Errorf("/readyz: %d", code)
 		}
 		return nil
 	})
-	return p
 }
 
 // stop sends SIGTERM and checks the process stops gracefully and exits 0,
@@ -796,5 +848,48 @@ func TestLogin(t *testing.T) {
 	}
 	if _, err := os.Stat(file + "2"); err == nil {
 		t.Fatal("a failed login wrote a token file")
+	}
+}
+
+// TestClusterFlagsRefused: cluster flags that cannot work stop serve before
+// it starts, with a message that names the flag.
+func TestClusterFlagsRefused(t *testing.T) {
+	node := []string{"serve", "--node-name", "n1"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		flag string // the message names it
+	}{
+		{"ReplicasOverNodes", append(node, "--peers", "127.0.0.1:7002"), "--replicas 3 is more than the 2 nodes"},
+		{"ReplicasOverNodesAlone", node, "--replicas 3 is more than the 1 nodes"},
+		{"ReplicasZero", append(node, "--replicas", "0"), "--replicas"},
+		{"ReplicasOverFive", append(node, "--nats-url", "nats://n:4222", "--replicas", "7"), "--replicas"},
+		{"PeersWithoutNodeName", []string{"serve", "--peers", "127.0.0.1:7002,127.0.0.1:7003"}, "--node-name"},
+		{"NodeName", []string{"serve", "--node-name", "n 1", "--replicas", "1"}, "--node-name"},
+		{"ClusterName", append(node, "--cluster-name", "a.b", "--replicas", "1"), "--cluster-name"},
+		{"ClusterListenNotLoopback", append(node, "--cluster-listen", "0.0.0.0:6222", "--replicas", "1"), "--cluster-listen"},
+		{"ClusterListenNotHostPort", append(node, "--cluster-listen", "6222", "--replicas", "1"), "--cluster-listen"},
+		{"Peer", append(node, "--peers", "127.0.0.1", "--replicas", "1"), "--peers"},
+		{"PeersWithNATSURL", append(node, "--nats-url", "nats://n:4222", "--peers", "127.0.0.1:7002"), "--peers"},
+		{"LogMaxAge", append(node, "--replicas", "1", "--log-max-age", "10s"), "--log-max-age"},
+		{"LeaseTTL", append(node, "--replicas", "1", "--lease-ttl", "100ms"), "--lease-ttl"},
+		{"AdvertiseURL", append(node, "--replicas", "1", "--advertise-url", "n1:8080"), "--advertise-url"},
+		{"JoinTimeout", append(node, "--replicas", "1", "--join-timeout", "0s"), "--join-timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			m, _, stderr := newTestMain()
+			err := m.ParseFlags(context.Background(), tc.args)
+			var ee *ExitError
+			if !errors.As(err, &ee) || ee.Code != 2 || !strings.Contains(stderr.String(), tc.flag) {
+				t.Fatalf("ParseFlags(%q) = %v, want exit code 2 and a message naming %s:\n%s", tc.args, err, tc.flag, stderr)
+			}
+		})
+	}
+	// Allowed explicitly, the routes listen beyond loopback.
+	clearEnv(t)
+	m, _, stderr := newTestMain()
+	if err := m.ParseFlags(context.Background(), append(node, "--cluster-listen", "0.0.0.0:6222", "--cluster-allow-remote", "--replicas", "1")); err != nil {
+		t.Fatalf("--cluster-allow-remote: %v\n%s", err, stderr)
 	}
 }

@@ -17,11 +17,14 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/api"
+	"github.com/quotaledger/quotaledger/cluster"
 	"github.com/quotaledger/quotaledger/events"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -47,6 +50,8 @@ type ServeCmd struct {
 
 	// NATS credentials, with --nats-url.
 	NatsAuth `embed:""`
+	// Cluster mode (serve_cluster.go).
+	ClusterFlags `embed:""`
 	// Timeouts and header size of the HTTP server.
 	HTTPLimits `embed:""`
 
@@ -80,7 +85,18 @@ On the first start of an empty data directory it creates the admin user
 QUOTALEDGER_ADMIN_TOKEN is set (32 to 256 bytes of visible ASCII), that value
 becomes the admin's token; otherwise the fresh token is printed once on
 stdout. Either way DIR/bootstrap.json (mode 0600) holds the username and
-password (and the fresh token). Later starts do none of this.`
+password (and the fresh token). Later starts do none of this.
+
+With --node-name the server is a node of a cluster (docs/cluster.md): its
+embedded NATS server joins the other nodes' (--cluster-listen, --peers) into
+one NATS cluster with JetStream, syncing every write before it acknowledges
+it, so that the cluster's log is on a majority of disks before a leader
+answers (with --nats-url every node uses that NATS cluster instead). One
+node leads and takes the writes; the others follow the log and forward the
+writes that reach them to it. The first leader of a new cluster makes the
+admin (above) in its own data directory. DIR/cluster.json records the
+cluster a data directory joined: a single node's directory is refused as a
+node's, and a node's as a single node's or another cluster's.`
 }
 
 // Validate checks what kong's types cannot.
@@ -123,6 +139,9 @@ func (c *ServeCmd) Validate() error {
 		return err
 	}
 	if err := c.HTTPLimits.Validate(); err != nil {
+		return err
+	}
+	if err := c.ClusterFlags.Validate(c.NatsURL); err != nil {
 		return err
 	}
 	if c.StreamMaxAge < 0 {
@@ -229,6 +248,21 @@ type server struct {
 	relay     *events.Relay
 	stopRelay context.CancelFunc
 	relayDone chan struct{}
+	// termMu guards stopRelay and relayDone, which a node of a cluster
+	// changes at each term it leads (onLead), and closing, set once the
+	// relay must not start again.
+	termMu  sync.Mutex
+	closing bool
+
+	// A node of a cluster (serve_cluster.go): its NATS connection, the
+	// node, and what the first leader bootstraps with. nil for a single
+	// node.
+	natsTarget      string // the NATS URL to connect to, with its credentials
+	nc              *nats.Conn
+	js              jetstream.JetStream
+	node            *cluster.Node
+	bootstrapConfig bootstrapConfig
+	duplicateName   atomic.Bool // the embedded NATS server met a server of its name
 
 	// micro is the NATS micro service (micro.go), nil until started.
 	micro *microService
@@ -285,8 +319,14 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 			_ = ln.Close()
 			s.stopMicro()
 			s.stopEvents()
+			if s.node != nil {
+				_ = s.node.Close()
+			}
 			if s.ledger != nil {
 				_ = s.ledger.Close()
+			}
+			if s.nc != nil {
+				s.nc.Close()
 			}
 			if s.nats != nil {
 				s.nats.Shutdown()
@@ -298,30 +338,68 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	// process; /metrics serves it.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: c.ledgerFS, Logger: log, Metrics: reg})
-	if err != nil {
-		return nil, err
-	}
-	s.id, err = identity.Open(s.ledger, identity.Options{Logger: log, Metrics: reg})
-	if err != nil {
-		return nil, err
-	}
-	if err := s.startEvents(c); err != nil {
-		return nil, err
-	}
-
 	base := c.PublicURL
 	if base == "" {
 		base = "http://" + loopbackAddr(s.addr)
 	}
-	if err := bootstrap(ctx, bootstrapConfig{
-		Dir: c.Data, Store: s.id, Log: log, Stdout: stdout,
+	bcfg := bootstrapConfig{
+		Dir: c.Data, Log: log, Stdout: stdout,
 		AdminToken: getenv("QUOTALEDGER_ADMIN_TOKEN"), Demo: c.Demo, BaseURL: base,
-	}); err != nil {
-		return nil, err
+	}
+	var copts api.ClusterOptions
+	if c.clusterMode() {
+		// The first leader bootstraps, later: refuse a token it would.
+		if bcfg.AdminToken != "" {
+			if err := identity.CheckImportedSecret(bcfg.AdminToken); err != nil {
+				return nil, fmt.Errorf("bootstrap: %s: %w", adminTokenEnv, err)
+			}
+		}
+		advertise := c.AdvertiseURL
+		if advertise == "" {
+			addr := loopbackAddr(s.addr)
+			advertise = "http://" + addr
+			host, _, _ := net.SplitHostPort(addr)
+			if ip := net.ParseIP(host); (ip == nil || ip.IsLoopback()) && (c.ClusterAllowRemote || c.NatsURL != "") {
+				log.Warn().Str("advertise_url", advertise).Msg("the other nodes forward writes to this node at a loopback address: set --advertise-url if they run on other machines")
+			}
+		}
+		s.bootstrapConfig = bcfg
+		if err := s.startCluster(ctx, c, reg, advertise); err != nil {
+			return nil, err
+		}
+		fctx, fcancel := context.WithTimeout(ctx, c.JoinTimeout)
+		secret, err := forwardSecret(fctx, s.js)
+		fcancel()
+		if err != nil {
+			return nil, err
+		}
+		copts = api.ClusterOptions{Node: s.node, Name: c.NodeName, HTTPURL: advertise, Secret: secret}
+	} else {
+		// A node's data directory is not a single node's.
+		if _, err := checkMembership(c.Data, &c.ClusterFlags); err != nil {
+			return nil, err
+		}
+		s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: c.ledgerFS, Logger: log, Metrics: reg})
+		if err != nil {
+			return nil, err
+		}
+		s.id, err = identity.Open(s.ledger, identity.Options{Logger: log, Metrics: reg})
+		if err != nil {
+			return nil, err
+		}
+		if err := s.startEvents(c); err != nil {
+			return nil, err
+		}
+		bcfg.Store = s.id
+		if err := bootstrap(ctx, bcfg); err != nil {
+			return nil, err
+		}
+		host, _ := os.Hostname()
+		copts = api.ClusterOptions{Name: host, HTTPURL: base}
 	}
 
-	handler := api.New(s.ledger, s.id, api.Options{Logger: log, PublicURL: c.PublicURL, Checks: s.readyChecks, Metrics: reg})
+	handler := api.New(s.ledger, s.id, api.Options{Logger: log, PublicURL: c.PublicURL, Checks: s.readyChecks, Metrics: reg,
+		Cluster: copts})
 	if err := s.startMicro(c, handler); err != nil {
 		return nil, err
 	}
@@ -348,9 +426,19 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	}()
 	go s.flushLoop()
 	go s.watchStorage(c.StorageFailureExit)
+	if s.node != nil {
+		go s.markPublished()
+	}
 	s.ready.Store(true)
 	ok = true
-	log.Info().Str("addr", s.addr.String()).Str("data", c.Data).Str("nats_url", s.natsURL).Msg("listening")
+	ev := log.Info().Str("addr", s.addr.String()).Str("data", c.Data).Str("nats_url", s.natsURL)
+	if s.node != nil {
+		ev = ev.Str("node", c.NodeName).Str("advertise_url", copts.HTTPURL)
+		if s.nats != nil {
+			ev = ev.Str("route", s.nats.RouteURL())
+		}
+	}
+	ev.Msg("listening")
 	return s, nil
 }
 
@@ -418,21 +506,7 @@ func (s *server) startEvents(c *ServeCmd) error {
 		opts.InProcess = s.nats
 	}
 	if c.NatsURL != "" {
-		// An external server syncs on its own schedule (JetStream's default:
-		// every 2 minutes): keep acknowledged events longer than that, under
-		// a duplicate window twice as long.
-		opts.DeleteDelay, opts.DuplicateWindow = 150*time.Second, 5*time.Minute
-		opts.Token, opts.User, opts.Password, opts.CredsFile = c.NatsToken, c.NatsUser, c.NatsPassword, c.NatsCreds
-		// Credentials in the URL itself travel as options, so that the URL
-		// the relay holds (and may log) has none.
-		opts.URL = redactURL(target)
-		if u, err := url.Parse(target); err == nil && u.User != nil && !c.NatsAuth.given() {
-			if pw, ok := u.User.Password(); ok {
-				opts.User, opts.Password = u.User.Username(), pw
-			} else {
-				opts.Token = u.User.Username()
-			}
-		}
+		opts = s.externalRelayOptions(c, opts)
 	}
 	s.relay = events.NewRelay(s.ledger, opts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -446,20 +520,48 @@ func (s *server) startEvents(c *ServeCmd) error {
 	return nil
 }
 
+// externalRelayOptions are opts for an external NATS server (--nats-url):
+// with its credentials, and a delete delay for a server that syncs on its
+// own schedule.
+func (s *server) externalRelayOptions(c *ServeCmd, opts events.RelayOptions) events.RelayOptions {
+	target := c.NatsURL
+	// An external server syncs on its own schedule (JetStream's default:
+	// every 2 minutes): keep acknowledged events longer than that, under
+	// a duplicate window twice as long.
+	opts.DeleteDelay, opts.DuplicateWindow = 150*time.Second, 5*time.Minute
+	opts.Token, opts.User, opts.Password, opts.CredsFile = c.NatsToken, c.NatsUser, c.NatsPassword, c.NatsCreds
+	// Credentials in the URL itself travel as options, so that the URL
+	// the relay holds (and may log) has none.
+	opts.URL = redactURL(target)
+	if u, err := url.Parse(target); err == nil && u.User != nil && !c.NatsAuth.given() {
+		if pw, ok := u.User.Password(); ok {
+			opts.User, opts.Password = u.User.Username(), pw
+		} else {
+			opts.Token = u.User.Username()
+		}
+	}
+	return opts
+}
+
 // stopEvents stops the relay once it has what it published acknowledged
-// (or the shutdown timeout has passed). The outbox keeps whatever it did
-// not publish, for the next start.
+// (or the shutdown timeout has passed), and keeps a node of a cluster from
+// starting it again. The outbox keeps whatever it did not publish, for the
+// next start (or the next leader).
 func (s *server) stopEvents() {
-	if s.stopRelay == nil {
+	s.termMu.Lock()
+	s.closing = true
+	stop, done := s.stopRelay, s.relayDone
+	s.stopRelay = nil
+	s.termMu.Unlock()
+	if stop == nil {
 		return
 	}
-	s.stopRelay()
+	stop()
 	select {
-	case <-s.relayDone:
+	case <-done:
 	case <-time.After(s.shutdownTimeout):
 		s.log.Warn().Dur("timeout", s.shutdownTimeout).Msg("the events relay did not stop within the shutdown timeout: its events stay in the outbox")
 	}
-	s.stopRelay = nil
 }
 
 // watchStorage waits for the ledger to fail a commit (a failed WAL write or
@@ -506,12 +608,22 @@ func (s *server) readyChecks(context.Context) map[string]error {
 		checks["server"] = errors.New("shutting down")
 	}
 	checks["ledger"] = s.ledger.Writable()
+	connected := s.relay.Connected()
+	if s.node != nil {
+		checks["cluster"] = s.clusterCheck()
+		if !s.node.Leading() {
+			// A follower publishes nothing: what the leader's relay
+			// publishes leaves its outbox by markPublished, over the node's
+			// own connection.
+			connected = s.nc.IsConnected()
+		}
+	}
 	st, err := s.ledger.OutboxStats()
 	if err != nil {
 		checks["outbox"] = err
 		return checks
 	}
-	if s.relay.Connected() {
+	if connected {
 		return checks
 	}
 	switch {
@@ -538,6 +650,9 @@ func (s *server) flushLoop() {
 		case <-s.stopFlush:
 			return
 		case <-t.C:
+			if s.node != nil && !s.node.Leading() {
+				continue // a follower writes nothing (its tokens' last use is not kept)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			if err := s.id.FlushLastUsed(ctx); err != nil {
 				s.log.Warn().Err(err).Msg("storing token last use")
@@ -573,13 +688,21 @@ func (s *server) Close() error {
 		close(s.stopFlush)
 		<-s.flushDone
 		fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.id.FlushLastUsed(fctx); err != nil {
-			errs = append(errs, fmt.Errorf("storing token last use: %w", err))
+		if s.node == nil || s.node.Leading() {
+			if err := s.id.FlushLastUsed(fctx); err != nil && !errors.Is(err, ledger.ErrNotLeader) && !errors.Is(err, ledger.ErrDeposed) {
+				errs = append(errs, fmt.Errorf("storing token last use: %w", err))
+			}
 		}
 		fcancel()
 		s.stopEvents() // after the flush, whose token expiries are events too
+		if s.node != nil {
+			_ = s.node.Close() // a leader steps down and gives its lease up: another leads at once
+		}
 		if err := s.ledger.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing the ledger: %w", err))
+		}
+		if s.nc != nil {
+			s.nc.Close()
 		}
 		if s.nats != nil {
 			s.nats.Shutdown()

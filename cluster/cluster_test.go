@@ -1,0 +1,486 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
+	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// testNode is one node of a cluster in this process: a ledger on an
+// in-memory filesystem (or on disk) and a Node, connected to a NATS server
+// of the cluster.
+type testNode struct {
+	name string
+	srv  *testServer
+	nc   *nats.Conn
+	l    *ledger.Ledger
+	n    *Node
+}
+
+func (tn *testNode) stop() {
+	if tn.n != nil {
+		_ = tn.n.Close()
+	}
+	if tn.l != nil {
+		_ = tn.l.Close()
+	}
+	if tn.nc != nil {
+		tn.nc.Close()
+	}
+}
+
+// testServer is a NATS server of the test cluster, in a process of its own
+// (internal/testkit/natsd), built without the race detector: a clustered
+// JetStream server's own data races are not what these tests look for.
+type testServer struct {
+	t    *testing.T
+	url  string
+	args []string
+	cmd  *exec.Cmd
+}
+
+var natsdOnce sync.Once
+var natsdPath, natsdErr = "", error(nil)
+
+func natsd(t *testing.T) string {
+	t.Helper()
+	natsdOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "natsd")
+		if err != nil {
+			natsdErr = err
+			return
+		}
+		natsdPath = filepath.Join(dir, "natsd")
+		out, err := exec.Command("go", "build", "-o", natsdPath, "../internal/testkit/natsd").CombinedOutput()
+		if err != nil {
+			natsdErr = fmt.Errorf("building natsd: %v\n%s", err, out)
+		}
+	})
+	if natsdErr != nil {
+		t.Fatal(natsdErr)
+	}
+	return natsdPath
+}
+
+// start runs the server's process; it is ready once it printed its URL.
+func (s *testServer) start() {
+	s.t.Helper()
+	cmd := exec.Command(natsd(s.t), s.args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.cmd = cmd
+	line := make(chan string, 1)
+	go func() {
+		b := make([]byte, 256)
+		n, _ := out.Read(b)
+		line <- strings.TrimSpace(string(b[:n]))
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case l := <-line:
+		if !strings.HasPrefix(l, "nats://") {
+			s.t.Fatalf("natsd printed %q", l)
+		}
+	case <-time.After(testkit.Patience):
+		s.t.Fatal("natsd did not start")
+	}
+}
+
+func (s *testServer) ClientURL() string { return s.url }
+
+// Shutdown stops the server (SIGTERM) and waits for it.
+func (s *testServer) Shutdown() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// startServers starts n NATS servers as one cluster on loopback, all at
+// once (a server of a JetStream cluster is ready once a quorum is).
+func startServers(t *testing.T, n int) []*testServer {
+	t.Helper()
+	routes, clients := make([]string, n), make([]string, n)
+	for i := range routes {
+		routes[i], clients[i] = testkit.FreeAddr(t), testkit.FreeAddr(t)
+	}
+	srvs := make([]*testServer, n)
+	for i := range n {
+		var others []string
+		for j, r := range routes {
+			if j != i {
+				others = append(others, r)
+			}
+		}
+		srvs[i] = &testServer{t: t, url: "nats://" + clients[i], args: []string{"-dir", t.TempDir(), "-listen", clients[i],
+			"-name", fmt.Sprintf("n%d", i+1), "-route", routes[i], "-peers", strings.Join(others, ",")}}
+	}
+	var wg sync.WaitGroup
+	for _, s := range srvs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.start()
+		}()
+	}
+	wg.Wait()
+	for _, s := range srvs {
+		t.Cleanup(s.Shutdown)
+	}
+	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
+		for _, s := range srvs {
+			nc, err := nats.Connect(s.url)
+			if err != nil {
+				return err
+			}
+			js, _ := jetstream.New(nc)
+			_, err = js.AccountInfo(context.Background())
+			nc.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return srvs
+}
+
+func startNode(t *testing.T, srv *testServer, name string, opts Options) *testNode {
+	return startNodeIn(t, srv, name, "", opts)
+}
+
+// startNodeIn starts a node whose ledger is in dataDir/ledger on disk ("":
+// in memory).
+func startNodeIn(t *testing.T, srv *testServer, name, dataDir string, opts Options) *testNode {
+	t.Helper()
+	tn := &testNode{name: name, srv: srv}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.nc = nc
+	opts.Name, opts.Conn, opts.Logger = name, nc, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL = time.Second
+	}
+	ctx := context.Background()
+	var id string
+	testkit.CheckFor(t, testkit.Patience, 100*time.Millisecond, func() error {
+		var err error
+		id, err = Setup(ctx, opts, "cluster-"+name)
+		return err
+	})
+	lopts := ledger.Options{Follower: true, ID: id}
+	if dataDir != "" {
+		lopts.Dir = filepath.Join(dataDir, "ledger")
+		end, err := LogEnd(ctx, nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lopts.KeepJournalTo = end
+	}
+	tn.l = ledgertest.Open(t, lopts)
+	if tn.n, err = Start(ctx, tn.l, opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tn.stop)
+	return tn
+}
+
+// leaderOf waits for one of nodes to lead and returns it.
+func leaderOf(t *testing.T, nodes []*testNode) *testNode {
+	t.Helper()
+	var leader *testNode
+	testkit.CheckFor(t, testkit.Patience, 20*time.Millisecond, func() error {
+		leader = nil
+		for _, tn := range nodes {
+			if tn.n != nil && tn.l.Leading() {
+				if leader != nil {
+					return fmt.Errorf("%s and %s both lead", leader.name, tn.name)
+				}
+				leader = tn
+			}
+		}
+		if leader == nil {
+			return errors.New("no leader")
+		}
+		return nil
+	})
+	return leader
+}
+
+// converged waits until every node applied as far as the leader and shows
+// the same digest.
+func converged(t *testing.T, nodes []*testNode) {
+	t.Helper()
+	testkit.CheckFor(t, testkit.Patience, 20*time.Millisecond, func() error {
+		var seq uint64
+		var digest string
+		for i, tn := range nodes {
+			s, d := tn.l.Digest()
+			if i == 0 {
+				seq, digest = s, d
+				continue
+			}
+			if s != seq || d != digest {
+				return fmt.Errorf("%s is at %d %s, %s at %d %s", nodes[0].name, seq, digest, tn.name, s, d)
+			}
+		}
+		return nil
+	})
+}
+
+// TestFailover runs a cluster of three nodes in this process: one leads,
+// the others follow its writes to the same state; the leader stops, another
+// takes over and writes on; the old one comes back as a follower.
+func TestFailover(t *testing.T) {
+	srvs := startServers(t, 3)
+	var nodes []*testNode
+	for i, s := range srvs {
+		nodes = append(nodes, startNode(t, s, fmt.Sprintf("n%d", i+1), Options{}))
+	}
+	ctx := context.Background()
+	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
+	leader := leaderOf(t, nodes)
+	if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		res, err := leader.l.Issue(ctx, ledger.IssueRequest{Client: "c", Provisions: []holdings.Provision{{Key: k, Quantity: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := leader.l.Resolve(ctx, "c", res.Serial, true, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tn := range nodes {
+		if tn != leader {
+			if err := tn.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 1}}); !errors.Is(err, ledger.ErrNotLeader) {
+				t.Fatalf("a write on follower %s: %v", tn.name, err)
+			}
+		}
+	}
+	converged(t, nodes)
+
+	// The leader goes; another leads and writes on.
+	old := leader
+	_ = old.n.Close()
+	old.n = nil
+	var rest []*testNode
+	for _, tn := range nodes {
+		if tn != old {
+			rest = append(rest, tn)
+		}
+	}
+	start := time.Now()
+	leader = leaderOf(t, rest)
+	t.Logf("%s took over from %s in %v", leader.name, old.name, time.Since(start))
+	if v, _ := leader.l.FindHoldingByKey(k); v.UsageMin != 50 {
+		t.Fatalf("the new leader shows %+v, want usage 50", v)
+	}
+	if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 2000}}); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, rest)
+
+	// The old leader comes back, as a follower.
+	old.n, _ = Start(ctx, old.l, Options{Name: old.name, Conn: old.nc, Logger: zerolog.Nop(), LeaseTTL: time.Second})
+	converged(t, nodes)
+	if v, _ := old.l.FindHoldingByKey(k); v.Limit != 2000 {
+		t.Fatalf("the old leader shows %+v, want limit 2000", v)
+	}
+	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
+		st, err := leader.n.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if len(st) != 3 || st[0].Role != "leader" || st[0].Name != leader.name || st[1].Role != "follower" {
+			return fmt.Errorf("status %+v", st)
+		}
+		for _, s := range st[1:] {
+			if s.DigestSeq == st[0].DigestSeq && s.Digest != st[0].Digest {
+				return fmt.Errorf("%s and %s differ at %d", s.Name, st[0].Name, s.DigestSeq)
+			}
+		}
+		return nil
+	})
+}
+
+// TestPartition cuts the leader off (its NATS server stops) while writers
+// keep issuing: another node leads within a few lease periods; every
+// answered issue is on every node afterwards, once; the old leader, its
+// server back, follows again and converges.
+func TestPartition(t *testing.T) {
+	srvs := startServers(t, 3)
+	var nodes []*testNode
+	for i, s := range srvs {
+		nodes = append(nodes, startNode(t, s, fmt.Sprintf("n%d", i+1), Options{}))
+	}
+	ctx := context.Background()
+	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
+	leader := leaderOf(t, nodes)
+	if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 1 << 40}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Writers issue on whichever node leads, and note what was answered.
+	var mu sync.Mutex
+	answered := map[uint64]bool{}
+	unknown := 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var l *ledger.Ledger
+				for _, tn := range nodes {
+					if tn.l.Leading() {
+						l = tn.l
+					}
+				}
+				if l == nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				res, err := l.Issue(ctx, ledger.IssueRequest{Client: "c", Name: fmt.Sprintf("w%d-%d", w, i),
+					Provisions: []holdings.Provision{{Key: k, Quantity: 1}}})
+				mu.Lock()
+				switch {
+				case err == nil:
+					answered[res.Serial] = true
+				case errors.Is(err, ledger.ErrDeposed):
+					unknown++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	old := leader
+	old.srv.Shutdown()
+	old.nc.Close() // a partition: its connection does not fail over to another server
+	start := time.Now()
+	var rest []*testNode
+	for _, tn := range nodes {
+		if tn != old {
+			rest = append(rest, tn)
+		}
+	}
+	leader = leaderOf(t, rest)
+	t.Logf("%s took over from %s in %v", leader.name, old.name, time.Since(start))
+	testkit.CheckFor(t, testkit.Patience, 20*time.Millisecond, func() error {
+		if old.l.Leading() {
+			return errors.New("the old leader still leads")
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	converged(t, rest)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, tn := range rest {
+		pending := map[uint64]bool{}
+		for _, s := range tn.l.Pending("c") {
+			pending[s] = true
+		}
+		for s := range answered {
+			if !pending[s] {
+				t.Fatalf("issue %d was answered but is not pending on %s", s, tn.name)
+			}
+		}
+		v, _ := tn.l.FindHoldingByKey(k)
+		if int(v.UsageMax) != len(pending) {
+			t.Fatalf("%s: usage %d, %d commissions pending", tn.name, v.UsageMax, len(pending))
+		}
+	}
+	t.Logf("%d issues answered, %d with an unknown outcome", len(answered), unknown)
+	if len(answered) == 0 {
+		t.Fatal("no issue was answered")
+	}
+}
+
+// TestJoin starts a node with an empty data directory in a cluster whose
+// log has records: it restores the leader's checkpoint, follows the log
+// from there and converges; wiped again, it does it again.
+func TestJoin(t *testing.T) {
+	srvs := startServers(t, 3)
+	nodes := []*testNode{startNode(t, srvs[0], "n1", Options{}), startNode(t, srvs[1], "n2", Options{})}
+	ctx := context.Background()
+	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
+	leader := leaderOf(t, nodes)
+	for i := range 20 {
+		if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: int64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The checkpoint the leader published when it started leading.
+	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
+		nc, _ := nats.Connect(srvs[2].ClientURL())
+		defer nc.Close()
+		need, err := NeedsCheckpoint(ctx, nc, 0)
+		if err == nil && !need {
+			err = errors.New("a new node needs no checkpoint")
+		}
+		return err
+	})
+	dir := t.TempDir()
+	for round := range 2 {
+		nc, err := nats.Connect(srvs[2].ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := RestoreCheckpoint(ctx, nc, dir); err != nil {
+			t.Fatal(err)
+		}
+		nc.Close()
+		n3 := startNodeIn(t, srvs[2], "n3", dir, Options{})
+		if n3.l.Applied() == 0 || n3.l.Applied() > leader.l.Applied() {
+			t.Fatalf("the checkpoint is at %d, the leader at %d", n3.l.Applied(), leader.l.Applied())
+		}
+		converged(t, append(nodes, n3))
+		if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 100 + int64(round)}}); err != nil {
+			t.Fatal(err)
+		}
+		converged(t, append(nodes, n3))
+		n3.stop()
+		if err := os.RemoveAll(filepath.Join(dir, "ledger")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

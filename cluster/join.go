@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quotaledger/quotaledger/backup"
+)
+
+// A node that is new, or further behind than the log's history, starts
+// from a checkpoint: the leader keeps one in a replicated object store
+// (CheckpointBucket), the backup archive of section 9 (package backup),
+// replaced every Options.CheckpointEvery; a joining node restores it into
+// its data directory and follows the log from the record the checkpoint
+// holds.
+
+// CheckpointBucket is the object store of the cluster's checkpoints.
+const CheckpointBucket = "quotaledger_checkpoints"
+
+// checkpointName is the object of the latest checkpoint.
+const checkpointName = "latest"
+
+// publishCheckpoint writes a checkpoint of the ledger to the object store.
+func (n *Node) publishCheckpoint(ctx context.Context) error {
+	obj, err := n.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: CheckpointBucket, Replicas: n.opts.Replicas, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: the checkpoint store: %w", err)
+	}
+	applied := n.l.Applied()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(backup.Write(pw, n.l, nil)) }()
+	meta := jetstream.ObjectMeta{Name: checkpointName, Headers: nats.Header{}}
+	meta.Headers.Set(hdrSeq, strconv.FormatUint(applied, 10))
+	if _, err := obj.Put(ctx, meta, pr); err != nil {
+		pr.CloseWithError(err)
+		return fmt.Errorf("cluster: writing a checkpoint: %w", err)
+	}
+	n.log.Info().Uint64("applied", applied).Msg("checkpoint published")
+	return nil
+}
+
+// checkpoints publishes a checkpoint now and every CheckpointEvery while
+// ctx lasts (the leader's).
+func (n *Node) checkpoints(ctx context.Context) {
+	t := time.NewTicker(n.opts.CheckpointEvery)
+	defer t.Stop()
+	for {
+		if err := n.publishCheckpoint(ctx); err != nil && ctx.Err() == nil {
+			n.log.Error().Err(err).Msg("publishing a checkpoint")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// LogEnd is the sequence of the last journal record of the cluster's log
+// (0 for a new cluster). A node opens its ledger with
+// ledger.Options.KeepJournalTo set to it: a record of its own journal past
+// the log's end was never acknowledged to anyone (the log refused it, or
+// the node stopped before the log had it), and goes.
+func LogEnd(ctx context.Context, conn *nats.Conn) (uint64, error) {
+	js, err := jetstream.New(conn)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: %w", err)
+	}
+	stream, err := js.Stream(ctx, LogStream)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: the log stream: %w", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := &Node{js: js, stream: stream}
+	if info.State.Msgs == 0 {
+		return n.lastRecord(ctx), nil
+	}
+	m, err := stream.GetMsg(ctx, info.State.LastSeq)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: reading the log's last message: %w", err)
+	}
+	return strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+}
+
+// NeedsCheckpoint reports whether a node whose ledger applied the
+// journal up to applied must start from the cluster's checkpoint: its
+// ledger is new while the log has records, or is further behind than the
+// log's history (then, with no checkpoint to start from, ErrBehind).
+func NeedsCheckpoint(ctx context.Context, conn *nats.Conn, applied uint64) (bool, error) {
+	js, err := jetstream.New(conn)
+	if err != nil {
+		return false, fmt.Errorf("cluster: %w", err)
+	}
+	stream, err := js.Stream(ctx, LogStream)
+	if err != nil {
+		return false, fmt.Errorf("cluster: the log stream: %w", err)
+	}
+	n := &Node{js: js, stream: stream}
+	_, err = n.seek(ctx, applied+1)
+	behind := errors.Is(err, ErrBehind)
+	if err != nil && !behind {
+		return false, err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	if !behind && (applied > 0 || info.State.LastSeq == 0) {
+		return false, nil
+	}
+	has, err := hasCheckpoint(ctx, js)
+	switch {
+	case err != nil:
+		return false, err
+	case has:
+		return true, nil
+	case behind:
+		return false, fmt.Errorf("%w, and the cluster has no checkpoint yet", ErrBehind)
+	}
+	return false, nil // a new node, and the log from its first record: follow it
+}
+
+func hasCheckpoint(ctx context.Context, js jetstream.JetStream) (bool, error) {
+	obj, err := js.ObjectStore(ctx, CheckpointBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cluster: the checkpoint store: %w", err)
+	}
+	_, err = obj.GetInfo(ctx, checkpointName)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// RestoreCheckpoint restores the cluster's latest checkpoint into the data
+// directory dataDir of a node whose ledger is closed; a ledger there is
+// moved aside first, to dataDir/ledger.behind-<time>.
+func RestoreCheckpoint(ctx context.Context, conn *nats.Conn, dataDir string) error {
+	js, err := jetstream.New(conn)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	obj, err := js.ObjectStore(ctx, CheckpointBucket)
+	if err != nil {
+		return fmt.Errorf("cluster: the checkpoint store: %w", err)
+	}
+	r, err := obj.Get(ctx, checkpointName)
+	if err != nil {
+		return fmt.Errorf("cluster: reading the checkpoint: %w", err)
+	}
+	defer r.Close()
+	dest := filepath.Join(dataDir, backup.LedgerDir)
+	if _, err := os.Stat(dest); err == nil {
+		aside := dest + ".behind-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := os.Rename(dest, aside); err != nil {
+			return fmt.Errorf("cluster: moving the ledger aside: %w", err)
+		}
+	}
+	if _, _, err := backup.Restore(r, dataDir); err != nil {
+		return fmt.Errorf("cluster: restoring the checkpoint: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,466 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quotaledger/quotaledger/ledger"
+)
+
+// ErrBehind is returned when the log no longer holds the records a node
+// needs: it must start from a checkpoint (join.go).
+var ErrBehind = errors.New("cluster: the log no longer holds the records this node needs")
+
+// run is the node's loop: follow until elected, lead until deposed, again.
+func (n *Node) run() {
+	defer close(n.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-n.stop
+		cancel()
+	}()
+	defer func() {
+		// Drop out of the status at once, rather than at the TTL.
+		dctx, cancel := context.WithTimeout(context.Background(), n.opts.LeaseTTL)
+		defer cancel()
+		_ = n.lease.Delete(dctx, "node."+n.opts.Name)
+	}()
+	for ctx.Err() == nil {
+		rev, err := n.follow(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Error().Err(err).Msg("following the log")
+				sleep(ctx, n.opts.LeaseTTL/5)
+			}
+			continue
+		}
+		n.lead(ctx, rev)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// follow applies the log as it grows until this node wins the lease and
+// has applied the log to its end; it returns the lease's revision.
+func (n *Node) follow(ctx context.Context) (uint64, error) {
+	start, err := n.seek(ctx, n.l.Applied()+1)
+	if err != nil {
+		return 0, err
+	}
+	cons, err := n.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{LogSubject},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    start,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cluster: a consumer of the log: %w", err)
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return 0, fmt.Errorf("cluster: consuming the log: %w", err)
+	}
+	defer msgs.Stop()
+	in := make(chan jetstream.Msg, 256)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(in)
+		for {
+			m, err := msgs.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					errc <- err
+				}
+				return
+			}
+			select {
+			case in <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	var asm assembler
+	tick := time.NewTicker(n.opts.LeaseTTL / 5)
+	defer tick.Stop()
+	var rev uint64  // the lease, once won
+	var last uint64 // the log's last sequence when won
+	var wonAt time.Time
+	lastMsg, checked := time.Now(), time.Now()
+	for {
+		if rev != 0 && n.streamSeq.Load() >= last {
+			return rev, nil
+		}
+		select {
+		case <-ctx.Done():
+			if rev != 0 {
+				n.release(rev)
+			}
+			return 0, ctx.Err()
+		case err := <-errc:
+			if rev != 0 {
+				n.release(rev)
+			}
+			return 0, fmt.Errorf("cluster: consuming the log: %w", err)
+		case m, ok := <-in:
+			lastMsg = time.Now()
+			if !ok {
+				if rev != 0 {
+					n.release(rev)
+				}
+				return 0, errors.New("cluster: the log's consumer stopped")
+			}
+			if err := n.apply(&asm, m); err != nil {
+				if rev != 0 {
+					n.release(rev)
+				}
+				return 0, err
+			}
+		case <-tick.C:
+			n.publishStatus(ctx, "follower")
+			if rev == 0 && time.Since(lastMsg) > n.opts.LeaseTTL && time.Since(checked) > n.opts.LeaseTTL {
+				// No message for a while: is the consumer stalled (its
+				// stream's leader gone) while the log grows?
+				checked = time.Now()
+				ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+				info, err := n.stream.Info(ictx)
+				cancel()
+				if err == nil && info.State.LastSeq > n.streamSeq.Load() {
+					return 0, errors.New("cluster: the log's consumer stalled; starting a new one")
+				}
+			}
+			if rev != 0 {
+				if time.Since(wonAt) > 2*n.opts.LeaseTTL {
+					// The log grows under us: someone else appends.
+					n.log.Warn().Uint64("applied", n.streamSeq.Load()).Uint64("log", last).
+						Msg("won the lease but could not catch up with the log; giving it up")
+					n.release(rev)
+					rev = 0
+				}
+				continue
+			}
+			r, err := n.campaign(ctx)
+			if err != nil || r == 0 {
+				continue
+			}
+			ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+			info, err := n.stream.Info(ictx)
+			cancel()
+			if err != nil {
+				n.release(r)
+				continue
+			}
+			rev, last, wonAt = r, info.State.LastSeq, time.Now()
+			n.log.Info().Uint64("log", last).Uint64("applied", n.streamSeq.Load()).Msg("won the lease; applying the log to its end")
+			if err := n.catchUp(ctx, &asm, last); err != nil {
+				n.log.Warn().Err(err).Msg("catching up with the log")
+			}
+		}
+	}
+}
+
+// assembler puts the parts of a record together.
+type assembler struct {
+	seq   uint64
+	parts int
+	buf   bytes.Buffer
+}
+
+// apply takes one log message from the consumer.
+func (n *Node) apply(asm *assembler, m jetstream.Msg) error {
+	md, err := m.Metadata()
+	if err != nil {
+		return fmt.Errorf("cluster: a log message without metadata: %w", err)
+	}
+	return n.applyMsg(asm, md.Sequence.Stream, m.Headers(), m.Data())
+}
+
+// applyMsg takes log message s: a record whole, or a part of one.
+func (n *Node) applyMsg(asm *assembler, s uint64, h nats.Header, data []byte) error {
+	seq, err1 := strconv.ParseUint(h.Get(hdrSeq), 10, 64)
+	part, err2 := strconv.Atoi(h.Get(hdrPart))
+	parts, err3 := strconv.Atoi(h.Get(hdrParts))
+	if err := errors.Join(err1, err2, err3); err != nil || part < 1 || part > parts {
+		return fmt.Errorf("cluster: log message %d: bad headers %v", s, h)
+	}
+	if s <= n.streamSeq.Load() {
+		return nil // seen already (a consumer resumed, a catch-up)
+	}
+	if part == 1 {
+		asm.seq, asm.parts = seq, parts
+		asm.buf.Reset()
+	} else if seq != asm.seq || parts != asm.parts {
+		// The start of this record was before where this consumer began
+		// (it resumed in its middle): skip to the next record.
+		return nil
+	}
+	asm.buf.Write(data)
+	if part < parts {
+		n.sawStreamSeq(s)
+		return nil
+	}
+	if seq > n.l.Applied() {
+		for {
+			err := n.l.Follow(seq, bytes.Clone(asm.buf.Bytes()))
+			if errors.Is(err, ledger.ErrBusy) {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("cluster: applying record %d: %w", seq, err)
+			}
+			break
+		}
+	}
+	n.sawStreamSeq(s)
+	return nil
+}
+
+// catchUp applies the log's messages after the last one applied up to
+// last, reading each (not through the consumer, which may be behind or
+// broken: its stream's leader may be gone).
+func (n *Node) catchUp(ctx context.Context, asm *assembler, last uint64) error {
+	for s := n.streamSeq.Load() + 1; s <= last; s++ {
+		gctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+		m, err := n.stream.GetMsg(gctx, s)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cluster: reading log message %d: %w", s, err)
+		}
+		if err := n.applyMsg(asm, s, m.Header, m.Data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sawStreamSeq notes the stream sequence of a record applied (or appended
+// and acknowledged: those come in any order).
+func (n *Node) sawStreamSeq(s uint64) {
+	for {
+		old := n.streamSeq.Load()
+		if s <= old || n.streamSeq.CompareAndSwap(old, s) {
+			return
+		}
+	}
+}
+
+// seek returns the stream sequence of the first message of journal record
+// target, or the one after the log's last when the log does not reach it
+// yet; ErrBehind if the log's history starts after it. The records'
+// sequences only grow along the stream, so a binary search finds it.
+func (n *Node) seek(ctx context.Context, target uint64) (uint64, error) {
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: the log stream: %w", err)
+	}
+	first, last := info.State.FirstSeq, info.State.LastSeq
+	if info.State.Msgs == 0 {
+		// An empty log: new, or every record older than its max age. The
+		// leader notes the last record it appended (noteLast).
+		if last > 0 && target-1 < n.lastRecord(ctx) {
+			return 0, ErrBehind
+		}
+		return last + 1, nil
+	}
+	recOf := func(s uint64) (uint64, error) {
+		m, err := n.stream.GetMsg(ctx, s)
+		if err != nil {
+			return 0, err
+		}
+		return strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+	}
+	r, err := recOf(first)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: reading log message %d: %w", first, err)
+	}
+	if r > target {
+		return 0, ErrBehind
+	}
+	lo, hi := first, last+1 // the answer is in [lo, hi]
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		r, err := recOf(mid)
+		if err != nil {
+			return 0, fmt.Errorf("cluster: reading log message %d: %w", mid, err)
+		}
+		if r >= target {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, nil
+}
+
+// campaign tries to take the lease when nobody holds it; it returns the
+// lease's revision if this node won, and notes who holds it otherwise.
+func (n *Node) campaign(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+	defer cancel()
+	e, err := n.lease.Get(ctx, "leader")
+	switch {
+	case err == nil:
+		n.sawLeader(e.Value())
+		return 0, nil
+	case !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted):
+		return 0, err
+	}
+	n.sawLeader(nil)
+	v := n.me()
+	v.Role = "leader"
+	rev, err := n.lease.Create(ctx, "leader", marshal(v))
+	if err != nil {
+		return 0, nil // someone was quicker
+	}
+	return rev, nil
+}
+
+// sawLeader notes the lease's holder (nil: nobody).
+func (n *Node) sawLeader(value []byte) {
+	var v leaseValue
+	if value != nil {
+		_ = json.Unmarshal(value, &v)
+	}
+	n.leaderMu.Lock()
+	if v.Name != n.leaderName {
+		n.leaseChange.Add(1)
+	}
+	n.leaderName, n.leaderURL = v.Name, v.HTTPURL
+	n.leaderSeen = time.Now()
+	n.leaderMu.Unlock()
+}
+
+// release gives the lease up, if it is still this revision.
+func (n *Node) release(rev uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.opts.LeaseTTL)
+	defer cancel()
+	_ = n.lease.Delete(ctx, "leader", jetstream.LastRevision(rev))
+}
+
+// lead makes the node the leader until it loses the lease, the log refuses
+// an append, or the node stops.
+func (n *Node) lead(ctx context.Context, rev uint64) {
+	logEnd := n.streamSeq.Load()
+	a := &appender{n: n, last: logEnd}
+	deposed, err := n.l.Lead(a)
+	if err != nil {
+		n.log.Error().Err(err).Msg("cannot lead")
+		n.release(rev)
+		return
+	}
+	n.leading.Store(true)
+	v := n.me()
+	v.Role = "leader"
+	n.sawLeader(marshal(v))
+	n.publishStatus(ctx, "leader")
+	n.log.Info().Uint64("applied", n.l.Applied()).Uint64("log", logEnd).Msg("leading")
+	if n.opts.OnLead != nil {
+		n.opts.OnLead()
+	}
+	ckctx, stopCheckpoints := context.WithCancel(ctx)
+	ckdone := make(chan struct{})
+	go func() {
+		defer close(ckdone)
+		n.checkpoints(ckctx)
+	}()
+	defer func() {
+		stopCheckpoints()
+		<-ckdone
+	}()
+	tick := time.NewTicker(n.opts.LeaseTTL / 5)
+	defer tick.Stop()
+	why := ""
+	for why == "" {
+		select {
+		case <-ctx.Done():
+			why = "the node stops"
+		case <-deposed:
+			why = "the log refused an append"
+		case <-tick.C:
+			v := n.me()
+			v.Role = "leader"
+			rctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
+			r, err := n.lease.Update(rctx, "leader", marshal(v), rev)
+			cancel()
+			if err != nil {
+				why = "the lease could not be renewed: " + err.Error()
+				break
+			}
+			rev = r
+			n.publishStatus(ctx, "leader")
+			n.noteLast(ctx)
+		}
+	}
+	n.log.Warn().Str("why", why).Msg("stepping down")
+	n.leading.Store(false)
+	_ = n.l.StepDown()
+	if n.opts.OnFollow != nil {
+		n.opts.OnFollow()
+	}
+	n.release(rev)
+	n.sawLeader(nil)
+}
+
+// appender is the leader's ledger.Log: each record goes to the stream as
+// one message or several, each expecting the stream's last sequence to be
+// the one before it, so that once another node appended, every append of
+// this one is refused.
+type appender struct {
+	n    *Node
+	last uint64 // the stream sequence the next message follows
+}
+
+// Append implements ledger.Log.
+func (a *appender) Append(seq uint64, rec []byte) func() error {
+	n := a.n
+	size := n.opts.PartSize
+	parts := max(1, (len(rec)+size-1)/size)
+	futs := make([]jetstream.PubAckFuture, 0, parts)
+	for i := range parts {
+		data := rec[i*size : min(len(rec), (i+1)*size)]
+		m := nats.NewMsg(LogSubject)
+		m.Data = data
+		m.Header.Set(hdrSeq, strconv.FormatUint(seq, 10))
+		m.Header.Set(hdrPart, strconv.Itoa(i+1))
+		m.Header.Set(hdrParts, strconv.Itoa(parts))
+		f, err := n.js.PublishMsgAsync(m, jetstream.WithExpectLastSequence(a.last), jetstream.WithExpectStream(LogStream))
+		if err != nil {
+			return func() error { return err }
+		}
+		a.last++
+		futs = append(futs, f)
+	}
+	timeout := 2 * n.opts.LeaseTTL
+	return func() error {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		for _, f := range futs {
+			select {
+			case ack := <-f.Ok():
+				n.sawStreamSeq(ack.Sequence)
+			case err := <-f.Err():
+				return err
+			case <-t.C:
+				return fmt.Errorf("no acknowledgement from the log within %v", timeout)
+			}
+		}
+		return nil
+	}
+}

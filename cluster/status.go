@@ -1,0 +1,126 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NodeStatus is one node as the cluster's status shows it.
+type NodeStatus struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"` // leader, follower
+	HTTPURL string `json:"http_url"`
+	// Applied is the last journal record the node applied; Lag, how many
+	// records it is behind the leader.
+	Applied uint64 `json:"applied"`
+	Lag     uint64 `json:"lag"`
+	// LastContact is when the node last said how it is.
+	LastContact time.Time `json:"last_contact"`
+	// Digest is a digest of the node's state as of DigestSeq: nodes at the
+	// same sequence have the same digest.
+	Digest    string `json:"digest"`
+	DigestSeq uint64 `json:"digest_seq"`
+}
+
+// status is what a node publishes under "node.<name>".
+type status struct {
+	leaseValue
+	DigestSeq uint64 `json:"digest_seq"`
+}
+
+// publishStatus says how this node is, for Status; the key expires with
+// the lease bucket's TTL, so a node that stopped drops out.
+func (n *Node) publishStatus(ctx context.Context, role string) {
+	if time.Since(n.digestAt) >= digestEvery || n.digest == "" {
+		n.digestSeq, n.digest = n.l.Digest()
+		n.digestAt = time.Now()
+	}
+	st := status{leaseValue: n.me(), DigestSeq: n.digestSeq}
+	st.Role, st.Digest = role, n.digest
+	ctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
+	defer cancel()
+	if _, err := n.lease.Put(ctx, "node."+n.opts.Name, marshal(st)); err != nil && ctx.Err() == nil {
+		n.log.Debug().Err(err).Msg("publishing the node's status")
+	}
+}
+
+// digestEvery is how often a node computes the digest of its state for
+// the status (a scan of every holding).
+const digestEvery = 5 * time.Second
+
+// Status lists the nodes that said how they are within the lease's TTL,
+// leader first, then by name.
+func (n *Node) Status(ctx context.Context) ([]NodeStatus, error) {
+	keys, err := n.lease.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []NodeStatus
+	for k := range keys.Keys() {
+		if !strings.HasPrefix(k, "node.") {
+			continue
+		}
+		e, err := n.lease.Get(ctx, k)
+		if err != nil {
+			continue // expired meanwhile
+		}
+		var st status
+		if json.Unmarshal(e.Value(), &st) != nil {
+			continue
+		}
+		out = append(out, NodeStatus{Name: st.Name, Role: st.Role, HTTPURL: st.HTTPURL, Applied: st.Applied,
+			LastContact: st.Time, Digest: st.Digest, DigestSeq: st.DigestSeq})
+	}
+	var lead uint64
+	for _, s := range out {
+		if s.Role == "leader" && s.Applied > lead {
+			lead = s.Applied
+		}
+	}
+	for i := range out {
+		if out[i].Applied < lead {
+			out[i].Lag = lead - out[i].Applied
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if (out[i].Role == "leader") != (out[j].Role == "leader") {
+			return out[i].Role == "leader"
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// noteLast records the last journal record the leader appended, for a node
+// that finds the log empty (every record past its max age) to know whether
+// it is current.
+func (n *Node) noteLast(ctx context.Context) {
+	info, err := n.js.KeyValue(ctx, InfoBucket)
+	if err != nil {
+		return
+	}
+	_, _ = info.Put(ctx, "log.last", binary.BigEndian.AppendUint64(nil, n.l.Applied()))
+}
+
+// lastRecord is the last record noted (0 if none).
+func (n *Node) lastRecord(ctx context.Context) uint64 {
+	info, err := n.js.KeyValue(ctx, InfoBucket)
+	if err != nil {
+		return 0
+	}
+	e, err := info.Get(ctx, "log.last")
+	if err != nil || len(e.Value()) != 8 {
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return 0
+		}
+		return 0
+	}
+	return binary.BigEndian.Uint64(e.Value())
+}

@@ -1,0 +1,227 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quotaledger/quotaledger/internal/testkit"
+)
+
+// memLog is a replicated log in memory: the records appended, in order;
+// refuse, when set, refuses the append of that sequence and every later
+// one, as a log another leader appended to first would.
+type memLog struct {
+	mu      sync.Mutex
+	recs    [][]byte // recs[i] is record i+1
+	refuse  uint64
+	appends int
+}
+
+func (m *memLog) Append(seq uint64, rec []byte) func() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.appends++
+	if m.refuse != 0 && seq >= m.refuse {
+		return func() error { return errors.New("wrong last sequence") }
+	}
+	if seq != uint64(len(m.recs))+1 {
+		err := fmt.Errorf("append %d after %d", seq, len(m.recs))
+		return func() error { return err }
+	}
+	m.recs = append(m.recs, append([]byte(nil), rec...))
+	return func() error { return nil }
+}
+
+func (m *memLog) records() [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.recs)
+}
+
+// follow applies to f the records of log it has not applied yet.
+func follow(t *testing.T, f *Ledger, log *memLog) {
+	t.Helper()
+	for i, rec := range log.records() {
+		seq := uint64(i + 1)
+		if seq <= f.Applied() {
+			continue
+		}
+		for {
+			err := f.Follow(seq, rec)
+			if errors.Is(err, ErrBusy) {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			if err != nil {
+				t.Fatalf("follow %d: %v", seq, err)
+			}
+			break
+		}
+	}
+}
+
+// TestFollow makes every kind of journal record on a leader and applies
+// its log on a follower: the follower reads the same (holdings, pending,
+// the provision log, the events, identity's records, the digest), refuses
+// writes, and hands identity's records to OnFollow.
+func TestFollow(t *testing.T) {
+	clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	log := &memLog{}
+	lopts := memOptions()
+	lopts.Now, lopts.Follower, lopts.ID = clock.Now, true, "cluster-1"
+	leader := mustOpen(t, lopts)
+	if _, err := leader.Lead(log); err != nil {
+		t.Fatal(err)
+	}
+	fopts := memOptions()
+	fopts.Now, fopts.Follower, fopts.ID = clock.Now, true, "cluster-1"
+	f := mustOpen(t, fopts)
+	var mu sync.Mutex
+	var raw []string
+	f.OnFollow(func(rs []RawRecord) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range rs {
+			raw = append(raw, fmt.Sprintf("%s=%s %v", r.Key, r.Value, r.Del))
+		}
+	})
+	for round := range 3 {
+		journalWorkload(t, leader, clock, round)
+		follow(t, f, log)
+	}
+	if got, want := ledgerState(t, f), ledgerState(t, leader); got != want {
+		t.Fatalf("the follower reads\n%s\nthe leader\n%s", got, want)
+	}
+	ls, ld := leader.Digest()
+	fs, fd := f.Digest()
+	if ls != fs || ld != fd || ls != uint64(len(log.records())) {
+		t.Fatalf("digests: leader %d %s, follower %d %s, log %d records", ls, ld, fs, fd, len(log.records()))
+	}
+	mu.Lock()
+	if len(raw) != 3 || raw[0] != "Xrecord-0=value false" {
+		t.Fatalf("identity records followed: %q", raw)
+	}
+	mu.Unlock()
+	if err := f.SetHoldings(context.Background(), []HoldingSetting{{Key: key("x", "-", "vm"), Limit: 1}}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a write on a follower: %v, want ErrNotLeader", err)
+	}
+	if err := f.Follow(f.Applied()+2, log.records()[0]); err == nil {
+		t.Fatal("a record out of order was followed")
+	}
+}
+
+// TestDeposed refuses an append: the calls of that batch and of the
+// batches after it get ErrDeposed, nothing of them is shown, the
+// ledger stops leading (its channel closes) and refuses writes, and, once
+// it has followed the log, it leads again from the log's end; a reopen
+// reads the log's history, not the refused batches.
+func TestDeposed(t *testing.T) {
+	log := &memLog{}
+	opts := memOptions()
+	opts.Follower = true
+	l := mustOpen(t, opts)
+	deposed, err := l.Lead(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	k := key("user:a", "-", "vm")
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	before := ledgerState(t, l)
+	log.mu.Lock()
+	log.refuse = uint64(len(log.recs)) + 1
+	log.mu.Unlock()
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 20}}); !errors.Is(err, ErrDeposed) {
+		t.Fatalf("a refused append: %v, want ErrDeposed", err)
+	}
+	select {
+	case <-deposed:
+	case <-time.After(testkit.Patience):
+		t.Fatal("the deposed channel is open")
+	}
+	if l.Leading() {
+		t.Fatal("still leading")
+	}
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 30}}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a write after the refusal: %v, want ErrNotLeader", err)
+	}
+	if got := ledgerState(t, l); got != before {
+		t.Fatalf("the refused batch shows:\n%s\nwant\n%s", got, before)
+	}
+	// Another leader appended meanwhile: follow it, then lead again.
+	log.mu.Lock()
+	log.refuse = 0
+	log.mu.Unlock()
+	other := mustOpen(t, Options{Dir: "/other", FS: opts.FS, NoFreeSpaceCheck: true, Follower: true,
+		MemTableSize: 4 << 20, CacheSize: 8 << 20})
+	follow(t, other, log)
+	if _, err := other.Lead(log); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 40}}); err != nil {
+		t.Fatalf("%v (log %d records, other applied %d, failed %v)", err, len(log.records()), other.Applied(), other.Failed())
+	}
+	follow(t, l, log)
+	if v, _ := l.FindHoldingByKey(k); v.Limit != 40 {
+		t.Fatalf("after following, the holding is %+v, want limit 40", v)
+	}
+	if err := other.StepDown(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Lead(log); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 50}}); err != nil {
+		t.Fatal(err)
+	}
+	want := ledgerState(t, l)
+	_ = l.Close()
+	l2 := mustOpen(t, opts)
+	if got := ledgerState(t, l2); got != want {
+		t.Fatalf("reopened:\n%s\nwant\n%s", got, want)
+	}
+	if got := len(log.records()); l2.Applied() != uint64(got) {
+		t.Fatalf("reopened at record %d, the log has %d", l2.Applied(), got)
+	}
+}
+
+// TestKeepJournalTo opens a node whose journal holds a record the log does
+// not (it was never acknowledged): the record goes, and the node is at the
+// log's end.
+func TestKeepJournalTo(t *testing.T) {
+	log := &memLog{}
+	opts := memOptions()
+	opts.Follower = true
+	opts.CheckpointInterval, opts.CheckpointBytes = time.Hour, 1<<40
+	l := mustOpen(t, opts)
+	if _, err := l.Lead(log); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	k := key("user:a", "-", "vm")
+	for limit := range int64(3) {
+		if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 10 + limit}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.skipCloseCheckpoint = true // as a crash leaves it
+	_ = l.Close()
+	opts.KeepJournalTo = 2
+	l = mustOpen(t, opts)
+	if v, _ := l.FindHoldingByKey(k); l.Applied() != 2 || v.Limit != 11 {
+		t.Fatalf("applied %d, holding %+v; want 2 and limit 11", l.Applied(), v)
+	}
+	_ = l.Close()
+	opts.KeepJournalTo = 0
+	l = mustOpen(t, opts)
+	if l.Applied() != 2 {
+		t.Fatalf("the dropped record came back: applied %d", l.Applied())
+	}
+}
