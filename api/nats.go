@@ -44,8 +44,10 @@ type NATSOptions struct {
 	// its own; past the bound the subscription waits, and NATS holds the
 	// requests that come meanwhile.
 	MaxInFlight int
-	// Forward is the hook of a cluster (DESIGN.md §11: every node serves
-	// the endpoints, writes go to the leader). When set, it is called for
+	// Forward is a hook to send writes elsewhere. A server that is a node
+	// of a cluster (Options.Cluster) needs none: while it follows, it
+	// forwards the writes to the leader itself (nats_cluster.go), unless
+	// Forward is set, which then replaces that. When set, it is called for
 	// each write, once its token is checked, with the endpoint's name and
 	// the request: a message it returns is the answer, relayed as it is (a
 	// follower forwards the request to the leader and returns the leader's
@@ -434,6 +436,23 @@ func (n *NATSService) serve(ep *natsEndpoint, r micro.Request, start time.Time, 
 	if id == "" || len(id) > 64 {
 		id = newRequestID()
 	}
+	if ep.write && s.cluster != nil && n.opts.Forward == nil {
+		// A node of a cluster (nats_cluster.go): while it follows, the
+		// leader answers the write.
+		serial := ""
+		if strings.Contains(ep.Suffix, "*") {
+			serial = r.Subject()[strings.LastIndexByte(r.Subject(), '.')+1:]
+		}
+		fwd, err := s.cluster.forwardNATS(context.Background(), ep, serial, id, &nats.Msg{Subject: r.Subject(), Header: h, Data: r.Data()})
+		if err != nil {
+			n.answer(ep, r, start, id, nil, nil, faultOf(err), async)
+			return
+		}
+		if fwd != nil {
+			n.relay(ep, r, start, id, nil, fwd)
+			return
+		}
+	}
 	p, f := s.authenticate(tokenOfHeaders(natsHeader(h, wire.TokenHeader), natsHeader(h, "Authorization")), ep.route)
 	if f != nil {
 		n.answer(ep, r, start, id, nil, nil, f, async)
@@ -514,6 +533,9 @@ func (n *NATSService) answer(ep *natsEndpoint, r micro.Request, start time.Time,
 		msg.Data = faultBody(f)
 		msg.Header[micro.ErrorCodeHeader] = []string{strconv.Itoa(f.Code)}
 		msg.Header[micro.ErrorHeader] = []string{headerValue(f.Kind + ": " + f.Message)}
+		if f.RetryAfter > 0 {
+			msg.Header["Retry-After"] = []string{strconv.Itoa(f.RetryAfter)}
+		}
 	}
 	d := n.count(ep, start, code)
 	var err error

@@ -27,10 +27,10 @@ type microService struct {
 // the connection keeps trying, and the endpoints are served once it is
 // there (as the relay publishes once it is).
 //
-// A cluster (DESIGN.md §11) serves the endpoints on every node and sends
-// the writes to the leader: it sets api.NATSOptions.Forward here (see its
-// doc: forward to the leader, or refuse with a failure.Unavailable error
-// such as ledger.ErrNotLeader, answered 503).
+// Every node of a cluster (DESIGN.md §11) serves the endpoints, in one
+// queue group on the nodes' NATS: a follower forwards the writes it takes
+// to the leader through the leader's HTTP route, or answers 503 with
+// Retry-After when it knows no leader (api/nats_cluster.go).
 func (s *server) startMicro(c *ServeCmd, h *api.Server) error {
 	opts := []nats.Option{
 		nats.Name("quotaledger micro service"),
