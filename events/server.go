@@ -192,7 +192,13 @@ func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 // that goes through a pipe instead of a socket: s is a
 // nats.InProcessConnProvider, for nats.InProcessServer(s) and
 // RelayOptions.InProcess. It fails once the server is shut down.
-func (s *Server) InProcessConn() (net.Conn, error) { return s.ns.InProcessConn() }
+func (s *Server) InProcessConn() (net.Conn, error) {
+	conn, err := s.ns.InProcessConn()
+	if err != nil {
+		return nil, err
+	}
+	return newAsyncConn(conn), nil // pipe.go
+}
 
 // Conn is a client connection of the embedded server.
 type Conn struct {
