@@ -169,7 +169,7 @@ func newAccessFix(t *testing.T) *accessFix {
 	readerRec, err := e.id.CreateUser(ctx, identity.NewUser{Username: "reader@example.com", Password: testPassword,
 		Role: identity.RoleReader, Active: true})
 	must(err)
-	reader, _, _, err := e.id.Login(ctx, "reader@example.com", testPassword)
+	reader, _, _, err := e.id.Login(ctx, "reader@example.com", testPassword, identity.Origin{})
 	must(err)
 	readerRO, _, err := e.id.CreateAccessToken(ctx, readerRec.UUID, "reader read-only", time.Time{}, true)
 	must(err)
@@ -208,7 +208,7 @@ func newAccessFix(t *testing.T) *accessFix {
 
 	login := func(name string) func(t *testing.T) string {
 		return func(t *testing.T) string {
-			secret, _, _, err := e.id.Login(ctx, name, testPassword)
+			secret, _, _, err := e.id.Login(ctx, name, testPassword, identity.Origin{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,6 +312,9 @@ func (f *accessFix) state(t *testing.T) string {
 		tok := *tok
 		tok.LastUsed = time.Time{} // kept on every authentication, refused calls included
 		fmt.Fprintf(&b, "token %+v\n", tok)
+	}
+	for _, tok := range testkit.Items(e.id.FindSessions(identity.SessionFilter{User: f.u1.UUID})) {
+		fmt.Fprintf(&b, "session %s %v %v\n", tok.ID, tok.Created, tok.Expires)
 	}
 	for _, p := range testkit.Items(e.id.FindProjects(identity.ProjectFilter{})) {
 		fmt.Fprintf(&b, "project %+v\n", *p)
@@ -419,6 +422,15 @@ func freshService(t *testing.T, f *accessFix) map[string]string {
 		t.Fatal(err)
 	}
 	return map[string]string{"{name}": name}
+}
+
+// freshSession logs the first user in: a session for the call to name.
+func freshSession(f *accessFix) map[string]string {
+	_, tok, _, err := f.e.id.Login(f.ctx, f.u1.Username, testPassword, identity.Origin{Address: "192.0.2.1"})
+	if err != nil {
+		panic(err) // vars has no t; the table's fixture logs in fine
+	}
+	return map[string]string{"{id}": tok.ID}
 }
 
 func freshCommission(t *testing.T, f *accessFix) map[string]string {
@@ -536,6 +548,30 @@ func accessSpecs() map[string]accessSpec {
 			return map[string]string{"{id}": tok.ID}
 		}},
 
+		// Sessions: one's own; another user's is not found, as another's
+		// token is (admins see and end anyone's). The {id} is a session of
+		// the first user made for the call.
+		"GET " + acc + "sessions": {query: "user={u1}", deny: map[string]int{whoOther: http.StatusForbidden,
+			whoReader: http.StatusForbidden, whoReaderRO: http.StatusForbidden}},
+		"GET " + acc + "sessions/{id}":    {vars: freshSession, deny: otherToken},
+		"DELETE " + acc + "sessions/{id}": {vars: freshSession, deny: otherTokenWrite},
+
+		// Reconciliation: a service of its own holdings, an admin of any
+		// service's; readers look without fixing (the table fixes). Each
+		// allowed call counts another usage of the first user's memory, so
+		// each corrects it. Another service names cyclades: refused.
+		"POST " + acc + "reconcile": {need: []identity.Action{identity.ActCommission, identity.ActManageQuotas},
+			body: func(f *accessFix, _ map[string]string) any {
+				k := f.e.memberKey("cyclades.ram")
+				return map[string]any{"service": "cyclades", "fix": true, "usage": []any{map[string]any{
+					"holder": k.Holder, "source": k.Source.Ptr(), "resource": k.Resource, "usage": 1000 + f.next()}}}
+			}, deny: map[string]int{whoOtherService: http.StatusForbidden}},
+		"GET " + acc + "pending_commissions": {query: "service=cyclades&older_than=0"},
+		"POST " + acc + "pending_commissions/action": {body: func(_ *accessFix, v map[string]string) any {
+			n, _ := strconv.ParseUint(v["{serial}"], 10, 64)
+			return map[string]any{"reject": []uint64{n}, "reason": "stuck"}
+		}, fresh: freshCommission},
+
 		// Users.
 		"GET " + acc + "users": {},
 		"POST " + acc + "users": {body: func(f *accessFix, _ map[string]string) any {
@@ -638,7 +674,9 @@ func accessSpecs() map[string]accessSpec {
 // as the event stream delivers it.
 func (f *accessFix) resetID(t *testing.T) string {
 	t.Helper()
-	if err := f.e.id.RequestPasswordReset(f.ctx, "user@example.com"); err != nil {
+	// The bystander's: a reset ends every session of its user, and the
+	// principals' must live on.
+	if err := f.e.id.RequestPasswordReset(f.ctx, "bystander@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	ob, err := f.e.l.OutboxStats()
@@ -726,6 +764,7 @@ var accessHand = map[string][]int{
 	"DELETE " + restBase + "services/{name}":              {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
 	"POST " + restBase + "services/{name}/token":          {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
 	"POST " + restBase + "resources":                      {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
+	"POST " + restBase + "pending_commissions/action":     {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
 	"POST " + restBase + "groups":                         {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
 	"PATCH " + restBase + "groups/{name}":                 {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},
 	"DELETE " + restBase + "groups/{name}":                {401, 403, 403, 403, 403, 403, yes, 403, 403, 403, 401, 401, 401},

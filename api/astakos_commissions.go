@@ -708,28 +708,33 @@ func (s *Server) resolveMany(ctx context.Context, svc string, body, b []byte) ([
 	if err != nil {
 		return nil, err
 	}
-	// Serials that can name no commission (zero, negative) are settled
-	// here, the ledger's way: in both lists they conflict, else not found.
-	var acc, rej []uint64
-	var badAcc, badRej []int64
-	for _, v := range accept {
-		if v > 0 {
-			acc = append(acc, uint64(v))
-		} else if !slices.Contains(badAcc, v) {
-			badAcc = append(badAcc, v)
-		}
-	}
-	for _, v := range reject {
-		if v > 0 {
-			rej = append(rej, uint64(v))
-		} else if !slices.Contains(badRej, v) {
-			badRej = append(badRej, v)
-		}
-	}
+	acc, badAcc := positiveSerials(accept)
+	rej, badRej := positiveSerials(reject)
 	res, err := s.l.ResolveMany(ctx, svc, acc, rej, reason)
 	if err != nil {
 		return nil, err
 	}
+	return appendResolved(b, resolvedView(res, badAcc, badRej))
+}
+
+// positiveSerials splits the serials of a resolve-many list into those
+// that may name a commission (positive) and those that cannot (zero,
+// negative; each once), which resolvedView settles.
+func positiveSerials(list []int64) (ok []uint64, bad []int64) {
+	for _, v := range list {
+		if v > 0 {
+			ok = append(ok, uint64(v))
+		} else if !slices.Contains(bad, v) {
+			bad = append(bad, v)
+		}
+	}
+	return ok, bad
+}
+
+// resolvedView is the answer of a resolve-many: the ledger's result, and
+// the serials that could name no commission settled the ledger's way (in
+// both lists they conflict, else they are not found).
+func resolvedView(res ledger.ResolveResult, badAcc, badRej []int64) wire.Resolved {
 	out := wire.Resolved{Accepted: make([]int64, len(res.Accepted)), Rejected: make([]int64, len(res.Rejected)),
 		Failed: []wire.FailedSerial{}}
 	for i, v := range res.Accepted {
@@ -765,7 +770,7 @@ func (s *Server) resolveMany(ctx context.Context, svc string, body, b []byte) ([
 			conflicting(v)
 		}
 	}
-	return appendResolved(b, out)
+	return out
 }
 
 // astResolveMany answers POST /account/v1.0/commissions/action.

@@ -167,7 +167,7 @@ func (s *wireScript) setup(cmd string, args []datadriven.CmdArg) error {
 		if err != nil {
 			return err
 		}
-		tok, _, _, err := id.Login(ctx, u.Username, testPassword)
+		tok, _, _, err := id.Login(ctx, u.Username, testPassword, identity.Origin{})
 		if err != nil {
 			return err
 		}

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/quotaledger/quotaledger/api/wire"
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/identity"
 )
 
@@ -76,7 +78,8 @@ func (s *Server) login(c *call) error {
 	if d := c.restLimited(restLoginLimit, username); d > 0 {
 		return c.restTooMany(d)
 	}
-	secret, tok, u, err := s.id.Login(c.r.Context(), username, in.Password)
+	from := identity.Origin{Address: c.clientAddress(), UserAgent: c.r.UserAgent()}
+	secret, tok, u, err := s.id.Login(c.r.Context(), username, in.Password, from)
 	if err != nil {
 		if f := faultOf(err); f.Code == http.StatusUnauthorized || f.Code == http.StatusForbidden {
 			c.restCount(restLoginLimit, username)
@@ -141,7 +144,20 @@ func (s *Server) changePassword(c *call) error {
 	if err != nil {
 		return err
 	}
-	if err := s.id.ChangePassword(c.r.Context(), c.p.User.UUID, old, np, conf); err != nil {
+	// A wrong old password counts as a failed login of the user: a stolen
+	// session must not make guessing the password cheaper.
+	name := c.p.User.Username
+	if d := c.restLimited(restLoginLimit, name); d > 0 {
+		return c.restTooMany(d)
+	}
+	keep := "" // the session the change is made with stays; the others end
+	if c.p.Kind == identity.KindSession {
+		keep = c.p.Token.ID
+	}
+	if err := s.id.ChangePassword(c.r.Context(), c.p.User.UUID, old, np, conf, keep); err != nil {
+		if errors.Is(err, identity.ErrWrongPassword) {
+			c.restCount(restLoginLimit, name)
+		}
 		return err
 	}
 	return c.json(http.StatusOK, wire.Detail{Detail: "password changed"})
@@ -190,7 +206,16 @@ func (s *Server) resetPassword(c *call) error {
 	if err != nil {
 		return err
 	}
+	// Guessing reset ids is limited as guessing passwords is: a failed
+	// confirmation (the id unknown or expired) spends the address's budget.
+	k := c.restAddrKey(restConfirmLimit)
+	if d := s.limiter.wait(k); d > 0 {
+		return c.restTooMany(d)
+	}
 	if err := s.id.ResetPassword(c.r.Context(), id, np, conf); err != nil {
+		if failure.CodeOf(err) == failure.NotFound {
+			s.limiter.take(k)
+		}
 		return err
 	}
 	return c.json(http.StatusOK, wire.Detail{Detail: "password reset"})

@@ -63,7 +63,7 @@ func TestEventCatalog(t *testing.T) {
 	must(err)
 	_, err = id.SetUserRole(ctx, bob.UUID, identity.RoleReader)
 	must(err)
-	must(id.ChangePassword(ctx, bob.UUID, testPassword, "another password 1", "another password 1"))
+	must(id.ChangePassword(ctx, bob.UUID, testPassword, "another password 1", "another password 1", ""))
 	must(id.RequestPasswordReset(ctx, "bob@example.com"))
 	var reset catalog.PasswordResetRequested
 	for _, ev := range ledgertest.CheckOutbox(t, l) {
@@ -79,7 +79,7 @@ func TestEventCatalog(t *testing.T) {
 	must(id.DeleteAccessToken(ctx, bob.UUID, tok.ID))
 	_, err = id.ImportAccessToken(ctx, bob.UUID, "imported", strings.Repeat("s", 40))
 	must(err)
-	_, _, _, err = id.Login(ctx, "bob@example.com", "another password 2")
+	_, _, _, err = id.Login(ctx, "bob@example.com", "another password 2", identity.Origin{})
 	must(err)
 	clock.Advance(25 * time.Hour) // past the session's end
 	must(id.FlushLastUsed(ctx))

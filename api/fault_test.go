@@ -16,6 +16,7 @@ import (
 	"github.com/quotaledger/quotaledger/commission"
 	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -45,6 +46,8 @@ var domainErrors = func() map[string]error {
 		"ledger.ErrFailed":              ledger.ErrFailed,
 		"ledger.ErrOutcomeUnknown":      ledger.ErrOutcomeUnknown,
 		"ledger.ErrCorrupt":             ledger.ErrCorrupt,
+		"identity.ErrWrongPassword":     identity.ErrWrongPassword,
+		"identity.ErrServiceInUse":      identity.ErrServiceInUse,
 	}
 }()
 

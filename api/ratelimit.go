@@ -30,6 +30,9 @@ var (
 	restLoginLimit = restLimit{"login", 10, 50, 5 * time.Minute}
 	// Reset requests: 5 per hour per username, 20 per address.
 	restResetLimit = restLimit{"reset", 5, 20, time.Hour}
+	// Failed reset confirmations (an id unknown or expired): 10 per hour
+	// per address (no username: the id is the secret guessed).
+	restConfirmLimit = restLimit{"confirm", 0, 10, time.Hour}
 )
 
 // limitKey is one bucket an attempt draws on: its key and budget.
@@ -162,16 +165,24 @@ func (l *rateLimiter) size() int {
 	return len(l.buckets)
 }
 
-// restAddress is the client address an attempt is counted against: the
-// host of the connection's remote address (the server takes no
-// forwarded-for header: it trusts no proxy but a node of its cluster, whose
-// forwarded call carries the cluster's key: cluster.go), and for IPv6 its
-// /64, the block one host is commonly given.
-func (c *call) restAddress() string {
+// clientAddress is the address of the client of the call: the host of
+// the connection's remote address (the server takes no forwarded-for
+// header: it trusts no proxy but a node of its cluster, whose forwarded
+// call carries the cluster's key and the client's address: cluster.go
+// puts that address in place before the handler runs).
+func (c *call) clientAddress() string {
 	host, _, err := net.SplitHostPort(c.r.RemoteAddr)
 	if err != nil {
 		host = c.r.RemoteAddr
 	}
+	return host
+}
+
+// restAddress is the client address an attempt is counted against: the
+// clientAddress, and for IPv6 its /64, the block one host is commonly
+// given.
+func (c *call) restAddress() string {
+	host := c.clientAddress()
 	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
 		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
@@ -190,6 +201,12 @@ func (c *call) restLimited(lim restLimit, username string) time.Duration {
 func (c *call) restCount(lim restLimit, username string) time.Duration {
 	k := lim.keys(username, c.restAddress())
 	return c.s.limiter.take(k[:]...)
+}
+
+// restAddrKey is the bucket of an attempt of lim from the call's address
+// alone (an attempt that names no user).
+func (c *call) restAddrKey(lim restLimit) limitKey {
+	return limitKey{lim.kind + "\x00a\x00" + c.restAddress(), lim.perAddr, lim.window}
 }
 
 // restTooMany is the 429 of an attempt that must wait d, with Retry-After

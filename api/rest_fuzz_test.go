@@ -271,7 +271,7 @@ func FuzzRestRegister(f *testing.F) {
 		if byName, err := id.FindUserByName(username); err != nil || byName.UUID != u.UUID {
 			t.Fatalf("%q: %q finds %v %v, want %s", body, username, byName, err, u.UUID)
 		}
-		if _, _, who, err := id.Login(context.Background(), username, *password); err != nil || who.UUID != u.UUID {
+		if _, _, who, err := id.Login(context.Background(), username, *password, identity.Origin{}); err != nil || who.UUID != u.UUID {
 			t.Fatalf("%q: login with the password sent: %v %v", body, who, err)
 		}
 	})

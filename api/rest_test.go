@@ -72,7 +72,7 @@ func (e *env) restNewUser(name string) (*identity.User, string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	secret, _, _, err := e.id.Login(ctx, name, testPassword)
+	secret, _, _, err := e.id.Login(ctx, name, testPassword, identity.Origin{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -278,8 +278,15 @@ func TestRestPasswords(t *testing.T) {
 		`{"current_password":"correct horse battery","new_password":"second password here","new_password_confirm":"second password here"}`)
 	e.restWant(200, "POST", restBase+"auth/password/change", e.user,
 		`{"old_password":"second password here","new_password1":"third password here","new_password2":"third password here"}`)
-	restFault(t, e.restWant(401, "POST", restBase+"auth/password/change", e.user,
-		`{"old_password":"wrong","new_password":"fourth password here","new_password_confirm":"fourth password here"}`), "unauthorized", 401)
+	// A wrong old password is the request's fault, not the token's: a 401
+	// would tell a client its token is bad (issue 17).
+	wrong := e.restWant(400, "POST", restBase+"auth/password/change", e.user,
+		`{"old_password":"wrong","new_password":"fourth password here","new_password_confirm":"fourth password here"}`)
+	restFault(t, wrong, "badRequest", 400)
+	if msg := wrong["badRequest"].(map[string]any)["message"]; msg != "the old password is wrong" {
+		t.Fatalf("wrong old password: message %q", msg)
+	}
+	e.restWant(200, "GET", restBase+"auth/whoami", e.user, nil)
 	e.restWant(400, "POST", restBase+"auth/password/change", e.user,
 		`{"old_password":"third password here","new_password":"fourth password here","new_password_confirm":"not the same"}`)
 	e.restWant(400, "POST", restBase+"auth/password/change", e.user,
@@ -737,11 +744,31 @@ func TestRestServicesAndResourcesContract(t *testing.T) {
 	e.restWant(400, "POST", restBase+"services/pithos/token", e.admin, `{"expires":"2000-01-01T00:00:00Z"}`)
 	e.restWant(403, "POST", restBase+"services/pithos/token", e.user, nil)
 
-	if st, _ := e.doRaw("DELETE", restBase+"services/pithos", e.admin, nil); st != 204 {
+	// A service that still serves resources stays (issue 17): 409, naming
+	// them; it is still listed, its resources too, and its token works.
+	in := e.restWant(409, "DELETE", restBase+"services/pithos", e.admin, nil)
+	if msg, _ := in["conflict"].(map[string]any)["message"].(string); !strings.Contains(msg, "pithos.diskspace") {
+		t.Fatalf("delete a service with resources: %v", in)
+	}
+	e.restWant(200, "GET", restBase+"services/pithos", e.admin, nil)
+	e.restWant(200, "GET", restBase+"holdings", tok2, nil)
+	if st, res := e.do("GET", "/account/v1.0/resources", "", nil); st != 200 || res["pithos.diskspace"] == nil {
+		t.Fatalf("resources after a refused delete: %d %v", st, res)
+	}
+	in = e.restWant(409, "DELETE", restBase+"services/cyclades", e.admin, nil)
+	if msg, _ := in["conflict"].(map[string]any)["message"].(string); !strings.Contains(msg, "cyclades.ram, cyclades.vm") {
+		t.Fatalf("delete a service with resources: %v", in)
+	}
+
+	// One that serves none is removed, with its token.
+	spare := e.restWant(201, "POST", restBase+"services", e.admin, `{"name":"spare","type":"storage"}`)
+	tok3, _ := spare["token"].(string)
+	e.restWant(200, "GET", restBase+"holdings", tok3, nil)
+	if st, _ := e.doRaw("DELETE", restBase+"services/spare", e.admin, nil); st != 204 {
 		t.Fatalf("delete %d", st)
 	}
-	e.restWant(401, "GET", restBase+"holdings", tok2, nil)
-	e.restWant(404, "DELETE", restBase+"services/pithos", e.admin, nil)
+	e.restWant(401, "GET", restBase+"holdings", tok3, nil)
+	e.restWant(404, "DELETE", restBase+"services/spare", e.admin, nil)
 }
 
 func TestRestHoldingsContract(t *testing.T) {

@@ -153,6 +153,11 @@ func (s *Server) routeTable() []Route {
 		{Method: "PATCH", Path: acc + "access_tokens/{id}", Access: User, Action: identity.ActWriteSelf, Summary: "update a token's name, expiry or read-only flag", Body: wire.AccessTokenUpdate{}, Answers: ok(wire.AccessToken{}), handler: s.updateToken},
 		{Method: "DELETE", Path: acc + "access_tokens/{id}", Access: User, Action: identity.ActWriteSelf, Summary: "revoke a token", Answers: deleted, handler: s.deleteToken},
 
+		// Sessions (sessions.go).
+		{Method: "GET", Path: acc + "sessions", Access: User, Action: identity.ActReadSelf, Summary: "the caller's sessions, newest first, with where each was made (admins: ?user=UUID, or * for every user's)", Query: paged(Param{Name: "user", Type: "string", Doc: "a user uuid, or * (admins)"}), Answers: ok(wire.Page[wire.SessionInfo]{}), handler: s.listSessions},
+		{Method: "GET", Path: acc + "sessions/{id}", Access: User, Action: identity.ActReadSelf, Summary: "one session (one's own; admins: anyone's)", Answers: ok(wire.SessionInfo{}), handler: s.getSession},
+		{Method: "DELETE", Path: acc + "sessions/{id}", Access: User, Action: identity.ActWriteSelf, Summary: "end a session (one's own; admins: anyone's)", Answers: deleted, handler: s.deleteSession},
+
 		// Users.
 		{Method: "GET", Path: acc + "users", Access: User, Action: identity.ActReadAll, Summary: "list users (q: username prefix; page, page_size)", Query: paged(Param{Name: "q", Type: "string", Doc: "a username prefix"}), Answers: ok(wire.Page[wire.User]{}), handler: s.listUsers},
 		{Method: "POST", Path: acc + "users", Access: User, Action: identity.ActManageUsers, Summary: "create a user", Body: wire.NewUser{}, Answers: created(wire.User{}), handler: s.createUser},
@@ -200,6 +205,11 @@ func (s *Server) routeTable() []Route {
 		{Method: "DELETE", Path: acc + "holdings", Access: User, Action: identity.ActManageQuotas, Summary: "delete holdings (refused while a pending commission touches them)", Body: wire.HoldingKeys{}, Answers: ok(wire.HoldingKeys{}), handler: s.deleteHoldings},
 		{Method: "GET", Path: acc + "commissions/{serial}/log", Access: Any, Summary: "the provision log of a resolved commission (its service, admins, readers)", Query: paged(), Answers: ok(wire.Page[wire.LogEntry]{}), handler: s.commissionLog},
 		{Method: "GET", Path: acc + "history", Access: User, Action: identity.ActReadSelf, Summary: "the provision log of holdings (holder, resource, serial, from, to, page, page_size)", Query: paged(Param{Name: "holder", Type: "string", Doc: "the holder (default: the caller's own holdings; admins and readers: every holder)"}, Param{Name: "resource", Type: "string", Doc: "only this resource"}, Param{Name: "serial", Type: "integer", Doc: "only this commission"}, Param{Name: "from", Type: "string", Doc: "logged at or after this RFC 3339 time"}, Param{Name: "to", Type: "string", Doc: "logged before this RFC 3339 time"}), Answers: ok(wire.Page[wire.LogEntry]{}), handler: s.history},
+
+		// Reconciliation and every service's pending commissions (reconcile.go).
+		{Method: "POST", Path: acc + "reconcile", Access: Any, Summary: "compare a service's count of its usage per holding with the ledger: the holdings that differ and the service's orphans (pending past older_than); with fix, reject the orphans and correct the holdings in one step (a service: its own; admins: any, naming it; readers: without fix)", Body: wire.ReconcileRequest{}, Answers: ok(wire.Reconciliation{}), handler: s.reconcile},
+		{Method: "GET", Path: acc + "pending_commissions", Access: User, Action: identity.ActReadAll, Summary: "every service's pending commissions, oldest first, with their age (admins, readers)", Query: paged(Param{Name: "service", Type: "string", Doc: "only this service's"}, Param{Name: "older_than", Type: "integer", Doc: "only those pending at least this many seconds"}), Answers: ok(wire.Page[wire.PendingCommission]{}), handler: s.listPendingCommissions},
+		{Method: "POST", Path: acc + "pending_commissions/action", Access: User, Action: identity.ActManageQuotas, Summary: "accept and reject pending commissions of any service (admins; logged with reason ADMIN:<uuid>)", Body: wire.Resolve{}, Answers: ok(wire.Resolved{}), handler: s.resolvePendingCommissions},
 
 		// Backup (backup.go).
 		{Method: "GET", Path: acc + "backup", Access: User, Action: identity.ActManageUsers, Summary: "a consistent checkpoint of the whole ledger, taken without stopping writes, streamed as one tar.gz archive (admins; quotaledger restore rebuilds a data directory from it)", Answers: []Answer{{Status: 200, Type: "application/gzip"}}, handler: s.backup},

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/api/console"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -70,6 +71,9 @@ type Options struct {
 	// Cluster makes the server a node of a cluster (cluster.go); its zero
 	// value, a single node.
 	Cluster ClusterOptions
+	// Console configures the web console under /ui/ (console.go): its API,
+	// logger and, on a node of a cluster, Applied are the server's.
+	Console console.Options
 }
 
 func (o Options) withDefaults() Options {
@@ -104,6 +108,8 @@ type Server struct {
 	unmatched *routeMetrics
 	// cluster is the server's part of a cluster (nil: a single node).
 	cluster *clusterNode
+	// console is the web console under /ui/ (console.go).
+	console *console.Console
 }
 
 // call is one request being served.
@@ -149,6 +155,7 @@ func New(l *ledger.Ledger, id *identity.Store, opts Options) *Server {
 			s.handle(rt)
 		}
 	}
+	s.mountConsole()
 	s.mux.HandleFunc("/", s.noRoute)
 	return s
 }
@@ -170,6 +177,9 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(allow) == 0 {
+		if s.consoleNotFound(w, r) {
+			return
+		}
 		writeFault(w, newFault(http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path))
 		return
 	}

@@ -88,11 +88,12 @@ func (f *wireFix) newService() string {
 	return name
 }
 
-// resetID requests a password reset of the user and returns its id, from
-// the event stream.
+// resetID requests a password reset of a new user and returns its id,
+// from the event stream (a reset ends every session of its user: the
+// fixture's user keeps theirs).
 func (f *wireFix) resetID() string {
 	f.t.Helper()
-	f.must(f.id.RequestPasswordReset(context.Background(), "user@example.com"))
+	f.must(f.id.RequestPasswordReset(context.Background(), f.newUser().Username))
 	evs, err := f.l.Outbox(0, 1_000_000)
 	f.must(err)
 	var id string
@@ -170,7 +171,7 @@ func wireCalls(f *wireFix) map[string]func() wireCall {
 			return wireCall{acc + "auth/login", "", map[string]string{"username": "user@example.com", "password": testPassword}}
 		},
 		"POST " + acc + "auth/logout": func() wireCall {
-			secret, _, _, err := f.id.Login(context.Background(), "user@example.com", testPassword)
+			secret, _, _, err := f.id.Login(context.Background(), "user@example.com", testPassword, identity.Origin{})
 			f.must(err)
 			return wireCall{acc + "auth/logout", secret, nil}
 		},
@@ -202,6 +203,32 @@ func wireCalls(f *wireFix) map[string]func() wireCall {
 			_, t, err := f.id.CreateAccessToken(context.Background(), u, f.name("t"), time.Time{}, false)
 			f.must(err)
 			return wireCall{acc + "access_tokens/" + t.ID, f.user, nil}
+		},
+
+		"GET " + acc + "sessions": func() wireCall { return wireCall{acc + "sessions?page_size=1", f.user, nil} },
+		"GET " + acc + "sessions/{id}": func() wireCall {
+			p, err := f.id.Authenticate(f.user)
+			f.must(err)
+			return wireCall{acc + "sessions/" + p.Token.ID, f.user, nil}
+		},
+		"DELETE " + acc + "sessions/{id}": func() wireCall {
+			_, t, _, err := f.id.Login(context.Background(), "user@example.com", testPassword, identity.Origin{})
+			f.must(err)
+			return wireCall{acc + "sessions/" + t.ID, f.user, nil}
+		},
+
+		"POST " + acc + "reconcile": func() wireCall {
+			f.commission(false)
+			return wireCall{acc + "reconcile", f.service, map[string]any{"older_than": 0, "usage": []any{map[string]any{
+				"holder": "user:" + u, "source": "project:" + u, "resource": "cyclades.vm", "usage": 1}}}}
+		},
+		"GET " + acc + "pending_commissions": func() wireCall {
+			f.commission(false)
+			return wireCall{acc + "pending_commissions?service=cyclades&older_than=0", f.admin, nil}
+		},
+		"POST " + acc + "pending_commissions/action": func() wireCall {
+			return wireCall{acc + "pending_commissions/action", f.admin, map[string]any{"accept": []uint64{f.commission(false)},
+				"reject": []int64{-1}}}
 		},
 
 		"GET " + acc + "users": func() wireCall { return wireCall{acc + "users?q=user&page=1", f.admin, nil} },

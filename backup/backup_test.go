@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -104,5 +106,64 @@ func TestWriteBeginFails(t *testing.T) {
 	var buf bytes.Buffer
 	if err := Write(&buf, l, func(Manifest) error { return boom }); !errors.Is(err, boom) || buf.Len() != 0 {
 		t.Fatalf("write: %v, %d bytes", err, buf.Len())
+	}
+}
+
+// TestRestoreAsNew: a server restored from a backup gets a new ledger id,
+// so that two restored from one backup (or one and the original) publish
+// no colliding event ids (an event's id is the ledger's id and its
+// sequence, and the copies' next events have the same sequences); the data
+// is the backup's, and the id lasts. Restore keeps the id (a cluster
+// node's restore of the cluster's checkpoint: TestRoundTrip).
+func TestRestoreAsNew(t *testing.T) {
+	ctx := context.Background()
+	l := ledgertest.Open(t, ledger.Options{Dir: filepath.Join(t.TempDir(), "ledger")})
+	k := holdings.Key{Holder: "h", Source: holdings.SourceOf("s"), Resource: "r"}
+	if err := l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 42}}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, l, nil); err != nil {
+		t.Fatal(err)
+	}
+	next := func(l *ledger.Ledger) uint64 {
+		t.Helper()
+		if err := l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 7}}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := l.OutboxStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Last
+	}
+	ids := map[string]bool{l.ID(): true}
+	var seqs []uint64
+	for range 2 {
+		data := t.TempDir()
+		m, id, _, err := RestoreAsNew(bytes.NewReader(buf.Bytes()), data)
+		if err != nil || m.LedgerID != l.ID() || id == "" || ids[id] {
+			t.Fatalf("restore as new: %+v %q %v (ids so far %v)", m, id, err, ids)
+		}
+		ids[id] = true
+		dir := filepath.Join(data, LedgerDir)
+		r, err := ledger.Open(ledger.Options{Dir: dir, Logger: zerolog.Nop(), NoFreeSpaceCheck: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := r.FindHoldingByKey(k); !ok || v.Limit != 42 || r.ID() != id {
+			t.Fatalf("restored %q: holding %+v %v", r.ID(), v, ok)
+		}
+		seqs = append(seqs, next(r))
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r = ledgertest.Open(t, ledger.Options{Dir: dir})
+		if r.ID() != id {
+			t.Fatalf("reopened: id %s, want %s", r.ID(), id)
+		}
+	}
+	if orig := next(l); seqs[0] != orig || seqs[1] != orig {
+		t.Fatalf("next events' sequences: copies %v, original %d", seqs, orig)
 	}
 }

@@ -201,6 +201,34 @@ func Restore(r io.Reader, dataDir string) (Manifest, int64, error) {
 	return m, total, nil
 }
 
+// RestoreAsNew is Restore under a new ledger id, for a server started from
+// a backup (quotaledger restore): an event's id is the ledger's id and its
+// sequence, so a restored copy keeping the original's id would publish,
+// past the backup's last event, ids the original (or another copy of the
+// same backup) also publishes, with other events behind them; the stream's
+// duplicate window would drop some as repeats, and a consumer could not
+// tell them apart. Under the new id the restored outbox is published again
+// (at least once, as always). Restore itself keeps the id: a cluster's
+// node restores the cluster's checkpoint, whose id is the cluster's
+// (cluster.RestoreCheckpoint). It returns the manifest (the archive's id),
+// the new id and the bytes written.
+func RestoreAsNew(r io.Reader, dataDir string) (Manifest, string, int64, error) {
+	m, n, err := Restore(r, dataDir)
+	if err != nil {
+		return m, "", n, err
+	}
+	// Opened as a follower, as Restore's check: it writes nothing but the id.
+	l, err := ledger.Open(ledger.Options{Dir: filepath.Join(dataDir, LedgerDir), Logger: zerolog.Nop(), Follower: true, NewID: true})
+	if err != nil {
+		return m, "", n, fmt.Errorf("giving the restored ledger a new id: %w", err)
+	}
+	id := l.ID()
+	if err := l.Close(); err != nil {
+		return m, "", n, err
+	}
+	return m, id, n, nil
+}
+
 // syncDir makes a rename or a new file in dir durable (best effort).
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {

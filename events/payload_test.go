@@ -143,7 +143,7 @@ func TestPayloadsGolden(t *testing.T) {
 	run("change a role", func() error { _, err := ids.SetUserRole(ctx, bob.UUID, identity.RoleReader); return err })
 	run("activate a user", func() error { _, err := ids.ActivateUser(ctx, bob.UUID, true); return err })
 	run("change a password", func() error {
-		return ids.ChangePassword(ctx, bob.UUID, "bob's password", "bob's new password", "bob's new password")
+		return ids.ChangePassword(ctx, bob.UUID, "bob's password", "bob's new password", "bob's new password", "")
 	})
 	step("request a password reset", func() error { return ids.RequestPasswordReset(ctx, "bob@example.com") })
 	var reset struct {
@@ -181,7 +181,7 @@ func TestPayloadsGolden(t *testing.T) {
 	run("revoke a personal access token", func() error { return ids.DeleteAccessToken(ctx, alice.UUID, pat.ID) })
 	var session *identity.Token
 	step("log in (a session token)", func() (err error) {
-		_, session, _, err = ids.Login(ctx, "bob@example.com", "bob's third password")
+		_, session, _, err = ids.Login(ctx, "bob@example.com", "bob's third password", identity.Origin{})
 		return err
 	})
 	name(session.ID, "<token:session>")
@@ -278,7 +278,16 @@ func TestPayloadsGolden(t *testing.T) {
 	run("delete a holding", func() error { return l.DeleteHoldings(ctx, []holdings.Key{pool}) })
 
 	// Removals.
-	run("remove a service (and its token)", func() error { return ids.DeleteService(ctx, "compute") })
+	// A service that serves resources cannot be removed (issue 17): one that
+	// serves none is.
+	var legacy *identity.Service
+	step("register a service that serves no resource", func() (err error) {
+		_, legacy, err = ids.CreateService(ctx, identity.NewService{Name: "legacy", Type: "compute-api"})
+		return err
+	})
+	name(legacy.TokenID, "<token:legacy>")
+	flush()
+	run("remove a service (and its token)", func() error { return ids.DeleteService(ctx, "legacy") })
 	run("delete a user", func() error { return ids.DeleteUser(ctx, bob.UUID) })
 
 	// Every type of the catalog is in the golden file, but the feedback's

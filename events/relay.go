@@ -300,7 +300,11 @@ func (r *Relay) session(ctx context.Context) (connected bool, err error) {
 	}
 	r.connected.Store(true)
 	defer r.connected.Store(false)
-	r.log.Info().Str("url", nc.ConnectedUrlRedacted()).Str("stream", r.opts.Stream).
+	keeps := "forever"
+	if r.opts.MaxAge > 0 {
+		keeps = r.opts.MaxAge.String()
+	}
+	r.log.Info().Str("url", nc.ConnectedUrlRedacted()).Str("stream", r.opts.Stream).Str("stream_max_age", keeps).
 		Msg("event relay connected")
 	return true, r.pump(ctx, js, closed)
 }

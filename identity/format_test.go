@@ -50,6 +50,7 @@ const (
 	fmtPersonalSecret  = "test-only-format-personal-secret-0001"
 	fmtServiceSecret   = "qlk_testonly_format_service_secret_not_a_real_A"
 	fmtResetID         = "test-only-format-reset-id"
+	fmtSessionSecret   = "qls_testonly_format_session_secret_not_realA"
 	fmtAlice, fmtBob   = "8d1b6a2e-0d6f-4c4e-9a53-3f2b7c1e9a01", "5f0c2b9d-7e41-4b1a-8c3d-2a9e6f4b7c02"
 	fmtProjectUUID     = "c3a7e5d1-9b2f-4e6a-8d4c-1f0b3a5e7d03"
 	fmtServiceName     = "compute"
@@ -71,16 +72,20 @@ var (
 func fmtPersonalHash() [32]byte { return sha256.Sum256([]byte(fmtPersonalSecret)) }
 func fmtServiceHash() [32]byte  { return sha256.Sum256([]byte(fmtServiceSecret)) }
 func fmtResetHash() [32]byte    { return sha256.Sum256([]byte(fmtResetID)) }
+func fmtSessionHash() [32]byte  { return sha256.Sum256([]byte(fmtSessionSecret)) }
 
 // Fixed records. Fields of one type hold different values, so that two
 // fields swapped in the record's JSON tags fail the load direction too.
-func fmtRecords() (alice, bob *User, pat, svcTok *Token, svc *Service, res *Resource, proj, base *Project, grp *Group, reset *resetRequest) {
+func fmtRecords() (alice, bob *User, pat, svcTok, session *Token, svc *Service, res *Resource, proj, base *Project, grp *Group, reset *resetRequest) {
 	alice = &User{UUID: fmtAlice, Username: "alice@example.com", DisplayName: "Alice A.", FirstName: "Alice",
 		LastName: "Archer", Role: RoleAdmin, Active: true, EmailVerified: false, Data: json.RawMessage(`{"team":"ops","n":1}`),
 		Password: fmtPasswordHash, Created: fmtT1, Updated: fmtT2, LastLogin: fmtT3}
 	bob = &User{UUID: fmtBob, Username: "bob@example.com", DisplayName: "bob@example.com", Role: RoleReader,
 		Active: false, EmailVerified: true, Password: fmtPasswordHash, Created: fmtT2, Updated: fmtT3}
 	ph, sh := fmtPersonalHash(), fmtServiceHash()
+	xh := fmtSessionHash()
+	session = &Token{ID: tokenID(xh), Hash: xh, Kind: KindSession, Owner: fmtBob, Expires: fmtT4, Created: fmtT1,
+		Updated: fmtT2, LastUsed: fmtT3, Address: "2001:db8::7", UserAgent: "quotaledger-go-client/1 (linux)"}
 	pat = &Token{ID: tokenID(ph), Hash: ph, Kind: KindPersonal, Owner: fmtAlice, Name: "laptop", ReadOnly: true,
 		Expires: fmtT4, Created: fmtT1, Updated: fmtT2, LastUsed: fmtT3}
 	svcTok = &Token{ID: tokenID(sh), Hash: sh, Kind: KindService, Owner: fmtServiceName, Name: fmtServiceName,
@@ -114,7 +119,7 @@ type identityCase struct {
 }
 
 func identityCases() []identityCase {
-	alice, bob, pat, svcTok, svc, res, proj, base, grp, reset := fmtRecords()
+	alice, bob, pat, svcTok, session, svc, res, proj, base, grp, reset := fmtRecords()
 	return []identityCase{
 		{"user", prefixUser, fmtAlice, alice, func(t *testing.T, s *Store) {
 			u := s.users[fmtAlice]
@@ -152,6 +157,17 @@ func identityCases() []identityCase {
 			p, err := s.Authenticate(fmtServiceSecret)
 			if err != nil || p.Service == nil || p.Service.Name != fmtServiceName || p.Kind != KindService {
 				t.Errorf("the service secret authenticates as %+v, %v; want service %s", p, err, fmtServiceName)
+			}
+		}},
+		{"token-session", prefixToken, string(session.Hash[:]), session, func(t *testing.T, s *Store) {
+			e := s.tokens[session.Hash]
+			if e == nil {
+				t.Fatal("the session is not loaded")
+			}
+			checkLoaded(t, e.tok, session)
+			got, err := s.FindSessionByID(fmtBob, session.ID)
+			if err != nil || got.Address != "2001:db8::7" || got.UserAgent != "quotaledger-go-client/1 (linux)" {
+				t.Errorf("the session as listed: %+v, %v; want its origin", got, err)
 			}
 		}},
 		{"service", prefixService, fmtServiceName, svc, func(t *testing.T, s *Store) {

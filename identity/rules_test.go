@@ -27,7 +27,7 @@ func TestRules(t *testing.T) {
 		return p
 	}
 	login := func(u *User) Principal {
-		secret, _, _, err := s.Login(ctx, u.Username, goodPassword)
+		secret, _, _, err := s.Login(ctx, u.Username, goodPassword, Origin{})
 		if err != nil {
 			t.Fatal(err)
 		}

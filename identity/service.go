@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/quotaledger/quotaledger/events/catalog"
+	"github.com/quotaledger/quotaledger/failure"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -165,14 +166,21 @@ func (s *Store) RenewServiceToken(ctx context.Context, name string, expires time
 	return secret, &svc, nil
 }
 
-// DeleteService removes a service and its token. Its resources and
-// holdings stay.
+// DeleteService removes a service and its token. A service that still
+// serves resources is refused (failure.Conflict, naming them): its
+// resources would stay listed, in quotas and holdings, naming a service
+// that no longer exists, and nothing could serve them again under that
+// name's token. A resource is not removed; a service is renewed (its
+// token) rather than removed and registered again.
 func (s *Store) DeleteService(ctx context.Context, name string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	svc, err := s.FindServiceByName(name)
 	if err != nil {
 		return err
+	}
+	if rs := s.ServedResources(name); len(rs) > 0 {
+		return failure.Mark(ErrServiceInUse, "service %s still serves resources %s: it cannot be removed", name, strings.Join(rs, ", "))
 	}
 	s.mu.RLock()
 	toks := serviceTokens(s.tokensOfLocked(name))
@@ -194,6 +202,10 @@ func (s *Store) DeleteService(ctx context.Context, name string) error {
 		}
 	})
 }
+
+// ErrServiceInUse is the refusal to remove a service that still serves
+// resources (failure.Conflict; the message names them).
+var ErrServiceInUse = failure.New(failure.Conflict, "the service still serves resources")
 
 // serviceTokens keeps the service tokens of ts (an owner name could also be
 // a user's uuid).

@@ -114,8 +114,10 @@ func tokenEvent(t *Token) catalog.Token {
 // stageToken makes a token and stages its record and the event
 // "identity.token.created". It returns the secret (to show once) and the
 // record, which the caller adds to memory in its apply with
-// s.addTokenLocked. The caller holds s.wmu and has checked the owner.
-func (s *Store) stageToken(tx *ledger.Tx, kind TokenKind, owner, name string, readOnly bool, expires time.Time) (secret string, t *Token, err error) {
+// s.addTokenLocked. set, if given, fills the record's other fields (a
+// session's origin) before it is staged. The caller holds s.wmu and has
+// checked the owner.
+func (s *Store) stageToken(tx *ledger.Tx, kind TokenKind, owner, name string, readOnly bool, expires time.Time, set ...func(*Token)) (secret string, t *Token, err error) {
 	if _, ok := secretPrefix(kind); !ok {
 		return "", nil, invalidf("unknown token kind %q", kind)
 	}
@@ -137,6 +139,9 @@ func (s *Store) stageToken(tx *ledger.Tx, kind TokenKind, owner, name string, re
 	}
 	t = &Token{ID: tokenID(hash), Hash: hash, Kind: kind, Owner: owner, Name: name, ReadOnly: readOnly,
 		Expires: expires, Created: now, Updated: now}
+	for _, f := range set {
+		f(t)
+	}
 	if err := put(tx, prefixToken, string(hash[:]), t); err != nil {
 		return "", nil, err
 	}
@@ -589,21 +594,22 @@ func (s *Store) UpdateAccessToken(ctx context.Context, owner, id string, upd Tok
 	return nt, nil
 }
 
-// DeleteAccessToken revokes the token id of owner ("" = anyone's, for
-// admins), a personal access token or a session: it stops working at once,
-// its record goes, and identity.token.revoked tells. Deleting a token is
-// revoking it; the store says Delete (DeleteAccessToken, DeleteSession), as
-// for every other record, and the event keeps its lineage's word. Service
-// tokens are renewed with their service (RenewServiceToken) and are
-// failure.NotFound here.
+// DeleteAccessToken revokes the personal access token id of owner ("" =
+// anyone's, for admins): it stops working at once, its record goes, and
+// identity.token.revoked tells. Deleting a token is revoking it; the store
+// says Delete (DeleteAccessToken, DeleteSession), as for every other
+// record, and the event keeps its lineage's word. What FindAccessTokenByID
+// does not find is failure.NotFound here too: a session is ended with
+// DeleteSessionByID, and a service token is renewed with its service
+// (RenewServiceToken).
 func (s *Store) DeleteAccessToken(ctx context.Context, owner, id string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.RLock()
-	e := s.tokenByIDLocked(id)
+	e, err := s.accessToken(owner, id)
 	s.mu.RUnlock()
-	if e == nil || e.tok.Kind == KindService || (owner != "" && e.tok.Owner != owner) {
-		return notFoundf("no token %q", id)
+	if err != nil {
+		return err
 	}
 	t := e.tok
 	return s.write(ctx, func(tx *ledger.Tx) error { return s.stageRevoke(tx, t) },

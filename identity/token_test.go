@@ -249,7 +249,7 @@ func TestAuthenticate(t *testing.T) {
 	bobPat, _ := e.pat(bob.UUID, "bob", time.Time{}, false)
 	revoked, revokedTok := e.pat(alice.UUID, "gone", time.Time{}, false)
 	tokWantErr(t, e.s.DeleteAccessToken(ctx, alice.UUID, revokedTok.ID), "")
-	session, _, _, err := e.s.Login(ctx, alice.Username, tokPassword)
+	session, _, _, err := e.s.Login(ctx, alice.Username, tokPassword, Origin{})
 	tokWantErr(t, err, "")
 	svcSecret, svc := e.service("cyclades")
 	// bob is deactivated: his tokens stop working, and come back with him.
@@ -462,7 +462,7 @@ func TestSessionExpiryAndLogout(t *testing.T) {
 	ctx := context.Background()
 	e := newTokEnv(t, false)
 	u := e.user("alice", RoleUser)
-	secret, tok, _, err := e.s.Login(ctx, u.Username, tokPassword)
+	secret, tok, _, err := e.s.Login(ctx, u.Username, tokPassword, Origin{})
 	tokWantErr(t, err, "")
 	if tok.Kind != KindSession || !strings.HasPrefix(secret, prefixSession) || tok.Expires.IsZero() {
 		t.Fatalf("session %+v, secret %.4s...", tok, secret)
@@ -475,7 +475,7 @@ func TestSessionExpiryAndLogout(t *testing.T) {
 	tokWantErr(t, e.s.DeleteSession(ctx, p.Token), "") // logout twice
 
 	// An expired session is refused at once, and removed by the flush.
-	secret, tok, _, err = e.s.Login(ctx, u.Username, tokPassword)
+	secret, tok, _, err = e.s.Login(ctx, u.Username, tokPassword, Origin{})
 	tokWantErr(t, err, "")
 	e.clock.Advance(tok.Expires.Sub(e.clock.Now()) - time.Second)
 	_, err = e.s.Authenticate(secret)
@@ -575,7 +575,7 @@ func TestAccessTokens(t *testing.T) {
 		if self.Owner != bob.UUID || !self.LastUsed.Equal(e.clock.Now()) {
 			t.Fatalf("self %+v", self)
 		}
-		session, _, _, err := e.s.Login(ctx, bob.Username, tokPassword)
+		session, _, _, err := e.s.Login(ctx, bob.Username, tokPassword, Origin{})
 		tokWantErr(t, err, "")
 		p, err = e.s.Authenticate(session)
 		tokWantErr(t, err, "")
@@ -679,7 +679,7 @@ func TestFindAccessTokens(t *testing.T) {
 		secrets[n.name], made[n.name] = e.pat(n.owner, n.name, exp, n.ro)
 		e.clock.Advance(time.Minute)
 	}
-	_, _, _, err := e.s.Login(ctx, alice.Username, tokPassword) // sessions are not listed
+	_, _, _, err := e.s.Login(ctx, alice.Username, tokPassword, Origin{}) // sessions are not listed
 	tokWantErr(t, err, "")
 	e.clock.Advance(time.Minute)
 	_, err = e.s.Authenticate(secrets["b-deploy"])
@@ -756,7 +756,7 @@ func TestTokensNotStoredInClear(t *testing.T) {
 		s, _ := e.pat(u.UUID, fmt.Sprintf("marker-%d", i), time.Time{}, i%2 == 0)
 		secrets = append(secrets, s)
 	}
-	session, _, _, err := e.s.Login(ctx, u.Username, tokPassword)
+	session, _, _, err := e.s.Login(ctx, u.Username, tokPassword, Origin{})
 	tokWantErr(t, err, "")
 	svc, _ := e.service("cyclades")
 	secrets = append(secrets, session, svc)

@@ -63,6 +63,11 @@ type Token struct {
 	Created  time.Time `json:"created"`
 	Updated  time.Time `json:"updated"`
 	LastUsed time.Time `json:"last_used,omitzero"` // as of the last flush; see tokenEntry
+	// Address and UserAgent are where a session was made from (Origin):
+	// empty for the other kinds, and for sessions made before they were
+	// kept.
+	Address   string `json:"address,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
 }
 
 // tokenEntry is a token in memory with its last use, updated on every

@@ -359,9 +359,11 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	})
 }
 
-// Login checks a username and password and opens a session: the secret is
-// shown once. A hash made with older parameters is redone.
-func (s *Store) Login(ctx context.Context, username, password string) (string, *Token, *User, error) {
+// Login checks a username and password and opens a session that keeps
+// where it was made (from, see Origin): the secret is shown once. A hash
+// made with older parameters is redone. A wrong username or password is
+// failure.Unauthorized; an inactive user, failure.Forbidden.
+func (s *Store) Login(ctx context.Context, username, password string, from Origin) (string, *Token, *User, error) {
 	u, err := s.FindUserByName(username)
 	if err != nil {
 		// Spend the time a real check takes, so that timing does not tell
@@ -382,9 +384,12 @@ func (s *Store) Login(ctx context.Context, username, password string) (string, *
 			return "", nil, nil, err
 		}
 	}
+	checked := u.Password
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if u, err = s.FindUserByID(u.UUID); err != nil {
+	// The user as of now: a password changed or reset since the check ends
+	// every session, and must not let this one in.
+	if u, err = s.FindUserByID(u.UUID); err != nil || u.Password != checked {
 		return "", nil, nil, badLogin()
 	}
 	nu := *u
@@ -392,11 +397,14 @@ func (s *Store) Login(ctx context.Context, username, password string) (string, *
 	if rehash != "" {
 		nu.Password = rehash
 	}
+	from = from.clean()
 	var secret string
 	var tok *Token
 	err = s.write(ctx, func(tx *ledger.Tx) error {
 		var err error
-		if secret, tok, err = s.stageToken(tx, KindSession, nu.UUID, "", false, nu.LastLogin.Add(s.opts.SessionTTL)); err != nil {
+		secret, tok, err = s.stageToken(tx, KindSession, nu.UUID, "", false, nu.LastLogin.Add(s.opts.SessionTTL),
+			func(t *Token) { t.Address, t.UserAgent = from.Address, from.UserAgent })
+		if err != nil {
 			return err
 		}
 		return put(tx, prefixUser, nu.UUID, &nu)
@@ -420,34 +428,91 @@ func (s *Store) dummyHash() string {
 	return s.dummy
 }
 
-// ChangePassword sets a new password after checking the old one.
-func (s *Store) ChangePassword(ctx context.Context, id, old, newPassword, confirm string) error {
+// ChangePassword sets a new password of the user id after checking the
+// old one, and ends every session of the user but the one with the id keep
+// (the session the change is made with; "" keeps none), in one batch. A
+// wrong old password is failure.Invalid (the caller's token is fine: it is
+// not failure.Unauthorized, which clients take for a bad token); a new
+// password the policy refuses, or a confirmation that differs, too.
+func (s *Store) ChangePassword(ctx context.Context, id, old, newPassword, confirm, keep string) error {
 	u, err := s.FindUserByID(id)
 	if err != nil {
 		return err
 	}
 	if ok, _ := checkPassword(u.Password, old, s.opts.Hash); !ok {
-		return failure.Errorf(failure.Unauthorized, "the old password is wrong")
+		return failure.Mark(ErrWrongPassword, "the old password is wrong")
 	}
-	return s.setPassword(ctx, u, newPassword, confirm, catalog.UserPasswordChangedType)
-}
-
-func (s *Store) setPassword(ctx context.Context, u *User, newPassword, confirm, event string) error {
-	if newPassword != confirm {
-		return invalidf("the new password and its confirmation differ")
-	}
-	if err := s.opts.Policy.Check(u.Username, newPassword); err != nil {
-		return err
-	}
-	hash, err := hashPassword(newPassword, s.opts.Hash)
+	hash, err := s.newPasswordHash(u, newPassword, confirm)
 	if err != nil {
 		return err
 	}
-	_, err = s.changeUser(ctx, u.UUID, event, func(u *User) error {
-		u.Password = hash
-		return nil
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.storePassword(ctx, u.UUID, u.Password, hash, keep, catalog.UserPasswordChangedType, catalog.TokenPasswordChanged, nil, nil)
+}
+
+// ErrWrongPassword is the refusal of a password change whose old password
+// is wrong: failure.Invalid, a fault of the request and not of its token.
+var ErrWrongPassword = failure.New(failure.Invalid, "the old password is wrong")
+
+// newPasswordHash checks a new password of u against its confirmation and
+// the policy, and hashes it.
+func (s *Store) newPasswordHash(u *User, newPassword, confirm string) (string, error) {
+	if newPassword != confirm {
+		return "", invalidf("the new password and its confirmation differ")
+	}
+	if err := s.opts.Policy.Check(u.Username, newPassword); err != nil {
+		return "", err
+	}
+	return hashPassword(newPassword, s.opts.Hash)
+}
+
+// storePassword stores hash as the password of the user id, if it is still
+// the one checked (was), with the event typ (its payload the user), and
+// ends the user's sessions but keep, each revoked with reason, all in one
+// batch; more, if not nil, stages a change of its own first, which
+// moreApply applies to memory. A password that changed since it was
+// checked is failure.Conflict. The caller holds s.wmu.
+func (s *Store) storePassword(ctx context.Context, id, was, hash, keep, typ, reason string,
+	more func(tx *ledger.Tx) error, moreApply func()) error {
+	s.mu.RLock()
+	cur := s.users[id]
+	var ended []*Token
+	if cur != nil {
+		ended = s.sessionsOfLocked(id, keep)
+	}
+	s.mu.RUnlock()
+	switch {
+	case cur == nil:
+		return notFoundf("no user %q", id)
+	case cur.Password != was:
+		return conflictf("the password changed meanwhile; try again")
+	}
+	nu := *cur
+	nu.Password, nu.Updated = hash, s.now()
+	return s.write(ctx, func(tx *ledger.Tx) error {
+		if more != nil {
+			if err := more(tx); err != nil {
+				return err
+			}
+		}
+		if err := put(tx, prefixUser, nu.UUID, &nu); err != nil {
+			return err
+		}
+		if err := emit(tx, typ, userEvent(&nu)); err != nil {
+			return err
+		}
+		return s.stageEndSessions(tx, ended, reason)
+	}, func() {
+		s.users[nu.UUID] = &nu
+		s.byName[foldName(nu.Username)] = &nu
+		for _, t := range ended {
+			s.removeTokenLocked(t)
+		}
+		if moreApply != nil {
+			moreApply()
+		}
 	})
-	return err
 }
 
 // RequestPasswordReset makes a single-use reset id for the user and hands
@@ -475,7 +540,9 @@ func (s *Store) RequestPasswordReset(ctx context.Context, username string) error
 	}, func() { s.resets[r.Hash] = r })
 }
 
-// ResetPassword sets a new password with a reset id, once, before it expires.
+// ResetPassword sets a new password with a reset id, once, before it
+// expires, and ends every session of the user, in one batch. An unknown,
+// used or expired id is failure.NotFound.
 func (s *Store) ResetPassword(ctx context.Context, id, newPassword, confirm string) error {
 	h := sha256.Sum256([]byte(id))
 	s.mu.RLock()
@@ -488,13 +555,7 @@ func (s *Store) ResetPassword(ctx context.Context, id, newPassword, confirm stri
 	if err != nil {
 		return err
 	}
-	if newPassword != confirm {
-		return invalidf("the new password and its confirmation differ")
-	}
-	if err := s.opts.Policy.Check(u.Username, newPassword); err != nil {
-		return err
-	}
-	hash, err := hashPassword(newPassword, s.opts.Hash)
+	hash, err := s.newPasswordHash(u, newPassword, confirm)
 	if err != nil {
 		return err
 	}
@@ -507,21 +568,9 @@ func (s *Store) ResetPassword(ctx context.Context, id, newPassword, confirm stri
 	if !still || cur == nil {
 		return failure.Errorf(failure.NotFound, "no such reset request, or it expired")
 	}
-	nu := *cur
-	nu.Password, nu.Updated = hash, s.now()
-	return s.write(ctx, func(tx *ledger.Tx) error {
-		if err := tx.Delete(recordKey(prefixReset, string(h[:]))); err != nil {
-			return err
-		}
-		if err := put(tx, prefixUser, nu.UUID, &nu); err != nil {
-			return err
-		}
-		return emit(tx, catalog.PasswordResetType, userEvent(&nu))
-	}, func() {
-		delete(s.resets, h)
-		s.users[nu.UUID] = &nu
-		s.byName[foldName(nu.Username)] = &nu
-	})
+	return s.storePassword(ctx, cur.UUID, cur.Password, hash, "", catalog.PasswordResetType, catalog.TokenPasswordReset,
+		func(tx *ledger.Tx) error { return tx.Delete(recordKey(prefixReset, string(h[:]))) },
+		func() { delete(s.resets, h) })
 }
 
 // Catalogs: uuid -> username and username -> uuid; unknown names are absent.

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -187,13 +188,13 @@ func TestActivation(t *testing.T) {
 	if err != nil || u.Active {
 		t.Fatalf("pending user: %+v %v", u, err)
 	}
-	if _, _, _, err := e.s.Login(ctx, "p@example.com", goodPassword); failure.CodeOf(err) != failure.Forbidden {
+	if _, _, _, err := e.s.Login(ctx, "p@example.com", goodPassword, Origin{}); failure.CodeOf(err) != failure.Forbidden {
 		t.Fatalf("login of a pending user: %v", err)
 	}
 	if u, err = e.s.ActivateUser(ctx, u.UUID, true); err != nil || !u.Active || !u.EmailVerified {
 		t.Fatalf("activate: %+v %v", u, err)
 	}
-	if _, _, _, err := e.s.Login(ctx, "p@example.com", goodPassword); err != nil {
+	if _, _, _, err := e.s.Login(ctx, "p@example.com", goodPassword, Origin{}); err != nil {
 		t.Fatalf("login after activation: %v", err)
 	}
 	if len(e.events("identity.user.activated")) != 1 {
@@ -213,7 +214,7 @@ func TestPasswords(t *testing.T) {
 	}
 
 	t.Run("Login", func(t *testing.T) {
-		secret, tok, lu, err := e.s.Login(ctx, "U@example.com", goodPassword)
+		secret, tok, lu, err := e.s.Login(ctx, "U@example.com", goodPassword, Origin{})
 		if err != nil || secret == "" || tok.Kind != KindSession || lu.LastLogin.IsZero() || tok.Expires.IsZero() {
 			t.Fatalf("login: %v %+v %+v", err, tok, lu)
 		}
@@ -222,30 +223,32 @@ func TestPasswords(t *testing.T) {
 			t.Fatalf("authenticate the session: %+v %v", p, err)
 		}
 		for _, c := range [][2]string{{"u@example.com", "wrong password"}, {"nobody@example.com", goodPassword}} {
-			if _, _, _, err := e.s.Login(ctx, c[0], c[1]); failure.CodeOf(err) != failure.Unauthorized || !strings.Contains(err.Error(), "wrong username or password") {
+			if _, _, _, err := e.s.Login(ctx, c[0], c[1], Origin{}); failure.CodeOf(err) != failure.Unauthorized || !strings.Contains(err.Error(), "wrong username or password") {
 				t.Errorf("login %v: %v", c, err)
 			}
 		}
 	})
 
 	t.Run("Change", func(t *testing.T) {
-		if err := e.s.ChangePassword(ctx, u.UUID, "wrong", "new password 1", "new password 1"); failure.CodeOf(err) != failure.Unauthorized {
+		// Not Unauthorized: clients take a 401 for a bad token (issue 17).
+		if err := e.s.ChangePassword(ctx, u.UUID, "wrong", "new password 1", "new password 1", ""); failure.CodeOf(err) != failure.Invalid ||
+			!errors.Is(err, ErrWrongPassword) || err.Error() != "the old password is wrong" {
 			t.Fatalf("wrong old password: %v", err)
 		}
-		if err := e.s.ChangePassword(ctx, u.UUID, goodPassword, "new password 1", "new password 2"); failure.CodeOf(err) != failure.Invalid {
+		if err := e.s.ChangePassword(ctx, u.UUID, goodPassword, "new password 1", "new password 2", ""); failure.CodeOf(err) != failure.Invalid {
 			t.Fatalf("confirmation differs: %v", err)
 		}
-		if err := e.s.ChangePassword(ctx, u.UUID, goodPassword, "new password 1", "new password 1"); err != nil {
+		if err := e.s.ChangePassword(ctx, u.UUID, goodPassword, "new password 1", "new password 1", ""); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, _, err := e.s.Login(ctx, "u@example.com", "new password 1"); err != nil {
+		if _, _, _, err := e.s.Login(ctx, "u@example.com", "new password 1", Origin{}); err != nil {
 			t.Fatalf("login with the new password: %v", err)
 		}
 	})
 
 	t.Run("Rehash", func(t *testing.T) {
 		e.s.opts.Hash = HashParams{Time: 2, Memory: 64, Threads: 1, KeyLen: 16, SaltLen: 8}
-		if _, _, _, err := e.s.Login(ctx, "u@example.com", "new password 1"); err != nil {
+		if _, _, _, err := e.s.Login(ctx, "u@example.com", "new password 1", Origin{}); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := e.s.FindUserByID(u.UUID)
@@ -284,7 +287,7 @@ func TestPasswords(t *testing.T) {
 		if err := e.s.ResetPassword(ctx, ev.ResetID, "reset password 2", "reset password 2"); failure.CodeOf(err) != failure.NotFound {
 			t.Fatalf("a reset id is single use: %v", err)
 		}
-		if _, _, _, err := e.s.Login(ctx, "u@example.com", "reset password 1"); err != nil {
+		if _, _, _, err := e.s.Login(ctx, "u@example.com", "reset password 1", Origin{}); err != nil {
 			t.Fatalf("login after reset: %v", err)
 		}
 	})
@@ -374,6 +377,11 @@ func TestResourcesAndServices(t *testing.T) {
 		t.Fatalf("the new service token: %v", err)
 	}
 
+	spareSecret, _, err := s.CreateService(ctx, NewService{Name: "spare"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	e.reopen()
 	if rs := testkit.Items(e.s.FindResources(ResourceFilter{})); len(rs) != 1 || rs[0].Name != "cyclades.vm" || rs[0].UpLimit != 2 {
 		t.Fatalf("resources after reopen: %+v", rs)
@@ -381,10 +389,22 @@ func TestResourcesAndServices(t *testing.T) {
 	if _, err := e.s.Authenticate(newSecret); err != nil {
 		t.Fatalf("service token after reopen: %v", err)
 	}
-	if err := e.s.DeleteService(ctx, "cyclades"); err != nil {
+	// A service that serves resources stays: they would name a service
+	// that no longer exists (issue 17).
+	err = e.s.DeleteService(ctx, "cyclades")
+	if !errors.Is(err, ErrServiceInUse) || failure.CodeOf(err) != failure.Conflict || !strings.Contains(err.Error(), "cyclades.vm") {
+		t.Fatalf("remove a service with resources: %v", err)
+	}
+	if _, err := e.s.FindServiceByName("cyclades"); err != nil {
+		t.Fatalf("the refused service: %v", err)
+	}
+	if _, err := e.s.Authenticate(newSecret); err != nil {
+		t.Fatalf("the refused service's token: %v", err)
+	}
+	if err := e.s.DeleteService(ctx, "spare"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.s.Authenticate(newSecret); failure.CodeOf(err) != failure.Unauthorized {
+	if _, err := e.s.Authenticate(spareSecret); failure.CodeOf(err) != failure.Unauthorized {
 		t.Fatalf("a removed service's token still works: %v", err)
 	}
 }
@@ -396,7 +416,7 @@ func TestDeleteUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, _, _, err := e.s.Login(ctx, "gone@example.com", goodPassword)
+	secret, _, _, err := e.s.Login(ctx, "gone@example.com", goodPassword, Origin{})
 	if err != nil {
 		t.Fatal(err)
 	}

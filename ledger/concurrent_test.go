@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/quotaledger/quotaledger/events/catalog"
 	"github.com/quotaledger/quotaledger/holdings"
@@ -215,7 +218,10 @@ func TestCloseUnderLoad(t *testing.T) {
 
 func TestOutboxStats(t *testing.T) {
 	ctx := context.Background()
-	l := mustOpen(t, memOptions())
+	opts := memOptions()
+	fs := vfs.NewCrashableMem()
+	opts.FS = fs
+	l := mustOpen(t, opts)
 	if st, err := l.OutboxStats(); err != nil || st.Depth != 0 || !st.Oldest.IsZero() {
 		t.Fatalf("empty outbox: %+v %v", st, err)
 	}
@@ -234,6 +240,32 @@ func TestOutboxStats(t *testing.T) {
 	}
 	if st, err = l.OutboxStats(); err != nil || st.Depth != 1 || st.Last != 3 {
 		t.Fatalf("after deleting two: %+v %v", st, err)
+	}
+	third, err := l.Outbox(2, 1)
+	if err != nil || len(third) != 1 || third[0].Seq != 3 {
+		t.Fatalf("the event left: %+v %v", third, err)
+	}
+
+	// After a restart (issue 17: OutboxStats used to walk the outbox's
+	// tombstones from sequence 0 to the first event left). The outbox is
+	// the journal now: the relay's mark is one key, read at open, and the
+	// first event after it is found in the journal's index in memory, so
+	// there is nothing to walk; the stats are those before the restart,
+	// after a crash (the journal still holds the published events) as
+	// after a close (its checkpoint dropped them).
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0, RNG: rand.New(rand.NewPCG(1, 2))})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, fs := range map[string]vfs.FS{"crash": crashed, "close": fs} {
+		opts.FS = fs
+		l := mustOpen(t, opts)
+		if st, err := l.OutboxStats(); err != nil || st.Depth != 1 || st.Last != 3 || !st.Oldest.Equal(third[0].Time) {
+			t.Fatalf("after a %s: %+v %v, want depth 1, last 3, oldest %v", name, st, err, third[0].Time)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -9,13 +9,16 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/quotaledger/quotaledger/commission"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
 // journalWorkload makes every kind of journal record: quota set and
 // deleted, commissions issued (with an idempotency key, auto-accepted),
-// accepted, rejected and expired, and an Update with records and events.
+// accepted, rejected and expired, a reconciliation's fix (orphans
+// rejected, a correction issued and accepted, in one record), and an
+// Update with records and events.
 func journalWorkload(t *testing.T, l *Ledger, clock *testkit.Clock, round int) {
 	t.Helper()
 	ctx := context.Background()
@@ -61,6 +64,17 @@ func journalWorkload(t *testing.T, l *Ledger, clock *testkit.Clock, round int) {
 	clock.Advance(2 * time.Minute)
 	if err := l.ExpireDue(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// A reconciliation: the commissions pending since a minute ago
+	// rejected, and k(0) and k(19) corrected, in one record.
+	if _, err := l.Issue(ctx, IssueRequest{Client: "c", Name: "orphan", Provisions: []holdings.Provision{{Key: k(19), Quantity: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	rec, err := l.Reconcile(ctx, ReconcileRequest{Client: "c", OlderThan: time.Minute, Fix: true,
+		Actual: []commission.Actual{{Key: k(0), Usage: 7}, {Key: k(19), Usage: 0}}})
+	if err != nil || len(rec.Rejected) == 0 || len(rec.Corrections) != 1 {
+		t.Fatalf("reconcile: %+v %v", rec, err)
 	}
 	if err := l.Update(ctx, func(tx *Tx) error {
 		if err := tx.Put([]byte(fmt.Sprintf("Xrecord-%d", round)), []byte("value")); err != nil {

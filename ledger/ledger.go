@@ -315,11 +315,34 @@ func (l *Ledger) Close() error {
 // an event's sequence it forms the event's id.
 func (l *Ledger) ID() string { return l.id }
 
+// setNewID gives the database its id, Options.ID or a new random one, and
+// makes it durable.
+func (l *Ledger) setNewID() error {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	l.id = hex.EncodeToString(b[:])
+	if l.opts.ID != "" {
+		l.id = l.opts.ID
+	}
+	if err := l.db.Set(keyMetaID, []byte(l.id), pebble.NoSync); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	if err := l.db.Flush(); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}
+
 // load reads the last checkpoint of the state and replays the journal after
 // it; it returns how many journal records it replayed.
 func (l *Ledger) load() (int, error) {
 	id, closer, err := l.db.Get(keyMetaID)
 	switch {
+	case err == nil && l.opts.NewID && l.opts.ID == "":
+		_ = closer.Close()
+		if err := l.setNewID(); err != nil {
+			return 0, err
+		}
 	case err == nil:
 		l.id = string(id)
 		_ = closer.Close()
@@ -328,17 +351,8 @@ func (l *Ledger) load() (int, error) {
 				l.opts.Dir, l.id, l.opts.ID, ErrWrongID)
 		}
 	case errors.Is(err, pebble.ErrNotFound):
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		l.id = hex.EncodeToString(b[:])
-		if l.opts.ID != "" {
-			l.id = l.opts.ID
-		}
-		if err := l.db.Set(keyMetaID, []byte(l.id), pebble.NoSync); err != nil {
-			return 0, fmt.Errorf("ledger: %w", err)
-		}
-		if err := l.db.Flush(); err != nil {
-			return 0, fmt.Errorf("ledger: %w", err)
+		if err := l.setNewID(); err != nil {
+			return 0, err
 		}
 	default:
 		return 0, fmt.Errorf("ledger: %w", err)

@@ -420,6 +420,7 @@ func (l *Ledger) ResolveMany(ctx context.Context, client string, accept, reject 
 
 type resolveManyOp struct {
 	client         string
+	anyClient      bool // every client's commissions (ResolveManyAny), not client's
 	accept, reject []uint64
 	reason         string
 	res            ResolveResult
@@ -428,7 +429,7 @@ type resolveManyOp struct {
 func (o *resolveManyOp) apply(b *batch) error {
 	plan := commission.PlanResolve(o.accept, o.reject, func(s uint64) bool {
 		c := b.pending(s)
-		return c != nil && c.Client == o.client
+		return c != nil && (o.anyClient || c.Client == o.client)
 	})
 	// Resolving a pending commission cannot fail (usage_min <= usage_max
 	// holds for every holding, and the commission's own share is in both),

@@ -25,6 +25,11 @@ type Options struct {
 	// one made with another is refused (a data directory of another
 	// cluster). Empty: a new database makes a random one.
 	ID string
+	// NewID gives a database that has an id a new random one (with ID
+	// empty): a restored copy of another ledger, whose events must not take
+	// the original's ids (backup.RestoreAsNew). A new database makes a
+	// random one anyway.
+	NewID bool
 
 	// KeepJournalTo, when set, drops the journal's records after it before
 	// the replay (a node of a cluster opens with the log's last record: a

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -43,5 +44,43 @@ func TestOptionsValidate(t *testing.T) {
 				t.Fatalf("open: %v, want %q", err, tc.msg)
 			}
 		})
+	}
+}
+
+// TestNewID: Options.NewID gives a database that has an id a new one, which
+// lasts (a restored copy: backup.RestoreAsNew); with Options.ID set, the id
+// must be that one, and NewID changes nothing (a cluster's node).
+func TestNewID(t *testing.T) {
+	opts := memOptions()
+	reopen := func(adjust func(*Options)) (string, error) {
+		t.Helper()
+		o := opts
+		adjust(&o)
+		l, err := Open(o)
+		if err != nil {
+			return "", err
+		}
+		id := l.ID()
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return id, nil
+	}
+	first, err := reopen(func(*Options) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := reopen(func(o *Options) { o.NewID = true })
+	if err != nil || renewed == first || len(renewed) != len(first) {
+		t.Fatalf("NewID: %q (was %q) %v", renewed, first, err)
+	}
+	if again, err := reopen(func(*Options) {}); err != nil || again != renewed {
+		t.Fatalf("reopened after NewID: %q, want %q (%v)", again, renewed, err)
+	}
+	if kept, err := reopen(func(o *Options) { o.ID, o.NewID = renewed, true }); err != nil || kept != renewed {
+		t.Fatalf("NewID with ID: %q, want %q (%v)", kept, renewed, err)
+	}
+	if _, err := reopen(func(o *Options) { o.ID, o.NewID = "another", true }); !errors.Is(err, ErrWrongID) {
+		t.Fatalf("NewID with another ID: %v, want ErrWrongID", err)
 	}
 }

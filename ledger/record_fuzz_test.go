@@ -635,6 +635,7 @@ func encodeJournal(r *jrecord) []byte {
 func FuzzDecodeJournal(f *testing.F) {
 	rec, _ := fmtJournal()
 	f.Add(rec)
+	f.Add(fmtReconcileJournal())
 	f.Add([]byte{journalVersion, 0, 0, 0, 0, 0, 1, 0})
 	f.Fuzz(func(t *testing.T, value []byte) {
 		r, err := decodeJournal(1, value, nil)
@@ -653,4 +654,22 @@ func FuzzDecodeJournal(f *testing.F) {
 			t.Fatalf("events changed across a re-encoding")
 		}
 	})
+}
+
+// fmtReconcileJournal is the record of a reconciliation's fix: an orphan
+// rejected, then a correction issued and accepted in the same record.
+func fmtReconcileJournal() []byte {
+	b := &batch{now: fmtLog, start: counters{Serial: 8, OutboxSeq: 30, LogTime: 5, Holdings: 12},
+		ctr: counters{Serial: 9, OutboxSeq: 33, LogTime: fmtLog.UnixNano(), Holdings: 12}}
+	orphan := fmtCommission()
+	fix := &commission.Commission{Serial: 9, Client: "compute", Name: ReconcileName, IssueTime: fmtLog,
+		Provisions: []holdings.Provision{{Key: fmtUserKey, Quantity: -2}, {Key: fmtEmptySrc, Quantity: 5}}}
+	b.recordResolve(orphan, resolveRejected, "REJECT:"+ReasonReconcile+"compute",
+		[]holdings.Value{{Limit: 10, UsageMin: 2, UsageMax: 4}, {Limit: 4096, UsageMin: 0, UsageMax: 0}})
+	issued := []holdings.Value{{Limit: 10, UsageMin: 0, UsageMax: 4}, {Limit: 5, UsageMin: 1, UsageMax: 9}}
+	b.recordIssue(fix, issued, nil, "", nil)
+	b.recordResolve(fix, resolveAccepted, ReasonReconcile+"compute",
+		[]holdings.Value{{Limit: 10, UsageMin: 0, UsageMax: 2}, {Limit: 5, UsageMin: 6, UsageMax: 9}})
+	b.seal()
+	return b.rec
 }

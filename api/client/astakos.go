@@ -511,7 +511,7 @@ func (c *Client) ResolveCommissionsReason(ctx context.Context, accept, reject []
 		body: resolveBody(accept, reject, reason)}, &out); err != nil {
 		return nil, err
 	}
-	return resolvedOf(out), nil
+	return resolvedOf(&out), nil
 }
 
 // resolveBody is the body of a resolve (nil lists sent empty).
@@ -525,9 +525,9 @@ func resolveBody(accept, reject []int64, reason string) wire.Resolve {
 	return wire.Resolve{Accept: accept, Reject: reject, Reason: reason}
 }
 
-// resolvedOf reads the answer of a resolve: each failed serial with its
-// typed error.
-func resolvedOf(out wire.Resolved) *Resolved {
+// resolvedOf is a resolve-many's answer with its failures as errors
+// (typed, as a call's).
+func resolvedOf(out *wire.Resolved) *Resolved {
 	res := &Resolved{Accepted: out.Accepted, Rejected: out.Rejected, Failed: make([]FailedSerial, 0, len(out.Failed))}
 	for _, f := range out.Failed {
 		for kind, fault := range f.Fault {

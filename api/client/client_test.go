@@ -916,9 +916,18 @@ func TestResourcesAndServicesRegistry(t *testing.T) {
 	if _, err := e.anon.WithToken(renewed.Token).GetPendingCommissions(ctx); err != nil {
 		t.Fatalf("new service token: %v", err)
 	}
+	// A service that serves resources is not removed (a 409 naming them);
+	// one that serves none is.
 	err = e.admin.DeleteService(ctx, "pithos")
+	wantErr[*client.Conflict](t, "a service with resources", err, 409)
+	if !strings.Contains(err.Error(), "pithos.diskspace") {
+		t.Fatalf("delete a service with resources: %v", err)
+	}
+	_, err = e.admin.CreateService(ctx, client.NewService{Name: "spare", Type: "object-store"})
+	check(t, "POST /account/v1.0/services", err)
+	err = e.admin.DeleteService(ctx, "spare")
 	check(t, "DELETE /account/v1.0/services/{name}", err)
-	_, err = e.admin.FindServiceByName(ctx, "pithos")
+	_, err = e.admin.FindServiceByName(ctx, "spare")
 	wantErr[*client.NotFound](t, "deleted service", err, 404)
 }
 

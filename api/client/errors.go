@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/quotaledger/quotaledger/api/wire"
@@ -228,11 +229,13 @@ func answerError(status int, raw []byte, requestID string) error {
 	if ok {
 		e = faultError(status, kind, f)
 	} else {
-		msg := strings.TrimSpace(string(snippet(raw)))
-		if msg == "" {
-			msg = http.StatusText(status)
+		e = &Error{Status: status, Message: strings.TrimSpace(string(snippet(raw)))}
+	}
+	if e.Message == "" { // a fault without one, an empty answer: the status says it
+		e.Message = http.StatusText(status)
+		if e.Message == "" {
+			e.Message = "HTTP status " + strconv.Itoa(status)
 		}
-		e = &Error{Status: status, Message: msg}
 	}
 	e.RequestID = requestID
 	return typed(e)

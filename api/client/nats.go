@@ -274,7 +274,7 @@ func (c *NATS) ResolveCommissionsReason(ctx context.Context, accept, reject []in
 	if err := c.do(ctx, &natsRequest{ep: wire.NATSResolve, body: resolveBody(accept, reject, reason)}, &out); err != nil {
 		return nil, err
 	}
-	return resolvedOf(out), nil
+	return resolvedOf(&out), nil
 }
 
 // ServiceGetQuotas is Client.ServiceGetQuotas.

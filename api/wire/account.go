@@ -184,3 +184,17 @@ type AccessTokenUpdate struct {
 	ExpiryDate OptTime `json:"expiry_date,omitzero"`
 	ReadOnly   *bool   `json:"read_only,omitempty"`
 }
+
+// SessionInfo is a session, the token of a login, as the sessions routes
+// show it (never its secret): its times, and the address and User-Agent
+// of the login that made it. Current marks the session of the call.
+type SessionInfo struct {
+	ID        string `json:"id"`
+	User      string `json:"user"` // the uuid of its user
+	Created   Time   `json:"created"`
+	Expires   Time   `json:"expires"`
+	LastUsed  Time   `json:"last_used"` // null: not used since the login
+	Address   string `json:"address"`   // "" for a session made before addresses were kept
+	UserAgent string `json:"user_agent"`
+	Current   bool   `json:"current"`
+}

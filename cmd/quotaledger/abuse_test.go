@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -102,10 +103,18 @@ http-max-header-bytes: 8192
 			if err != nil {
 				t.Fatalf("%d bytes of headers: %v", tc.size, err)
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
+			raw, err := io.ReadAll(resp.Body)
 			_ = resp.Body.Close()
 			if resp.StatusCode != tc.want {
 				t.Errorf("%d bytes of headers: %d, want %d", tc.size, resp.StatusCode, tc.want)
+			}
+			// The 431 is a cloudFault as every answer (issue 17), not Go's
+			// plain text.
+			var fault map[string]struct {
+				Code int `json:"code"`
+			}
+			if tc.want != http.StatusOK && (err != nil || json.Unmarshal(raw, &fault) != nil || fault["overLimit"].Code != tc.want) {
+				t.Errorf("%d bytes of headers: %v %q, want a cloudFault", tc.size, err, raw)
 			}
 		}
 	})

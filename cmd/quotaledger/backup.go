@@ -43,8 +43,12 @@ func (c *RestoreCmd) Help() string {
 	return `Run it while no server uses DIR. It refuses a DIR/ledger that is not empty,
 unpacks the archive beside it (regular files only, no path outside the
 ledger directory, sizes capped), moves it into place as DIR/ledger, and opens
-it once to check it. Then quotaledger serve --data DIR serves the restored
-state; the admin token of the backed-up server works on it.`
+it once to check it, and gives it a new ledger id: its events (an event's id
+is the ledger's id and its sequence) do not collide with those of the
+original or of another server restored from the same backup; the events its
+outbox held are published again under the new id. Then quotaledger serve
+--data DIR serves the restored state; the admin token of the backed-up server
+works on it.`
 }
 
 // Run writes the backup.
@@ -77,11 +81,11 @@ func (cmd *RestoreCmd) Run(s *streams) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
-	m, n, err := backup.Restore(f, cmd.Data)
+	m, id, n, err := backup.RestoreAsNew(f, cmd.Data)
 	if err != nil {
 		return fmt.Errorf("restore: %s: %w", cmd.From, err)
 	}
-	fmt.Fprintf(stdout, "restored ledger %s as of %s into %s (%d files, %d bytes)\n",
-		m.LedgerID, m.Time.Format("2006-01-02T15:04:05Z"), filepath.Join(cmd.Data, backup.LedgerDir), len(m.Files), n)
+	fmt.Fprintf(stdout, "restored ledger %s as of %s into %s as ledger %s (%d files, %d bytes)\n",
+		m.LedgerID, m.Time.Format("2006-01-02T15:04:05Z"), filepath.Join(cmd.Data, backup.LedgerDir), id, len(m.Files), n)
 	return nil
 }

@@ -99,7 +99,7 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 	t.Setenv("QUOTALEDGER_TOKEN", "")
 	t.Setenv("QUOTALEDGER_URL", "")
 	dir1 := t.TempDir()
-	_, base := serveInProcess(t, dir1)
+	m1, base := serveInProcess(t, dir1)
 	token := readBootstrap(t, dir1).Token
 
 	const writers = 4
@@ -180,15 +180,52 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 		t.Errorf("a failed backup left %s: %v", archive+".x", err)
 	}
 
+	// Each restore gets a new ledger id (issue 17): the original's, and
+	// another restored from the same backup, would publish events of the
+	// same ids.
+	restore := func(dir string) string {
+		t.Helper()
+		out, err := runCommand(t, "restore", "--from", archive, "--data", dir)
+		var from, when, into, id string
+		if err == nil {
+			_, err = fmt.Sscanf(out, "restored ledger %s as of %s into %s as ledger %s", &from, &when, &into, &id)
+		}
+		if err != nil || from != m1.server.ledger.ID() || id == "" || id == from {
+			t.Fatalf("restore: %v\n%s", err, out)
+		}
+		return id
+	}
 	dir2 := t.TempDir()
-	if out, err := runCommand(t, "restore", "--from", archive, "--data", dir2); err != nil {
-		t.Fatalf("restore: %v\n%s", err, out)
+	id2 := restore(dir2)
+	if id3 := restore(t.TempDir()); id3 == id2 {
+		t.Fatalf("two restores of one backup have the ledger id %s", id2)
 	}
 	// Restoring again over it is refused.
 	if _, err := runCommand(t, "restore", "--from", archive, "--data", dir2); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("restore over a restored ledger: %v", err)
 	}
-	_, base2 := serveInProcess(t, dir2)
+	// A checkpoint's and a restore's folders left by a crash are removed at
+	// start (issue 17); nothing else is.
+	for _, d := range []string{".checkpoint-0123456789abcdef", ".restore-fedcba9876543210", "keep"} {
+		if err := os.MkdirAll(filepath.Join(dir2, d, "journal"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir2, d, "000001.sst"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m2, base2 := serveInProcess(t, dir2)
+	if m2.server.ledger.ID() != id2 {
+		t.Errorf("the restored server's ledger id %s, want %s", m2.server.ledger.ID(), id2)
+	}
+	for _, pat := range []string{".checkpoint-*", ".restore-*"} {
+		if left, _ := filepath.Glob(filepath.Join(dir2, pat)); len(left) > 0 {
+			t.Errorf("folders a crash left are still there after the start: %v", left)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir2, "keep", "000001.sst")); err != nil {
+		t.Errorf("the start removed a folder of someone else's: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir2, bootstrapFile)); !os.IsNotExist(err) {
 		t.Errorf("the restored server bootstrapped again: %v", err)
 	}

@@ -3,7 +3,7 @@ package main
 // The operator CLI (issue 6): subcommands that talk to a running server's
 // HTTP API with the Go client (api/client), one file per command group
 // (quota.go, commission.go, user.go, token.go, resource.go, service.go,
-// project.go, history.go, session.go). This file is what they share: the
+// project.go, history.go, session.go, with session list and end). This file is what they share: the
 // client flags, the *cliEnv kong gives their Run methods, the exit codes and
 // the printing.
 //

@@ -148,6 +148,9 @@ func TestCLI(t *testing.T) {
 		exits(t, 1, "404 itemNotFound", append([]string{"commission", "show", serial}, s...)...)
 		exits(t, 1, "403 forbidden", "commission", "list", "--nats", natsURL, "--token", admin)
 		exits(t, 3, "--nats", "commission", "list", "--nats", "nats://"+testkit.FreeAddr(t), "--token", svcToken)
+		// The admins' commission calls are not the micro service's.
+		exits(t, 2, "over HTTP only", "commission", "pending", "--nats", natsURL, "--token", admin)
+		exits(t, 2, "over HTTP only", "commission", "resolve", "--accept", serial, "--nats", natsURL, "--token", admin)
 		ok(t, a("quota", "delete", "hn", "system", "cyclades.vm")...)
 	})
 
@@ -281,6 +284,97 @@ func TestCLI(t *testing.T) {
 		}
 		exits(t, 2, "not logged in", "logout", "--url", base, "--token-file", file)
 		exits(t, 1, "401", "whoami", "--url", base, "--token-file", file)
+	})
+
+	t.Run("session", func(t *testing.T) {
+		login := func() string {
+			file := filepath.Join(t.TempDir(), "token")
+			code, out, errOut := cli(t, map[string]string{"QUOTALEDGER_PASSWORD": "correct horse battery"},
+				"login", "--url", base, "--username", "alice@example.org", "--token-file", file)
+			if code != 0 {
+				t.Fatalf("login: exit %d\n%s%s", code, out, errOut)
+			}
+			return file
+		}
+		laptop, phone := login(), login()
+		var mine []struct {
+			ID        string `json:"id"`
+			Current   bool   `json:"current"`
+			Address   string `json:"address"`
+			UserAgent string `json:"user_agent"`
+		}
+		okJSON(t, &mine, "session", "list", "--url", base, "--token-file", laptop)
+		if len(mine) != 2 || mine[0].Current || !mine[1].Current || mine[0].Address != "127.0.0.1" ||
+			mine[0].UserAgent != "quotaledger-go-client" {
+			t.Fatalf("session list --json: %+v", mine)
+		}
+		phoneID, laptopID := mine[0].ID, mine[1].ID
+		mustContain(t, ok(t, "session", "list", "--url", base, "--token-file", laptop),
+			"ADDRESS", laptopID+" *", phoneID, "127.0.0.1", "quotaledger-go-client")
+		exits(t, 1, "403", "session", "list", "--user", "*", "--url", base, "--token-file", laptop)
+		mustContain(t, ok(t, a("session", "list", "--user", alice)...), laptopID, phoneID)
+		mustContain(t, ok(t, "session", "end", phoneID, "--url", base, "--token-file", laptop), "ended session "+phoneID)
+		exits(t, 1, "401", "whoami", "--url", base, "--token-file", phone)
+		exits(t, 1, "404", "session", "end", phoneID, "--url", base, "--token-file", laptop)
+		mustContain(t, ok(t, a("session", "end", laptopID)...), "ended session "+laptopID)
+		exits(t, 1, "401", "whoami", "--url", base, "--token-file", laptop)
+	})
+
+	t.Run("reconcile", func(t *testing.T) {
+		svc := func(args ...string) []string { return as(svcToken, args...) }
+		holder, src := "user:"+alice, "project:"+alice
+		ok(t, svc("commission", "issue", "--holder", holder, "--source", src, "-p", "cyclades.vm=2", "--auto-accept")...)
+		var orphan struct{ Serial int64 }
+		okJSON(t, &orphan, svc("commission", "issue", "--holder", holder, "--source", src, "-p", "cyclades.vm=0", "--name", "stuck")...)
+		file := filepath.Join(t.TempDir(), "usage.csv")
+		if err := os.WriteFile(file, []byte("holder,source,resource,usage\n"+holder+","+src+",cyclades.vm,1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		serial := strconv.FormatInt(orphan.Serial, 10)
+		// An admin sees it pending, with its age; a user may not.
+		mustContain(t, ok(t, a("commission", "pending", "--service", "cyclades")...), serial, "cyclades", "stuck", "AGE")
+		userFile := filepath.Join(t.TempDir(), "token")
+		if code, out, errOut := cli(t, map[string]string{"QUOTALEDGER_PASSWORD": "correct horse battery"},
+			"login", "--url", base, "--username", "alice@example.org", "--token-file", userFile); code != 0 {
+			t.Fatalf("login: exit %d\n%s%s", code, out, errOut)
+		}
+		exits(t, 1, "403", "commission", "pending", "--url", base, "--token-file", userFile)
+		// An admin resolves any service's: a serial not pending is shown, and
+		// exits 1.
+		var other struct{ Serial int64 }
+		okJSON(t, &other, svc("commission", "issue", "--holder", holder, "--source", src, "-p", "cyclades.vm=0", "--name", "other")...)
+		otherSerial := strconv.FormatInt(other.Serial, 10)
+		code, out, errOut := cli(t, nil, a("commission", "resolve", "--reject", otherSerial+",99999", "--reason", "stuck")...)
+		if code != 1 || !strings.Contains(errOut, "1 of the serials not resolved") {
+			t.Fatalf("commission resolve: exit %d\n%s%s", code, out, errOut)
+		}
+		mustContain(t, out, otherSerial, "rejected", "99999")
+		mustContain(t, ok(t, a("history", "--holder", holder)...), "REJECT:ADMIN:")
+		exits(t, 2, "--accept or --reject", a("commission", "resolve")...)
+		exits(t, 1, "403", "commission", "resolve", "--reject", otherSerial, "--url", base, "--token-file", userFile)
+		// The table first; nothing done without --fix.
+		out = ok(t, svc("reconcile", "--file", file, "--older-than", "0s")...)
+		mustContain(t, out, "DIFFERENCE", holder, "cyclades.vm", "-1", "ORPHAN", serial, "stuck",
+			"1 holdings differ, 1 orphans", "run again with --fix")
+		out = ok(t, svc("reconcile", "--file", file, "--older-than", "0s", "--fix")...)
+		mustContain(t, out, "DIFFERENCE", "-1", "fixed: rejected orphans "+serial+"; correcting commissions ")
+		mustContain(t, ok(t, svc("reconcile", "--file", file, "--older-than", "0s", "--fix")...), "0 holdings differ, 0 orphans", "nothing to fix")
+		mustContain(t, ok(t, a("history", "--holder", holder)...), "RECONCILE:cyclades", "REJECT:RECONCILE:cyclades")
+		// An admin names the service; a bad file is a usage error.
+		exits(t, 1, "400", a("reconcile", "--file", file)...)
+		var res struct {
+			Service  string `json:"service"`
+			Holdings []any  `json:"holdings"`
+		}
+		okJSON(t, &res, a("reconcile", "--file", file, "--service", "cyclades")...)
+		if res.Service != "cyclades" || len(res.Holdings) != 0 {
+			t.Fatalf("reconcile --json: %+v", res)
+		}
+		bad := filepath.Join(t.TempDir(), "bad.csv")
+		if err := os.WriteFile(bad, []byte(holder+","+src+",cyclades.vm,many\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		exits(t, 2, "line 1", svc("reconcile", "--file", bad)...)
 	})
 
 	t.Run("user delete", func(t *testing.T) {

@@ -6,20 +6,109 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/quotaledger/quotaledger/api/client"
 )
 
 // CommissionCmd lists, shows, resolves and issues commissions (with a
-// service's token), over HTTP or, with --nats, over NATS.
+// service's token), over HTTP or, with --nats, over NATS; and lists and
+// resolves every service's pending ones (admins, over HTTP).
 type CommissionCmd struct {
 	ClientFlags `embed:""`
 	NATSFlags   `embed:""`
-	List        CommissionListCmd   `cmd:"" help:"List the serials of the service's pending commissions."`
-	Show        CommissionShowCmd   `cmd:"" help:"Show a pending commission."`
-	Accept      CommissionAcceptCmd `cmd:"" help:"Accept a pending commission."`
-	Reject      CommissionRejectCmd `cmd:"" help:"Reject a pending commission."`
-	Issue       CommissionIssueCmd  `cmd:"" help:"Issue a commission: --holder, --source, --provision RES=QTY..., or --file with the JSON body."`
+	List        CommissionListCmd    `cmd:"" help:"List the serials of the service's pending commissions."`
+	Show        CommissionShowCmd    `cmd:"" help:"Show a pending commission."`
+	Accept      CommissionAcceptCmd  `cmd:"" help:"Accept a pending commission."`
+	Reject      CommissionRejectCmd  `cmd:"" help:"Reject a pending commission."`
+	Issue       CommissionIssueCmd   `cmd:"" help:"Issue a commission: --holder, --source, --provision RES=QTY..., or --file with the JSON body."`
+	Pending     CommissionPendingCmd `cmd:"" help:"List every service's pending commissions, oldest first, with their age (admins, readers)."`
+	Resolve     CommissionResolveCmd `cmd:"" help:"Accept and reject pending commissions of any service (admins; the provision log says ADMIN:<your uuid>)."`
+}
+
+// CommissionResolveCmd accepts and rejects any service's pending
+// commissions (admins).
+type CommissionResolveCmd struct {
+	Accept []int64 `name:"accept" sep:"," placeholder:"SERIAL,..." help:"Serials to accept."`
+	Reject []int64 `name:"reject" sep:"," placeholder:"SERIAL,..." help:"Serials to reject."`
+	Reason string  `name:"reason" help:"A reason, logged after ADMIN:<your uuid>."`
+}
+
+// Run resolves the serials; one that could not be resolved is shown with
+// why, and makes the exit code 1.
+func (cmd *CommissionResolveCmd) Run(e *cliEnv) error {
+	if e.nc != nil {
+		return usageError("commission resolve: an admin's call, over HTTP only (--nats is for a service's calls)")
+	}
+	if len(cmd.Accept)+len(cmd.Reject) == 0 {
+		return usageError("commission resolve: give --accept or --reject serials")
+	}
+	res, err := e.c.ResolvePendingCommissions(e.ctx, cmd.Accept, cmd.Reject, cmd.Reason)
+	if err != nil {
+		return err
+	}
+	err = nil
+	if len(res.Failed) > 0 {
+		err = &ExitError{Code: 1, Err: fmt.Errorf("%d of the serials not resolved", len(res.Failed))}
+	}
+	if e.flags.JSON {
+		type failed struct {
+			Serial int64  `json:"serial"`
+			Error  string `json:"error"`
+		}
+		out := struct {
+			Accepted []int64  `json:"accepted"`
+			Rejected []int64  `json:"rejected"`
+			Failed   []failed `json:"failed"`
+		}{res.Accepted, res.Rejected, []failed{}}
+		for _, f := range res.Failed {
+			out.Failed = append(out.Failed, failed{f.Serial, f.Err.Error()})
+		}
+		if perr := e.printJSON(out); perr != nil {
+			return perr
+		}
+		return err
+	}
+	tw := e.table("SERIAL", "OUTCOME")
+	for _, s := range res.Accepted {
+		row(tw, s, "accepted")
+	}
+	for _, s := range res.Rejected {
+		row(tw, s, "rejected")
+	}
+	for _, f := range res.Failed {
+		row(tw, f.Serial, f.Err.Error())
+	}
+	if ferr := tw.Flush(); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// CommissionPendingCmd lists every service's pending commissions.
+type CommissionPendingCmd struct {
+	Service   string        `name:"service" help:"Only this service's."`
+	OlderThan time.Duration `name:"older-than" help:"Only those pending longer than this (e.g. 1h)."`
+}
+
+// Run lists the pending commissions of every service (or --service's).
+func (cmd *CommissionPendingCmd) Run(e *cliEnv) error {
+	if e.nc != nil {
+		return usageError("commission pending: an admin's call, over HTTP only (--nats is for a service's calls)")
+	}
+	ps, err := allPages(func(po client.PageOptions) (*client.Page[client.PendingCommission], error) {
+		return e.c.FindPendingCommissions(e.ctx, client.PendingFilter{Service: cmd.Service, OlderThan: cmd.OlderThan, PageOptions: po})
+	})
+	if err != nil {
+		return err
+	}
+	return e.show(ps, func() error {
+		tw := e.table("SERIAL", "SERVICE", "NAME", "ISSUED", "AGE", "DEADLINE", "PROVISIONS")
+		for _, p := range ps {
+			row(tw, p.Serial, p.Service, orDash(p.Name), fmtTime(p.IssueTime), time.Duration(p.Age)*time.Second, fmtTime(p.Deadline), len(p.Provisions))
+		}
+		return tw.Flush()
+	})
 }
 
 // CommissionListCmd lists pending commissions.

@@ -161,11 +161,11 @@ func TestDataDirV1(t *testing.T) {
 	if err != nil || p.User == nil || p.User.UUID != alice.UUID || p.Kind != identity.KindPersonal {
 		t.Errorf("the secret authenticates as %+v, %v; want alice", p, err)
 	}
-	if _, _, u, err := s.Login(ctx, ddAlice, ddPassword); err != nil || u.UUID != alice.UUID {
+	if _, _, u, err := s.Login(ctx, ddAlice, ddPassword, identity.Origin{}); err != nil || u.UUID != alice.UUID {
 		t.Errorf("alice's login: %v", err)
 	}
 	must(s.ResetPassword(ctx, ddResetID(t, l), "bob's new test-only password", "bob's new test-only password"))
-	if _, _, _, err := s.Login(ctx, ddBob, "bob's new test-only password"); err != nil {
+	if _, _, _, err := s.Login(ctx, ddBob, "bob's new test-only password", identity.Origin{}); err != nil {
 		t.Errorf("bob's login after the reset: %v", err)
 	}
 
@@ -439,7 +439,7 @@ func generateDataDir(t *testing.T) {
 	must(err)
 	_, _, err = s.CreateAccessToken(ctx, bob.UUID, "laptop", ddExpire.Add(365*24*time.Hour), true)
 	must(err)
-	_, _, _, err = s.Login(ctx, ddBob, ddPassword)
+	_, _, _, err = s.Login(ctx, ddBob, ddPassword, identity.Origin{})
 	must(err)
 	must(s.RequestPasswordReset(ctx, ddBob))
 	tick()

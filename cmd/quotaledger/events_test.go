@@ -247,10 +247,20 @@ func TestServeEvents(t *testing.T) {
 		ph.Resource != "r1" || ph.Limit != 10 {
 		t.Fatalf("holding.changed: %s", h.Raw)
 	}
+	// The stream is bounded by default (7 days), and the start says so
+	// (issue 17).
+	_, info, done := openStream(t.Context(), t, p.nats)
+	done()
+	if info == nil || info.Config.MaxAge != 7*24*time.Hour {
+		t.Fatalf("the stream's max age by default: %+v", info)
+	}
 	p.stop()
 	log := p.stderr.String()
 	if !strings.Contains(log, `"message":"embedded NATS server listening"`) || strings.Contains(log, b.Token) {
 		t.Fatalf("the log does not name the embedded NATS server, or shows the token:\n%s", log)
+	}
+	if !strings.Contains(log, `"stream_max_age":"168h0m0s"`) {
+		t.Fatalf("the start does not say how long the stream keeps events:\n%s", log)
 	}
 }
 

@@ -46,13 +46,15 @@ type CLI struct {
 	Logout     LogoutCmd     `cmd:"" help:"End the token's session and remove the token file. Exit codes: 0 success, 1 refused by the server (4xx), 2 usage error, 3 failure (network, 5xx, invalid answer)."`
 	Whoami     WhoamiCmd     `cmd:"" help:"Show the token's user and token. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Quota      QuotaCmd      `cmd:"" help:"Set, show (with usage bars) and delete holdings; bulk import from CSV (admin). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
-	Commission CommissionCmd `cmd:"" help:"List, show, accept, reject and issue commissions (service token). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Commission CommissionCmd `cmd:"" help:"List, show, accept, reject and issue commissions (service token); list and resolve every service's pending ones (admins). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	User       UserCmd       `cmd:"" help:"Create, list, show, activate, set the role of and delete users (admin). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Token      TokenCmd      `cmd:"" help:"Create, list and revoke personal access tokens. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Session    SessionCmd    `cmd:"" help:"List and end sessions (the tokens of logins). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Resource   ResourceCmd   `cmd:"" help:"Register and list resources. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Service    ServiceCmd    `cmd:"" help:"Register, list and renew the tokens of services (admin). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Project    ProjectCmd    `cmd:"" help:"Create, show, join and leave projects. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	History    HistoryCmd    `cmd:"" help:"Query the provision log. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
+	Reconcile  ReconcileCmd  `cmd:"" help:"Compare a service's count of its usage (--file usage.csv) with the ledger, and with --fix set it right. Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 	Cluster    ClusterCmd    `cmd:"" help:"Show the nodes of the server's cluster (admins and readers). Exit codes: 0 success, 1 refused (4xx), 2 usage error, 3 failure."`
 
 	Bench BenchCmd `cmd:"" help:"Run the benchmark workloads of DESIGN §7 (bench/) and print one table (docs/performance.md)."`

@@ -87,7 +87,7 @@ func newTestMain() (*Main, *syncBuffer, *syncBuffer) {
 
 func TestParseFlags(t *testing.T) {
 	defaults := ServeCmd{Data: "./data", Listen: "127.0.0.1:8080", NatsListen: "127.0.0.1:4222",
-		OutboxMaxDepth: 1_000_000, OutboxMaxAge: 10 * time.Minute, LogLevel: "info", LogFormat: "json",
+		OutboxMaxDepth: 1_000_000, OutboxMaxAge: 10 * time.Minute, StreamMaxAge: 7 * 24 * time.Hour, LogLevel: "info", LogFormat: "json",
 		ShutdownTimeout: 30 * time.Second, StorageFailureExit: 30 * time.Second,
 		HTTPLimits: HTTPLimits{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10},
@@ -133,7 +133,7 @@ func TestParseFlags(t *testing.T) {
 				"QUOTALEDGER_SHUTDOWN_TIMEOUT": "1m", "QUOTALEDGER_DEMO": "true",
 				"QUOTALEDGER_NATS_LISTEN": ":4223", "QUOTALEDGER_NATS_TOKEN": "t0k",
 				"QUOTALEDGER_OUTBOX_MAX_DEPTH": "5", "QUOTALEDGER_OUTBOX_MAX_AGE": "30s",
-				"QUOTALEDGER_STORAGE_FAILURE_EXIT": "2m"},
+				"QUOTALEDGER_STORAGE_FAILURE_EXIT": "2m", "QUOTALEDGER_STREAM_MAX_AGE": "0s"}, // 0: for ever
 			want: func(c *ServeCmd) {
 				*c = ServeCmd{Data: "/srv/ql", Listen: ":8081", NatsURL: "nats://tok@n1:4222",
 					NatsListen: ":4223", OutboxMaxDepth: 5, OutboxMaxAge: 30 * time.Second,
@@ -695,7 +695,7 @@ func TestServeBootstrap(t *testing.T) {
 	if n := countUsers(t, s); n != 1 {
 		t.Fatalf("%d users after a restart, want the admin only", n)
 	}
-	if _, _, _, err := s.Login(context.Background(), b.Username, b.Password); err != nil {
+	if _, _, _, err := s.Login(context.Background(), b.Username, b.Password, identity.Origin{}); err != nil {
 		t.Fatalf("the admin's password from bootstrap.json: %v", err)
 	}
 }
@@ -740,7 +740,7 @@ func TestServeAdminTokenAndDemo(t *testing.T) {
 	if err != nil || up.User == nil || up.User.Username != demoUsername || up.User.UUID != env["DEMO_UUID"] || up.IsAdmin() {
 		t.Fatalf("demo token: %v %+v", err, up.User)
 	}
-	if _, _, _, err := s.Login(ctx, env["DEMO_USER"], env["DEMO_PASSWORD"]); err != nil {
+	if _, _, _, err := s.Login(ctx, env["DEMO_USER"], env["DEMO_PASSWORD"], identity.Origin{}); err != nil {
 		t.Fatalf("demo password: %v", err)
 	}
 	for name, uplimit := range map[string]int64{"compute.vm": 2, "compute.ram": 4294967296} {

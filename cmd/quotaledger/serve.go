@@ -38,7 +38,7 @@ type ServeCmd struct {
 	NatsURL            string        `name:"nats-url" env:"QUOTALEDGER_NATS_URL" placeholder:"URL" help:"External NATS server (JetStream) to publish events to, instead of the embedded one."`
 	NatsListen         string        `name:"nats-listen" default:"127.0.0.1:4222" env:"QUOTALEDGER_NATS_LISTEN" placeholder:"HOST:PORT" help:"Without --nats-url: where the embedded NATS server listens, a loopback address (default ${default}); port -1 takes a free one. The log's \"listening\" message names its URL (nats_url)."`
 	OutboxMaxDepth     uint64        `name:"outbox-max-depth" default:"1000000" env:"QUOTALEDGER_OUTBOX_MAX_DEPTH" placeholder:"N" help:"While NATS is not connected, /readyz fails once more than N events wait in the outbox (default ${default})."`
-	StreamMaxAge       time.Duration `name:"stream-max-age" default:"0s" env:"QUOTALEDGER_STREAM_MAX_AGE" placeholder:"DURATION" help:"How long the QUOTALEDGER stream keeps events (0, the default: for ever)."`
+	StreamMaxAge       time.Duration `name:"stream-max-age" default:"168h" env:"QUOTALEDGER_STREAM_MAX_AGE" placeholder:"DURATION" help:"How long the QUOTALEDGER stream keeps events (default ${default}, 7 days: some 2 KB an event; 0: for ever, without bound). The start's log says it."`
 	OutboxMaxAge       time.Duration `name:"outbox-max-age" default:"10m" env:"QUOTALEDGER_OUTBOX_MAX_AGE" placeholder:"DURATION" help:"While NATS is not connected, /readyz fails once the oldest event in the outbox is older than this (default ${default})."`
 	PublicURL          string        `name:"public-url" env:"QUOTALEDGER_PUBLIC_URL" placeholder:"URL" help:"Base URL the service catalog names (default: the scheme and host each request came to)."`
 	LogLevel           string        `default:"info" enum:"trace,debug,info,warn,error" env:"QUOTALEDGER_LOG_LEVEL" placeholder:"LEVEL" help:"Log level: trace, debug, info, warn or error (default ${default})."`
@@ -383,6 +383,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		if err != nil {
 			return nil, err
 		}
+		removeLeftovers(c.Data, log)
 		s.id, err = identity.Open(s.ledger, identity.Options{Logger: log, Metrics: reg})
 		if err != nil {
 			return nil, err
@@ -420,7 +421,8 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	}
 	go func() {
 		defer close(s.served)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// net/http's own plain-text answers (a 431, a 400) as cloudFaults.
+		if err := s.http.Serve(api.FaultListener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.fail(fmt.Errorf("serve: %w", err))
 		}
 	}()

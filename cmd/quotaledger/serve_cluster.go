@@ -368,6 +368,9 @@ func openClusterLedger(opts ledger.Options, dir string) (*ledger.Ledger, error) 
 		return nil, fmt.Errorf("--data %s: the data directory holds a ledger of another cluster (not %s): a node joins with an empty data directory: %w",
 			dir, opts.ID, err)
 	}
+	if err == nil {
+		removeLeftovers(dir, opts.Logger)
+	}
 	return l, err
 }
 

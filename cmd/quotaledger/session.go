@@ -115,3 +115,65 @@ func (cmd *WhoamiCmd) Run(e *cliEnv) error {
 		return tw.Flush()
 	})
 }
+
+// SessionCmd lists and ends sessions: the tokens of logins.
+type SessionCmd struct {
+	ClientFlags `embed:""`
+	List        SessionListCmd `cmd:"" help:"List your sessions, newest first, with where each was made (admins: --user)."`
+	End         SessionEndCmd  `cmd:"" help:"End sessions by id: their tokens stop working at once (yours; admins: anyone's)."`
+}
+
+// SessionListCmd lists sessions.
+type SessionListCmd struct {
+	User string `name:"user" help:"Only this user's sessions, a uuid, or * for every user's (admins)."`
+}
+
+// SessionEndCmd ends sessions.
+type SessionEndCmd struct {
+	IDs []string `arg:"" name:"id" help:"The sessions' ids (session list shows them)."`
+}
+
+// Run lists the sessions; the one of the token used is marked with a *.
+func (cmd *SessionListCmd) Run(e *cliEnv) error {
+	ss, err := allPages(func(po client.PageOptions) (*client.Page[client.SessionInfo], error) {
+		return e.c.FindSessions(e.ctx, client.SessionFilter{User: cmd.User, PageOptions: po})
+	})
+	if err != nil {
+		return err
+	}
+	return e.show(ss, func() error {
+		tw := e.table("ID", "USER", "CREATED", "EXPIRES", "LAST USED", "ADDRESS", "USER AGENT")
+		for _, s := range ss {
+			id := s.ID
+			if s.Current {
+				id += " *"
+			}
+			row(tw, id, s.User, fmtTime(s.Created), fmtTime(s.Expires), fmtTime(s.LastUsed), orDash(s.Address), orDash(s.UserAgent))
+		}
+		return tw.Flush()
+	})
+}
+
+// Run ends the sessions, stopping at the first the server refuses.
+func (cmd *SessionEndCmd) Run(e *cliEnv) error {
+	for _, id := range cmd.IDs {
+		if err := e.c.DeleteSession(e.ctx, id); err != nil {
+			return err
+		}
+		if !e.flags.JSON {
+			fmt.Fprintf(e.stdout, "ended session %s\n", id)
+		}
+	}
+	if e.flags.JSON {
+		return e.printJSON(map[string][]string{"ended": cmd.IDs})
+	}
+	return nil
+}
+
+// orDash shows an empty text as "-".
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -163,7 +165,7 @@ func (c *WatchCmd) Run(ctx context.Context, s *streams) error {
 			return fmt.Errorf("reading %s: %w", events.StreamName, err)
 		}
 		if c.JSON {
-			_, _ = w.Write(bytes.TrimSpace(msg.Data()))
+			_, _ = w.Write(jsonLine(msg.Data()))
 			_ = w.WriteByte('\n')
 		} else {
 			_, _ = w.WriteString(formatEvent(msg.Subject(), msg.Data()))
@@ -207,21 +209,21 @@ type payloadHolding struct {
 func formatEvent(subject string, data []byte) string {
 	var p eventPayload
 	if err := json.Unmarshal(data, &p); err != nil || p.Type == "" {
-		return subject + " " + string(bytes.TrimSpace(data))
+		return printable(subject) + " " + printable(string(bytes.TrimSpace(data)))
 	}
 	var b strings.Builder
 	if t, err := time.Parse(time.RFC3339Nano, p.Time); err == nil {
 		b.WriteString(t.UTC().Format(time.RFC3339))
 	} else {
-		b.WriteString(p.Time)
+		b.WriteString(printable(p.Time))
 	}
 	b.WriteByte(' ')
-	b.WriteString(p.Type)
+	b.WriteString(printable(p.Type))
 	if p.Serial != 0 {
 		b.WriteString(" serial=" + strconv.FormatUint(p.Serial, 10))
 	}
 	if p.Client != "" {
-		b.WriteString(" client=" + p.Client)
+		b.WriteString(" client=" + printable(p.Client))
 	}
 	if p.Name != "" {
 		b.WriteString(" name=" + strconv.Quote(p.Name))
@@ -235,7 +237,7 @@ func formatEvent(subject string, data []byte) string {
 		if h.Source != nil {
 			source = *h.Source
 		}
-		b.WriteString(" " + h.Holder + "/" + source + "/" + h.Resource)
+		b.WriteString(" " + printable(h.Holder+"/"+source+"/"+h.Resource))
 		if deleted {
 			continue
 		}
@@ -247,10 +249,33 @@ func formatEvent(subject string, data []byte) string {
 	if len(p.Data) > 0 && !bytes.Equal(p.Data, []byte("null")) {
 		var buf bytes.Buffer
 		if json.Compact(&buf, p.Data) == nil {
-			b.WriteString(" data=" + buf.String())
+			b.WriteString(" data=" + printable(buf.String()))
 		} else {
-			b.WriteString(" data=" + string(p.Data))
+			b.WriteString(" data=" + printable(string(p.Data)))
 		}
 	}
 	return b.String()
+}
+
+// printable is s as it is when it is valid UTF-8 of printable characters
+// and spaces, and quoted (Go syntax) otherwise: a payload's text cannot
+// break watch's one line an event, nor put control characters on the
+// terminal.
+func printable(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return r != ' ' && !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// jsonLine is a payload as watch --json prints it: one JSON value on one
+// line, the payload compacted, or, if it is not JSON, the payload as a JSON
+// string.
+func jsonLine(data []byte) []byte {
+	var buf bytes.Buffer
+	if json.Compact(&buf, data) == nil && utf8.Valid(buf.Bytes()) {
+		return buf.Bytes()
+	}
+	s, _ := json.Marshal(string(data))
+	return s
 }

@@ -143,11 +143,20 @@ type Token struct {
 	Name     string    `json:"name"`
 	Owner    string    `json:"owner"` // user uuid, or service name
 	ReadOnly bool      `json:"read_only"`
-	Reason   string    `json:"reason,omitempty"` // revoked only: "expired" when a session expired
+	Reason   string    `json:"reason,omitempty"` // revoked only: why, when it was not its owner's call (TokenExpired, ...)
 }
 
-// TokenExpired is Token.Reason of a session revoked at its expiry.
-const TokenExpired = "expired"
+// Token.Reason of a session revoked by the server rather than by a call
+// that ends it (logout, DELETE sessions/{id}).
+const (
+	// TokenExpired: the session reached its expiry.
+	TokenExpired = "expired"
+	// TokenPasswordChanged: its user changed their password with another
+	// session or token.
+	TokenPasswordChanged = "password_changed"
+	// TokenPasswordReset: its user's password was reset.
+	TokenPasswordReset = "password_reset"
+)
 
 // Endpoint is where a service answers.
 type Endpoint struct {

@@ -111,7 +111,7 @@ func AddPrincipals(tb testkit.TB, s *identity.Store) Principals {
 	}
 	p.User, err = s.CreateUser(ctx, identity.NewUser{Username: UserName, Password: Password, Active: true})
 	check("create the user", err)
-	p.UserToken, _, _, err = s.Login(ctx, UserName, Password)
+	p.UserToken, _, _, err = s.Login(ctx, UserName, Password, identity.Origin{})
 	check("log the user in", err)
 	return p
 }

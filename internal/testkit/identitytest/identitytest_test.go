@@ -96,7 +96,7 @@ func TestAddPrincipals(t *testing.T) {
 		}
 	}
 	for _, name := range []string{identitytest.AdminName, identitytest.UserName} {
-		if _, _, _, err := s.Login(ctx, name, identitytest.Password); err != nil {
+		if _, _, _, err := s.Login(ctx, name, identitytest.Password, identity.Origin{}); err != nil {
 			t.Errorf("%s with Password: %v", name, err)
 		}
 	}
