@@ -333,7 +333,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *Route) {
 	}
 	if err := rt.handler(c); err != nil {
 		f := faultOf(err)
-		if f.Code >= 500 {
+		// A 503 is the service working as designed (below the free-space
+		// floor, after a failed commit, closing, no leader): its part logs
+		// the change of state once and counts the refusals, and the request
+		// line has the status. An error line per call would fill the log,
+		// and the disk it shares, while the state lasts.
+		if f.Code >= 500 && f.Code != http.StatusServiceUnavailable {
 			s.log.Error().Err(err).Str("route", rt.Method+" "+rt.Path).Msg("internal error")
 		}
 		writeFault(w, f)

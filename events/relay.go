@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -30,6 +31,11 @@ type RelayOptions struct {
 	// Credentials for an external server: a token, a user and password, or
 	// a credentials file (JWT and nkey seed). Empty ones are not sent.
 	Token, User, Password, CredsFile string
+	// TLS, when set, makes the connection TLS with this configuration (the
+	// CA the server's certificate is checked against, a client
+	// certificate); a tls:// URL without it checks the server against the
+	// system's roots.
+	TLS *tls.Config
 	// Stream is the JetStream stream (StreamName).
 	Stream string
 	// DuplicateWindow is how long the stream remembers message ids to drop
@@ -270,6 +276,9 @@ func (r *Relay) session(ctx context.Context) (connected bool, err error) {
 	}
 	if r.opts.InProcess != nil {
 		opts = append(opts, nats.InProcessServer(r.opts.InProcess))
+	}
+	if r.opts.TLS != nil {
+		opts = append(opts, nats.Secure(r.opts.TLS))
 	}
 	nc, err := nats.Connect(r.opts.URL, opts...)
 	if err != nil {

@@ -45,6 +45,7 @@ package ledger
 // after the fault, found its ledger failed as described (faultChildDegraded).
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -61,9 +62,11 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/internal/testkit"
+	"github.com/quotaledger/quotaledger/internal/testkit/smallfs"
 )
 
 const (
@@ -484,5 +487,60 @@ func TestFreeSpaceFloor(t *testing.T) {
 	}
 	if res, err := l.Issue(ctx, IssueRequest{Client: "cyclades", Provisions: prov(1)}); err != nil || res.Serial != 5 {
 		t.Fatalf("issue after a restart, with room again: %+v %v", res, err)
+	}
+}
+
+// TestJournalWALFitsTheVolume fills the journal on a small volume
+// (smallfs: a 256 MiB one, counting what Pebble preallocates for its WAL
+// files as a real filesystem does) and checks that the WAL files of the
+// journal, live, preallocated and kept to be recycled, never hold more than
+// a tenth of it: sized for a large disk (64 MiB memtables, a WAL file
+// preallocated at 70 MB and three kept), they held 280 MB, and a volume
+// cleared of what filled it stayed under the free-space floor until a
+// restart (issue 17). Then a file fills the volume to under the floor, and
+// once it is removed the same ledger takes writes again.
+func TestJournalWALFitsTheVolume(t *testing.T) {
+	ctx := context.Background()
+	const volume = 256 << 20
+	root := t.TempDir()
+	fs, err := smallfs.New(vfs.Default, root, volume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "ledger")
+	opts := Options{Dir: dir, FS: fs, Logger: zerolog.Nop(), MinFreeBytes: 32 << 20, CacheSize: 8 << 20}
+	l := mustOpen(t, opts)
+	wal := func() int64 { return fs.UsedUnder(journalDir(dir), ".log") }
+
+	// 64 MiB of journal, in records of 256 KiB (identity's records and the
+	// ledger's go the same way): the journal's memtable turns over many
+	// times, each time with a new WAL file.
+	value := bytes.Repeat([]byte{'q'}, 256<<10)
+	var most int64
+	for i := range 256 {
+		if err := l.Update(ctx, func(tx *Tx) error { return tx.Put([]byte("U"+strconv.Itoa(i%8)), value) }); err != nil {
+			t.Fatalf("write %d: %v (%s)", i, err, fs)
+		}
+		most = max(most, wal())
+		if most > volume/10 {
+			t.Fatalf("after write %d the journal's WAL files take %d bytes of the %d of the volume, more than a tenth", i, most, volume)
+		}
+	}
+	t.Logf("the journal's WAL files took at most %d bytes of %d", most, volume)
+
+	// A file fills the volume to a byte under the floor: writes refused.
+	filler := filepath.Join(root, "filler")
+	if err := fs.Fill(filler, fs.Size()-fs.Used()-int64(opts.MinFreeBytes)+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Update(ctx, func(tx *Tx) error { return tx.Put([]byte("Ufull"), value) }); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("write on a full volume: %v, want ErrNoSpace (%s)", err, fs)
+	}
+	// Cleared: writes taken at once, by the same ledger.
+	if err := fs.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Update(ctx, func(tx *Tx) error { return tx.Put([]byte("Ucleared"), value) }); err != nil {
+		t.Fatalf("write on the cleared volume: %v (%s)", err, fs)
 	}
 }

@@ -188,7 +188,17 @@ func Open(opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger: open %s: %w", opts.Dir, err)
 	}
 	l.db = db
-	jdb, err := pebble.Open(journalDir(opts.Dir), l.pebbleOptions(cache, false))
+	// The journal's WAL is sized to the volume (Options.JournalMemTableSize):
+	// on a small one the WAL files Pebble preallocates and recycles would
+	// otherwise keep the disk under the free-space floor after it was
+	// cleared.
+	var volume uint64
+	if u, err := opts.FS.GetDiskUsage(opts.Dir); err == nil {
+		volume = u.TotalBytes
+	}
+	jopts := l.pebbleOptions(cache, false)
+	jopts.MemTableSize = opts.journalMemTableSize(volume)
+	jdb, err := pebble.Open(journalDir(opts.Dir), jopts)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("ledger: open the journal: %w", err)
@@ -201,7 +211,8 @@ func Open(opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	l.log.Info().Str("dir", opts.Dir).Int("holdings", l.table.n).Int("pending", len(l.pending)).
-		Int("replayed", replayed).Dur("load_time", time.Since(start)).Msg("ledger open")
+		Int("replayed", replayed).Uint64("journal_memtable_bytes", jopts.MemTableSize).
+		Dur("load_time", time.Since(start)).Msg("ledger open")
 	if !opts.Follower {
 		l.w.leading = true // a single node: the leader of itself, with no log
 		l.w.deposed = make(chan struct{})

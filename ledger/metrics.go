@@ -38,7 +38,17 @@ type metrics struct {
 	batchSize               prometheus.Histogram
 	batchFailures           prometheus.Counter
 	checkpointSeconds       prometheus.Histogram
+	// refusedNoSpace and refusedFailed count the calls refused with
+	// ErrNoSpace and ErrFailed: the service working as designed, logged
+	// once per change of state, not once per call.
+	refusedNoSpace, refusedFailed prometheus.Counter
 }
+
+// The reasons of quotaledger_writes_refused_total.
+const (
+	RefusedNoSpace = "no_space" // below the free-space floor (ErrNoSpace)
+	RefusedFailed  = "failed"   // after a failed commit (ErrFailed)
+)
 
 const (
 	iIssued = iota
@@ -81,6 +91,11 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 		batchFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "batch_failures_total",
 			Help: "Commit failures (a failed WAL write or sync); after one the ledger refuses writes until restart."}),
 	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "writes_refused_total",
+		Help: "Writes refused before they reached the disk, by reason: no_space (free disk space under the floor), failed (after a failed commit).",
+	}, []string{"reason"})
+	m.refusedNoSpace, m.refusedFailed = refused.WithLabelValues(RefusedNoSpace), refused.WithLabelValues(RefusedFailed)
 	for i, o := range outcomes {
 		m.commissions[i] = commissions.WithLabelValues(o)
 		m.provisions[i] = provisions.WithLabelValues(o)
@@ -89,7 +104,7 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{commissions, provisions, m.issueSeconds, m.resolveSeconds,
-		m.batchCommitSeconds, m.walSyncSeconds, m.batchSize, m.batchFailures, m.checkpointSeconds, stateCollector{l}} {
+		m.batchCommitSeconds, m.walSyncSeconds, m.batchSize, m.batchFailures, m.checkpointSeconds, refused, stateCollector{l}} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("ledger: registering metrics"), err)
 		}
@@ -101,6 +116,18 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) count(i, n int) {
 	m.commissions[i].Inc()
 	m.provisions[i].Add(float64(n))
+}
+
+// countRefused counts the callers' requests of reqs on c: not the
+// writer's own expiry, which it tries again by itself.
+func (m *metrics) countRefused(c prometheus.Counter, reqs []*request) {
+	n := 0
+	for _, r := range reqs {
+		if _, ok := r.op.(*expireOp); !ok {
+			n++
+		}
+	}
+	c.Add(float64(n))
 }
 
 // countResolved counts a resolved commission by its event type.
@@ -149,11 +176,13 @@ var (
 	descUsage       = prometheus.NewDesc(namespace+"_resource_usage", "Sum of the usage (usage_max, as the API shows it, pending included) of the holdings of a resource.", []string{"resource"}, nil)
 	descPendingQty  = prometheus.NewDesc(namespace+"_resource_pending", "Sum of the quantity pending (usage_max - usage_min) over the holdings of a resource.", []string{"resource"}, nil)
 	descOverLimit   = prometheus.NewDesc(namespace+"_resource_holdings_over_limit", "Holdings of a resource whose usage_max exceeds their limit.", []string{"resource"}, nil)
+	descDiskAvail   = prometheus.NewDesc(namespace+"_disk_available_bytes", "Bytes available on the filesystem of the ledger's directory (absent when it cannot tell).", nil, nil)
+	descDiskFloor   = prometheus.NewDesc(namespace+"_disk_floor_bytes", "The free-space floor: under it writes are refused (0: no floor).", nil, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPending, descHoldings, descOutboxDepth, descOutboxAge,
-		descLimit, descUsage, descPendingQty, descOverLimit} {
+		descLimit, descUsage, descPendingQty, descOverLimit, descDiskAvail, descDiskFloor} {
 		ch <- d
 	}
 }
@@ -179,6 +208,14 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return true
 	})
 	l.mu.RUnlock()
+	floor := float64(l.opts.MinFreeBytes)
+	if l.opts.NoFreeSpaceCheck {
+		floor = 0
+	}
+	ch <- prometheus.MustNewConstMetric(descDiskFloor, prometheus.GaugeValue, floor)
+	if free, err := l.opts.DiskFree(); err == nil {
+		ch <- prometheus.MustNewConstMetric(descDiskAvail, prometheus.GaugeValue, float64(free))
+	}
 	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(pendingN))
 	ch <- prometheus.MustNewConstMetric(descHoldings, prometheus.GaugeValue, float64(holdingsN))
 	for r, t := range byResource {

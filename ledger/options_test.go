@@ -17,6 +17,8 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{"OK/DefaultTTL-at-MaxTTL", func(o *Options) { o.DefaultTTL = MaxTTL }, ""},
 		{"OK/MaxBatch-one", func(o *Options) { o.MaxBatch = 1 }, ""},
+		{"OK/JournalMemTableSize-least", func(o *Options) { o.JournalMemTableSize = 2 << 20 }, ""},
+		{"ErrInvalid/JournalMemTableSize-too-small", func(o *Options) { o.JournalMemTableSize = 2<<20 - 1 }, "Options.JournalMemTableSize must be at least 2097152 bytes"},
 		{"ErrInvalid/no-Dir", func(o *Options) { o.Dir = "" }, "Options.Dir is required"},
 		{"ErrInvalid/MaxBatch-negative", func(o *Options) { o.MaxBatch = -1 }, "Options.MaxBatch must be at least 1"},
 		{"ErrInvalid/IdempotencyRetention-negative", func(o *Options) { o.IdempotencyRetention = -time.Second }, "Options.IdempotencyRetention must not be negative"},
@@ -42,6 +44,31 @@ func TestOptionsValidate(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("open: %v, want %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+// TestJournalMemTableSize: the journal's memtable (and WAL file) is a
+// hundredth of the volume, between 2 MiB and MemTableSize, unless set.
+func TestJournalMemTableSize(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		set, memtable uint64
+		volume        uint64
+		want          uint64
+	}{
+		{"unknown volume", 0, 64 << 20, 0, 64 << 20},
+		{"tiny volume", 0, 64 << 20, 100 << 20, 2 << 20},
+		{"400 MB", 0, 64 << 20, 400e6, 4e6},
+		{"large volume", 0, 64 << 20, 1 << 40, 64 << 20},
+		{"memtable under the least", 0, 1 << 20, 1 << 40, 1 << 20},
+		{"set", 8 << 20, 64 << 20, 100 << 20, 8 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{JournalMemTableSize: tc.set, MemTableSize: tc.memtable}
+			if got := o.journalMemTableSize(tc.volume); got != tc.want {
+				t.Fatalf("journalMemTableSize(%d) = %d, want %d", tc.volume, got, tc.want)
 			}
 		})
 	}

@@ -240,6 +240,7 @@ func (l *Ledger) start(reqs []*request) {
 		return
 	}
 	if err := l.Failed(); err != nil {
+		l.m.countRefused(l.m.refusedFailed, reqs)
 		for _, r := range reqs {
 			r.err = ErrFailed
 			close(r.done)
@@ -257,6 +258,7 @@ func (l *Ledger) start(reqs []*request) {
 		}
 	}
 	if refuse != nil {
+		l.m.countRefused(l.m.refusedNoSpace, reqs)
 		for _, r := range reqs {
 			r.err = refuse
 			close(r.done)

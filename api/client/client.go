@@ -39,6 +39,8 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -48,6 +50,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +76,35 @@ type Options struct {
 	NoTokenPickup bool
 	// UserAgent is sent with every call ("quotaledger-go-client").
 	UserAgent string
+	// RootCAs are the certificate authorities an https:// server's
+	// certificate is checked against (nil: the system's), e.g. of a
+	// server with a certificate of a private CA (serve --tls-cert); see
+	// CertPool. The client then has a connection pool of its own, and
+	// speaks TLS 1.2 and newer. Not with HTTPClient, which has its own
+	// transport.
+	RootCAs *x509.CertPool
+}
+
+// CertPool reads the PEM certificates of file (a CA's, or a self-signed
+// server's) into a pool for Options.RootCAs.
+func CertPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("quotaledger: CA certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("quotaledger: CA certificate %s: no PEM certificate in it", file)
+	}
+	return pool, nil
+}
+
+// newHTTPClient is defaultHTTP's like, trusting rootCAs.
+func newHTTPClient(rootCAs *x509.CertPool) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	t.TLSClientConfig = &tls.Config{RootCAs: rootCAs, MinVersion: tls.VersionTLS12}
+	return &http.Client{Timeout: defaultHTTP.Timeout, Transport: t}
 }
 
 // Client calls one quotaledger server.
@@ -104,7 +136,12 @@ func New(baseURL, token string, opts Options) (*Client, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("quotaledger: bad base URL %q: want http(s)://host[:port][/path]", baseURL)
 	}
-	if opts.HTTPClient == nil {
+	switch {
+	case opts.HTTPClient != nil && opts.RootCAs != nil:
+		return nil, errors.New("quotaledger: Options.RootCAs and HTTPClient: give the CAs to HTTPClient's transport")
+	case opts.RootCAs != nil:
+		opts.HTTPClient = newHTTPClient(opts.RootCAs)
+	case opts.HTTPClient == nil:
 		opts.HTTPClient = defaultHTTP
 	}
 	opts = opts.withBackoff()

@@ -19,6 +19,7 @@ type BackupCmd struct {
 	To    string `name:"to" required:"" placeholder:"FILE" help:"Where to write the archive (a tar.gz); written to a temporary file beside it, checked, then renamed (mode 0600)."`
 	URL   string `name:"url" default:"http://127.0.0.1:8080" env:"QUOTALEDGER_URL" help:"The server's base URL (default ${default})."`
 	Token string `name:"token" env:"QUOTALEDGER_TOKEN" help:"An admin token (default: the token file of quotaledger login)."`
+	CACertFlag
 }
 
 // Help is the detail of `backup --help`.
@@ -54,7 +55,11 @@ works on it.`
 // Run writes the backup.
 func (cmd *BackupCmd) Run(ctx context.Context, s *streams) error {
 	stdout := s.Stdout
-	c, err := client.New(cmd.URL, cmd.Token, client.Options{})
+	opts, err := cmd.clientOptions(client.Options{})
+	if err != nil {
+		return err
+	}
+	c, err := client.New(cmd.URL, cmd.Token, opts)
 	if err != nil {
 		return err
 	}

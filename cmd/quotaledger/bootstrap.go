@@ -53,6 +53,9 @@ type bootstrapConfig struct {
 	AdminToken string // QUOTALEDGER_ADMIN_TOKEN, or ""
 	Demo       bool
 	BaseURL    string // the server's base URL, for the demo service's endpoint
+	// NoAdmin (--bootstrap-admin=false) makes no admin: the first user to
+	// sign up becomes one (identity.Store.Register).
+	NoAdmin bool
 }
 
 // bootstrap makes the admin user and token of a new data directory, one
@@ -69,6 +72,10 @@ func bootstrap(ctx context.Context, c bootstrapConfig) error {
 		}
 		return nil
 	}
+	if c.NoAdmin {
+		c.Log.Warn().Msg("bootstrap: a new data directory, and no admin made (--bootstrap-admin=false): the first user to sign up (POST /account/v1.0/auth/register) becomes admin")
+		return nil
+	}
 	if c.AdminToken != "" {
 		if err := identity.CheckImportedSecret(c.AdminToken); err != nil {
 			return fmt.Errorf("bootstrap: %s: %w", adminTokenEnv, err)
@@ -83,7 +90,7 @@ func bootstrap(ctx context.Context, c bootstrapConfig) error {
 	}
 	defer f.abort()
 
-	b := Bootstrap{Username: adminUsername, Password: randomString(18), TokenSource: "generated"}
+	b := Bootstrap{Username: adminUsername, Password: newPassword(c.Store.PasswordPolicy(), 24), TokenSource: "generated"}
 	u, err := c.Store.CreateUser(ctx, identity.NewUser{Username: b.Username, Password: b.Password,
 		DisplayName: "quotaledger admin", Role: identity.RoleAdmin, Active: true})
 	if err != nil {
@@ -155,7 +162,7 @@ func demo(ctx context.Context, c bootstrapConfig, adminToken string) error {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
-	password := randomString(12)
+	password := newPassword(c.Store.PasswordPolicy(), 16)
 	u, err := c.Store.CreateUser(ctx, identity.NewUser{Username: demoUsername, Password: password,
 		FirstName: "Demo", LastName: "User", Role: identity.RoleUser, Active: true})
 	if err != nil {
@@ -185,6 +192,16 @@ func demo(ctx context.Context, c bootstrapConfig, adminToken string) error {
 	c.Log.Info().Str("file", path).Msg("demo: created the compute service, its resources and the user " + demoUsername)
 	fmt.Fprintf(c.Stdout, "quotaledger: demo setup (also in %s, mode 0600; source it in a shell):\n%s", path, sb.String())
 	return nil
+}
+
+// newPassword is a random password of n characters, or of as many as the
+// policy asks for (--password-min-length, --password-max-length).
+func newPassword(p identity.PasswordPolicy, n int) string {
+	n = max(n, p.MinLength)
+	if p.MaxLength > 0 {
+		n = min(n, p.MaxLength)
+	}
+	return randomString(n)[:n] // 4 characters for every 3 bytes
 }
 
 // randomString is n random bytes in unpadded base64url: a password or a

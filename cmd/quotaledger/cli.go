@@ -38,6 +38,25 @@ type ClientFlags struct {
 	Token     string `name:"token" env:"QUOTALEDGER_TOKEN" help:"The token to call with (default: the token file)."`
 	TokenFile string `name:"token-file" env:"QUOTALEDGER_TOKEN_FILE" help:"The token file (default ~/.config/quotaledger/token)."`
 	JSON      bool   `name:"json" help:"Print the API's JSON instead of a table."`
+	CACertFlag
+}
+
+// CACertFlag is --ca-cert, of every command that calls the server.
+type CACertFlag struct {
+	CACert string `name:"ca-cert" env:"QUOTALEDGER_CA_CERT" placeholder:"FILE" help:"PEM certificate(s) of the CA that signed an https:// server's certificate (serve --tls-cert), instead of the system's."`
+}
+
+// clientOptions are opts with the CA of --ca-cert, if given.
+func (f CACertFlag) clientOptions(opts client.Options) (client.Options, error) {
+	if f.CACert == "" {
+		return opts, nil
+	}
+	pool, err := client.CertPool(f.CACert)
+	if err != nil {
+		return opts, usageError("--ca-cert: %v", err)
+	}
+	opts.RootCAs = pool
+	return opts, nil
 }
 
 // clientFlags makes ClientFlags, embedded in a command or in its group,
@@ -140,7 +159,11 @@ func newCLIEnv(ctx context.Context, f *ClientFlags, nf *NATSFlags, s *streams) (
 			}
 		}
 	}
-	c, err := client.New(f.URL, token, client.Options{NoTokenPickup: true})
+	opts, err := f.clientOptions(client.Options{NoTokenPickup: true})
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(f.URL, token, opts)
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
@@ -149,7 +172,11 @@ func newCLIEnv(ctx context.Context, f *ClientFlags, nf *NATSFlags, s *streams) (
 		if err := nf.NatsAuth.Validate(); err != nil {
 			return nil, usageError("%v", err)
 		}
-		nc, err := nats.Connect(nf.NATS, append(nf.NatsAuth.options(), nats.Name("quotaledger cli"))...)
+		auth, err := nf.NatsAuth.options()
+		if err != nil {
+			return nil, usageError("%v", err)
+		}
+		nc, err := nats.Connect(nf.NATS, append(auth, nats.Name("quotaledger cli"))...)
 		if err != nil {
 			return nil, &ExitError{Code: 3, Err: fmt.Errorf("--nats %s: %w", nf.NATS, err)}
 		}

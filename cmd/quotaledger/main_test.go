@@ -38,7 +38,12 @@ var envVars = []string{"QUOTALEDGER_DATA", "QUOTALEDGER_LISTEN", "QUOTALEDGER_NA
 	"QUOTALEDGER_HTTP_IDLE_TIMEOUT", "QUOTALEDGER_HTTP_MAX_HEADER_BYTES", "QUOTALEDGER_STORAGE_FAILURE_EXIT",
 	"QUOTALEDGER_NODE_NAME", "QUOTALEDGER_CLUSTER_NAME", "QUOTALEDGER_CLUSTER_LISTEN", "QUOTALEDGER_CLUSTER_ALLOW_REMOTE",
 	"QUOTALEDGER_PEERS", "QUOTALEDGER_REPLICAS", "QUOTALEDGER_LOG_MAX_AGE", "QUOTALEDGER_LEASE_TTL",
-	"QUOTALEDGER_ADVERTISE_URL", "QUOTALEDGER_JOIN_TIMEOUT"}
+	"QUOTALEDGER_ADVERTISE_URL", "QUOTALEDGER_JOIN_TIMEOUT",
+	"QUOTALEDGER_COMMISSION_TTL", "QUOTALEDGER_IDEMPOTENCY_RETENTION", "QUOTALEDGER_MIN_FREE_SPACE",
+	"QUOTALEDGER_REQUIRE_ACTIVATION", "QUOTALEDGER_SESSION_TTL", "QUOTALEDGER_PASSWORD_RESET_TTL",
+	"QUOTALEDGER_PASSWORD_MIN_LENGTH", "QUOTALEDGER_PASSWORD_MAX_LENGTH", "QUOTALEDGER_PASSWORD_REJECT_USERNAME",
+	"QUOTALEDGER_PASSWORD_REJECT_COMMON", "QUOTALEDGER_BOOTSTRAP_ADMIN",
+	"QUOTALEDGER_TLS_CERT", "QUOTALEDGER_TLS_KEY", "QUOTALEDGER_NATS_CA", "QUOTALEDGER_NATS_CERT", "QUOTALEDGER_NATS_KEY"}
 
 // clearEnv unsets every QUOTALEDGER_* variable for the test (restored
 // after it).
@@ -92,7 +97,10 @@ func TestParseFlags(t *testing.T) {
 		HTTPLimits: HTTPLimits{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10},
 		ClusterFlags: ClusterFlags{ClusterName: "quotaledger", ClusterListen: "127.0.0.1:6222", Replicas: 3,
-			LogMaxAge: 24 * time.Hour, LeaseTTL: 5 * time.Second, JoinTimeout: 2 * time.Minute}}
+			LogMaxAge: 24 * time.Hour, LeaseTTL: 5 * time.Second, JoinTimeout: 2 * time.Minute},
+		SettingsFlags: SettingsFlags{IdempotencyRetention: 24 * time.Hour, MinFreeSpace: 128 << 20, SessionTTL: 24 * time.Hour,
+			PasswordResetTTL: time.Hour, PasswordMinLength: 8, PasswordMaxLength: 128, PasswordRejectUsername: true,
+			PasswordRejectCommon: true, BootstrapAdmin: true}}
 	creds := filepath.Join(t.TempDir(), "user.creds")
 	if err := os.WriteFile(creds, []byte("not read by ParseFlags"), 0o600); err != nil {
 		t.Fatal(err)
@@ -115,7 +123,7 @@ func TestParseFlags(t *testing.T) {
 					NatsListen: "0.0.0.0:4333", OutboxMaxDepth: 10, OutboxMaxAge: time.Hour, StreamMaxAge: 720 * time.Hour,
 					PublicURL: "https://quota.example.org", LogLevel: "debug", LogFormat: "console",
 					ShutdownTimeout: 5 * time.Second, Demo: true, NatsAuth: NatsAuth{NatsCreds: creds}, HTTPLimits: defaults.HTTPLimits,
-					ClusterFlags: defaults.ClusterFlags}
+					ClusterFlags: defaults.ClusterFlags, SettingsFlags: defaults.SettingsFlags}
 			}},
 		{name: "OK/nats user", args: []string{"serve", "--nats-url", "nats://n1:4222", "--nats-user", "u"},
 			env: map[string]string{"QUOTALEDGER_NATS_PASSWORD": "pw"},
@@ -139,7 +147,7 @@ func TestParseFlags(t *testing.T) {
 					NatsListen: ":4223", OutboxMaxDepth: 5, OutboxMaxAge: 30 * time.Second,
 					PublicURL: "http://q.example.org/", LogLevel: "warn", LogFormat: "console",
 					ShutdownTimeout: time.Minute, StorageFailureExit: 2 * time.Minute, Demo: true, NatsAuth: NatsAuth{NatsToken: "t0k"}, HTTPLimits: defaults.HTTPLimits,
-					ClusterFlags: defaults.ClusterFlags}
+					ClusterFlags: defaults.ClusterFlags, SettingsFlags: defaults.SettingsFlags}
 			}},
 		{name: "OK/http limits", args: []string{"serve", "--http-read-header-timeout", "300ms", "--http-read-timeout", "1s",
 			"--http-write-timeout", "2s", "--http-idle-timeout", "3s"},
@@ -169,6 +177,34 @@ func TestParseFlags(t *testing.T) {
 			}},
 		{name: "OK/cluster on external NATS", args: []string{"serve", "--node-name", "n1", "--nats-url", "nats://n1:4222", "--replicas", "5"},
 			want: func(c *ServeCmd) { c.NodeName, c.NatsURL, c.Replicas = "n1", "nats://n1:4222", 5 }},
+		{name: "OK/settings", args: []string{"serve", "--commission-ttl", "1h", "--idempotency-retention", "48h",
+			"--min-free-space", "1.5GB", "--require-activation", "--session-ttl", "8h", "--password-reset-ttl", "15m",
+			"--password-min-length", "12", "--password-max-length", "64", "--password-reject-username=false",
+			"--password-reject-common=false", "--bootstrap-admin=false"},
+			want: func(c *ServeCmd) {
+				c.SettingsFlags = SettingsFlags{CommissionTTL: time.Hour, IdempotencyRetention: 48 * time.Hour,
+					MinFreeSpace: 1_500_000_000, RequireActivation: true, SessionTTL: 8 * time.Hour, PasswordResetTTL: 15 * time.Minute,
+					PasswordMinLength: 12, PasswordMaxLength: 64}
+			}},
+		{name: "OK/settings environment", args: []string{"serve"},
+			env: map[string]string{"QUOTALEDGER_COMMISSION_TTL": "30m", "QUOTALEDGER_IDEMPOTENCY_RETENTION": "1h",
+				"QUOTALEDGER_MIN_FREE_SPACE": "0", "QUOTALEDGER_REQUIRE_ACTIVATION": "true", "QUOTALEDGER_SESSION_TTL": "1h",
+				"QUOTALEDGER_PASSWORD_RESET_TTL": "5m", "QUOTALEDGER_PASSWORD_MIN_LENGTH": "10",
+				"QUOTALEDGER_PASSWORD_MAX_LENGTH": "10", "QUOTALEDGER_PASSWORD_REJECT_USERNAME": "false",
+				"QUOTALEDGER_PASSWORD_REJECT_COMMON": "false", "QUOTALEDGER_BOOTSTRAP_ADMIN": "false"},
+			want: func(c *ServeCmd) {
+				c.SettingsFlags = SettingsFlags{CommissionTTL: 30 * time.Minute, IdempotencyRetention: time.Hour,
+					RequireActivation: true, SessionTTL: time.Hour, PasswordResetTTL: 5 * time.Minute,
+					PasswordMinLength: 10, PasswordMaxLength: 10}
+			}},
+		{name: "OK/tls", args: []string{"serve", "--tls-cert", "c.pem"}, env: map[string]string{"QUOTALEDGER_TLS_KEY": "k.pem"},
+			want: func(c *ServeCmd) { c.TLSCert, c.TLSKey = "c.pem", "k.pem" }},
+		{name: "OK/nats tls", args: []string{"serve", "--nats-url", "tls://n1:4222", "--nats-ca", creds, "--nats-cert", creds, "--nats-key", creds},
+			want: func(c *ServeCmd) {
+				c.NatsURL, c.NatsAuth = "tls://n1:4222", NatsAuth{NatsCA: creds, NatsCert: creds, NatsKey: creds}
+			}},
+		{name: "OK/min free space units", args: []string{"serve", "--min-free-space", "2GiB"},
+			want: func(c *ServeCmd) { c.MinFreeSpace = 2 << 30 }},
 		{name: "OK/flag beats environment", args: []string{"serve", "--data", "flag", "--log-level", "error"},
 			env:  map[string]string{"QUOTALEDGER_DATA": "env", "QUOTALEDGER_LOG_LEVEL": "debug"},
 			want: func(c *ServeCmd) { c.Data, c.LogLevel = "flag", "error" }},
@@ -194,6 +230,21 @@ func TestParseFlags(t *testing.T) {
 		{name: "ErrUsage/http read header timeout", args: []string{"serve", "--http-read-header-timeout", "0s"}, code: 2},
 		{name: "ErrUsage/http idle timeout", args: []string{"serve"}, env: map[string]string{"QUOTALEDGER_HTTP_IDLE_TIMEOUT": "-1s"}, code: 2},
 		{name: "ErrUsage/http max header bytes", args: []string{"serve", "--http-max-header-bytes", "0"}, code: 2},
+		{name: "ErrUsage/tls cert without key", args: []string{"serve", "--tls-cert", "c.pem"}, code: 2},
+		{name: "ErrUsage/tls key without cert", args: []string{"serve"}, env: map[string]string{"QUOTALEDGER_TLS_KEY": "k.pem"}, code: 2},
+		{name: "ErrUsage/nats cert without key", args: []string{"serve", "--nats-url", "tls://n1:4222", "--nats-cert", creds}, code: 2},
+		{name: "ErrUsage/nats ca missing", args: []string{"serve", "--nats-url", "tls://n1:4222", "--nats-ca", creds + ".missing"}, code: 2},
+		{name: "ErrUsage/commission ttl negative", args: []string{"serve", "--commission-ttl", "-1s"}, code: 2},
+		{name: "ErrUsage/commission ttl over ten years", args: []string{"serve", "--commission-ttl", "87841h"}, code: 2},
+		{name: "ErrUsage/idempotency retention", args: []string{"serve", "--idempotency-retention", "0s"}, code: 2},
+		{name: "ErrUsage/min free space unit", args: []string{"serve", "--min-free-space", "12 parsecs"}, code: 2},
+		{name: "ErrUsage/min free space negative", args: []string{"serve", "--min-free-space", "-1"}, code: 2},
+		{name: "ErrUsage/session ttl", args: []string{"serve"}, env: map[string]string{"QUOTALEDGER_SESSION_TTL": "0s"}, code: 2},
+		{name: "ErrUsage/password reset ttl", args: []string{"serve", "--password-reset-ttl", "-1m"}, code: 2},
+		{name: "ErrUsage/password min length", args: []string{"serve", "--password-min-length", "0"}, code: 2},
+		{name: "ErrUsage/password max under min", args: []string{"serve", "--password-min-length", "20", "--password-max-length", "19"}, code: 2},
+		{name: "ErrUsage/bootstrap admin", args: []string{"serve", "--bootstrap-admin=maybe"}, code: 2},
+		{name: "ErrUsage/demo without bootstrap admin", args: []string{"serve", "--demo", "--bootstrap-admin=false"}, code: 2},
 		{name: "Help", args: []string{"serve", "--help"}, code: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,7 +355,11 @@ func TestServeHelp(t *testing.T) {
 		"--log-level", "--log-format", "--demo", "default ./data", "default 127.0.0.1:8080", "bootstrap.json",
 		"--nats-listen=HOST:PORT", "default 127.0.0.1:4222", "--nats-token=TOKEN", "--nats-user=USER",
 		"--nats-password=PASSWORD", "--nats-creds=FILE", "--outbox-max-depth=N", "default 1000000",
-		"--outbox-max-age=DURATION", "default 10m", "QUOTALEDGER") {
+		"--outbox-max-age=DURATION", "default 10m", "--commission-ttl=DURATION", "--idempotency-retention=DURATION",
+		"--min-free-space=SIZE", "default 128MiB", "--require-activation", "--session-ttl=DURATION", "default 24h",
+		"--password-reset-ttl=DURATION", "--password-min-length=N", "--password-max-length=N",
+		"--password-reject-username", "--password-reject-common", "--bootstrap-admin", "--tls-cert=FILE", "--tls-key=FILE",
+		"SIGHUP", "--nats-ca=FILE", "--nats-cert=FILE", "--nats-key=FILE", "QUOTALEDGER") {
 		if !strings.Contains(help, want) {
 			t.Errorf("serve --help does not mention %q:\n%s", want, help)
 		}

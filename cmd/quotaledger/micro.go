@@ -49,7 +49,11 @@ func (s *server) startMicro(c *ServeCmd, h *api.Server) error {
 		url = ""
 		opts = append(opts, nats.InProcessServer(s.nats))
 	} else {
-		opts = append(opts, c.NatsAuth.options()...)
+		auth, err := c.NatsAuth.options() // credentials and TLS, as the relay's
+		if err != nil {
+			return fmt.Errorf("NATS micro service: %w", err)
+		}
+		opts = append(opts, auth...)
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

@@ -48,6 +48,10 @@ type ServeCmd struct {
 	Demo               bool          `env:"QUOTALEDGER_DEMO" help:"On the first start of an empty data directory, also create the demo setup of the README (a compute service, two resources, a user) and print it."`
 	Pprof              string        `name:"pprof" env:"QUOTALEDGER_PPROF" placeholder:"HOST:PORT" help:"Serve Go's profiles (net/http/pprof, under /debug/pprof/) on this loopback address, apart from the API; port 0 takes a free one, logged with the message \"pprof listening\" (default: off)."`
 
+	// The ledger's and identity's options (serve_settings.go).
+	SettingsFlags `embed:""`
+	// HTTPS (serve_tls.go).
+	TLSFlags `embed:""`
 	// NATS credentials, with --nats-url.
 	NatsAuth `embed:""`
 	// Cluster mode (serve_cluster.go).
@@ -140,6 +144,17 @@ func (c *ServeCmd) Validate() error {
 	}
 	if err := c.HTTPLimits.Validate(); err != nil {
 		return err
+	}
+	if err := c.SettingsFlags.Validate(); err != nil {
+		return err
+	}
+	if err := c.TLSFlags.Validate(); err != nil {
+		return err
+	}
+	if !c.BootstrapAdmin && c.Demo {
+		// The demo's user would be the first user, and no one could
+		// become admin by signing up.
+		return errors.New("--demo needs the bootstrap admin: leave --bootstrap-admin on")
 	}
 	if err := c.ClusterFlags.Validate(c.NatsURL); err != nil {
 		return err
@@ -277,6 +292,8 @@ type server struct {
 	stopFlush chan struct{}
 	flushDone chan struct{}
 	served    chan struct{} // closed when Serve has returned
+	// stopHangup ends the handling of SIGHUP (serve_tls.go).
+	stopHangup chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -304,6 +321,12 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	if err := os.MkdirAll(c.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	var certs *certHolder
+	if c.TLSCert != "" {
+		if certs, err = newCertHolder(c.TLSCert, c.TLSKey, log.With().Str("component", "tls").Logger()); err != nil {
+			return nil, err
+		}
+	}
 	// Listen first: a taken port fails the start before anything is made.
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -312,7 +335,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	s := &server{log: log, addr: ln.Addr(), shutdownTimeout: c.ShutdownTimeout,
 		outboxMaxDepth: c.OutboxMaxDepth, outboxMaxAge: c.OutboxMaxAge,
 		failed: make(chan error, 1), stopFlush: make(chan struct{}), flushDone: make(chan struct{}),
-		served: make(chan struct{})}
+		served: make(chan struct{}), stopHangup: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -338,13 +361,20 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	// process; /metrics serves it.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if certs != nil {
+		reg.MustRegister(certs.expiryGauge())
+	}
 	base := c.PublicURL
 	if base == "" {
-		base = "http://" + loopbackAddr(s.addr)
+		base = c.scheme() + "://" + loopbackAddr(s.addr)
 	}
 	bcfg := bootstrapConfig{
 		Dir: c.Data, Log: log, Stdout: stdout,
-		AdminToken: getenv("QUOTALEDGER_ADMIN_TOKEN"), Demo: c.Demo, BaseURL: base,
+		AdminToken: getenv("QUOTALEDGER_ADMIN_TOKEN"), Demo: c.Demo, BaseURL: base, NoAdmin: !c.BootstrapAdmin,
+	}
+	if bcfg.NoAdmin && bcfg.AdminToken != "" {
+		// The token would name no one: say so rather than ignore it.
+		return nil, fmt.Errorf("bootstrap: %s is the bootstrap admin's token, and --bootstrap-admin=false makes no admin: unset one of them", adminTokenEnv)
 	}
 	var copts api.ClusterOptions
 	if c.clusterMode() {
@@ -357,7 +387,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		advertise := c.AdvertiseURL
 		if advertise == "" {
 			addr := loopbackAddr(s.addr)
-			advertise = "http://" + addr
+			advertise = c.scheme() + "://" + addr
 			host, _, _ := net.SplitHostPort(addr)
 			if ip := net.ParseIP(host); (ip == nil || ip.IsLoopback()) && (c.ClusterAllowRemote || c.NatsURL != "") {
 				log.Warn().Str("advertise_url", advertise).Msg("the other nodes forward writes to this node at a loopback address: set --advertise-url if they run on other machines")
@@ -379,12 +409,12 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		if _, err := checkMembership(c.Data, &c.ClusterFlags); err != nil {
 			return nil, err
 		}
-		s.ledger, err = ledger.Open(ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: c.ledgerFS, Logger: log, Metrics: reg})
+		s.ledger, err = ledger.Open(c.ledgerOptions(filepath.Join(c.Data, "ledger"), log, reg))
 		if err != nil {
 			return nil, err
 		}
 		removeLeftovers(c.Data, log)
-		s.id, err = identity.Open(s.ledger, identity.Options{Logger: log, Metrics: reg})
+		s.id, err = identity.Open(s.ledger, c.identityOptions(log, reg))
 		if err != nil {
 			return nil, err
 		}
@@ -419,21 +449,32 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		ErrorLog:          stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	if certs != nil {
+		s.http.TLSConfig = certs.tlsConfig()
+	}
 	go func() {
 		defer close(s.served)
-		// net/http's own plain-text answers (a 431, a 400) as cloudFaults.
-		if err := s.http.Serve(api.FaultListener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// net/http's own plain-text answers (a 431, a 400) as cloudFaults;
+		// with TLS the TLS listener goes over it (api.FaultListener), and
+		// those answers stay plain text, encrypted.
+		ln := api.FaultListener(ln)
+		serve := s.http.Serve
+		if certs != nil {
+			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.fail(fmt.Errorf("serve: %w", err))
 		}
 	}()
 	go s.flushLoop()
 	go s.watchStorage(c.StorageFailureExit)
+	watchHangup(certs, log, s.stopHangup)
 	if s.node != nil {
 		go s.markPublished()
 	}
 	s.ready.Store(true)
 	ok = true
-	ev := log.Info().Str("addr", s.addr.String()).Str("data", c.Data).Str("nats_url", s.natsURL)
+	ev := log.Info().Str("addr", s.addr.String()).Str("scheme", c.scheme()).Str("data", c.Data).Str("nats_url", s.natsURL)
 	if s.node != nil {
 		ev = ev.Str("node", c.NodeName).Str("advertise_url", copts.HTTPURL)
 		if s.nats != nil {
@@ -474,8 +515,8 @@ func (s *server) startPprof(addr string) error {
 func (s *server) startEvents(c *ServeCmd) error {
 	target := c.NatsURL
 	if target == "" {
-		if c.NatsAuth.given() {
-			s.log.Warn().Msg("--nats-token, --nats-user, --nats-password and --nats-creds are for --nats-url: the embedded NATS server takes none")
+		if c.NatsAuth.given() || c.NatsAuth.tlsGiven() {
+			s.log.Warn().Msg("--nats-token, --nats-user, --nats-password, --nats-creds and the --nats-ca, --nats-cert, --nats-key of TLS are for --nats-url: the embedded NATS server takes none")
 		}
 		// JetStream acknowledges before it syncs. Syncing every message
 		// (SyncAlways) costs 15x in relay throughput (BenchmarkRelay): the
@@ -508,7 +549,10 @@ func (s *server) startEvents(c *ServeCmd) error {
 		opts.InProcess = s.nats
 	}
 	if c.NatsURL != "" {
-		opts = s.externalRelayOptions(c, opts)
+		var err error
+		if opts, err = s.externalRelayOptions(c, opts); err != nil {
+			return err
+		}
 	}
 	s.relay = events.NewRelay(s.ledger, opts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -525,13 +569,18 @@ func (s *server) startEvents(c *ServeCmd) error {
 // externalRelayOptions are opts for an external NATS server (--nats-url):
 // with its credentials, and a delete delay for a server that syncs on its
 // own schedule.
-func (s *server) externalRelayOptions(c *ServeCmd, opts events.RelayOptions) events.RelayOptions {
+func (s *server) externalRelayOptions(c *ServeCmd, opts events.RelayOptions) (events.RelayOptions, error) {
 	target := c.NatsURL
 	// An external server syncs on its own schedule (JetStream's default:
 	// every 2 minutes): keep acknowledged events longer than that, under
 	// a duplicate window twice as long.
 	opts.DeleteDelay, opts.DuplicateWindow = 150*time.Second, 5*time.Minute
 	opts.Token, opts.User, opts.Password, opts.CredsFile = c.NatsToken, c.NatsUser, c.NatsPassword, c.NatsCreds
+	tlsConfig, err := c.NatsAuth.tlsConfig()
+	if err != nil {
+		return opts, err
+	}
+	opts.TLS = tlsConfig
 	// Credentials in the URL itself travel as options, so that the URL
 	// the relay holds (and may log) has none.
 	opts.URL = redactURL(target)
@@ -542,7 +591,7 @@ func (s *server) externalRelayOptions(c *ServeCmd, opts events.RelayOptions) eve
 			opts.Token = u.User.Username()
 		}
 	}
-	return opts
+	return opts, nil
 }
 
 // stopEvents stops the relay once it has what it published acknowledged
@@ -675,6 +724,7 @@ func (s *server) Close() error {
 		start := time.Now()
 		s.ready.Store(false)
 		s.log.Info().Msg("shutting down")
+		close(s.stopHangup)
 		var errs []error
 		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 		if err := s.http.Shutdown(ctx); err != nil {

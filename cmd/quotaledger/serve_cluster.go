@@ -250,7 +250,13 @@ func (s *server) startCluster(ctx context.Context, c *ServeCmd, reg *prometheus.
 	if err := s.startClusterNATS(c); err != nil {
 		return err
 	}
-	nc, err := nats.Connect(s.natsTarget, append(c.NatsAuth.options(), nats.Name("quotaledger node "+f.NodeName),
+	var auth []nats.Option
+	if c.NatsURL != "" {
+		if auth, err = c.NatsAuth.options(); err != nil {
+			return err
+		}
+	}
+	nc, err := nats.Connect(s.natsTarget, append(auth, nats.Name("quotaledger node "+f.NodeName),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("NATS: %w", err)
@@ -307,8 +313,8 @@ func (s *server) startCluster(ctx context.Context, c *ServeCmd, reg *prometheus.
 
 	// The ledger, restored from the cluster's checkpoint when it is new
 	// (and the log does not start at its first record) or behind the log.
-	lopts := ledger.Options{Dir: filepath.Join(c.Data, "ledger"), FS: c.ledgerFS, Logger: s.log,
-		Follower: true, ID: id, KeepJournalTo: logEnd}
+	lopts := c.ledgerOptions(filepath.Join(c.Data, "ledger"), s.log, nil)
+	lopts.Follower, lopts.ID, lopts.KeepJournalTo = true, id, logEnd
 	var applied uint64
 	need := false
 	if ledgerExists(c.Data) {
@@ -344,7 +350,7 @@ func (s *server) startCluster(ctx context.Context, c *ServeCmd, reg *prometheus.
 			return err
 		}
 	}
-	if s.id, err = identity.Open(s.ledger, identity.Options{Logger: s.log, Metrics: reg}); err != nil {
+	if s.id, err = identity.Open(s.ledger, c.identityOptions(s.log, reg)); err != nil {
 		return err
 	}
 	s.bootstrapConfig.Store = s.id
@@ -385,8 +391,8 @@ func (s *server) startClusterNATS(c *ServeCmd) error {
 		s.log.Info().Str("nats_url", s.natsURL).Msg("a node of a cluster on an external NATS cluster")
 		return nil
 	}
-	if c.NatsAuth.given() {
-		s.log.Warn().Msg("--nats-token, --nats-user, --nats-password and --nats-creds are for --nats-url: the embedded NATS server takes none")
+	if c.NatsAuth.given() || c.NatsAuth.tlsGiven() {
+		s.log.Warn().Msg("--nats-token, --nats-user, --nats-password, --nats-creds and the --nats-ca, --nats-cert, --nats-key of TLS are for --nats-url: the embedded NATS server takes none")
 	}
 	// NATS refuses the routes between two servers of one name, and says
 	// so in its log: the node of a name another node has then never sees
@@ -477,7 +483,14 @@ func (s *server) relayOptions(c *ServeCmd) events.RelayOptions {
 	opts := events.RelayOptions{URL: s.natsTarget, Logger: s.log.With().Str("component", "relay").Logger(),
 		MaxAge: c.StreamMaxAge, Replicas: c.Replicas}
 	if c.NatsURL != "" {
-		opts = s.externalRelayOptions(c, opts)
+		// The TLS files were read at the start (startCluster's connection):
+		// one that cannot be read now leaves the relay unable to connect,
+		// which the log and /readyz say.
+		o, err := s.externalRelayOptions(c, opts)
+		if err != nil {
+			s.log.Error().Err(err).Msg("events relay: NATS TLS")
+		}
+		opts = o
 	}
 	return opts
 }

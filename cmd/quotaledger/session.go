@@ -21,6 +21,7 @@ type LoginCmd struct {
 	URL       string `name:"url" default:"http://127.0.0.1:8080" env:"QUOTALEDGER_URL" help:"The server's base URL."`
 	Username  string `name:"username" required:"" env:"QUOTALEDGER_USERNAME" help:"Your username (an email address)."`
 	TokenFile string `name:"token-file" env:"QUOTALEDGER_TOKEN_FILE" help:"Where to keep the token (default ~/.config/quotaledger/token)."`
+	CACertFlag
 }
 
 // Run logs in. The password comes from QUOTALEDGER_PASSWORD or, if unset,
@@ -38,7 +39,11 @@ func (cmd *LoginCmd) Run(ctx context.Context, s *streams, getenv getenvFunc) err
 	if password == "" {
 		return errors.New("no password: set QUOTALEDGER_PASSWORD or write it on stdin")
 	}
-	c, err := client.New(cmd.URL, "", client.Options{NoTokenPickup: true})
+	opts, err := cmd.clientOptions(client.Options{NoTokenPickup: true})
+	if err != nil {
+		return err
+	}
+	c, err := client.New(cmd.URL, "", opts)
 	if err != nil {
 		return err
 	}

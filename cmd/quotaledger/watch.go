@@ -93,8 +93,12 @@ func (c *WatchCmd) Run(ctx context.Context, s *streams) error {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
 	}
 
+	auth, err := c.NatsAuth.options()
+	if err != nil {
+		return err
+	}
 	opts := append([]nats.Option{nats.Name("quotaledger watch"), nats.RetryOnFailedConnect(true),
-		nats.MaxReconnects(-1), nats.ReconnectWait(watchRetry)}, c.NatsAuth.options()...)
+		nats.MaxReconnects(-1), nats.ReconnectWait(watchRetry)}, auth...)
 	nc, err := nats.Connect(c.NatsURL, opts...)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
