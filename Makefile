@@ -37,10 +37,11 @@ tidy-check:
 	$(GO) mod tidy
 	git diff --exit-code go.mod go.sum
 
-## bench: the workloads of DESIGN.md §7 (bench/), in process and over HTTP, a table each
+## bench: the workloads of DESIGN.md §7 (bench/), in process, over HTTP and over NATS, a table each
 bench:
 	$(GO) run ./bench/cmd/qlbench -workload all -target engine
 	$(GO) run ./bench/cmd/qlbench -workload all -target http
+	$(GO) run ./bench/cmd/qlbench -workload all -target nats
 
 ## bench-go: the go test benchmarks (engine, open, memory, HTTP, token lookup)
 bench-go:

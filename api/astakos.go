@@ -22,15 +22,6 @@ import (
 	"github.com/quotaledger/quotaledger/identity"
 )
 
-// jsonObject reads the body as a JSON object whose values are kept raw.
-func (c *call) jsonObject() (map[string]json.RawMessage, error) {
-	b, err := readBody(c.r, c.s.opts.MaxBody)
-	if err != nil {
-		return nil, err
-	}
-	return parseObject(b)
-}
-
 func parseObject(b []byte) (map[string]json.RawMessage, error) {
 	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return nil, notObject(b)
@@ -94,12 +85,16 @@ func rawBool(raw json.RawMessage) (v, ok bool) {
 
 // checkName checks a string of the request: valid UTF-8 and at most
 // MaxNameLen bytes.
-func (c *call) checkName(what, v string) error {
+func (c *call) checkName(what, v string) error { return c.s.checkName(what, v) }
+
+// checkName checks a string of the request: valid UTF-8 and at most
+// MaxNameLen bytes.
+func (s *Server) checkName(what, v string) error {
 	if !utf8.ValidString(v) {
 		return badRequest("%s is not valid UTF-8", what)
 	}
-	if len(v) > c.s.opts.MaxNameLen {
-		return badRequest("%s is longer than %d bytes", what, c.s.opts.MaxNameLen)
+	if len(v) > s.opts.MaxNameLen {
+		return badRequest("%s is longer than %d bytes", what, s.opts.MaxNameLen)
 	}
 	return nil
 }

@@ -46,22 +46,42 @@ func catalogList(m map[string]json.RawMessage, name string, userCall bool) ([]st
 // service/user_catalogs.
 func (s *Server) astCatalogs(userCall bool) handlerFunc {
 	return func(c *call) error {
-		m, err := c.jsonObject()
+		body, err := readBody(c.r, c.s.opts.MaxBody)
 		if err != nil {
-			var f *Fault
-			if errors.As(err, &f) && f.Code == http.StatusBadRequest {
-				return badRequest("Request body should be json formatted: %s", f.Message)
-			}
-			return err
+			return catalogsFault(err)
 		}
-		uuids, err := catalogList(m, "uuids", userCall)
+		out, err := s.catalogs(body, userCall)
 		if err != nil {
 			return err
 		}
-		names, err := catalogList(m, "displaynames", userCall)
-		if err != nil {
-			return err
-		}
-		return c.json(http.StatusOK, wire.Catalogs{UUIDCatalog: s.id.Usernames(uuids), DisplayNameCatalog: s.id.UUIDs(names)})
+		return c.json(http.StatusOK, out)
 	}
+}
+
+// catalogs looks up the uuids and usernames that body names (both wires'
+// user catalogs; userCall: a user's call, where null names no one).
+func (s *Server) catalogs(body []byte, userCall bool) (wire.Catalogs, error) {
+	m, err := parseObject(body)
+	if err != nil {
+		return wire.Catalogs{}, catalogsFault(err)
+	}
+	uuids, err := catalogList(m, "uuids", userCall)
+	if err != nil {
+		return wire.Catalogs{}, err
+	}
+	names, err := catalogList(m, "displaynames", userCall)
+	if err != nil {
+		return wire.Catalogs{}, err
+	}
+	return wire.Catalogs{UUIDCatalog: s.id.Usernames(uuids), DisplayNameCatalog: s.id.UUIDs(names)}, nil
+}
+
+// catalogsFault is the lineage's fault of a catalogs body that could not
+// be read as a JSON object.
+func catalogsFault(err error) error {
+	var f *Fault
+	if errors.As(err, &f) && f.Code == http.StatusBadRequest {
+		return badRequest("Request body should be json formatted: %s", f.Message)
+	}
+	return err
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -374,44 +375,68 @@ func (d *bodyReader) readProvision() (p holdings.Provision, err error, ok bool) 
 	return p, nil, true
 }
 
+// The service half of the Astakos commissions is written once for both
+// wires: each function below takes what the call carried (the calling
+// service's name, authenticated and authorised by the wire; the body; a
+// serial of the path or the subject) and returns the answer's body or a
+// fault. The HTTP handlers (ast*) and the NATS endpoints (nats.go) only
+// read their wire and write the answer.
+
+// issue issues the commission of body for the service svc: headerKey is
+// the idempotency key the wire carried beside the body ("" if none).
+func (s *Server) issue(ctx context.Context, svc string, body []byte, headerKey string) (uint64, error) {
+	req, err := s.parseIssue(body, headerKey)
+	if err != nil {
+		return 0, err
+	}
+	req.Client = svc
+	res, err := s.l.Issue(ctx, req)
+	if err != nil {
+		if errors.Is(err, ledger.ErrIdempotencyConflict) {
+			return 0, newFault(http.StatusConflict, "the idempotency key was used with another request")
+		}
+		return 0, commissionFault(err)
+	}
+	return res.Serial, nil
+}
+
 // astIssue answers POST /account/v1.0/commissions.
 func (s *Server) astIssue(c *call) error {
 	body, err := c.pooledBody()
 	if err != nil {
 		return err
 	}
-	req, err := s.parseIssue(body, strings.TrimSpace(c.r.Header.Get("Idempotency-Key")))
+	serial, err := s.issue(c.r.Context(), c.p.Service.Name, body, strings.TrimSpace(c.r.Header.Get("Idempotency-Key")))
 	if err != nil {
 		return err
 	}
-	req.Client = c.p.Service.Name
-	res, err := s.l.Issue(c.r.Context(), req)
-	if err != nil {
-		if errors.Is(err, ledger.ErrIdempotencyConflict) {
-			return newFault(http.StatusConflict, "the idempotency key was used with another request")
-		}
-		return commissionFault(err)
-	}
-	return c.issued(res.Serial)
-}
-
-// issued answers an issue, {"serial": N} (wire.Issued), built by hand: it
-// is half of every commission, and no reflection is needed for one number.
-func (c *call) issued(serial uint64) error {
-	b := append(c.scratch[:0], `{"serial":`...)
-	b = strconv.AppendUint(b, serial, 10)
-	writeRaw(c.w, http.StatusCreated, append(b, '}'))
+	writeRaw(c.w, http.StatusCreated, appendIssued(c.scratch[:0], serial))
 	return nil
 }
 
-// astPending answers GET /account/v1.0/commissions.
-func (s *Server) astPending(c *call) error {
-	pending := s.l.Pending(c.p.Service.Name)
+// appendIssued appends the answer of an issue, {"serial": N}
+// (wire.Issued), built by hand: it is half of every commission, and no
+// reflection is needed for one number.
+func appendIssued(b []byte, serial uint64) []byte {
+	b = append(b, `{"serial":`...)
+	b = strconv.AppendUint(b, serial, 10)
+	return append(b, '}')
+}
+
+// appendPending appends the answer of pending for the service svc: the
+// serials of its pending commissions.
+func (s *Server) appendPending(b []byte, svc string) []byte {
+	pending := s.l.Pending(svc)
 	out := make([]int64, len(pending))
 	for i, v := range pending {
 		out[i] = int64(v)
 	}
-	writeRaw(c.w, http.StatusOK, appendSerials(nil, out))
+	return appendSerials(b, out)
+}
+
+// astPending answers GET /account/v1.0/commissions.
+func (s *Server) astPending(c *call) error {
+	writeRaw(c.w, http.StatusOK, s.appendPending(nil, c.p.Service.Name))
 	return nil
 }
 
@@ -453,10 +478,10 @@ func appendResolved(b []byte, r wire.Resolved) ([]byte, error) {
 	return append(b, "]}"...), nil
 }
 
-// pathSerial reads the {serial} of the path; ok is false for a serial that
-// can name no commission (zero or negative).
-func pathSerial(c *call) (serial uint64, ok bool, err error) {
-	raw := c.r.PathValue("serial")
+// astSerial reads the {serial} of an Astakos path (or a subject), the
+// lineage's way; ok is false for a serial that can name no commission
+// (zero or negative).
+func astSerial(raw string) (serial uint64, ok bool, err error) {
 	v, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil {
 		if errors.Is(err, strconv.ErrRange) {
@@ -474,32 +499,41 @@ func serialNotFound(raw string) *Fault {
 	return newFault(http.StatusNotFound, fmt.Sprintf("serial %s does not exist", raw))
 }
 
-// astCommission answers GET /account/v1.0/commissions/{serial}.
-func (s *Server) astCommission(c *call) error {
-	serial, ok, err := pathSerial(c)
+// commissionInfo is the pending commission rawSerial of the service svc.
+func (s *Server) commissionInfo(svc, rawSerial string) (wire.CommissionInfo, error) {
+	serial, ok, err := astSerial(rawSerial)
 	if err != nil {
-		return err
+		return wire.CommissionInfo{}, err
 	}
 	if !ok {
-		return serialNotFound(c.r.PathValue("serial"))
+		return wire.CommissionInfo{}, serialNotFound(rawSerial)
 	}
-	cm, err := s.l.Commission(c.p.Service.Name, serial)
+	cm, err := s.l.Commission(svc, serial)
 	if errors.Is(err, ledger.ErrNotFound) {
-		return serialNotFound(c.r.PathValue("serial"))
+		return wire.CommissionInfo{}, serialNotFound(rawSerial)
 	}
 	if err != nil {
-		return err
+		return wire.CommissionInfo{}, err
 	}
 	info := wire.CommissionInfo{Serial: int64(cm.Serial), Name: cm.Name, IssueTime: wire.TimeOf(cm.IssueTime),
 		Provisions: make([]wire.Provision, len(cm.Provisions))}
 	for i, p := range cm.Provisions {
 		info.Provisions[i] = wire.Provision{Holder: p.Key.Holder, Source: p.Key.Source.Ptr(), Resource: p.Key.Resource, Quantity: p.Quantity}
 	}
+	return info, nil
+}
+
+// astCommission answers GET /account/v1.0/commissions/{serial}.
+func (s *Server) astCommission(c *call) error {
+	info, err := s.commissionInfo(c.p.Service.Name, c.r.PathValue("serial"))
+	if err != nil {
+		return err
+	}
 	return c.json(http.StatusOK, info)
 }
 
 // reason reads the optional "reason" of a resolve body.
-func (c *call) reason(v span) (string, error) {
+func (s *Server) reason(v span) (string, error) {
 	if v == nil || v.null() {
 		return "", nil
 	}
@@ -507,7 +541,7 @@ func (c *call) reason(v span) (string, error) {
 	if !ok {
 		return "", badRequest(`"reason" should be a string.`)
 	}
-	if err := c.checkName(`"reason"`, r); err != nil {
+	if err := s.checkName(`"reason"`, r); err != nil {
 		return "", err
 	}
 	return r, nil
@@ -544,35 +578,41 @@ func readAction(body []byte) (actionBody, error) {
 	return b, err
 }
 
-// astAction answers POST /account/v1.0/commissions/{serial}/action.
-func (s *Server) astAction(c *call) error {
-	body, err := c.pooledBody()
-	if err != nil {
-		return err
-	}
+// commissionAction accepts or rejects, as body says, the pending
+// commission rawSerial of the service svc.
+func (s *Server) commissionAction(ctx context.Context, svc, rawSerial string, body []byte) error {
 	b, err := readAction(body)
 	if err != nil {
 		return err
 	}
-	serial, ok, err := pathSerial(c)
+	serial, ok, err := astSerial(rawSerial)
 	if err != nil {
 		return err
 	}
 	if b.accept == b.reject {
 		return badRequest("Specify either accept or reject action.")
 	}
-	reason, err := c.reason(b.reason)
+	reason, err := s.reason(b.reason)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return serialNotFound(c.r.PathValue("serial"))
+		return serialNotFound(rawSerial)
 	}
-	err = s.l.Resolve(c.r.Context(), c.p.Service.Name, serial, b.accept, reason)
+	err = s.l.Resolve(ctx, svc, serial, b.accept, reason)
 	if errors.Is(err, ledger.ErrNotFound) {
-		return serialNotFound(c.r.PathValue("serial"))
+		return serialNotFound(rawSerial)
 	}
+	return err
+}
+
+// astAction answers POST /account/v1.0/commissions/{serial}/action.
+func (s *Server) astAction(c *call) error {
+	body, err := c.pooledBody()
 	if err != nil {
+		return err
+	}
+	if err := s.commissionAction(c.r.Context(), c.p.Service.Name, c.r.PathValue("serial"), body); err != nil {
 		return err
 	}
 	return c.writeEmpty(http.StatusOK)
@@ -648,6 +688,35 @@ func failedSerial(serial int64, f *Fault) wire.FailedSerial {
 	return wire.FailedSerial{Serial: serial, Fault: wire.Faults{f.Kind: {Code: f.Code, Message: f.Message, Details: f.Details}}}
 }
 
+// resolveMany accepts and rejects the pending commissions of the service
+// svc that body names, and appends the answer to b.
+func (s *Server) resolveMany(ctx context.Context, svc string, body, b []byte) ([]byte, error) {
+	rb, err := readResolve(body)
+	switch {
+	case err != nil:
+		return nil, err
+	case rb.acceptErr != nil:
+		return nil, rb.acceptErr
+	case rb.rejectErr != nil:
+		return nil, rb.rejectErr
+	}
+	accept, reject := rb.accept, rb.reject
+	if len(accept)+len(reject) > maxSerials {
+		return nil, badRequest("at most %d serials may be resolved at once", maxSerials)
+	}
+	reason, err := s.reason(rb.reason)
+	if err != nil {
+		return nil, err
+	}
+	acc, badAcc := positiveSerials(accept)
+	rej, badRej := positiveSerials(reject)
+	res, err := s.l.ResolveMany(ctx, svc, acc, rej, reason)
+	if err != nil {
+		return nil, err
+	}
+	return appendResolved(b, resolvedView(res, badAcc, badRej))
+}
+
 // positiveSerials splits the serials of a resolve-many list into those
 // that may name a commission (positive) and those that cannot (zero,
 // negative; each once), which resolvedView settles.
@@ -710,31 +779,7 @@ func (s *Server) astResolveMany(c *call) error {
 	if err != nil {
 		return err
 	}
-	b, err := readResolve(body)
-	switch {
-	case err != nil:
-		return err
-	case b.acceptErr != nil:
-		return b.acceptErr
-	case b.rejectErr != nil:
-		return b.rejectErr
-	}
-	accept, reject := b.accept, b.reject
-	if len(accept)+len(reject) > maxSerials {
-		return badRequest("at most %d serials may be resolved at once", maxSerials)
-	}
-	reason, err := c.reason(b.reason)
-	if err != nil {
-		return err
-	}
-	acc, badAcc := positiveSerials(accept)
-	rej, badRej := positiveSerials(reject)
-	res, err := s.l.ResolveMany(c.r.Context(), c.p.Service.Name, acc, rej, reason)
-	if err != nil {
-		return err
-	}
-	out := resolvedView(res, badAcc, badRej)
-	answer, err := appendResolved(nil, out)
+	answer, err := s.resolveMany(c.r.Context(), c.p.Service.Name, body, nil)
 	if err != nil {
 		return err
 	}

@@ -58,10 +58,18 @@ func (s *Server) astQuotas(c *call) error {
 
 // astServiceQuotas answers GET /account/v1.0/service_quotas.
 func (s *Server) astServiceQuotas(c *call) error {
-	q := c.q
-	users := listParam(q, "user", false)
-	projects := listParam(q, "project", false)
-	served := s.id.ServedResources(c.p.Service.Name)
+	out, err := s.serviceQuotas(c.p.Service.Name, listParam(c.q, "user", false), listParam(c.q, "project", false))
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, out)
+}
+
+// serviceQuotas are the quotas of users (every user if none) in projects
+// (every project if none) of the resources the service svc serves (both
+// wires' service quotas).
+func (s *Server) serviceQuotas(svc string, users, projects []string) (map[string]wire.Quotas, error) {
+	served := s.id.ServedResources(svc)
 	out := make(map[string]wire.Quotas)
 	if len(served) > 0 {
 		f := ledger.HoldingFilter{Resources: served}
@@ -92,16 +100,26 @@ func (s *Server) astServiceQuotas(c *call) error {
 	}
 	for _, u := range users {
 		if _, ok := out[u]; !ok {
-			return newFault(http.StatusNotFound, fmt.Sprintf("No such user '%s'", u))
+			return nil, newFault(http.StatusNotFound, fmt.Sprintf("No such user '%s'", u))
 		}
 	}
-	return c.json(http.StatusOK, out)
+	return out, nil
 }
 
 // astServiceProjectQuotas answers GET /account/v1.0/service_project_quotas.
 func (s *Server) astServiceProjectQuotas(c *call) error {
-	projects := listParam(c.q, "project", false)
-	served := s.id.ServedResources(c.p.Service.Name)
+	out, err := s.serviceProjectQuotas(c.p.Service.Name, listParam(c.q, "project", false))
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, out)
+}
+
+// serviceProjectQuotas are the quotas of projects (every project if
+// none) of the resources the service svc serves (both wires' service
+// project quotas).
+func (s *Server) serviceProjectQuotas(svc string, projects []string) (wire.ProjectQuotas, error) {
+	served := s.id.ServedResources(svc)
 	out := make(wire.ProjectQuotas)
 	if len(served) > 0 {
 		f := ledger.HoldingFilter{Resources: served, Sources: []holdings.Source{holdings.NullSource}}
@@ -121,8 +139,8 @@ func (s *Server) astServiceProjectQuotas(c *call) error {
 	}
 	for _, p := range projects {
 		if _, ok := out[p]; !ok {
-			return newFault(http.StatusNotFound, fmt.Sprintf("No such project '%s'", p))
+			return nil, newFault(http.StatusNotFound, fmt.Sprintf("No such project '%s'", p))
 		}
 	}
-	return c.json(http.StatusOK, out)
+	return out, nil
 }

@@ -142,15 +142,25 @@ func (s *Server) astTokens(c *call) error {
 
 // astValidateToken answers GET /identity/v2.0/tokens/{token}.
 func (s *Server) astValidateToken(c *call) error {
-	secret := c.r.PathValue("token")
+	q := c.q
+	out, err := s.validateToken(c.r.PathValue("token"), q.Get("belongsTo"), q.Has("belongsTo"))
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, out)
+}
+
+// validateToken validates a user's token secret (both wires' token
+// validation): unknown, expired or not a user's, or not the user
+// belongsTo when checkOwner, it is not found.
+func (s *Server) validateToken(secret, belongsTo string, checkOwner bool) (wire.TokensAnswer, error) {
 	p, err := s.id.Authenticate(secret)
 	if err != nil || p.User == nil {
-		return newFault(http.StatusNotFound, "Invalid token")
+		return wire.TokensAnswer{}, newFault(http.StatusNotFound, "Invalid token")
 	}
 	u := p.User
-	if q := c.q; q.Has("belongsTo") && q.Get("belongsTo") != u.UUID {
-		return newFault(http.StatusNotFound, "The specified tenant is outside the token's scope")
+	if checkOwner && belongsTo != u.UUID {
+		return wire.TokensAnswer{}, newFault(http.StatusNotFound, "The specified tenant is outside the token's scope")
 	}
-	return c.json(http.StatusOK, wire.TokensAnswer{Access: wire.Access{Token: tokenAccess(secret, p),
-		User: s.accessUser(u, nil)}})
+	return wire.TokensAnswer{Access: wire.Access{Token: tokenAccess(secret, p), User: s.accessUser(u, nil)}}, nil
 }

@@ -294,7 +294,7 @@ func newAction(c *call, body []byte) actionOutcome {
 	if b.accept == b.reject {
 		return actionOutcome{fault: faultText(badRequest("Specify either accept or reject action."))}
 	}
-	reason, err := c.reason(b.reason)
+	reason, err := c.s.reason(b.reason)
 	if err != nil {
 		return actionOutcome{fault: faultText(err)}
 	}
@@ -339,7 +339,7 @@ func newResolve(c *call, body []byte) resolveOutcome {
 	if len(b.accept)+len(b.reject) > maxSerials {
 		return resolveOutcome{fault: faultText(badRequest("at most %d serials may be resolved at once", maxSerials))}
 	}
-	reason, err := c.reason(b.reason)
+	reason, err := c.s.reason(b.reason)
 	if err != nil {
 		return resolveOutcome{fault: faultText(err)}
 	}

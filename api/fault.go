@@ -128,11 +128,17 @@ func leaderRetryAfter(err error) int {
 
 // writeFault writes f as the answer.
 func writeFault(w http.ResponseWriter, f *Fault) {
-	body, _ := json.Marshal(map[string]*Fault{f.Kind: f})
 	if f.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
 	}
 	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(f.Code)
-	_, _ = w.Write(body)
+	_, _ = w.Write(faultBody(f))
+}
+
+// faultBody is the body of f's answer, on either wire: the cloudFault
+// {"<kind>": {"code", "message", "details", "data"}}.
+func faultBody(f *Fault) []byte {
+	body, _ := json.Marshal(map[string]*Fault{f.Kind: f})
+	return body
 }

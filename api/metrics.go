@@ -13,13 +13,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics are the HTTP layer's instruments, registered together on the
-// server's registry.
+// metrics are the API's instruments, registered together on the server's
+// registry: those of HTTP at New, those of NATS when the micro service
+// starts (natsMetrics); the error and authentication counters are both
+// wires'.
 type metrics struct {
+	reg      *prometheus.Registry
 	requests *prometheus.CounterVec   // route, code
 	duration *prometheus.HistogramVec // route, code
 	faults   *prometheus.CounterVec   // kind
 	handler  http.Handler             // /metrics
+
+	// natsRequests and natsDuration are the NATS endpoints' (endpoint,
+	// code), registered once (natsOnce).
+	natsOnce     sync.Once
+	natsErr      error
+	natsRequests *prometheus.CounterVec
+	natsDuration *prometheus.HistogramVec
 
 	// errorsByStatus counts error answers by failure code (the code of
 	// their status in faultTable, "other" for a status not in it), each
@@ -39,6 +49,7 @@ var authReasons = []string{"missing", "malformed", "unknown", "expired", "inacti
 
 func newMetrics(reg *prometheus.Registry, checks func(context.Context) map[string]error) (*metrics, error) {
 	m := &metrics{
+		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "quotaledger", Subsystem: "http", Name: "requests_total",
 			Help: "HTTP requests by route pattern (\"unmatched\" for none) and status code.",
@@ -89,12 +100,46 @@ func (m *metrics) authFailed(reason string) {
 	c.Inc()
 }
 
-// routeMetrics are a route's instruments, resolved once per status it
-// answers: a request then costs no label hashing nor any allocation, only
-// a short scan and the atomic adds.
+// natsMetrics registers the NATS endpoints' instruments (once) and
+// returns them: quotaledger_nats_requests_total and
+// quotaledger_nats_request_duration_seconds by endpoint and code (the
+// cloudFault code of a refusal, the HTTP route's status otherwise), beside
+// the HTTP ones.
+func (m *metrics) natsMetrics() error {
+	m.natsOnce.Do(func() {
+		m.natsRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "quotaledger", Subsystem: "nats", Name: "requests_total",
+			Help: "NATS micro service requests by endpoint and code (the HTTP status of the route the endpoint mirrors; the cloudFault code of a refusal).",
+		}, []string{"endpoint", "code"})
+		m.natsDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "quotaledger", Subsystem: "nats", Name: "request_duration_seconds",
+			Help:    "NATS micro service request latency, from its arrival to its answer, by endpoint and code.",
+			Buckets: prometheus.ExponentialBuckets(100e-6, 2.5, 14),
+		}, []string{"endpoint", "code"})
+		for _, c := range []prometheus.Collector{m.natsRequests, m.natsDuration} {
+			if err := m.reg.Register(c); err != nil {
+				m.natsErr = err
+				return
+			}
+		}
+	})
+	return m.natsErr
+}
+
+// natsEndpoint returns the instruments of a NATS endpoint (natsMetrics
+// must have succeeded).
+func (m *metrics) natsEndpoint(name string) *routeMetrics {
+	return &routeMetrics{m: m, route: name, requests: m.natsRequests, duration: m.natsDuration}
+}
+
+// routeMetrics are a route's (or a NATS endpoint's) instruments, resolved
+// once per status it answers: a request then costs no label hashing nor
+// any allocation, only a short scan and the atomic adds.
 type routeMetrics struct {
-	m     *metrics
-	route string // the label: the route's pattern, or "unmatched"
+	m        *metrics
+	route    string // the label: the route's pattern, or "unmatched"; the endpoint's name
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
 	// byStatus is copied on write: a status seen for the first time adds
 	// its entry under mu.
 	byStatus atomic.Pointer[[]statusMetrics]
@@ -111,7 +156,7 @@ type statusMetrics struct {
 }
 
 func (m *metrics) route(route string) *routeMetrics {
-	return &routeMetrics{m: m, route: route}
+	return &routeMetrics{m: m, route: route, requests: m.requests, duration: m.duration}
 }
 
 // observe counts one answered request.
@@ -146,8 +191,8 @@ func (rm *routeMetrics) of(status int) *statusMetrics {
 		}
 	}
 	m, code := rm.m, strconv.Itoa(status)
-	sm := statusMetrics{status: status, requests: m.requests.WithLabelValues(rm.route, code),
-		duration: m.duration.WithLabelValues(rm.route, code)}
+	sm := statusMetrics{status: status, requests: rm.requests.WithLabelValues(rm.route, code),
+		duration: rm.duration.WithLabelValues(rm.route, code)}
 	if status >= 400 {
 		kind := faultKinds[status]
 		if kind == "" {

@@ -1,6 +1,7 @@
 // Package bench is the benchmark harness of DESIGN.md §7: a library of
 // workloads, each run by Run with a Config, against the ledger in process
-// (Target "engine") or against the HTTP API (Target "http"). The command in
+// (Target "engine"), against the HTTP API (Target "http") or against the
+// NATS micro service (Target "nats"). The command in
 // front of it is bench/cmd/qlbench; docs/performance.md has the figures.
 //
 //	go run ./bench/cmd/qlbench -workload all -target engine -c 64 -d 10s -holders 100000
@@ -33,10 +34,12 @@ var Workloads = []string{
 // Config is one run of one workload.
 type Config struct {
 	Workload string
-	// Target is "engine" (the ledger in process, durable, on disk under Dir)
-	// or "http" (the API over loopback with keep-alive: the server at URL
-	// with Token, a service's token, or, when URL is empty, one started in
-	// process).
+	// Target is "engine" (the ledger in process, durable, on disk under Dir),
+	// "http" (the API over loopback with keep-alive: the server at URL with
+	// Token, a service's token, or, when URL is empty, one started in
+	// process) or "nats" (the micro service: on the NATS server at URL, or,
+	// when URL is empty, served in process on an embedded NATS server that
+	// the load generator reaches over TCP).
 	Target string
 	URL    string
 	Token  string
@@ -134,8 +137,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if !ok {
 		return Result{}, fmt.Errorf("bench: unknown workload %q (want one of %s)", cfg.Workload, strings.Join(Workloads, ", "))
 	}
-	if cfg.Target != "engine" && cfg.Target != "http" {
-		return Result{}, fmt.Errorf("bench: unknown target %q (want engine or http)", cfg.Target)
+	if cfg.Target != "engine" && cfg.Target != "http" && cfg.Target != "nats" {
+		return Result{}, fmt.Errorf("bench: unknown target %q (want engine, http or nats)", cfg.Target)
 	}
 	res, err := w(ctx, cfg)
 	res.Workload, res.Target = cfg.Workload, cfg.Target

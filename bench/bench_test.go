@@ -7,13 +7,14 @@ import (
 	"time"
 )
 
-// TestWorkloads runs every workload against both targets where it applies,
+// TestWorkloads runs every workload against every target where it applies,
 // a few operations over a few holdings, so the harness never rots: each
 // operation makes the calls it should, none fails, and only over-limit's
 // odd operations are refused. The figures of docs/performance.md come from:
 //
 //	go run ./bench/cmd/qlbench -workload all -target engine -c 64 -d 10s -holders 100000
 //	go run ./bench/cmd/qlbench -workload all -target http -c 64 -d 10s -holders 100000
+//	go run ./bench/cmd/qlbench -workload all -target nats -c 64 -d 10s -holders 100000
 func TestWorkloads(t *testing.T) {
 	// The calls operation i makes.
 	two := func(int) int64 { return 2 } // issue, then resolve
@@ -34,7 +35,7 @@ func TestWorkloads(t *testing.T) {
 		"events":     two,
 	}
 	const ops = 8
-	for _, target := range []string{"engine", "http"} {
+	for _, target := range []string{"engine", "http", "nats"} {
 		for _, w := range Workloads {
 			if !Applies(w, target, false) {
 				continue

@@ -9,10 +9,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/api"
 	"github.com/quotaledger/quotaledger/api/client"
+	"github.com/quotaledger/quotaledger/events"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/identity"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -113,6 +115,10 @@ type env struct {
 	l      *ledger.Ledger // nil against an external server
 	drv    driver
 	closer []func()
+	// ns is the embedded NATS server of an in-process "nats" target (the
+	// micro service's, connected in process as serve connects it), nil
+	// otherwise; "events" publishes to it too.
+	ns *events.Server
 }
 
 func (e *env) close() {
@@ -147,7 +153,16 @@ func setup(ctx context.Context, cfg Config, userLimit, projectLimit int64) (*env
 		if err != nil {
 			return nil, err
 		}
-		e.drv = &httpDriver{c: c, userToken: cfg.UserToken}
+		e.drv = newHTTPDriver(c, cfg.UserToken, "")
+		return e, nil
+	}
+	if cfg.Target == "nats" && cfg.URL != "" {
+		nc, err := nats.Connect(cfg.URL, nats.Name("qlbench"))
+		if err != nil {
+			return nil, fmt.Errorf("bench: NATS at %s: %w", cfg.URL, err)
+		}
+		e.closer = append(e.closer, nc.Close)
+		e.drv = newNATSDriver(client.NewNATS(nc, cfg.Token, client.NATSOptions{}), cfg.UserToken)
 		return e, nil
 	}
 	ok := false
@@ -190,16 +205,74 @@ func setup(ctx context.Context, cfg Config, userLimit, projectLimit int64) (*env
 		ok = true
 		return e, nil
 	}
-	srv := httptest.NewServer(api.New(l, id, api.Options{Logger: zerolog.Nop()}))
+	server := api.New(l, id, api.Options{Logger: zerolog.Nop()})
+	if cfg.Target == "nats" {
+		c, err := e.serveNATS(server, svcToken)
+		if err != nil {
+			return nil, err
+		}
+		e.drv = newNATSDriver(c, userToken)
+		ok = true
+		return e, nil
+	}
+	srv := httptest.NewServer(server)
 	e.closer = append(e.closer, srv.Close)
 	c, err := newClient(srv.URL, svcToken, cfg.Concurrency)
 	if err != nil {
 		return nil, err
 	}
-	e.drv = &httpDriver{c: c, userToken: userToken, userUUID: u.UUID}
+	e.drv = newHTTPDriver(c, userToken, u.UUID)
 
 	ok = true
 	return e, nil
+}
+
+// serveNATS serves the micro service of server as serve does: on an
+// embedded NATS server, connected in process; the load generator's client
+// connects over TCP, as a service would.
+func (e *env) serveNATS(server *api.Server, token string) (*client.NATS, error) {
+	ns, err := e.natsServer()
+	if err != nil {
+		return nil, err
+	}
+	inproc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("quotaledger micro service"))
+	if err != nil {
+		return nil, err
+	}
+	svc, err := server.ServeNATS(inproc, api.NATSOptions{})
+	if err != nil {
+		inproc.Close()
+		return nil, err
+	}
+	e.closer = append(e.closer, func() {
+		_ = svc.Stop(context.Background())
+		inproc.Close()
+	})
+	nc, err := nats.Connect(ns.ClientURL(), nats.Name("qlbench"))
+	if err != nil {
+		return nil, err
+	}
+	e.closer = append(e.closer, nc.Close)
+	return client.NewNATS(nc, token, client.NATSOptions{}), nil
+}
+
+// natsServer starts the env's embedded NATS server (once), as serve runs
+// it: JetStream storing under a temporary directory, synced every second.
+func (e *env) natsServer() (*events.Server, error) {
+	if e.ns != nil {
+		return e.ns, nil
+	}
+	dir, err := e.tempDir("nats")
+	if err != nil {
+		return nil, err
+	}
+	ns, err := events.StartServer(events.ServerOptions{Dir: dir, Listen: "127.0.0.1:-1", SyncInterval: time.Second, Logger: zerolog.Nop()})
+	if err != nil {
+		return nil, err
+	}
+	e.ns = ns
+	e.closer = append(e.closer, ns.Shutdown)
+	return ns, nil
 }
 
 func newClient(url, token string, conns int) (*client.Client, error) {
@@ -249,10 +322,9 @@ func (d *engineDriver) validate(context.Context) error {
 	return err
 }
 
-type httpDriver struct {
-	c         *client.Client
-	userToken string
-	userUUID  string // the user whose quotas are read ("" against an external server)
+// serviceDriver makes a service's calls on either wire.
+type serviceDriver struct {
+	c client.ServiceAPI
 }
 
 func toClient(ps []holdings.Provision) []client.Provision {
@@ -263,19 +335,19 @@ func toClient(ps []holdings.Provision) []client.Provision {
 	return out
 }
 
-func (d *httpDriver) issue(ctx context.Context, ps []holdings.Provision, auto bool) (uint64, error) {
+func (d serviceDriver) issue(ctx context.Context, ps []holdings.Provision, auto bool) (uint64, error) {
 	s, err := d.c.IssueCommission(ctx, client.Commission{Name: "bench", AutoAccept: auto, Provisions: toClient(ps)})
 	return uint64(s), err
 }
 
-func (d *httpDriver) resolve(ctx context.Context, serial uint64, accept bool) error {
+func (d serviceDriver) resolve(ctx context.Context, serial uint64, accept bool) error {
 	if accept {
 		return d.c.AcceptCommission(ctx, int64(serial))
 	}
 	return d.c.RejectCommission(ctx, int64(serial))
 }
 
-func (d *httpDriver) resolveMany(ctx context.Context, accept []uint64) error {
+func (d serviceDriver) resolveMany(ctx context.Context, accept []uint64) error {
 	a := make([]int64, len(accept))
 	for i, s := range accept {
 		a[i] = int64(s)
@@ -287,29 +359,71 @@ func (d *httpDriver) resolveMany(ctx context.Context, accept []uint64) error {
 	return err
 }
 
+func (d serviceDriver) catalog(ctx context.Context) error {
+	_, err := d.c.ServiceGetUsernames(ctx, []string{"bench"})
+	return err
+}
+
+func newHTTPDriver(c *client.Client, userToken, userUUID string) *httpDriver {
+	return &httpDriver{serviceDriver: serviceDriver{c}, hc: c, userToken: userToken, userUUID: userUUID}
+}
+
+func newNATSDriver(c *client.NATS, userToken string) *natsDriver {
+	return &natsDriver{serviceDriver: serviceDriver{c}, nc: c, userToken: userToken}
+}
+
+// httpDriver calls the HTTP API.
+type httpDriver struct {
+	serviceDriver
+	hc        *client.Client
+	userToken string
+	userUUID  string // the user whose quotas are read ("" against an external server)
+}
+
 // readQuota reads a user's quotas: the bench user's in process; against
 // an external server the user token's own, or (no user token) every user's
 // (in process, the only user is the bench user).
 func (d *httpDriver) readQuota(ctx context.Context, _ int) error {
 	if d.userUUID == "" && d.userToken != "" {
-		_, err := d.c.WithToken(d.userToken).GetQuotas(ctx)
+		_, err := d.hc.WithToken(d.userToken).GetQuotas(ctx)
 		return err
 	}
-	_, err := d.c.ServiceGetQuotas(ctx, nil, "")
-	return err
-}
-
-func (d *httpDriver) catalog(ctx context.Context) error {
-	_, err := d.c.ServiceGetUsernames(ctx, []string{"bench"})
+	_, err := d.hc.ServiceGetQuotas(ctx, nil, "")
 	return err
 }
 
 func (d *httpDriver) validate(ctx context.Context) error {
 	if d.userToken == "" {
-		_, err := d.c.GetServiceCatalog(ctx)
+		_, err := d.hc.GetServiceCatalog(ctx)
 		return err
 	}
-	_, err := d.c.ValidateToken(ctx, d.userToken, "")
+	_, err := d.hc.ValidateToken(ctx, d.userToken, "")
+	return err
+}
+
+// natsDriver calls the micro service over NATS.
+type natsDriver struct {
+	serviceDriver
+	nc        *client.NATS
+	userToken string
+}
+
+// readQuota reads the service quotas of every user, as httpDriver does
+// without a user's token (the micro service has no call of a user's own
+// quotas).
+func (d *natsDriver) readQuota(ctx context.Context, _ int) error {
+	_, err := d.nc.ServiceGetQuotas(ctx, nil, "")
+	return err
+}
+
+// validate validates the user's token; without one (an external server
+// and no -user-token) it looks a username up instead.
+func (d *natsDriver) validate(ctx context.Context) error {
+	if d.userToken == "" {
+		_, err := d.nc.ServiceGetUUIDs(ctx, []string{"bench@example.org"})
+		return err
+	}
+	_, err := d.nc.ValidateToken(ctx, d.userToken, "")
 	return err
 }
 

@@ -16,8 +16,8 @@ import (
 // (-workload), as Go's flag package did.
 type Flags struct {
 	Workload string `name:"workload" default:"all" help:"all, or one of: issue-accept, issue-reject, auto-accept, resolve-many, hot, mixed, over-limit, open, events."`
-	Target   string `name:"target" default:"engine" enum:"engine,http" help:"engine (in process) or http (loopback; --url for a running server)."`
-	URL      string `name:"url" help:"Base URL of a running server (http target; empty: one in process)."`
+	Target   string `name:"target" default:"engine" enum:"engine,http,nats" help:"engine (in process), http (loopback; --url for a running server) or nats (the micro service; --url for a running server's NATS)."`
+	URL      string `name:"url" help:"Base URL of a running server (http target), or the URL of its NATS server (nats target); empty: one in process."`
 	// Token is --token, as qlbench has always named it; --bench-token is
 	// the name quotaledger bench had.
 	Token       string        `name:"token" aliases:"bench-token" env:"QUOTALEDGER_TOKEN" help:"A service's token (with --url)."`

@@ -255,10 +255,12 @@ func open(ctx context.Context, cfg Config) (Result, error) {
 
 // eventsWorkload is issue-accept with the relay publishing every event to
 // an embedded JetStream as serve runs it (the store synced every second,
-// acknowledged events kept 2 s); it reports the events acknowledged per
-// second and the peak age of the oldest event not yet acknowledged.
+// acknowledged events kept 2 s, the relay connected in process; over NATS,
+// the same server as the micro service's); it reports the events
+// acknowledged per second and the peak age of the oldest event not yet
+// acknowledged.
 func eventsWorkload(ctx context.Context, cfg Config) (Result, error) {
-	if cfg.Target == "http" && cfg.URL != "" {
+	if cfg.URL != "" {
 		return Result{}, fmt.Errorf("events: not against an external server")
 	}
 	e, err := setup(ctx, cfg, unlimited, unlimited)
@@ -266,16 +268,11 @@ func eventsWorkload(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer e.close()
-	ndir, err := e.tempDir("nats")
+	srv, err := e.natsServer()
 	if err != nil {
 		return Result{}, err
 	}
-	srv, err := events.StartServer(events.ServerOptions{Dir: ndir, Listen: "127.0.0.1:-1", SyncInterval: time.Second, Logger: zerolog.Nop()})
-	if err != nil {
-		return Result{}, err
-	}
-	defer srv.Shutdown()
-	relay := events.NewRelay(e.l, events.RelayOptions{URL: srv.ClientURL(), DeleteDelay: 2 * time.Second, Logger: zerolog.Nop()})
+	relay := events.NewRelay(e.l, events.RelayOptions{URL: srv.ClientURL(), InProcess: srv, DeleteDelay: 2 * time.Second, Logger: zerolog.Nop()})
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(rctx) }()

@@ -20,8 +20,14 @@ import (
 // RelayOptions configure a Relay. Zero fields take the defaults of
 // withDefaults.
 type RelayOptions struct {
-	// URL is the NATS server, e.g. Server.ClientURL(). Required.
+	// URL is the NATS server, e.g. Server.ClientURL(). Required unless
+	// InProcess is set.
 	URL string
+	// InProcess, when set, is a NATS server in this process (the embedded
+	// *Server) that the relay connects to directly, through a pipe rather
+	// than loopback TCP: no socket, no system call per publish. URL is then
+	// only named in the log.
+	InProcess nats.InProcessConnProvider
 	// Credentials for an external server: a token, a user and password, or
 	// a credentials file (JWT and nkey seed). Empty ones are not sent.
 	Token, User, Password, CredsFile string
@@ -103,8 +109,8 @@ func (o RelayOptions) withDefaults() RelayOptions {
 func (o RelayOptions) Validate() error {
 	o = o.withDefaults()
 	switch {
-	case o.URL == "":
-		return errors.New("events: relay: URL is required")
+	case o.URL == "" && o.InProcess == nil:
+		return errors.New("events: relay: URL (or InProcess) is required")
 	case o.DuplicateWindow < 0 || o.MaxAge < 0 || o.MaxBackoff < 0 || o.DeleteDelay < 0:
 		return errors.New("events: relay: durations must not be negative")
 	case o.DeleteDelay > o.DuplicateWindow/2:
@@ -267,6 +273,9 @@ func (r *Relay) session(ctx context.Context) (connected bool, err error) {
 	}
 	if r.opts.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(r.opts.CredsFile))
+	}
+	if r.opts.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(r.opts.InProcess))
 	}
 	if r.opts.TLS != nil {
 		opts = append(opts, nats.Secure(r.opts.TLS))

@@ -549,3 +549,43 @@ func TestRedactURL(t *testing.T) {
 		t.Fatalf("redactURL: %q", got)
 	}
 }
+
+// TestRelayInProcess runs the relay connected to the embedded server in
+// process (RelayOptions.InProcess), with a URL where nothing listens: every
+// event reaches the stream, so the connection did not go through a socket;
+// once the server is shut down the relay is disconnected, and it keeps the
+// events written meanwhile.
+func TestRelayInProcess(t *testing.T) {
+	l := ledgertest.Open(t, ledger.Options{})
+	srv := MustStartServer(t, t.TempDir(), "")
+	nowhere := "nats://" + testkit.FreeAddr(t)
+	relay := StartRelay(t, l, nowhere, func(r *Relay) { r.opts.InProcess = srv })
+	w := startWriter(t, l, relay.Notify, 2)
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+		if w.ok.Load() < 100 {
+			return fmt.Errorf("%d events written", w.ok.Load())
+		}
+		return nil
+	})
+	w.Stop()
+	waitDrained(t, l)
+	if !relay.Connected() {
+		t.Error("relay not connected in process")
+	}
+	checkExactlyOnce(t, readStream(t, srv.ClientURL()), l.ID(), w.ok.Load())
+
+	srv.Shutdown()
+	testkit.CheckFor(t, testkit.Patience, 5*time.Millisecond, func() error {
+		if relay.Connected() {
+			return errors.New("still connected after the server's shutdown")
+		}
+		return nil
+	})
+	if err := l.SetHoldings(context.Background(), []ledger.HoldingSetting{{Key: holdings.Key{Holder: "h", Source: holdings.NullSource, Resource: "r"}, Limit: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	relay.Notify()
+	if d := outboxDepth(t, l); d != 1 {
+		t.Fatalf("outbox depth %d with the server down, want 1", d)
+	}
+}

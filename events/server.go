@@ -188,6 +188,40 @@ func (s *Server) NATS() *server.Server { return s.ns }
 // ClientURL is the URL clients connect to, e.g. nats://127.0.0.1:4222.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 
+// InProcessConn returns a connection to the server from this process
+// that goes through a pipe instead of a socket: s is a
+// nats.InProcessConnProvider, for nats.InProcessServer(s) and
+// RelayOptions.InProcess. It fails once the server is shut down.
+func (s *Server) InProcessConn() (net.Conn, error) {
+	conn, err := s.ns.InProcessConn()
+	if err != nil {
+		return nil, err
+	}
+	return newAsyncConn(conn), nil // pipe.go
+}
+
+// Conn is a client connection of the embedded server.
+type Conn struct {
+	Name string // the name the client gave (nats.Name), if any
+	// InProcess says the client connected through InProcessConn, not a
+	// socket.
+	InProcess bool
+}
+
+// Conns lists the server's client connections (its monitoring's view:
+// an in-process one has no address).
+func (s *Server) Conns() ([]Conn, error) {
+	cz, err := s.ns.Connz(&server.ConnzOptions{Limit: 1 << 16})
+	if err != nil {
+		return nil, fmt.Errorf("events: server: %w", err)
+	}
+	out := make([]Conn, 0, len(cz.Conns))
+	for _, c := range cz.Conns {
+		out = append(out, Conn{Name: c.Name, InProcess: c.IP == "" && c.Port == 0})
+	}
+	return out, nil
+}
+
 // Shutdown stops the server and waits until it has stopped. Safe to call
 // more than once.
 func (s *Server) Shutdown() {

@@ -139,13 +139,19 @@ func (c *Client) catalogs(ctx context.Context, p string, uuids, names []string) 
 	if _, err := c.do(ctx, &request{method: http.MethodPost, path: p, body: body, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
+	return catalogsOf(out), nil
+}
+
+// catalogsOf is the answer of a catalogs call, with empty catalogs for
+// null ones.
+func catalogsOf(out Catalogs) *Catalogs {
 	if out.UUIDCatalog == nil {
 		out.UUIDCatalog = map[string]string{}
 	}
 	if out.DisplayNameCatalog == nil {
 		out.DisplayNameCatalog = map[string]string{}
 	}
-	return &out, nil
+	return &out
 }
 
 func orEmpty(s []string) []string {
@@ -321,14 +327,7 @@ type IssueOptions struct {
 // /account/v1.0/commissions). A provision past a limit is a QuotaLimit, a
 // holding that does not exist a NotFound.
 func (c *Client) IssueCommission(ctx context.Context, cm Commission) (int64, error) {
-	if cm.Provisions == nil {
-		cm.Provisions = []Provision{}
-	}
-	key := cm.IdempotencyKey
-	if key == "" && c.opts.SafeRetries {
-		key = NewIdempotencyKey()
-	}
-	cm.IdempotencyKey = "" // sent as the header
+	cm, key := issueBody(cm, c.opts.SafeRetries)
 	var out wire.Issued
 	a, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/commissions", body: cm, idemKey: key}, &out)
 	if err != nil {
@@ -340,15 +339,34 @@ func (c *Client) IssueCommission(ctx context.Context, cm Commission) (int64, err
 	return out.Serial, nil
 }
 
+// issueBody is the body of an issue of cm, and the idempotency key sent
+// beside it as a header (one of its own, with safeRetries, if cm has none).
+func issueBody(cm Commission, safeRetries bool) (Commission, string) {
+	if cm.Provisions == nil {
+		cm.Provisions = []Provision{}
+	}
+	key := cm.IdempotencyKey
+	if key == "" && safeRetries {
+		key = NewIdempotencyKey()
+	}
+	cm.IdempotencyKey = "" // sent as the header
+	return cm, key
+}
+
 // IssueOneCommission issues a commission of holder drawing from source
 // the quantity of each resource of provisions (astakosclient's
 // issue_one_commission). Provisions go in the order of resource names.
 func (c *Client) IssueOneCommission(ctx context.Context, holder string, source *string, provisions map[string]int64, o IssueOptions) (int64, error) {
+	return c.IssueCommission(ctx, o.commission(oneHolderProvisions(holder, source, provisions)))
+}
+
+// oneHolderProvisions are the provisions of IssueOneCommission.
+func oneHolderProvisions(holder string, source *string, provisions map[string]int64) []Provision {
 	ps := make([]Provision, 0, len(provisions))
 	for _, r := range sortedKeys(provisions) {
 		ps = append(ps, Provision{Holder: holder, Source: source, Resource: r, Quantity: provisions[r]})
 	}
-	return c.IssueCommission(ctx, o.commission(ps))
+	return ps
 }
 
 // UserProjectProvisions builds the provisions of a user drawing from a
@@ -430,8 +448,19 @@ func (c *Client) CommissionAction(ctx context.Context, serial int64, action stri
 // CommissionActionReason is CommissionAction with a reason, logged after
 // ACCEPT: or REJECT: in the provision log.
 func (c *Client) CommissionActionReason(ctx context.Context, serial int64, action, reason string) error {
+	body, err := actionBody(action, reason)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(ctx, &request{method: http.MethodPost,
+		path: path(accountPrefix+"/commissions", strconv.FormatInt(serial, 10), "action"), body: body}, nil)
+	return err
+}
+
+// actionBody is the body of an action: accept or reject, and the reason.
+func actionBody(action, reason string) (wire.CommissionAction, error) {
 	if action != ActionAccept && action != ActionReject {
-		return &BadRequest{&Error{Kind: "badRequest", Message: fmt.Sprintf("action %q: want accept or reject", action)}}
+		return wire.CommissionAction{}, &BadRequest{&Error{Kind: "badRequest", Message: fmt.Sprintf("action %q: want accept or reject", action)}}
 	}
 	empty := ""
 	body := wire.CommissionAction{Reason: reason}
@@ -440,9 +469,7 @@ func (c *Client) CommissionActionReason(ctx context.Context, serial int64, actio
 	} else {
 		body.Reject = &empty
 	}
-	_, err := c.do(ctx, &request{method: http.MethodPost,
-		path: path(accountPrefix+"/commissions", strconv.FormatInt(serial, 10), "action"), body: body}, nil)
-	return err
+	return body, nil
 }
 
 // AcceptCommission accepts a pending commission.
@@ -479,21 +506,27 @@ func (c *Client) ResolveCommissions(ctx context.Context, accept, reject []int64)
 // ResolveCommissionsReason is ResolveCommissions with a reason for the
 // provision log.
 func (c *Client) ResolveCommissionsReason(ctx context.Context, accept, reject []int64, reason string) (*Resolved, error) {
+	var out wire.Resolved
+	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/commissions/action",
+		body: resolveBody(accept, reject, reason)}, &out); err != nil {
+		return nil, err
+	}
+	return resolvedOf(&out), nil
+}
+
+// resolveBody is the body of a resolve (nil lists sent empty).
+func resolveBody(accept, reject []int64, reason string) wire.Resolve {
 	if accept == nil {
 		accept = []int64{}
 	}
 	if reject == nil {
 		reject = []int64{}
 	}
-	var out wire.Resolved
-	if _, err := c.do(ctx, &request{method: http.MethodPost, path: accountPrefix + "/commissions/action",
-		body: wire.Resolve{Accept: accept, Reject: reject, Reason: reason}}, &out); err != nil {
-		return nil, err
-	}
-	return resolvedOf(&out), nil
+	return wire.Resolve{Accept: accept, Reject: reject, Reason: reason}
 }
 
-// resolvedOf is a resolve-many's answer with its failures as errors.
+// resolvedOf is a resolve-many's answer with its failures as errors
+// (typed, as a call's).
 func resolvedOf(out *wire.Resolved) *Resolved {
 	res := &Resolved{Accepted: out.Accepted, Rejected: out.Rejected, Failed: make([]FailedSerial, 0, len(out.Failed))}
 	for _, f := range out.Failed {

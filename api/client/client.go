@@ -8,7 +8,7 @@
 // The messages are package wire's (api/wire), the server's own: the answers
 // are aliases of its types (User is wire.User, Quotas wire.Quotas, ...), and
 // the requests are sent as its messages. The client imports nothing else of
-// quotaledger.
+// quotaledger (and nats.go, for NewNATS).
 //
 // A Client is safe for concurrent use. The token is given once, at New
 // (or picked up from QUOTALEDGER_TOKEN or the token file); WithToken and
@@ -20,6 +20,12 @@
 // QuotaLimit, TooManyRequests, ServiceUnavailable); the singular catalog
 // lookups answer NoUserName / NoUUID; an answer that is not JSON is an
 // InvalidResponse. Connection errors are returned wrapped, as they come.
+//
+// The service half of the API (issue, accept, reject, resolve, pending,
+// commission info, service quotas, token validation, user catalogs) is
+// also served over NATS, by the micro service quotaledger (DESIGN.md §12):
+// NewNATS makes a client of it on a NATS connection, with the same calls
+// (ServiceAPI, which both clients implement), answers and typed errors.
 //
 // Retries: with Options.Retries > 0, a call that could not connect, or an
 // idempotent call (GET, PUT, DELETE, and the POSTs that only read) whose
@@ -138,15 +144,7 @@ func New(baseURL, token string, opts Options) (*Client, error) {
 	case opts.HTTPClient == nil:
 		opts.HTTPClient = defaultHTTP
 	}
-	if opts.Backoff <= 0 {
-		opts.Backoff = 100 * time.Millisecond
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 2 * time.Second
-	}
-	if opts.MaxBackoff < opts.Backoff {
-		opts.MaxBackoff = opts.Backoff
-	}
+	opts = opts.withBackoff()
 	if opts.UserAgent == "" {
 		opts.UserAgent = "quotaledger-go-client"
 	}
@@ -154,6 +152,20 @@ func New(baseURL, token string, opts Options) (*Client, error) {
 		token, _ = LoadToken()
 	}
 	return &Client{base: u, token: token, hc: opts.HTTPClient, opts: opts}, nil
+}
+
+// withBackoff fills the backoff's defaults.
+func (o Options) withBackoff() Options {
+	if o.Backoff <= 0 {
+		o.Backoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 2 * time.Second
+	}
+	if o.MaxBackoff < o.Backoff {
+		o.MaxBackoff = o.Backoff
+	}
+	return o
 }
 
 // WithToken returns a client that sends token instead (sharing the
@@ -347,13 +359,19 @@ func retryAfter(h http.Header) time.Duration {
 // wait sleeps before retry attempt+1: the backoff (doubling, with
 // jitter), or the server's Retry-After, at most MaxBackoff.
 func (c *Client) wait(ctx context.Context, attempt int, after time.Duration) error {
-	d := c.opts.Backoff << min(attempt, 20)
-	if d <= 0 || d > c.opts.MaxBackoff {
-		d = c.opts.MaxBackoff
+	return backoff(ctx, c.opts.Backoff, c.opts.MaxBackoff, attempt, after)
+}
+
+// backoff sleeps before retry attempt+1: first (doubling with every
+// attempt, with jitter), or after if longer, at most most.
+func backoff(ctx context.Context, first, most time.Duration, attempt int, after time.Duration) error {
+	d := first << min(attempt, 20)
+	if d <= 0 || d > most {
+		d = most
 	}
 	d = d/2 + rand.N(d/2+1) // jitter in [d/2, d]
 	if after > d {
-		d = min(after, c.opts.MaxBackoff)
+		d = min(after, most)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/nats-io/nats.go"
 
 	"github.com/quotaledger/quotaledger/api/client"
 )
@@ -73,11 +74,36 @@ func clientFlagsOf(command *kong.Node) *ClientFlags {
 	return nil
 }
 
+// NATSFlags are the flags of the commands that may call the service API
+// over NATS (the commission commands): --nats and its credentials.
+type NATSFlags struct {
+	NATS     string `name:"nats" placeholder:"URL" help:"Call over NATS, the micro service quotaledger at this NATS server (nats://127.0.0.1:4222 is serve's embedded one), instead of HTTP at --url. The token is the same (a service's)."`
+	NatsAuth `embed:""`
+}
+
+// natsFlags marks a command whose group embeds NATSFlags.
+func (f *NATSFlags) natsFlags() *NATSFlags { return f }
+
+// natsFlagsOf returns the NATSFlags of command (its own or its group's),
+// or nil.
+func natsFlagsOf(command *kong.Node) *NATSFlags {
+	for n := command; n != nil; n = n.Parent {
+		if c, ok := n.Target.Addr().Interface().(interface{ natsFlags() *NATSFlags }); ok {
+			return c.natsFlags()
+		}
+	}
+	return nil
+}
+
 // cliEnv is what a running operator command uses: kong gives it to the
 // command's Run (Main.Run).
 type cliEnv struct {
-	ctx    context.Context
-	c      *client.Client
+	ctx context.Context
+	c   *client.Client
+	// svc makes the service's calls: c, or with --nats the micro service
+	// on nc (closed by close).
+	svc    client.ServiceAPI
+	nc     *nats.Conn
 	flags  *ClientFlags
 	stdout io.Writer
 	stderr io.Writer
@@ -123,8 +149,8 @@ func (f *ClientFlags) tokenFilePath() (string, error) {
 }
 
 // newCLIEnv makes the client of f: the token of --token, else of the token
-// file.
-func newCLIEnv(ctx context.Context, f *ClientFlags, s *streams) (*cliEnv, error) {
+// file; with nf's --nats, the service's calls go over NATS.
+func newCLIEnv(ctx context.Context, f *ClientFlags, nf *NATSFlags, s *streams) (*cliEnv, error) {
 	token := strings.TrimSpace(f.Token)
 	if token == "" {
 		if p, err := f.tokenFilePath(); err == nil {
@@ -141,7 +167,29 @@ func newCLIEnv(ctx context.Context, f *ClientFlags, s *streams) (*cliEnv, error)
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
-	return &cliEnv{ctx: ctx, c: c, flags: f, stdout: s.Stdout, stderr: s.Stderr, stdin: s.Stdin}, nil
+	e := &cliEnv{ctx: ctx, c: c, svc: c, flags: f, stdout: s.Stdout, stderr: s.Stderr, stdin: s.Stdin}
+	if nf != nil && nf.NATS != "" {
+		if err := nf.NatsAuth.Validate(); err != nil {
+			return nil, usageError("%v", err)
+		}
+		auth, err := nf.NatsAuth.options()
+		if err != nil {
+			return nil, usageError("%v", err)
+		}
+		nc, err := nats.Connect(nf.NATS, append(auth, nats.Name("quotaledger cli"))...)
+		if err != nil {
+			return nil, &ExitError{Code: 3, Err: fmt.Errorf("--nats %s: %w", nf.NATS, err)}
+		}
+		e.nc, e.svc = nc, client.NewNATS(nc, token, client.NATSOptions{})
+	}
+	return e, nil
+}
+
+// close closes what the env opened.
+func (e *cliEnv) close() {
+	if e.nc != nil {
+		e.nc.Close()
+	}
 }
 
 // printJSON writes v as indented JSON.

@@ -12,11 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
-// cliServer starts a server in the process and returns its base URL and
-// the admin's token.
-func cliServer(t *testing.T) (base, admin string) {
+// cliServer starts a server in the process and returns its base URL, the
+// admin's token and the URL of its embedded NATS server.
+func cliServer(t *testing.T) (base, admin, natsURL string) {
 	t.Helper()
 	clearEnv(t)
 	for _, k := range []string{"QUOTALEDGER_URL", "QUOTALEDGER_TOKEN", "QUOTALEDGER_TOKEN_FILE", "QUOTALEDGER_PASSWORD", "QUOTALEDGER_USERNAME"} {
@@ -34,7 +36,7 @@ func cliServer(t *testing.T) (base, admin string) {
 		t.Fatalf("Run: %v\n%s", err, stderr.String())
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	return "http://" + m.server.addr.String(), readBootstrap(t, dir).Token
+	return "http://" + m.server.addr.String(), readBootstrap(t, dir).Token, m.server.nats.ClientURL()
 }
 
 // cli runs the command line args through Main and returns the exit code,
@@ -86,7 +88,7 @@ func mustContain(t *testing.T, out string, wants ...string) {
 }
 
 func TestCLI(t *testing.T) {
-	base, admin := cliServer(t)
+	base, admin, natsURL := cliServer(t)
 	as := func(token string, args ...string) []string {
 		return append(args, "--url", base, "--token", token)
 	}
@@ -125,6 +127,31 @@ func TestCLI(t *testing.T) {
 		if _, ok := rs["cyclades.vm"]; !ok {
 			t.Fatalf("resource list --json: %v", rs)
 		}
+	})
+
+	t.Run("commission over NATS", func(t *testing.T) {
+		// --nats sends the commission commands to the micro service; --url
+		// names nothing that answers, so nothing goes over HTTP.
+		ok(t, a("quota", "set", "hn", "system", "cyclades.vm", "3")...)
+		s := []string{"--nats", natsURL, "--token", svcToken, "--url", "http://" + testkit.FreeAddr(t)}
+		var issued struct{ Serial int64 }
+		okJSON(t, &issued, append([]string{"commission", "issue", "--holder", "hn", "--source", "system", "-p", "cyclades.vm=2"}, s...)...)
+		serial := strconv.FormatInt(issued.Serial, 10)
+		if issued.Serial <= 0 {
+			t.Fatalf("commission issue --nats: serial %d", issued.Serial)
+		}
+		mustContain(t, ok(t, append([]string{"commission", "list"}, s...)...), serial)
+		mustContain(t, ok(t, as(svcToken, "commission", "list")...), serial) // the same server over HTTP
+		mustContain(t, ok(t, append([]string{"commission", "show", serial}, s...)...), "hn", "system", "cyclades.vm", "2")
+		exits(t, 1, "413 overLimit", append([]string{"commission", "issue", "--holder", "hn", "--source", "system", "-p", "cyclades.vm=2"}, s...)...)
+		mustContain(t, ok(t, append([]string{"commission", "accept", serial}, s...)...), "accepted commission "+serial)
+		exits(t, 1, "404 itemNotFound", append([]string{"commission", "show", serial}, s...)...)
+		exits(t, 1, "403 forbidden", "commission", "list", "--nats", natsURL, "--token", admin)
+		exits(t, 3, "--nats", "commission", "list", "--nats", "nats://"+testkit.FreeAddr(t), "--token", svcToken)
+		// The admins' commission calls are not the micro service's.
+		exits(t, 2, "over HTTP only", "commission", "pending", "--nats", natsURL, "--token", admin)
+		exits(t, 2, "over HTTP only", "commission", "resolve", "--accept", serial, "--nats", natsURL, "--token", admin)
+		ok(t, a("quota", "delete", "hn", "system", "cyclades.vm")...)
 	})
 
 	t.Run("quota and commission", func(t *testing.T) {

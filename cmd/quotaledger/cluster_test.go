@@ -18,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/quotaledger/quotaledger/api"
+	"github.com/quotaledger/quotaledger/api/client"
 	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/events"
 	"github.com/quotaledger/quotaledger/internal/testkit"
@@ -683,5 +686,109 @@ func TestClusterNoLeader(t *testing.T) {
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClusterNATS: the micro service on a cluster. Every node serves it
+// in one queue group: a call sent to a follower's NATS server is taken by
+// any node's service (NATS picks one). The calls are sent until the
+// followers took an issue, an accept and a refused issue: a follower's
+// writes are forwarded to the leader and answered as the leader answered
+// (a keyed issue once, QuotaLimit with its data), and every write is
+// applied once, on every node.
+func TestClusterNATS(t *testing.T) {
+	c := startCluster(t, 3)
+	leader := c.Leader()
+	follower := c.Followers(leader)[0]
+	r := leader.Call("POST", "/account/v1.0/services", c.Token, `{"name":"compute","type":"compute","endpoints":[]}`)
+	var svc struct{ Token string }
+	if err := json.Unmarshal(r.Body, &svc); r.Status != http.StatusCreated || err != nil || svc.Token == "" {
+		t.Fatalf("a service made on %s: %d %s", leader.Name, r.Status, r.Body)
+	}
+	r = leader.Call("POST", "/account/v1.0/holdings", c.Token,
+		`{"holdings":[{"holder":"project:p1","source":null,"resource":"compute.vm","limit":1000}]}`)
+	if r.Status != http.StatusOK {
+		t.Fatalf("holdings set on %s: %d %s", leader.Name, r.Status, r.Body)
+	}
+
+	nc, err := nats.Connect(follower.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	qc := client.NewNATS(nc, svc.Token, client.NATSOptions{})
+	// takenByFollowers is how many calls of endpoint the followers'
+	// services answered with code.
+	takenByFollowers := func(endpoint string, code int) float64 {
+		var n float64
+		for _, nd := range c.Followers(leader) {
+			n += max(0, metricValue(metricsOf(t, nd.Base()),
+				fmt.Sprintf(`quotaledger_nats_requests_total{code="%d",endpoint="%s"}`, code, endpoint)))
+		}
+		return n
+	}
+	var serials []int64
+	testkit.CheckFor(t, testkit.Patience, 0, func() error {
+		key := fmt.Sprintf("over NATS %d", len(serials))
+		serial, err := qc.IssueOneCommission(ctx, "project:p1", nil, map[string]int64{"compute.vm": 1},
+			client.IssueOptions{IdempotencyKey: key})
+		if err != nil {
+			t.Fatalf("issue %q over NATS on %s's NATS server: %v", key, follower.Name, err)
+		}
+		if r := leader.Call("GET", "/account/v1.0/commissions/"+strconv.FormatInt(serial, 10), svc.Token, ""); r.Status != http.StatusOK {
+			t.Fatalf("commission %d on the leader: %d %s", serial, r.Status, r.Body)
+		}
+		if err := qc.AcceptCommission(ctx, serial); err != nil {
+			t.Fatalf("accept %d over NATS: %v", serial, err)
+		}
+		serials = append(serials, serial)
+		if takenByFollowers("issue", http.StatusCreated) == 0 || takenByFollowers("action", http.StatusOK) == 0 {
+			return errors.New("the followers took no issue or no accept yet")
+		}
+		return nil
+	})
+	n := int64(len(serials))
+	testkit.CheckFor(t, testkit.Patience, 0, func() error {
+		_, err = qc.IssueOneCommission(ctx, "project:p1", nil, map[string]int64{"compute.vm": 1000}, client.IssueOptions{})
+		var ql *client.QuotaLimit
+		if !errors.As(err, &ql) || ql.Limit != 1000 || ql.Usage != n || client.StatusOf(err) != http.StatusRequestEntityTooLarge {
+			t.Fatalf("an issue over the limit over NATS: %v (%+v), want a QuotaLimit of 1000 at %d", err, ql, n)
+		}
+		if takenByFollowers("issue", http.StatusRequestEntityTooLarge) == 0 {
+			return errors.New("the followers took no refused issue yet")
+		}
+		return nil
+	})
+	if again, err := qc.IssueOneCommission(ctx, "project:p1", nil, map[string]int64{"compute.vm": 1},
+		client.IssueOptions{IdempotencyKey: "over NATS 0"}); err != nil || again != serials[0] {
+		t.Fatalf("the first issue again with its key: %d %v, want %d", again, err, serials[0])
+	}
+
+	// Applied once, on every node.
+	st := c.Converged()
+	want := fmt.Sprintf(`"usage_min":%d,"usage_max":%d`, n, n)
+	for _, nd := range c.Running() {
+		r := nd.Call("GET", "/account/v1.0/holdings?holder=project:p1&null_source=1", c.Token, "")
+		if r.Applied < st.Nodes[0].Applied || !strings.Contains(string(r.Body), want) {
+			t.Fatalf("%s at %d (converged at %d), want %s: %s", nd.Name, r.Applied, st.Nodes[0].Applied, want, r.Body)
+		}
+	}
+	// Each follower forwarded every write its service took; the leader
+	// none.
+	for _, nd := range c.Running() {
+		m := metricsOf(t, nd.Base())
+		var writes float64
+		for _, l := range strings.Split(grepLines(m, "quotaledger_nats_requests_total{"), "\n") {
+			if strings.Contains(l, `endpoint="issue"`) || strings.Contains(l, `endpoint="action"`) {
+				v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+				writes += v
+			}
+		}
+		fwd := metricValue(m, `quotaledger_cluster_forwarded_total{outcome="answered"}`)
+		if (nd == leader && fwd != 0) || (nd != leader && fwd != writes) {
+			t.Fatalf("%s (the leader: %s) forwarded %v of the %v writes its NATS service took:\n%s", nd.Name, leader.Name, fwd, writes,
+				grepLines(m, "quotaledger_cluster_forwarded_total{")+"\n"+grepLines(m, "quotaledger_nats_requests_total{"))
+		}
 	}
 }

@@ -12,9 +12,11 @@ import (
 )
 
 // CommissionCmd lists, shows, resolves and issues commissions (with a
-// service's token), and lists every service's pending ones (admins).
+// service's token), over HTTP or, with --nats, over NATS; and lists and
+// resolves every service's pending ones (admins, over HTTP).
 type CommissionCmd struct {
 	ClientFlags `embed:""`
+	NATSFlags   `embed:""`
 	List        CommissionListCmd    `cmd:"" help:"List the serials of the service's pending commissions."`
 	Show        CommissionShowCmd    `cmd:"" help:"Show a pending commission."`
 	Accept      CommissionAcceptCmd  `cmd:"" help:"Accept a pending commission."`
@@ -35,6 +37,9 @@ type CommissionResolveCmd struct {
 // Run resolves the serials; one that could not be resolved is shown with
 // why, and makes the exit code 1.
 func (cmd *CommissionResolveCmd) Run(e *cliEnv) error {
+	if e.nc != nil {
+		return usageError("commission resolve: an admin's call, over HTTP only (--nats is for a service's calls)")
+	}
 	if len(cmd.Accept)+len(cmd.Reject) == 0 {
 		return usageError("commission resolve: give --accept or --reject serials")
 	}
@@ -88,6 +93,9 @@ type CommissionPendingCmd struct {
 
 // Run lists the pending commissions of every service (or --service's).
 func (cmd *CommissionPendingCmd) Run(e *cliEnv) error {
+	if e.nc != nil {
+		return usageError("commission pending: an admin's call, over HTTP only (--nats is for a service's calls)")
+	}
 	ps, err := allPages(func(po client.PageOptions) (*client.Page[client.PendingCommission], error) {
 		return e.c.FindPendingCommissions(e.ctx, client.PendingFilter{Service: cmd.Service, OlderThan: cmd.OlderThan, PageOptions: po})
 	})
@@ -141,7 +149,7 @@ type CommissionIssueCmd struct {
 
 // Run lists the serials of the service's pending commissions.
 func (cmd *CommissionListCmd) Run(e *cliEnv) error {
-	serials, err := e.c.GetPendingCommissions(e.ctx)
+	serials, err := e.svc.GetPendingCommissions(e.ctx)
 	if err != nil {
 		return err
 	}
@@ -160,7 +168,7 @@ func (cmd *CommissionShowCmd) Run(e *cliEnv) error {
 	if err != nil {
 		return err
 	}
-	ci, err := e.c.GetCommissionInfo(e.ctx, serial)
+	ci, err := e.svc.GetCommissionInfo(e.ctx, serial)
 	if err != nil {
 		return err
 	}
@@ -186,7 +194,7 @@ func (cmd *CommissionResolve) resolve(e *cliEnv, action string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.c.CommissionActionReason(e.ctx, serial, action, cmd.Reason); err != nil {
+	if err := e.svc.CommissionActionReason(e.ctx, serial, action, cmd.Reason); err != nil {
 		return err
 	}
 	if e.flags.JSON {
@@ -231,7 +239,7 @@ func (cmd *CommissionIssueCmd) Run(e *cliEnv) error {
 	if cmd.TTL > 0 {
 		cm.TTL = cmd.TTL
 	}
-	serial, err := e.c.IssueCommission(e.ctx, cm)
+	serial, err := e.svc.IssueCommission(e.ctx, cm)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/api/client"
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/events"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
@@ -329,7 +332,7 @@ func TestServeOutboxKill(t *testing.T) {
 }
 
 // TestServeExternalNATS: with --nats-url serve starts no NATS server of its
-// own and publishes to the one named.
+// own, publishes to the one named, and serves the micro service on it.
 func TestServeExternalNATS(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("SIGTERM")
@@ -343,6 +346,7 @@ func TestServeExternalNATS(t *testing.T) {
 	b := readBootstrap(t, dir)
 	setQuota(t, p.base, b.Token, "h0", 3)
 	checkOnce(t, waitForType(t, ns.ClientURL(), "holding.changed", 1, 10*time.Second))
+	microCalls(t, p.base, ns.ClientURL(), b.Token)
 	p.stop()
 	if strings.Contains(p.stderr.String(), "embedded NATS server listening") {
 		t.Fatal("serve started its own NATS server with --nats-url")
@@ -396,4 +400,136 @@ func TestServeReadiness(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeInProcessNATS: with its embedded NATS server, serve's own
+// connections to it (the events relay, the micro service) go through a
+// pipe in the process, not loopback TCP, while consumers and the
+// services that call the micro service still connect over TCP.
+func TestServeInProcessNATS(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	m, _, stderr := newTestMain()
+	ctx := context.Background()
+	if err := m.ParseFlags(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(ctx); err != nil {
+		t.Fatalf("Run: %v\n%s", err, stderr.String())
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	ns := m.server.nats
+	want := []string{"quotaledger event relay", "quotaledger micro service"}
+	testkit.CheckFor(t, testkit.Patience, poll, func() error {
+		conns, err := ns.Conns()
+		if err != nil {
+			return err
+		}
+		for _, name := range want {
+			i := slices.IndexFunc(conns, func(c events.Conn) bool { return c.Name == name })
+			switch {
+			case i < 0:
+				return fmt.Errorf("no connection %q among %+v", name, conns)
+			case !conns[i].InProcess:
+				return fmt.Errorf("connection %q is over TCP, want in process: %+v", name, conns)
+			}
+		}
+		return nil
+	})
+	// A consumer over TCP reads the bootstrap's events, which the relay
+	// published in process.
+	if msgs := waitForType(t, ns.ClientURL(), "identity.user.registered", 1, 10*time.Second); len(msgs) == 0 {
+		t.Fatal("no event in the stream")
+	}
+	// A service over TCP calls the micro service.
+	base := "http://" + m.server.addr.String()
+	microCalls(t, base, ns.ClientURL(), readBootstrap(t, dir).Token)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), `"in_process":true`) {
+		t.Fatalf("the log does not say the micro service is in process:\n%s", stderr.String())
+	}
+}
+
+// microCalls registers a service through the HTTP API of the server at
+// base (with the admin's token), then issues a commission over the NATS
+// at natsURL and sees it pending over HTTP, and accepts it over NATS.
+func microCalls(t *testing.T, base, natsURL, admin string) {
+	t.Helper()
+	code, body := call(t, http.MethodPost, base+"/account/v1.0/services", admin, `{"name":"compute","type":"compute","endpoints":[]}`)
+	var svc struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(body, &svc); code != http.StatusCreated || err != nil || svc.Token == "" {
+		t.Fatalf("register a service: %d %s", code, body)
+	}
+	setQuota(t, base, admin, "h-micro", 2)
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := client.NewNATS(nc, svc.Token, client.NATSOptions{Timeout: time.Minute})
+	ctx := context.Background()
+	src := "system"
+	serial, err := c.IssueCommission(ctx, client.Commission{Provisions: []client.Provision{{Holder: "h-micro", Source: &src, Resource: "r1", Quantity: 2}}})
+	if err != nil {
+		t.Fatalf("issue over NATS: %v", err)
+	}
+	code, body = call(t, http.MethodGet, base+"/account/v1.0/commissions", svc.Token, "")
+	if want := fmt.Sprintf("[%d]", serial); code != http.StatusOK || string(body) != want {
+		t.Fatalf("pending over HTTP: %d %s, want %s", code, body, want)
+	}
+	if err := c.AcceptCommission(ctx, serial); err != nil {
+		t.Fatalf("accept over NATS: %v", err)
+	}
+	_, err = c.IssueCommission(ctx, client.Commission{Provisions: []client.Provision{{Holder: "h-micro", Source: &src, Resource: "r1", Quantity: 1}}})
+	var ql *client.QuotaLimit
+	if !errors.As(err, &ql) || ql.Limit != 2 || ql.Usage != 2 {
+		t.Fatalf("past the limit over NATS: %v", err)
+	}
+}
+
+// TestServeMicroClose: serve with --nats-url, in process: once the micro
+// service took a call, Close stops it and closes its connection: the
+// external NATS server has no responder left and no connection of serve's.
+func TestServeMicroClose(t *testing.T) {
+	clearEnv(t)
+	ns := startNATS(t, t.TempDir(), "")
+	dir := t.TempDir()
+	m, _, stderr := newTestMain()
+	ctx := context.Background()
+	if err := m.ParseFlags(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--nats-url", ns.ClientURL()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(ctx); err != nil {
+		t.Fatalf("Run: %v\n%s", err, stderr.String())
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	microCalls(t, "http://"+m.server.addr.String(), ns.ClientURL(), readBootstrap(t, dir).Token)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// The server sees a connection go a little after the client closed it.
+	testkit.CheckFor(t, testkit.Patience, poll, func() error {
+		conns, err := ns.Conns()
+		if err != nil {
+			return err
+		}
+		for _, c := range conns {
+			if strings.HasPrefix(c.Name, "quotaledger ") {
+				return fmt.Errorf("after Close, serve's connection %q is still there", c.Name)
+			}
+		}
+		if _, err := nc.Request(wire.NATSPending.Subject("", ""), nil, 10*time.Second); !errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("a request after Close: %v, want no responders", err)
+		}
+		return nil
+	})
 }

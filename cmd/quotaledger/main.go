@@ -213,15 +213,22 @@ func (m *Main) Run(ctx context.Context) error {
 	m.kctx.Bind(&streams{Stdin: m.Stdin, Stdout: m.Stdout, Stderr: m.Stderr}, getenvFunc(m.Getenv),
 		serveStarted(func(s *server) { m.server = s }))
 	flags := clientFlagsOf(m.kctx.Selected())
+	var env *cliEnv
 	if flags != nil {
 		// Made when Run asks for it, after kong has checked the flags.
+		nf := natsFlagsOf(m.kctx.Selected())
 		if err := m.kctx.BindSingletonProvider(func(ctx context.Context, s *streams) (*cliEnv, error) {
-			return newCLIEnv(ctx, flags, s)
+			var err error
+			env, err = newCLIEnv(ctx, flags, nf, s)
+			return env, err
 		}); err != nil {
 			return err
 		}
 	}
 	err := m.kctx.Run()
+	if env != nil {
+		env.close()
+	}
 	if flags != nil {
 		return cliError(err)
 	}

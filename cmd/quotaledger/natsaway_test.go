@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/quotaledger/quotaledger/api/client"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
@@ -133,5 +137,17 @@ func TestNATSAway(t *testing.T) {
 	sum := h.check(l.calls, ns.ClientURL())
 	t.Logf("%s; %d writes and %d reads answered 2xx while NATS was away; %d commissions in the ledger",
 		sum, writesAway, readsAway, len(h.model.bySerial))
+	// The micro service came back with NATS: its connection reconnected
+	// and made its subscriptions again.
+	testkit.CheckFor(t, 15*time.Second, poll, func() error {
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		_, err = client.NewNATS(nc, h.svc, client.NATSOptions{Timeout: 10 * time.Second}).GetPendingCommissions(context.Background())
+		return err
+	})
+	microCalls(t, h.p.base, ns.ClientURL(), h.admin)
 	h.p.stop()
 }

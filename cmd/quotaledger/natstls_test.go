@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/jwt/v2"
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/quotaledger/quotaledger/api/wire"
 	"github.com/quotaledger/quotaledger/events"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 )
@@ -130,11 +132,36 @@ func (n *natsTLSServer) streamMsgs(t *testing.T, ca *testCA, certFile, keyFile s
 	return info.State.Msgs, nil
 }
 
+// microPing asks the server for the micro service ($SRV.PING.quotaledger)
+// with the user's credentials and a client certificate.
+func (n *natsTLSServer) microPing(t *testing.T, ca *testCA, certFile, keyFile string) error {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(n.url, nats.UserCredentials(n.creds),
+		nats.Secure(&tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		t.Fatalf("the test's own connection to the NATS server: %v", err)
+	}
+	defer nc.Close()
+	m, err := nc.Request("$SRV.PING."+wire.NATSService, nil, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("$SRV.PING.%s: %w", wire.NATSService, err)
+	}
+	if !strings.Contains(string(m.Data), `"name":"`+wire.NATSService+`"`) {
+		t.Fatalf("$SRV.PING.%s: %s", wire.NATSService, m.Data)
+	}
+	return nil
+}
+
 // TestServeExternalNATSTLS runs the binary against a real nats-server that
 // takes only TLS with a client certificate and a credentials file: with
 // --nats-ca, --nats-cert, --nats-key and --nats-creds the events reach the
 // stream; without the client certificate, or without the credentials, the
-// relay cannot connect and says so, and nothing is published.
+// relay cannot connect and says so, and nothing is published; with them
+// the micro service answers on that server too.
 func TestServeExternalNATSTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := newTestCA(t, dir)
@@ -178,6 +205,8 @@ func TestServeExternalNATSTLS(t *testing.T) {
 			if strings.Contains(p.stderr.String(), "NATS unavailable") {
 				t.Fatalf("the relay could not connect at first:\n%s", grepLines(p.stderr.String(), "NATS"))
 			}
+			// The micro service connects with the same flags.
+			testkit.CheckFor(t, testkit.Patience, poll, func() error { return n.microPing(t, ca, clientCert, clientKey) })
 		})
 	}
 }

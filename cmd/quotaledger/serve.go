@@ -66,18 +66,21 @@ type ServeCmd struct {
 
 // Help is the detail of `serve --help`.
 func (c *ServeCmd) Help() string {
-	return `Serves the HTTP API (DESIGN.md §3) until SIGTERM or SIGINT, then stops
-gracefully: no new connections, calls in flight finish (up to
---shutdown-timeout), token last-use times are stored, the events relay
-publishes what it has in flight, the ledger is closed, and the embedded NATS
-server (if any) stops.
+	return `Serves the HTTP API (DESIGN.md §3), and its service calls over NATS as
+the micro service quotaledger (subjects quotaledger.v1.*, DESIGN.md §12),
+until SIGTERM or SIGINT, then stops gracefully: no new connections, calls in
+flight finish (up to --shutdown-timeout), token last-use times are stored,
+the events relay publishes what it has in flight, the ledger is closed, and
+the embedded NATS server (if any) stops.
 
 Every change is also an event, written to the ledger's outbox with the change
 and published by a relay to the NATS JetStream stream QUOTALEDGER, each
 exactly once. Without --nats-url the server runs NATS itself, storing under
 DIR/nats and listening on --nats-listen for consumers (quotaledger watch).
 With --nats-url it publishes to that server, with --nats-token,
---nats-user and --nats-password, or --nats-creds. While NATS is away events
+--nats-user and --nats-password, or --nats-creds. The micro service runs on
+the same NATS: in process on the embedded server (services connect to
+--nats-listen), or on the --nats-url server, reconnecting while it is away. While NATS is away events
 wait in the outbox; /readyz fails once the outbox passes --outbox-max-depth
 or --outbox-max-age.
 
@@ -276,6 +279,9 @@ type server struct {
 	bootstrapConfig bootstrapConfig
 	duplicateName   atomic.Bool // the embedded NATS server met a server of its name
 
+	// micro is the NATS micro service (micro.go), nil until started.
+	micro *microService
+
 	// Readiness bounds of the outbox while the relay is not connected.
 	outboxMaxDepth uint64
 	outboxMaxAge   time.Duration
@@ -334,6 +340,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	defer func() {
 		if !ok {
 			_ = ln.Close()
+			s.stopMicro()
 			s.stopEvents()
 			if s.node != nil {
 				_ = s.node.Close()
@@ -422,13 +429,16 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		copts = api.ClusterOptions{Name: host, HTTPURL: base}
 	}
 
+	handler := api.New(s.ledger, s.id, api.Options{Logger: log, PublicURL: c.PublicURL, Checks: s.readyChecks, Metrics: reg,
+		Cluster: copts})
+	if err := s.startMicro(c, handler); err != nil {
+		return nil, err
+	}
 	if c.Pprof != "" { // the last step that can fail: nothing after it stops it
 		if err := s.startPprof(c.Pprof); err != nil {
 			return nil, err
 		}
 	}
-	handler := api.New(s.ledger, s.id, api.Options{Logger: log, PublicURL: c.PublicURL, Checks: s.readyChecks, Metrics: reg,
-		Cluster: copts})
 	s.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: c.HTTPLimits.ReadHeaderTimeout,
@@ -532,6 +542,12 @@ func (s *server) startEvents(c *ServeCmd) error {
 	}
 	opts := events.RelayOptions{URL: target, Logger: s.log.With().Str("component", "relay").Logger(),
 		DeleteDelay: 2 * time.Second, MaxAge: c.StreamMaxAge}
+	if s.nats != nil {
+		// The embedded server is in this process: the relay talks to it
+		// through a pipe, not loopback TCP (no socket, no system call per
+		// publish).
+		opts.InProcess = s.nats
+	}
 	if c.NatsURL != "" {
 		var err error
 		if opts, err = s.externalRelayOptions(c, opts); err != nil {
@@ -699,7 +715,8 @@ func (s *server) flushLoop() {
 
 // Close shuts the server down gracefully: /readyz turns 503, the listener
 // closes, calls in flight finish (up to the shutdown timeout, then their
-// connections are cut), token last-use times are stored, the relay stops
+// connections are cut), the NATS micro service stops once its calls in
+// flight are answered, token last-use times are stored, the relay stops
 // once its publishes in flight are acknowledged, the ledger is closed, and
 // last the embedded NATS server stops. It is safe to call more than once.
 func (s *server) Close() error {
@@ -716,6 +733,7 @@ func (s *server) Close() error {
 		}
 		cancel()
 		<-s.served
+		s.stopMicro()
 		if s.pprof != nil {
 			_ = s.pprof.Close()
 		}

@@ -6,7 +6,10 @@
 //
 // Against a running server: prepare its data directory with -prepare DIR
 // (the layout's holdings), start quotaledger serve --data DIR, register a
-// service, then -target http -url URL -token SERVICE_TOKEN.
+// service, then -target http -url URL -token SERVICE_TOKEN, or -target nats
+// -url NATS_URL -token SERVICE_TOKEN for its NATS micro service
+// (bench/pinned.sh runs both with serve and qlbench each on a core of its
+// own).
 //
 // Its flags are bench.Flags, the same as `quotaledger bench`'s; each long
 // flag may be given after one dash (-workload) or two (--workload).
