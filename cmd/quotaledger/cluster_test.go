@@ -338,10 +338,26 @@ func (c *testCluster) Converged() wire.Cluster {
 // id>-<seq>" run 1, 2, ... without a gap), and returns them.
 func (c *testCluster) CheckEvents() []streamMsg {
 	c.t.Helper()
+	msgs := readStreamAgain(c.t, c.Running()[0].NATSURL())
+	checkOnce(c.t, msgs)
+	for i, m := range msgs {
+		dash := strings.LastIndexByte(m.MsgID, '-')
+		seq, err := strconv.ParseUint(m.MsgID[dash+1:], 10, 64)
+		if dash < 0 || err != nil || seq != uint64(i+1) || m.MsgID[:dash] != msgs[0].MsgID[:strings.LastIndexByte(msgs[0].MsgID, '-')] {
+			c.t.Fatalf("message %d of the events stream is %s, want event %d of the ledger", m.Seq, m.MsgID, i+1)
+		}
+	}
+	return msgs
+}
+
+// readStreamAgain reads the events stream at url as readStream does, again
+// while the stream elects a leader after a node of a cluster went.
+func readStreamAgain(t *testing.T, url string) []streamMsg {
+	t.Helper()
 	var raw []testkit.StreamMsg
-	testkit.CheckFor(c.t, testkit.Patience, poll, func() error {
+	testkit.CheckFor(t, testkit.Patience, poll, func() error {
 		rec := new(testkit.Recorder)
-		raw = testkit.ReadStream(rec, c.Running()[0].NATSURL(), events.StreamName)
+		raw = testkit.ReadStream(rec, url, events.StreamName)
 		rec.End()
 		if f := append(rec.Fatals(), rec.Errors()...); len(f) > 0 {
 			return errors.New(f[0])
@@ -352,17 +368,9 @@ func (c *testCluster) CheckEvents() []streamMsg {
 	for _, m := range raw {
 		sm := streamMsg{Seq: m.Seq, Subject: m.Subject, MsgID: m.MsgID, Raw: m.Data}
 		if err := json.Unmarshal(m.Data, &sm.Payload); err != nil {
-			c.t.Fatalf("message %d on %s: %v: %s", m.Seq, m.Subject, err, m.Data)
+			t.Fatalf("message %d on %s: %v: %s", m.Seq, m.Subject, err, m.Data)
 		}
 		msgs = append(msgs, sm)
-	}
-	checkOnce(c.t, msgs)
-	for i, m := range msgs {
-		dash := strings.LastIndexByte(m.MsgID, '-')
-		seq, err := strconv.ParseUint(m.MsgID[dash+1:], 10, 64)
-		if dash < 0 || err != nil || seq != uint64(i+1) || m.MsgID[:dash] != msgs[0].MsgID[:strings.LastIndexByte(msgs[0].MsgID, '-')] {
-			c.t.Fatalf("message %d of the events stream is %s, want event %d of the ledger", m.Seq, m.MsgID, i+1)
-		}
 	}
 	return msgs
 }
