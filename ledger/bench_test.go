@@ -312,14 +312,7 @@ func BenchmarkOpen(b *testing.B) {
 			var held, pending int
 			for i := 0; i < b.N; i++ {
 				if tail && i > 0 {
-					b.StopTimer()
-					if err := os.RemoveAll(dir); err != nil {
-						b.Fatal(err)
-					}
-					if err := copyDir(dir+".tail", dir); err != nil {
-						b.Fatal(err)
-					}
-					b.StartTimer()
+					resetTail(b, dir)
 				}
 				l, err := Open(opts)
 				if err != nil {
@@ -381,6 +374,12 @@ func writeBenchTail(b *testing.B, l *Ledger, bl benchLayout) int {
 		b.Fatal(err)
 	}
 	l.skipCheckpoints.Store(true)
+	return issueAcceptUntil(b, l, bl, func(int64) bool { return l.journalSince() >= l.opts.CheckpointBytes })
+}
+
+// issueAcceptUntil has 64 callers issue and accept commissions of bl until
+// done (given the calls made so far) says so; it returns the calls made.
+func issueAcceptUntil(b *testing.B, l *Ledger, bl benchLayout, done func(calls int64) bool) int {
 	var calls atomic.Int64
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -388,10 +387,7 @@ func writeBenchTail(b *testing.B, l *Ledger, bl benchLayout) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := g; ; i += 64 {
-				if l.journalSince() >= l.opts.CheckpointBytes {
-					return
-				}
+			for i := g; !done(calls.Load()); i += 64 {
 				res, err := l.Issue(ctx, IssueRequest{Client: "bench", Provisions: bl.commission(i%bl.users, 1)})
 				if err == nil {
 					err = l.Resolve(ctx, "bench", res.Serial, true, "")
@@ -406,6 +402,19 @@ func writeBenchTail(b *testing.B, l *Ledger, bl benchLayout) int {
 	}
 	wg.Wait()
 	return int(calls.Load())
+}
+
+// resetTail puts back, with the timer stopped, the data directory as
+// copyDir saved it in dir.tail.
+func resetTail(b *testing.B, dir string) {
+	b.StopTimer()
+	defer b.StartTimer()
+	if err := os.RemoveAll(dir); err != nil {
+		b.Fatal(err)
+	}
+	if err := copyDir(dir+".tail", dir); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // copyDir copies the files of a data directory (one level of
@@ -465,25 +474,7 @@ func BenchmarkReplay(b *testing.B) {
 	}
 	l.skipCheckpoints.Store(true)
 	const calls = 200_000
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	for g := range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; i < calls/2; i += 64 {
-				res, err := l.Issue(ctx, IssueRequest{Client: "bench", Provisions: bl.commission(i%bl.users, 1)})
-				if err == nil {
-					err = l.Resolve(ctx, "bench", res.Serial, true, "")
-				}
-				if err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	issueAcceptUntil(b, l, bl, func(n int64) bool { return n >= calls })
 	l.skipCloseCheckpoint = true
 	if err := l.Close(); err != nil {
 		b.Fatal(err)
@@ -493,14 +484,7 @@ func BenchmarkReplay(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		if err := os.RemoveAll(dir); err != nil {
-			b.Fatal(err)
-		}
-		if err := copyDir(dir+".tail", dir); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
+		resetTail(b, dir)
 		l, err := Open(opts)
 		if err != nil {
 			b.Fatal(err)

@@ -128,15 +128,8 @@ func (lb *logBuffer) commit() {
 	lb.scratch = lb.scratch[:0]
 }
 
-// sortedEntries are the encoded entries of hb in log order.
-func (hb *holderBuf) sortedEntries(holder string) ([]byte, error) {
-	if !hb.unsorted {
-		return hb.b, nil
-	}
-	es, err := decodeChunkEntries(holder, hb.b, -1)
-	if err != nil {
-		return nil, err
-	}
+// sortEntries puts entries in log order, keeping the order of equals.
+func sortEntries(es []holderEntry) {
 	slices.SortStableFunc(es, func(x, y holderEntry) int {
 		switch {
 		case x.c.less(y.c):
@@ -146,6 +139,18 @@ func (hb *holderBuf) sortedEntries(holder string) ([]byte, error) {
 		}
 		return 0
 	})
+}
+
+// sortedEntries are the encoded entries of hb in log order.
+func (hb *holderBuf) sortedEntries(holder string) ([]byte, error) {
+	if !hb.unsorted {
+		return hb.b, nil
+	}
+	es, err := decodeChunkEntries(holder, hb.b, -1)
+	if err != nil {
+		return nil, err
+	}
+	sortEntries(es)
 	var b []byte
 	for i := range es {
 		b = appendChunkEntry(b, es[i].c, &es[i].at)
@@ -167,15 +172,7 @@ func (lb *logBuffer) entries(holder string, after *logCursor) ([]holderEntry, er
 			if err != nil {
 				return nil, err
 			}
-			slices.SortStableFunc(es, func(x, y holderEntry) int {
-				switch {
-				case x.c.less(y.c):
-					return -1
-				case y.c.less(x.c):
-					return 1
-				}
-				return 0
-			})
+			sortEntries(es)
 			if after != nil {
 				i, _ := slices.BinarySearchFunc(es, *after, func(e holderEntry, c logCursor) int {
 					if c.less(e.c) {
