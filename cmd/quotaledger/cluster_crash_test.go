@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"reflect"
 	"slices"
@@ -205,4 +206,100 @@ func TestClusterKillUnderLoad(t *testing.T) {
 	if total.answered == 0 || total.refused == 0 {
 		t.Fatalf("the load made no answered or no refused call: %s", total)
 	}
+}
+
+// clusterLeaseTTL is the nodes' --lease-ttl (the default).
+const clusterLeaseTTL = 5 * time.Second
+
+// TestClusterPause: the leader is stopped with SIGSTOP under the load of
+// 16 clients (a partition: it answers nothing and renews nothing) for
+// twice the lease. Another node leads and answers writes meanwhile. On
+// SIGCONT the old leader's appends are refused (the log moved on under
+// the new leader) and the lease is not its own: it steps down, answers the
+// calls that were waiting for it (a refused batch's callers 503 with an
+// unknown outcome), drops what the log refused and follows. Every node
+// then holds the same: every answered call, nothing of a refused one, each
+// unanswered one wholly or not at all, and nothing the old leader had not
+// committed.
+func TestClusterPause(t *testing.T) {
+	c := startCluster(t, 3)
+	h := crashStartCluster(t, c, 8, 16, 40)
+	old := c.Leader()
+	others := c.Followers(old)
+	l := h.newLoad(bases(c.Nodes)...)
+	probe := rand.New(rand.NewPCG(h.rnd.Uint64(), h.rnd.Uint64()))
+	wait := l.start()
+	time.Sleep(time.Second)
+
+	old.Pause()
+	paused := time.Now()
+	t.Logf("%s (the leader) stopped", old.Name)
+	// The clients learn that it does not answer; those waiting for it
+	// wait on.
+	l.aim(bases(others)...)
+	leader := c.LeaderOf(others...)
+	if leader == old {
+		t.Fatal("the stopped node leads")
+	}
+	testkit.CheckFor(t, testkit.Patience, poll, func() error {
+		if _, ok := l.firstWriteSince(paused); ok {
+			return nil
+		}
+		// The workers may all be waiting for the stopped node: a write of
+		// the test's own, recorded with theirs.
+		l.issue(crashKindIssue, l.newIssue(probe))
+		return errors.New("no write answered through the others since the stop")
+	})
+	failover, _ := l.firstWriteSince(paused)
+	t.Logf("%s leads; writes answered through it %s after the stop", leader.Name, failover.Round(time.Millisecond))
+	time.Sleep(time.Until(paused.Add(2 * clusterLeaseTTL)))
+
+	old.Cont()
+	resumed := time.Now()
+	testkit.CheckFor(t, testkit.Patience, poll, func() error {
+		if !strings.Contains(old.proc.stderr.String(), `"message":"stepping down"`) {
+			return fmt.Errorf("%s has not stepped down since it resumed", old.Name)
+		}
+		return nil
+	})
+	l.aim(bases(c.Nodes)...)
+	time.Sleep(time.Second) // load on the old leader, a follower now
+	wait()
+	calls := l.calls
+
+	if now := c.Leader(); now != leader {
+		t.Fatalf("%s leads after the resume, %s did", now.Name, leader.Name)
+	}
+	l = h.newLoad(bases(c.Nodes)...)
+	l.retry(calls)
+	calls = append(calls, l.calls...)
+	sum := h.checkCluster(c, calls)
+	st := c.Converged()
+	for _, n := range st.Nodes {
+		if n.Name == old.Name && n.Role != "follower" {
+			t.Fatalf("%s is %s", old.Name, n.Role)
+		}
+	}
+
+	// What became of the calls that waited for the stopped leader.
+	waited := map[string]int{}
+	for _, c := range calls {
+		if c.target != old.Base() || !c.sent.Before(resumed) || c.done.Before(paused) {
+			continue
+		}
+		switch {
+		case c.status == 0:
+			waited["no answer"]++
+		case c.unknown():
+			waited["503, outcome unknown"]++
+		case c.unavailable():
+			waited["503, refused"]++
+		default:
+			waited[strconv.Itoa(c.status)]++
+		}
+	}
+	stderr := old.proc.stderr.String()
+	t.Logf("%s stopped for %s: %s; the calls that waited for it: %v; it logged %d refused appends; %d commissions in the ledger",
+		old.Name, resumed.Sub(paused).Round(time.Millisecond), sum, waited,
+		strings.Count(stderr, `"message":"the log refused an append"`), len(h.model.bySerial))
 }

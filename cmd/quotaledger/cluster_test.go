@@ -257,11 +257,18 @@ func (nd *clusterNode) Status() (wire.Cluster, error) {
 // the leader, and that node says it leads, and returns it.
 func (c *testCluster) Leader() *clusterNode {
 	c.t.Helper()
+	return c.LeaderOf(c.Running()...)
+}
+
+// LeaderOf waits until nodes name the same one of them as the leader, and
+// that node says it leads, and returns it (the others may be stopped).
+func (c *testCluster) LeaderOf(nodes ...*clusterNode) *clusterNode {
+	c.t.Helper()
 	var leader *clusterNode
 	testkit.CheckFor(c.t, testkit.Patience, 100*time.Millisecond, func() error {
 		leader = nil
 		name := ""
-		for _, nd := range c.Running() {
+		for _, nd := range nodes {
 			cl, err := nd.Status()
 			if err != nil {
 				return err
@@ -271,13 +278,13 @@ func (c *testCluster) Leader() *clusterNode {
 			}
 			name = cl.Leader
 		}
-		for _, nd := range c.Running() {
+		for _, nd := range nodes {
 			if nd.Name == name {
 				leader = nd
 			}
 		}
 		if leader == nil {
-			return fmt.Errorf("the leader %q does not run", name)
+			return fmt.Errorf("the leader %q is not one of the nodes asked", name)
 		}
 		cl, err := leader.Status()
 		if err != nil {

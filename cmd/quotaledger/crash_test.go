@@ -85,6 +85,7 @@ type crashCall struct {
 	acc, rej []uint64    // many: pending serials to accept and reject
 	stale    uint64      // many: a resolved serial in the accept list
 	path     string      // read
+	target   string      // the API it went to
 
 	status     int // 0: no answer
 	body       []byte
@@ -283,7 +284,8 @@ const crashBackoff = 50 * time.Millisecond
 // send makes one call; status 0 and err when no full answer came.
 func (l *crashLoad) send(c *crashCall, method, path, token, body, idemHeader string) {
 	targets := *l.targets.Load()
-	req, err := http.NewRequest(method, targets[rand.IntN(len(targets))]+path, strings.NewReader(body))
+	c.target = targets[rand.IntN(len(targets))]
+	req, err := http.NewRequest(method, c.target+path, strings.NewReader(body))
 	if err != nil {
 		c.err = err
 		return
