@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -302,4 +304,130 @@ func TestClusterPause(t *testing.T) {
 	t.Logf("%s stopped for %s: %s; the calls that waited for it: %v; it logged %d refused appends; %d commissions in the ledger",
 		old.Name, resumed.Sub(paused).Round(time.Millisecond), sum, waited,
 		strings.Count(stderr, `"message":"the log refused an append"`), len(h.model.bySerial))
+}
+
+// logged finds the last JSON log line of stderr whose message is msg, and
+// returns its field (a number) named field; ok false when there is none.
+func logged(stderr, msg, field string) (v uint64, ok bool) {
+	for l := range strings.Lines(stderr) {
+		if !strings.Contains(l, `"message":"`+msg+`"`) {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) != nil {
+			continue
+		}
+		if f, isNum := m[field].(float64); isNum {
+			v, ok = uint64(f), true
+		}
+	}
+	return v, ok
+}
+
+// TestClusterWipeRejoin: under the load of 16 clients, the leader is
+// stopped (the next leader publishes a checkpoint of the ledger as it is
+// then) and comes back; a follower is killed, its data directory wiped,
+// and it is started again, the load going on: it restores the checkpoint,
+// follows the log from the checkpoint's record, and holds what the others
+// hold (one digest; every answered call, as the crash harness checks it).
+func TestClusterWipeRejoin(t *testing.T) {
+	c := startCluster(t, 3)
+	h := crashStartCluster(t, c, 8, 16, 40)
+	l := h.newLoad(bases(c.Nodes)...)
+	wait := l.start()
+	time.Sleep(time.Second)
+
+	// A checkpoint with the load's commissions in it.
+	old := c.Leader()
+	l.aim(bases(c.Followers(old))...)
+	old.Stop()
+	leader := c.Leader()
+	var checkpoint uint64
+	testkit.CheckFor(t, testkit.Patience, poll, func() error {
+		var ok bool
+		if checkpoint, ok = logged(leader.proc.stderr.String(), "checkpoint published", "applied"); !ok {
+			return fmt.Errorf("%s leads and has published no checkpoint", leader.Name)
+		}
+		return nil
+	})
+	old.Restart()
+	l.aim(bases(c.Nodes)...)
+	time.Sleep(time.Second)
+
+	// A follower's disk is lost.
+	f := c.Followers(leader)[0]
+	f.Kill()
+	l.aim(bases(c.Running())...)
+	time.Sleep(500 * time.Millisecond)
+	f.Wipe()
+	f.Restart()
+	l.aim(bases(c.Nodes)...)
+	time.Sleep(time.Second)
+	wait()
+	calls := l.calls
+
+	stderr := f.proc.stderr.String()
+	if !strings.Contains(stderr, `"message":"restoring the cluster's checkpoint"`) {
+		t.Fatalf("%s did not restore the checkpoint:\n%s", f.Name, stderr)
+	}
+	joined, ok := logged(stderr, "joined the cluster", "applied")
+	if !ok || joined < checkpoint || checkpoint < 2 {
+		t.Fatalf("%s joined at %d (found: %v), the checkpoint %s published is of %d", f.Name, joined, ok, leader.Name, checkpoint)
+	}
+	c.Leader()
+	l = h.newLoad(bases(c.Nodes)...)
+	l.retry(calls)
+	calls = append(calls, l.calls...)
+	sum := h.checkCluster(c, calls) // f among the followers checked
+	st := c.Converged()
+	t.Logf("%s wiped: it restored the checkpoint of record %d that %s published, started at %d, and converged with the others at %d (digest %s); %s; %d commissions in the ledger",
+		f.Name, checkpoint, leader.Name, joined, st.Nodes[0].Applied, st.Nodes[0].Digest, sum, len(h.model.bySerial))
+}
+
+// TestClusterAllKilled: under the load of 16 clients on every node, every
+// node is killed with SIGKILL at once, then all are started again: they
+// elect a leader from the log, and hold every answered call (nothing of a
+// refused one, each unanswered one whole or absent, one ledger, every
+// event once and in order).
+func TestClusterAllKilled(t *testing.T) {
+	c := startCluster(t, 3)
+	h := crashStartCluster(t, c, 8, 16, 40)
+	l := h.newLoad(bases(c.Nodes)...)
+	wait := l.start()
+	time.Sleep(time.Second + time.Duration(h.rnd.Int64N(int64(time.Second))))
+	for _, nd := range c.Nodes { // the signals first, all of them: then the waits
+		if err := nd.proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, nd := range c.Nodes {
+		select {
+		case <-nd.proc.exited:
+		case <-time.After(time.Minute):
+			t.Fatalf("%s did not die within a minute of SIGKILL", nd.Name)
+		}
+	}
+	wait()
+	calls := l.calls
+
+	for _, nd := range c.Nodes {
+		nd.Start()
+	}
+	for _, nd := range c.Nodes {
+		nd.waitUp()
+	}
+	leader := c.Leader()
+	l = h.newLoad(bases(c.Nodes)...)
+	l.retry(calls)
+	calls = append(calls, l.calls...)
+	sum := h.checkCluster(c, calls)
+	if sum.answered == 0 {
+		t.Fatalf("no call was answered before the kill: %s", sum)
+	}
+	dropped := 0
+	for _, nd := range c.Nodes {
+		dropped += strings.Count(nd.proc.stderr.String(), "dropping a journal record the cluster's log does not hold")
+	}
+	t.Logf("all killed, all back: %s leads; %s; %d commissions in the ledger; the journals had %d records the log did not",
+		leader.Name, sum, len(h.model.bySerial), dropped)
 }
