@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -243,19 +244,43 @@ func TestClusterPause(t *testing.T) {
 	if leader == old {
 		t.Fatal("the stopped node leads")
 	}
+	// The workers may all be waiting for the stopped node (or for a
+	// follower that forwarded to it): writes of the test's own, recorded
+	// with theirs, each on its own, so that one waiting does not hold up
+	// the next.
+	var probes sync.WaitGroup
+	var mu sync.Mutex
+	var direct []*crashCall // the writes sent to the old leader as it resumes
+	issueAt := func(target string) {
+		is := l.newIssue(probe)
+		probes.Add(1)
+		go func() {
+			defer probes.Done()
+			c := l.issueAt(target, crashKindIssue, is)
+			if target != "" {
+				mu.Lock()
+				direct = append(direct, c)
+				mu.Unlock()
+			}
+		}()
+	}
 	testkit.CheckFor(t, testkit.Patience, poll, func() error {
 		if _, ok := l.firstWriteSince(paused); ok {
 			return nil
 		}
-		// The workers may all be waiting for the stopped node: a write of
-		// the test's own, recorded with theirs.
-		l.issue(crashKindIssue, l.newIssue(probe))
+		issueAt("")
 		return errors.New("no write answered through the others since the stop")
 	})
 	failover, _ := l.firstWriteSince(paused)
 	t.Logf("%s leads; writes answered through it %s after the stop", leader.Name, failover.Round(time.Millisecond))
 	time.Sleep(time.Until(paused.Add(2 * clusterLeaseTTL)))
 
+	// Writes waiting for the old leader when it resumes: it takes them
+	// before it learns it lost the lease, or after (then it forwards
+	// them); taken, their appends are refused.
+	for range 8 {
+		issueAt(old.Base())
+	}
 	old.Cont()
 	resumed := time.Now()
 	testkit.CheckFor(t, testkit.Patience, poll, func() error {
@@ -267,6 +292,7 @@ func TestClusterPause(t *testing.T) {
 	l.aim(bases(c.Nodes)...)
 	time.Sleep(time.Second) // load on the old leader, a follower now
 	wait()
+	probes.Wait()
 	calls := l.calls
 
 	if now := c.Leader(); now != leader {
@@ -283,27 +309,36 @@ func TestClusterPause(t *testing.T) {
 		}
 	}
 
-	// What became of the calls that waited for the stopped leader.
-	waited := map[string]int{}
+	// What became of the calls that waited for the stopped leader, and of
+	// those sent to it as it resumed.
+	waited, resuming := map[string]int{}, map[string]int{}
 	for _, c := range calls {
-		if c.target != old.Base() || !c.sent.Before(resumed) || c.done.Before(paused) {
+		if c.target != old.Base() || !c.sent.Before(resumed) || c.done.Before(paused) || slices.Contains(direct, c) {
 			continue
 		}
-		switch {
-		case c.status == 0:
-			waited["no answer"]++
-		case c.unknown():
-			waited["503, outcome unknown"]++
-		case c.unavailable():
-			waited["503, refused"]++
-		default:
-			waited[strconv.Itoa(c.status)]++
-		}
+		outcome(waited, c)
+	}
+	for _, c := range direct {
+		outcome(resuming, c)
 	}
 	stderr := old.proc.stderr.String()
-	t.Logf("%s stopped for %s: %s; the calls that waited for it: %v; it logged %d refused appends; %d commissions in the ledger",
-		old.Name, resumed.Sub(paused).Round(time.Millisecond), sum, waited,
+	t.Logf("%s stopped for %s: %s; the calls that waited for it: %v; the writes sent to it as it resumed: %v; it logged %d refused appends; %d commissions in the ledger",
+		old.Name, resumed.Sub(paused).Round(time.Millisecond), sum, waited, resuming,
 		strings.Count(stderr, `"message":"the log refused an append"`), len(h.model.bySerial))
+}
+
+// outcome counts c's answer in m.
+func outcome(m map[string]int, c *crashCall) {
+	switch {
+	case c.status == 0:
+		m["no answer"]++
+	case c.unknown():
+		m["503, outcome unknown"]++
+	case c.unavailable():
+		m["503, refused"]++
+	default:
+		m[strconv.Itoa(c.status)]++
+	}
 }
 
 // logged finds the last JSON log line of stderr whose message is msg, and

@@ -85,7 +85,7 @@ type crashCall struct {
 	acc, rej []uint64    // many: pending serials to accept and reject
 	stale    uint64      // many: a resolved serial in the accept list
 	path     string      // read
-	target   string      // the API it went to
+	target   string      // the API it went to (set before: that one, else one at random)
 
 	status     int // 0: no answer
 	body       []byte
@@ -283,8 +283,10 @@ const crashBackoff = 50 * time.Millisecond
 
 // send makes one call; status 0 and err when no full answer came.
 func (l *crashLoad) send(c *crashCall, method, path, token, body, idemHeader string) {
-	targets := *l.targets.Load()
-	c.target = targets[rand.IntN(len(targets))]
+	if c.target == "" {
+		targets := *l.targets.Load()
+		c.target = targets[rand.IntN(len(targets))]
+	}
 	req, err := http.NewRequest(method, c.target+path, strings.NewReader(body))
 	if err != nil {
 		c.err = err
@@ -395,8 +397,11 @@ func (l *crashLoad) newIssue(r *rand.Rand) *crashIssue {
 }
 
 // issue sends is (kind issue, replay or retry).
-func (l *crashLoad) issue(kind string, is *crashIssue) *crashCall {
-	c := &crashCall{kind: kind, issue: is}
+func (l *crashLoad) issue(kind string, is *crashIssue) *crashCall { return l.issueAt("", kind, is) }
+
+// issueAt sends is to the API at target ("": to one at random).
+func (l *crashLoad) issueAt(target, kind string, is *crashIssue) *crashCall {
+	c := &crashCall{kind: kind, issue: is, target: target}
 	hdr := ""
 	if is.header {
 		hdr = is.idem
