@@ -189,6 +189,9 @@ func crashStartCluster(t *testing.T, c *testCluster, holders, workers int, limit
 	h := newCrashHarness(t, workers, limit)
 	h.cluster, h.node, h.admin = true, c.Leader().Base(), c.Token
 	h.setup(holders)
+	// Every node knows the service's token (the log brings it to the
+	// followers; until then a read there with it is a 401).
+	c.Converged()
 	return h
 }
 
