@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -606,35 +605,6 @@ func TestClusterRefused(t *testing.T) {
 		refused(t, 2, "--replicas 3 is more than the 2 nodes", nil,
 			"--data", t.TempDir(), "--node-name", "n1", "--peers", testkit.FreeAddr(t))
 	})
-	// The cluster flags alone, each refused before anything starts, the
-	// message naming the flag.
-	peer := testkit.FreeAddr(t)
-	for _, tc := range []struct {
-		name, want string
-		args       []string
-	}{
-		{"PeersWithoutName", "--peers is for a node of a cluster: give its --node-name too", []string{"--peers", peer}},
-		{"NodeNameChars", `--node-name "n 1": 1 to 64 letters`, []string{"--node-name", "n 1", "--replicas", "1"}},
-		{"ClusterNameChars", `--cluster-name "q.c": 1 to 64 letters`, []string{"--node-name", "n1", "--cluster-name", "q.c", "--replicas", "1"}},
-		{"NoReplicas", "--replicas 0: at least 1", []string{"--node-name", "n1", "--replicas", "0"}},
-		{"ReplicasOverFive", "--replicas 6: at most 5", []string{"--node-name", "n1", "--replicas", "6", "--peers",
-			strings.Join([]string{peer, peer, peer, peer, peer}, ",")}},
-		{"ShortLogMaxAge", "--log-max-age 30s: at least 1m", []string{"--node-name", "n1", "--replicas", "1", "--log-max-age", "30s"}},
-		{"ShortLease", "--lease-ttl 500ms: at least 1s", []string{"--node-name", "n1", "--replicas", "1", "--lease-ttl", "500ms"}},
-		{"PeersWithNATSURL", "--peers are the routes of the embedded NATS servers: with --nats-url", []string{"--node-name", "n1",
-			"--replicas", "1", "--nats-url", "nats://127.0.0.1:4222", "--peers", peer}},
-		{"RemoteRoutes", "--cluster-listen 0.0.0.0:6222: the embedded NATS server's routes listen on a loopback address unless --cluster-allow-remote",
-			[]string{"--node-name", "n1", "--replicas", "1", "--cluster-listen", "0.0.0.0:6222"}},
-		{"PeerNotHostPort", `--peers: "n2" is not HOST:PORT`, []string{"--node-name", "n1", "--replicas", "1", "--peers", "n2"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1"}
-			if !slices.Contains(tc.args, "--cluster-listen") { // were it not refused: a free port, not 6222
-				args = append(args, "--cluster-listen", testkit.FreeAddr(t))
-			}
-			refused(t, 2, tc.want, nil, append(args, tc.args...)...)
-		})
-	}
 
 	single := t.TempDir()
 	p := startServe(t, nil, "--data", single)
