@@ -1,7 +1,7 @@
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test lint bench bench-go tidy-check soak cluster
+.PHONY: run test lint bench bench-go tidy-check soak cluster cluster-figures
 
 ## run: build bin/quotaledger and serve with the data under ./data; the first start makes
 ## the admin and the README's demo setup and prints them (Ctrl-C stops it gracefully)
@@ -14,14 +14,16 @@ run:
 test:
 	$(GO) test -race -count=1 ./...
 
-## soak: the long forms of the reliability tests (docs/reliability.md; about 40 minutes):
-## SIGKILL under load 25 times, NATS away for minutes, the mixed workload for SOAK_DURATION
-## with its bounds on memory, goroutines, files, disk and latency, then every fuzz target
-## for FUZZ_TIME each
+## soak: the long forms of the reliability tests (docs/reliability.md; about 40 minutes, and
+## up to an hour more for the cluster's, whose rounds slow down as its stores grow):
+## SIGKILL under load 25 times, NATS away for minutes, the leader of a cluster of three
+## killed under load 25 times, the mixed workload for SOAK_DURATION with its bounds on
+## memory, goroutines, files, disk and latency, then every fuzz target for FUZZ_TIME each
 SOAK_DURATION ?= 10m
 FUZZ_TIME ?= 30s
 soak:
 	QUOTALEDGER_SOAK=1 $(GO) test -count=1 -v -run 'TestCrashUnderLoad|TestNATSAway' -timeout 60m ./cmd/quotaledger
+	QUOTALEDGER_SOAK=1 $(GO) test -count=1 -v -run 'TestClusterKillUnderLoad' -timeout 120m ./cmd/quotaledger
 	QUOTALEDGER_SOAK=1 QUOTALEDGER_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -v -run 'TestSoak$$' -timeout 60m ./cmd/quotaledger
 	bash scripts/fuzz.sh $(FUZZ_TIME)
 
@@ -55,3 +57,10 @@ bench-go:
 cluster:
 	$(GO) build -o bin/quotaledger ./cmd/quotaledger
 	exec bash scripts/cluster.sh
+
+## cluster-figures: the figures of docs/cluster.md (about 3 minutes): one node and three over HTTP,
+## the replication lag and the log's size per commission (TestClusterFigures), then the failover
+## over 10 kills of the leader under load (TestClusterKillUnderLoad)
+cluster-figures:
+	QUOTALEDGER_FIGURES=1 $(GO) test -count=1 -v -run 'TestClusterFigures$$' -timeout 30m ./cmd/quotaledger
+	QUOTALEDGER_SOAK=1 QUOTALEDGER_SOAK_KILLS=10 $(GO) test -count=1 -v -run 'TestClusterKillUnderLoad$$' -timeout 30m ./cmd/quotaledger

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/quotaledger/quotaledger/events"
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 	"github.com/quotaledger/quotaledger/internal/testkit/ledgertest"
@@ -204,6 +205,9 @@ func startNodeIn(t *testing.T, srv *testServer, name, dataDir string, opts Optio
 			t.Fatal(err)
 		}
 		lopts.KeepJournalTo = end
+		if lopts.InLog, err = InLog(ctx, nc); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tn.l = ledgertest.Open(t, lopts)
 	if tn.n, err = Start(ctx, tn.l, opts); err != nil {
@@ -481,6 +485,70 @@ func TestJoin(t *testing.T) {
 		n3.stop()
 		if err := os.RemoveAll(filepath.Join(dir, "ledger")); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestInLog writes a log by hand (a record in one message, one in two, a
+// deposed leader's parts of a record followed by the next leader's whole
+// record of that sequence) and asks InLog about records with their bytes
+// and with others: only the log's record of a sequence is in the log.
+func TestInLog(t *testing.T) {
+	ns, err := events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	if _, err := Setup(ctx, Options{Name: "n1", Conn: nc, Replicas: 1}, "cluster-1"); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		seq, part, parts int
+		data             string
+	}{
+		{1, 1, 1, "a"},
+		{2, 1, 2, "bb"}, {2, 2, 2, "cc"},
+		{3, 1, 3, "X1"}, {3, 2, 3, "X2"}, // a deposed leader's, refused after its second part
+		{3, 1, 1, "ddd"},
+		{4, 1, 1, "e"},
+	} {
+		msg := nats.NewMsg(LogSubject)
+		msg.Data = []byte(m.data)
+		msg.Header.Set(hdrSeq, fmt.Sprint(m.seq))
+		msg.Header.Set(hdrPart, fmt.Sprint(m.part))
+		msg.Header.Set(hdrParts, fmt.Sprint(m.parts))
+		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inLog, err := InLog(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		seq  uint64
+		rec  string
+		want bool
+	}{
+		{1, "a", true}, {1, "b", false},
+		{2, "bbcc", true}, {2, "bb", false}, {2, "bbccx", false},
+		{3, "ddd", true}, {3, "X1X2", false}, {3, "X1X2ddd", false},
+		{4, "e", true}, {4, "a", false},
+		{5, "f", false},
+	} {
+		got, err := inLog(c.seq, []byte(c.rec))
+		if err != nil || got != c.want {
+			t.Errorf("InLog(%d, %q) = %v, %v; want %v", c.seq, c.rec, got, err, c.want)
 		}
 	}
 }

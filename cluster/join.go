@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -94,6 +95,66 @@ func LogEnd(ctx context.Context, conn *nats.Conn) (uint64, error) {
 		return 0, fmt.Errorf("cluster: reading the log's last message: %w", err)
 	}
 	return strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+}
+
+// InLog is ledger.Options.InLog for a node's ledger: whether journal
+// record seq with the bytes rec is the log's record seq. A node killed
+// while it led may hold records of its last batches that no quorum of the
+// log acknowledged, while the next leader appended its own records of the
+// same sequences: those are not the log's, and the ledger drops them at
+// open (LogEnd drops only those past the log's end). A record older than
+// the log's history is taken as the log's: a node that far behind starts
+// from a checkpoint (NeedsCheckpoint). Each answer reads the log, within
+// ctx.
+func InLog(ctx context.Context, conn *nats.Conn) (func(seq uint64, rec []byte) (bool, error), error) {
+	js, err := jetstream.New(conn)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	stream, err := js.Stream(ctx, LogStream)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: the log stream: %w", err)
+	}
+	n := &Node{js: js, stream: stream}
+	return func(seq uint64, rec []byte) (bool, error) {
+		s, err := n.seek(ctx, seq)
+		if errors.Is(err, ErrBehind) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		// The record's parts from s on; a part 1 starts it again (a
+		// deposed leader's parts may come first).
+		var buf []byte
+		for ; ; s++ {
+			m, err := stream.GetMsg(ctx, s)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				return false, nil // past the log's end
+			}
+			if err != nil {
+				return false, fmt.Errorf("cluster: reading log message %d: %w", s, err)
+			}
+			r, err1 := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+			part, err2 := strconv.Atoi(m.Header.Get(hdrPart))
+			parts, err3 := strconv.Atoi(m.Header.Get(hdrParts))
+			switch {
+			case errors.Join(err1, err2, err3) != nil || part < 1 || part > parts:
+				return false, fmt.Errorf("cluster: log message %d: bad headers %v", s, m.Header)
+			case r != seq:
+				return false, nil // the log has no record seq
+			case part == 1:
+				buf = append(buf[:0], m.Data...)
+			case len(buf) == 0:
+				return true, nil // the log's history starts inside the record
+			default:
+				buf = append(buf, m.Data...)
+			}
+			if part == parts {
+				return bytes.Equal(buf, rec), nil
+			}
+		}
+	}, nil
 }
 
 // NeedsCheckpoint reports whether a node whose ledger applied the

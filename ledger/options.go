@@ -35,6 +35,16 @@ type Options struct {
 	// the replay (a node of a cluster opens with the log's last record: a
 	// record past it was never acknowledged). Zero keeps every record.
 	KeepJournalTo uint64
+	// InLog, when set, says whether journal record seq, whose bytes are
+	// rec, is the cluster log's record seq (rec is only valid during the
+	// call). Open asks it of the journal's last records, after
+	// KeepJournalTo, from the last back to the first it answers true, and
+	// drops those it answered false before the replay: a leader killed with
+	// batches in flight kept records that no quorum of the log
+	// acknowledged, while another node appended its own records of the
+	// same sequences. It is not asked of the records the state holds
+	// (only acknowledged ones). An error fails Open.
+	InLog func(seq uint64, rec []byte) (bool, error)
 
 	// Now is the clock; time.Now unless set.
 	Now func() time.Time

@@ -25,6 +25,11 @@ func (l *Ledger) replay(ckptSeq, indexSeq uint64) (int, error) {
 			return 0, fmt.Errorf("ledger: dropping the journal after %d: %w", keep, err)
 		}
 	}
+	if l.opts.InLog != nil {
+		if err := l.dropNotInLog(ckptSeq); err != nil {
+			return 0, err
+		}
+	}
 	slices.SortFunc(l.w.idemFIFO, func(a, b idemEntry) int { return a.created.Compare(b.created) })
 	it, err := l.jdb.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixJournal}, UpperBound: []byte{prefixJournal + 1}})
 	if err != nil {
@@ -80,6 +85,54 @@ func (l *Ledger) replay(ckptSeq, indexSeq uint64) (int, error) {
 	l.w.seq = last
 	l.indexedSeq.Store(last)
 	return n, nil
+}
+
+// dropNotInLog drops the journal's last records that the cluster's log
+// does not hold (Options.InLog), from the last back to one it holds. The
+// records up to ckptSeq are in the state, which only takes acknowledged
+// ones: they are not asked about.
+func (l *Ledger) dropNotInLog(ckptSeq uint64) error {
+	it, err := l.jdb.NewIter(&pebble.IterOptions{LowerBound: journalKey(nil, ckptSeq+1), UpperBound: []byte{prefixJournal + 1}})
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	keep, last := ckptSeq, uint64(0)
+	for it.Last(); it.Valid(); it.Prev() {
+		seq, ok := journalSeqOf(it.Key())
+		if !ok {
+			_ = it.Close()
+			return fmt.Errorf("ledger: journal key %x: %w", it.Key(), ErrCorrupt)
+		}
+		last = max(last, seq)
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("ledger: %w", err)
+		}
+		in, err := l.opts.InLog(seq, v)
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("ledger: is journal record %d the log's: %w", seq, err)
+		}
+		if in {
+			keep = seq
+			break
+		}
+		l.log.Warn().Uint64("seq", seq).Msg("dropping a journal record the cluster's log does not hold: it was never acknowledged")
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("ledger: reading the journal: %w", err)
+	}
+	if last <= keep {
+		return nil
+	}
+	b := l.jdb.NewBatch()
+	defer b.Close()
+	_ = b.DeleteRange(journalKey(nil, keep+1), []byte{prefixJournal + 1}, nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("ledger: dropping the journal after %d: %w", keep, err)
+	}
+	return nil
 }
 
 // replayRecord applies a journal record to memory: what publish does for

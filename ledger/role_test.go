@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -189,6 +190,86 @@ func TestDeposed(t *testing.T) {
 	}
 	if got := len(log.records()); l2.Applied() != uint64(got) {
 		t.Fatalf("reopened at record %d, the log has %d", l2.Applied(), got)
+	}
+}
+
+// lossyLog acknowledges the append of record lose without keeping it: the
+// journal of its leader then holds a record the log does not, as a leader
+// killed while the append was in flight leaves it (its journal synced, no
+// quorum of the log had it).
+type lossyLog struct {
+	*memLog
+	lose uint64
+}
+
+func (m *lossyLog) Append(seq uint64, rec []byte) func() error {
+	if seq == m.lose {
+		return func() error { return nil }
+	}
+	return m.memLog.Append(seq, rec)
+}
+
+// TestInLog opens a node killed while it led: its journal holds a record
+// the log never took, and the log has another node's record of the same
+// sequence (and more), so KeepJournalTo (the log's end) keeps it. InLog
+// finds the journal's last records that are not the log's, they go, and
+// the node follows the log to the state of the node that leads now.
+func TestInLog(t *testing.T) {
+	log := &memLog{}
+	ctx := context.Background()
+	k := key("user:a", "-", "vm")
+	opts := memOptions()
+	opts.Follower, opts.ID = true, "cluster-1"
+	opts.CheckpointInterval, opts.CheckpointBytes = time.Hour, 1<<40
+	a := mustOpen(t, opts)
+	if _, err := a.Lead(&lossyLog{memLog: log, lose: 3}); err != nil {
+		t.Fatal(err)
+	}
+	for limit := range int64(3) {
+		if err := a.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 10 + limit}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.skipCloseCheckpoint = true // as a kill leaves it
+	_ = a.Close()
+
+	// b leads after a: it follows the log's two records and appends its
+	// own third and fourth, of another holding (a's third would stay).
+	bopts := memOptions()
+	bopts.Follower, bopts.ID = true, "cluster-1"
+	b := mustOpen(t, bopts)
+	follow(t, b, log)
+	if _, err := b.Lead(log); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int64{20, 21} {
+		if err := b.SetHoldings(ctx, []HoldingSetting{{Key: key("user:b", "-", "vm"), Limit: limit}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(log.records()); n != 4 {
+		t.Fatalf("the log holds %d records, want 4", n)
+	}
+
+	opts.KeepJournalTo = 4
+	asked := 0
+	opts.InLog = func(seq uint64, rec []byte) (bool, error) {
+		asked++
+		recs := log.records()
+		return seq <= uint64(len(recs)) && bytes.Equal(recs[seq-1], rec), nil
+	}
+	a = mustOpen(t, opts)
+	if a.Applied() != 2 || asked != 2 {
+		t.Fatalf("reopened at record %d, having asked InLog %d times; want 2, twice", a.Applied(), asked)
+	}
+	follow(t, a, log)
+	if got, want := ledgerState(t, a), ledgerState(t, b); got != want {
+		t.Fatalf("the node reads\n%s\nthe leader\n%s", got, want)
+	}
+	as, ad := a.Digest()
+	bs, bd := b.Digest()
+	if as != bs || ad != bd {
+		t.Fatalf("digests: %d %s, the leader's %d %s", as, ad, bs, bd)
 	}
 }
 

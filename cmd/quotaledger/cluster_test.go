@@ -260,11 +260,18 @@ func (nd *clusterNode) Status() (wire.Cluster, error) {
 // the leader, and that node says it leads, and returns it.
 func (c *testCluster) Leader() *clusterNode {
 	c.t.Helper()
+	return c.LeaderOf(c.Running()...)
+}
+
+// LeaderOf waits until nodes name the same one of them as the leader, and
+// that node says it leads, and returns it (the others may be stopped).
+func (c *testCluster) LeaderOf(nodes ...*clusterNode) *clusterNode {
+	c.t.Helper()
 	var leader *clusterNode
 	testkit.CheckFor(c.t, testkit.Patience, 100*time.Millisecond, func() error {
 		leader = nil
 		name := ""
-		for _, nd := range c.Running() {
+		for _, nd := range nodes {
 			cl, err := nd.Status()
 			if err != nil {
 				return err
@@ -274,13 +281,13 @@ func (c *testCluster) Leader() *clusterNode {
 			}
 			name = cl.Leader
 		}
-		for _, nd := range c.Running() {
+		for _, nd := range nodes {
 			if nd.Name == name {
 				leader = nd
 			}
 		}
 		if leader == nil {
-			return fmt.Errorf("the leader %q does not run", name)
+			return fmt.Errorf("the leader %q is not one of the nodes asked", name)
 		}
 		cl, err := leader.Status()
 		if err != nil {
@@ -341,10 +348,26 @@ func (c *testCluster) Converged() wire.Cluster {
 // id>-<seq>" run 1, 2, ... without a gap), and returns them.
 func (c *testCluster) CheckEvents() []streamMsg {
 	c.t.Helper()
+	msgs := readStreamAgain(c.t, c.Running()[0].NATSURL())
+	checkOnce(c.t, msgs)
+	for i, m := range msgs {
+		dash := strings.LastIndexByte(m.MsgID, '-')
+		seq, err := strconv.ParseUint(m.MsgID[dash+1:], 10, 64)
+		if dash < 0 || err != nil || seq != uint64(i+1) || m.MsgID[:dash] != msgs[0].MsgID[:strings.LastIndexByte(msgs[0].MsgID, '-')] {
+			c.t.Fatalf("message %d of the events stream is %s, want event %d of the ledger", m.Seq, m.MsgID, i+1)
+		}
+	}
+	return msgs
+}
+
+// readStreamAgain reads the events stream at url as readStream does, again
+// while the stream elects a leader after a node of a cluster went.
+func readStreamAgain(t *testing.T, url string) []streamMsg {
+	t.Helper()
 	var raw []testkit.StreamMsg
-	testkit.CheckFor(c.t, testkit.Patience, poll, func() error {
+	testkit.CheckFor(t, testkit.Patience, poll, func() error {
 		rec := new(testkit.Recorder)
-		raw = testkit.ReadStream(rec, c.Running()[0].NATSURL(), events.StreamName)
+		raw = testkit.ReadStream(rec, url, events.StreamName)
 		rec.End()
 		if f := append(rec.Fatals(), rec.Errors()...); len(f) > 0 {
 			return errors.New(f[0])
@@ -355,17 +378,9 @@ func (c *testCluster) CheckEvents() []streamMsg {
 	for _, m := range raw {
 		sm := streamMsg{Seq: m.Seq, Subject: m.Subject, MsgID: m.MsgID, Raw: m.Data}
 		if err := json.Unmarshal(m.Data, &sm.Payload); err != nil {
-			c.t.Fatalf("message %d on %s: %v: %s", m.Seq, m.Subject, err, m.Data)
+			t.Fatalf("message %d on %s: %v: %s", m.Seq, m.Subject, err, m.Data)
 		}
 		msgs = append(msgs, sm)
-	}
-	checkOnce(c.t, msgs)
-	for i, m := range msgs {
-		dash := strings.LastIndexByte(m.MsgID, '-')
-		seq, err := strconv.ParseUint(m.MsgID[dash+1:], 10, 64)
-		if dash < 0 || err != nil || seq != uint64(i+1) || m.MsgID[:dash] != msgs[0].MsgID[:strings.LastIndexByte(msgs[0].MsgID, '-')] {
-			c.t.Fatalf("message %d of the events stream is %s, want event %d of the ledger", m.Seq, m.MsgID, i+1)
-		}
 	}
 	return msgs
 }

@@ -310,11 +310,18 @@ func (s *server) startCluster(ctx context.Context, c *ServeCmd, reg *prometheus.
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
+	inLog, err := cluster.InLog(jctx, nc)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
 
 	// The ledger, restored from the cluster's checkpoint when it is new
-	// (and the log does not start at its first record) or behind the log.
+	// (and the log does not start at its first record) or behind the log;
+	// without the records of its journal that the log does not hold (past
+	// the log's end, or, on a node killed while it led, another leader's
+	// records of the same sequences in the log).
 	lopts := c.ledgerOptions(filepath.Join(c.Data, "ledger"), s.log, nil)
-	lopts.Follower, lopts.ID, lopts.KeepJournalTo = true, id, logEnd
+	lopts.Follower, lopts.ID, lopts.KeepJournalTo, lopts.InLog = true, id, logEnd, inLog
 	var applied uint64
 	need := false
 	if ledgerExists(c.Data) {
