@@ -4,6 +4,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // logFlushInterval is the longest a log line waits in logWriter's buffer.
@@ -102,4 +104,25 @@ func (lw *logWriter) Close() error {
 	close(lw.stop)
 	<-lw.done
 	return err
+}
+
+// urgentFlusher writes a log line to w (the logWriter, or the console
+// writer in front of it) and, for a line at error level or above, writes
+// the buffer out at once: an error is seen without delay, and a fatal line
+// (Pebble's, just before os.Exit) is not lost.
+type urgentFlusher struct {
+	w  io.Writer
+	lw *logWriter
+}
+
+func (u urgentFlusher) Write(p []byte) (int, error) { return u.w.Write(p) }
+
+func (u urgentFlusher) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	n, err := u.w.Write(p)
+	if l >= zerolog.ErrorLevel && l <= zerolog.PanicLevel {
+		if ferr := u.lw.Flush(); err == nil {
+			err = ferr
+		}
+	}
+	return n, err
 }

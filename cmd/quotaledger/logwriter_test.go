@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // TestLogWriter: lines wait in the buffer, whole and in order, until a
@@ -63,5 +65,37 @@ func TestLogWriterPeriodicFlush(t *testing.T) {
 			t.Fatalf("the periodic flush did not write the line out: %q", out.String())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestLogWriterUrgent: through serve's logger, an info line waits in the
+// buffer, an error line (or a fatal one, written just before os.Exit) is
+// written out at once with what waited before it, in both formats.
+func TestLogWriterUrgent(t *testing.T) {
+	for _, format := range []string{"json", "console"} {
+		var out syncBuffer
+		lw := newLogWriter(&out, time.Hour)
+		log, err := newLogger(lw, "info", format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info().Msg("first")
+		if got := out.String(); got != "" {
+			t.Fatalf("%s: an info line was written at once: %q", format, got)
+		}
+		log.WithLevel(zerolog.FatalLevel).Msg("fatal")
+		if got := out.String(); !strings.Contains(got, "first") || !strings.Contains(got, "fatal") ||
+			strings.Index(got, "first") > strings.Index(got, "fatal") {
+			t.Fatalf("%s: after a fatal line: %q", format, got)
+		}
+		log.Warn().Msg("warned")
+		if strings.Contains(out.String(), "warned") {
+			t.Fatalf("%s: a warning was written at once", format)
+		}
+		log.Error().Msg("failed")
+		if got := out.String(); !strings.Contains(got, "warned") || !strings.Contains(got, "failed") {
+			t.Fatalf("%s: after an error line: %q", format, got)
+		}
+		_ = lw.Close()
 	}
 }

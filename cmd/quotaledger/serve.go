@@ -229,12 +229,16 @@ func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("--log-level: %w", err)
 	}
+	lw, buffered := w.(*logWriter)
 	if format == "console" {
 		out := w
-		if lw, ok := w.(*logWriter); ok {
+		if buffered {
 			out = lw.w // the terminal, if it is one, is behind the buffer
 		}
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(out)}
+	}
+	if buffered {
+		w = urgentFlusher{w: w, lw: lw}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
