@@ -116,6 +116,16 @@ func MsgID(dbID string, seq uint64) string {
 // JSON is carried as a JSON string rather than failing the event.
 func Render(dbID string, e ledger.Event) (subject string, msgID string, payload []byte) {
 	msgID = MsgID(dbID, e.Seq)
+	payload, ok := appendPayload(make([]byte, 0, 256+192*len(e.Holdings)), msgID, &e)
+	if !ok {
+		payload = marshalPayload(msgID, e)
+	}
+	return Subject(e), msgID, payload
+}
+
+// marshalPayload is e's payload through json.Marshal of its Payload: the
+// payload of an event with Data, and what appendPayload must match.
+func marshalPayload(msgID string, e ledger.Event) []byte {
 	p := Payload{
 		ID:     msgID,
 		Type:   TypePrefix + e.Type,
@@ -156,7 +166,7 @@ func Render(dbID string, e ledger.Event) (subject string, msgID string, payload 
 		// Unreachable: every field marshals (Data was checked above).
 		panic("events: rendering " + msgID + ": " + err.Error())
 	}
-	return Subject(e), msgID, payload
+	return payload
 }
 
 const commissionPrefix = "commission."

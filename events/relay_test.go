@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/holdings"
@@ -588,4 +589,33 @@ func TestRelayInProcess(t *testing.T) {
 	if d := outboxDepth(t, l); d != 1 {
 		t.Fatalf("outbox depth %d with the server down, want 1", d)
 	}
+}
+
+// TestRelayRefusedPublish: JetStream refuses publishes (the stream full,
+// discarding new messages: an error ack): the relay must not take an
+// error ack for an ack. It keeps the refused events in the outbox, starts
+// a new session (which sets the stream's configuration back, lifting the
+// limit) and publishes them: every event in the stream once, in order.
+func TestRelayRefusedPublish(t *testing.T) {
+	l := ledgertest.Open(t, ledger.Options{})
+	srv := MustStartServer(t, t.TempDir(), "")
+	r := StartRelay(t, l, srv.ClientURL(), nil)
+	setQuotas(t, l, 10)
+	waitDrained(t, l)
+
+	js := jetStreamOf(t, srv.ClientURL())
+	ctx := context.Background()
+	st, err := js.Stream(ctx, StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxMsgs, cfg.Discard = 15, jetstream.DiscardNew
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	setQuotas(t, l, 100)
+	waitDrained(t, l)
+	r.Stop(t)
+	checkExactlyOnce(t, readStream(t, srv.ClientURL()), l.ID(), 110)
 }

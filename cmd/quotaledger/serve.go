@@ -229,8 +229,16 @@ func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("--log-level: %w", err)
 	}
+	lw, buffered := w.(*logWriter)
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}
+		out := w
+		if buffered {
+			out = lw.w // the terminal, if it is one, is behind the buffer
+		}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(out)}
+	}
+	if buffered {
+		w = urgentFlusher{w: w, lw: lw}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
@@ -248,6 +256,7 @@ func isTerminal(w io.Writer) bool {
 // server is a running `serve`.
 type server struct {
 	log             zerolog.Logger
+	logw            *logWriter // the log's buffer, closed last
 	ledger          *ledger.Ledger
 	id              *identity.Store
 	http            *http.Server
@@ -314,7 +323,16 @@ func (c *ServeCmd) Run(ctx context.Context, s *streams, getenv getenvFunc, start
 // data directory, and serves the API on c.Listen. It returns once the
 // server takes calls.
 func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, getenv func(string) string) (*server, error) {
-	log, err := newLogger(stderr, c.LogLevel, c.LogFormat)
+	// The log lines are written out every logFlushInterval, not one
+	// write(2) each (logwriter.go); Close writes out the last ones.
+	logw := newLogWriter(stderr, logFlushInterval)
+	started := false
+	defer func() {
+		if !started {
+			_ = logw.Close()
+		}
+	}()
+	log, err := newLogger(logw, c.LogLevel, c.LogFormat)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +350,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	s := &server{log: log, addr: ln.Addr(), shutdownTimeout: c.ShutdownTimeout,
+	s := &server{log: log, logw: logw, addr: ln.Addr(), shutdownTimeout: c.ShutdownTimeout,
 		outboxMaxDepth: c.OutboxMaxDepth, outboxMaxAge: c.OutboxMaxAge,
 		failed: make(chan error, 1), stopFlush: make(chan struct{}), flushDone: make(chan struct{}),
 		served: make(chan struct{}), stopHangup: make(chan struct{})}
@@ -473,7 +491,7 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		go s.markPublished()
 	}
 	s.ready.Store(true)
-	ok = true
+	ok, started = true, true
 	ev := log.Info().Str("addr", s.addr.String()).Str("scheme", c.scheme()).Str("data", c.Data).Str("nats_url", s.natsURL)
 	if s.node != nil {
 		ev = ev.Str("node", c.NodeName).Str("advertise_url", copts.HTTPURL)
@@ -765,6 +783,7 @@ func (s *server) Close() error {
 		} else {
 			s.log.Info().Dur("took", time.Since(start)).Msg("stopped")
 		}
+		_ = s.logw.Close() // no line is lost on a clean exit
 	})
 	return s.closeErr
 }
