@@ -1,16 +1,11 @@
 package events
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -291,7 +286,9 @@ func (r *Relay) session(ctx context.Context) (connected bool, err error) {
 	}
 	defer nc.Close()
 
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(r.opts.MaxInFlight),
+		jetstream.WithPublishAsyncTimeout(ackTimeout))
 	if err != nil {
 		return false, fmt.Errorf("events: relay: %w", err)
 	}
@@ -318,20 +315,7 @@ func (r *Relay) session(ctx context.Context) (connected bool, err error) {
 	}
 	r.log.Info().Str("url", nc.ConnectedUrlRedacted()).Str("stream", r.opts.Stream).Str("stream_max_age", keeps).
 		Msg("event relay connected")
-	// The publish acks come to an inbox of the relay's own, one reply
-	// subject per event (the inbox, then the outbox sequence), straight
-	// into acks: no future, timer or map entry per publish as jetstream's
-	// PublishMsgAsync makes. acks has room for every ack in flight (a full
-	// channel would drop one: its publish then times out, and the session
-	// starts again).
-	inbox := nc.NewInbox() + "."
-	acks := make(chan *nats.Msg, r.opts.MaxInFlight+16)
-	sub, err := nc.ChanSubscribe(inbox+"*", acks)
-	if err != nil {
-		return true, fmt.Errorf("events: relay: subscribing to the acks: %w", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	return true, r.pump(ctx, nc, inbox, acks, closed)
+	return true, r.pump(ctx, js, closed)
 }
 
 type ackMark struct {
@@ -340,96 +324,33 @@ type ackMark struct {
 }
 
 type inflight struct {
-	seq  uint64
-	sent time.Time // for ackTimeout
-	// acked: its ack came (before an earlier event's); dup: it said
-	// duplicate.
-	acked, dup bool
-}
-
-// pubAck is a JetStream publish ack, or its error.
-type pubAck struct {
-	Stream    string `json:"stream"`
-	Duplicate bool   `json:"duplicate"`
-	Error     *struct {
-		Code        int    `json:"code"`
-		ErrCode     int    `json:"err_code"`
-		Description string `json:"description"`
-	} `json:"error"`
-}
-
-// parseAck reads the ack m of a publish: whether it says duplicate, or
-// the error it is (a JetStream error; no responders: no stream took the
-// publish). The common ack, {"stream":...,"seq":...} and nothing said of
-// a duplicate or an error, is taken as it is; any other goes through
-// encoding/json.
-func parseAck(m *nats.Msg) (dup bool, err error) {
-	d := m.Data
-	if len(d) == 0 {
-		if m.Header.Get("Status") == "503" {
-			return false, jetstream.ErrNoStreamResponse
-		}
-		return false, jetstream.ErrInvalidJSAck
-	}
-	if bytes.HasPrefix(d, []byte(`{"stream":"`)) && d[len(d)-1] == '}' &&
-		!bytes.Contains(d, []byte(`"error"`)) && !bytes.Contains(d, []byte(`"duplicate"`)) {
-		return false, nil // the common ack, read without decoding it
-	}
-	var a pubAck
-	if err := json.Unmarshal(d, &a); err != nil {
-		return false, jetstream.ErrInvalidJSAck
-	}
-	if a.Error != nil {
-		return false, fmt.Errorf("nats: API error: code=%d err_code=%d description=%s", a.Error.Code, a.Error.ErrCode, a.Error.Description)
-	}
-	if a.Stream == "" {
-		return false, jetstream.ErrInvalidJSAck
-	}
-	return a.Duplicate, nil
+	seq uint64
+	fut jetstream.PubAckFuture
 }
 
 // pump publishes the outbox in order, at most MaxInFlight unacknowledged,
-// and deletes what is acknowledged. It returns on the first failure (a
-// publish refused, or not acknowledged within ackTimeout); the next session
-// starts again with the first event still in the outbox, so that events
-// kept by DeleteDelay reach a server that lost them.
-func (r *Relay) pump(ctx context.Context, nc *nats.Conn, inbox string, acks <-chan *nats.Msg, closed <-chan struct{}) error {
+// and deletes what is acknowledged. It returns on the first failure; the
+// next session starts again with the first event still in the outbox, so
+// that events kept by DeleteDelay reach a server that lost them.
+func (r *Relay) pump(ctx context.Context, js jetstream.JetStream, closed <-chan struct{}) error {
 	var (
-		win   []inflight     // published, not yet acknowledged, in outbox order
-		buf   []ledger.Event // read, not yet published
-		last  = r.deleted    // the last outbox sequence read
-		idle  = time.NewTimer(pollInterval)
-		reply []byte
+		win  []inflight     // published, not yet acknowledged, in outbox order
+		buf  []ledger.Event // read, not yet published
+		last = r.deleted    // the last outbox sequence read
+		idle = time.NewTimer(pollInterval)
 	)
 	defer idle.Stop()
-	late := time.NewTimer(ackTimeout)
-	defer late.Stop()
-	// take records the ack m and acknowledges the front of the window as
-	// far as it is acknowledged.
-	take := func(m *nats.Msg) error {
-		seq, perr := strconv.ParseUint(m.Subject[min(len(inbox), len(m.Subject)):], 10, 64)
-		i, found := slices.BinarySearchFunc(win, seq, func(f inflight, seq uint64) int { return cmp.Compare(f.seq, seq) })
-		if perr != nil || !found {
-			return nil // not in flight (an ack of an earlier session's publish cannot reach this inbox)
+	ack := func(a *jetstream.PubAck) {
+		r.advance(win[0].seq)
+		win = win[1:]
+		r.published.Add(1)
+		if a.Duplicate {
+			r.duplicates.Add(1)
 		}
-		dup, err := parseAck(m)
-		if err != nil {
-			return fmt.Errorf("events: relay: publish of event %d: %w", seq, err)
-		}
-		win[i].acked, win[i].dup = true, dup
-		for len(win) > 0 && win[0].acked {
-			r.advance(win[0].seq)
-			r.published.Add(1)
-			if win[0].dup {
-				r.duplicates.Add(1)
-			}
-			win = win[1:]
-		}
-		return nil
 	}
 	for {
 		if ctx.Err() != nil {
-			r.settle(&win, acks, take, closed)
+			r.settle(win, closed)
 			return ctx.Err()
 		}
 		if len(buf) == 0 && len(win) < r.opts.MaxInFlight {
@@ -439,24 +360,19 @@ func (r *Relay) pump(ctx context.Context, nc *nats.Conn, inbox string, acks <-ch
 			}
 			buf = evs
 		}
-		if len(buf) > 0 && len(win) < r.opts.MaxInFlight {
-			now := time.Now()
-			for len(buf) > 0 && len(win) < r.opts.MaxInFlight {
-				subject, id, data := Render(r.dbID, buf[0])
-				reply = strconv.AppendUint(append(reply[:0], inbox...), buf[0].Seq, 10)
-				err := nc.PublishMsg(&nats.Msg{
-					Subject: subject,
-					Reply:   string(reply),
-					Header:  nats.Header{jetstream.MsgIDHeader: []string{id}},
-					Data:    data,
-				})
-				if err != nil {
-					return fmt.Errorf("events: relay: publishing %s: %w", id, err)
-				}
-				win = append(win, inflight{seq: buf[0].Seq, sent: now})
-				last = buf[0].Seq
-				buf = buf[1:]
+		for len(buf) > 0 && len(win) < r.opts.MaxInFlight {
+			subject, id, data := Render(r.dbID, buf[0])
+			fut, err := js.PublishMsgAsync(&nats.Msg{
+				Subject: subject,
+				Header:  nats.Header{jetstream.MsgIDHeader: []string{id}},
+				Data:    data,
+			})
+			if err != nil {
+				return fmt.Errorf("events: relay: publishing %s: %w", id, err)
 			}
+			win = append(win, inflight{seq: buf[0].Seq, fut: fut})
+			last = buf[0].Seq
+			buf = buf[1:]
 		}
 
 		if len(win) == 0 {
@@ -474,26 +390,23 @@ func (r *Relay) pump(ctx context.Context, nc *nats.Conn, inbox string, acks <-ch
 			continue
 		}
 
-		late.Reset(time.Until(win[0].sent.Add(ackTimeout)))
 		select {
 		case <-ctx.Done():
 			continue
 		case <-closed:
 			return errConnClosed
-		case m := <-acks:
-			if err := take(m); err != nil {
-				return err
-			}
-		case <-late.C:
-			return fmt.Errorf("events: relay: publish of event %d: %w", win[0].seq, jetstream.ErrAsyncPublishTimeout)
+		case a := <-win[0].fut.Ok():
+			ack(a)
+		case err := <-win[0].fut.Err():
+			return fmt.Errorf("events: relay: publish of event %d: %w", win[0].seq, err)
 		}
 	more:
 		for len(win) > 0 {
 			select {
-			case m := <-acks:
-				if err := take(m); err != nil {
-					return err
-				}
+			case a := <-win[0].fut.Ok():
+				ack(a)
+			case err := <-win[0].fut.Err():
+				return fmt.Errorf("events: relay: publish of event %d: %w", win[0].seq, err)
 			default:
 				break more
 			}
@@ -506,15 +419,19 @@ func (r *Relay) pump(ctx context.Context, nc *nats.Conn, inbox string, acks <-ch
 
 // settle waits a little for the acks in flight when the relay stops, so
 // that a clean stop leaves little to republish.
-func (r *Relay) settle(win *[]inflight, acks <-chan *nats.Msg, take func(*nats.Msg) error, closed <-chan struct{}) {
+func (r *Relay) settle(win []inflight, closed <-chan struct{}) {
 	t := time.NewTimer(settleTimeout)
 	defer t.Stop()
-	for len(*win) > 0 {
+	for _, f := range win {
 		select {
-		case m := <-acks:
-			if take(m) != nil {
-				return
+		case a := <-f.fut.Ok():
+			r.advance(f.seq)
+			r.published.Add(1)
+			if a.Duplicate {
+				r.duplicates.Add(1)
 			}
+		case <-f.fut.Err():
+			return
 		case <-closed:
 			return
 		case <-t.C:

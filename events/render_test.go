@@ -3,12 +3,8 @@ package events
 import (
 	"bytes"
 	"math"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/ledger"
@@ -67,39 +63,5 @@ func TestAppendPayloadMatchesMarshal(t *testing.T) {
 	}
 	if _, _, p := Render("x", e); !bytes.Equal(p, marshalPayload("x-1", e)) {
 		t.Fatalf("Render of an event with Data: %s", p)
-	}
-}
-
-// TestParseAck: the relay's reading of a publish ack, against the acks a
-// JetStream server sends (nats-server writes them by hand: the duplicate
-// with a space after the colon).
-func TestParseAck(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		msg     *nats.Msg
-		dup     bool
-		wantErr string
-	}{
-		{"ack", &nats.Msg{Data: []byte(`{"stream":"QUOTALEDGER","seq":12}`)}, false, ""},
-		{"ack in a domain", &nats.Msg{Data: []byte(`{"stream":"QUOTALEDGER","domain":"hub","seq":12}`)}, false, ""},
-		{"duplicate", &nats.Msg{Data: []byte(`{"stream":"QUOTALEDGER","seq":12,"duplicate": true}`)}, true, ""},
-		{"duplicate, compact", &nats.Msg{Data: []byte(`{"stream":"QUOTALEDGER","seq":12,"duplicate":true}`)}, true, ""},
-		{"not a duplicate", &nats.Msg{Data: []byte(`{"stream":"QUOTALEDGER","seq":12,"duplicate":false}`)}, false, ""},
-		{"error", &nats.Msg{Data: []byte(`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}`)}, false, "maximum messages exceeded"},
-		{"error beside a stream", &nats.Msg{Data: []byte(`{"stream":"QUOTALEDGER","error":{"code":400,"err_code":1,"description":"bad"}}`)}, false, "bad"},
-		{"no responders", &nats.Msg{Header: nats.Header{"Status": []string{"503"}}}, false, jetstream.ErrNoStreamResponse.Error()},
-		{"empty", &nats.Msg{}, false, jetstream.ErrInvalidJSAck.Error()},
-		{"no stream", &nats.Msg{Data: []byte(`{"seq":12}`)}, false, jetstream.ErrInvalidJSAck.Error()},
-		{"not JSON", &nats.Msg{Data: []byte(`{"stream":"QUOTALEDGER","seq":`)}, false, jetstream.ErrInvalidJSAck.Error()},
-	} {
-		dup, err := parseAck(tc.msg)
-		switch {
-		case tc.wantErr == "" && err != nil:
-			t.Errorf("%s: %v", tc.name, err)
-		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-			t.Errorf("%s: error %v, want one saying %q", tc.name, err, tc.wantErr)
-		case dup != tc.dup:
-			t.Errorf("%s: duplicate %v, want %v", tc.name, dup, tc.dup)
-		}
 	}
 }
