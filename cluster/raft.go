@@ -19,20 +19,25 @@ import (
 var writePath = []string{LogStream, "KV_" + LeaseBucket}
 
 // raftLeader is the name of the NATS server that leads stream's Raft group
-// ("" when it has none, or the stream is not replicated).
-func (n *Node) raftLeader(ctx context.Context, stream string) (string, error) {
+// ("" when it has none, or the stream is not replicated), and of a peer
+// that could take over: one current with the leader's log and online (""
+// if none is).
+func (n *Node) raftLeader(ctx context.Context, stream string) (leader, successor string, err error) {
 	s, err := n.js.Stream(ctx, stream)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return "", err
-	}
+	info := s.CachedInfo() // as the server just answered
 	if info.Cluster == nil {
-		return "", nil
+		return "", "", nil
 	}
-	return info.Cluster.Leader, nil
+	for _, p := range info.Cluster.Replicas {
+		if p != nil && p.Current && !p.Offline {
+			successor = p.Name
+			break
+		}
+	}
+	return info.Cluster.Leader, successor, nil
 }
 
 // stepdownResponse is the JetStream API's answer to a leader stepdown.
@@ -45,11 +50,14 @@ type stepdownResponse struct {
 }
 
 // moveRaftLeader moves the Raft leadership of stream off this node's NATS
-// server if that server leads it, and waits until another server leads it;
-// it reports whether it moved it. The stepdown ($JS.API.STREAM.LEADER.
-// STEPDOWN, which nats.go's jetstream package has no call for) names no
-// preferred server: the group hands its leadership to one of its current
-// peers.
+// server if that server leads it and a peer is current with it, and waits
+// until another server leads it; it reports whether it moved it. The
+// stepdown ($JS.API.STREAM.LEADER.STEPDOWN, which nats.go's jetstream
+// package has no call for) names that peer as the preferred one (a
+// placement nats-server understands since 2.11; an older one picks any
+// peer it sees alive). With no such peer (a stream of one replica, the
+// others gone or behind) it does nothing: a stepdown would leave the group
+// leaderless until an election, which is what this is to avoid.
 func (n *Node) moveRaftLeader(ctx context.Context, stream string) (bool, error) {
 	me := n.opts.Conn.ConnectedServerName()
 	if me == "" {
@@ -57,11 +65,12 @@ func (n *Node) moveRaftLeader(ctx context.Context, stream string) (bool, error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
 	defer cancel()
-	leader, err := n.raftLeader(ctx, stream)
-	if err != nil || leader != me {
+	leader, successor, err := n.raftLeader(ctx, stream)
+	if err != nil || leader != me || successor == "" {
 		return false, err
 	}
-	m, err := n.opts.Conn.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil)
+	req := marshal(map[string]any{"placement": map[string]string{"preferred": successor}})
+	m, err := n.opts.Conn.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, req)
 	if err != nil {
 		return false, fmt.Errorf("cluster: the stepdown of %s's Raft leader: %w", stream, err)
 	}
@@ -79,7 +88,7 @@ func (n *Node) moveRaftLeader(ctx context.Context, stream string) (bool, error) 
 		// A leaderless group's stream answers no request: ask again,
 		// until another server leads it.
 		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		leader, err := n.raftLeader(pctx, stream)
+		leader, _, err := n.raftLeader(pctx, stream)
 		cancel()
 		if err == nil && leader != "" && leader != me {
 			return true, nil
@@ -103,7 +112,7 @@ func (n *Node) moveRaftLeaders(ctx context.Context, a *appender) {
 		if stream == LogStream && a != nil {
 			// Hold the appends only when this server leads the log.
 			lctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
-			leader, lerr := n.raftLeader(lctx, stream)
+			leader, _, lerr := n.raftLeader(lctx, stream)
 			cancel()
 			if lerr != nil || leader != n.opts.Conn.ConnectedServerName() {
 				continue
