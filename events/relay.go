@@ -312,6 +312,14 @@ func (r *Relay) session(ctx context.Context) (connected bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("events: relay: stream %s: %w", r.opts.Stream, err)
 	}
+	// The stream's last message: the events up to it are in the stream, so
+	// their republish (kept by DeleteDelay) need not be fenced (pump).
+	sctx, cancel = context.WithTimeout(ctx, connectTimeout)
+	held, heldAt, err := lastPublished(sctx, js, r.opts.Stream, r.dbID)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("events: relay: %w", err)
+	}
 	r.connected.Store(true)
 	defer r.connected.Store(false)
 	keeps := "forever"
@@ -320,7 +328,7 @@ func (r *Relay) session(ctx context.Context) (connected bool, err error) {
 	}
 	r.log.Info().Str("url", nc.ConnectedUrlRedacted()).Str("stream", r.opts.Stream).Str("stream_max_age", keeps).
 		Msg("event relay connected")
-	return true, r.pump(ctx, js, closed)
+	return true, r.pump(ctx, js, closed, held, heldAt)
 }
 
 type ackMark struct {
@@ -340,26 +348,35 @@ type inflight struct {
 // that events kept by DeleteDelay reach a server that lost them.
 //
 // The stream must stay the outbox in order even when a publish is lost in
-// flight (a Raft proposal dropped, a message the server never saw) while
-// later ones are stored: without more than its Nats-Msg-Id, the lost event
-// would be republished by the next session after them. So each session is
-// fenced. It publishes one event at a time, without a fence, until the first
-// ack that is not a duplicate: the stream holds the outbox in order, so the
-// kept events it republishes first are deduplicated, and once one is new
-// every later one is new. That ack's stream sequence S fences the rest, which
-// are pipelined with Nats-Expected-Last-Sequence S, S+1, ...: a publish
-// behind a lost one is refused by the server (wrong last sequence), the
-// session ends at the lost one's error, and the next republishes from it, in
-// order. See DESIGN.md §4 and the README's "Exactly once, across crashes"
-// for why this fence holds on a clustered stream and with two relays.
-func (r *Relay) pump(ctx context.Context, js jetstream.JetStream, closed <-chan struct{}) error {
+// flight (a Raft proposal dropped, a message the stream's leader never saw)
+// while later ones are stored: with only its Nats-Msg-Id, the lost event
+// would be republished by the next session after them. So each session
+// fences its new events: every publish of an event the stream does not hold
+// yet carries Nats-Expected-Last-Sequence, the stream sequence of the event
+// before it (S, S+1, ...), so that a publish behind a lost one is refused by
+// the server (wrong last sequence); the session ends at the lost one's error
+// and the next one republishes from it, in order.
+//
+// S comes from the stream. The session starts by reading the stream's last
+// message (held, at stream sequence heldAt): the events up to held are in
+// the stream, and their republish (the events DeleteDelay keeps) is
+// pipelined without a fence, each one dropped as a duplicate; the first
+// event after held expects heldAt. When the stream's last message is not an
+// event of this database (or there is none), the session publishes one
+// event at a time, without a fence, until the first ack that is not a
+// duplicate: the stream holds the outbox in order, so once one event is new
+// every later one is new, and that ack's sequence is S. The README's
+// "Exactly once, across crashes" says why the fence holds on a clustered
+// stream, and with two relays publishing at once.
+func (r *Relay) pump(ctx context.Context, js jetstream.JetStream, closed <-chan struct{}, held, heldAt uint64) error {
 	var (
 		win  []inflight     // published, not yet acknowledged, in outbox order
 		buf  []ledger.Event // read, not yet published
 		last = r.deleted    // the last outbox sequence read
 		idle = time.NewTimer(pollInterval)
-		// fence is 0 until the session's first new ack; then it is the
-		// stream sequence the next publish expects to be the last.
+		// fence is the stream sequence the next publish expects to be the
+		// last; 0 until known (the first event after held, or the first new
+		// ack when held is 0).
 		fence uint64
 	)
 	defer idle.Stop()
@@ -377,14 +394,14 @@ func (r *Relay) pump(ctx context.Context, js jetstream.JetStream, closed <-chan 
 		r.published.Add(1)
 		if a.Duplicate {
 			r.duplicates.Add(1)
-		} else if fence == 0 {
+		} else if fence == 0 && held == 0 {
 			fence = a.Sequence
 		}
 		return nil
 	}
 	maxInFlight := func() int {
-		if fence == 0 {
-			return 1
+		if fence == 0 && held == 0 {
+			return 1 // one at a time until the first new ack
 		}
 		return r.opts.MaxInFlight
 	}
@@ -406,6 +423,9 @@ func (r *Relay) pump(ctx context.Context, js jetstream.JetStream, closed <-chan 
 				Subject: subject,
 				Header:  nats.Header{jetstream.MsgIDHeader: []string{id}},
 				Data:    data,
+			}
+			if fence == 0 && held != 0 && buf[0].Seq > held {
+				fence = heldAt
 			}
 			if fence != 0 {
 				m.Header[jetstream.ExpectedLastSeqHeader] = []string{strconv.FormatUint(fence, 10)}

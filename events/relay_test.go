@@ -389,6 +389,50 @@ func TestRelayLostPublishInOrder(t *testing.T) {
 	checkExactlyOnce(t, readStream(t, srv.ClientURL()), l.ID(), total)
 }
 
+// TestRelayTwoRelaysLosingPublishes runs two relays of one ledger at once,
+// as a cluster may for a moment (a deposed leader's and the new one's),
+// while events are written, each relay losing the first attempt of some
+// publishes with later ones in flight: the fence keeps the stream the outbox
+// in order, every event once.
+func TestRelayTwoRelaysLosingPublishes(t *testing.T) {
+	l := ledgertest.Open(t, ledger.Options{})
+	srv := MustStartServer(t, t.TempDir(), "")
+	var lost atomic.Uint64
+	losing := func(offset uint64) func(*Relay) {
+		var seen sync.Map // outbox sequence -> attempted once
+		return func(r *Relay) {
+			r.mangle = func(seq uint64, m *nats.Msg) {
+				if seq%97 != offset {
+					return
+				}
+				if _, again := seen.LoadOrStore(seq, true); !again {
+					m.Subject = "lost." + m.Subject // outside the stream's subjects
+					lost.Add(1)
+				}
+			}
+		}
+	}
+	a := StartRelay(t, l, srv.ClientURL(), losing(13))
+	b := StartRelay(t, l, srv.ClientURL(), losing(61))
+	w := startWriter(t, l, func() { a.Notify(); b.Notify() }, 4)
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+		if w.ok.Load() < 1500 {
+			return fmt.Errorf("%d events written", w.ok.Load())
+		}
+		return nil
+	})
+	w.Stop()
+	total := w.ok.Load()
+	waitDrained(t, l)
+	a.Stop(t)
+	b.Stop(t)
+	if lost.Load() == 0 {
+		t.Error("no publish was lost")
+	}
+	checkExactlyOnce(t, readStream(t, srv.ClientURL()), l.ID(), total)
+	t.Logf("%d events, %d publishes lost, %d and %d acks", total, lost.Load(), a.Published(), b.Published())
+}
+
 // TestRelayUndrainableOutbox runs the relay with no server at all: the
 // outbox keeps every event, intact, however long it waits; when a server
 // comes up the relay connects by itself and drains it.
