@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -148,6 +149,10 @@ type Relay struct {
 	// skipDelete leaves the outbox as it is: tests use it to stand for a
 	// crash between the publish ack and the outbox delete.
 	skipDelete bool
+	// mangle, test-only, sees each message before its publish (seq is its
+	// outbox sequence): tests use it to lose a publish in flight, rewriting
+	// its subject to one outside the stream, which no stream acknowledges.
+	mangle func(seq uint64, m *nats.Msg)
 }
 
 // NewRelay returns a relay of l's outbox. Call Run to start it.
@@ -307,6 +312,14 @@ func (r *Relay) session(ctx context.Context) (connected bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("events: relay: stream %s: %w", r.opts.Stream, err)
 	}
+	// The stream's last message: the events up to it are in the stream, so
+	// their republish (kept by DeleteDelay) need not be fenced (pump).
+	sctx, cancel = context.WithTimeout(ctx, connectTimeout)
+	held, heldAt, err := lastPublished(sctx, js, r.opts.Stream, r.dbID)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("events: relay: %w", err)
+	}
 	r.connected.Store(true)
 	defer r.connected.Store(false)
 	keeps := "forever"
@@ -315,7 +328,7 @@ func (r *Relay) session(ctx context.Context) (connected bool, err error) {
 	}
 	r.log.Info().Str("url", nc.ConnectedUrlRedacted()).Str("stream", r.opts.Stream).Str("stream_max_age", keeps).
 		Msg("event relay connected")
-	return true, r.pump(ctx, js, closed)
+	return true, r.pump(ctx, js, closed, held, heldAt)
 }
 
 type ackMark struct {
@@ -324,53 +337,110 @@ type ackMark struct {
 }
 
 type inflight struct {
-	seq uint64
-	fut jetstream.PubAckFuture
+	seq    uint64 // outbox sequence
+	expect uint64 // the stream sequence it was published behind (0: unfenced)
+	fut    jetstream.PubAckFuture
 }
 
 // pump publishes the outbox in order, at most MaxInFlight unacknowledged,
 // and deletes what is acknowledged. It returns on the first failure; the
 // next session starts again with the first event still in the outbox, so
 // that events kept by DeleteDelay reach a server that lost them.
-func (r *Relay) pump(ctx context.Context, js jetstream.JetStream, closed <-chan struct{}) error {
+//
+// The stream must stay the outbox in order even when a publish is lost in
+// flight (a Raft proposal dropped, a message the stream's leader never saw)
+// while later ones are stored: with only its Nats-Msg-Id, the lost event
+// would be republished by the next session after them. So each session
+// fences its new events: every publish of an event the stream does not hold
+// yet carries Nats-Expected-Last-Sequence, the stream sequence of the event
+// before it (S, S+1, ...), so that a publish behind a lost one is refused by
+// the server (wrong last sequence); the session ends at the lost one's error
+// and the next one republishes from it, in order.
+//
+// S comes from the stream. The session starts by reading the stream's last
+// message (held, at stream sequence heldAt): the events up to held are in
+// the stream, and their republish (the events DeleteDelay keeps) is
+// pipelined without a fence, each one dropped as a duplicate; the first
+// event after held expects heldAt. When the stream's last message is not an
+// event of this database (or there is none), the session publishes one
+// event at a time, without a fence, until the first ack that is not a
+// duplicate: the stream holds the outbox in order, so once one event is new
+// every later one is new, and that ack's sequence is S. The README's
+// "Exactly once, across crashes" says why the fence holds on a clustered
+// stream, and with two relays publishing at once.
+func (r *Relay) pump(ctx context.Context, js jetstream.JetStream, closed <-chan struct{}, held, heldAt uint64) error {
 	var (
 		win  []inflight     // published, not yet acknowledged, in outbox order
 		buf  []ledger.Event // read, not yet published
 		last = r.deleted    // the last outbox sequence read
 		idle = time.NewTimer(pollInterval)
+		// fence is the stream sequence the next publish expects to be the
+		// last; 0 until known (the first event after held, or the first new
+		// ack when held is 0).
+		fence uint64
 	)
 	defer idle.Stop()
-	ack := func(a *jetstream.PubAck) {
-		r.advance(win[0].seq)
+	ack := func(a *jetstream.PubAck) error {
+		f := win[0]
+		if f.expect != 0 && a.Sequence != f.expect+1 {
+			// The server checked the expected last sequence (or found a
+			// duplicate, which an in-order stream holds at that place):
+			// anything else breaks the order; the next session starts over.
+			return fmt.Errorf("events: relay: event %d acknowledged at stream sequence %d, want %d",
+				f.seq, a.Sequence, f.expect+1)
+		}
+		r.advance(f.seq)
 		win = win[1:]
 		r.published.Add(1)
 		if a.Duplicate {
 			r.duplicates.Add(1)
+		} else if fence == 0 && held == 0 {
+			fence = a.Sequence
 		}
+		return nil
+	}
+	maxInFlight := func() int {
+		if fence == 0 && held == 0 {
+			return 1 // one at a time until the first new ack
+		}
+		return r.opts.MaxInFlight
 	}
 	for {
 		if ctx.Err() != nil {
 			r.settle(win, closed)
 			return ctx.Err()
 		}
-		if len(buf) == 0 && len(win) < r.opts.MaxInFlight {
+		if len(buf) == 0 && len(win) < maxInFlight() {
 			evs, err := r.l.Outbox(last, r.opts.Batch)
 			if err != nil {
 				return fmt.Errorf("events: relay: reading the outbox: %w", err)
 			}
 			buf = evs
 		}
-		for len(buf) > 0 && len(win) < r.opts.MaxInFlight {
+		for len(buf) > 0 && len(win) < maxInFlight() {
 			subject, id, data := Render(r.dbID, buf[0])
-			fut, err := js.PublishMsgAsync(&nats.Msg{
+			m := &nats.Msg{
 				Subject: subject,
 				Header:  nats.Header{jetstream.MsgIDHeader: []string{id}},
 				Data:    data,
-			})
+			}
+			if fence == 0 && held != 0 && buf[0].Seq > held {
+				fence = heldAt
+			}
+			if fence != 0 {
+				m.Header[jetstream.ExpectedLastSeqHeader] = []string{strconv.FormatUint(fence, 10)}
+			}
+			if r.mangle != nil {
+				r.mangle(buf[0].Seq, m)
+			}
+			fut, err := js.PublishMsgAsync(m)
 			if err != nil {
 				return fmt.Errorf("events: relay: publishing %s: %w", id, err)
 			}
-			win = append(win, inflight{seq: buf[0].Seq, fut: fut})
+			win = append(win, inflight{seq: buf[0].Seq, expect: fence, fut: fut})
+			if fence != 0 {
+				fence++
+			}
 			last = buf[0].Seq
 			buf = buf[1:]
 		}
@@ -396,7 +466,9 @@ func (r *Relay) pump(ctx context.Context, js jetstream.JetStream, closed <-chan 
 		case <-closed:
 			return errConnClosed
 		case a := <-win[0].fut.Ok():
-			ack(a)
+			if err := ack(a); err != nil {
+				return err
+			}
 		case err := <-win[0].fut.Err():
 			return fmt.Errorf("events: relay: publish of event %d: %w", win[0].seq, err)
 		}
@@ -404,7 +476,9 @@ func (r *Relay) pump(ctx context.Context, js jetstream.JetStream, closed <-chan 
 		for len(win) > 0 {
 			select {
 			case a := <-win[0].fut.Ok():
-				ack(a)
+				if err := ack(a); err != nil {
+					return err
+				}
 			case err := <-win[0].fut.Err():
 				return fmt.Errorf("events: relay: publish of event %d: %w", win[0].seq, err)
 			default:

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -326,6 +327,111 @@ func TestRelayRepublishDeduplicated(t *testing.T) {
 		t.Errorf("second relay: %d published, %d duplicates; want %d and %d", got, dup, total, total)
 	}
 	checkExactlyOnce(t, readStream(t, srv.ClientURL()), l.ID(), total)
+}
+
+// TestRelayLostPublishInOrder loses a publish in flight, with later ones
+// in flight behind it, as a Raft group that drops a proposal does: the test
+// hook sends the first attempt of some events to a subject outside the
+// stream, which no stream acknowledges. The relay's fence (the session's
+// publishes expect the stream's last sequence) makes the server refuse the
+// later ones, and the next session republishes from the lost one: the stream
+// holds every event once and in outbox order.
+func TestRelayLostPublishInOrder(t *testing.T) {
+	l := ledgertest.Open(t, ledger.Options{})
+	srv := MustStartServer(t, t.TempDir(), "")
+	const n = 600
+	w := startWriter(t, l, nil, 4)
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+		if w.ok.Load() < n {
+			return fmt.Errorf("%d events written", w.ok.Load())
+		}
+		return nil
+	})
+	w.Stop()
+	total := w.ok.Load()
+
+	// Each lost event, and the highest event published before its second
+	// attempt: above it, later events were in flight behind the lost one.
+	lose := []uint64{100, 400}
+	var (
+		mu       sync.Mutex
+		attempts = map[uint64]int{}
+		behind   = map[uint64]uint64{}
+		highest  uint64
+	)
+	relay := StartRelay(t, l, srv.ClientURL(), func(r *Relay) {
+		r.mangle = func(seq uint64, m *nats.Msg) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, k := range lose {
+				if seq != k {
+					continue
+				}
+				attempts[k]++
+				if attempts[k] == 1 {
+					m.Subject = "lost." + m.Subject // outside the stream's subjects
+				} else if attempts[k] == 2 {
+					behind[k] = highest
+				}
+			}
+			highest = max(highest, seq)
+		}
+	})
+	waitDrained(t, l)
+	relay.Stop(t)
+	mu.Lock()
+	for _, k := range lose {
+		if attempts[k] < 2 || behind[k] <= k {
+			t.Errorf("event %d: %d attempts, event %d published before its second: no later event was in flight behind the lost one",
+				k, attempts[k], behind[k])
+		}
+	}
+	mu.Unlock()
+	checkExactlyOnce(t, readStream(t, srv.ClientURL()), l.ID(), total)
+}
+
+// TestRelayTwoRelaysLosingPublishes runs two relays of one ledger at once,
+// as a cluster may for a moment (a deposed leader's and the new one's),
+// while events are written, each relay losing the first attempt of some
+// publishes with later ones in flight: the fence keeps the stream the outbox
+// in order, every event once.
+func TestRelayTwoRelaysLosingPublishes(t *testing.T) {
+	l := ledgertest.Open(t, ledger.Options{})
+	srv := MustStartServer(t, t.TempDir(), "")
+	var lost atomic.Uint64
+	losing := func(offset uint64) func(*Relay) {
+		var seen sync.Map // outbox sequence -> attempted once
+		return func(r *Relay) {
+			r.mangle = func(seq uint64, m *nats.Msg) {
+				if seq%97 != offset {
+					return
+				}
+				if _, again := seen.LoadOrStore(seq, true); !again {
+					m.Subject = "lost." + m.Subject // outside the stream's subjects
+					lost.Add(1)
+				}
+			}
+		}
+	}
+	a := StartRelay(t, l, srv.ClientURL(), losing(13))
+	b := StartRelay(t, l, srv.ClientURL(), losing(61))
+	w := startWriter(t, l, func() { a.Notify(); b.Notify() }, 4)
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+		if w.ok.Load() < 1500 {
+			return fmt.Errorf("%d events written", w.ok.Load())
+		}
+		return nil
+	})
+	w.Stop()
+	total := w.ok.Load()
+	waitDrained(t, l)
+	a.Stop(t)
+	b.Stop(t)
+	if lost.Load() == 0 {
+		t.Error("no publish was lost")
+	}
+	checkExactlyOnce(t, readStream(t, srv.ClientURL()), l.ID(), total)
+	t.Logf("%d events, %d publishes lost, %d and %d acks", total, lost.Load(), a.Published(), b.Published())
 }
 
 // TestRelayUndrainableOutbox runs the relay with no server at all: the

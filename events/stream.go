@@ -25,39 +25,46 @@ import (
 // message ("<dbID>-<seq>", MsgID). It is 0 when the stream does not exist,
 // holds no message, or its last message is not an event of dbID.
 func LastPublished(ctx context.Context, js jetstream.JetStream, stream, dbID string) (uint64, error) {
+	seq, _, err := lastPublished(ctx, js, stream, dbID)
+	return seq, err
+}
+
+// lastPublished is LastPublished, with the stream sequence of that last
+// message (0 with an outbox sequence of 0).
+func lastPublished(ctx context.Context, js jetstream.JetStream, stream, dbID string) (seq, streamSeq uint64, err error) {
 	if stream == "" {
 		stream = StreamName
 	}
 	s, err := js.Stream(ctx, stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("events: stream %s: %w", stream, err)
+		return 0, 0, fmt.Errorf("events: stream %s: %w", stream, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("events: stream %s: %w", stream, err)
+		return 0, 0, fmt.Errorf("events: stream %s: %w", stream, err)
 	}
 	if info.State.Msgs == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
 	m, err := s.GetMsg(ctx, info.State.LastSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil // aged out meanwhile
+		return 0, 0, nil // aged out meanwhile
 	}
 	if err != nil {
-		return 0, fmt.Errorf("events: stream %s: its last message: %w", stream, err)
+		return 0, 0, fmt.Errorf("events: stream %s: its last message: %w", stream, err)
 	}
 	rest, ok := strings.CutPrefix(m.Header.Get(jetstream.MsgIDHeader), dbID+"-")
 	if !ok {
-		return 0, nil
+		return 0, 0, nil
 	}
-	seq, err := strconv.ParseUint(rest, 10, 64)
-	if err != nil {
-		return 0, nil
+	seq, err = strconv.ParseUint(rest, 10, 64)
+	if err != nil || seq == 0 {
+		return 0, 0, nil
 	}
-	return seq, nil
+	return seq, m.Sequence, nil
 }
 
 // MarkPublished records in l's outbox (ledger.DeleteOutbox) that the events
