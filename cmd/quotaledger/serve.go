@@ -500,6 +500,10 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		}
 	}
 	ev.Msg("listening")
+	// The start's lines go out at once, not at the next flush: whoever
+	// watches the log (an operator, a supervisor, a test) sees the server
+	// up when it is.
+	_ = logw.Flush()
 	return s, nil
 }
 
