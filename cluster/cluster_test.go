@@ -447,11 +447,25 @@ func TestJoin(t *testing.T) {
 	nodes := []*testNode{startNode(t, srvs[0], "n1", Options{}), startNode(t, srvs[1], "n2", Options{})}
 	ctx := context.Background()
 	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
-	leader := leaderOf(t, nodes)
+	// set sets k's limit through whichever node leads: a leader whose
+	// lease renewal times out on a loaded machine steps down, and the
+	// write, refused (ErrNotLeader) or of unknown outcome (ErrDeposed), is
+	// safe to make again on the next leader (a limit set twice is set).
+	set := func(limit int64) {
+		t.Helper()
+		testkit.CheckFor(t, testkit.Patience, 20*time.Millisecond, func() error {
+			err := leaderOf(t, nodes).l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: limit}})
+			if errors.Is(err, ledger.ErrNotLeader) || errors.Is(err, ledger.ErrDeposed) {
+				return err
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		})
+	}
 	for i := range 20 {
-		if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: int64(i)}}); err != nil {
-			t.Fatal(err)
-		}
+		set(int64(i))
 	}
 	// The checkpoint the leader published when it started leading.
 	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
@@ -474,13 +488,11 @@ func TestJoin(t *testing.T) {
 		}
 		nc.Close()
 		n3 := startNodeIn(t, srvs[2], "n3", dir, Options{})
-		if n3.l.Applied() == 0 || n3.l.Applied() > leader.l.Applied() {
+		if leader := leaderOf(t, nodes); n3.l.Applied() == 0 || n3.l.Applied() > leader.l.Applied() {
 			t.Fatalf("the checkpoint is at %d, the leader at %d", n3.l.Applied(), leader.l.Applied())
 		}
 		converged(t, append(nodes, n3))
-		if err := leader.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 100 + int64(round)}}); err != nil {
-			t.Fatal(err)
-		}
+		set(100 + int64(round))
 		converged(t, append(nodes, n3))
 		n3.stop()
 		if err := os.RemoveAll(filepath.Join(dir, "ledger")); err != nil {
