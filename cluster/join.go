@@ -51,17 +51,25 @@ func (n *Node) publishCheckpoint(ctx context.Context) error {
 	return nil
 }
 
+// checkpointRetry is how soon the leader tries again after a checkpoint
+// it could not publish (its NATS not ready yet, a store away): a node
+// that needs one to join must not wait a whole CheckpointEvery.
+const checkpointRetry = 2 * time.Second
+
 // checkpoints publishes a checkpoint now and every CheckpointEvery while
-// ctx lasts (the leader's).
+// ctx lasts (the leader's), trying again after checkpointRetry when one
+// fails.
 func (n *Node) checkpoints(ctx context.Context) {
-	t := time.NewTicker(n.opts.CheckpointEvery)
-	defer t.Stop()
 	for {
+		wait := n.opts.CheckpointEvery
 		if err := n.publishCheckpoint(ctx); err != nil && ctx.Err() == nil {
-			n.log.Error().Err(err).Msg("publishing a checkpoint")
+			wait = min(wait, checkpointRetry)
+			n.log.Error().Err(err).Dur("retry_in", wait).Msg("publishing a checkpoint")
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
