@@ -126,17 +126,7 @@ func (s *Store) FindSessionByID(owner, id string) (*Token, error) {
 // for admins): it stops working at once, and identity.token.revoked tells.
 // What FindSessionByID does not find is failure.NotFound.
 func (s *Store) DeleteSessionByID(ctx context.Context, owner, id string) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	s.mu.RLock()
-	e, err := s.session(owner, id)
-	s.mu.RUnlock()
-	if err != nil {
-		return err
-	}
-	t := e.tok
-	return s.write(ctx, func(tx *ledger.Tx) error { return s.stageRevoke(tx, t) },
-		func() { s.removeTokenLocked(t) })
+	return s.deleteTokenOf(ctx, s.session, owner, id)
 }
 
 // sessionsOfLocked returns the sessions of the user owner but the one with

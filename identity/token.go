@@ -603,10 +603,18 @@ func (s *Store) UpdateAccessToken(ctx context.Context, owner, id string, upd Tok
 // DeleteSessionByID, and a service token is renewed with its service
 // (RenewServiceToken).
 func (s *Store) DeleteAccessToken(ctx context.Context, owner, id string) error {
+	return s.deleteTokenOf(ctx, s.accessToken, owner, id)
+}
+
+// deleteTokenOf revokes the token find finds for owner and id (a session
+// or a personal access token: find says which kinds it names), under the
+// writer's lock, so that nothing changes it between the lookup and the
+// write.
+func (s *Store) deleteTokenOf(ctx context.Context, find func(owner, id string) (*tokenEntry, error), owner, id string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.RLock()
-	e, err := s.accessToken(owner, id)
+	e, err := find(owner, id)
 	s.mu.RUnlock()
 	if err != nil {
 		return err
