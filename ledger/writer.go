@@ -611,20 +611,32 @@ func (b *batch) elders() []*batch { return b.l.w.inflight }
 // get returns a holding as this batch sees it.
 func (b *batch) get(k holdings.Key) (holdings.Value, bool) {
 	if d, ok := b.dirty[k]; ok {
+		b.keepRef(k, d.ref)
 		return d.value, !d.deleted
 	}
 	el := b.elders()
 	for i := len(el) - 1; i >= 0; i-- {
 		if d, ok := el[i].dirty[k]; ok {
+			b.keepRef(k, d.ref)
 			return d.value, !d.deleted
 		}
 	}
 	v, ref, ok := b.l.table.getRef(k)
 	if ok {
-		b.refs[b.nref%refRing] = keyRef{k: k, ref: ref}
-		b.nref++
+		b.keepRef(k, ref)
 	}
 	return v, ok
+}
+
+// keepRef remembers where k's row is in the table, if known, for
+// updateHolding (a row a batch in flight found is where it was while no
+// delete happened: setRef checks).
+func (b *batch) keepRef(k holdings.Key, ref rowRef) {
+	if ref.hr == nil {
+		return
+	}
+	b.refs[b.nref%refRing] = keyRef{k: k, ref: ref}
+	b.nref++
 }
 
 // putHolding records a holding's new value, creating it if needed;
