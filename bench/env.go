@@ -31,12 +31,37 @@ var resources = [2]string{"cyclades.vm", "cyclades.ram"}
 var hotKey = holdings.Key{Holder: "project:hot", Source: holdings.NullSource, Resource: resources[0]}
 
 // Layout names the holdings of n holders' worth of the §7 workload.
-type Layout struct{ Users, Projects int }
+type Layout struct {
+	Users, Projects int
+	// names, from NewLayout, holds the holders' names made once, so that
+	// the load generator does not format two names a call (a layout
+	// without them formats them).
+	names *layoutNames
+}
+
+type layoutNames struct {
+	users, projects []string
+	sources         []holdings.Source // each project's, as a source
+}
 
 // NewLayout is the layout of about n holdings.
 func NewLayout(n int) Layout {
 	projects := max(1, min(1000, n/4))
-	return Layout{Users: max(1, (n-2*projects)/2), Projects: projects}
+	lo := Layout{Users: max(1, (n-2*projects)/2), Projects: projects}
+	names := &layoutNames{
+		users:    make([]string, lo.Users),
+		projects: make([]string, lo.Projects),
+		sources:  make([]holdings.Source, lo.Projects),
+	}
+	for u := range names.users {
+		names.users[u] = userName(u)
+	}
+	for p := range names.projects {
+		names.projects[p] = projectName(p)
+		names.sources[p] = holdings.SourceOf(names.projects[p])
+	}
+	lo.names = names
+	return lo
 }
 
 func userName(u int) string    { return fmt.Sprintf("user:%08d", u) }
@@ -45,11 +70,19 @@ func projectName(u int) string { return fmt.Sprintf("project:%05d", u) }
 // Commission is the 4 provisions of user u's commission of q of each
 // resource.
 func (lo Layout) Commission(u int, q int64) []holdings.Provision {
-	user, p := userName(u%lo.Users), projectName(u%lo.Users%lo.Projects)
+	var user, p string
+	var src holdings.Source
+	if n := lo.names; n != nil {
+		pi := u % lo.Users % lo.Projects
+		user, p, src = n.users[u%lo.Users], n.projects[pi], n.sources[pi]
+	} else {
+		user, p = userName(u%lo.Users), projectName(u%lo.Users%lo.Projects)
+		src = holdings.SourceOf(p)
+	}
 	ps := make([]holdings.Provision, 0, 4)
 	for _, r := range resources {
 		ps = append(ps,
-			holdings.Provision{Key: holdings.Key{Holder: user, Source: holdings.SourceOf(p), Resource: r}, Quantity: q},
+			holdings.Provision{Key: holdings.Key{Holder: user, Source: src, Resource: r}, Quantity: q},
 			holdings.Provision{Key: holdings.Key{Holder: p, Source: holdings.NullSource, Resource: r}, Quantity: q})
 	}
 	return ps

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +61,9 @@ type applier struct {
 	log         logBuffer
 	logLocked   bool // flushLog holds log.mu until logFlushed
 	key, buf    []byte
+	// es holds a record's log entries while the log buffer has them
+	// staged (until log.commit), reused from record to record.
+	es []LogEntry
 }
 
 // maxLogBuffer is how many log entries the applier keeps in memory before
@@ -311,6 +315,8 @@ func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 		}
 	}
 	a.log.commit()
+	clear(a.es) // keep no names alive
+	a.es = a.es[:0]
 	a.applied = r.seq
 	if n, ok := a.l.journalSize(r.seq); ok {
 		a.sinceCkpt += n
@@ -324,7 +330,13 @@ func (a *applier) apply(pb *pebble.Batch, r *jrecord) {
 // chunks already: the record is replayed after a crash).
 func (a *applier) writeLog(pb *pebble.Batch, c *commission.Commission, lt int64, reason string, after []holdings.Value, toBuffer bool) {
 	logTime := time.Unix(0, lt).UTC()
-	es := make([]LogEntry, max(len(c.Provisions), 1))
+	// The entries are staged by address until the record's end: es is a
+	// part of a.es that no later append moves (a longer a.es is a new
+	// array; the staged entries stay where they are).
+	n := max(len(c.Provisions), 1)
+	at := len(a.es)
+	a.es = slices.Grow(a.es, n)[:at+n]
+	es := a.es[at : at+n : at+n]
 	for i := range es {
 		es[i] = LogEntry{Serial: c.Serial, Client: c.Client, Name: c.Name, IssueTime: c.IssueTime,
 			LogTime: logTime, Reason: reason}

@@ -302,3 +302,69 @@ func TestLargeHoldingChangeIsChunked(t *testing.T) {
 		t.Fatalf("%d events: %v", len(evs), counts)
 	}
 }
+
+// TestPublishAfterDelete holds that a batch publishing an issue and, in the
+// same batch, deletes of the same holder's other holdings sets the issued
+// holding's row and no other, whatever the order the batch's holdings are
+// published in: the writer keeps where it found a row (rowRef), and a
+// delete moves the holder's last row into the deleted one's place.
+func TestPublishAfterDelete(t *testing.T) {
+	ctx := context.Background()
+	l := mustOpen(t, memOptions())
+	for round := range 12 {
+		h := fmt.Sprintf("user:%d", round)
+		var keys []holdings.Key
+		var settings []HoldingSetting
+		for _, r := range []string{"a", "b", "c", "d", "e"} {
+			k := key(h, "-", r)
+			keys = append(keys, k)
+			settings = append(settings, HoldingSetting{Key: k, Limit: 10})
+		}
+		if err := l.SetHoldings(ctx, settings); err != nil {
+			t.Fatal(err)
+		}
+		// e is the holder's last row: each delete of a, b or c published
+		// before it moves it.
+		release := holdWriter(t, l)
+		var wg sync.WaitGroup
+		var issueErr, delErr error
+		wg.Go(func() {
+			_, issueErr = l.Issue(ctx, IssueRequest{Client: "c", Provisions: []holdings.Provision{{Key: keys[4], Quantity: 3}}})
+		})
+		testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+			if n := len(l.reqs); n != 1 {
+				return fmt.Errorf("%d calls queued, want the issue", n)
+			}
+			return nil
+		})
+		wg.Go(func() { delErr = l.DeleteHoldings(ctx, keys[:3]) })
+		testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+			if n := len(l.reqs); n != 2 {
+				return fmt.Errorf("%d calls queued, want the issue and the delete", n)
+			}
+			return nil
+		})
+		st0 := l.Stats()
+		if err := release(); err != nil {
+			t.Fatal(err)
+		}
+		waitGroup(t, testkit.Patience, "the issue and the delete", &wg)
+		if issueErr != nil || delErr != nil {
+			t.Fatalf("round %d: issue: %v, delete: %v", round, issueErr, delErr)
+		}
+		if st := l.Stats(); st.Batches-st0.Batches != 2 {
+			t.Fatalf("round %d: the held batch and %d more, want the issue and the delete in one", round, st.Batches-st0.Batches-1)
+		}
+		for i, k := range keys {
+			v, ok := l.FindHoldingByKey(k)
+			switch {
+			case i < 3 && ok:
+				t.Fatalf("round %d: deleted %v is still there: %+v", round, k, v)
+			case i == 3 && (!ok || v != (holdings.Value{Limit: 10})):
+				t.Fatalf("round %d: untouched %v is %+v (found %v), want limit 10", round, k, v, ok)
+			case i == 4 && (!ok || v != (holdings.Value{Limit: 10, UsageMax: 3})):
+				t.Fatalf("round %d: issued %v is %+v (found %v), want limit 10, usage_max 3", round, k, v, ok)
+			}
+		}
+	}
+}

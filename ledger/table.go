@@ -19,6 +19,19 @@ type table struct {
 	n       int
 	epoch   uint32
 	dirty   []holdings.Key
+	// moves counts the deletes: a delete moves a holder's last row into
+	// the deleted one's place, or drops the holder, so a rowRef taken
+	// before one may name another row.
+	moves uint64
+}
+
+// rowRef is where a holding's row was found in the table, so that the
+// writer, publishing the value it computed from it, does not look it up
+// again (setRef). It holds while no delete happened since (moves).
+type rowRef struct {
+	hr    *holderRows
+	i     int32
+	moves uint64
 }
 
 type row struct {
@@ -62,15 +75,36 @@ func (hr *holderRows) find(s holdings.Source, r string) int {
 }
 
 func (t *table) get(k holdings.Key) (holdings.Value, bool) {
+	v, _, ok := t.getRef(k)
+	return v, ok
+}
+
+// getRef is get that also says where the row is.
+func (t *table) getRef(k holdings.Key) (holdings.Value, rowRef, bool) {
 	hr := t.holders[k.Holder]
 	if hr == nil {
-		return holdings.Value{}, false
+		return holdings.Value{}, rowRef{}, false
 	}
 	i := hr.find(k.Source, k.Resource)
 	if i < 0 {
-		return holdings.Value{}, false
+		return holdings.Value{}, rowRef{}, false
 	}
-	return hr.rows[i].value, true
+	return hr.rows[i].value, rowRef{hr: hr, i: int32(i), moves: t.moves}, true
+}
+
+// setRef is set for the holding of k whose row getRef found at ref: the
+// row itself when no delete happened since, else through set.
+func (t *table) setRef(ref rowRef, k holdings.Key, v holdings.Value) {
+	if ref.hr == nil || ref.moves != t.moves {
+		t.set(k, v)
+		return
+	}
+	r := &ref.hr.rows[ref.i]
+	r.value = v
+	if r.epoch != t.epoch {
+		r.epoch = t.epoch
+		t.dirty = append(t.dirty, k)
+	}
 }
 
 func (t *table) set(k holdings.Key, v holdings.Value) {
@@ -112,6 +146,7 @@ func (t *table) delete(k holdings.Key) {
 		return
 	}
 	t.dirty = append(t.dirty, k)
+	t.moves++
 	last := len(hr.rows) - 1
 	if hr.index != nil {
 		delete(hr.index, subKey{k.Source, k.Resource})

@@ -472,7 +472,7 @@ func (l *Ledger) publish(b *batch) {
 		if d.deleted {
 			l.table.delete(k)
 		} else {
-			l.table.set(k, d.value)
+			l.table.setRef(d.ref, k, d.value)
 		}
 	}
 	for _, c := range b.removed {
@@ -549,6 +549,11 @@ type batch struct {
 	body   []byte
 	rec    []byte
 
+	// refs are where the latest table lookups found their rows (a ring),
+	// for updateHolding to keep with the new value.
+	refs [refRing]keyRef
+	nref int
+
 	pb        *pebble.Batch
 	syncErr   error
 	isSynced  bool
@@ -559,6 +564,18 @@ type batch struct {
 type dirtyHolding struct {
 	value   holdings.Value
 	deleted bool
+	ref     rowRef // where the row is in the table, if known
+}
+
+// refRing is how many of a batch's latest table lookups it remembers: an op
+// looks its holdings up (at most a commission's provisions after merging,
+// 4 in the usual case) before it updates them; an op of more falls back to
+// looking its rows up again when the batch is published.
+const refRing = 8
+
+type keyRef struct {
+	k   holdings.Key
+	ref rowRef
 }
 
 func newBatch(l *Ledger) *batch {
@@ -580,6 +597,8 @@ func (b *batch) reset(ctr counters, now time.Time) {
 	clear(b.added)
 	clear(b.removed)
 	clear(b.idem)
+	clear(b.refs[:])
+	b.nref = 0
 	b.idemPruned = b.idemPruned[:0]
 	b.seq, b.ncalls = 0, 0
 	b.body = b.body[:0]
@@ -592,15 +611,32 @@ func (b *batch) elders() []*batch { return b.l.w.inflight }
 // get returns a holding as this batch sees it.
 func (b *batch) get(k holdings.Key) (holdings.Value, bool) {
 	if d, ok := b.dirty[k]; ok {
+		b.keepRef(k, d.ref)
 		return d.value, !d.deleted
 	}
 	el := b.elders()
 	for i := len(el) - 1; i >= 0; i-- {
 		if d, ok := el[i].dirty[k]; ok {
+			b.keepRef(k, d.ref)
 			return d.value, !d.deleted
 		}
 	}
-	return b.l.table.get(k)
+	v, ref, ok := b.l.table.getRef(k)
+	if ok {
+		b.keepRef(k, ref)
+	}
+	return v, ok
+}
+
+// keepRef remembers where k's row is in the table, if known, for
+// updateHolding (a row a batch in flight found is where it was while no
+// delete happened: setRef checks).
+func (b *batch) keepRef(k holdings.Key, ref rowRef) {
+	if ref.hr == nil {
+		return
+	}
+	b.refs[b.nref%refRing] = keyRef{k: k, ref: ref}
+	b.nref++
 }
 
 // putHolding records a holding's new value, creating it if needed;
@@ -618,7 +654,14 @@ func (b *batch) putHolding(k holdings.Key, v holdings.Value) {
 // updateHolding is putHolding for a holding known to exist: its row keeps
 // the names it has, so the key is not interned.
 func (b *batch) updateHolding(k holdings.Key, v holdings.Value) {
-	b.dirty[k] = dirtyHolding{value: v}
+	d := dirtyHolding{value: v}
+	for i := range min(b.nref, refRing) {
+		if e := &b.refs[(b.nref-1-i)%refRing]; e.k == k {
+			d.ref = e.ref
+			break
+		}
+	}
+	b.dirty[k] = d
 }
 
 func (b *batch) deleteHolding(k holdings.Key) {
