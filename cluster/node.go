@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -359,6 +360,9 @@ func (n *Node) release(rev uint64) {
 func (n *Node) lead(ctx context.Context, rev uint64) {
 	logEnd := n.streamSeq.Load()
 	a := &appender{n: n, last: logEnd}
+	// Before the first write: nothing is appended yet, and the lease was
+	// just taken (or renewed), a third of its TTL before the next renewal.
+	n.moveRaftLeadersWithin(ctx, a)
 	deposed, err := n.l.Lead(a)
 	if err != nil {
 		n.log.Error().Err(err).Msg("cannot lead")
@@ -384,7 +388,7 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 		stopCheckpoints()
 		<-ckdone
 	}()
-	tick := time.NewTicker(n.opts.LeaseTTL / 5)
+	tick := time.NewTicker(n.opts.LeaseTTL / 3)
 	defer tick.Stop()
 	why := ""
 	for why == "" {
@@ -406,6 +410,9 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 			rev = r
 			n.publishStatus(ctx, "leader")
 			n.noteLast(ctx)
+			// A Raft leader may have come back to this node's server
+			// (another server went and came back): move it off again.
+			n.moveRaftLeadersWithin(ctx, a)
 		}
 	}
 	n.log.Warn().Str("why", why).Msg("stepping down")
@@ -424,11 +431,27 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 // this one is refused.
 type appender struct {
 	n    *Node
-	last uint64 // the stream sequence the next message follows
+	mu   sync.Mutex // held by Append, and by hold
+	last uint64     // the stream sequence the next message follows
+}
+
+// hold runs fn with no append in flight: it stops new appends (Append
+// waits) and waits for those sent to be acknowledged or refused first.
+func (a *appender) hold(ctx context.Context, fn func() error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-a.n.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: appends still in flight: %w", ctx.Err())
+	}
+	return fn()
 }
 
 // Append implements ledger.Log.
 func (a *appender) Append(seq uint64, rec []byte) func() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	n := a.n
 	size := n.opts.PartSize
 	parts := max(1, (len(rec)+size-1)/size)
