@@ -139,7 +139,10 @@ type Node struct {
 	leaderSeen  time.Time     // when the lease was last read
 	leaseChange atomic.Uint64 // times the lease changed hands, as seen here
 	streamSeq   atomic.Uint64 // the stream sequence of the last record applied
-	raftMoves   atomic.Uint64 // Raft leaders moved off this node's server (raft.go)
+	raftMoves   atomic.Uint64 // Raft leaders moved off this node's server (placement.go)
+	// When this node last moved each stream's Raft leader (placement.go),
+	// owned by the node's loop.
+	raftMovedAt map[string]time.Time
 
 	// The digest of the state the status shows, owned by the node's loop.
 	digest    string
@@ -209,17 +212,19 @@ func Start(ctx context.Context, l *ledger.Ledger, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	stream, err := js.Stream(ctx, LogStream)
+	// A request that meets its stream's Raft group between two leaders
+	// gets no answer: ask again (placement.go).
+	stream, err := askAgain(ctx, opts.LeaseTTL, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, LogStream) })
 	if err != nil {
 		return nil, fmt.Errorf("cluster: the log stream: %w", err)
 	}
-	lease, err := js.KeyValue(ctx, LeaseBucket)
+	lease, err := askAgain(ctx, opts.LeaseTTL, func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, LeaseBucket) })
 	if err != nil {
 		return nil, fmt.Errorf("cluster: the lease bucket: %w", err)
 	}
 	n := &Node{opts: opts, l: l, js: js, stream: stream, lease: lease,
 		log:  opts.Logger.With().Str("component", "cluster").Str("node", opts.Name).Logger(),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), raftMovedAt: map[string]time.Time{}}
 	go n.run()
 	return n, nil
 }

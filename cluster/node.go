@@ -360,9 +360,6 @@ func (n *Node) release(rev uint64) {
 func (n *Node) lead(ctx context.Context, rev uint64) {
 	logEnd := n.streamSeq.Load()
 	a := &appender{n: n, last: logEnd}
-	// Before the first write: nothing is appended yet, and the lease was
-	// just taken (or renewed), a third of its TTL before the next renewal.
-	n.moveRaftLeadersWithin(ctx, a)
 	deposed, err := n.l.Lead(a)
 	if err != nil {
 		n.log.Error().Err(err).Msg("cannot lead")
@@ -388,8 +385,11 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 		stopCheckpoints()
 		<-ckdone
 	}()
-	tick := time.NewTicker(n.opts.LeaseTTL / 3)
+	tick := time.NewTicker(n.renewEvery())
 	defer tick.Stop()
+	// The lease was taken (or last renewed) before this: a renewal past
+	// its expiry is refused, not applied.
+	renewed := time.Now()
 	why := ""
 	for why == "" {
 		select {
@@ -398,21 +398,18 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 		case <-deposed:
 			why = "the log refused an append"
 		case <-tick.C:
-			v := n.me()
-			v.Role = "leader"
-			rctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
-			r, err := n.lease.Update(rctx, "leader", marshal(v), rev)
-			cancel()
+			at := time.Now()
+			r, err := n.renew(ctx, rev, renewed) // lease.go
 			if err != nil {
 				why = "the lease could not be renewed: " + err.Error()
 				break
 			}
-			rev = r
+			rev, renewed = r, at
+			// Right after a renewal: the Raft leaders of the write path
+			// off this node's NATS server (placement.go).
+			n.moveRaftLeaders(ctx, a)
 			n.publishStatus(ctx, "leader")
 			n.noteLast(ctx)
-			// A Raft leader may have come back to this node's server
-			// (another server went and came back): move it off again.
-			n.moveRaftLeadersWithin(ctx, a)
 		}
 	}
 	n.log.Warn().Str("why", why).Msg("stepping down")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,51 +17,70 @@ import (
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
-// streamLeader is the server that leads stream's Raft group, as nc's
-// server knows it.
-func streamLeader(nc *nats.Conn, stream string) (string, error) {
+// streamCluster is what stream's Raft leader says of its group, as nc's
+// server reaches it.
+func streamCluster(nc *nats.Conn, stream string) (*jetstream.ClusterInfo, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if info.Cluster == nil {
-		return "", errors.New("not clustered")
+		return nil, errors.New("not clustered")
 	}
-	return info.Cluster.Leader, nil
+	return info.Cluster, nil
+}
+
+// streamLeader is the server that leads stream's Raft group, as nc's
+// server knows it.
+func streamLeader(nc *nats.Conn, stream string) (string, error) {
+	ci, err := streamCluster(nc, stream)
+	if err != nil {
+		return "", err
+	}
+	return ci.Leader, nil
 }
 
 // moveStreamLeader makes server lead stream's Raft group (a stepdown with
-// a preferred placement) and waits until it does.
+// a preferred placement) and waits until it does. Like the node's moves
+// (placement.go) it asks only when server is current with the group's
+// leader, and at most once per election timeout: a stepdown to a peer
+// that is behind leaves the group leaderless until an election, and the
+// node's lease would lapse meanwhile, which is not what the test is about.
 func moveStreamLeader(t *testing.T, nc *nats.Conn, stream, server string) {
 	t.Helper()
 	req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": server}})
+	var asked time.Time
 	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
-		leader, err := streamLeader(nc, stream)
+		ci, err := streamCluster(nc, stream)
 		if err != nil {
 			return err
 		}
-		if leader == server {
+		if ci.Leader == server {
 			return nil
 		}
+		if time.Since(asked) < electionTimeout {
+			return fmt.Errorf("%s led by %s; asked it to move to %s %v ago", stream, ci.Leader, server, time.Since(asked))
+		}
+		if successorOf(&jetstream.ClusterInfo{Replicas: slices.DeleteFunc(slices.Clone(ci.Replicas),
+			func(p *jetstream.PeerInfo) bool { return p.Name != server })}) == "" {
+			return fmt.Errorf("%s led by %s; %s is not current with it: %+v", stream, ci.Leader, server, ci.Replicas)
+		}
+		asked = time.Now()
 		m, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, req, 5*time.Second)
 		if err != nil {
 			return err
 		}
-		var resp stepdownResponse
-		if err := json.Unmarshal(m.Data, &resp); err != nil {
-			return err
-		}
-		return fmt.Errorf("%s led by %s; asked it to move to %s: %s", stream, leader, server, m.Data)
+		return fmt.Errorf("%s led by %s; asked it to move to %s: %s", stream, ci.Leader, server, m.Data)
 	})
 }
 
@@ -94,16 +114,29 @@ func TestRaftLeadersMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	// The lease as in production (its default TTL): the moves happen
+	// between its renewals, and the test checks the lease never lapses.
+	ttl := Options{}.withDefaults().LeaseTTL
 	testkit.CheckFor(t, testkit.Patience, 100*time.Millisecond, func() error {
-		_, err := Setup(context.Background(), Options{Name: "setup", Conn: nc, LeaseTTL: time.Second}, "cluster-test")
+		_, err := Setup(context.Background(), Options{Name: "setup", Conn: nc, LeaseTTL: ttl}, "cluster-test")
 		return err
 	})
 	// The Raft leaders on n1's server, where the only node runs: it leads.
 	for _, stream := range writePath {
 		moveStreamLeader(t, nc, stream, "n1")
 	}
-	tn := startNode(t, srvs[0], "n1", Options{})
+	tn := startNode(t, srvs[0], "n1", Options{LeaseTTL: ttl})
 	leaderOf(t, []*testNode{tn})
+	raftMoves := func(want uint64) {
+		t.Helper()
+		testkit.CheckFor(t, testkit.Patience, 20*time.Millisecond, func() error {
+			if m := tn.n.raftMoves.Load(); m < want {
+				return fmt.Errorf("%d Raft leaders moved, want %d", m, want)
+			}
+			return nil
+		})
+	}
+	raftMoves(uint64(len(writePath)))
 	offServer(t, nc, "n1")
 	moves := tn.n.raftMoves.Load()
 	if moves != uint64(len(writePath)) {
@@ -120,12 +153,7 @@ func TestRaftLeadersMoved(t *testing.T) {
 	for _, stream := range writePath {
 		moveStreamLeader(t, nc, stream, "n1")
 	}
-	testkit.CheckFor(t, testkit.Patience, 20*time.Millisecond, func() error {
-		if m := tn.n.raftMoves.Load(); m < moves+uint64(len(writePath)) {
-			return fmt.Errorf("%d Raft leaders moved, want %d", m, moves+uint64(len(writePath)))
-		}
-		return nil
-	})
+	raftMoves(moves + uint64(len(writePath)))
 	offServer(t, nc, "n1")
 	if !tn.l.Leading() || tn.n.LeaseChanges() != 1 {
 		t.Fatalf("n1 leading %v, the lease changed hands %d times; want it leading still, once", tn.l.Leading(), tn.n.LeaseChanges())
