@@ -140,6 +140,7 @@ type Node struct {
 	leaseChange atomic.Uint64 // times the lease changed hands, as seen here
 	streamSeq   atomic.Uint64 // the stream sequence of the last record applied
 	raftMoves   atomic.Uint64 // Raft leaders moved off this node's server (placement.go)
+	renewFails  atomic.Uint64 // renewals of the lease that failed and were tried again (lease.go)
 	// When this node last moved each stream's Raft leader (placement.go),
 	// owned by the node's loop.
 	raftMovedAt map[string]time.Time

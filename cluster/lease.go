@@ -64,6 +64,7 @@ func (n *Node) renew(ctx context.Context, rev uint64, renewed time.Time) (uint64
 		}
 		unanswered = true
 		lastErr = err
+		n.renewFails.Add(1)
 		n.log.Warn().Err(err).Int("attempt", attempt).Dur("lease_left", time.Until(deadline)).
 			Msg("the lease's renewal failed; trying again within its TTL")
 		// No responders comes back at once: do not spin.

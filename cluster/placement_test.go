@@ -162,3 +162,38 @@ func TestRaftLeadersMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSuccessorOf: a Raft group is handed only to a peer that can act on
+// the transfer at once: current with the leader's log, no lag, a member,
+// online and heard from within two heartbeats; the one heard from last
+// when several can; none when none can.
+func TestSuccessorOf(t *testing.T) {
+	good := func(name string, active time.Duration) *jetstream.PeerInfo {
+		return &jetstream.PeerInfo{Name: name, Current: true, Active: active}
+	}
+	with := func(p *jetstream.PeerInfo, f func(*jetstream.PeerInfo)) *jetstream.PeerInfo {
+		f(p)
+		return p
+	}
+	for _, c := range []struct {
+		name     string
+		replicas []*jetstream.PeerInfo
+		want     string
+	}{
+		{"none", nil, ""},
+		{"one current", []*jetstream.PeerInfo{good("n2", 300*time.Millisecond)}, "n2"},
+		{"the one heard from last", []*jetstream.PeerInfo{good("n2", 900*time.Millisecond), good("n3", 100*time.Millisecond)}, "n3"},
+		{"not current (catching up)", []*jetstream.PeerInfo{with(good("n2", 0), func(p *jetstream.PeerInfo) { p.Current = false })}, ""},
+		{"lagging", []*jetstream.PeerInfo{with(good("n2", 0), func(p *jetstream.PeerInfo) { p.Lag = 1 })}, ""},
+		{"offline", []*jetstream.PeerInfo{with(good("n2", 0), func(p *jetstream.PeerInfo) { p.Offline = true })}, ""},
+		{"not yet a member", []*jetstream.PeerInfo{with(good("n2", 0), func(p *jetstream.PeerInfo) { p.Pending = true })}, ""},
+		{"not heard from lately", []*jetstream.PeerInfo{good("n2", 2*raftHeartbeat+time.Millisecond)}, ""},
+		{"the good one of two", []*jetstream.PeerInfo{with(good("n2", 0), func(p *jetstream.PeerInfo) { p.Lag = 3 }), good("n3", time.Second)}, "n3"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := successorOf(&jetstream.ClusterInfo{Replicas: c.replicas}); got != c.want {
+				t.Fatalf("successorOf = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
