@@ -62,10 +62,11 @@ type Options struct {
 	// starts from a checkpoint.
 	LogMaxAge time.Duration
 	// LeaseTTL is how long the lease outlives the leader's last renewal
-	// (3s); the leader renews it every LeaseTTL/3, the followers look for
-	// it every LeaseTTL/5. A failover after the leader's loss takes the
-	// rest of the lease (2/3 to all of it), up to a fifth more for a
-	// follower to see it gone, and the new leader's catch-up.
+	// (3s); the leader renews it every LeaseTTL/3 (a renewal that fails is
+	// tried again until the lease would expire: lease.go), the followers
+	// look for it every LeaseTTL/5. A failover after the leader's loss
+	// takes the rest of the lease (2/3 to all of it), up to a fifth more
+	// for a follower to see it gone, and the new leader's catch-up.
 	LeaseTTL time.Duration
 	// HTTPURL is where this node's API answers, for the forwarding of
 	// writes and the cluster's status.
