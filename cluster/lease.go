@@ -36,6 +36,9 @@ func (n *Node) renew(ctx context.Context, rev uint64, renewed time.Time) (uint64
 	for attempt := 1; ; attempt++ {
 		left := time.Until(deadline)
 		if left <= 0 {
+			if lastErr == nil {
+				return 0, fmt.Errorf("cluster: the lease's renewal came %v after its last, past its TTL", time.Since(renewed).Round(time.Millisecond))
+			}
 			return 0, fmt.Errorf("cluster: the lease could not be renewed within its TTL (%d attempts): %w", attempt-1, lastErr)
 		}
 		actx, cancel := context.WithTimeout(ctx, min(left, n.renewEvery()))

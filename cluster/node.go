@@ -406,10 +406,15 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 			}
 			rev, renewed = r, at
 			// Right after a renewal: the Raft leaders of the write path
-			// off this node's NATS server (placement.go).
+			// off this node's NATS server (placement.go), then the
+			// status; all within a renewal period, so that none delays
+			// the next renewal past it (a NATS stream without its Raft
+			// leader answers nothing until its timeout).
 			n.moveRaftLeaders(ctx, a)
-			n.publishStatus(ctx, "leader")
-			n.noteLast(ctx)
+			sctx, cancel := context.WithTimeout(ctx, n.renewEvery()/2)
+			n.publishStatus(sctx, "leader")
+			n.noteLast(sctx)
+			cancel()
 		}
 	}
 	n.log.Warn().Str("why", why).Msg("stepping down")

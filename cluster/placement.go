@@ -143,15 +143,15 @@ func (n *Node) moveRaftLeader(ctx context.Context, stream string) (bool, error) 
 
 // moveRaftLeaders moves the Raft leaders of the write path off this node's
 // server (writePath), each at most once per election timeout. Its caller
-// calls it right after a renewal of the lease, and it returns within a
-// renewal period: the next renewal is late by that at most, and has the
-// rest of the lease's TTL to be tried again in (renew). The lease's group
+// calls it right after a renewal of the lease, and it returns within half
+// a renewal period: the next renewal is not delayed, and has the rest of
+// the lease's TTL to be tried again in (renew). The lease's group
 // is moved first, the log's with the appends held (a), so that no append
 // is in flight when its Raft group changes leader: one lost in the
 // handover (no responders) would fail the leader's next appends and
 // depose it.
 func (n *Node) moveRaftLeaders(ctx context.Context, a *appender) {
-	ctx, cancel := context.WithTimeout(ctx, n.renewEvery())
+	ctx, cancel := context.WithTimeout(ctx, n.renewEvery()/2)
 	defer cancel()
 	for _, stream := range []string{"KV_" + LeaseBucket, LogStream} {
 		if at, ok := n.raftMovedAt[stream]; ok && time.Since(at) < electionTimeout {
