@@ -235,11 +235,9 @@ const clusterLeaseTTL = 3 * time.Second
 // loaded 2-core machine, outside make soak (QUOTALEDGER_SOAK): in
 // TestClusterPause a new leader's appends can be refused while the resumed
 // node's Raft group catches up, so it steps down and another node leads
-// after the resume; in TestClusterAllKilled the events stream once stayed
-// unreadable for two minutes after every node was restarted. Both are
-// issue 12's open defects (docs/cluster.md, "Limits known today"); until
-// they are fixed these tests run in make soak only, so that make test stays
-// a verdict.
+// after the resume. It is issue 12's open defect (docs/cluster.md, "Limits
+// known today"); until it is fixed the test runs in make soak only, so that
+// make test stays a verdict.
 func flakyClusterTest(t *testing.T) {
 	t.Helper()
 	if !crashSoak() {
@@ -449,7 +447,6 @@ func TestClusterWipeRejoin(t *testing.T) {
 // refused one, each unanswered one whole or absent, one ledger, every
 // event once and in order).
 func TestClusterAllKilled(t *testing.T) {
-	flakyClusterTest(t)
 	c := startCluster(t, 3)
 	h := crashStartCluster(t, c, 8, 16, 40)
 	l := h.newLoad(bases(c.Nodes)...)

@@ -360,14 +360,23 @@ func (c *testCluster) CheckEvents() []streamMsg {
 	return msgs
 }
 
+// streamRequestWithin bounds each JetStream API request of a read of the
+// replicated events stream (testkit.ReadStreamWithin): a request sent while
+// the stream elects its leader is never answered (after every node was
+// killed and restarted, one read waited out the whole two minutes of
+// readStreamAgain's patience for it while the stream led again within
+// seconds: issue 12), so the read is tried again after this long.
+const streamRequestWithin = 10 * time.Second
+
 // readStreamAgain reads the events stream at url as readStream does, again
-// while the stream elects a leader after a node of a cluster went.
+// while the stream elects a leader after a node of a cluster went (or all
+// of them), each attempt's requests bounded by streamRequestWithin.
 func readStreamAgain(t *testing.T, url string) []streamMsg {
 	t.Helper()
 	var raw []testkit.StreamMsg
 	testkit.CheckFor(t, testkit.Patience, poll, func() error {
 		rec := new(testkit.Recorder)
-		raw = testkit.ReadStream(rec, url, events.StreamName)
+		raw = testkit.ReadStreamWithin(rec, url, events.StreamName, streamRequestWithin)
 		rec.End()
 		if f := append(rec.Fatals(), rec.Errors()...); len(f) > 0 {
 			return errors.New(f[0])

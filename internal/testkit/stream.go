@@ -21,11 +21,25 @@ type StreamMsg struct {
 // at url, in order, as the stream is when it is called: up to its last
 // sequence then. There are none if the stream does not exist (yet). It
 // fails the test if the server cannot be reached, or if a pull comes back
-// empty before the last message (each pull waits up to ten seconds).
+// empty before the last message (each pull waits up to ten seconds). Each
+// request to the JetStream API waits up to Patience: for a stream on one
+// server; ReadStreamWithin reads a replicated one.
 func ReadStream(tb TB, url, name string) []StreamMsg {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), Patience)
-	defer cancel()
+	return ReadStreamWithin(tb, url, name, Patience)
+}
+
+// ReadStreamWithin is ReadStream with each request to the JetStream API
+// (the stream's lookup and state) failing the read after within. A
+// replicated stream's servers answer no such request while the stream's
+// Raft group has no leader (its leader's server went, or every server
+// restarted): the request is dropped, not kept until a leader is elected,
+// and its caller waits for its deadline even if the stream leads again a
+// second later. A caller that reads a replicated stream reads again after
+// a failed read (the cluster tests' readStreamAgain), with a within that
+// leaves room for several attempts in its patience.
+func ReadStreamWithin(tb TB, url, name string, within time.Duration) []StreamMsg {
+	tb.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		tb.Fatalf("connect to NATS at %s: %v", url, err)
@@ -37,6 +51,8 @@ func ReadStream(tb TB, url, name string) []StreamMsg {
 		tb.Fatalf("jetstream: %v", err)
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
 	st, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
@@ -45,6 +61,8 @@ func ReadStream(tb TB, url, name string) []StreamMsg {
 		tb.Fatalf("stream %s: %v", name, err)
 		return nil
 	}
+	ctx, cancel = context.WithTimeout(context.Background(), within)
+	defer cancel()
 	info, err := st.Info(ctx)
 	if err != nil {
 		tb.Fatalf("stream %s: %v", name, err)

@@ -179,6 +179,102 @@ func TestReadStream(t *testing.T) {
 	}
 }
 
+// TestReadStreamWithinRestart: every server of a NATS cluster restarts
+// (an operator's power cut) while a replicated stream holds messages. The
+// servers drop the JetStream API's requests about the stream until its Raft
+// group elects a leader again, so a read sent at once gets no answer; read
+// again, each attempt's requests bounded by ReadStreamWithin's within, the
+// stream is read whole once it leads, well within the patience that one
+// request waiting for ever (for Patience, as ReadStream's) would use up.
+func TestReadStreamWithinRestart(t *testing.T) {
+	const n = 3
+	routes, clients, dirs := make([]string, n), make([]string, n), make([]string, n)
+	for i := range n {
+		routes[i], clients[i], dirs[i] = testkit.FreeAddr(t), testkit.FreeAddr(t), t.TempDir()
+	}
+	start := func() []*events.Server {
+		srvs, errs := make([]*events.Server, n), make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var others []string
+				for j, r := range routes {
+					if j != i {
+						others = append(others, r)
+					}
+				}
+				srvs[i], errs[i] = events.StartServer(events.ServerOptions{Dir: dirs[i], Listen: clients[i], SyncAlways: true,
+					Logger: zerolog.Nop(), Cluster: events.ClusterOptions{Name: "restart", ServerName: fmt.Sprintf("n%d", i+1),
+						Listen: routes[i], Routes: others}})
+			}()
+		}
+		wg.Wait()
+		for i, s := range srvs {
+			if errs[i] != nil {
+				t.Fatal(errs[i])
+			}
+			t.Cleanup(s.Shutdown)
+		}
+		return srvs
+	}
+	srvs := start()
+	nc, err := nats.Connect(srvs[0].ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cluster's JetStream answers once its servers elected a meta
+	// leader: each request on a deadline of its own, as ReadStreamWithin's.
+	testkit.CheckFor(t, testkit.Patience, 100*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, Replicas: n})
+		return err
+	})
+	const msgs = 100
+	for i := 1; i <= msgs; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Patience)
+		_, err := js.Publish(ctx, fmt.Sprintf("s.%d", i), []byte(fmt.Sprint(i)))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Close()
+	for _, s := range srvs {
+		s.Shutdown()
+	}
+
+	srvs = start()
+	var got []testkit.StreamMsg
+	attempts := 0
+	testkit.CheckFor(t, testkit.Patience, 100*time.Millisecond, func() error {
+		attempts++
+		rec := new(testkit.Recorder)
+		got = testkit.ReadStreamWithin(rec, srvs[0].ClientURL(), "S", 5*time.Second)
+		rec.End()
+		if f := append(rec.Fatals(), rec.Errors()...); len(f) > 0 {
+			return errors.New(f[0])
+		}
+		return nil
+	})
+	if len(got) != msgs {
+		t.Fatalf("read %d messages after the restart, want %d", len(got), msgs)
+	}
+	for i, m := range got {
+		if m.Seq != uint64(i+1) || string(m.Data) != fmt.Sprint(i+1) {
+			t.Fatalf("message %d: %+v", i+1, m)
+		}
+	}
+	t.Logf("read whole after %d attempts", attempts)
+}
+
 func TestFieldDiffs(t *testing.T) {
 	type inner struct {
 		N    int
