@@ -53,17 +53,21 @@ func (n *Node) renew(ctx context.Context, rev uint64, renewed time.Time) (uint64
 		case ctx.Err() != nil:
 			return 0, ctx.Err()
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-			// An earlier attempt that went unanswered may have renewed it:
-			// then the lease holds the value this renewal sent.
-			if unanswered {
-				gctx, cancel := context.WithTimeout(ctx, min(max(time.Until(deadline), 0), n.renewEvery()))
-				e, gerr := n.lease.Get(gctx, "leader")
-				cancel()
-				if gerr == nil && bytes.Equal(e.Value(), value) {
-					return e.Revision(), nil
-				}
+			// Refused: unless an earlier attempt that went unanswered
+			// renewed it (the lease holds the value this renewal sent), or
+			// the stream's new Raft leader refused it on a state it had
+			// not caught up with yet (the lease still at this revision).
+			gctx, cancel := context.WithTimeout(ctx, min(max(time.Until(deadline), 0), n.renewEvery()))
+			e, gerr := n.lease.Get(gctx, "leader")
+			cancel()
+			switch {
+			case gerr == nil && unanswered && bytes.Equal(e.Value(), value):
+				return e.Revision(), nil
+			case gerr == nil && e.Revision() == rev:
+				n.log.Warn().Err(err).Int("attempt", attempt).Msg("the lease's renewal was refused, but the lease is still this node's; trying again")
+			default:
+				return 0, fmt.Errorf("%w: %v", errLeaseLost, err)
 			}
-			return 0, fmt.Errorf("%w: %v", errLeaseLost, err)
 		}
 		unanswered = true
 		lastErr = err
