@@ -20,9 +20,12 @@ import (
 // changed hands.
 func TestLeaseRenewalRetried(t *testing.T) {
 	srvs := startServers(t, 3)
-	// A long lease, so that the servers are back well within it: a
-	// renewal is due every 4 s, and the lease lasts 12 s.
-	tn := startNode(t, srvs[0], "n1", Options{LeaseTTL: 12 * time.Second})
+	// A long lease, so that the lease's Raft group is led again well
+	// within it: a renewal is due every 15 s and fails at most 30 s after
+	// the stop (its attempt's timeout, 15 s), the lease lasts 45 s, and
+	// after a stop longer than nats-server's election timeout (4-9 s) the
+	// group may need an election once the servers are back.
+	tn := startNode(t, srvs[0], "n1", Options{LeaseTTL: 45 * time.Second})
 	leaderOf(t, []*testNode{tn})
 	ctx := context.Background()
 	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
