@@ -62,7 +62,11 @@ type Options struct {
 	// starts from a checkpoint.
 	LogMaxAge time.Duration
 	// LeaseTTL is how long the lease outlives the leader's last renewal
-	// (5s); the leader renews it every LeaseTTL/5.
+	// (3s); the leader renews it every LeaseTTL/3 (a renewal that fails is
+	// tried again until the lease would expire: lease.go), the followers
+	// look for it every LeaseTTL/5. A failover after the leader's loss
+	// takes the rest of the lease (2/3 to all of it), up to a fifth more
+	// for a follower to see it gone, and the new leader's catch-up.
 	LeaseTTL time.Duration
 	// HTTPURL is where this node's API answers, for the forwarding of
 	// writes and the cluster's status.
@@ -89,7 +93,7 @@ func (o Options) withDefaults() Options {
 		o.LogMaxAge = 24 * time.Hour
 	}
 	if o.LeaseTTL == 0 {
-		o.LeaseTTL = 5 * time.Second
+		o.LeaseTTL = 3 * time.Second
 	}
 	if o.PartSize == 0 {
 		o.PartSize = 512 << 10
@@ -136,6 +140,11 @@ type Node struct {
 	leaderSeen  time.Time     // when the lease was last read
 	leaseChange atomic.Uint64 // times the lease changed hands, as seen here
 	streamSeq   atomic.Uint64 // the stream sequence of the last record applied
+	raftMoves   atomic.Uint64 // Raft leaders moved off this node's server (placement.go)
+	renewFails  atomic.Uint64 // renewals of the lease that failed and were tried again (lease.go)
+	// When this node last moved each stream's Raft leader (placement.go),
+	// owned by the node's loop.
+	raftMovedAt map[string]time.Time
 
 	// The digest of the state the status shows, owned by the node's loop.
 	digest    string
@@ -199,21 +208,25 @@ func Start(ctx context.Context, l *ledger.Ledger, opts Options) (*Node, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(opts.Conn)
+	// An append lost (its stream's Raft leader changed) fails its wait
+	// (appender), and frees the count of appends in flight (hold).
+	js, err := jetstream.New(opts.Conn, jetstream.WithPublishAsyncTimeout(2*opts.LeaseTTL))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	stream, err := js.Stream(ctx, LogStream)
+	// A request that meets its stream's Raft group between two leaders
+	// gets no answer: ask again (placement.go).
+	stream, err := askAgain(ctx, opts.LeaseTTL, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, LogStream) })
 	if err != nil {
 		return nil, fmt.Errorf("cluster: the log stream: %w", err)
 	}
-	lease, err := js.KeyValue(ctx, LeaseBucket)
+	lease, err := askAgain(ctx, opts.LeaseTTL, func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, LeaseBucket) })
 	if err != nil {
 		return nil, fmt.Errorf("cluster: the lease bucket: %w", err)
 	}
 	n := &Node{opts: opts, l: l, js: js, stream: stream, lease: lease,
 		log:  opts.Logger.With().Str("component", "cluster").Str("node", opts.Name).Logger(),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), raftMovedAt: map[string]time.Time{}}
 	go n.run()
 	return n, nil
 }

@@ -113,6 +113,15 @@ func (s *testServer) start() {
 
 func (s *testServer) ClientURL() string { return s.url }
 
+// signal sends sig to the server's process (SIGSTOP, SIGCONT: a server
+// that answers nothing for a while).
+func (s *testServer) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("%v to %s: %v", sig, s.url, err)
+	}
+}
+
 // Shutdown stops the server (SIGTERM) and waits for it.
 func (s *testServer) Shutdown() {
 	if s.cmd == nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -384,8 +385,11 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 		stopCheckpoints()
 		<-ckdone
 	}()
-	tick := time.NewTicker(n.opts.LeaseTTL / 5)
+	tick := time.NewTicker(n.renewEvery())
 	defer tick.Stop()
+	// The lease was taken (or last renewed) before this: a renewal past
+	// its expiry is refused, not applied.
+	renewed := time.Now()
 	why := ""
 	for why == "" {
 		select {
@@ -394,18 +398,23 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 		case <-deposed:
 			why = "the log refused an append"
 		case <-tick.C:
-			v := n.me()
-			v.Role = "leader"
-			rctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
-			r, err := n.lease.Update(rctx, "leader", marshal(v), rev)
-			cancel()
+			at := time.Now()
+			r, err := n.renew(ctx, rev, renewed) // lease.go
 			if err != nil {
 				why = "the lease could not be renewed: " + err.Error()
 				break
 			}
-			rev = r
-			n.publishStatus(ctx, "leader")
-			n.noteLast(ctx)
+			rev, renewed = r, at
+			// Right after a renewal: the Raft leaders of the write path
+			// off this node's NATS server (placement.go), then the
+			// status; all within a renewal period, so that none delays
+			// the next renewal past it (a NATS stream without its Raft
+			// leader answers nothing until its timeout).
+			n.moveRaftLeaders(ctx, a)
+			sctx, cancel := context.WithTimeout(ctx, n.renewEvery()/2)
+			n.publishStatus(sctx, "leader")
+			n.noteLast(sctx)
+			cancel()
 		}
 	}
 	n.log.Warn().Str("why", why).Msg("stepping down")
@@ -424,11 +433,27 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 // this one is refused.
 type appender struct {
 	n    *Node
-	last uint64 // the stream sequence the next message follows
+	mu   sync.Mutex // held by Append, and by hold
+	last uint64     // the stream sequence the next message follows
+}
+
+// hold runs fn with no append in flight: it stops new appends (Append
+// waits) and waits for those sent to be acknowledged or refused first.
+func (a *appender) hold(ctx context.Context, fn func() error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-a.n.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: appends still in flight: %w", ctx.Err())
+	}
+	return fn()
 }
 
 // Append implements ledger.Log.
 func (a *appender) Append(seq uint64, rec []byte) func() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	n := a.n
 	size := n.opts.PartSize
 	parts := max(1, (len(rec)+size-1)/size)

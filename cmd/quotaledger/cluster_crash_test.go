@@ -219,7 +219,7 @@ func TestClusterKillUnderLoad(t *testing.T) {
 }
 
 // clusterLeaseTTL is the nodes' --lease-ttl (the default).
-const clusterLeaseTTL = 5 * time.Second
+const clusterLeaseTTL = 3 * time.Second
 
 // TestClusterPause: the leader is stopped with SIGSTOP under the load of
 // 16 clients (a partition: it answers nothing and renews nothing) for
