@@ -35,6 +35,10 @@ type ServerOptions struct {
 	// until the stream has synced past them, the cheaper way not to lose
 	// them (see BenchmarkRelay).
 	SyncInterval time.Duration
+	// ReadyTimeout is how long StartServer waits for the server to accept
+	// clients (a minute if zero): a server recovering a large store after a
+	// crash, or one starting on a loaded machine, takes seconds.
+	ReadyTimeout time.Duration
 	Logger       zerolog.Logger
 
 	// Cluster, when its Name is set, makes the server one of a NATS cluster
@@ -132,9 +136,13 @@ func StartServer(opts ServerOptions) (*Server, error) {
 	}
 	ns.SetLoggerV2(natsLogger{opts.Logger}, false, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	ready := opts.ReadyTimeout
+	if ready <= 0 {
+		ready = time.Minute
+	}
+	if !ns.ReadyForConnections(ready) {
 		ns.Shutdown()
-		return nil, errors.New("events: server: not ready after 10s")
+		return nil, fmt.Errorf("events: server: not ready after %v", ready)
 	}
 	if !ns.JetStreamEnabled() {
 		ns.Shutdown()
