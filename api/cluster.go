@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	stdlog "log"
 	"net"
@@ -70,6 +72,10 @@ type ClusterOptions struct {
 	// Transport carries the forwarded calls (nil: one of the server's own,
 	// keeping connections to the leader open).
 	Transport http.RoundTripper
+	// RootCAs are the certificate authorities a leader's https:// HTTPURL
+	// is checked against by the server's own Transport (nil: the system's
+	// roots).
+	RootCAs *x509.CertPool
 }
 
 // Roles of a node, as GET cluster shows them.
@@ -119,6 +125,7 @@ func newClusterNode(s *Server, opts ClusterOptions, reg prometheus.Registerer) (
 			MaxIdleConnsPerHost:   256,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: opts.ForwardTimeout,
+			TLSClientConfig:       &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12},
 		}
 	}
 	cn.proxy = &httputil.ReverseProxy{

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,6 +133,21 @@ const testSecret = "the-cluster-forwarding-key-of-the-test"
 // external NATS do), the log with one replica, a lease of leaseTTL.
 func startCluster(t *testing.T, n int, leaseTTL time.Duration) []*testNode {
 	t.Helper()
+	return startClusterOf(t, n, leaseTTL, nil)
+}
+
+// httpsNodes makes startClusterOf's nodes serve https (httptest's
+// certificate), forwarding with roots as their ClusterOptions.RootCAs.
+type httpsNodes struct{ roots *x509.CertPool }
+
+// startClusterOf is startCluster, its nodes serving https when tls is
+// not nil.
+func startClusterOf(t *testing.T, n int, leaseTTL time.Duration, tls *httpsNodes) []*testNode {
+	t.Helper()
+	scheme := "http://"
+	if tls != nil {
+		scheme = "https://"
+	}
 	ns, err := events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", SyncAlways: true, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +164,7 @@ func startCluster(t *testing.T, n int, leaseTTL time.Duration) []*testNode {
 		t.Cleanup(nc.Close)
 		tn.srv = httptest.NewUnstartedServer(nil)
 		opts := cluster.Options{Name: tn.name, Conn: nc, Replicas: 1, LeaseTTL: leaseTTL, Logger: zerolog.Nop(),
-			HTTPURL: "http://" + tn.srv.Listener.Addr().String()}
+			HTTPURL: scheme + tn.srv.Listener.Addr().String()}
 		var cid string
 		testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
 			cid, err = cluster.Setup(ctx, opts, "cluster-of-"+tn.name)
@@ -159,10 +175,17 @@ func startCluster(t *testing.T, n int, leaseTTL time.Duration) []*testNode {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = tn.node.Close() }) // before the ledger closes
-		tn.api = New(tn.l, tn.id, Options{Logger: zerolog.Nop(), Metrics: tn.reg, Cluster: ClusterOptions{
-			Node: tn.node, Name: tn.name, HTTPURL: opts.HTTPURL, Secret: testSecret}})
+		copts := ClusterOptions{Node: tn.node, Name: tn.name, HTTPURL: opts.HTTPURL, Secret: testSecret}
+		if tls != nil {
+			copts.RootCAs = tls.roots
+		}
+		tn.api = New(tn.l, tn.id, Options{Logger: zerolog.Nop(), Metrics: tn.reg, Cluster: copts})
 		tn.srv.Config.Handler = tn.api
-		tn.srv.Start()
+		if tls != nil {
+			tn.srv.StartTLS()
+		} else {
+			tn.srv.Start()
+		}
 		t.Cleanup(tn.srv.Close)
 		nodes = append(nodes, tn)
 	}
@@ -500,5 +523,41 @@ func TestClusterAppliedOfARead(t *testing.T) {
 	}
 	if got := appliedOf(t, w.Header()); got >= added {
 		t.Fatalf("the answer, which does not show record %d, says applied %d", added, got)
+	}
+}
+
+// TestClusterForwardingTLS: nodes serving https forward a write to the
+// leader when their RootCAs hold the CA of its certificate, and refuse to
+// (503, the leader unreachable) when they check it against the system's
+// roots, which do not.
+func TestClusterForwardingTLS(t *testing.T) {
+	probe := httptest.NewTLSServer(nil) // every httptest server has its certificate
+	roots := x509.NewCertPool()
+	roots.AddCert(probe.Certificate())
+	probe.Close()
+	for _, c := range []struct {
+		name  string
+		roots *x509.CertPool
+		want  int
+	}{{"private CA", roots, http.StatusCreated}, {"system roots", nil, http.StatusServiceUnavailable}} {
+		t.Run(c.name, func(t *testing.T) {
+			nodes := startClusterOf(t, 2, time.Second, &httpsNodes{roots: c.roots})
+			leader, rest := leaderOf(t, nodes)
+			follower := rest[0]
+			p := identitytest.AddPrincipals(t, leader.id)
+			caughtUp(t, follower, leader.l.Applied())
+			svc := map[string]string{"X-Auth-Token": p.ServiceToken}
+			st, _, raw := clusterCall(t, follower.srv.Client(), "POST", follower.srv.URL+"/account/v1.0/commissions", svc, `{"provisions":[],"name":"over https"}`)
+			if st != c.want {
+				t.Fatalf("an issue on the follower, forwarded over https: %d %s, want %d", st, raw, c.want)
+			}
+			outcome := "answered"
+			if c.want != http.StatusCreated {
+				outcome = "unreachable"
+			}
+			if got := counterOf(t, follower.reg, "quotaledger_cluster_forwarded_total", map[string]string{"outcome": outcome}); got != 1 {
+				t.Fatalf("forwarded %s: %v, want 1", outcome, got)
+			}
+		})
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -946,5 +948,30 @@ func TestClusterFlagsRefused(t *testing.T) {
 	m, _, stderr := newTestMain()
 	if err := m.ParseFlags(context.Background(), append(node, "--cluster-listen", "0.0.0.0:6222", "--cluster-allow-remote", "--replicas", "1")); err != nil {
 		t.Fatalf("--cluster-allow-remote: %v\n%s", err, stderr)
+	}
+
+	// --cluster-ca: a file of PEM certificates, read at the start.
+	dir := t.TempDir()
+	notPEM, ca := filepath.Join(dir, "not.pem"), filepath.Join(dir, "ca.pem")
+	probe := httptest.NewTLSServer(nil)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: probe.Certificate().Raw})
+	probe.Close()
+	if err := errors.Join(os.WriteFile(notPEM, []byte("a key, not a certificate"), 0o600), os.WriteFile(ca, caPEM, 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{filepath.Join(dir, "absent.pem"), notPEM} {
+		clearEnv(t)
+		m, _, stderr := newTestMain()
+		err := m.ParseFlags(context.Background(), append(node, "--replicas", "1", "--cluster-ca", file))
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Code != 2 || !strings.Contains(stderr.String(), "--cluster-ca") {
+			t.Fatalf("--cluster-ca %s: %v, want exit code 2 and a message naming --cluster-ca:\n%s", file, err, stderr)
+		}
+	}
+	clearEnv(t)
+	t.Setenv("QUOTALEDGER_CLUSTER_CA", ca)
+	m, _, stderr = newTestMain()
+	if err := m.ParseFlags(context.Background(), append(node, "--replicas", "1")); err != nil {
+		t.Fatalf("QUOTALEDGER_CLUSTER_CA of a PEM certificate: %v\n%s", err, stderr)
 	}
 }

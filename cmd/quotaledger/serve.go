@@ -421,7 +421,11 @@ func startServer(ctx context.Context, c *ServeCmd, stdout, stderr io.Writer, get
 		if err != nil {
 			return nil, err
 		}
-		copts = api.ClusterOptions{Node: s.node, Name: c.NodeName, HTTPURL: advertise, Secret: secret}
+		roots, err := c.clusterRoots()
+		if err != nil {
+			return nil, err
+		}
+		copts = api.ClusterOptions{Node: s.node, Name: c.NodeName, HTTPURL: advertise, Secret: secret, RootCAs: roots}
 	} else {
 		// A node's data directory is not a single node's.
 		if _, err := checkMembership(c.Data, &c.ClusterFlags); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -48,6 +49,7 @@ type ClusterFlags struct {
 	LogMaxAge          time.Duration `name:"log-max-age" default:"24h" env:"QUOTALEDGER_LOG_MAX_AGE" placeholder:"DURATION" help:"How long the cluster's log keeps its records (default ${default}); a node further behind restarts from the cluster's checkpoint."`
 	LeaseTTL           time.Duration `name:"lease-ttl" default:"3s" env:"QUOTALEDGER_LEASE_TTL" placeholder:"DURATION" help:"How long the leader's lease outlives its last renewal (default ${default}): a leader that stops answering is replaced after about this long."`
 	AdvertiseURL       string        `name:"advertise-url" env:"QUOTALEDGER_ADVERTISE_URL" placeholder:"URL" help:"The URL the other nodes reach this node's API at, to forward writes to it when it leads (default: http:// and the address --listen bound, its loopback address for 0.0.0.0)."`
+	ClusterCA          string        `name:"cluster-ca" env:"QUOTALEDGER_CLUSTER_CA" placeholder:"FILE" help:"PEM certificate(s) of the CA that signed the nodes' --tls-cert: a node forwarding a write to the leader's https:// --advertise-url checks its certificate against them (default: the system's roots)."`
 	JoinTimeout        time.Duration `name:"join-timeout" default:"2m" env:"QUOTALEDGER_JOIN_TIMEOUT" placeholder:"DURATION" help:"How long a starting node waits for the cluster's JetStream (a majority of its nodes up) before it gives up (default ${default})."`
 }
 
@@ -87,6 +89,11 @@ func (f *ClusterFlags) Validate(natsURL string) error {
 	if f.AdvertiseURL != "" {
 		if err := checkURL(f.AdvertiseURL, "http", "https"); err != nil {
 			return fmt.Errorf("--advertise-url: %w", err)
+		}
+	}
+	if f.ClusterCA != "" {
+		if _, err := f.clusterRoots(); err != nil {
+			return err
 		}
 	}
 	if natsURL != "" {
@@ -636,4 +643,21 @@ func forwardSecret(ctx context.Context, js jetstream.JetStream) (string, error) 
 		}
 		sleepCtx(ctx, 100*time.Millisecond)
 	}
+}
+
+// clusterRoots are the certificate authorities of --cluster-ca, nil
+// without it (the system's roots).
+func (f *ClusterFlags) clusterRoots() (*x509.CertPool, error) {
+	if f.ClusterCA == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(f.ClusterCA)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("--cluster-ca %s: no PEM certificate in it", f.ClusterCA)
+	}
+	return pool, nil
 }
