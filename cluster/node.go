@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,8 +35,10 @@ func (n *Node) run() {
 		defer cancel()
 		_ = n.lease.Delete(dctx, "node."+n.opts.Name)
 	}()
+	var held uint64 // the lease, still this node's after a refused append
 	for ctx.Err() == nil {
-		rev, err := n.follow(ctx)
+		rev, err := n.follow(ctx, held)
+		held = 0
 		if err != nil {
 			if ctx.Err() == nil {
 				n.log.Error().Err(err).Msg("following the log")
@@ -43,7 +46,7 @@ func (n *Node) run() {
 			}
 			continue
 		}
-		n.lead(ctx, rev)
+		held = n.lead(ctx, rev)
 	}
 }
 
@@ -57,22 +60,39 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // follow applies the log as it grows until this node wins the lease and
-// has applied the log to its end; it returns the lease's revision.
-func (n *Node) follow(ctx context.Context) (uint64, error) {
+// has applied the log to its end; it returns the lease's revision. held is
+// the lease's revision when this node still holds it (it led, and the log
+// refused an append of its: it applies the log to its end and leads again),
+// or 0.
+func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 	start, err := n.seek(ctx, n.l.Applied()+1)
 	if err != nil {
+		if held != 0 {
+			n.release(held)
+		}
 		return 0, err
 	}
+	// The ledger holds the records before start and none after: the
+	// acknowledgements of a last term as leader may have been counted for
+	// batches the ledger then dropped (their appends were refused), so the
+	// stream sequence seen is set again from the ledger, not kept.
+	n.streamSeq.Store(start - 1)
 	cons, err := n.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{LogSubject},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    start,
 	})
 	if err != nil {
+		if held != 0 {
+			n.release(held)
+		}
 		return 0, fmt.Errorf("cluster: a consumer of the log: %w", err)
 	}
 	msgs, err := cons.Messages()
 	if err != nil {
+		if held != 0 {
+			n.release(held)
+		}
 		return 0, fmt.Errorf("cluster: consuming the log: %w", err)
 	}
 	defer msgs.Stop()
@@ -103,6 +123,21 @@ func (n *Node) follow(ctx context.Context) (uint64, error) {
 	var last uint64 // the log's last sequence when won
 	var wonAt time.Time
 	lastMsg, checked := time.Now(), time.Now()
+	if held != 0 {
+		ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+		info, err := n.stream.Info(ictx)
+		cancel()
+		if err != nil {
+			n.log.Warn().Err(err).Msg("reading the log's end; giving the lease up")
+			n.release(held)
+		} else {
+			rev, last, wonAt = held, info.State.LastSeq, time.Now()
+			n.log.Info().Uint64("log", last).Uint64("applied", n.streamSeq.Load()).Msg("still holding the lease; applying the log to its end")
+			if err := n.catchUp(ctx, &asm, last); err != nil {
+				n.log.Warn().Err(err).Msg("catching up with the log")
+			}
+		}
+	}
 	for {
 		if rev != 0 && n.streamSeq.Load() >= last {
 			return rev, nil
@@ -151,6 +186,17 @@ func (n *Node) follow(ctx context.Context) (uint64, error) {
 					n.log.Warn().Uint64("applied", n.streamSeq.Load()).Uint64("log", last).
 						Msg("won the lease but could not catch up with the log; giving it up")
 					n.release(rev)
+					rev = 0
+					continue
+				}
+				// Keep the lease while catching up (what it applies
+				// waits for the batches of its last term to finish).
+				r, err := n.renew(ctx, rev)
+				switch {
+				case err == nil:
+					rev = r
+				case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+					n.log.Warn().Err(err).Msg("lost the lease while catching up with the log")
 					rev = 0
 				}
 				continue
@@ -355,15 +401,34 @@ func (n *Node) release(rev uint64) {
 }
 
 // lead makes the node the leader until it loses the lease, the log refuses
-// an append, or the node stops.
-func (n *Node) lead(ctx context.Context, rev uint64) {
+// an append, or the node stops. It returns the lease's revision when the log
+// refused an append but the lease is still this node's (0 otherwise): the
+// node then applies the log to its end and leads again, under the same
+// lease (follow).
+//
+// An append is refused, or never acknowledged, for other reasons than
+// another leader: a NATS server that comes back after a pause campaigns in
+// the Raft groups of the log and the lease with a higher term (NATS Raft
+// has no pre-vote), their leaders step down, and a message sent to the log
+// as its group changes leader is lost, so that the appends after it expect
+// a sequence the log never reached. The lease tells the two apart: its
+// update at this node's revision succeeds only if no other node took it
+// since, and no other node appends without it.
+func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 	logEnd := n.streamSeq.Load()
-	a := &appender{n: n, last: logEnd}
+	a := &appender{n: n, last: logEnd, broken: make(chan struct{})}
+	defer a.close()
 	deposed, err := n.l.Lead(a)
+	for errors.Is(err, ledger.ErrBusy) && ctx.Err() == nil {
+		// The batches of its last term are finishing (their appends
+		// refused, or given up on).
+		sleep(ctx, time.Millisecond)
+		deposed, err = n.l.Lead(a)
+	}
 	if err != nil {
 		n.log.Error().Err(err).Msg("cannot lead")
 		n.release(rev)
-		return
+		return 0
 	}
 	n.leading.Store(true)
 	v := n.me()
@@ -386,36 +451,81 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 	}()
 	tick := time.NewTicker(n.opts.LeaseTTL / 5)
 	defer tick.Stop()
+	renewed := time.Now() // the last renewal that succeeded was sent after it
 	why := ""
+	held := uint64(0)
 	for why == "" {
 		select {
 		case <-ctx.Done():
 			why = "the node stops"
 		case <-deposed:
 			why = "the log refused an append"
+			if r, ok := n.stillHeld(ctx, rev, renewed); ok {
+				held = r
+			}
 		case <-tick.C:
-			v := n.me()
-			v.Role = "leader"
-			rctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
-			r, err := n.lease.Update(rctx, "leader", marshal(v), rev)
-			cancel()
+			sent := time.Now()
+			r, err := n.renew(ctx, rev)
 			if err != nil {
-				why = "the lease could not be renewed: " + err.Error()
+				// A renewal sent as the lease's Raft group changes
+				// leader fails, and the next one succeeds: the lease is
+				// lost when its revision moved on (another node took it
+				// once it expired), or after a lease's TTL without a
+				// renewal.
+				if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || time.Since(renewed) >= n.opts.LeaseTTL {
+					why = "the lease could not be renewed: " + err.Error()
+				} else {
+					n.log.Warn().Err(err).Msg("renewing the lease; trying again")
+				}
 				break
 			}
-			rev = r
+			rev, renewed = r, sent
 			n.publishStatus(ctx, "leader")
 			n.noteLast(ctx)
 		}
 	}
-	n.log.Warn().Str("why", why).Msg("stepping down")
 	n.leading.Store(false)
 	_ = n.l.StepDown()
 	if n.opts.OnFollow != nil {
 		n.opts.OnFollow()
 	}
+	if held != 0 {
+		n.log.Warn().Str("why", why).Msg("the lease is still this node's: applying the log to its end to lead again")
+		return held
+	}
+	n.log.Warn().Str("why", why).Msg("stepping down")
 	n.release(rev)
 	n.sawLeader(nil)
+	return 0
+}
+
+// renew updates the lease at revision rev and returns its new revision.
+func (n *Node) renew(ctx context.Context, rev uint64) (uint64, error) {
+	v := n.me()
+	v.Role = "leader"
+	rctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
+	defer cancel()
+	return n.lease.Update(rctx, "leader", marshal(v), rev)
+}
+
+// stillHeld reports whether the lease, at revision rev when renewed last
+// (a renewal sent after renewed), is still this node's, renewing it: its
+// new revision and true, or false once another node took it or no renewal
+// succeeded within a lease's TTL of the last (the lease's Raft group may be
+// electing a leader: a renewal that fails for want of one is tried again).
+func (n *Node) stillHeld(ctx context.Context, rev uint64, renewed time.Time) (uint64, bool) {
+	for ctx.Err() == nil {
+		r, err := n.renew(ctx, rev)
+		if err == nil {
+			return r, true
+		}
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || time.Since(renewed) >= n.opts.LeaseTTL {
+			n.log.Warn().Err(err).Msg("the lease is no longer this node's")
+			return 0, false
+		}
+		sleep(ctx, n.opts.LeaseTTL/20)
+	}
+	return 0, false
 }
 
 // appender is the leader's ledger.Log: each record goes to the stream as
@@ -425,7 +535,33 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 type appender struct {
 	n    *Node
 	last uint64 // the stream sequence the next message follows
+
+	// broken is closed at the first append of the term refused or not
+	// acknowledged in time: the appends still waiting then give up at
+	// once (the ledger drops every batch from the first refused one on).
+	broken chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	closed bool // the term ended: acknowledgements no longer count
 }
+
+// saw notes the stream sequence of an acknowledged append, while the term
+// lasts.
+func (a *appender) saw(s uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.closed {
+		a.n.sawStreamSeq(s)
+	}
+}
+
+func (a *appender) close() {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+}
+
+func (a *appender) breakOff() { a.once.Do(func() { close(a.broken) }) }
 
 // Append implements ledger.Log.
 func (a *appender) Append(seq uint64, rec []byte) func() error {
@@ -454,10 +590,14 @@ func (a *appender) Append(seq uint64, rec []byte) func() error {
 		for _, f := range futs {
 			select {
 			case ack := <-f.Ok():
-				n.sawStreamSeq(ack.Sequence)
+				a.saw(ack.Sequence)
 			case err := <-f.Err():
+				a.breakOff()
 				return err
+			case <-a.broken:
+				return errors.New("another append of this term was refused or not acknowledged")
 			case <-t.C:
+				a.breakOff()
 				return fmt.Errorf("no acknowledgement from the log within %v", timeout)
 			}
 		}
