@@ -35,7 +35,8 @@ func (n *Node) run() {
 		defer cancel()
 		_ = n.lease.Delete(dctx, "node."+n.opts.Name)
 	}()
-	var held uint64 // the lease, still this node's after a refused append
+	var held uint64         // the lease, still this node's after a refused append
+	var resyncing time.Time // since when it applies the log to lead again
 	for ctx.Err() == nil {
 		rev, err := n.follow(ctx, held)
 		held = 0
@@ -44,9 +45,25 @@ func (n *Node) run() {
 				n.log.Error().Err(err).Msg("following the log")
 				sleep(ctx, n.opts.LeaseTTL/5)
 			}
+			if rev != 0 {
+				// The log is unreadable a moment (its Raft group elects a
+				// leader, as when the append was lost): try again under
+				// the lease while it is still this node's, a while.
+				if ctx.Err() == nil && time.Since(resyncing) < 2*n.opts.LeaseTTL {
+					if r, ok := n.stillHeld(ctx, rev, time.Now().Add(n.opts.LeaseTTL/2)); ok {
+						held = r
+						continue
+					}
+				}
+				n.log.Warn().Msg("could not apply the log to its end under the lease; giving it up")
+				n.release(rev)
+				n.sawLeader(nil)
+			}
 			continue
 		}
-		held = n.lead(ctx, rev)
+		if held = n.lead(ctx, rev); held != 0 {
+			resyncing = time.Now()
+		}
 	}
 }
 
@@ -63,14 +80,12 @@ func sleep(ctx context.Context, d time.Duration) {
 // has applied the log to its end; it returns the lease's revision. held is
 // the lease's revision when this node still holds it (it led, and the log
 // refused an append of its: it applies the log to its end and leads again),
-// or 0.
+// or 0; if the log fails it then, follow returns the error with the lease's
+// revision, still held, for the caller to try again or give it up.
 func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 	start, err := n.seek(ctx, n.l.Applied()+1)
 	if err != nil {
-		if held != 0 {
-			n.release(held)
-		}
-		return 0, err
+		return held, err
 	}
 	// The ledger holds the records before start and none after: the
 	// acknowledgements of a last term as leader may have been counted for
@@ -83,17 +98,11 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 		OptStartSeq:    start,
 	})
 	if err != nil {
-		if held != 0 {
-			n.release(held)
-		}
-		return 0, fmt.Errorf("cluster: a consumer of the log: %w", err)
+		return held, fmt.Errorf("cluster: a consumer of the log: %w", err)
 	}
 	msgs, err := cons.Messages()
 	if err != nil {
-		if held != 0 {
-			n.release(held)
-		}
-		return 0, fmt.Errorf("cluster: consuming the log: %w", err)
+		return held, fmt.Errorf("cluster: consuming the log: %w", err)
 	}
 	defer msgs.Stop()
 	in := make(chan jetstream.Msg, 256)
@@ -123,19 +132,27 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 	var last uint64 // the log's last sequence when won
 	var wonAt time.Time
 	lastMsg, checked := time.Now(), time.Now()
+	resync := held != 0 // rev is the lease held before: kept on an error
+	fail := func(err error) (uint64, error) {
+		if rev != 0 {
+			if resync {
+				return rev, err
+			}
+			n.release(rev)
+		}
+		return 0, err
+	}
 	if held != 0 {
 		ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
 		info, err := n.stream.Info(ictx)
 		cancel()
 		if err != nil {
-			n.log.Warn().Err(err).Msg("reading the log's end; giving the lease up")
-			n.release(held)
-		} else {
-			rev, last, wonAt = held, info.State.LastSeq, time.Now()
-			n.log.Info().Uint64("log", last).Uint64("applied", n.streamSeq.Load()).Msg("still holding the lease; applying the log to its end")
-			if err := n.catchUp(ctx, &asm, last); err != nil {
-				n.log.Warn().Err(err).Msg("catching up with the log")
-			}
+			return held, fmt.Errorf("cluster: the log stream: %w", err)
+		}
+		rev, last, wonAt = held, info.State.LastSeq, time.Now()
+		n.log.Info().Uint64("log", last).Uint64("applied", n.streamSeq.Load()).Msg("still holding the lease; applying the log to its end")
+		if err := n.catchUp(ctx, &asm, last); err != nil {
+			n.log.Warn().Err(err).Msg("catching up with the log")
 		}
 	}
 	for {
@@ -149,23 +166,14 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 			}
 			return 0, ctx.Err()
 		case err := <-errc:
-			if rev != 0 {
-				n.release(rev)
-			}
-			return 0, fmt.Errorf("cluster: consuming the log: %w", err)
+			return fail(fmt.Errorf("cluster: consuming the log: %w", err))
 		case m, ok := <-in:
 			lastMsg = time.Now()
 			if !ok {
-				if rev != 0 {
-					n.release(rev)
-				}
-				return 0, errors.New("cluster: the log's consumer stopped")
+				return fail(errors.New("cluster: the log's consumer stopped"))
 			}
 			if err := n.apply(&asm, m); err != nil {
-				if rev != 0 {
-					n.release(rev)
-				}
-				return 0, err
+				return fail(err)
 			}
 		case <-tick.C:
 			n.publishStatus(ctx, "follower")
@@ -186,7 +194,7 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 					n.log.Warn().Uint64("applied", n.streamSeq.Load()).Uint64("log", last).
 						Msg("won the lease but could not catch up with the log; giving it up")
 					n.release(rev)
-					rev = 0
+					rev, resync = 0, false
 					continue
 				}
 				// Keep the lease while catching up (what it applies
@@ -197,7 +205,7 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 					rev = r
 				case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 					n.log.Warn().Err(err).Msg("lost the lease while catching up with the log")
-					rev = 0
+					rev, resync = 0, false
 				}
 				continue
 			}
@@ -460,7 +468,7 @@ func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 			why = "the node stops"
 		case <-deposed:
 			why = "the log refused an append"
-			if r, ok := n.stillHeld(ctx, rev, renewed); ok {
+			if r, ok := n.stillHeld(ctx, rev, renewed.Add(n.opts.LeaseTTL)); ok {
 				held = r
 			}
 		case <-tick.C:
@@ -508,18 +516,18 @@ func (n *Node) renew(ctx context.Context, rev uint64) (uint64, error) {
 	return n.lease.Update(rctx, "leader", marshal(v), rev)
 }
 
-// stillHeld reports whether the lease, at revision rev when renewed last
-// (a renewal sent after renewed), is still this node's, renewing it: its
-// new revision and true, or false once another node took it or no renewal
-// succeeded within a lease's TTL of the last (the lease's Raft group may be
-// electing a leader: a renewal that fails for want of one is tried again).
-func (n *Node) stillHeld(ctx context.Context, rev uint64, renewed time.Time) (uint64, bool) {
+// stillHeld reports whether the lease, at revision rev, is still this
+// node's, renewing it: its new revision and true, or false once another
+// node took it (or it expired) or no renewal succeeded by deadline (the
+// lease's Raft group may be electing a leader: a renewal that fails for
+// want of one is tried again).
+func (n *Node) stillHeld(ctx context.Context, rev uint64, deadline time.Time) (uint64, bool) {
 	for ctx.Err() == nil {
 		r, err := n.renew(ctx, rev)
 		if err == nil {
 			return r, true
 		}
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || time.Since(renewed) >= n.opts.LeaseTTL {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || !time.Now().Before(deadline) {
 			n.log.Warn().Err(err).Msg("the lease is no longer this node's")
 			return 0, false
 		}
