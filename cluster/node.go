@@ -376,7 +376,17 @@ func (n *Node) campaign(ctx context.Context) (uint64, error) {
 	case !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted):
 		return 0, err
 	}
+	n.leaderMu.Lock()
+	unread := time.Since(n.leaderSeen) > n.opts.LeaseTTL/2
+	n.leaderMu.Unlock()
 	n.sawLeader(nil)
+	if unread {
+		// The lease could not be read a while (its Raft group had no
+		// leader) and is gone now: it expired while its holder could not
+		// renew it. The holder takes it again if it can (stillHeld); the
+		// others wait a tick for it.
+		return 0, nil
+	}
 	v := n.me()
 	v.Role = "leader"
 	rev, err := n.lease.Create(ctx, "leader", marshal(v))
@@ -468,7 +478,7 @@ func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 			why = "the node stops"
 		case <-deposed:
 			why = "the log refused an append"
-			if r, ok := n.stillHeld(ctx, rev, renewed.Add(n.opts.LeaseTTL)); ok {
+			if r, ok := n.stillHeld(ctx, rev, renewed.Add(2*n.opts.LeaseTTL)); ok {
 				held = r
 			}
 		case <-tick.C:
@@ -518,22 +528,46 @@ func (n *Node) renew(ctx context.Context, rev uint64) (uint64, error) {
 
 // stillHeld reports whether the lease, at revision rev, is still this
 // node's, renewing it: its new revision and true, or false once another
-// node took it (or it expired) or no renewal succeeded by deadline (the
-// lease's Raft group may be electing a leader: a renewal that fails for
-// want of one is tried again).
+// node took it or no renewal succeeded by deadline (the lease's Raft group
+// may be electing a leader: a renewal that fails for want of one is tried
+// again). A lease that expired meanwhile, nobody holding it, is taken
+// again: its group may elect its leader later than the lease's TTL after
+// the last renewal, and the others wait a tick before they take a lease
+// they could not read (campaign).
 func (n *Node) stillHeld(ctx context.Context, rev uint64, deadline time.Time) (uint64, bool) {
 	for ctx.Err() == nil {
 		r, err := n.renew(ctx, rev)
 		if err == nil {
 			return r, true
 		}
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || !time.Now().Before(deadline) {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			if r, ok := n.retake(ctx); ok {
+				n.log.Warn().Msg("the lease expired while it could not be renewed; taken again")
+				return r, true
+			}
 			n.log.Warn().Err(err).Msg("the lease is no longer this node's")
+			return 0, false
+		}
+		if !time.Now().Before(deadline) {
+			n.log.Warn().Err(err).Msg("the lease could not be renewed")
 			return 0, false
 		}
 		sleep(ctx, n.opts.LeaseTTL/20)
 	}
 	return 0, false
+}
+
+// retake takes the lease if nobody holds it.
+func (n *Node) retake(ctx context.Context) (uint64, bool) {
+	rctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
+	defer cancel()
+	if _, err := n.lease.Get(rctx, "leader"); !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+		return 0, false
+	}
+	v := n.me()
+	v.Role = "leader"
+	r, err := n.lease.Create(rctx, "leader", marshal(v))
+	return r, err == nil
 }
 
 // appender is the leader's ledger.Log: each record goes to the stream as
