@@ -35,16 +35,35 @@ func (n *Node) run() {
 		defer cancel()
 		_ = n.lease.Delete(dctx, "node."+n.opts.Name)
 	}()
+	var held uint64         // the lease, still this node's after a refused append
+	var resyncing time.Time // since when it applies the log to lead again
 	for ctx.Err() == nil {
-		rev, err := n.follow(ctx)
+		rev, err := n.follow(ctx, held)
+		held = 0
 		if err != nil {
 			if ctx.Err() == nil {
 				n.log.Error().Err(err).Msg("following the log")
 				sleep(ctx, n.opts.LeaseTTL/5)
 			}
+			if rev != 0 {
+				// The log is unreadable a moment (its Raft group elects a
+				// leader, as when the append was lost): try again under
+				// the lease while it is still this node's, a while.
+				if ctx.Err() == nil && time.Since(resyncing) < 2*n.opts.LeaseTTL {
+					if r, ok := n.stillHeld(ctx, rev, time.Now().Add(n.opts.LeaseTTL/2)); ok {
+						held = r
+						continue
+					}
+				}
+				n.log.Warn().Msg("could not apply the log to its end under the lease; giving it up")
+				n.release(rev)
+				n.sawLeader(nil)
+			}
 			continue
 		}
-		n.lead(ctx, rev)
+		if held = n.lead(ctx, rev); held != 0 {
+			resyncing = time.Now()
+		}
 	}
 }
 
@@ -58,23 +77,32 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // follow applies the log as it grows until this node wins the lease and
-// has applied the log to its end; it returns the lease's revision.
-func (n *Node) follow(ctx context.Context) (uint64, error) {
+// has applied the log to its end; it returns the lease's revision. held is
+// the lease's revision when this node still holds it (it led, and the log
+// refused an append of its: it applies the log to its end and leads again),
+// or 0; if the log fails it then, follow returns the error with the lease's
+// revision, still held, for the caller to try again or give it up.
+func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 	start, err := n.seek(ctx, n.l.Applied()+1)
 	if err != nil {
-		return 0, err
+		return held, err
 	}
+	// The ledger holds the records before start and none after: the
+	// acknowledgements of a last term as leader may have been counted for
+	// batches the ledger then dropped (their appends were refused), so the
+	// stream sequence seen is set again from the ledger, not kept.
+	n.streamSeq.Store(start - 1)
 	cons, err := n.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{LogSubject},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    start,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("cluster: a consumer of the log: %w", err)
+		return held, fmt.Errorf("cluster: a consumer of the log: %w", err)
 	}
 	msgs, err := cons.Messages()
 	if err != nil {
-		return 0, fmt.Errorf("cluster: consuming the log: %w", err)
+		return held, fmt.Errorf("cluster: consuming the log: %w", err)
 	}
 	defer msgs.Stop()
 	in := make(chan jetstream.Msg, 256)
@@ -104,6 +132,29 @@ func (n *Node) follow(ctx context.Context) (uint64, error) {
 	var last uint64 // the log's last sequence when won
 	var wonAt time.Time
 	lastMsg, checked := time.Now(), time.Now()
+	resync := held != 0 // rev is the lease held before: kept on an error
+	fail := func(err error) (uint64, error) {
+		if rev != 0 {
+			if resync {
+				return rev, err
+			}
+			n.release(rev)
+		}
+		return 0, err
+	}
+	if held != 0 {
+		ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+		info, err := n.stream.Info(ictx)
+		cancel()
+		if err != nil {
+			return held, fmt.Errorf("cluster: the log stream: %w", err)
+		}
+		rev, last, wonAt = held, info.State.LastSeq, time.Now()
+		n.log.Info().Uint64("log", last).Uint64("applied", n.streamSeq.Load()).Msg("still holding the lease; applying the log to its end")
+		if err := n.catchUp(ctx, &asm, last); err != nil {
+			n.log.Warn().Err(err).Msg("catching up with the log")
+		}
+	}
 	for {
 		if rev != 0 && n.streamSeq.Load() >= last {
 			return rev, nil
@@ -115,23 +166,14 @@ func (n *Node) follow(ctx context.Context) (uint64, error) {
 			}
 			return 0, ctx.Err()
 		case err := <-errc:
-			if rev != 0 {
-				n.release(rev)
-			}
-			return 0, fmt.Errorf("cluster: consuming the log: %w", err)
+			return fail(fmt.Errorf("cluster: consuming the log: %w", err))
 		case m, ok := <-in:
 			lastMsg = time.Now()
 			if !ok {
-				if rev != 0 {
-					n.release(rev)
-				}
-				return 0, errors.New("cluster: the log's consumer stopped")
+				return fail(errors.New("cluster: the log's consumer stopped"))
 			}
 			if err := n.apply(&asm, m); err != nil {
-				if rev != 0 {
-					n.release(rev)
-				}
-				return 0, err
+				return fail(err)
 			}
 		case <-tick.C:
 			n.publishStatus(ctx, "follower")
@@ -152,7 +194,18 @@ func (n *Node) follow(ctx context.Context) (uint64, error) {
 					n.log.Warn().Uint64("applied", n.streamSeq.Load()).Uint64("log", last).
 						Msg("won the lease but could not catch up with the log; giving it up")
 					n.release(rev)
-					rev = 0
+					rev, resync = 0, false
+					continue
+				}
+				// Keep the lease while catching up (what it applies
+				// waits for the batches of its last term to finish).
+				r, err := n.renewOnce(ctx, rev)
+				switch {
+				case err == nil:
+					rev = r
+				case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+					n.log.Warn().Err(err).Msg("lost the lease while catching up with the log")
+					rev, resync = 0, false
 				}
 				continue
 			}
@@ -323,7 +376,17 @@ func (n *Node) campaign(ctx context.Context) (uint64, error) {
 	case !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted):
 		return 0, err
 	}
+	n.leaderMu.Lock()
+	unread := time.Since(n.leaderSeen) > n.opts.LeaseTTL/2
+	n.leaderMu.Unlock()
 	n.sawLeader(nil)
+	if unread {
+		// The lease could not be read a while (its Raft group had no
+		// leader) and is gone now: it expired while its holder could not
+		// renew it. The holder takes it again if it can (stillHeld); the
+		// others wait a tick for it.
+		return 0, nil
+	}
 	v := n.me()
 	v.Role = "leader"
 	rev, err := n.lease.Create(ctx, "leader", marshal(v))
@@ -356,15 +419,34 @@ func (n *Node) release(rev uint64) {
 }
 
 // lead makes the node the leader until it loses the lease, the log refuses
-// an append, or the node stops.
-func (n *Node) lead(ctx context.Context, rev uint64) {
+// an append, or the node stops. It returns the lease's revision when the log
+// refused an append but the lease is still this node's (0 otherwise): the
+// node then applies the log to its end and leads again, under the same
+// lease (follow).
+//
+// An append is refused, or never acknowledged, for other reasons than
+// another leader: a NATS server that comes back after a pause campaigns in
+// the Raft groups of the log and the lease with a higher term (NATS Raft
+// has no pre-vote), their leaders step down, and a message sent to the log
+// as its group changes leader is lost, so that the appends after it expect
+// a sequence the log never reached. The lease tells the two apart: its
+// update at this node's revision succeeds only if no other node took it
+// since, and no other node appends without it.
+func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 	logEnd := n.streamSeq.Load()
-	a := &appender{n: n, last: logEnd}
+	a := &appender{n: n, last: logEnd, broken: make(chan struct{})}
+	defer a.close()
 	deposed, err := n.l.Lead(a)
+	for errors.Is(err, ledger.ErrBusy) && ctx.Err() == nil {
+		// The batches of its last term are finishing (their appends
+		// refused, or given up on).
+		sleep(ctx, time.Millisecond)
+		deposed, err = n.l.Lead(a)
+	}
 	if err != nil {
 		n.log.Error().Err(err).Msg("cannot lead")
 		n.release(rev)
-		return
+		return 0
 	}
 	n.leading.Store(true)
 	v := n.me()
@@ -391,16 +473,23 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 	// its expiry is refused, not applied.
 	renewed := time.Now()
 	why := ""
+	held := uint64(0)
 	for why == "" {
 		select {
 		case <-ctx.Done():
 			why = "the node stops"
 		case <-deposed:
 			why = "the log refused an append"
+			if r, ok := n.stillHeld(ctx, rev, renewed.Add(2*n.opts.LeaseTTL)); ok {
+				held = r
+			}
 		case <-tick.C:
 			at := time.Now()
 			r, err := n.renew(ctx, rev, renewed) // lease.go
 			if err != nil {
+				// renew tried again within the lease's TTL (a renewal
+				// sent as the lease's Raft group changes leader fails,
+				// and the next one succeeds): the lease is lost.
 				why = "the lease could not be renewed: " + err.Error()
 				break
 			}
@@ -417,14 +506,73 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 			cancel()
 		}
 	}
-	n.log.Warn().Str("why", why).Msg("stepping down")
 	n.leading.Store(false)
 	_ = n.l.StepDown()
 	if n.opts.OnFollow != nil {
 		n.opts.OnFollow()
 	}
+	if held != 0 {
+		n.log.Warn().Str("why", why).Msg("the lease is still this node's: applying the log to its end to lead again")
+		return held
+	}
+	n.log.Warn().Str("why", why).Msg("stepping down")
 	n.release(rev)
 	n.sawLeader(nil)
+	return 0
+}
+
+// renewOnce updates the lease at revision rev and returns its new
+// revision: one attempt (renew, lease.go, tries again within the TTL).
+func (n *Node) renewOnce(ctx context.Context, rev uint64) (uint64, error) {
+	v := n.me()
+	v.Role = "leader"
+	rctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
+	defer cancel()
+	return n.lease.Update(rctx, "leader", marshal(v), rev)
+}
+
+// stillHeld reports whether the lease, at revision rev, is still this
+// node's, renewing it: its new revision and true, or false once another
+// node took it or no renewal succeeded by deadline (the lease's Raft group
+// may be electing a leader: a renewal that fails for want of one is tried
+// again). A lease that expired meanwhile, nobody holding it, is taken
+// again: its group may elect its leader later than the lease's TTL after
+// the last renewal, and the others wait a tick before they take a lease
+// they could not read (campaign).
+func (n *Node) stillHeld(ctx context.Context, rev uint64, deadline time.Time) (uint64, bool) {
+	for ctx.Err() == nil {
+		r, err := n.renewOnce(ctx, rev)
+		if err == nil {
+			return r, true
+		}
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			if r, ok := n.retake(ctx); ok {
+				n.log.Warn().Msg("the lease expired while it could not be renewed; taken again")
+				return r, true
+			}
+			n.log.Warn().Err(err).Msg("the lease is no longer this node's")
+			return 0, false
+		}
+		if !time.Now().Before(deadline) {
+			n.log.Warn().Err(err).Msg("the lease could not be renewed")
+			return 0, false
+		}
+		sleep(ctx, n.opts.LeaseTTL/20)
+	}
+	return 0, false
+}
+
+// retake takes the lease if nobody holds it.
+func (n *Node) retake(ctx context.Context) (uint64, bool) {
+	rctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
+	defer cancel()
+	if _, err := n.lease.Get(rctx, "leader"); !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+		return 0, false
+	}
+	v := n.me()
+	v.Role = "leader"
+	r, err := n.lease.Create(rctx, "leader", marshal(v))
+	return r, err == nil
 }
 
 // appender is the leader's ledger.Log: each record goes to the stream as
@@ -433,8 +581,15 @@ func (n *Node) lead(ctx context.Context, rev uint64) {
 // this one is refused.
 type appender struct {
 	n    *Node
-	mu   sync.Mutex // held by Append, and by hold
+	mu   sync.Mutex // held by Append, by hold, and by saw and close
 	last uint64     // the stream sequence the next message follows
+
+	// broken is closed at the first append of the term refused or not
+	// acknowledged in time: the appends still waiting then give up at
+	// once (the ledger drops every batch from the first refused one on).
+	broken chan struct{}
+	once   sync.Once
+	closed bool // the term ended: acknowledgements no longer count
 }
 
 // hold runs fn with no append in flight: it stops new appends (Append
@@ -449,6 +604,24 @@ func (a *appender) hold(ctx context.Context, fn func() error) error {
 	}
 	return fn()
 }
+
+// saw notes the stream sequence of an acknowledged append, while the term
+// lasts.
+func (a *appender) saw(s uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.closed {
+		a.n.sawStreamSeq(s)
+	}
+}
+
+func (a *appender) close() {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+}
+
+func (a *appender) breakOff() { a.once.Do(func() { close(a.broken) }) }
 
 // Append implements ledger.Log.
 func (a *appender) Append(seq uint64, rec []byte) func() error {
@@ -479,10 +652,14 @@ func (a *appender) Append(seq uint64, rec []byte) func() error {
 		for _, f := range futs {
 			select {
 			case ack := <-f.Ok():
-				n.sawStreamSeq(ack.Sequence)
+				a.saw(ack.Sequence)
 			case err := <-f.Err():
+				a.breakOff()
 				return err
+			case <-a.broken:
+				return errors.New("another append of this term was refused or not acknowledged")
 			case <-t.C:
+				a.breakOff()
 				return fmt.Errorf("no acknowledgement from the log within %v", timeout)
 			}
 		}

@@ -26,8 +26,8 @@ import (
 // them to the leader.
 var ErrNotLeader = failure.New(failure.Unavailable, "this node is not the leader")
 
-// ErrBusy is returned by Follow while the batches of the last term as
-// leader are still in flight: try again in a moment.
+// ErrBusy is returned by Follow and Lead while the batches of the last term
+// as leader are still in flight: try again in a moment.
 var ErrBusy = failure.New(failure.Unavailable, "the ledger is finishing its batches as leader")
 
 // errDeposed wraps the log's refusal of an append.
@@ -54,13 +54,19 @@ type Log interface {
 // appends each batch to log. The caller must have applied every record of
 // the log first (Follow), so that the first append follows the log's last
 // record. Lead returns a channel closed when the ledger stops leading: a
-// refused append, or StepDown.
+// refused append, or StepDown. While the batches of the last term are still
+// in flight (their appends not yet acknowledged or refused) it returns
+// ErrBusy: try again in a moment (a batch of the last term finishing in the
+// new one would be shown or dropped by the new term's rules).
 func (l *Ledger) Lead(log Log) (<-chan struct{}, error) {
 	var out <-chan struct{}
 	err := l.control(func() error {
 		w := &l.w
 		if w.leading {
 			return errors.New("ledger: already leading")
+		}
+		if len(w.inflight) > 0 {
+			return ErrBusy
 		}
 		w.leading, w.log, w.refused = true, log, false
 		w.deposed = make(chan struct{})

@@ -306,3 +306,65 @@ func TestKeepJournalTo(t *testing.T) {
 		t.Fatalf("the dropped record came back: applied %d", l.Applied())
 	}
 }
+
+// heldLog holds every append's acknowledgement until release is closed,
+// then acknowledges it: an append in flight.
+type heldLog struct {
+	memLog
+	release chan struct{}
+}
+
+func (h *heldLog) Append(seq uint64, rec []byte) func() error {
+	wait := h.memLog.Append(seq, rec)
+	return func() error {
+		<-h.release
+		return wait()
+	}
+}
+
+// TestLeadBusy: while a batch of the last term is in flight (its append
+// not acknowledged yet), Lead answers ErrBusy; once it is, the ledger leads
+// again from it.
+func TestLeadBusy(t *testing.T) {
+	log := &heldLog{release: make(chan struct{})}
+	opts := memOptions()
+	opts.Follower = true
+	l := mustOpen(t, opts)
+	var once sync.Once
+	release := func() { once.Do(func() { close(log.release) }) }
+	t.Cleanup(release) // before the ledger closes: it waits for its batches
+	if _, err := l.Lead(log); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	k := key("user:a", "-", "vm")
+	done := make(chan error, 1)
+	go func() { done <- l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 10}}) }()
+	testkit.CheckFor(t, testkit.Patience, time.Millisecond, func() error {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		if log.appends == 0 {
+			return errors.New("no append yet")
+		}
+		return nil
+	})
+	if err := l.StepDown(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Lead(log); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Lead with a batch of the last term in flight: %v, want ErrBusy", err)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("the batch in flight: %v", err)
+	}
+	if _, err := l.Lead(log); err != nil {
+		t.Fatalf("Lead once the batch finished: %v", err)
+	}
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 20}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := l.FindHoldingByKey(k); v.Limit != 20 || l.Applied() != 2 {
+		t.Fatalf("holding %+v at record %d, want limit 20 at 2", v, l.Applied())
+	}
+}

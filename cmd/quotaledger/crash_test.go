@@ -190,8 +190,19 @@ func crashStartCluster(t *testing.T, c *testCluster, holders, workers int, limit
 	h.cluster, h.node, h.admin = true, c.Leader().Base(), c.Token
 	h.setup(holders)
 	// Every node knows the service's token (the log brings it to the
-	// followers; until then a read there with it is a 401).
+	// followers; until then a read there with it is a 401). The status
+	// Converged reads is as of each node's last report: a node that joined
+	// from a checkpoint may report the leader's sequence before the leader
+	// reports its own past the setup, so each node is asked too.
 	c.Converged()
+	for _, nd := range c.Nodes {
+		testkit.CheckFor(t, testkit.Patience, poll, func() error {
+			if code, data := call(t, http.MethodGet, nd.Base()+"/account/v1.0/commissions", h.svc, ""); code != http.StatusOK {
+				return fmt.Errorf("%s: GET commissions with the service's token: %d %s", nd.Name, code, data)
+			}
+			return nil
+		})
+	}
 	return h
 }
 
