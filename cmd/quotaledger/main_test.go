@@ -530,6 +530,14 @@ func spawnServe(t *testing.T, env []string, args ...string) *proc {
 	return p
 }
 
+// listenPatience is how long a test waits for serve to listen: only to turn
+// a hang into a failure. A restart replays the WAL (9 s seen on a loaded
+// machine); a node of a cluster first waits for the cluster's JetStream, up
+// to its --join-timeout (2m: a wiped node's NATS server catching up its
+// streams from the others took over 30 s under load), and exits if it
+// gives up, which fails the wait at once.
+const listenPatience = 3 * time.Minute
+
 // waitListening waits for the process's "listening" line and notes its
 // addresses.
 func (p *proc) waitListening() {
@@ -539,9 +547,8 @@ func (p *proc) waitListening() {
 		p.base, p.nats = "http://"+a.http, a.nats
 	case <-p.exited:
 		p.t.Fatalf("serve exited before listening: %v", p.err)
-	case <-time.After(30 * time.Second):
-		// A restart replays the WAL; on a loaded machine that took 9 s.
-		p.t.Fatal("serve did not log its address within 30s")
+	case <-time.After(listenPatience):
+		p.t.Fatalf("serve did not log its address within %v", listenPatience)
 	}
 }
 
