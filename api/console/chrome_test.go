@@ -58,7 +58,6 @@ func chrome(t *testing.T) context.Context {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
@@ -68,14 +67,27 @@ func chrome(t *testing.T) context.Context {
 		chromedp.Flag("metrics-recording-only", true),
 		chromedp.WindowSize(1280, 900),
 	}
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil { // starts the browser
-		t.Fatalf("starting %s: %v", path, err)
+	// The browser is the test's tool, not what it tests: a start that fails
+	// (Chromium exited before it listened, seen once in make test on a
+	// loaded machine, its output saying nothing of why) is tried again.
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		actx, acancel := chromedp.NewExecAllocator(ctx, append(opts, chromedp.UserDataDir(t.TempDir()))...)
+		bctx, bcancel := chromedp.NewContext(actx)
+		err := chromedp.Do(bctx) // starts the browser
+		if err == nil {
+			t.Cleanup(acancel)
+			t.Cleanup(bcancel)
+			return bctx
+		}
+		bcancel()
+		acancel()
+		if attempt == attempts || ctx.Err() != nil {
+			t.Fatalf("starting %s (%d attempts): %v", path, attempt, err)
+		}
+		t.Logf("starting %s, attempt %d: %v; trying again", path, attempt, err)
+		time.Sleep(time.Second)
 	}
-	return bctx
 }
 
 // tab is a tab of the test's browser, in a browser context of its own
