@@ -97,8 +97,9 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 	// JetStream's meta leader, and the meta group may have none for
 	// seconds (its leader's server went with the node that led): nothing
 	// here waits for it. Meanwhile, and whenever the consumer fails, the
-	// log is read message by message from the stream's own Raft leader
-	// (catchUp) on every tick, and the node campaigns all the same.
+	// log is read message by message on every tick (readOn: its end from
+	// the stream's Raft leader, each message by direct get), and the node
+	// campaigns all the same.
 	cur := n.consume(ctx, start)
 	defer func() { cur.close() }()
 	var asm assembler
