@@ -177,6 +177,15 @@ func Setup(ctx context.Context, opts Options, id string) (string, error) {
 		Discard:    jetstream.DiscardOld,
 		DenyDelete: true,
 		DenyPurge:  true,
+		// Its messages read by direct get ($JS.API.DIRECT.GET, any of
+		// its replicas answers): nats-server refuses every
+		// $JS.API.STREAM.MSG.GET, even on the stream's own Raft leader,
+		// while JetStream's meta group has no leader, and a node takes
+		// over by reading the log to its end (catchUp) at just such a
+		// time, when the meta leader's server went with the leader. A
+		// replica that does not hold a message yet answers that it has
+		// none: an error, and the reader reads it again.
+		AllowDirect: true,
 	}); err != nil {
 		return "", fmt.Errorf("cluster: the log stream %s: %w", LogStream, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -92,39 +93,15 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 	// batches the ledger then dropped (their appends were refused), so the
 	// stream sequence seen is set again from the ledger, not kept.
 	n.streamSeq.Store(start - 1)
-	cons, err := n.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{LogSubject},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    start,
-	})
-	if err != nil {
-		return held, fmt.Errorf("cluster: a consumer of the log: %w", err)
-	}
-	msgs, err := cons.Messages()
-	if err != nil {
-		return held, fmt.Errorf("cluster: consuming the log: %w", err)
-	}
-	defer msgs.Stop()
-	in := make(chan jetstream.Msg, 256)
-	errc := make(chan error, 1)
-	go func() {
-		defer close(in)
-		for {
-			m, err := msgs.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					errc <- err
-				}
-				return
-			}
-			select {
-			case in <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-
+	// The consumer is made in the background: its creation goes through
+	// JetStream's meta leader, and the meta group may have none for
+	// seconds (its leader's server went with the node that led): nothing
+	// here waits for it. Meanwhile, and whenever the consumer fails, the
+	// log is read message by message on every tick (readOn: its end from
+	// the stream's Raft leader, each message by direct get), and the node
+	// campaigns all the same.
+	cur := n.consume(ctx, start)
+	defer func() { cur.close() }()
 	var asm assembler
 	tick := time.NewTicker(n.opts.LeaseTTL / 5)
 	defer tick.Stop()
@@ -165,19 +142,22 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 				n.release(rev)
 			}
 			return 0, ctx.Err()
-		case err := <-errc:
-			return fail(fmt.Errorf("cluster: consuming the log: %w", err))
-		case m, ok := <-in:
+		case m, ok := <-cur.msgs():
 			lastMsg = time.Now()
 			if !ok {
-				return fail(errors.New("cluster: the log's consumer stopped"))
+				// The consumer could not be made or failed: read the log
+				// without it until the next tick makes another.
+				n.log.Warn().Err(cur.err()).Msg("the log's consumer stopped; reading the log without it")
+				cur.close()
+				cur = nil
+				continue
 			}
 			if err := n.apply(&asm, m); err != nil {
 				return fail(err)
 			}
 		case <-tick.C:
 			n.publishStatus(ctx, "follower")
-			if rev == 0 && time.Since(lastMsg) > n.opts.LeaseTTL && time.Since(checked) > n.opts.LeaseTTL {
+			if rev == 0 && cur.isReady() && time.Since(lastMsg) > n.opts.LeaseTTL && time.Since(checked) > n.opts.LeaseTTL {
 				// No message for a while: is the consumer stalled (its
 				// stream's leader gone) while the log grows?
 				checked = time.Now()
@@ -185,7 +165,9 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 				info, err := n.stream.Info(ictx)
 				cancel()
 				if err == nil && info.State.LastSeq > n.streamSeq.Load() {
-					return 0, errors.New("cluster: the log's consumer stalled; starting a new one")
+					n.log.Warn().Msg("the log's consumer stalled; reading the log without it")
+					cur.close()
+					cur = nil
 				}
 			}
 			if rev != 0 {
@@ -203,6 +185,11 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 				switch {
 				case err == nil:
 					rev = r
+					// Read the rest of the log, not only through the
+					// consumer (which may have none to give).
+					if err := n.catchUp(ctx, &asm, last); err != nil {
+						n.log.Warn().Err(err).Msg("catching up with the log")
+					}
 				case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 					n.log.Warn().Err(err).Msg("lost the lease while catching up with the log")
 					rev, resync = 0, false
@@ -211,6 +198,16 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 			}
 			r, err := n.campaign(ctx)
 			if err != nil || r == 0 {
+				if !cur.isReady() {
+					// No consumer delivers (none could be made yet, or
+					// it failed): read the log from its stream's Raft
+					// leader, and make one again if it is gone.
+					n.readOn(ctx, &asm)
+					if cur == nil {
+						cur = n.consume(ctx, n.streamSeq.Load()+1)
+						lastMsg = time.Now()
+					}
+				}
 				continue
 			}
 			ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
@@ -234,6 +231,110 @@ type assembler struct {
 	seq   uint64
 	parts int
 	buf   bytes.Buffer
+}
+
+// logConsumer is an ordered consumer of the log from a sequence on,
+// made and read in the background. A nil *logConsumer is none.
+type logConsumer struct {
+	in     chan jetstream.Msg // closed when it stops (failed, or closed)
+	cancel context.CancelFunc
+	ready  atomic.Bool // made: it delivers
+	mu     sync.Mutex
+	failed error // why it stopped
+}
+
+// consume starts a consumer of the log from stream sequence start. Its
+// creation needs JetStream's meta leader, and nats.go tries it again while
+// it fails: it is made and read in a goroutine of its own, so that no one
+// waits for it.
+func (n *Node) consume(ctx context.Context, start uint64) *logConsumer {
+	cctx, cancel := context.WithCancel(ctx)
+	c := &logConsumer{in: make(chan jetstream.Msg, 256), cancel: cancel}
+	go func() {
+		defer close(c.in)
+		err := func() error {
+			cons, err := n.stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+				FilterSubjects: []string{LogSubject},
+				DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+				OptStartSeq:    start,
+				// Its creation, and its re-creation when it loses its
+				// server, tried a few times, then given up: the follower
+				// makes another (follow).
+				MaxResetAttempts: 3,
+			})
+			if err != nil {
+				return fmt.Errorf("cluster: a consumer of the log: %w", err)
+			}
+			msgs, err := cons.Messages()
+			if err != nil {
+				return fmt.Errorf("cluster: a consumer of the log: %w", err)
+			}
+			defer msgs.Stop()
+			c.ready.Store(true)
+			stop := context.AfterFunc(cctx, msgs.Stop)
+			defer stop()
+			for {
+				m, err := msgs.Next()
+				if err != nil {
+					if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+						return nil
+					}
+					return fmt.Errorf("cluster: consuming the log: %w", err)
+				}
+				select {
+				case c.in <- m:
+				case <-cctx.Done():
+					return nil
+				}
+			}
+		}()
+		c.mu.Lock()
+		c.failed = err
+		c.mu.Unlock()
+	}()
+	return c
+}
+
+// msgs is the channel of its messages (nil, which never delivers, for
+// none).
+func (c *logConsumer) msgs() <-chan jetstream.Msg {
+	if c == nil {
+		return nil
+	}
+	return c.in
+}
+
+func (c *logConsumer) isReady() bool { return c != nil && c.ready.Load() }
+
+// err is why it stopped.
+func (c *logConsumer) err() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed
+}
+
+func (c *logConsumer) close() {
+	if c != nil {
+		c.cancel()
+	}
+}
+
+// readOn applies the log up to its end as its stream's Raft leader tells
+// it, message by message (catchUp): a follower's way to keep up while it
+// has no consumer of the log.
+func (n *Node) readOn(ctx context.Context, asm *assembler) {
+	ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+	info, err := n.stream.Info(ictx)
+	cancel()
+	if err != nil {
+		return
+	}
+	if err := n.catchUp(ctx, asm, info.State.LastSeq); err != nil {
+		n.log.Warn().Err(err).Msg("reading the log without a consumer")
+	}
 }
 
 // apply takes one log message from the consumer.

@@ -195,6 +195,14 @@ func TestClusterKillUnderLoad(t *testing.T) {
 		sum := h.checkCluster(c, calls)
 		total.add(sum)
 
+		// How often the survivors read the log without a consumer so far
+		// (their consumers lost, or not yet made: the meta group's
+		// leader gone with the killed server, docs/cluster.md).
+		noConsumer := 0
+		for _, n := range c.Running() {
+			noConsumer += strings.Count(n.proc.stderr.String(), "reading the log without it")
+		}
+
 		// The killed node rejoins, as a follower, and holds the same.
 		restart := time.Now()
 		leader.Restart()
@@ -207,9 +215,10 @@ func TestClusterKillUnderLoad(t *testing.T) {
 		h.sameLedger(leader)
 		dropped := strings.Count(leader.proc.stderr.String(), "dropping a journal record the cluster's log does not hold")
 		t.Logf("kill %d of %s after %s of load (Raft leaders: %s): writes answered again through a survivor %s after the kill; %s; "+
-			"%d commissions in the ledger; %s back (its journal had %d records the log did not) and caught up in %s",
+			"%d commissions in the ledger; %s back (its journal had %d records the log did not) and caught up in %s; "+
+			"the survivors read the log without a consumer %d times so far",
 			round, leader.Name, load.Round(time.Millisecond), rafts, failover.Round(time.Millisecond), sum,
-			len(h.model.bySerial), leader.Name, dropped, time.Since(restart).Round(time.Millisecond))
+			len(h.model.bySerial), leader.Name, dropped, time.Since(restart).Round(time.Millisecond), noConsumer)
 	}
 	t.Logf("after %d kills: %s", kills, total)
 	t.Logf("failover (kill -9 of the leader to the first write answered through a survivor): %s", durations(failovers))

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/quotaledger/quotaledger/events"
@@ -38,9 +41,33 @@ func main() {
 		fmt.Fprintln(os.Stderr, "natsd:", err)
 		os.Exit(1)
 	}
+	// The tests ask a server who leads JetStream's meta group (which only
+	// the system account may ask NATS itself): natsd.meta.NAME answers
+	// the server's view of it, as JSON (server.MetaClusterInfo).
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "natsd:", err)
+		os.Exit(1)
+	}
+	if _, err := nc.Subscribe("natsd.meta."+*name, func(m *nats.Msg) {
+		var meta *server.MetaClusterInfo
+		if jsz, err := srv.NATS().Jsz(nil); err == nil {
+			meta = jsz.Meta
+		}
+		b, _ := json.Marshal(meta)
+		_ = m.Respond(b)
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, "natsd:", err)
+		os.Exit(1)
+	}
+	if err := nc.Flush(); err != nil {
+		fmt.Fprintln(os.Stderr, "natsd:", err)
+		os.Exit(1)
+	}
 	fmt.Println(srv.ClientURL())
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
+	nc.Close()
 	srv.Shutdown()
 }
