@@ -106,6 +106,7 @@ func (s *testServer) start() {
 		if !strings.HasPrefix(l, "nats://") {
 			s.t.Fatalf("natsd printed %q", l)
 		}
+		s.url = l // its client URL, the port it took when given -1
 	case <-time.After(testkit.Patience):
 		s.t.Fatal("natsd did not start")
 	}

@@ -48,9 +48,12 @@ func addServers(t *testing.T, srvs []*testServer, k int) []*testServer {
 	}
 	var added []*testServer
 	for i := range k {
-		client, route := testkit.FreeAddr(t), testkit.FreeAddr(t)
-		added = append(added, &testServer{t: t, url: "nats://" + client, args: []string{"-dir", t.TempDir(), "-listen", client,
-			"-name", fmt.Sprintf("n%d", len(srvs)+i+1), "-route", route, "-peers", strings.Join(routes, ",")}})
+		// Ports the server picks itself (it dials the others; none dials
+		// it): a port found free and then bound by the server was taken by
+		// another test's process in between once ("address already in
+		// use" in make test).
+		added = append(added, &testServer{t: t, args: []string{"-dir", t.TempDir(), "-listen", "127.0.0.1:-1",
+			"-name", fmt.Sprintf("n%d", len(srvs)+i+1), "-route", "127.0.0.1:-1", "-peers", strings.Join(routes, ",")}})
 	}
 	var wg sync.WaitGroup
 	for _, s := range added {
