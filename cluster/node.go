@@ -590,7 +590,20 @@ func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 			if err != nil {
 				// renew tried again within the lease's TTL (a renewal
 				// sent as the lease's Raft group changes leader fails,
-				// and the next one succeeds): the lease is lost.
+				// and the next one succeeds). Refused, the lease is
+				// another's. Unanswered for the whole TTL (the lease's
+				// group electing a leader: a resumed NATS server
+				// disrupts it), it is still this node's if nobody took
+				// it meanwhile, which stillHeld finds out (taking it
+				// again if it expired); the log's fence covers an
+				// append made meanwhile.
+				if !errors.Is(err, errLeaseLost) && ctx.Err() == nil {
+					if r, ok := n.stillHeld(ctx, rev, renewed.Add(2*n.opts.LeaseTTL)); ok {
+						n.log.Warn().Err(err).Msg("the lease's renewals went unanswered for its TTL, but it is still this node's")
+						rev, renewed = r, time.Now()
+						break
+					}
+				}
 				why = "the lease could not be renewed: " + err.Error()
 				break
 			}
