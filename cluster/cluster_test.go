@@ -511,6 +511,79 @@ func TestJoin(t *testing.T) {
 	}
 }
 
+// TestJoinAsksAgain asks whether a new node needs the checkpoint while the
+// NATS server that leads the checkpoint store's Raft group answers nothing
+// (stopped with SIGSTOP): a request it would have answered is not answered
+// by anyone, and the question is asked again (Patiently) until the group's
+// new leader answers it, well within the start's patience. A node that
+// asked once waited its whole --join-timeout and gave up.
+func TestJoinAsksAgain(t *testing.T) {
+	srvs := startServers(t, 3)
+	nodes := []*testNode{startNode(t, srvs[0], "n1", Options{}), startNode(t, srvs[1], "n2", Options{})}
+	ctx := context.Background()
+	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
+	testkit.CheckFor(t, testkit.Patience, 20*time.Millisecond, func() error {
+		// Made again on the next leader if the first steps down (TestJoin).
+		err := leaderOf(t, nodes).l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 1}})
+		if err != nil && !errors.Is(err, ledger.ErrNotLeader) && !errors.Is(err, ledger.ErrDeposed) {
+			t.Fatal(err)
+		}
+		return err
+	})
+	// The checkpoint the leader published when it started leading.
+	var asker *nats.Conn
+	var stopped *testServer
+	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
+		nc, err := nats.Connect(srvs[2].ClientURL())
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		if need, err := NeedsCheckpoint(ctx, nc, 0); err != nil || !need {
+			return fmt.Errorf("a new node needs a checkpoint: %v, %v", need, err)
+		}
+		leader, err := streamLeader(nc, "OBJ_"+CheckpointBucket)
+		if err != nil {
+			return err
+		}
+		for i, s := range srvs {
+			if leader == fmt.Sprintf("n%d", i+1) {
+				stopped = s
+			}
+		}
+		if stopped == nil {
+			return fmt.Errorf("the checkpoint store is led by %q", leader)
+		}
+		return nil
+	})
+	for _, s := range srvs {
+		if s != stopped {
+			var err error
+			if asker, err = nats.Connect(s.ClientURL()); err != nil {
+				t.Fatal(err)
+			}
+			defer asker.Close()
+			break
+		}
+	}
+	stopped.signal(t, syscall.SIGSTOP)
+	t.Cleanup(func() { stopped.signal(t, syscall.SIGCONT) })
+	qctx, cancel := context.WithTimeout(ctx, testkit.Patience)
+	defer cancel()
+	start := time.Now()
+	if need, err := NeedsCheckpoint(qctx, asker, 0); err != nil || !need {
+		t.Fatalf("with the checkpoint store's Raft leader stopped: need %v, %v", need, err)
+	}
+	t.Logf("answered after %v with the checkpoint store's Raft leader stopped", time.Since(start).Round(time.Millisecond))
+	dir := t.TempDir()
+	if err := RestoreCheckpoint(qctx, asker, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ledger")); err != nil {
+		t.Fatalf("the checkpoint restored: %v", err)
+	}
+}
+
 // TestInLog writes a log by hand (a record in one message, one in two, a
 // deposed leader's parts of a record followed by the next leader's whole
 // record of that sequence) and asks InLog about records with their bytes

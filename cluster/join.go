@@ -82,6 +82,10 @@ func (n *Node) checkpoints(ctx context.Context) {
 // the log's end was never acknowledged to anyone (the log refused it, or
 // the node stopped before the log had it), and goes.
 func LogEnd(ctx context.Context, conn *nats.Conn) (uint64, error) {
+	return Patiently(ctx, func(ctx context.Context) (uint64, error) { return logEnd(ctx, conn) })
+}
+
+func logEnd(ctx context.Context, conn *nats.Conn) (uint64, error) {
 	js, err := jetstream.New(conn)
 	if err != nil {
 		return 0, fmt.Errorf("cluster: %w", err)
@@ -113,56 +117,61 @@ func LogEnd(ctx context.Context, conn *nats.Conn) (uint64, error) {
 // open (LogEnd drops only those past the log's end). A record older than
 // the log's history is taken as the log's: a node that far behind starts
 // from a checkpoint (NeedsCheckpoint). Each answer reads the log, within
-// ctx.
+// ctx, asking again while a read goes unanswered (Patiently).
 func InLog(ctx context.Context, conn *nats.Conn) (func(seq uint64, rec []byte) (bool, error), error) {
 	js, err := jetstream.New(conn)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	stream, err := js.Stream(ctx, LogStream)
+	stream, err := Patiently(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, LogStream) })
 	if err != nil {
 		return nil, fmt.Errorf("cluster: the log stream: %w", err)
 	}
 	n := &Node{js: js, stream: stream}
 	return func(seq uint64, rec []byte) (bool, error) {
-		s, err := n.seek(ctx, seq)
-		if errors.Is(err, ErrBehind) {
-			return true, nil
+		return Patiently(ctx, func(ctx context.Context) (bool, error) { return n.inLog(ctx, seq, rec) })
+	}, nil
+}
+
+// inLog is InLog's answer for one record.
+func (n *Node) inLog(ctx context.Context, seq uint64, rec []byte) (bool, error) {
+	s, err := n.seek(ctx, seq)
+	if errors.Is(err, ErrBehind) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	// The record's parts from s on; a part 1 starts it again (a
+	// deposed leader's parts may come first).
+	var buf []byte
+	for ; ; s++ {
+		m, err := n.stream.GetMsg(ctx, s)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, nil // past the log's end
 		}
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("cluster: reading log message %d: %w", s, err)
 		}
-		// The record's parts from s on; a part 1 starts it again (a
-		// deposed leader's parts may come first).
-		var buf []byte
-		for ; ; s++ {
-			m, err := stream.GetMsg(ctx, s)
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				return false, nil // past the log's end
-			}
-			if err != nil {
-				return false, fmt.Errorf("cluster: reading log message %d: %w", s, err)
-			}
-			r, err1 := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
-			part, err2 := strconv.Atoi(m.Header.Get(hdrPart))
-			parts, err3 := strconv.Atoi(m.Header.Get(hdrParts))
-			switch {
-			case errors.Join(err1, err2, err3) != nil || part < 1 || part > parts:
-				return false, fmt.Errorf("cluster: log message %d: bad headers %v", s, m.Header)
-			case r != seq:
-				return false, nil // the log has no record seq
-			case part == 1:
-				buf = append(buf[:0], m.Data...)
-			case len(buf) == 0:
-				return true, nil // the log's history starts inside the record
-			default:
-				buf = append(buf, m.Data...)
-			}
-			if part == parts {
-				return bytes.Equal(buf, rec), nil
-			}
+		r, err1 := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+		part, err2 := strconv.Atoi(m.Header.Get(hdrPart))
+		parts, err3 := strconv.Atoi(m.Header.Get(hdrParts))
+		switch {
+		case errors.Join(err1, err2, err3) != nil || part < 1 || part > parts:
+			return false, fmt.Errorf("cluster: log message %d: bad headers %v", s, m.Header)
+		case r != seq:
+			return false, nil // the log has no record seq
+		case part == 1:
+			buf = append(buf[:0], m.Data...)
+		case len(buf) == 0:
+			return true, nil // the log's history starts inside the record
+		default:
+			buf = append(buf, m.Data...)
 		}
-	}, nil
+		if part == parts {
+			return bytes.Equal(buf, rec), nil
+		}
+	}
 }
 
 // NeedsCheckpoint reports whether a node whose ledger applied the
@@ -170,6 +179,10 @@ func InLog(ctx context.Context, conn *nats.Conn) (func(seq uint64, rec []byte) (
 // ledger is new while the log has records, or is further behind than the
 // log's history (then, with no checkpoint to start from, ErrBehind).
 func NeedsCheckpoint(ctx context.Context, conn *nats.Conn, applied uint64) (bool, error) {
+	return Patiently(ctx, func(ctx context.Context) (bool, error) { return needsCheckpoint(ctx, conn, applied) })
+}
+
+func needsCheckpoint(ctx context.Context, conn *nats.Conn, applied uint64) (bool, error) {
 	js, err := jetstream.New(conn)
 	if err != nil {
 		return false, fmt.Errorf("cluster: %w", err)
@@ -226,10 +239,13 @@ func RestoreCheckpoint(ctx context.Context, conn *nats.Conn, dataDir string) err
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	obj, err := js.ObjectStore(ctx, CheckpointBucket)
+	obj, err := Patiently(ctx, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return js.ObjectStore(ctx, CheckpointBucket)
+	})
 	if err != nil {
 		return fmt.Errorf("cluster: the checkpoint store: %w", err)
 	}
+	// Reading the checkpoint takes as long as it takes, on ctx.
 	r, err := obj.Get(ctx, checkpointName)
 	if err != nil {
 		return fmt.Errorf("cluster: reading the checkpoint: %w", err)
@@ -246,4 +262,38 @@ func RestoreCheckpoint(ctx context.Context, conn *nats.Conn, dataDir string) err
 		return fmt.Errorf("cluster: restoring the checkpoint: %w", err)
 	}
 	return nil
+}
+
+// AskEach is how long a starting node waits for one answer of JetStream
+// before it asks again (Patiently).
+const AskEach = 5 * time.Second
+
+// Patiently calls fn, each attempt within AskEach, again while an attempt
+// goes unanswered, until ctx ends. A server that started a moment ago, or
+// that is still catching up the streams from the others (a node whose data
+// directory was wiped), or a stream whose Raft group is electing a leader,
+// may drop a JetStream request, answering nothing at all: a node that asked
+// once would wait its whole --join-timeout and give up (TestClusterWipeRejoin:
+// "the checkpoint store: context deadline exceeded" after 2 minutes).
+// An answer, even a refusal, ends it.
+func Patiently[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, AskEach)
+		v, err := fn(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !unanswered(err) {
+			return v, err
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+// unanswered reports whether err says that JetStream did not answer (as
+// opposed to answering no).
+func unanswered(err error) bool {
+	var api *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		// "JetStream system temporarily unavailable": no meta leader yet.
+		(errors.As(err, &api) && api.Code == 503)
 }

@@ -449,12 +449,15 @@ func (s *server) checkNodeName(ctx context.Context, f *ClusterFlags, httpURL str
 	if err != nil {
 		return err
 	}
-	kv, err := js.KeyValue(ctx, cluster.LeaseBucket)
+	kv, err := cluster.Patiently(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.KeyValue(ctx, cluster.LeaseBucket)
+	})
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	key := "node." + f.NodeName
-	first, err := kv.Get(ctx, key)
+	get := func(ctx context.Context) (jetstream.KeyValueEntry, error) { return kv.Get(ctx, key) }
+	first, err := cluster.Patiently(ctx, get)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil // none: the name is free
 	}
@@ -471,7 +474,7 @@ func (s *server) checkNodeName(ctx context.Context, f *ClusterFlags, httpURL str
 	deadline := time.Now().Add(2 * f.LeaseTTL)
 	for time.Now().Before(deadline) {
 		sleepCtx(ctx, f.LeaseTTL/5)
-		e, err := kv.Get(ctx, key)
+		e, err := cluster.Patiently(ctx, get)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			return nil // expired: it stopped
 		}
