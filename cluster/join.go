@@ -103,6 +103,12 @@ func logEnd(ctx context.Context, conn *nats.Conn) (uint64, error) {
 		return n.lastRecord(ctx), nil
 	}
 	m, err := stream.GetMsg(ctx, info.State.LastSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// Read by direct get, any replica answering: one that has not
+		// caught up yet (this node's own server, its store wiped) has
+		// none of the stream's last messages.
+		err = fmt.Errorf("%w: %w", errNotHeldYet, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("cluster: reading the log's last message: %w", err)
 	}
@@ -288,11 +294,16 @@ func Patiently[T any](ctx context.Context, fn func(context.Context) (T, error)) 
 	}
 }
 
+// errNotHeldYet marks a log message within the stream's history, as its
+// Raft leader reported it, that the replica answering a direct get does not
+// hold yet: ask again.
+var errNotHeldYet = errors.New("cluster: a replica of the log that has not caught up answered")
+
 // unanswered reports whether err says that JetStream did not answer (as
-// opposed to answering no).
+// opposed to answering no), or answered from a replica not caught up yet.
 func unanswered(err error) bool {
 	var api *jetstream.APIError
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+	return errors.Is(err, errNotHeldYet) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		// "JetStream system temporarily unavailable": no meta leader yet.
 		(errors.As(err, &api) && api.Code == 503)

@@ -436,6 +436,11 @@ func (n *Node) seek(ctx context.Context, target uint64) (uint64, error) {
 	}
 	recOf := func(s uint64) (uint64, error) {
 		m, err := n.stream.GetMsg(ctx, s)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// Within the history the stream's leader reported: a
+			// replica answered that has not caught up yet.
+			return 0, fmt.Errorf("%w: %w", errNotHeldYet, err)
+		}
 		if err != nil {
 			return 0, err
 		}
