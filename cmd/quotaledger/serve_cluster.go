@@ -624,12 +624,19 @@ const forwardSecretKey = "forward.key"
 // node that asks. Whoever reaches the cluster's JetStream may read it, as
 // they may append to the log: the cluster's NATS is its trust boundary.
 func forwardSecret(ctx context.Context, js jetstream.JetStream) (string, error) {
-	kv, err := js.KeyValue(ctx, cluster.InfoBucket)
+	// Each request asked again while unanswered (cluster.Patiently): a
+	// Create whose answer was lost is then refused (the key exists) and
+	// the key read.
+	kv, err := cluster.Patiently(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.KeyValue(ctx, cluster.InfoBucket)
+	})
 	if err != nil {
 		return "", fmt.Errorf("cluster: %w", err)
 	}
 	key := newClusterID() + newClusterID()
-	if _, err := kv.Create(ctx, forwardSecretKey, []byte(key)); err == nil {
+	if _, err := cluster.Patiently(ctx, func(ctx context.Context) (uint64, error) {
+		return kv.Create(ctx, forwardSecretKey, []byte(key))
+	}); err == nil {
 		return key, nil
 	} else if !errors.Is(err, jetstream.ErrKeyExists) {
 		return "", fmt.Errorf("cluster: the forwarding key: %w", err)
@@ -637,7 +644,9 @@ func forwardSecret(ctx context.Context, js jetstream.JetStream) (string, error) 
 	// Another node made it: a replica that has not caught up with its
 	// making may answer a moment longer that there is none.
 	for {
-		e, err := kv.Get(ctx, forwardSecretKey)
+		e, err := cluster.Patiently(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) {
+			return kv.Get(ctx, forwardSecretKey)
+		})
 		if err == nil {
 			return strings.TrimSpace(string(e.Value())), nil
 		}
