@@ -142,7 +142,8 @@ func StartServer(opts ServerOptions) (*Server, error) {
 	}
 	if !ns.ReadyForConnections(ready) {
 		ns.Shutdown()
-		return nil, fmt.Errorf("events: server: not ready after %v", ready)
+		// The server logged why (a port in use, most often).
+		return nil, fmt.Errorf("events: server: not ready after %v (its log above says why: a port in use?)", ready)
 	}
 	if !ns.JetStreamEnabled() {
 		ns.Shutdown()
