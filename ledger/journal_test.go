@@ -88,7 +88,7 @@ func journalWorkload(t *testing.T, l *Ledger, clock *testkit.Clock, round int) {
 }
 
 // ledgerState is what a user can read of a ledger, to compare two.
-func ledgerState(t *testing.T, l *Ledger) string {
+func ledgerState(t testkit.TB, l *Ledger) string {
 	t.Helper()
 	st := l.Stats()
 	s := fmt.Sprintf("serial %d holdings %d pending %d\n", st.Serial, st.Holdings, st.Pending)
@@ -98,28 +98,28 @@ func ledgerState(t *testing.T, l *Ledger) string {
 	s += fmt.Sprintf("pending %v\n", l.Pending("c"))
 	page, err := l.Log(LogFilter{Limit: MaxLogPage})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	for _, e := range page.Entries {
 		s += fmt.Sprintf("log %d %s %d %+v %s %d\n", e.Serial, e.Key, e.Quantity, e.After, e.Reason, e.LogTime.UnixNano())
 	}
 	evs, err := l.Outbox(0, 1<<20)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	for _, e := range evs {
 		s += fmt.Sprintf("event %d %s %d %s\n", e.Seq, e.Type, len(e.Holdings), e.Data)
 	}
 	ob, err := l.OutboxStats()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	s += fmt.Sprintf("outbox %+v\n", ob)
 	if err := l.ScanForeign([]byte("X"), func(k, v []byte) error {
 		s += fmt.Sprintf("record %s=%s\n", k, v)
 		return nil
 	}); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	return s
 }

@@ -6,10 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"pgregory.net/rapid"
+
+	"github.com/quotaledger/quotaledger/holdings"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 )
 
@@ -45,7 +50,7 @@ func (m *memLog) records() [][]byte {
 }
 
 // follow applies to f the records of log it has not applied yet.
-func follow(t *testing.T, f *Ledger, log *memLog) {
+func follow(t testkit.TB, f *Ledger, log *memLog) {
 	t.Helper()
 	for i, rec := range log.records() {
 		seq := uint64(i + 1)
@@ -367,4 +372,317 @@ func TestLeadBusy(t *testing.T) {
 	if v, _ := l.FindHoldingByKey(k); v.Limit != 20 || l.Applied() != 2 {
 		t.Fatalf("holding %+v at record %d, want limit 20 at 2", v, l.Applied())
 	}
+}
+
+// refusingLog holds every append until release is closed, then refuses
+// it: the log of a leader that another leader appended to meanwhile (its
+// lease expired while it could not tell), each of its records refused as
+// the log meets it.
+type refusingLog struct {
+	mu      sync.Mutex
+	appends int
+	release chan struct{}
+}
+
+func (r *refusingLog) Append(seq uint64, rec []byte) func() error {
+	r.mu.Lock()
+	r.appends++
+	r.mu.Unlock()
+	return func() error {
+		<-r.release
+		return fmt.Errorf("wrong last sequence: record %d was another leader's", seq)
+	}
+}
+
+// usageMismatch says how the holdings of l differ from what its
+// commissions make them, as a user reads them (and as the cluster's crash
+// harness checks them): usage_min is the accepted quantities (the
+// provision log) plus the pending releases, usage_max the accepted
+// quantities plus the pending imports; "" when they agree.
+func usageMismatch(l *Ledger, client string) (string, error) {
+	type usage struct{ min, max int64 }
+	want := map[holdings.Key]usage{}
+	for _, s := range l.Pending(client) {
+		c, err := l.Commission(client, s)
+		if err != nil {
+			return "", fmt.Errorf("pending commission %d: %w", s, err)
+		}
+		for _, p := range c.Provisions {
+			u := want[p.Key]
+			if p.Quantity >= 0 {
+				u.max += p.Quantity
+			} else {
+				u.min += p.Quantity
+			}
+			want[p.Key] = u
+		}
+	}
+	seen := map[uint64]string{}
+	f := LogFilter{Limit: MaxLogPage}
+	for {
+		page, err := l.Log(f)
+		if err != nil {
+			return "", err
+		}
+		for _, e := range page.Entries {
+			if e.Client != client {
+				continue
+			}
+			if slices.Contains(l.Pending(client), e.Serial) {
+				return fmt.Sprintf("commission %d is pending and in the provision log (%s)", e.Serial, e.Reason), nil
+			}
+			if r, ok := seen[e.Serial]; ok && r != e.Reason {
+				return fmt.Sprintf("commission %d logged as %s and %s", e.Serial, r, e.Reason), nil
+			}
+			seen[e.Serial] = e.Reason
+			if strings.HasPrefix(e.Reason, "ACCEPT:") {
+				u := want[e.Key]
+				u.min += e.Quantity
+				u.max += e.Quantity
+				want[e.Key] = u
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		f.After = page.Next
+	}
+	var out []string
+	for _, h := range l.FindHoldings(HoldingFilter{}) {
+		if w := want[h.Key]; w.min != h.Value.UsageMin || w.max != h.Value.UsageMax {
+			out = append(out, fmt.Sprintf("holding %s is %+v; its commissions make usage_min %d, usage_max %d",
+				h.Key, h.Value, w.min, w.max))
+		}
+	}
+	return strings.Join(out, "\n"), nil
+}
+
+// refusedCall is a random write of TestRefusedLeadAgainUsage.
+type refusedCall func(ctx context.Context, l *Ledger) error
+
+// genRefusedCall draws a write on the holdings ks for client "c": an
+// issue (with or without an idempotency key, auto-accepted or not, with a
+// deadline or not), an accept or a reject of a serial near the ledger's
+// last, a resolve-many, or an expiry.
+func genRefusedCall(t *rapid.T, ks []holdings.Key, label string) refusedCall {
+	switch rapid.IntRange(0, 9).Draw(t, label+" kind") {
+	case 0, 1, 2, 3:
+		n := rapid.IntRange(1, len(ks)).Draw(t, label+" provisions")
+		req := IssueRequest{Client: "c", AutoAccept: rapid.IntRange(0, 3).Draw(t, label+" auto") == 0,
+			TTL:            time.Duration(rapid.SampledFrom([]int{0, 0, 10}).Draw(t, label+" ttl")) * time.Second,
+			IdempotencyKey: rapid.SampledFrom([]string{"", "", "k1", "k2", "k3"}).Draw(t, label+" idem")}
+		for _, i := range rapid.Permutation([]int{0, 1, 2}).Draw(t, label+" keys")[:n] {
+			q := rapid.Int64Range(-3, 5).Draw(t, label+" quantity")
+			if q == 0 {
+				q = 1
+			}
+			req.Provisions = append(req.Provisions, holdings.Provision{Key: ks[i], Quantity: q})
+		}
+		if req.IdempotencyKey != "" {
+			// The same key, the same request (a retry), whatever was drawn.
+			req.AutoAccept, req.TTL = false, 0
+			req.Provisions = []holdings.Provision{{Key: ks[0], Quantity: int64(req.IdempotencyKey[1] - '0')}}
+		}
+		return func(ctx context.Context, l *Ledger) error { _, err := l.Issue(ctx, req); return err }
+	case 4, 5, 6:
+		back := rapid.Uint64Range(0, 4).Draw(t, label+" back")
+		accept := rapid.Bool().Draw(t, label+" accept")
+		return func(ctx context.Context, l *Ledger) error {
+			s := l.Stats().Serial
+			if back >= s {
+				return nil
+			}
+			return l.Resolve(ctx, "c", s-back, accept, "")
+		}
+	case 7, 8:
+		acc := rapid.SliceOfN(rapid.Uint64Range(0, 4), 0, 3).Draw(t, label+" accept many")
+		rej := rapid.SliceOfN(rapid.Uint64Range(0, 4), 0, 3).Draw(t, label+" reject many")
+		return func(ctx context.Context, l *Ledger) error {
+			s := l.Stats().Serial
+			var a, r []uint64
+			for _, b := range acc {
+				if b < s {
+					a = append(a, s-b)
+				}
+			}
+			for _, b := range rej {
+				if b < s {
+					r = append(r, s-b)
+				}
+			}
+			_, err := l.ResolveMany(ctx, "c", a, r, "many")
+			return err
+		}
+	}
+	return func(ctx context.Context, l *Ledger) error { return l.ExpireDue(ctx) }
+}
+
+// TestRefusedLeadAgainUsage: a follower B wins the lease and leads, and
+// its first batches (issues, accepts, rejects, with and without
+// idempotency keys, on holdings near their limits) are refused by the
+// log, where the leader before it, A, whose lease expired unbeknownst to
+// it, appended records of the same sequences, with commissions of the same
+// serials. B then follows A's records, leads again, and takes more calls.
+// What a user reads of B (every holding's usage is what its pending and
+// accepted commissions make it), B's digest (A's, once A followed) and B
+// reopened must show nothing of the refused batches.
+func TestRefusedLeadAgainUsage(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		ctx := context.Background()
+		clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		log := &memLog{}
+		aopts := memOptions()
+		aopts.Now, aopts.Follower, aopts.ID = clock.Now, true, "cluster-1"
+		a, err := Open(aopts)
+		must(rt, err)
+		defer func() { _ = a.Close() }()
+		bopts := memOptions()
+		bopts.Now, bopts.Follower, bopts.ID = clock.Now, true, "cluster-1"
+		bopts.MaxBatch = rapid.IntRange(1, 4).Draw(rt, "B's batch size")
+		if rapid.Bool().Draw(rt, "B checkpoints often") {
+			bopts.CheckpointInterval, bopts.CheckpointBytes = time.Nanosecond, 1
+		}
+		b, err := Open(bopts)
+		must(rt, err)
+		defer func() { _ = b.Close() }()
+
+		if _, err := a.Lead(log); err != nil {
+			rt.Fatal(err)
+		}
+		ks := []holdings.Key{key("h0", "s", "vm"), key("h1", "s", "vm"), key("h2", "s", "vm")}
+		var settings []HoldingSetting
+		for i, k := range ks {
+			settings = append(settings, HoldingSetting{Key: k, Limit: rapid.Int64Range(3, 8).Draw(rt, fmt.Sprintf("limit %d", i))})
+		}
+		must(rt, a.SetHoldings(ctx, settings))
+		for i := range rapid.IntRange(0, 8).Draw(rt, "calls before") {
+			_ = genRefusedCall(rt, ks, fmt.Sprintf("before %d", i))(ctx, a)
+		}
+		clock.Advance(time.Duration(rapid.IntRange(0, 11).Draw(rt, "seconds")) * time.Second)
+		follow(rt, b, log)
+
+		// B leads; its writer held (an Update that waits), its calls
+		// queue, to go out together in batches of up to MaxBatch, as many
+		// as the pipeline takes; every append of B's waits, then is
+		// refused.
+		rlog := &refusingLog{release: make(chan struct{})}
+		entered, gate := make(chan struct{}), make(chan struct{})
+		var openGate, refuse sync.Once
+		// Before B closes (deferred above): it waits for its batches.
+		defer func() {
+			openGate.Do(func() { close(gate) })
+			refuse.Do(func() { close(rlog.release) })
+		}()
+		if _, err := b.Lead(rlog); err != nil {
+			rt.Fatal(err)
+		}
+		held := make(chan error, 1)
+		go func() {
+			held <- b.Update(ctx, func(*Tx) error {
+				close(entered)
+				<-gate
+				return nil
+			})
+		}()
+		select {
+		case <-entered:
+		case err := <-held:
+			rt.Fatalf("the update to hold B's writer: %v", err)
+		}
+		// As many as its queue holds (then none waits to be queued).
+		bcalls := rapid.IntRange(1, min(10, cap(b.reqs))).Draw(rt, "B's refused calls")
+		var wg sync.WaitGroup
+		var returned atomic.Int64 // without queueing (a resolve of no serial)
+		for i := range bcalls {
+			call := genRefusedCall(rt, ks, fmt.Sprintf("B refused %d", i))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = call(ctx, b)
+				returned.Add(1)
+			}()
+			// One by one into the queue, in the order drawn.
+			testkit.CheckFor(rt, testkit.Patience, time.Millisecond, func() error {
+				if n := len(b.reqs) + int(returned.Load()); n != i+1 {
+					return fmt.Errorf("%d calls queued or answered, want %d", n, i+1)
+				}
+				return nil
+			})
+		}
+		openGate.Do(func() { close(gate) })
+
+		// A appends meanwhile: the same sequences, the same serials.
+		for i := range rapid.IntRange(1, 8).Draw(rt, "A's calls") {
+			_ = genRefusedCall(rt, ks, fmt.Sprintf("A %d", i))(ctx, a)
+		}
+		refuse.Do(func() { close(rlog.release) })
+		wg.Wait()
+		// Its batch had nothing to append: answered, unless after a
+		// refused one (then refused as well).
+		if err := <-held; err != nil && !errors.Is(err, ErrDeposed) {
+			rt.Fatalf("the update that held B's writer: %v", err)
+		}
+		if b.Leading() {
+			rlog.mu.Lock()
+			n := rlog.appends
+			rlog.mu.Unlock()
+			if n > 0 {
+				rt.Fatalf("B leads after %d refused appends", n)
+			}
+			must(rt, b.StepDown()) // none of its batches wrote a record
+		}
+
+		// A's lease is B's: A steps down; B follows A's records and leads
+		// again, and takes more calls, A following them.
+		must(rt, a.StepDown())
+		follow(rt, b, log)
+		for {
+			_, err := b.Lead(log)
+			if errors.Is(err, ErrBusy) {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			must(rt, err)
+			break
+		}
+		for i := range rapid.IntRange(0, 10).Draw(rt, "B's calls after") {
+			_ = genRefusedCall(rt, ks, fmt.Sprintf("B after %d", i))(ctx, b)
+		}
+		clock.Advance(11 * time.Second)
+		must(rt, b.ExpireDue(ctx))
+		follow(rt, a, log)
+
+		for _, l := range []struct {
+			name string
+			l    *Ledger
+		}{{"B", b}, {"A", a}} {
+			bad, err := usageMismatch(l.l, "c")
+			must(rt, err)
+			if bad != "" {
+				rt.Fatalf("on %s:\n%s", l.name, bad)
+			}
+		}
+		as, ad := a.Digest()
+		bs, bd := b.Digest()
+		if as != bs || ad != bd || bs != uint64(len(log.records())) {
+			rt.Fatalf("digests: A %d %s, B %d %s; the log has %d records", as, ad, bs, bd, len(log.records()))
+		}
+		for _, s := range b.Pending("c") {
+			if c, _ := b.Commission("c", s); !c.Deadline.IsZero() && !c.Deadline.After(clock.Now()) {
+				rt.Fatalf("commission %d, due at %v, is still pending on B after ExpireDue at %v", s, c.Deadline, clock.Now())
+			}
+		}
+		want := ledgerState(rt, b)
+		must(rt, b.Close())
+		b, err = Open(bopts)
+		must(rt, err)
+		if got := ledgerState(rt, b); got != want {
+			rt.Fatalf("B reopened reads\n%s\nwant\n%s", got, want)
+		}
+		bad, err := usageMismatch(b, "c")
+		must(rt, err)
+		if bad != "" {
+			rt.Fatalf("on B reopened:\n%s", bad)
+		}
+	})
 }
