@@ -184,3 +184,61 @@ func TestRefusedAppendLeadsAgain(t *testing.T) {
 	}
 	t.Logf("the lease renewed %d times, held by %s all along", len(changes), leader.name)
 }
+
+// TestRefusedAppendFencesTheRest: a leader sends its records pipelined,
+// each expecting the stream's sequence after the one before; another
+// writer's single message lands first. The first record is refused, and so
+// must be every later one of the term, although the second's expected
+// sequence is now the stream's: the log must never take a record built on
+// one it refused. Nothing of this leader's is in the log.
+func TestRefusedAppendFencesTheRest(t *testing.T) {
+	ns, err := events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	opts := Options{Name: "n1", Conn: nc, Replicas: 1}
+	if _, err := Setup(ctx, opts, "cluster-1"); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &staleLog{js: js}
+	if err := other.Append(1, []byte("the other leader's record 1"))(); err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{opts: opts.withDefaults(), js: js}
+	// This leader read the log's end before the other's record 2 landed.
+	a := &appender{n: n, last: other.last, term: newTerm(), broken: make(chan struct{})}
+	if err := other.Append(2, []byte("the other leader's record 2"))(); err != nil {
+		t.Fatal(err)
+	}
+	var waits []func() error
+	for seq := uint64(2); seq <= 4; seq++ {
+		waits = append(waits, a.Append(seq, []byte(fmt.Sprintf("this leader's record %d", seq))))
+	}
+	for i, wait := range waits {
+		if err := wait(); err == nil {
+			t.Errorf("this leader's record %d was taken by the log after its record 2 was refused", i+2)
+		}
+	}
+	stream, err := js.Stream(ctx, LogStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.LastSeq != other.last || info.State.Msgs != 2 {
+		t.Fatalf("the log holds %d messages to %d, want only the other leader's 2 to %d", info.State.Msgs, info.State.LastSeq, other.last)
+	}
+}

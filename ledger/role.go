@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"container/heap"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -67,6 +68,9 @@ func (l *Ledger) Lead(log Log) (<-chan struct{}, error) {
 		}
 		if len(w.inflight) > 0 {
 			return ErrBusy
+		}
+		if w.unsettled {
+			w.settle(l)
 		}
 		w.leading, w.log, w.refused = true, log, false
 		w.deposed = make(chan struct{})
@@ -137,6 +141,9 @@ func (l *Ledger) follow(seq uint64, rec []byte) error {
 	}
 	if seq != w.seq+1 {
 		return fmt.Errorf("ledger: record %d does not follow %d: %w", seq, w.seq, ErrCorrupt)
+	}
+	if w.unsettled {
+		w.settle(l)
 	}
 	r, err := decodeJournal(seq, rec, w.intern)
 	if err != nil {
@@ -213,6 +220,26 @@ func toRaw(rs []rawRecord) []RawRecord {
 // ledger.
 func (l *Ledger) OnFollow(fn func([]RawRecord)) { l.followHook.Store(&fn) }
 
+// settle sets the writer's own state that batches in flight take in hand
+// outside their overlays to what the ledger shows, once none is in flight:
+// the idempotency records being pruned (pruneIdem) and the expiry heap,
+// from which expireOp pops the commissions it expires. A batch the log
+// refused (deposedBatch) never gives either back: without this, the
+// commissions it took off the heap would never expire on this node, and
+// the records whose pruning it began would never be pruned. It is done
+// once after such a batch (unsettled), not on every record followed.
+func (w *writer) settle(l *Ledger) {
+	w.unsettled = false
+	w.idemNext = 0
+	w.expiry = w.expiry[:0]
+	for _, c := range l.pending {
+		if !c.Deadline.IsZero() {
+			w.expiry = append(w.expiry, expiryItem{deadline: c.Deadline, serial: c.Serial})
+		}
+	}
+	heap.Init(&w.expiry)
+}
+
 // stopLeading ends the current term: new writes are refused; the batches
 // in flight finish as their appends do.
 func (w *writer) stopLeading(l *Ledger, why string) {
@@ -232,6 +259,7 @@ func (w *writer) stopLeading(l *Ledger, why string) {
 func (l *Ledger) deposedBatch(b *batch) {
 	w := &l.w
 	w.stopLeading(l, "the log refused an append")
+	w.unsettled = true
 	for _, r := range b.reqs {
 		r.err = ErrDeposed
 		close(r.done)

@@ -686,3 +686,55 @@ func TestRefusedLeadAgainUsage(t *testing.T) {
 		}
 	})
 }
+
+// TestRefusedExpiry: a leader's expiry of a due commission is in a batch
+// the log refuses. Once it has followed the log (which has nothing new) and
+// leads again, the commission still expires: the refused batch had taken
+// it off the writer's expiry heap, outside its overlay.
+func TestRefusedExpiry(t *testing.T) {
+	clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	log := &memLog{}
+	opts := memOptions()
+	opts.Now, opts.Follower, opts.ID = clock.Now, true, "cluster-1"
+	l := mustOpen(t, opts)
+	if _, err := l.Lead(log); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	k := key("user:a", "-", "vm")
+	if err := l.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Issue(ctx, IssueRequest{Client: "c", TTL: time.Minute, Provisions: []holdings.Provision{{Key: k, Quantity: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	log.mu.Lock()
+	log.refuse = uint64(len(log.recs)) + 1
+	log.mu.Unlock()
+	if err := l.ExpireDue(ctx); !errors.Is(err, ErrDeposed) {
+		t.Fatalf("the expiry's batch refused: %v, want ErrDeposed", err)
+	}
+	log.mu.Lock()
+	log.refuse = 0
+	log.mu.Unlock()
+	follow(t, l, log)
+	for {
+		_, err := l.Lead(log)
+		if errors.Is(err, ErrBusy) {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	if err := l.ExpireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := l.Pending("c"); len(p) != 0 {
+		t.Fatalf("commission %d, due since a minute, still pending after the leader leads again: %v", res.Serial, p)
+	}
+}

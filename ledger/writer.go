@@ -61,6 +61,9 @@ type writer struct {
 	log     Log
 	deposed chan struct{}
 	refused bool
+	// unsettled: a batch the log refused left the expiry heap and the
+	// pruning of idempotency records as it had them (settle).
+	unsettled bool
 }
 
 type idemEntry struct {
