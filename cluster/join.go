@@ -251,12 +251,11 @@ func RestoreCheckpoint(ctx context.Context, conn *nats.Conn, dataDir string) err
 	if err != nil {
 		return fmt.Errorf("cluster: the checkpoint store: %w", err)
 	}
-	// Reading the checkpoint takes as long as it takes, on ctx.
-	r, err := obj.Get(ctx, checkpointName)
+	r, done, err := openCheckpoint(ctx, obj)
 	if err != nil {
 		return fmt.Errorf("cluster: reading the checkpoint: %w", err)
 	}
-	defer r.Close()
+	defer done()
 	dest := filepath.Join(dataDir, backup.LedgerDir)
 	if _, err := os.Stat(dest); err == nil {
 		aside := dest + ".behind-" + time.Now().UTC().Format("20060102T150405Z")
@@ -268,6 +267,49 @@ func RestoreCheckpoint(ctx context.Context, conn *nats.Conn, dataDir string) err
 		return fmt.Errorf("cluster: restoring the checkpoint: %w", err)
 	}
 	return nil
+}
+
+// openCheckpoint opens the checkpoint for reading, asking again while the
+// opening goes unanswered (its object's info and the consumer of its
+// chunks: TestJoinAsksAgain saw the consumer's creation unanswered for the
+// whole 2 minutes while the store's Raft leader was stopped): each attempt
+// has AskEach to open it; reading it then takes as long as it takes, on
+// ctx. done closes it.
+func openCheckpoint(ctx context.Context, obj jetstream.ObjectStore) (r jetstream.ObjectResult, done func(), err error) {
+	type opened struct {
+		r   jetstream.ObjectResult
+		err error
+	}
+	for {
+		gctx, cancel := context.WithCancel(ctx)
+		ch := make(chan opened, 1)
+		go func() {
+			r, err := obj.Get(gctx, checkpointName)
+			ch <- opened{r, err}
+		}()
+		t := time.NewTimer(AskEach)
+		select {
+		case o := <-ch:
+			t.Stop()
+			if o.err == nil {
+				return o.r, func() { _ = o.r.Close(); cancel() }, nil
+			}
+			cancel()
+			if ctx.Err() != nil || !unanswered(o.err) {
+				return nil, nil, o.err
+			}
+		case <-t.C:
+			cancel() // given up: close what it opens late
+			go func() {
+				if o := <-ch; o.err == nil {
+					_ = o.r.Close()
+				}
+			}()
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+		}
+	}
 }
 
 // AskEach is how long a starting node waits for one answer of JetStream
