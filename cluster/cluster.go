@@ -186,10 +186,6 @@ func Setup(ctx context.Context, opts Options, id string) (string, error) {
 		// replica that does not hold a message yet answers that it has
 		// none: an error, and the reader reads it again.
 		AllowDirect: true,
-		// Each message carries an id (the appender's fence); the ids
-		// are kept for deduplication only as long as a retried append
-		// could come, two leases, not JetStream's 2 minutes of ids.
-		Duplicates: max(100*time.Millisecond, min(2*opts.LeaseTTL, opts.LogMaxAge)),
 	}); err != nil {
 		return "", fmt.Errorf("cluster: the log stream %s: %w", LogStream, err)
 	}

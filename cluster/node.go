@@ -3,8 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -542,7 +540,7 @@ func (n *Node) release(rev uint64) {
 // since, and no other node appends without it.
 func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 	logEnd := n.streamSeq.Load()
-	a := &appender{n: n, last: logEnd, term: newTerm(), broken: make(chan struct{})}
+	a := &appender{n: n, last: logEnd, broken: make(chan struct{})}
 	defer a.close()
 	deposed, err := n.l.Lead(a)
 	for errors.Is(err, ledger.ErrBusy) && ctx.Err() == nil {
@@ -700,24 +698,10 @@ func (n *Node) retake(ctx context.Context) (uint64, bool) {
 // one message or several, each expecting the stream's last sequence to be
 // the one before it, so that once another node appended, every append of
 // this one is refused.
-//
-// The expected sequence alone does not fence the messages sent after a
-// refused one: they go out pipelined, each expecting the one before it, so
-// if another node appended exactly as many messages as this one had sent
-// before the refusal, the next message's expectation holds and the log would
-// take a record built on top of one it refused (its holdings counting a
-// commission the log does not have). So each message of a term also carries
-// an id of its own (Nats-Msg-Id: the term's random token, the record, the
-// part) and, after the term's first, expects the stream's last message to
-// be the one this node sent before it (Nats-Expected-Last-Msg-Id, which
-// every replica checks as it applies the message, in the log's order): once
-// one message of the term is refused, none after it is taken.
 type appender struct {
-	n      *Node
-	mu     sync.Mutex // held by Append, by hold, and by saw and close
-	last   uint64     // the stream sequence the next message follows
-	term   string     // this term's token, in each message's id
-	lastID string     // the id of the term's last message sent ("": none yet)
+	n    *Node
+	mu   sync.Mutex // held by Append, by hold, and by saw and close
+	last uint64     // the stream sequence the next message follows
 
 	// broken is closed at the first append of the term refused or not
 	// acknowledged in time: the appends still waiting then give up at
@@ -773,17 +757,11 @@ func (a *appender) Append(seq uint64, rec []byte) func() error {
 		m.Header.Set(hdrSeq, strconv.FormatUint(seq, 10))
 		m.Header.Set(hdrPart, strconv.Itoa(i+1))
 		m.Header.Set(hdrParts, strconv.Itoa(parts))
-		id := a.term + "." + strconv.FormatUint(seq, 10) + "." + strconv.Itoa(i+1)
-		opts := []jetstream.PublishOpt{jetstream.WithMsgID(id), jetstream.WithExpectLastSequence(a.last), jetstream.WithExpectStream(LogStream)}
-		if a.lastID != "" {
-			opts = append(opts, jetstream.WithExpectLastMsgID(a.lastID))
-		}
-		f, err := n.js.PublishMsgAsync(m, opts...)
+		f, err := n.js.PublishMsgAsync(m, jetstream.WithExpectLastSequence(a.last), jetstream.WithExpectStream(LogStream))
 		if err != nil {
 			return func() error { return err }
 		}
 		a.last++
-		a.lastID = id
 		futs = append(futs, f)
 	}
 	timeout := 2 * n.opts.LeaseTTL
@@ -806,11 +784,4 @@ func (a *appender) Append(seq uint64, rec []byte) func() error {
 		}
 		return nil
 	}
-}
-
-// newTerm is a random token for a term's message ids.
-func newTerm() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
