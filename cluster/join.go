@@ -325,11 +325,17 @@ const AskEach = 5 * time.Second
 // "the checkpoint store: context deadline exceeded" after 2 minutes).
 // An answer, even a refusal, ends it.
 func Patiently[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
-	for {
-		actx, cancel := context.WithTimeout(ctx, AskEach)
+	return ask(ctx, AskEach, 0, fn)
+}
+
+// ask calls fn, each attempt within each, again while an attempt goes
+// unanswered, until ctx ends or, if attempts is not 0, that many were made.
+func ask[T any](ctx context.Context, each time.Duration, attempts int, fn func(context.Context) (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, each)
 		v, err := fn(actx)
 		cancel()
-		if err == nil || ctx.Err() != nil || !unanswered(err) {
+		if err == nil || attempt == attempts || ctx.Err() != nil || !unanswered(err) {
 			return v, err
 		}
 		sleep(ctx, 100*time.Millisecond)

@@ -185,18 +185,11 @@ func (n *Node) moveRaftLeaders(ctx context.Context, a *appender) {
 	}
 }
 
-// askAgain calls fn with a timeout of each, up to three times while an
-// attempt times out: a JetStream request that reaches a stream's Raft group
-// while it changes leader (a move, an election) gets no answer at all (its
-// servers answer for a leaderless group only once they have run for 10 s),
-// and a caller that asked once would wait its whole timeout and fail.
+// askAgain is ask with up to three attempts of each: a JetStream request
+// that reaches a stream's Raft group while it changes leader (a move, an
+// election) gets no answer at all (its servers answer for a leaderless
+// group only once they have run for 10 s), and a caller that asked once
+// would wait its whole timeout and fail.
 func askAgain[T any](ctx context.Context, each time.Duration, fn func(context.Context) (T, error)) (T, error) {
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, each)
-		v, err := fn(actx)
-		cancel()
-		if err == nil || attempt == 3 || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-			return v, err
-		}
-	}
+	return ask(ctx, each, 3, fn)
 }
