@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quotaledger/quotaledger/backup"
+	"github.com/quotaledger/quotaledger/ledger"
 )
 
 // A node that is new, or further behind than the log's history, starts
@@ -141,6 +142,9 @@ func InLog(ctx context.Context, conn *nats.Conn) (func(seq uint64, rec []byte) (
 
 // inLog is InLog's answer for one record.
 func (n *Node) inLog(ctx context.Context, seq uint64, rec []byte) (bool, error) {
+	if _, pos, ok := ledger.RecordPlace(rec); ok {
+		return n.inLogAt(ctx, seq, pos, rec)
+	}
 	s, err := n.seek(ctx, seq)
 	if errors.Is(err, ErrBehind) {
 		return true, nil
@@ -174,6 +178,49 @@ func (n *Node) inLog(ctx context.Context, seq uint64, rec []byte) (bool, error) 
 		default:
 			buf = append(buf, m.Data...)
 		}
+		if part == parts {
+			return bytes.Equal(buf, rec), nil
+		}
+	}
+}
+
+// inLogAt is inLog's answer for a record that names its place in the log,
+// pos: whether the log holds it there.
+func (n *Node) inLogAt(ctx context.Context, seq, pos uint64, rec []byte) (bool, error) {
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("cluster: the log stream: %w", err)
+	}
+	switch {
+	case pos > info.State.LastSeq:
+		return false, nil // past the log's end
+	case info.State.Msgs == 0 || pos < info.State.FirstSeq:
+		return true, nil // older than the log's history
+	}
+	var buf []byte
+	for s := pos; ; s++ {
+		m, err := n.stream.GetMsg(ctx, s)
+		if errors.Is(err, jetstream.ErrMsgNotFound) && s > info.State.LastSeq {
+			return false, nil // its last parts past the log's end
+		}
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// Within the history the stream's leader reported: a replica
+			// answered that has not caught up yet.
+			return false, fmt.Errorf("cluster: reading log message %d: %w: %w", s, errNotHeldYet, err)
+		}
+		if err != nil {
+			return false, fmt.Errorf("cluster: reading log message %d: %w", s, err)
+		}
+		r, err1 := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
+		part, err2 := strconv.Atoi(m.Header.Get(hdrPart))
+		parts, err3 := strconv.Atoi(m.Header.Get(hdrParts))
+		switch {
+		case errors.Join(err1, err2, err3) != nil || part < 1 || part > parts:
+			return false, fmt.Errorf("cluster: log message %d: bad headers %v", s, m.Header)
+		case r != seq || uint64(part) != s-pos+1:
+			return false, nil // another writer's message in its place
+		}
+		buf = append(buf, m.Data...)
 		if part == parts {
 			return bytes.Equal(buf, rec), nil
 		}

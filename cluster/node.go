@@ -3,6 +3,8 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,7 +86,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // or 0; if the log fails it then, follow returns the error with the lease's
 // revision, still held, for the caller to try again or give it up.
 func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
-	start, err := n.seek(ctx, n.l.Applied()+1)
+	start, err := n.resume(ctx)
 	if err != nil {
 		return held, err
 	}
@@ -378,6 +380,11 @@ func (n *Node) applyMsg(asm *assembler, s uint64, h nats.Header, data []byte) er
 			time.Sleep(time.Millisecond)
 			continue
 		}
+		if errors.Is(err, ledger.ErrUnchained) {
+			// Taken by the log after one it refused: every node skips it.
+			n.log.Warn().Err(err).Uint64("message", s).Msg("skipping a record of the log that is not built on the last one applied")
+			break
+		}
 		if err != nil {
 			return fmt.Errorf("cluster: applying record %d: %w", seq, err)
 		}
@@ -414,6 +421,26 @@ func (n *Node) sawStreamSeq(s uint64) {
 			return
 		}
 	}
+}
+
+// resume returns the stream sequence to apply the log from: the first
+// message of the last record the ledger applied, when the record names its
+// place (ledger.Chain; the consumer skips it and its other parts, applied
+// already) and the log still has it; else the first message of the next
+// record (seek), ErrBehind if the log's history starts after it.
+func (n *Node) resume(ctx context.Context) (uint64, error) {
+	seq, pos := n.l.Position()
+	if pos == 0 {
+		return n.seek(ctx, seq+1)
+	}
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: the log stream: %w", err)
+	}
+	if info.State.Msgs == 0 || pos < info.State.FirstSeq {
+		return n.seek(ctx, seq+1) // the record older than the log's history
+	}
+	return pos, nil
 }
 
 // seek returns the stream sequence of the first message of journal record
@@ -540,7 +567,7 @@ func (n *Node) release(rev uint64) {
 // since, and no other node appends without it.
 func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 	logEnd := n.streamSeq.Load()
-	a := &appender{n: n, last: logEnd, broken: make(chan struct{})}
+	a := &appender{n: n, last: logEnd, term: newTerm(), broken: make(chan struct{})}
 	defer a.close()
 	deposed, err := n.l.Lead(a)
 	for errors.Is(err, ledger.ErrBusy) && ctx.Err() == nil {
@@ -700,6 +727,7 @@ func (n *Node) retake(ctx context.Context) (uint64, bool) {
 // this one is refused.
 type appender struct {
 	n    *Node
+	term uint64     // this term's (ledger.Chain)
 	mu   sync.Mutex // held by Append, by hold, and by saw and close
 	last uint64     // the stream sequence the next message follows
 
@@ -742,13 +770,41 @@ func (a *appender) close() {
 
 func (a *appender) breakOff() { a.once.Do(func() { close(a.broken) }) }
 
+// newTerm names a leader's term (ledger.Chain): random, so that no two
+// terms of any node share one.
+func newTerm() uint64 {
+	for {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		if t := binary.BigEndian.Uint64(b[:]); t != 0 {
+			return t
+		}
+	}
+}
+
+// Term implements ledger.Chain.
+func (a *appender) Term() uint64 { return a.term }
+
+// Next implements ledger.Chain.
+func (a *appender) Next() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.last + 1
+}
+
+// Span implements ledger.Chain: the messages Append sends for a record of
+// size bytes.
+func (a *appender) Span(size int) uint64 {
+	return uint64(max(1, (size+a.n.opts.PartSize-1)/a.n.opts.PartSize))
+}
+
 // Append implements ledger.Log.
 func (a *appender) Append(seq uint64, rec []byte) func() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := a.n
 	size := n.opts.PartSize
-	parts := max(1, (len(rec)+size-1)/size)
+	parts := int(a.Span(len(rec)))
 	futs := make([]jetstream.PubAckFuture, 0, parts)
 	for i := range parts {
 		data := rec[i*size : min(len(rec), (i+1)*size)]

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -183,4 +184,207 @@ func TestRefusedAppendLeadsAgain(t *testing.T) {
 		}
 	}
 	t.Logf("the lease renewed %d times, held by %s all along", len(changes), leader.name)
+}
+
+// gatedLog is a leader's appender whose appends go to the log at once but
+// whose acknowledgements wait for gate: the leader's batches stay in
+// flight together, as pipelined batches on a busy log are.
+type gatedLog struct {
+	*appender
+	appended chan struct{} // a message per Append
+	gate     chan struct{}
+	recs     [][]byte // what it appended
+}
+
+func (g *gatedLog) Append(seq uint64, rec []byte) func() error {
+	wait := g.appender.Append(seq, rec)
+	g.recs = append(g.recs, bytes.Clone(rec))
+	g.appended <- struct{}{}
+	return func() error {
+		<-g.gate
+		return wait()
+	}
+}
+
+// applyLog applies the log to l up to its end, as a follower's catch-up
+// does.
+func applyLog(t *testing.T, l *ledger.Ledger, stream jetstream.Stream) {
+	t.Helper()
+	ctx := context.Background()
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{l: l, stream: stream, opts: Options{LeaseTTL: time.Second}.withDefaults(), log: zerolog.Nop()}
+	start, err := n.resume(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.streamSeq.Store(start - 1)
+	var asm assembler
+	if err := n.catchUp(ctx, &asm, info.State.LastSeq); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRefusedAppendSkipped: a leader pipelines its records, each message
+// expecting the stream's sequence after the one before; a deposed leader's
+// record lands first. The log refuses the leader's first record but takes
+// the next two, whose expected sequences the other's record made true:
+// records built on one the log does not hold. The leader's callers get
+// ErrDeposed, and every node, the leader too once it follows, skips them
+// (their records name the term of the record they were built on): all
+// show the other's state, and the leader leads again from it.
+func TestRefusedAppendSkipped(t *testing.T) {
+	ns, err := events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	opts := Options{Name: "n1", Conn: nc, Replicas: 1}
+	id, err := Setup(ctx, opts, "cluster-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, LogStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{opts: opts.withDefaults(), js: js, log: zerolog.Nop()}
+	key := func(h string) holdings.Key {
+		return holdings.Key{Holder: h, Source: holdings.NullSource, Resource: "vm"}
+	}
+	limitOf := func(l *ledger.Ledger, h string) int64 {
+		v, ok := l.FindHoldingByKey(key(h))
+		if !ok {
+			return -1
+		}
+		return v.Limit
+	}
+
+	// The other leader writes record 1; the leader and a follower apply it.
+	other := ledgertest.Open(t, ledger.Options{Follower: true, ID: id})
+	if _, err := other.Lead(&appender{n: n, term: newTerm(), broken: make(chan struct{})}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.SetHoldings(ctx, []ledger.HoldingSetting{{Key: key("user:a"), Limit: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	leader := ledgertest.Open(t, ledger.Options{Follower: true, ID: id})
+	follower := ledgertest.Open(t, ledger.Options{Follower: true, ID: id})
+	applyLog(t, leader, stream)
+	applyLog(t, follower, stream)
+
+	// The leader takes over at the log's end (message 1); the other, not
+	// knowing, appends its record 2 first.
+	g := &gatedLog{appender: &appender{n: n, last: 1, term: newTerm(), broken: make(chan struct{})},
+		appended: make(chan struct{}, 3), gate: make(chan struct{})}
+	if _, err := leader.Lead(g); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.SetHoldings(ctx, []ledger.HoldingSetting{{Key: key("user:b"), Limit: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	// The leader's three batches, in flight together.
+	errs := make(chan error, 3)
+	for i, h := range []string{"user:a", "user:c", "user:d"} {
+		go func() {
+			errs <- leader.SetHoldings(ctx, []ledger.HoldingSetting{{Key: key(h), Limit: int64(20 + i)}})
+		}()
+		select {
+		case <-g.appended:
+		case <-time.After(testkit.Patience):
+			t.Fatalf("the leader's batch %d was not appended", i+1)
+		}
+	}
+	close(g.gate)
+	for range 3 {
+		if err := <-errs; !errors.Is(err, ledger.ErrDeposed) {
+			t.Fatalf("a call of the leader's pipelined batches: %v, want ErrDeposed", err)
+		}
+	}
+	// The refusal of the first answered the calls of the other two at once
+	// (appender.broken): their messages land meanwhile.
+	testkit.CheckFor(t, testkit.Patience, 10*time.Millisecond, func() error {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 4 {
+			return fmt.Errorf("the log holds %d messages; this test needs the other's 2 and the leader's last 2 (its records 3 and 4)", info.State.Msgs)
+		}
+		return nil
+	})
+
+	// Every node skips the leader's records 3 and 4.
+	testkit.CheckFor(t, testkit.Patience, 10*time.Millisecond, func() error {
+		if leader.Leading() {
+			return errors.New("the leader still leads")
+		}
+		return nil
+	})
+	applyLog(t, follower, stream)
+	applyLog(t, leader, stream)
+	want, wantDigest := other.Digest()
+	for name, l := range map[string]*ledger.Ledger{"the follower": follower, "the deposed leader": leader} {
+		if got := [3]int64{limitOf(l, "user:a"), limitOf(l, "user:c"), limitOf(l, "user:d")}; got != [3]int64{10, -1, -1} {
+			t.Errorf("%s shows limits %v of user:a, user:c, user:d; want the other's [10 -1 -1]: it applied records built on one the log refused", name, got)
+		}
+		if seq, d := l.Digest(); seq != want || d != wantDigest {
+			t.Errorf("%s is at record %d, digest %s; the other at %d, %s", name, seq, d, want, wantDigest)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// A node killed as it led, its journal holding those records, asks
+	// whether the log holds each where the record says it is (InLog): not
+	// record 2 (the other's is there); records 3 and 4 it does (the ledger
+	// drops them all the same: dropNotInLog).
+	inLog, err := InLog(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.GetMsg(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := bytes.Clone(g.recs[1])
+	damaged[len(damaged)-1] ^= 1
+	for _, c := range []struct {
+		seq  uint64
+		rec  []byte
+		want bool
+	}{
+		{2, g.recs[0], false}, {3, g.recs[1], true}, {4, g.recs[2], true},
+		{2, m.Data, true}, {3, damaged, false}, {4, g.recs[1], false},
+	} {
+		if got, err := inLog(c.seq, c.rec); err != nil || got != c.want {
+			t.Errorf("InLog(%d, record of %d bytes) = %v, %v; want %v", c.seq, len(c.rec), got, err, c.want)
+		}
+	}
+
+	// The leader leads again from there: its record 3 follows the other's
+	// 2, and the follower applies it past the skipped ones.
+	if _, err := leader.Lead(&appender{n: n, last: 4, term: newTerm(), broken: make(chan struct{})}); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.SetHoldings(ctx, []ledger.HoldingSetting{{Key: key("user:a"), Limit: 30}}); err != nil {
+		t.Fatal(err)
+	}
+	applyLog(t, follower, stream)
+	if seq, _ := follower.Digest(); seq != 3 || limitOf(follower, "user:a") != 30 || limitOf(follower, "user:b") != 7 {
+		t.Fatalf("the follower is at record %d with user:a %d, user:b %d; want record 3, 30 and 7", seq, limitOf(follower, "user:a"), limitOf(follower, "user:b"))
+	}
 }

@@ -197,6 +197,12 @@ func formatCases() []formatCase {
 			c, err := decodeCounters(g)
 			checkDecoded(t, c, counters{Serial: 9, OutboxSeq: 23, LogTime: fmtLog.UnixNano(), Holdings: 12}, err)
 		}},
+		{"value-meta-state-chained", func() []byte {
+			return appendCounters(nil, counters{Serial: 9, OutboxSeq: 23, LogTime: fmtLog.UnixNano(), Holdings: 12, Term: 0x0123456789abcdef, Pos: 77})
+		}, func(t *testing.T, g []byte) {
+			c, err := decodeCounters(g)
+			checkDecoded(t, c, counters{Serial: 9, OutboxSeq: 23, LogTime: fmtLog.UnixNano(), Holdings: 12, Term: 0x0123456789abcdef, Pos: 77}, err)
+		}},
 		{"value-holding", func() []byte { return appendHoldingValue(nil, fmtValue) }, func(t *testing.T, g []byte) {
 			v, err := decodeHoldingValue(g)
 			checkDecoded(t, v, fmtValue, err)
@@ -296,7 +302,27 @@ func formatCases() []formatCase {
 			checkDecoded(t, types, []string{"23 " + catalog.CommissionIssuedType, "24 " + catalog.CommissionIssuedType, "25 " + catalog.CommissionAcceptedType,
 				"26 " + catalog.CommissionAcceptedType, "27 " + catalog.HoldingChangedType, "28 " + catalog.HoldingDeletedType, "29 identity.user.registered"}, nil)
 		}},
+		{"value-journal-chained", func() []byte { rec, _ := fmtJournalChained(); return rec }, func(t *testing.T, g []byte) {
+			_, want := fmtJournalChained()
+			r, err := decodeJournal(42, g, nil)
+			checkDecoded(t, *r, *want, err)
+			term, pos, ok := RecordPlace(g)
+			checkDecoded(t, [3]any{term, pos, ok}, [3]any{want.ctr.Term, want.ctr.Pos, true}, nil)
+		}},
 	}
+}
+
+// fmtJournalChained is a record of a cluster's log (journalChained): one
+// call, its place in the log and the term of the record before it.
+func fmtJournalChained() ([]byte, *jrecord) {
+	start := counters{Serial: 6, OutboxSeq: 22, LogTime: 5, Holdings: 11, Term: 0x1111111111111111, Pos: 40}
+	b := &batch{now: fmtLog, start: start,
+		ctr: counters{Serial: 6, OutboxSeq: 23, LogTime: 5, Holdings: 12, Term: 0x0123456789abcdef, Pos: 41}}
+	settings := []EventHolding{{Key: fmtEmptySrc, After: holdings.Value{Limit: 5}}}
+	b.recordHoldings(callSetHoldings, settings)
+	b.seal()
+	return b.rec, &jrecord{seq: 42, now: fmtLog, ctr: b.ctr, firstEvent: 23, chained: true, prevTerm: start.Term,
+		calls: []jcall{{kind: callSetHoldings, holdings: settings}}}
 }
 
 func mustDecodeJournal(t *testing.T, g []byte) *jrecord {

@@ -28,9 +28,22 @@ import (
 //	version, time, counters after the batch, first event sequence,
 //	number of calls, then each call: a kind byte and its fields
 //
+// A record of a cluster's log (version journalChained) also has, after the
+// counters, its place in the log (the leader's term and the log position
+// of its first message) and the term of the record it was built on: a
+// follower applies it only if that is the term of the last record it
+// applied, and it is the next sequence (Follow). The log fences appends by
+// its sequence only, and a leader pipelines them: when another writer
+// appended as many messages as the leader had sent before one the log
+// refused, the log takes the leader's next records, built on the refused
+// one. The chain makes every node skip them alike.
+//
 // The kinds: callIssue, callResolve, callSetHoldings, callDeleteHoldings,
 // callUpdate, callPruneIdem, callEvents (see appendJournal*).
-const journalVersion = 1
+const (
+	journalVersion = 1
+	journalChained = 2
+)
 
 const (
 	callIssue          = 'i'
@@ -166,20 +179,71 @@ func (b *batch) recordPruneIdem(keys []string) {
 
 // seal writes the batch's record: the header, then the calls.
 func (b *batch) seal() {
-	r := b.rec[:0]
-	r = append(r, journalVersion)
-	r = appendTime(r, b.now)
-	r = appendCountersFields(r, b.ctr)
-	r = appendUvarint(r, b.start.OutboxSeq+1)
-	r = appendUvarint(r, uint64(b.ncalls))
+	r := appendJournalHeader(b.rec[:0], b.now, b.ctr, b.start.Term, b.start.OutboxSeq+1, b.ncalls)
 	b.rec = append(r, b.body...)
 }
 
-func appendCountersFields(b []byte, c counters) []byte {
-	b = appendUvarint(b, c.Serial)
-	b = appendUvarint(b, c.OutboxSeq)
-	b = appendVarint(b, c.LogTime)
-	return appendVarint(b, c.Holdings)
+// appendJournalHeader appends a record's header: ctr are the counters after
+// it, prevTerm the term of the record before it (chained records only: ctr
+// has a term).
+func appendJournalHeader(r []byte, now time.Time, ctr counters, prevTerm, firstEvent uint64, ncalls int) []byte {
+	chained := ctr.Term != 0
+	if chained {
+		r = append(r, journalChained)
+	} else {
+		r = append(r, journalVersion)
+	}
+	r = appendTime(r, now)
+	r = appendUvarint(r, ctr.Serial)
+	r = appendUvarint(r, ctr.OutboxSeq)
+	r = appendVarint(r, ctr.LogTime)
+	r = appendVarint(r, ctr.Holdings)
+	if chained {
+		r = appendUvarint(r, ctr.Term)
+		r = appendUvarint(r, ctr.Pos)
+		r = appendUvarint(r, prevTerm)
+	}
+	r = appendUvarint(r, firstEvent)
+	return appendUvarint(r, uint64(ncalls))
+}
+
+// journalHeader decodes a record's header, up to and with its number of
+// calls.
+func (d *decoder) journalHeader(r *jrecord) int {
+	v := d.byte()
+	if v != journalVersion && v != journalChained {
+		d.fail()
+	}
+	r.now = d.time()
+	r.ctr.Serial = d.uvarint()
+	r.ctr.OutboxSeq = d.uvarint()
+	r.ctr.LogTime = d.varint()
+	r.ctr.Holdings = d.varint()
+	if v == journalChained {
+		r.chained = true
+		r.ctr.Term = d.uvarint()
+		r.ctr.Pos = d.uvarint()
+		r.prevTerm = d.uvarint()
+		if r.ctr.Term == 0 {
+			d.fail()
+		}
+	}
+	r.firstEvent = d.uvarint()
+	return d.count(1)
+}
+
+// RecordPlace returns the place in a cluster's log that journal record rec
+// names for itself (the term of the leader that wrote it, the log position
+// of its first message), and ok false for a record without one (a single
+// node's, or of the older layout) or that does not decode.
+func RecordPlace(rec []byte) (term, pos uint64, ok bool) {
+	d := decoder{b: rec}
+	var r jrecord
+	d.journalHeader(&r)
+	if d.err != nil || !r.chained {
+		return 0, 0, false
+	}
+	return r.ctr.Term, r.ctr.Pos, true
 }
 
 // jrecord is a decoded journal record.
@@ -189,6 +253,8 @@ type jrecord struct {
 	ctr        counters // after the batch
 	firstEvent uint64   // the sequence of its first event
 	calls      []jcall
+	chained    bool   // a record of a cluster's log, with its place in it
+	prevTerm   uint64 // chained: the term of the record it was built on
 }
 
 // jcall is one call of a journal record; which fields are set depends on
@@ -223,17 +289,8 @@ type rawRecord struct {
 // deduplicates holding names (replay on open).
 func decodeJournal(seq uint64, v []byte, intern func([]byte) string) (*jrecord, error) {
 	d := decoder{b: v, intern: intern}
-	if d.byte() != journalVersion {
-		d.fail()
-	}
 	r := &jrecord{seq: seq}
-	r.now = d.time()
-	r.ctr.Serial = d.uvarint()
-	r.ctr.OutboxSeq = d.uvarint()
-	r.ctr.LogTime = d.varint()
-	r.ctr.Holdings = d.varint()
-	r.firstEvent = d.uvarint()
-	n := d.count(1)
+	n := d.journalHeader(r)
 	r.calls = make([]jcall, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		r.calls = append(r.calls, d.call(r.now))

@@ -215,23 +215,50 @@ type counters struct {
 	OutboxSeq uint64 // the last outbox sequence written
 	LogTime   int64  // the last log time (ns) used; log times strictly increase
 	Holdings  int64  // how many holdings exist, to size the table on open
+
+	// In a cluster, the last journal record's place in the log: the term
+	// of the leader that wrote it (Chain.Term) and the log position of its
+	// first message. Both 0 on a single node, and for a record of the
+	// older layout.
+	Term uint64
+	Pos  uint64
 }
 
+// countersChained is the layout of a state record with a place in the log;
+// one without keeps the first layout, byte for byte.
+const countersChained = 2
+
 func appendCounters(b []byte, c counters) []byte {
-	b = append(b, recordVersion)
+	if c.Term == 0 && c.Pos == 0 {
+		b = append(b, recordVersion)
+	} else {
+		b = append(b, countersChained)
+	}
 	b = appendUvarint(b, c.Serial)
 	b = appendUvarint(b, c.OutboxSeq)
 	b = appendVarint(b, c.LogTime)
-	return appendVarint(b, c.Holdings)
+	b = appendVarint(b, c.Holdings)
+	if c.Term == 0 && c.Pos == 0 {
+		return b
+	}
+	b = appendUvarint(b, c.Term)
+	return appendUvarint(b, c.Pos)
 }
 
 func decodeCounters(b []byte) (counters, error) {
 	var c counters
 	d := decoder{b: b}
-	checkVersion(&d)
+	v := d.byte()
+	if v != recordVersion && v != countersChained {
+		d.fail()
+	}
 	c.Serial = d.uvarint()
 	c.OutboxSeq = d.uvarint()
 	c.LogTime = d.varint()
 	c.Holdings = d.varint()
+	if v == countersChained {
+		c.Term = d.uvarint()
+		c.Pos = d.uvarint()
+	}
 	return c, d.done()
 }

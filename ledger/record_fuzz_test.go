@@ -110,7 +110,12 @@ func rtIdems() []idemRecord {
 }
 
 func rtCounters() []counters {
-	return []counters{{}, {Serial: 1, OutboxSeq: 2, LogTime: 3}, {math.MaxUint64, math.MaxUint64, math.MinInt64, math.MaxInt64}}
+	return []counters{
+		{}, {Serial: 1, OutboxSeq: 2, LogTime: 3},
+		{Serial: math.MaxUint64, OutboxSeq: math.MaxUint64, LogTime: math.MinInt64, Holdings: math.MaxInt64},
+		{Serial: 5, Holdings: 2, Term: 0x9e3779b97f4a7c15, Pos: 1},
+		{Serial: math.MaxUint64, Term: math.MaxUint64, Pos: math.MaxUint64},
+	}
 }
 
 // internMap is an intern function that shares equal strings, as Open uses.
@@ -588,7 +593,7 @@ func TestRecordRoundTrip(t *testing.T) {
 // encodeJournal encodes a decoded journal record again, through the
 // writer's own record functions.
 func encodeJournal(r *jrecord) []byte {
-	b := &batch{now: r.now, ctr: r.ctr, start: counters{OutboxSeq: r.firstEvent - 1}}
+	b := &batch{now: r.now, ctr: r.ctr, start: counters{OutboxSeq: r.firstEvent - 1, Term: r.prevTerm}}
 	for i := range r.calls {
 		c := &r.calls[i]
 		switch c.kind {
@@ -637,6 +642,8 @@ func FuzzDecodeJournal(f *testing.F) {
 	f.Add(rec)
 	f.Add(fmtReconcileJournal())
 	f.Add([]byte{journalVersion, 0, 0, 0, 0, 0, 1, 0})
+	chained, _ := fmtJournalChained()
+	f.Add(chained)
 	f.Fuzz(func(t *testing.T, value []byte) {
 		r, err := decodeJournal(1, value, nil)
 		if err != nil {

@@ -66,6 +66,10 @@ func (l *Ledger) replay(ckptSeq, indexSeq uint64) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("ledger: journal record %d: %w", seq, err)
 		}
+		if r.chained && r.prevTerm != l.w.ctr.Term {
+			return 0, fmt.Errorf("ledger: journal record %d was built on a record of term %x, record %d is of term %x: %w",
+				seq, r.prevTerm, last, l.w.ctr.Term, ErrCorrupt)
+		}
 		l.jidx = append(l.jidx, jentry{seq: seq, firstEvent: r.firstEvent, lastEvent: r.ctr.OutboxSeq, size: len(v)})
 		l.replayRecord(r)
 		l.ap.apply(pb, r)
@@ -91,12 +95,21 @@ func (l *Ledger) replay(ckptSeq, indexSeq uint64) (int, error) {
 // does not hold (Options.InLog), from the last back to one it holds. The
 // records up to ckptSeq are in the state, which only takes acknowledged
 // ones: they are not asked about.
+//
+// The log may hold a record of this node's last term as leader and yet
+// not have it in the cluster's chain: the log refused one before it and
+// took it (journalChained), and the node was killed before it learned of
+// the refusal. Such a record comes at most pipelineDepth-1 records after
+// the refused one (no more batches are in flight at once), so a record is
+// kept only with the pipelineDepth-1 before it held by the log too, or the
+// checkpoint reached.
 func (l *Ledger) dropNotInLog(ckptSeq uint64) error {
 	it, err := l.jdb.NewIter(&pebble.IterOptions{LowerBound: journalKey(nil, ckptSeq+1), UpperBound: []byte{prefixJournal + 1}})
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	keep, last := ckptSeq, uint64(0)
+	top, run := uint64(0), 0 // the last of the records the log holds in a row, and how many
 	for it.Last(); it.Valid(); it.Prev() {
 		seq, ok := journalSeqOf(it.Key())
 		if !ok {
@@ -114,11 +127,25 @@ func (l *Ledger) dropNotInLog(ckptSeq uint64) error {
 			_ = it.Close()
 			return fmt.Errorf("ledger: is journal record %d the log's: %w", seq, err)
 		}
-		if in {
-			keep = seq
+		if !in {
+			if run > 0 {
+				l.log.Warn().Uint64("seq", top).Uint64("refused", seq).
+					Msg("dropping journal records the cluster's log holds after one of the same term it refused: they are not the cluster's")
+			}
+			top, run = 0, 0
+			l.log.Warn().Uint64("seq", seq).Msg("dropping a journal record the cluster's log does not hold: it was never acknowledged")
+			continue
+		}
+		if run == 0 {
+			top = seq
+		}
+		run++
+		if run == pipelineDepth || seq == ckptSeq+1 {
 			break
 		}
-		l.log.Warn().Uint64("seq", seq).Msg("dropping a journal record the cluster's log does not hold: it was never acknowledged")
+	}
+	if run > 0 {
+		keep = top
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return fmt.Errorf("ledger: reading the journal: %w", err)
@@ -187,17 +214,8 @@ func (l *Ledger) replayRecord(r *jrecord) {
 // decodeJournalHeader decodes the header of a journal record only.
 func decodeJournalHeader(v []byte) (*jrecord, error) {
 	d := decoder{b: v}
-	if d.byte() != journalVersion {
-		d.fail()
-	}
 	r := &jrecord{}
-	r.now = d.time()
-	r.ctr.Serial = d.uvarint()
-	r.ctr.OutboxSeq = d.uvarint()
-	r.ctr.LogTime = d.varint()
-	r.ctr.Holdings = d.varint()
-	r.firstEvent = d.uvarint()
-	d.uvarint()
+	d.journalHeader(r)
 	return r, d.err
 }
 
@@ -231,11 +249,7 @@ func (l *Ledger) migrateOutbox(ctr counters) error {
 	}
 	if !migrated {
 		r := l.jdb.NewBatch()
-		rec := []byte{journalVersion}
-		rec = appendTime(rec, l.opts.Now())
-		rec = appendCountersFields(rec, ctr)
-		rec = appendUvarint(rec, evs[0].Seq)
-		rec = appendUvarint(rec, 1)
+		rec := appendJournalHeader(nil, l.opts.Now(), ctr, ctr.Term, evs[0].Seq, 1)
 		rec = append(rec, callEvents)
 		rec = appendUvarint(rec, uint64(len(evs)))
 		for i := range evs {

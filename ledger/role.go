@@ -41,6 +41,12 @@ var errDeposed = errors.New("ledger: the log refused an append")
 var ErrDeposed = failure.New(failure.Unavailable,
 	"this node stopped leading while the call was in flight; its outcome is unknown: retry it (an issue with the same idempotency key)")
 
+// ErrUnchained is returned by Follow for a record that was not built on the
+// last record applied: the log took it after refusing one it was built on
+// (see journalChained). Every node skips it: the log holds it, but it is
+// not the cluster's.
+var ErrUnchained = errors.New("ledger: the record was not built on the last record applied")
+
 // Log is the replicated log of a cluster, as the leader's ledger sees it.
 type Log interface {
 	// Append sends journal record seq to the log; Append is called in
@@ -49,6 +55,31 @@ type Log interface {
 	// refused it (another leader appended first, the connection broke: an
 	// error). A refused append deposes the leader.
 	Append(seq uint64, rec []byte) (wait func() error)
+}
+
+// A Chain is a Log whose records name their place in it, and the term of
+// the record each was built on (journalChained): the records a follower
+// applies are then exactly those built one on the other, whatever else
+// the log took.
+type Chain interface {
+	Log
+	// Term names the leader's term: not 0, and never the same for two
+	// terms (of this node or another).
+	Term() uint64
+	// Next is the log position the first message of the next record
+	// appended takes, if the log takes it.
+	Next() uint64
+	// Span is how many log positions a record of n bytes takes.
+	Span(n int) uint64
+}
+
+// Position returns the last journal record the ledger applied and the log
+// position of its first message; pos is 0 when that record has none (a
+// single node's, or of the older layout).
+func (l *Ledger) Position() (seq, pos uint64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.pubSeq, l.pubCtr.Pos
 }
 
 // Lead makes a follower the leader: from now on it takes writes and
@@ -73,6 +104,10 @@ func (l *Ledger) Lead(log Log) (<-chan struct{}, error) {
 			w.settle(l)
 		}
 		w.leading, w.log, w.refused = true, log, false
+		w.chain, _ = log.(Chain)
+		if w.chain != nil {
+			w.term, w.nextPos = w.chain.Term(), w.chain.Next()
+		}
 		w.deposed = make(chan struct{})
 		out = w.deposed
 		l.leading.Store(true)
@@ -139,15 +174,19 @@ func (l *Ledger) follow(seq uint64, rec []byte) error {
 	if err := l.Failed(); err != nil {
 		return err
 	}
+	r, err := decodeJournal(seq, rec, w.intern)
+	if err != nil {
+		return fmt.Errorf("ledger: record %d: %w", seq, err)
+	}
+	if r.chained && (r.prevTerm != w.ctr.Term || seq != w.seq+1) {
+		return fmt.Errorf("ledger: record %d of term %x was built on one of term %x; the last applied is %d of term %x: %w",
+			seq, r.ctr.Term, r.prevTerm, w.seq, w.ctr.Term, ErrUnchained)
+	}
 	if seq != w.seq+1 {
 		return fmt.Errorf("ledger: record %d does not follow %d: %w", seq, w.seq, ErrCorrupt)
 	}
 	if w.unsettled {
 		w.settle(l)
-	}
-	r, err := decodeJournal(seq, rec, w.intern)
-	if err != nil {
-		return fmt.Errorf("ledger: record %d: %w", seq, err)
 	}
 	// Not synced: the log keeps the record (a crash replays it from the
 	// log), and the leader's calls wait for a quorum of logs, not for this
@@ -246,7 +285,7 @@ func (w *writer) stopLeading(l *Ledger, why string) {
 	if !w.leading {
 		return
 	}
-	w.leading, w.log = false, nil
+	w.leading, w.log, w.chain = false, nil, nil
 	l.leading.Store(false)
 	close(w.deposed)
 	l.log.Warn().Str("why", why).Uint64("seq", w.seq).Msg("no longer leading")

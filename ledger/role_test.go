@@ -264,8 +264,11 @@ func TestInLog(t *testing.T) {
 		return seq <= uint64(len(recs)) && bytes.Equal(recs[seq-1], rec), nil
 	}
 	a = mustOpen(t, opts)
-	if a.Applied() != 2 || asked != 2 {
-		t.Fatalf("reopened at record %d, having asked InLog %d times; want 2, twice", a.Applied(), asked)
+	// Record 3 is not the log's; 2 is, and so is the one before it
+	// (dropNotInLog keeps a record once those before it in the pipeline's
+	// depth are the log's too, or the checkpoint is reached).
+	if a.Applied() != 2 || asked != 3 {
+		t.Fatalf("reopened at record %d, having asked InLog %d times; want 2, 3 times", a.Applied(), asked)
 	}
 	follow(t, a, log)
 	if got, want := ledgerState(t, a), ledgerState(t, b); got != want {
@@ -736,5 +739,42 @@ func TestRefusedExpiry(t *testing.T) {
 	}
 	if p := l.Pending("c"); len(p) != 0 {
 		t.Fatalf("commission %d, due since a minute, still pending after the leader leads again: %v", res.Serial, p)
+	}
+}
+
+// TestInLogAfterRefused opens a node killed while it led, whose last
+// records the log took after refusing the one before them (another
+// writer's message was in its place, and the leader pipelined): the log
+// holds records 4 and 5 of its journal but not 3, so 4 and 5, built on
+// 3, are not the cluster's. The node reopens at record 2.
+func TestInLogAfterRefused(t *testing.T) {
+	log := &memLog{}
+	ctx := context.Background()
+	k := key("user:a", "-", "vm")
+	opts := memOptions()
+	opts.Follower, opts.ID = true, "cluster-1"
+	opts.CheckpointInterval, opts.CheckpointBytes = time.Hour, 1<<40
+	a := mustOpen(t, opts)
+	if _, err := a.Lead(log); err != nil {
+		t.Fatal(err)
+	}
+	for limit := range int64(5) {
+		if err := a.SetHoldings(ctx, []HoldingSetting{{Key: k, Limit: 10 + limit}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.skipCloseCheckpoint = true // as a kill leaves it
+	_ = a.Close()
+
+	opts.KeepJournalTo = 5
+	opts.InLog = func(seq uint64, rec []byte) (bool, error) {
+		return seq != 3, nil
+	}
+	a = mustOpen(t, opts)
+	if a.Applied() != 2 {
+		t.Fatalf("reopened at record %d, want 2: records 4 and 5 were built on 3, which the log does not hold", a.Applied())
+	}
+	if v, _ := a.FindHoldingByKey(k); v.Limit != 11 {
+		t.Fatalf("the holding is %+v, want limit 11 (record 2's)", v)
 	}
 }

@@ -60,7 +60,11 @@ type writer struct {
 	leading bool
 	log     Log
 	deposed chan struct{}
-	refused bool
+	// chain: the log, when its records name their place (Chain); term
+	// and nextPos are the term and the position of the next record.
+	chain         Chain
+	term, nextPos uint64
+	refused       bool
 	// unsettled: a batch the log refused left the expiry heap and the
 	// pruning of idempotency records as it had them (settle).
 	unsettled bool
@@ -285,7 +289,13 @@ func (l *Ledger) start(reqs []*request) {
 	}
 	if b.ncalls > 0 {
 		b.seq = w.lastSeq() + 1
+		if b.log != nil && w.chain != nil {
+			b.ctr.Term, b.ctr.Pos = w.term, w.nextPos
+		}
 		b.seal()
+		if b.log != nil && w.chain != nil {
+			w.nextPos += w.chain.Span(len(b.rec))
+		}
 	}
 	w.inflight = append(w.inflight, b)
 	w.commits <- b
