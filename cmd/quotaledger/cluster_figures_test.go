@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,7 +61,12 @@ func TestClusterFigures(t *testing.T) {
 	p.stop()
 
 	// Three nodes, R3.
-	c := startCluster(t, 3)
+	profiles := os.Getenv("QUOTALEDGER_FIGURES_PROFILE")
+	var extra []string
+	if profiles != "" {
+		extra = []string{"--pprof", "127.0.0.1:0"}
+	}
+	c := startCluster(t, 3, extra...)
 	leader := c.Leader()
 	follower := c.Followers(leader)[0]
 	cfg.URL, cfg.Token = leader.Base(), figuresSetup(t, leader.Base(), c.Token, holders)
@@ -70,8 +78,10 @@ func TestClusterFigures(t *testing.T) {
 		cpus[i] = -cpuOf(t, nd.Pid())
 	}
 	s := startLagSampler(c, leader)
+	profiled := profileNodes(t, profiles, nodes, cfg.Duration)
 	three := figuresRun(t, cfg)
 	lag := s.stop()
+	profiled()
 	for i, nd := range nodes {
 		cpus[i] += cpuOf(t, nd.Pid())
 	}
@@ -106,6 +116,51 @@ func TestClusterFigures(t *testing.T) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// profileNodes takes a CPU profile of each node (started with --pprof) for
+// most of d, into dir/<node>.pprof (go tool pprof), when dir is set; the
+// function returned waits for them.
+func profileNodes(t *testing.T, dir string, nodes []*clusterNode, d time.Duration) func() {
+	t.Helper()
+	if dir == "" {
+		return func() {}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, nd := range nodes {
+		var addr string
+		for _, line := range strings.Split(nd.proc.stderr.String(), "\n") {
+			var l struct{ Message, Addr string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Message == "pprof listening" {
+				addr = l.Addr
+			}
+		}
+		if addr == "" {
+			t.Fatalf("%s: no \"pprof listening\" in its log", nd.Name)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			secs := max(1, int((d-time.Second)/time.Second))
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+			if err != nil {
+				t.Errorf("%s: profile: %v", nd.Name, err)
+				return
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(resp.Body)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, nd.Name+".pprof"), data, 0o644)
+			}
+			if err != nil {
+				t.Errorf("%s: profile: %v", nd.Name, err)
+			}
+		}()
+	}
+	return wg.Wait
+}
 
 // figuresRun runs one bench workload.
 func figuresRun(t *testing.T, cfg bench.Config) bench.Result {
