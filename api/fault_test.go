@@ -42,6 +42,7 @@ var domainErrors = func() map[string]error {
 		"ledger.ErrBusy":                ledger.ErrBusy,
 		"ledger.ErrDeposed":             ledger.ErrDeposed,
 		"ledger.ErrNotLeader":           ledger.ErrNotLeader,
+		"ledger.ErrUnchained":           ledger.ErrUnchained,
 		"ledger.ErrWrongID":             ledger.ErrWrongID,
 		"ledger.ErrFailed":              ledger.ErrFailed,
 		"ledger.ErrOutcomeUnknown":      ledger.ErrOutcomeUnknown,

@@ -44,8 +44,9 @@ var ErrDeposed = failure.New(failure.Unavailable,
 // ErrUnchained is returned by Follow for a record that was not built on the
 // last record applied: the log took it after refusing one it was built on
 // (see journalChained). Every node skips it: the log holds it, but it is
-// not the cluster's.
-var ErrUnchained = errors.New("ledger: the record was not built on the last record applied")
+// not the cluster's. No caller of the API sees it (Unavailable if one did:
+// the node is catching up with the log).
+var ErrUnchained = failure.New(failure.Unavailable, "the record was not built on the last record applied")
 
 // Log is the replicated log of a cluster, as the leader's ledger sees it.
 type Log interface {
