@@ -850,7 +850,7 @@ func (a *appender) ackWait() time.Duration { return a.n.opts.LeaseTTL / 3 }
 // writer's message; or returns why not.
 func (a *appender) settle(s *sent) error {
 	deadline := s.at.Add(2 * a.n.opts.LeaseTTL)
-	fut, sends := s.fut, 1
+	fut, sends, sentAt := s.fut, 1, s.at
 	t := time.NewTimer(a.ackWait())
 	defer t.Stop()
 	for {
@@ -890,10 +890,15 @@ func (a *appender) settle(s *sent) error {
 		if a.isClosed() {
 			return errors.New("the term ended while a log message was unacknowledged")
 		}
+		// An answer that came at once (no responders: the group has no
+		// Raft leader yet) is not asked again at once.
+		if d := a.ackWait()/10 - time.Since(sentAt); d > 0 {
+			time.Sleep(d)
+		}
 		a.mu.Lock()
 		fut, _ = a.n.js.PublishMsgAsync(copyMsg(s.m))
 		a.mu.Unlock()
-		sends++
+		sends, sentAt = sends+1, time.Now()
 	}
 }
 
