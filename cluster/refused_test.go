@@ -401,7 +401,10 @@ func TestAppendSentAgain(t *testing.T) {
 	srvs := startServers(t, 3)
 	var nodes []*testNode
 	for i, s := range srvs {
-		nodes = append(nodes, startNode(t, s, fmt.Sprintf("n%d", i+1), Options{}))
+		// The lease of production (3 s): a message is given up after two
+		// lease periods, and the stepdowns are meant to lose messages,
+		// not to leave the group leaderless that long.
+		nodes = append(nodes, startNode(t, s, fmt.Sprintf("n%d", i+1), Options{LeaseTTL: 3 * time.Second}))
 	}
 	leader := leaderOf(t, nodes)
 	ctx := context.Background()
@@ -440,7 +443,16 @@ func TestAppendSentAgain(t *testing.T) {
 	stepdowns := 0
 	for range 6 {
 		time.Sleep(1500 * time.Millisecond)
-		m, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+LogStream, nil, 5*time.Second)
+		// Handed to a peer current with the Raft leader (as the node's own
+		// moves are, placement.go): a peer behind would leave the group
+		// leaderless until an election.
+		ci, err := streamCluster(nc, LogStream)
+		if err != nil || successorOf(ci) == "" {
+			t.Logf("no stepdown now: %v", err)
+			continue
+		}
+		req := marshal(map[string]any{"placement": map[string]string{"preferred": successorOf(ci)}})
+		m, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+LogStream, req, 5*time.Second)
 		if err != nil {
 			t.Logf("stepdown: %v", err)
 			continue
