@@ -382,7 +382,7 @@ func (n *Node) applyMsg(asm *assembler, s uint64, h nats.Header, data []byte) er
 		}
 		if errors.Is(err, ledger.ErrUnchained) {
 			// Taken by the log after one it refused: every node skips it.
-			n.log.Warn().Err(err).Uint64("message", s).Msg("skipping a record of the log that is not built on the last one applied")
+			n.log.Warn().Err(err).Uint64("stream_seq", s).Msg("skipping a record of the log that is not built on the last one applied")
 			break
 		}
 		if err != nil {
@@ -567,7 +567,7 @@ func (n *Node) release(rev uint64) {
 // since, and no other node appends without it.
 func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 	logEnd := n.streamSeq.Load()
-	a := &appender{n: n, last: logEnd, term: newTerm(), broken: make(chan struct{})}
+	a := &appender{n: n, last: logEnd, term: newTerm()}
 	defer a.close()
 	deposed, err := n.l.Lead(a)
 	for errors.Is(err, ledger.ErrBusy) && ctx.Err() == nil {
@@ -725,18 +725,43 @@ func (n *Node) retake(ctx context.Context) (uint64, bool) {
 // one message or several, each expecting the stream's last sequence to be
 // the one before it, so that once another node appended, every append of
 // this one is refused.
+//
+// A message can also be lost: sent to the log as its Raft group changes
+// leader (a NATS server that was paused and comes back campaigns with a
+// higher term: NATS Raft has no pre-vote), it is neither stored nor
+// refused, and the messages after it are refused for the sequence it never
+// took. So the messages' acknowledgements are settled in order
+// (acknowledge), and a message not acknowledged within ackWait, or
+// refused while the log does not hold another writer's message in its
+// place, is sent again, the same (its Nats-Msg-Id names the term and the
+// place: if the first one landed after all, the log answers the copy as a
+// duplicate, with its sequence), until two lease periods have passed since
+// it was first sent. Only a refusal with another writer's message in its
+// place, or that time, ends the term's appends.
 type appender struct {
 	n    *Node
 	term uint64     // this term's (ledger.Chain)
-	mu   sync.Mutex // held by Append, by hold, and by saw and close
+	mu   sync.Mutex // held by Append, by hold, by saw and close, and by a resend
 	last uint64     // the stream sequence the next message follows
 
-	// broken is closed at the first append of the term refused or not
-	// acknowledged in time: the appends still waiting then give up at
-	// once (the ledger drops every batch from the first refused one on).
-	broken chan struct{}
-	once   sync.Once
+	// queue holds the messages sent and not yet settled, in order; more
+	// says it has grown. The acknowledger (acknowledge) settles them.
+	queue   []*sent
+	more    chan struct{}
+	started sync.Once
+	failed  error // the first message that could not be settled
+
 	closed bool // the term ended: acknowledgements no longer count
+}
+
+// sent is one message of the log, sent and being settled.
+type sent struct {
+	m    *nats.Msg
+	pos  uint64 // its stream sequence, if the log takes it
+	fut  jetstream.PubAckFuture
+	at   time.Time     // first sent
+	done chan struct{} // closed when settled: err says how
+	err  error
 }
 
 // hold runs fn with no append in flight: it stops new appends (Append
@@ -766,9 +791,159 @@ func (a *appender) close() {
 	a.mu.Lock()
 	a.closed = true
 	a.mu.Unlock()
+	a.wake()
 }
 
-func (a *appender) breakOff() { a.once.Do(func() { close(a.broken) }) }
+func (a *appender) isClosed() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.closed
+}
+
+func (a *appender) wake() {
+	select {
+	case a.more <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the oldest message not yet settled, waiting for one; nil
+// once the term ended with none left.
+func (a *appender) next() *sent {
+	for {
+		a.mu.Lock()
+		if len(a.queue) > 0 {
+			s := a.queue[0]
+			a.queue = a.queue[1:]
+			a.mu.Unlock()
+			return s
+		}
+		closed := a.closed
+		a.mu.Unlock()
+		if closed {
+			return nil
+		}
+		<-a.more
+	}
+}
+
+// acknowledge settles the messages sent, in order: each counts only once
+// every one before it is in the log, and from the first that cannot be
+// settled on every one fails with it at once (the ledger drops every batch
+// from the first refused one on).
+func (a *appender) acknowledge() {
+	for s := a.next(); s != nil; s = a.next() {
+		if a.failed == nil {
+			a.failed = a.settle(s)
+		}
+		s.err = a.failed
+		close(s.done)
+	}
+}
+
+// ackWait is how long a message of the log waits for its acknowledgement
+// before it is sent again.
+func (a *appender) ackWait() time.Duration { return a.n.opts.LeaseTTL / 3 }
+
+// settle waits until the log holds message s at its place (nil), sending
+// it again while it is neither acknowledged nor refused for another
+// writer's message; or returns why not.
+func (a *appender) settle(s *sent) error {
+	deadline := s.at.Add(2 * a.n.opts.LeaseTTL)
+	fut, sends, sentAt := s.fut, 1, s.at
+	t := time.NewTimer(a.ackWait())
+	defer t.Stop()
+	for {
+		var ok <-chan *jetstream.PubAck
+		var failed <-chan error
+		if fut != nil {
+			ok, failed = fut.Ok(), fut.Err()
+		}
+		t.Reset(min(a.ackWait(), max(time.Until(deadline), time.Millisecond)))
+		select {
+		case ack := <-ok:
+			if ack.Sequence != s.pos {
+				return fmt.Errorf("log message %s acknowledged at stream sequence %d, want %d", s.m.Header.Get(jetstream.MsgIDHeader), ack.Sequence, s.pos)
+			}
+			if sends > 1 {
+				a.n.log.Info().Uint64("stream_seq", s.pos).Int("sends", sends).Bool("duplicate", ack.Duplicate).
+					Msg("a log message sent again was acknowledged")
+			}
+			a.saw(s.pos)
+			return nil
+		case err := <-failed:
+			if wrongLastSequence(err) {
+				landed, known := a.verify(s)
+				switch {
+				case known && landed:
+					a.saw(s.pos)
+					return nil
+				case known:
+					return err // another writer's message is in its place
+				}
+			}
+		case <-t.C:
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("no acknowledgement from the log within %v", 2*a.n.opts.LeaseTTL)
+		}
+		if a.isClosed() {
+			return errors.New("the term ended while a log message was unacknowledged")
+		}
+		// An answer that came at once (no responders: the group has no
+		// Raft leader yet) is not asked again at once.
+		if d := a.ackWait()/10 - time.Since(sentAt); d > 0 {
+			time.Sleep(d)
+		}
+		a.mu.Lock()
+		fut, _ = a.n.js.PublishMsgAsync(copyMsg(s.m))
+		a.mu.Unlock()
+		sends, sentAt = sends+1, time.Now()
+	}
+}
+
+// verify reads the log at message s's place after a refusal: landed if it
+// is s there, known false if nothing is there yet (or the log could not
+// be read): the refusal came of a message before s lost in flight.
+func (a *appender) verify(s *sent) (landed, known bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.ackWait())
+	defer cancel()
+	stream := a.n.stream
+	if stream == nil {
+		var err error
+		if stream, err = a.n.js.Stream(ctx, LogStream); err != nil {
+			return false, false
+		}
+	}
+	info, err := stream.Info(ctx)
+	if err != nil || info.State.LastSeq < s.pos {
+		return false, false
+	}
+	m, err := stream.GetMsg(ctx, s.pos)
+	if err != nil {
+		return false, false
+	}
+	return m.Header.Get(jetstream.MsgIDHeader) == s.m.Header.Get(jetstream.MsgIDHeader), true
+}
+
+// wrongLastSequence reports whether err is the log's refusal of a message
+// whose expected last sequence is not the stream's.
+func wrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// copyMsg is a copy of m to publish again (nats.go keeps its own state in
+// a message published asynchronously).
+func copyMsg(m *nats.Msg) *nats.Msg {
+	c := nats.NewMsg(m.Subject)
+	c.Data = m.Data
+	for k, v := range m.Header {
+		c.Header[k] = append([]string(nil), v...)
+	}
+	return c
+}
 
 // newTerm names a leader's term (ledger.Chain): random, so that no two
 // terms of any node share one.
@@ -800,12 +975,15 @@ func (a *appender) Span(size int) uint64 {
 
 // Append implements ledger.Log.
 func (a *appender) Append(seq uint64, rec []byte) func() error {
+	a.started.Do(func() {
+		a.more = make(chan struct{}, 1)
+		go a.acknowledge()
+	})
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	n := a.n
 	size := n.opts.PartSize
 	parts := int(a.Span(len(rec)))
-	futs := make([]jetstream.PubAckFuture, 0, parts)
+	mine := make([]*sent, 0, parts)
 	for i := range parts {
 		data := rec[i*size : min(len(rec), (i+1)*size)]
 		m := nats.NewMsg(LogSubject)
@@ -813,29 +991,24 @@ func (a *appender) Append(seq uint64, rec []byte) func() error {
 		m.Header.Set(hdrSeq, strconv.FormatUint(seq, 10))
 		m.Header.Set(hdrPart, strconv.Itoa(i+1))
 		m.Header.Set(hdrParts, strconv.Itoa(parts))
-		f, err := n.js.PublishMsgAsync(m, jetstream.WithExpectLastSequence(a.last), jetstream.WithExpectStream(LogStream))
-		if err != nil {
-			return func() error { return err }
-		}
+		m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(a.last, 10))
+		m.Header.Set(jetstream.ExpectedStreamHeader, LogStream)
+		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%016x.%d", a.term, a.last+1))
+		s := &sent{m: m, pos: a.last + 1, at: time.Now(), done: make(chan struct{})}
+		// A message that could not be sent (nil fut) is sent again by the
+		// acknowledger, as a lost one is.
+		s.fut, _ = n.js.PublishMsgAsync(copyMsg(m))
 		a.last++
-		futs = append(futs, f)
+		a.queue = append(a.queue, s)
+		mine = append(mine, s)
 	}
-	timeout := 2 * n.opts.LeaseTTL
+	a.mu.Unlock()
+	a.wake()
 	return func() error {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		for _, f := range futs {
-			select {
-			case ack := <-f.Ok():
-				a.saw(ack.Sequence)
-			case err := <-f.Err():
-				a.breakOff()
-				return err
-			case <-a.broken:
-				return errors.New("another append of this term was refused or not acknowledged")
-			case <-t.C:
-				a.breakOff()
-				return fmt.Errorf("no acknowledgement from the log within %v", timeout)
+		for _, s := range mine {
+			<-s.done
+			if s.err != nil {
+				return s.err
 			}
 		}
 		return nil
