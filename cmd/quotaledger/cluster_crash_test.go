@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"reflect"
 	"slices"
@@ -45,6 +46,23 @@ func bases(nodes []*clusterNode) []string {
 func (h *crashHarness) checkCluster(c *testCluster, calls []*crashCall) crashSummary {
 	h.t.Helper()
 	c.Converged()
+	// A check that fails says what every node holds (a failure on the
+	// leader's ledger stops the test before the others are compared).
+	h.t.Cleanup(func() {
+		if !h.t.Failed() {
+			return
+		}
+		for _, nd := range c.Nodes {
+			if !nd.Running() {
+				continue
+			}
+			_, holdings := call(h.t, http.MethodGet, nd.Base()+"/account/v1.0/holdings?holder="+strings.Join(h.holders, ",")+
+				"&source="+crashSource+"&resource="+crashResource, h.admin, "")
+			_, pending := call(h.t, http.MethodGet, nd.Base()+"/account/v1.0/commissions", h.svc, "")
+			_, cl := call(h.t, http.MethodGet, nd.Base()+"/account/v1.0/cluster", h.admin, "")
+			h.t.Logf("%s, as the check failed:\nholdings %s\npending %s\ncluster %s", nd.Name, holdings, pending, cl)
+		}
+	})
 	leader := c.Leader()
 	h.node = leader.Base()
 	sum := h.check(calls, leader.NATSURL())
