@@ -376,9 +376,18 @@ func (n *NATSService) Info() micro.Info { return n.svc.Info() }
 
 // Stop stops taking requests and waits until every call in flight is
 // answered (or ctx is done): a request that arrives meanwhile is answered
-// 503. The connection stays open.
+// 503, and one sent after Stop returns, on any connection, finds no
+// responders. The connection stays open.
 func (n *NATSService) Stop(ctx context.Context) error {
 	err := n.svc.Stop()
+	// The server has the unsubscriptions once it answers a flush: a
+	// request of another connection is routed by the server's interest,
+	// which the UNSUBs sent on this one change only when it reads them.
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if ferr := n.nc.FlushWithContext(fctx); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
+		err = errors.Join(err, fmt.Errorf("api: NATS: %w", ferr))
+	}
+	cancel()
 	n.mu.Lock()
 	n.closed = true
 	n.mu.Unlock()
