@@ -163,12 +163,10 @@ func (n *Node) inLog(ctx context.Context, seq uint64, rec []byte) (bool, error) 
 		if err != nil {
 			return false, fmt.Errorf("cluster: reading log message %d: %w", s, err)
 		}
-		r, err1 := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
-		part, err2 := strconv.Atoi(m.Header.Get(hdrPart))
-		parts, err3 := strconv.Atoi(m.Header.Get(hdrParts))
+		r, part, parts, err := partOf(s, m.Header)
 		switch {
-		case errors.Join(err1, err2, err3) != nil || part < 1 || part > parts:
-			return false, fmt.Errorf("cluster: log message %d: bad headers %v", s, m.Header)
+		case err != nil:
+			return false, err
 		case r != seq:
 			return false, nil // the log has no record seq
 		case part == 1:
@@ -211,12 +209,10 @@ func (n *Node) inLogAt(ctx context.Context, seq, pos uint64, rec []byte) (bool, 
 		if err != nil {
 			return false, fmt.Errorf("cluster: reading log message %d: %w", s, err)
 		}
-		r, err1 := strconv.ParseUint(m.Header.Get(hdrSeq), 10, 64)
-		part, err2 := strconv.Atoi(m.Header.Get(hdrPart))
-		parts, err3 := strconv.Atoi(m.Header.Get(hdrParts))
+		r, part, parts, err := partOf(s, m.Header)
 		switch {
-		case errors.Join(err1, err2, err3) != nil || part < 1 || part > parts:
-			return false, fmt.Errorf("cluster: log message %d: bad headers %v", s, m.Header)
+		case err != nil:
+			return false, err
 		case r != seq || uint64(part) != s-pos+1:
 			return false, nil // another writer's message in its place
 		}

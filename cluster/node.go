@@ -348,13 +348,23 @@ func (n *Node) apply(asm *assembler, m jetstream.Msg) error {
 	return n.applyMsg(asm, md.Sequence.Stream, m.Headers(), m.Data())
 }
 
-// applyMsg takes log message s: a record whole, or a part of one.
-func (n *Node) applyMsg(asm *assembler, s uint64, h nats.Header, data []byte) error {
+// partOf reads the headers of log message s: the journal record it is a
+// part of, which part, and of how many.
+func partOf(s uint64, h nats.Header) (seq uint64, part, parts int, err error) {
 	seq, err1 := strconv.ParseUint(h.Get(hdrSeq), 10, 64)
 	part, err2 := strconv.Atoi(h.Get(hdrPart))
 	parts, err3 := strconv.Atoi(h.Get(hdrParts))
 	if err := errors.Join(err1, err2, err3); err != nil || part < 1 || part > parts {
-		return fmt.Errorf("cluster: log message %d: bad headers %v", s, h)
+		return 0, 0, 0, fmt.Errorf("cluster: log message %d: bad headers %v", s, h)
+	}
+	return seq, part, parts, nil
+}
+
+// applyMsg takes log message s: a record whole, or a part of one.
+func (n *Node) applyMsg(asm *assembler, s uint64, h nats.Header, data []byte) error {
+	seq, part, parts, err := partOf(s, h)
+	if err != nil {
+		return err
 	}
 	if s <= n.streamSeq.Load() {
 		return nil // seen already (a consumer resumed, a catch-up)

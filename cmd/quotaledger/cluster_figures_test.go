@@ -130,6 +130,26 @@ func TestClusterFigures(t *testing.T) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// streamAt is the stream name as the NATS server at url serves it; its
+// connection closes when the test ends.
+func streamAt(t *testing.T, ctx context.Context, url, name string) jetstream.Stream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // drainEvents returns how many events the node whose NATS server is at
 // natsURL published after the run, and how long that took: until the
 // events stream stops growing (for 200 ms). The outbox's depth would not
@@ -139,19 +159,7 @@ func drainEvents(t *testing.T, natsURL string) (uint64, time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := js.Stream(ctx, events.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := streamAt(t, ctx, natsURL, events.StreamName)
 	last := func() uint64 {
 		info, err := st.Info(ctx)
 		if err != nil {
@@ -306,20 +314,7 @@ func logState(t *testing.T, url string) (bytes, msgs uint64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := js.Stream(ctx, cluster.LogStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
+	info, err := streamAt(t, ctx, url, cluster.LogStream).Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
