@@ -156,7 +156,7 @@ const MaxLogPage = 1000
 // call answered before it was made is in the log. Entries of calls not yet
 // durable are never shown.
 func (l *Ledger) Log(f LogFilter) (page LogPage, err error) {
-	l.ap.wait(l.durableSeq.Load(), logWait)
+	l.ap.wait(l.shownSeq(), logWait)
 	err = l.readDB(func() error {
 		page, err = l.queryLog(f)
 		return err
@@ -307,6 +307,18 @@ func (l *Ledger) logOfSerial(f LogFilter, match func(*LogEntry) bool) (LogPage, 
 
 // logWait bounds how long Log waits for the applier.
 const logWait = 10 * time.Second
+
+// shownSeq is the last journal record readers can see: a query of what
+// the applier derives waits for it. A batch is shown (publish) a moment
+// before it is counted durable (journaled) and handed to the applier, so
+// that a reader who saw a change without calling for it (a commission
+// expired by the writer, gone from the pending list) would otherwise ask
+// before its record is waited for.
+func (l *Ledger) shownSeq() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return max(l.pubSeq, l.durableSeq.Load())
+}
 
 // Outbox returns up to max durable events after seq, in order: the events
 // the relay has not yet published (DeleteOutbox), rendered from the

@@ -114,7 +114,7 @@ func (l *Ledger) ScanForeign(prefix []byte, fn func(key, value []byte) error) er
 	if err := checkForeignKey(prefix); err != nil {
 		return err
 	}
-	l.ap.wait(l.durableSeq.Load(), logWait)
+	l.ap.wait(l.shownSeq(), logWait)
 	return l.readDB(func() error {
 		return l.scanRange(prefix, prefixEnd(prefix), fn)
 	})
