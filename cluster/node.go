@@ -860,36 +860,59 @@ func (a *appender) ackWait() time.Duration { return a.n.opts.LeaseTTL / 3 }
 // writer's message; or returns why not.
 func (a *appender) settle(s *sent) error {
 	deadline := s.at.Add(2 * a.n.opts.LeaseTTL)
-	fut, sends, sentAt := s.fut, 1, s.at
+	// Every send's answer counts, the first one's too: a copy is sent when
+	// an answer is late, not lost, and the late one may still come.
+	answers := make(chan pubAnswer, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	watch := func(f jetstream.PubAckFuture) {
+		if f == nil {
+			return // not sent: as if lost
+		}
+		go func() {
+			var ans pubAnswer
+			select {
+			case ans.ack = <-f.Ok():
+			case ans.err = <-f.Err():
+			case <-stop:
+				return
+			}
+			select {
+			case answers <- ans:
+			case <-stop:
+			}
+		}()
+	}
+	watch(s.fut)
+	sends, sentAt := 1, s.at
 	t := time.NewTimer(a.ackWait())
 	defer t.Stop()
 	for {
-		var ok <-chan *jetstream.PubAck
-		var failed <-chan error
-		if fut != nil {
-			ok, failed = fut.Ok(), fut.Err()
-		}
 		t.Reset(min(a.ackWait(), max(time.Until(deadline), time.Millisecond)))
 		select {
-		case ack := <-ok:
-			if ack.Sequence != s.pos {
-				return fmt.Errorf("log message %s acknowledged at stream sequence %d, want %d", s.m.Header.Get(jetstream.MsgIDHeader), ack.Sequence, s.pos)
+		case ans := <-answers:
+			if ans.ack != nil {
+				if ans.ack.Sequence != s.pos {
+					return fmt.Errorf("log message %s acknowledged at stream sequence %d, want %d", s.m.Header.Get(jetstream.MsgIDHeader), ans.ack.Sequence, s.pos)
+				}
+				if sends > 1 {
+					a.n.log.Info().Uint64("stream_seq", s.pos).Int("sends", sends).Bool("duplicate", ans.ack.Duplicate).
+						Msg("a log message sent again was acknowledged")
+				}
+				a.saw(s.pos)
+				return nil
 			}
-			if sends > 1 {
-				a.n.log.Info().Uint64("stream_seq", s.pos).Int("sends", sends).Bool("duplicate", ack.Duplicate).
-					Msg("a log message sent again was acknowledged")
-			}
-			a.saw(s.pos)
-			return nil
-		case err := <-failed:
-			if wrongLastSequence(err) {
-				landed, known := a.verify(s)
+			if wrongLastSequence(ans.err) {
+				// Refused: is another writer's message in its place, or
+				// this one (a copy's refusal: a single server checks the
+				// sequence before the duplicate), or none yet?
+				landed, known := a.verify(s, deadline)
 				switch {
 				case known && landed:
 					a.saw(s.pos)
 					return nil
 				case known:
-					return err // another writer's message is in its place
+					return ans.err
 				}
 			}
 		case <-t.C:
@@ -906,17 +929,24 @@ func (a *appender) settle(s *sent) error {
 			time.Sleep(d)
 		}
 		a.mu.Lock()
-		fut, _ = a.n.js.PublishMsgAsync(copyMsg(s.m))
+		f, _ := a.n.js.PublishMsgAsync(copyMsg(s.m))
 		a.mu.Unlock()
+		watch(f)
 		sends, sentAt = sends+1, time.Now()
 	}
+}
+
+// pubAnswer is the answer to one send of a log message.
+type pubAnswer struct {
+	ack *jetstream.PubAck
+	err error
 }
 
 // verify reads the log at message s's place after a refusal: landed if it
 // is s there, known false if nothing is there yet (or the log could not
 // be read): the refusal came of a message before s lost in flight.
-func (a *appender) verify(s *sent) (landed, known bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), a.ackWait())
+func (a *appender) verify(s *sent, deadline time.Time) (landed, known bool) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	stream := a.n.stream
 	if stream == nil {
