@@ -270,6 +270,32 @@ func converged(t *testing.T, nodes []*testNode) {
 	})
 }
 
+// oneServerLog starts a NATS server of its own with the cluster's stream
+// and buckets (R1, Setup, as node n1) and returns a connection to it, its
+// JetStream and the cluster's id.
+func oneServerLog(t *testing.T) (*nats.Conn, jetstream.JetStream, string) {
+	t.Helper()
+	ns, err := events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	id, err := Setup(context.Background(), Options{Name: "n1", Conn: nc, Replicas: 1}, "cluster-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js, id
+}
+
 // TestFailover runs a cluster of three nodes in this process: one leads,
 // the others follow its writes to the same state; the leader stops, another
 // takes over and writes on; the old one comes back as a follower.
@@ -589,24 +615,8 @@ func TestJoinAsksAgain(t *testing.T) {
 // record of that sequence) and asks InLog about records with their bytes
 // and with others: only the log's record of a sequence is in the log.
 func TestInLog(t *testing.T) {
-	ns, err := events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc, js, _ := oneServerLog(t)
 	ctx := context.Background()
-	if _, err := Setup(ctx, Options{Name: "n1", Conn: nc, Replicas: 1}, "cluster-1"); err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, m := range []struct {
 		seq, part, parts int
 		data             string

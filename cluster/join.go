@@ -103,13 +103,7 @@ func logEnd(ctx context.Context, conn *nats.Conn) (uint64, error) {
 	if info.State.Msgs == 0 {
 		return n.lastRecord(ctx), nil
 	}
-	m, err := stream.GetMsg(ctx, info.State.LastSeq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		// Read by direct get, any replica answering: one that has not
-		// caught up yet (this node's own server, its store wiped) has
-		// none of the stream's last messages.
-		err = fmt.Errorf("%w: %w", errNotHeldYet, err)
-	}
+	m, err := heldMsg(ctx, stream, info.State.LastSeq)
 	if err != nil {
 		return 0, fmt.Errorf("cluster: reading the log's last message: %w", err)
 	}
@@ -197,15 +191,10 @@ func (n *Node) inLogAt(ctx context.Context, seq, pos uint64, rec []byte) (bool, 
 	}
 	var buf []byte
 	for s := pos; ; s++ {
-		m, err := n.stream.GetMsg(ctx, s)
-		if errors.Is(err, jetstream.ErrMsgNotFound) && s > info.State.LastSeq {
+		if s > info.State.LastSeq {
 			return false, nil // its last parts past the log's end
 		}
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			// Within the history the stream's leader reported: a replica
-			// answered that has not caught up yet.
-			return false, fmt.Errorf("cluster: reading log message %d: %w: %w", s, errNotHeldYet, err)
-		}
+		m, err := heldMsg(ctx, n.stream, s)
 		if err != nil {
 			return false, fmt.Errorf("cluster: reading log message %d: %w", s, err)
 		}

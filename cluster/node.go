@@ -433,6 +433,18 @@ func (n *Node) sawStreamSeq(s uint64) {
 	}
 }
 
+// heldMsg reads log message s, within the history the stream's Raft
+// leader reported. Read by direct get, any replica answers: one that has
+// not caught up yet (this node's own server, catching up) says it has no
+// such message, which is errNotHeldYet (asked again), not an absence.
+func heldMsg(ctx context.Context, stream jetstream.Stream, s uint64) (*jetstream.RawStreamMsg, error) {
+	m, err := stream.GetMsg(ctx, s)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		err = fmt.Errorf("%w: %w", errNotHeldYet, err)
+	}
+	return m, err
+}
+
 // resume returns the stream sequence to apply the log from: the first
 // message of the last record the ledger applied, when the record names its
 // place (ledger.Chain; the consumer skips it and its other parts, applied
@@ -472,12 +484,7 @@ func (n *Node) seek(ctx context.Context, target uint64) (uint64, error) {
 		return last + 1, nil
 	}
 	recOf := func(s uint64) (uint64, error) {
-		m, err := n.stream.GetMsg(ctx, s)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			// Within the history the stream's leader reported: a
-			// replica answered that has not caught up yet.
-			return 0, fmt.Errorf("%w: %w", errNotHeldYet, err)
-		}
+		m, err := heldMsg(ctx, n.stream, s)
 		if err != nil {
 			return 0, err
 		}
@@ -929,7 +936,7 @@ func (a *appender) settle(s *sent) error {
 			time.Sleep(d)
 		}
 		a.mu.Lock()
-		f, _ := a.n.js.PublishMsgAsync(copyMsg(s.m))
+		f, _ := a.n.js.PublishMsgAsync(s.m)
 		a.mu.Unlock()
 		watch(f)
 		sends, sentAt = sends+1, time.Now()
@@ -972,17 +979,6 @@ func wrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) &&
 		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
-
-// copyMsg is a copy of m to publish again (nats.go keeps its own state in
-// a message published asynchronously).
-func copyMsg(m *nats.Msg) *nats.Msg {
-	c := nats.NewMsg(m.Subject)
-	c.Data = m.Data
-	for k, v := range m.Header {
-		c.Header[k] = append([]string(nil), v...)
-	}
-	return c
 }
 
 // newTerm names a leader's term (ledger.Chain): random, so that no two
@@ -1037,7 +1033,7 @@ func (a *appender) Append(seq uint64, rec []byte) func() error {
 		s := &sent{m: m, pos: a.last + 1, at: time.Now(), done: make(chan struct{})}
 		// A message that could not be sent (nil fut) is sent again by the
 		// acknowledger, as a lost one is.
-		s.fut, _ = n.js.PublishMsgAsync(copyMsg(m))
+		s.fut, _ = n.js.PublishMsgAsync(m)
 		a.last++
 		a.queue = append(a.queue, s)
 		mine = append(mine, s)

@@ -236,26 +236,9 @@ func applyLog(t *testing.T, l *ledger.Ledger, stream jetstream.Stream) {
 // (their records name the term of the record they were built on): all
 // show the other's state, and the leader leads again from it.
 func TestRefusedAppendSkipped(t *testing.T) {
-	ns, err := events.StartServer(events.ServerOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc, js, id := oneServerLog(t)
 	ctx := context.Background()
 	opts := Options{Name: "n1", Conn: nc, Replicas: 1}
-	id, err := Setup(ctx, opts, "cluster-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	stream, err := js.Stream(ctx, LogStream)
 	if err != nil {
 		t.Fatal(err)
