@@ -181,7 +181,7 @@ func TestClusterKillUnderLoad(t *testing.T) {
 	c := startCluster(t, 3)
 	h := crashStartCluster(t, c, 8, 16, 40)
 	var total crashSummary
-	var failovers []time.Duration
+	var failovers, rejoins []time.Duration
 	for round := 1; round <= kills; round++ {
 		leader := c.Leader()
 		l := h.newLoad(bases(c.Running())...)
@@ -224,22 +224,29 @@ func TestClusterKillUnderLoad(t *testing.T) {
 		// The killed node rejoins, as a follower, and holds the same.
 		restart := time.Now()
 		leader.Restart()
+		ready := time.Since(restart)
 		st := c.Converged()
+		converged := time.Since(restart)
+		rejoins = append(rejoins, converged)
 		for _, n := range st.Nodes {
 			if n.Name == leader.Name && n.Role != "follower" {
 				t.Fatalf("%s came back as %s", leader.Name, n.Role)
 			}
 		}
+		checked := time.Now()
 		h.sameLedger(leader)
 		dropped := strings.Count(leader.proc.stderr.String(), "dropping a journal record the cluster's log does not hold")
 		t.Logf("kill %d of %s after %s of load (Raft leaders: %s): writes answered again through a survivor %s after the kill; %s; "+
-			"%d commissions in the ledger; %s back (its journal had %d records the log did not) and caught up in %s; "+
+			"%d commissions in the ledger; %s back (its journal had %d records the log did not): ready in %s, at the others' sequence and digest in %s "+
+			"(its ledger read back and checked in %s); "+
 			"the survivors read the log without a consumer %d times so far",
 			round, leader.Name, load.Round(time.Millisecond), rafts, failover.Round(time.Millisecond), sum,
-			len(h.model.bySerial), leader.Name, dropped, time.Since(restart).Round(time.Millisecond), noConsumer)
+			len(h.model.bySerial), leader.Name, dropped, ready.Round(time.Millisecond), converged.Round(time.Millisecond),
+			time.Since(checked).Round(time.Millisecond), noConsumer)
 	}
 	t.Logf("after %d kills: %s", kills, total)
 	t.Logf("failover (kill -9 of the leader to the first write answered through a survivor): %s", durations(failovers))
+	t.Logf("rejoin (the killed node's restart to its being at the others' sequence with their digest): %s", durations(rejoins))
 	if total.answered == 0 || total.refused == 0 {
 		t.Fatalf("the load made no answered or no refused call: %s", total)
 	}
