@@ -471,9 +471,23 @@ func TestClusterWipeRejoin(t *testing.T) {
 // node is killed with SIGKILL at once, then all are started again: they
 // elect a leader from the log, and hold every answered call (nothing of a
 // refused one, each unanswered one whole or absent, one ledger, every
-// event once and in order).
+// event once and in order); with each --cluster-sync, whose interval
+// leaves the last second of the log and the events in the servers' memory
+// (the page cache, which a kill -9 does not lose) and the acknowledged
+// events in the outbox for two more.
 func TestClusterAllKilled(t *testing.T) {
-	c := startCluster(t, 3)
+	for _, sync := range []string{"always", "interval"} {
+		t.Run(sync, func(t *testing.T) { clusterAllKilled(t, sync) })
+	}
+}
+
+func clusterAllKilled(t *testing.T, sync string) {
+	c := startCluster(t, 3, "--cluster-sync", sync)
+	for _, nd := range c.Nodes {
+		if want := fmt.Sprintf(`"sync_always":%t`, sync == "always"); !strings.Contains(nd.proc.stderr.String(), want) {
+			t.Fatalf("--cluster-sync %s: %s's NATS server did not start with %s:\n%s", sync, nd.Name, want, nd.proc.stderr.String())
+		}
+	}
 	h := crashStartCluster(t, c, 8, 16, 40)
 	l := h.newLoad(bases(c.Nodes)...)
 	wait := l.start()

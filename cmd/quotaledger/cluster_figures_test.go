@@ -38,7 +38,8 @@ import (
 // leader's applied sequence minus the follower's (records), and the time
 // from a sample of the leader until the follower has applied as much
 // (time; at most, by a sample's time). The log's size per commission is what the QUOTALEDGER_LOG
-// stream grew by over the run, per commission.
+// stream grew by over the run, per commission. QUOTALEDGER_FIGURES_SYNC
+// is the nodes' --cluster-sync (always when unset).
 func TestClusterFigures(t *testing.T) {
 	if os.Getenv("QUOTALEDGER_FIGURES") == "" {
 		t.Skip("QUOTALEDGER_FIGURES=1 measures the cluster's figures")
@@ -72,6 +73,9 @@ func TestClusterFigures(t *testing.T) {
 	if profiles != "" {
 		extra = []string{"--pprof", "127.0.0.1:0"}
 	}
+	if sync := os.Getenv("QUOTALEDGER_FIGURES_SYNC"); sync != "" {
+		extra = append(extra, "--cluster-sync", sync)
+	}
 	c := startCluster(t, 3, extra...)
 	leader := c.Leader()
 	follower := c.Followers(leader)[0]
@@ -101,8 +105,8 @@ func TestClusterFigures(t *testing.T) {
 		return fmt.Sprintf("%-32s %8.0f commissions/s  p50 %6.1f ms  p99 %6.1f ms  (%d calls, %d errors)", what, r.CallsPerSec,
 			ms(r.P50), ms(r.P99), r.Calls, r.Errors)
 	}
-	t.Logf("auto-accept over HTTP, %d callers, %s each, %d holders:\n%s\n%s (%.0f %% of one node's)\n%s (%.0f %% of one node's)",
-		cfg.Concurrency, cfg.Duration, holders,
+	t.Logf("auto-accept over HTTP, %d callers, %s each, %d holders, the nodes' flags %q:\n%s\n%s (%.0f %% of one node's)\n%s (%.0f %% of one node's)",
+		cfg.Concurrency, cfg.Duration, holders, extra,
 		row("one node", one), row("three nodes R3, on the leader", three), 100*three.CallsPerSec/one.CallsPerSec,
 		row("three nodes R3, via a follower", forwarded), 100*forwarded.CallsPerSec/one.CallsPerSec)
 	withEvents := func(r bench.Result, drain time.Duration) float64 {

@@ -99,7 +99,7 @@ func TestParseFlags(t *testing.T) {
 		HTTPLimits: HTTPLimits{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10},
 		ClusterFlags: ClusterFlags{ClusterName: "quotaledger", ClusterListen: "127.0.0.1:6222", Replicas: 3,
-			LogMaxAge: 24 * time.Hour, LeaseTTL: 3 * time.Second, JoinTimeout: 2 * time.Minute},
+			LogMaxAge: 24 * time.Hour, LeaseTTL: 3 * time.Second, JoinTimeout: 2 * time.Minute, ClusterSync: "always"},
 		SettingsFlags: SettingsFlags{IdempotencyRetention: 24 * time.Hour, MinFreeSpace: 128 << 20, SessionTTL: 24 * time.Hour,
 			PasswordResetTTL: time.Hour, PasswordMinLength: 8, PasswordMaxLength: 128, PasswordRejectUsername: true,
 			PasswordRejectCommon: true, BootstrapAdmin: true}}
@@ -160,22 +160,22 @@ func TestParseFlags(t *testing.T) {
 			}},
 		{name: "OK/cluster flags", args: []string{"serve", "--node-name", "n1", "--cluster-name", "qc", "--cluster-listen", "127.0.0.1:7001",
 			"--peers", "127.0.0.1:7002,127.0.0.1:7003", "--replicas", "3", "--log-max-age", "1h", "--lease-ttl", "2s",
-			"--advertise-url", "http://10.0.0.1:8080", "--join-timeout", "30s"},
+			"--advertise-url", "http://10.0.0.1:8080", "--join-timeout", "30s", "--cluster-sync", "interval"},
 			want: func(c *ServeCmd) {
 				c.ClusterFlags = ClusterFlags{NodeName: "n1", ClusterName: "qc", ClusterListen: "127.0.0.1:7001",
 					Peers: []string{"127.0.0.1:7002", "127.0.0.1:7003"}, Replicas: 3, LogMaxAge: time.Hour, LeaseTTL: 2 * time.Second,
-					AdvertiseURL: "http://10.0.0.1:8080", JoinTimeout: 30 * time.Second}
+					AdvertiseURL: "http://10.0.0.1:8080", JoinTimeout: 30 * time.Second, ClusterSync: "interval"}
 			}},
 		{name: "OK/cluster environment", args: []string{"serve"},
 			env: map[string]string{"QUOTALEDGER_NODE_NAME": "n2", "QUOTALEDGER_CLUSTER_NAME": "qc",
 				"QUOTALEDGER_CLUSTER_LISTEN": "0.0.0.0:7002", "QUOTALEDGER_CLUSTER_ALLOW_REMOTE": "true",
 				"QUOTALEDGER_PEERS": "10.0.0.1:7001,10.0.0.3:7003", "QUOTALEDGER_REPLICAS": "1",
 				"QUOTALEDGER_LOG_MAX_AGE": "2h", "QUOTALEDGER_LEASE_TTL": "3s", "QUOTALEDGER_ADVERTISE_URL": "https://n2.example.org",
-				"QUOTALEDGER_JOIN_TIMEOUT": "1m"},
+				"QUOTALEDGER_JOIN_TIMEOUT": "1m", "QUOTALEDGER_CLUSTER_SYNC": "interval"},
 			want: func(c *ServeCmd) {
 				c.ClusterFlags = ClusterFlags{NodeName: "n2", ClusterName: "qc", ClusterListen: "0.0.0.0:7002", ClusterAllowRemote: true,
 					Peers: []string{"10.0.0.1:7001", "10.0.0.3:7003"}, Replicas: 1, LogMaxAge: 2 * time.Hour, LeaseTTL: 3 * time.Second,
-					AdvertiseURL: "https://n2.example.org", JoinTimeout: time.Minute}
+					AdvertiseURL: "https://n2.example.org", JoinTimeout: time.Minute, ClusterSync: "interval"}
 			}},
 		{name: "OK/cluster on external NATS", args: []string{"serve", "--node-name", "n1", "--nats-url", "nats://n1:4222", "--replicas", "5"},
 			want: func(c *ServeCmd) { c.NodeName, c.NatsURL, c.Replicas = "n1", "nats://n1:4222", 5 }},
@@ -939,6 +939,8 @@ func TestClusterFlagsRefused(t *testing.T) {
 		{"LeaseTTL", append(node, "--replicas", "1", "--lease-ttl", "100ms"), "--lease-ttl"},
 		{"AdvertiseURL", append(node, "--replicas", "1", "--advertise-url", "n1:8080"), "--advertise-url"},
 		{"JoinTimeout", append(node, "--replicas", "1", "--join-timeout", "0s"), "--join-timeout"},
+		{"ClusterSync", append(node, "--replicas", "1", "--cluster-sync", "never"), "--cluster-sync"},
+		{"ClusterSyncWithNATSURL", append(node, "--nats-url", "nats://n:4222", "--cluster-sync", "interval"), "--cluster-sync"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clearEnv(t)

@@ -552,7 +552,7 @@ func (s *server) startEvents(c *ServeCmd) error {
 		// crashed NATS is republished, and one it kept is dropped as a
 		// duplicate.
 		srv, err := events.StartServer(events.ServerOptions{
-			Dir: filepath.Join(c.Data, "nats"), Listen: c.NatsListen, SyncInterval: time.Second,
+			Dir: filepath.Join(c.Data, "nats"), Listen: c.NatsListen, SyncInterval: embeddedSyncInterval,
 			Logger: s.log.With().Str("component", "nats").Logger(),
 		})
 		if err != nil {
@@ -567,7 +567,7 @@ func (s *server) startEvents(c *ServeCmd) error {
 		s.log.Info().Str("nats_url", s.natsURL).Msg("publishing events to an external NATS server")
 	}
 	opts := events.RelayOptions{URL: target, Logger: s.log.With().Str("component", "relay").Logger(),
-		DeleteDelay: 2 * time.Second, MaxAge: c.StreamMaxAge}
+		DeleteDelay: embeddedDeleteDelay, MaxAge: c.StreamMaxAge}
 	if s.nats != nil {
 		// The embedded server is in this process: the relay talks to it
 		// through a pipe, not loopback TCP (no socket, no system call per
@@ -591,6 +591,14 @@ func (s *server) startEvents(c *ServeCmd) error {
 	}()
 	return nil
 }
+
+// An embedded NATS server that does not sync every write syncs every
+// embeddedSyncInterval, and its relay keeps acknowledged events in the
+// outbox for embeddedDeleteDelay, past the next sync.
+const (
+	embeddedSyncInterval = time.Second
+	embeddedDeleteDelay  = 2 * time.Second
+)
 
 // externalRelayOptions are opts for an external NATS server (--nats-url):
 // with its credentials, and a delete delay for a server that syncs on its

@@ -50,7 +50,12 @@ type ClusterFlags struct {
 	LeaseTTL           time.Duration `name:"lease-ttl" default:"3s" env:"QUOTALEDGER_LEASE_TTL" placeholder:"DURATION" help:"How long the leader's lease outlives its last renewal (default ${default}): a leader that stops answering is replaced after about this long."`
 	AdvertiseURL       string        `name:"advertise-url" env:"QUOTALEDGER_ADVERTISE_URL" placeholder:"URL" help:"The URL the other nodes reach this node's API at, to forward writes to it when it leads (default: http:// and the address --listen bound, its loopback address for 0.0.0.0)."`
 	ClusterCA          string        `name:"cluster-ca" env:"QUOTALEDGER_CLUSTER_CA" placeholder:"FILE" help:"PEM certificate(s) of the CA that signed the nodes' --tls-cert: a node forwarding a write to the leader's https:// --advertise-url checks its certificate against them (default: the system's roots)."`
-	JoinTimeout        time.Duration `name:"join-timeout" default:"2m" env:"QUOTALEDGER_JOIN_TIMEOUT" placeholder:"DURATION" help:"How long a starting node waits for the cluster's JetStream (a majority of its nodes up) before it gives up (default ${default})."`
+	// ClusterSync is how the embedded NATS servers sync the cluster's
+	// streams: always (every write, before it is acknowledged) or interval
+	// (every second, like a single node's server: docs/cluster.md,
+	// "Durability").
+	ClusterSync string        `name:"cluster-sync" enum:"always,interval" default:"always" env:"QUOTALEDGER_CLUSTER_SYNC" placeholder:"always|interval" help:"Without --nats-url: always (default): each embedded NATS server syncs every write of the cluster's log and events to its disk before it acknowledges it, so an answered call survives even a power loss of every machine at once; interval: each syncs every second, so an answered call survives kill -9 of every node and the loss of a minority of the machines (it is in a majority's memory), and the cluster takes about 1.5 times the writes."`
+	JoinTimeout time.Duration `name:"join-timeout" default:"2m" env:"QUOTALEDGER_JOIN_TIMEOUT" placeholder:"DURATION" help:"How long a starting node waits for the cluster's JetStream (a majority of its nodes up) before it gives up (default ${default})."`
 }
 
 // clusterMode reports whether the flags make the server a node of a
@@ -97,6 +102,9 @@ func (f *ClusterFlags) Validate(natsURL string) error {
 		}
 	}
 	if natsURL != "" {
+		if f.ClusterSync != "always" {
+			return fmt.Errorf("--cluster-sync %s is for the embedded NATS servers: an external NATS cluster syncs as its own configuration says (sync_interval)", f.ClusterSync)
+		}
 		if len(f.Peers) > 0 {
 			return errors.New("--peers are the routes of the embedded NATS servers: with --nats-url the nodes meet in that NATS cluster; leave --peers out")
 		}
@@ -395,9 +403,10 @@ func openClusterLedger(opts ledger.Options, dir string) (*ledger.Ledger, error) 
 }
 
 // startClusterNATS starts the embedded NATS server as a server of the
-// nodes' NATS cluster, syncing every write before it acknowledges it (the
-// log must be on a majority of disks before a leader answers), or notes
-// the external one.
+// nodes' NATS cluster, or notes the external one. With --cluster-sync
+// always the server syncs every write before it acknowledges it (an
+// answered call is then on a majority of disks); with interval, every
+// second (it is in a majority's memory, and on disk a second later).
 func (s *server) startClusterNATS(c *ServeCmd) error {
 	f := &c.ClusterFlags
 	if c.NatsURL != "" {
@@ -417,10 +426,13 @@ func (s *server) startClusterNATS(c *ServeCmd) error {
 		}
 	}))
 	opts := events.ServerOptions{
-		Dir: filepath.Join(c.Data, "nats"), Listen: c.NatsListen, SyncAlways: true,
+		Dir: filepath.Join(c.Data, "nats"), Listen: c.NatsListen, SyncAlways: f.ClusterSync == "always",
 		Logger: natsLog,
 		Cluster: events.ClusterOptions{Name: f.ClusterName, ServerName: f.NodeName, Listen: f.ClusterListen,
 			Routes: f.Peers, AllowRemote: f.ClusterAllowRemote},
+	}
+	if !opts.SyncAlways {
+		opts.SyncInterval = embeddedSyncInterval
 	}
 	if len(f.Peers) == 0 {
 		// A cluster of one node (--replicas 1): JetStream takes no NATS
@@ -508,6 +520,10 @@ func (s *server) relayOptions(c *ServeCmd) events.RelayOptions {
 			s.log.Error().Err(err).Msg("events relay: NATS TLS")
 		}
 		opts = o
+	} else if c.ClusterSync != "always" {
+		// The servers sync every second: as a single node's relay, keep
+		// the acknowledged events in the outbox past the next sync.
+		opts.DeleteDelay = embeddedDeleteDelay
 	}
 	return opts
 }
