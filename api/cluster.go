@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	stdlog "log"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,11 +89,41 @@ const (
 
 // Outcomes of a forwarded call (quotaledger_cluster_forwarded_total).
 const (
-	forwardAnswered    = "answered"    // the leader answered (whatever it answered)
-	forwardUnreachable = "unreachable" // the leader did not answer
-	forwardNoLeader    = "no_leader"   // no leader known: 503 here
-	forwardLoop        = "loop"        // a forwarded call on a node that does not lead: 503 here
+	forwardAnswered    = "answered"       // the leader answered (whatever it answered)
+	forwardUnreachable = "unreachable"    // the leader did not answer
+	forwardNoLeader    = "no_leader"      // no leader known: 503 here
+	forwardLoop        = "loop"           // a forwarded call on a node that does not lead: 503 here
+	forwardMoved       = "leader_changed" // another took the lease while the leader had not answered: 503 here
 )
+
+// errLeaderMoved is the cause of a forwarded call given up because the
+// lease changed hands while it waited for the leader's answer.
+var errLeaderMoved = errors.New("the leader changed while the call waited for its answer")
+
+// leaderMovedFault answers a forwarded call given up for errLeaderMoved.
+func leaderMovedFault(leader string) *Fault {
+	return &Fault{Kind: "serviceUnavailable", Code: http.StatusServiceUnavailable, RetryAfter: retryAfterLeader,
+		Message: fmt.Sprintf("the leader changed while the call forwarded to it (%s) waited for its answer; if it reached it, its outcome is unknown: retry it (an issue with the same idempotency key)", leader)}
+}
+
+// watchLeader is ctx, canceled with errLeaderMoved once moved is closed
+// (LeaderWatch), until stop is called: a call forwarded to a leader that
+// lost its lease (cut off, paused) is given up once another leads, rather
+// than after ForwardTimeout.
+func watchLeader(ctx context.Context, moved <-chan struct{}) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-moved:
+			cancel(errLeaderMoved)
+		case <-done:
+		case <-ctx.Done():
+		}
+	}()
+	var once sync.Once
+	return ctx, func() { once.Do(func() { close(done) }) }
+}
 
 // clusterNode is a server's part of a cluster: the forwarding of writes,
 // the applied header, and the cluster's metrics.
@@ -108,6 +140,7 @@ type forwardTo struct{}
 type forwardTarget struct {
 	leader    *url.URL
 	requestID string
+	answered  func() // the leader's answer came: it is relayed whatever happens to the lease
 }
 
 // newClusterNode makes the cluster part of s, registering its metrics on
@@ -142,14 +175,21 @@ func newClusterNode(s *Server, opts ClusterOptions, reg prometheus.Registerer) (
 			}
 			pr.Out.Header.Set("X-Request-Id", t.requestID)
 		},
-		ModifyResponse: func(*http.Response) error {
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Request.Context().Value(forwardTo{}).(forwardTarget).answered()
 			cn.forwarded[forwardAnswered].Inc()
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			cn.forwarded[forwardUnreachable].Inc()
 			t := r.Context().Value(forwardTo{}).(forwardTarget)
 			w.Header().Set("X-Request-Id", t.requestID)
+			if errors.Is(context.Cause(r.Context()), errLeaderMoved) {
+				cn.forwarded[forwardMoved].Inc()
+				s.log.Warn().Err(errLeaderMoved).Str("leader", t.leader.String()).Str("request_id", t.requestID).Msg("forwarding a write to the leader")
+				writeFault(w, leaderMovedFault(t.leader.String()))
+				return
+			}
+			cn.forwarded[forwardUnreachable].Inc()
 			s.log.Warn().Err(err).Str("leader", t.leader.String()).Str("request_id", t.requestID).Msg("forwarding a write to the leader")
 			writeFault(w, &Fault{Kind: "serviceUnavailable", Code: http.StatusServiceUnavailable, RetryAfter: retryAfterLeader,
 				Message: "the leader did not answer the forwarded call; if it reached the leader its outcome is unknown: retry it (an issue with the same idempotency key)"})
@@ -159,9 +199,9 @@ func newClusterNode(s *Server, opts ClusterOptions, reg prometheus.Registerer) (
 	}
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "quotaledger", Subsystem: "cluster", Name: "forwarded_total",
-		Help: "Writes that reached this node while it followed, by outcome: answered (by the leader, whatever it answered), unreachable (the leader did not answer: 503), no_leader (none known: 503), loop (a call already forwarded, on a node that does not lead: 503).",
+		Help: "Writes that reached this node while it followed, by outcome: answered (by the leader, whatever it answered), unreachable (the leader did not answer: 503), leader_changed (another took the lease before the leader answered: 503), no_leader (none known: 503), loop (a call already forwarded, on a node that does not lead: 503).",
 	}, []string{"outcome"})
-	for _, o := range []string{forwardAnswered, forwardUnreachable, forwardNoLeader, forwardLoop} {
+	for _, o := range []string{forwardAnswered, forwardUnreachable, forwardMoved, forwardNoLeader, forwardLoop} {
 		cn.forwarded[o] = outcomes.WithLabelValues(o)
 	}
 	for _, c := range []prometheus.Collector{outcomes, clusterCollector{cn}} {
@@ -202,7 +242,7 @@ func (cn *clusterNode) route(w http.ResponseWriter, r *http.Request) bool {
 			Message: "a call forwarded to the leader reached a node that does not lead (the leader changed): retry it"})
 		return true
 	}
-	_, leader := cn.opts.Node.Leader()
+	_, leader, moved := cn.opts.Node.LeaderWatch()
 	target, err := url.Parse(leader)
 	if leader == "" || err != nil || target.Host == "" {
 		cn.forwarded[forwardNoLeader].Inc()
@@ -215,7 +255,9 @@ func (cn *clusterNode) route(w http.ResponseWriter, r *http.Request) bool {
 	h := w.Header()
 	id := h.Get("X-Request-Id")
 	h.Del("X-Request-Id")
-	ctx := context.WithValue(r.Context(), forwardTo{}, forwardTarget{leader: target, requestID: id})
+	ctx, answered := watchLeader(r.Context(), moved)
+	defer answered()
+	ctx = context.WithValue(ctx, forwardTo{}, forwardTarget{leader: target, requestID: id, answered: answered})
 	cn.proxy.ServeHTTP(w, r.WithContext(ctx))
 	return true
 }

@@ -14,10 +14,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -124,6 +126,10 @@ type testNode struct {
 	api  *Server
 	srv  *httptest.Server
 	reg  *prometheus.Registry
+	// hang makes the node's HTTP server answer nothing (a node cut off):
+	// each call waits until its client gives up; hung counts them.
+	hang atomic.Bool
+	hung atomic.Int64
 }
 
 // testSecret is the forwarding key of the test clusters.
@@ -141,8 +147,8 @@ func startCluster(t *testing.T, n int, leaseTTL time.Duration) []*testNode {
 type httpsNodes struct{ roots *x509.CertPool }
 
 // startClusterOf is startCluster, its nodes serving https when tls is
-// not nil.
-func startClusterOf(t *testing.T, n int, leaseTTL time.Duration, tls *httpsNodes) []*testNode {
+// not nil, each node's ClusterOptions set by with.
+func startClusterOf(t *testing.T, n int, leaseTTL time.Duration, tls *httpsNodes, with ...func(*ClusterOptions)) []*testNode {
 	t.Helper()
 	scheme := "http://"
 	if tls != nil {
@@ -179,8 +185,20 @@ func startClusterOf(t *testing.T, n int, leaseTTL time.Duration, tls *httpsNodes
 		if tls != nil {
 			copts.RootCAs = tls.roots
 		}
+		for _, f := range with {
+			f(&copts)
+		}
 		tn.api = New(tn.l, tn.id, Options{Logger: zerolog.Nop(), Metrics: tn.reg, Cluster: copts})
-		tn.srv.Config.Handler = tn.api
+		tn.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tn.hang.Load() {
+				// The body read, the server notices the client go.
+				_, _ = io.Copy(io.Discard, r.Body)
+				tn.hung.Add(1)
+				<-r.Context().Done()
+				return
+			}
+			tn.api.ServeHTTP(w, r)
+		})
 		if tls != nil {
 			tn.srv.StartTLS()
 		} else {
@@ -431,6 +449,74 @@ func TestClusterForwarding(t *testing.T) {
 	spoof[headerForwardKey] = testSecret
 	if st := reset(spender, leader.srv.URL, spoof, 103); st != http.StatusAccepted {
 		t.Fatalf("a reset forwarded with the key: %d, want 202", st)
+	}
+}
+
+// TestClusterForwardLeaderMoved: a write forwarded to a leader that
+// answers nothing (cut off), over HTTP and over NATS, is given up once the follower sees the lease
+// leave it (gone, or taken by another): 503 with Retry-After, its outcome
+// unknown, counted leader_changed; not when the forward times out (a
+// minute here).
+func TestClusterForwardLeaderMoved(t *testing.T) {
+	nodes := startClusterOf(t, 3, time.Second, nil, func(o *ClusterOptions) { o.ForwardTimeout = time.Minute })
+	leader, rest := leaderOf(t, nodes)
+	p := identitytest.AddPrincipals(t, leader.id)
+	follower := rest[0]
+	caughtUp(t, follower, leader.l.Applied())
+	const prefix = "follower.v1"
+	nc := serveNATSOn(t, follower, startNATS(t).ClientURL(), prefix)
+
+	leader.hang.Store(true)
+	overNATS := make(chan *nats.Msg, 1)
+	go func() {
+		m, err := nc.RequestMsg(&nats.Msg{Subject: wire.NATSIssue.Subject(prefix, ""), Header: nats.Header{wire.TokenHeader: {p.ServiceToken}},
+			Data: []byte(`{"provisions":[],"name":"over NATS to a leader cut off"}`)}, 2*time.Minute)
+		if err != nil {
+			m = &nats.Msg{Data: []byte(err.Error())}
+		}
+		overNATS <- m
+	}()
+	type answer struct {
+		status int
+		header http.Header
+		body   string
+		err    error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", follower.srv.URL+"/account/v1.0/commissions", strings.NewReader(`{"provisions":[],"name":"to a leader cut off"}`))
+		req.Header.Set("X-Auth-Token", p.ServiceToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answers <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		answers <- answer{resp.StatusCode, resp.Header, string(raw), err}
+	}()
+	testkit.CheckFor(t, testkit.Patience, 10*time.Millisecond, func() error {
+		if leader.hung.Load() < 2 {
+			return errors.New("the forwarded writes have not reached the leader")
+		}
+		return nil
+	})
+	// The leader stops leading; another node takes the lease.
+	_ = leader.node.Close()
+	a := <-answers
+	if a.err != nil || a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "1" ||
+		!strings.Contains(a.body, "the leader changed") || !strings.Contains(a.body, "outcome is unknown") {
+		t.Fatalf("a write forwarded to the leader as another took the lease: %d Retry-After %q %s %v", a.status, a.header.Get("Retry-After"), a.body, a.err)
+	}
+	m := <-overNATS
+	if m.Header.Get(micro.ErrorCodeHeader) != "503" || !strings.Contains(m.Header.Get(micro.ErrorHeader), "the leader changed") {
+		t.Fatalf("a write over NATS forwarded to the leader as another took the lease: %v %s", m.Header, m.Data)
+	}
+	if got := counterOf(t, follower.reg, "quotaledger_cluster_forwarded_total", map[string]string{"outcome": "leader_changed"}); got != 2 {
+		t.Fatalf("forwarded leader_changed: %v, want 2", got)
+	}
+	if name, _ := follower.node.Leader(); name == leader.name {
+		t.Fatalf("the follower still sees %s lead", name)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -48,7 +49,7 @@ func (cn *clusterNode) forwardNATS(ctx context.Context, ep *natsEndpoint, serial
 	if cn.opts.Node.Leading() {
 		return nil, nil
 	}
-	_, leader := cn.opts.Node.Leader()
+	_, leader, moved := cn.opts.Node.LeaderWatch()
 	target, err := url.Parse(leader)
 	if leader == "" || err != nil || target.Host == "" {
 		cn.forwarded[forwardNoLeader].Inc()
@@ -61,6 +62,7 @@ func (cn *clusterNode) forwardNATS(ctx context.Context, ep *natsEndpoint, serial
 	}
 	ctx, cancel := context.WithTimeout(ctx, cn.opts.ForwardTimeout)
 	defer cancel()
+	ctx, answered := watchLeader(ctx, moved)
 	hr, err := http.NewRequestWithContext(ctx, ep.route.Method, strings.TrimSuffix(leader, "/")+path, bytes.NewReader(req.Data))
 	if err != nil {
 		return nil, err
@@ -79,8 +81,15 @@ func (cn *clusterNode) forwardNATS(ctx context.Context, ep *natsEndpoint, serial
 	resp, err := cn.proxy.Transport.RoundTrip(hr)
 	var body []byte
 	if err == nil {
+		answered()
 		body, err = io.ReadAll(io.LimitReader(resp.Body, maxForwardedAnswer))
 		_ = resp.Body.Close()
+	}
+	answered()
+	if err != nil && errors.Is(context.Cause(ctx), errLeaderMoved) {
+		cn.forwarded[forwardMoved].Inc()
+		cn.s.log.Warn().Err(errLeaderMoved).Str("wire", "nats").Str("leader", leader).Str("request_id", id).Msg("forwarding a write to the leader")
+		return nil, leaderMovedFault(leader)
 	}
 	if err != nil {
 		cn.forwarded[forwardUnreachable].Inc()

@@ -133,11 +133,14 @@ type Node struct {
 	stream jetstream.Stream
 	lease  jetstream.KeyValue
 
-	leading     atomic.Bool
-	leaderMu    sync.Mutex
-	leaderName  string // the lease's holder as last seen
-	leaderURL   string
-	leaderSeen  time.Time     // when the lease was last read
+	leading    atomic.Bool
+	leaderMu   sync.Mutex
+	leaderName string // the lease's holder as last seen
+	leaderURL  string
+	leaderSeen time.Time // when the lease was last read
+	// leaderMoved is closed when the lease's holder as seen here changes,
+	// and replaced (LeaderWatch; made on first use).
+	leaderMoved chan struct{}
 	leaseChange atomic.Uint64 // times the lease changed hands, as seen here
 	streamSeq   atomic.Uint64 // the stream sequence of the last record applied
 	raftMoves   atomic.Uint64 // Raft leaders moved off this node's server (placement.go)
@@ -262,15 +265,26 @@ func (n *Node) Leading() bool { return n.leading.Load() }
 // known to lead, and writes are refused here rather than sent to a node
 // that may be gone.
 func (n *Node) Leader() (name, httpURL string) {
+	name, httpURL, _ = n.LeaderWatch()
+	return name, httpURL
+}
+
+// LeaderWatch is Leader, and a channel closed once the lease's holder as
+// this node sees it changes from the one returned (another node took the
+// lease, this node did, or the lease was found expired): a write forwarded
+// to that leader is given up then, its outcome unknown, rather than waited
+// for (a leader cut off answers nothing; its appends are refused once
+// another leads).
+func (n *Node) LeaderWatch() (name, httpURL string, moved <-chan struct{}) {
 	n.leaderMu.Lock()
 	defer n.leaderMu.Unlock()
-	if n.leading.Load() {
-		return n.leaderName, n.leaderURL
+	if n.leaderMoved == nil {
+		n.leaderMoved = make(chan struct{})
 	}
-	if time.Since(n.leaderSeen) > n.opts.LeaseTTL {
-		return "", ""
+	if !n.leading.Load() && time.Since(n.leaderSeen) > n.opts.LeaseTTL {
+		return "", "", n.leaderMoved
 	}
-	return n.leaderName, n.leaderURL
+	return n.leaderName, n.leaderURL, n.leaderMoved
 }
 
 // LeaseChanges is how many times this node saw the lease change hands.

@@ -555,6 +555,10 @@ func (n *Node) sawLeader(value []byte) {
 	n.leaderMu.Lock()
 	if v.Name != n.leaderName {
 		n.leaseChange.Add(1)
+		if n.leaderMoved != nil {
+			close(n.leaderMoved)
+		}
+		n.leaderMoved = make(chan struct{})
 	}
 	n.leaderName, n.leaderURL = v.Name, v.HTTPURL
 	n.leaderSeen = time.Now()

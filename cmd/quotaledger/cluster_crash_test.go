@@ -285,10 +285,6 @@ func TestClusterPause(t *testing.T) {
 	// The clients learn that it does not answer; those waiting for it
 	// wait on.
 	l.aim(bases(others)...)
-	leader := c.LeaderOf(others...)
-	if leader == old {
-		t.Fatal("the stopped node leads")
-	}
 	// The workers may all be waiting for the stopped node (or for a
 	// follower that forwarded to it): writes of the test's own, recorded
 	// with theirs, each on its own, so that one waiting does not hold up
@@ -317,7 +313,12 @@ func TestClusterPause(t *testing.T) {
 		return errors.New("no write answered through the others since the stop")
 	})
 	failover, _ := l.firstWriteSince(paused)
-	t.Logf("%s leads; writes answered through it %s after the stop", leader.Name, failover.Round(time.Millisecond))
+	leader := c.LeaderOf(others...)
+	if leader == old {
+		t.Fatal("the stopped node leads")
+	}
+	t.Logf("%s leads; writes answered through the others %s after the stop (the first sent after it); GET cluster on each of the others names it %s after the stop",
+		leader.Name, failover.Round(time.Millisecond), time.Since(paused).Round(time.Millisecond))
 	time.Sleep(time.Until(paused.Add(2 * clusterLeaseTTL)))
 
 	// Writes waiting for the old leader when it resumes: it takes them
