@@ -210,6 +210,17 @@ func TestFailoverWithoutMetaLeader(t *testing.T) {
 			t.Fatalf("%s shows %+v, want limit 2000", tn.name, v)
 		}
 	}
+	// The cluster's status lists both nodes, the leader first.
+	testkit.CheckFor(t, testkit.Patience, 50*time.Millisecond, func() error {
+		st, err := leader.n.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if len(st) != 2 || st[0].Name != leader.name || st[0].Role != "leader" || st[1].Role != "follower" {
+			return fmt.Errorf("the cluster's status without a meta leader: %+v", st)
+		}
+		return nil
+	})
 	// All that while, no meta leader (two servers of five).
 	for _, tn := range rest {
 		meta, err := metaOf(tn.nc, tn.name)

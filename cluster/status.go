@@ -56,17 +56,23 @@ func (n *Node) publishStatus(ctx context.Context, role string) {
 const digestEvery = 5 * time.Second
 
 // Status lists the nodes that said how they are within the lease's TTL,
-// leader first, then by name.
+// leader first, then by name. The keys are the subjects the lease bucket's
+// stream holds, which its Raft leader tells: listing them through a
+// consumer (KeyValue.ListKeys) needs JetStream's meta leader, which may be
+// gone for a minute with the server that led it, and then lists none.
 func (n *Node) Status(ctx context.Context) ([]NodeStatus, error) {
-	keys, err := n.lease.ListKeys(ctx)
+	st, err := n.js.Stream(ctx, "KV_"+LeaseBucket)
+	if err != nil {
+		return nil, err
+	}
+	prefix := "$KV." + LeaseBucket + "."
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(prefix+"node.>"))
 	if err != nil {
 		return nil, err
 	}
 	var out []NodeStatus
-	for k := range keys.Keys() {
-		if !strings.HasPrefix(k, "node.") {
-			continue
-		}
+	for subject := range info.State.Subjects {
+		k := strings.TrimPrefix(subject, prefix)
 		e, err := n.lease.Get(ctx, k)
 		if err != nil {
 			continue // expired meanwhile
