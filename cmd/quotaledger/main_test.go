@@ -526,8 +526,23 @@ func spawnServe(t *testing.T, env []string, args ...string) *proc {
 		if t.Failed() {
 			t.Logf("stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
 		}
+		keepLog(t, p)
 	})
 	return p
+}
+
+// keepLog writes what p logged to a file of the directory
+// QUOTALEDGER_TEST_LOGS names, if it does, whether the test failed or not:
+// for reading a run's node logs after it (a timing, a leader change).
+func keepLog(t *testing.T, p *proc) {
+	dir := os.Getenv("QUOTALEDGER_TEST_LOGS")
+	if dir == "" {
+		return
+	}
+	name := fmt.Sprintf("%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), p.cmd.Process.Pid)
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(p.stderr.String()), 0o644); err != nil {
+		t.Errorf("keeping the log: %v", err)
+	}
 }
 
 // listenPatience is how long a test waits for serve to listen: only to turn
