@@ -657,3 +657,77 @@ func TestInLog(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectGetsGoAround: a NATS server that stops answering (SIGSTOP: its
+// routes stay up, so it stays a member of every queue group for minutes)
+// gets its share of the direct gets, which its replicas never answer. The
+// reads that any replica answers (the lease, the nodes' status keys, log
+// messages) are asked again after a short wait, so the cluster's status
+// still lists every node each time, and log messages are read. Without the asking
+// again, a read sent to the stopped server held the whole status call
+// (one read in three: most calls listed a node short).
+func TestDirectGetsGoAround(t *testing.T) {
+	srvs := startServers(t, 3)
+	var nodes []*testNode
+	for i, s := range srvs[:2] {
+		nodes = append(nodes, startNode(t, s, fmt.Sprintf("n%d", i+1), Options{}))
+	}
+	ctx := context.Background()
+	k := holdings.Key{Holder: "user:a", Source: holdings.NullSource, Resource: "vm"}
+	if err := leaderOf(t, nodes).l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	n := nodes[0] // any node answers the status and reads the log
+	listed := func() error {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		st, err := n.n.Status(sctx)
+		if err != nil {
+			return err
+		}
+		if len(st) != 2 {
+			return fmt.Errorf("the status lists %d nodes: %+v", len(st), st)
+		}
+		return nil
+	}
+	testkit.CheckFor(t, testkit.Patience, 100*time.Millisecond, listed)
+
+	srvs[2].signal(t, syscall.SIGSTOP)
+	t.Cleanup(func() { srvs[2].signal(t, syscall.SIGCONT) })
+	// Its Raft groups elect leaders among the two others if it led them,
+	// and a node leads (the lease may have moved meanwhile).
+	testkit.CheckFor(t, testkit.Patience, 100*time.Millisecond, func() error {
+		if err := listed(); err != nil {
+			return err
+		}
+		for _, tn := range nodes {
+			if tn.l.Leading() {
+				return tn.l.SetHoldings(ctx, []ledger.HoldingSetting{{Key: k, Limit: 2}})
+			}
+		}
+		return errors.New("no node leads")
+	})
+	for i := range 10 {
+		if err := listed(); err != nil {
+			t.Fatalf("status call %d with a server stopped: %v", i+1, err)
+		}
+	}
+	// The log's messages, as a follower reads them when it has no
+	// consumer (readOn, catchUp) or a node checks its journal (InLog).
+	testkit.CheckFor(t, testkit.Patience, 20*time.Millisecond, func() error {
+		if v, _ := n.l.FindHoldingByKey(k); v.Limit != 2 {
+			return fmt.Errorf("%s shows the limit %d, want 2", n.name, v.Limit)
+		}
+		return nil
+	})
+	end := n.n.streamSeq.Load()
+	for i := range 20 {
+		s := 1 + uint64(i)%end
+		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := getMsg(gctx, n.n.stream, s)
+		cancel()
+		if err != nil {
+			t.Fatalf("log message %d of %d with a server stopped: %v", s, end, err)
+		}
+	}
+}

@@ -150,7 +150,7 @@ func (n *Node) inLog(ctx context.Context, seq uint64, rec []byte) (bool, error) 
 	// deposed leader's parts may come first).
 	var buf []byte
 	for ; ; s++ {
-		m, err := n.stream.GetMsg(ctx, s)
+		m, err := getMsg(ctx, n.stream, s)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, nil // past the log's end
 		}
@@ -372,6 +372,43 @@ func ask[T any](ctx context.Context, each time.Duration, attempts int, fn func(c
 		}
 		sleep(ctx, 100*time.Millisecond)
 	}
+}
+
+// direct runs a read that any replica of a stream answers (a direct get:
+// a NATS server hands its client's request to one member of the replicas'
+// queue group at random, on its own server or another), with a short
+// timeout first and one twice as long each time after, until ctx ends. A
+// replica that cannot answer (its server stopped, and not yet known gone
+// to the others; or catching up) holds a read only for that timeout, and
+// the next one most likely goes to another: a stopped node's server
+// stays in the queue group until its routes time out, minutes.
+func direct[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	for each := directWait; ; each = min(2*each, directWaitMax) {
+		actx, cancel := context.WithTimeout(ctx, each)
+		v, err := fn(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return v, err
+		}
+	}
+}
+
+// directWait is the first timeout of a direct get (direct): a replica
+// answers one in a millisecond or two, from memory or its disk; a loaded
+// machine is given up to directWaitMax.
+const (
+	directWait    = 250 * time.Millisecond
+	directWaitMax = time.Second
+)
+
+// getMsg reads log message s by direct get (direct).
+func getMsg(ctx context.Context, stream jetstream.Stream, s uint64) (*jetstream.RawStreamMsg, error) {
+	return direct(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) { return stream.GetMsg(ctx, s) })
+}
+
+// getKey reads key of the bucket kv by direct get (direct).
+func getKey(ctx context.Context, kv jetstream.KeyValue, key string) (jetstream.KeyValueEntry, error) {
+	return direct(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return kv.Get(ctx, key) })
 }
 
 // errNotHeldYet marks a log message within the stream's history, as its

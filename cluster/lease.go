@@ -58,7 +58,7 @@ func (n *Node) renew(ctx context.Context, rev uint64, renewed time.Time) (uint64
 			// the stream's new Raft leader refused it on a state it had
 			// not caught up with yet (the lease still at this revision).
 			gctx, cancel := context.WithTimeout(ctx, min(max(time.Until(deadline), 0), n.renewEvery()))
-			e, gerr := n.lease.Get(gctx, "leader")
+			e, gerr := getKey(gctx, n.lease, "leader")
 			cancel()
 			switch {
 			case gerr == nil && unanswered && bytes.Equal(e.Value(), value):

@@ -53,7 +53,7 @@ func (n *Node) run() {
 				// leader, as when the append was lost): try again under
 				// the lease while it is still this node's, a while.
 				if ctx.Err() == nil && time.Since(resyncing) < 2*n.opts.LeaseTTL {
-					if r, ok := n.stillHeld(ctx, rev, time.Now().Add(n.opts.LeaseTTL/2)); ok {
+					if r, err := n.stillHeld(ctx, rev, time.Now().Add(n.opts.LeaseTTL/2)); err == nil {
 						held = r
 						continue
 					}
@@ -122,7 +122,9 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 		return 0, err
 	}
 	if held != 0 {
-		ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+		// Asked for a renewal period at most: the caller renews the
+		// lease before it asks again, so that it does not lapse.
+		ictx, cancel := context.WithTimeout(ctx, n.renewEvery())
 		info, err := n.stream.Info(ictx)
 		cancel()
 		if err != nil {
@@ -130,7 +132,7 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 		}
 		rev, last, wonAt = held, info.State.LastSeq, time.Now()
 		n.log.Info().Uint64("log", last).Uint64("applied", n.streamSeq.Load()).Msg("still holding the lease; applying the log to its end")
-		if err := n.catchUp(ctx, &asm, last); err != nil {
+		if err := n.catchUpFor(ctx, &asm, last); err != nil {
 			n.log.Warn().Err(err).Msg("catching up with the log")
 		}
 	}
@@ -189,7 +191,7 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 					rev = r
 					// Read the rest of the log, not only through the
 					// consumer (which may have none to give).
-					if err := n.catchUp(ctx, &asm, last); err != nil {
+					if err := n.catchUpFor(ctx, &asm, last); err != nil {
 						n.log.Warn().Err(err).Msg("catching up with the log")
 					}
 				case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
@@ -212,7 +214,7 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 				}
 				continue
 			}
-			ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+			ictx, cancel := context.WithTimeout(ctx, n.renewEvery())
 			info, err := n.stream.Info(ictx)
 			cancel()
 			if err != nil {
@@ -221,7 +223,7 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 			}
 			rev, last, wonAt = r, info.State.LastSeq, time.Now()
 			n.log.Info().Uint64("log", last).Uint64("applied", n.streamSeq.Load()).Msg("won the lease; applying the log to its end")
-			if err := n.catchUp(ctx, &asm, last); err != nil {
+			if err := n.catchUpFor(ctx, &asm, last); err != nil {
 				n.log.Warn().Err(err).Msg("catching up with the log")
 			}
 		}
@@ -326,15 +328,19 @@ func (c *logConsumer) close() {
 
 // readOn applies the log up to its end as its stream's Raft leader tells
 // it, message by message (catchUp): a follower's way to keep up while it
-// has no consumer of the log.
+// has no consumer of the log. It reads for a tick at most, and the next
+// tick reads on: the follower's loop also watches the lease (campaign),
+// and a read that gets no answer (a direct get goes to one replica, and
+// one that is catching up answers nothing) must not keep it from seeing
+// a new leader, or its writes would still be forwarded to the old one.
 func (n *Node) readOn(ctx context.Context, asm *assembler) {
-	ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
-	info, err := n.stream.Info(ictx)
-	cancel()
+	rctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/5)
+	defer cancel()
+	info, err := n.stream.Info(rctx)
 	if err != nil {
 		return
 	}
-	if err := n.catchUp(ctx, asm, info.State.LastSeq); err != nil {
+	if err := n.catchUp(rctx, asm, info.State.LastSeq); err != nil && rctx.Err() == nil {
 		n.log.Warn().Err(err).Msg("reading the log without a consumer")
 	}
 }
@@ -404,13 +410,25 @@ func (n *Node) applyMsg(asm *assembler, s uint64, h nats.Header, data []byte) er
 	return nil
 }
 
+// catchUpFor is catchUp for a renewal period at most, so that a node
+// catching up under the lease renews it in time (follow renews it on each
+// tick, then reads on); running out of time is not an error.
+func (n *Node) catchUpFor(ctx context.Context, asm *assembler, last uint64) error {
+	cctx, cancel := context.WithTimeout(ctx, n.renewEvery())
+	defer cancel()
+	if err := n.catchUp(cctx, asm, last); err != nil && (cctx.Err() == nil || ctx.Err() != nil) {
+		return err
+	}
+	return nil
+}
+
 // catchUp applies the log's messages after the last one applied up to
 // last, reading each (not through the consumer, which may be behind or
 // broken: its stream's leader may be gone).
 func (n *Node) catchUp(ctx context.Context, asm *assembler, last uint64) error {
 	for s := n.streamSeq.Load() + 1; s <= last; s++ {
 		gctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
-		m, err := n.stream.GetMsg(gctx, s)
+		m, err := getMsg(gctx, n.stream, s)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("cluster: reading log message %d: %w", s, err)
@@ -438,7 +456,7 @@ func (n *Node) sawStreamSeq(s uint64) {
 // not caught up yet (this node's own server, catching up) says it has no
 // such message, which is errNotHeldYet (asked again), not an absence.
 func heldMsg(ctx context.Context, stream jetstream.Stream, s uint64) (*jetstream.RawStreamMsg, error) {
-	m, err := stream.GetMsg(ctx, s)
+	m, err := getMsg(ctx, stream, s)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		err = fmt.Errorf("%w: %w", errNotHeldYet, err)
 	}
@@ -518,7 +536,7 @@ func (n *Node) seek(ctx context.Context, target uint64) (uint64, error) {
 func (n *Node) campaign(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
 	defer cancel()
-	e, err := n.lease.Get(ctx, "leader")
+	e, err := getKey(ctx, n.lease, "leader")
 	switch {
 	case err == nil:
 		n.sawLeader(e.Value())
@@ -530,12 +548,18 @@ func (n *Node) campaign(ctx context.Context) (uint64, error) {
 	unread := time.Since(n.leaderSeen) > n.opts.LeaseTTL/2
 	n.leaderMu.Unlock()
 	n.sawLeader(nil)
-	if unread {
-		// The lease could not be read a while (its Raft group had no
-		// leader) and is gone now: it expired while its holder could not
-		// renew it. The holder takes it again if it can (stillHeld); the
-		// others wait a tick for it.
-		return 0, nil
+	if time.Now().After(n.retakeUntil) {
+		if unread {
+			// The lease could not be read a while (its Raft group had
+			// no leader) and is gone now: it expired while its holder
+			// could not renew it. The holder takes it again, at once
+			// (stillHeld, or retakeUntil once it stepped down); the
+			// others wait half a lease for it.
+			n.holdOff(n.opts.LeaseTTL / 2)
+		}
+		if time.Now().Before(n.campaignAfter) {
+			return 0, nil
+		}
 	}
 	v := n.me()
 	v.Role = "leader"
@@ -544,6 +568,13 @@ func (n *Node) campaign(ctx context.Context) (uint64, error) {
 		return 0, nil // someone was quicker
 	}
 	return rev, nil
+}
+
+// holdOff keeps this node from taking a lease nobody holds for d.
+func (n *Node) holdOff(d time.Duration) {
+	if t := time.Now().Add(d); t.After(n.campaignAfter) {
+		n.campaignAfter = t
+	}
 }
 
 // sawLeader notes the lease's holder (nil: nobody).
@@ -628,15 +659,22 @@ func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 	renewed := time.Now()
 	why := ""
 	held := uint64(0)
+	retake := false // the lease lapsed only for want of a Raft leader to renew it with
 	for why == "" {
 		select {
 		case <-ctx.Done():
 			why = "the node stops"
 		case <-deposed:
 			why = "the log refused an append"
-			if r, ok := n.stillHeld(ctx, rev, renewed.Add(2*n.opts.LeaseTTL)); ok {
+			onTime := time.Since(renewed) <= n.opts.LeaseTTL
+			r, err := n.stillHeld(ctx, rev, renewed.Add(2*n.opts.LeaseTTL))
+			if err == nil {
 				held = r
 			}
+			// As below: the log's and the lease's groups both without a
+			// Raft leader (a resumed server's campaign disrupts all of
+			// its groups), this node takes the lease again first.
+			retake = err != nil && !errors.Is(err, errLeaseLost) && onTime
 		case <-tick.C:
 			at := time.Now()
 			r, err := n.renew(ctx, rev, renewed) // lease.go
@@ -651,11 +689,18 @@ func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 				// again if it expired); the log's fence covers an
 				// append made meanwhile.
 				if !errors.Is(err, errLeaseLost) && ctx.Err() == nil {
-					if r, ok := n.stillHeld(ctx, rev, renewed.Add(2*n.opts.LeaseTTL)); ok {
+					r, herr := n.stillHeld(ctx, rev, renewed.Add(2*n.opts.LeaseTTL))
+					if herr == nil {
 						n.log.Warn().Err(err).Msg("the lease's renewals went unanswered for its TTL, but it is still this node's")
 						rev, renewed = r, time.Now()
 						break
 					}
+					// Unanswered to the end, and renewed on time until
+					// then (not a node that was stopped, whose lease
+					// lapsed long ago): nobody could take the lease
+					// either while its group answered nobody, and this
+					// node takes it again first once it does.
+					retake = !errors.Is(herr, errLeaseLost) && at.Sub(renewed) <= n.opts.LeaseTTL
 				}
 				why = "the lease could not be renewed: " + err.Error()
 				break
@@ -682,9 +727,15 @@ func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 		n.log.Warn().Str("why", why).Msg("the lease is still this node's: applying the log to its end to lead again")
 		return held
 	}
-	n.log.Warn().Str("why", why).Msg("stepping down")
+	n.log.Warn().Str("why", why).Bool("retake_first", retake).Msg("stepping down")
 	n.release(rev)
 	n.sawLeader(nil)
+	if retake {
+		n.retakeUntil = time.Now().Add(electionTimeout + n.opts.LeaseTTL)
+	} else if ctx.Err() == nil {
+		// Deposed: another node holds the lease or is taking it again.
+		n.holdOff(n.opts.LeaseTTL)
+	}
 	return 0
 }
 
@@ -699,41 +750,42 @@ func (n *Node) renewOnce(ctx context.Context, rev uint64) (uint64, error) {
 }
 
 // stillHeld reports whether the lease, at revision rev, is still this
-// node's, renewing it: its new revision and true, or false once another
-// node took it or no renewal succeeded by deadline (the lease's Raft group
+// node's, renewing it: its new revision and nil, or errLeaseLost once
+// another node took it, or another error when no renewal succeeded by
+// deadline (the lease's Raft group
 // may be electing a leader: a renewal that fails for want of one is tried
 // again). A lease that expired meanwhile, nobody holding it, is taken
 // again: its group may elect its leader later than the lease's TTL after
 // the last renewal, and the others wait a tick before they take a lease
 // they could not read (campaign).
-func (n *Node) stillHeld(ctx context.Context, rev uint64, deadline time.Time) (uint64, bool) {
+func (n *Node) stillHeld(ctx context.Context, rev uint64, deadline time.Time) (uint64, error) {
 	for ctx.Err() == nil {
 		r, err := n.renewOnce(ctx, rev)
 		if err == nil {
-			return r, true
+			return r, nil
 		}
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			if r, ok := n.retake(ctx); ok {
 				n.log.Warn().Msg("the lease expired while it could not be renewed; taken again")
-				return r, true
+				return r, nil
 			}
 			n.log.Warn().Err(err).Msg("the lease is no longer this node's")
-			return 0, false
+			return 0, fmt.Errorf("%w: %v", errLeaseLost, err)
 		}
 		if !time.Now().Before(deadline) {
 			n.log.Warn().Err(err).Msg("the lease could not be renewed")
-			return 0, false
+			return 0, err
 		}
 		sleep(ctx, n.opts.LeaseTTL/20)
 	}
-	return 0, false
+	return 0, ctx.Err()
 }
 
 // retake takes the lease if nobody holds it.
 func (n *Node) retake(ctx context.Context) (uint64, bool) {
 	rctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
 	defer cancel()
-	if _, err := n.lease.Get(rctx, "leader"); !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+	if _, err := getKey(rctx, n.lease, "leader"); !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
 		return 0, false
 	}
 	v := n.me()
@@ -970,7 +1022,7 @@ func (a *appender) verify(s *sent, deadline time.Time) (landed, known bool) {
 	if err != nil || info.State.LastSeq < s.pos {
 		return false, false
 	}
-	m, err := stream.GetMsg(ctx, s.pos)
+	m, err := getMsg(ctx, stream, s.pos)
 	if err != nil {
 		return false, false
 	}

@@ -73,7 +73,7 @@ func (n *Node) Status(ctx context.Context) ([]NodeStatus, error) {
 	var out []NodeStatus
 	for subject := range info.State.Subjects {
 		k := strings.TrimPrefix(subject, prefix)
-		e, err := n.lease.Get(ctx, k)
+		e, err := getKey(ctx, n.lease, k)
 		if err != nil {
 			continue // expired meanwhile
 		}
