@@ -15,7 +15,8 @@ test:
 	$(GO) test -race -count=1 ./...
 
 ## soak: the long forms of the reliability tests (docs/reliability.md; about 40 minutes, and
-## up to an hour more for the cluster's, whose rounds slow down as its stores grow):
+## up to an hour more for the cluster's, whose rounds slow down as its stores grow: the
+## test reads the whole ledger back after each round; the rejoin itself stays under 1.1 s):
 ## SIGKILL under load 25 times, NATS away for minutes, the leader of a cluster of three
 ## killed under load 25 times, the mixed workload for SOAK_DURATION with its bounds on
 ## memory, goroutines, files, disk and latency, then every fuzz target for FUZZ_TIME each

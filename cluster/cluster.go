@@ -146,11 +146,10 @@ type Node struct {
 	raftMoves   atomic.Uint64 // Raft leaders moved off this node's server (placement.go)
 	renewFails  atomic.Uint64 // renewals of the lease that failed and were tried again (lease.go)
 	// Who takes a lease nobody holds first (campaign), owned by the
-	// node's loop: a node waits until campaignAfter (it was deposed, or
-	// could not read the lease a while), but one that held the lease
-	// until its Raft group stopped answering, and stepped down for that
-	// alone, takes it at once until retakeUntil.
-	campaignAfter, retakeUntil time.Time
+	// node's loop: a node does not try before campaignAfter (it was
+	// deposed, or the lease's Raft group elected its leader just now, or
+	// it could not read the lease a while).
+	campaignAfter time.Time
 	// When this node last moved each stream's Raft leader (placement.go),
 	// owned by the node's loop.
 	raftMovedAt map[string]time.Time

@@ -731,3 +731,71 @@ func TestDirectGetsGoAround(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseTakenBackFirst: the NATS server that leads the lease's Raft
+// group stops (SIGSTOP) for longer than two lease periods, so that the
+// leader's renewals go unanswered to the end and it steps down, while the
+// follower cannot read the lease either; once the group elects another
+// Raft leader, the lease has expired and is free. The node that held it
+// takes it back, not the follower (lead, stillHeld; holdOff): it led all along
+// as far as anyone could tell. Three rounds; before the holder had the
+// priority, each was a race between the two nodes.
+func TestLeaseTakenBackFirst(t *testing.T) {
+	srvs := startServers(t, 3)
+	var nodes []*testNode
+	for i, s := range srvs[:2] {
+		// A lease of 2 s, not the tests' 1 s: the holder that took the
+		// lease back renews it next after applying the log to its end,
+		// which a loaded machine, under the race detector, stretched past
+		// a second.
+		nodes = append(nodes, startNode(t, s, fmt.Sprintf("n%d", i+1), Options{LeaseTTL: 2 * time.Second}))
+	}
+	stopped := srvs[2]
+	t.Cleanup(func() { _ = stopped.cmd.Process.Signal(syscall.SIGCONT) })
+	stepped := 0
+	for round := 1; round <= 3; round++ {
+		leader := leaderOf(t, nodes)
+		// The lease's Raft group led by the server to stop, the log's by
+		// another (its group electing too would hold up the log's reads).
+		lead := func(stream, server string) func() error {
+			return func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				at, _, err := leader.n.raftGroup(ctx, stream)
+				if err != nil || at == server {
+					return err
+				}
+				req := marshal(map[string]any{"placement": map[string]string{"preferred": server}})
+				_, _ = leader.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, req)
+				return fmt.Errorf("%s's Raft group is led by %q, not %s", stream, at, server)
+			}
+		}
+		other := "n1"
+		if leader.name == "n1" {
+			other = "n2"
+		}
+		testkit.CheckFor(t, testkit.Patience, 200*time.Millisecond, lead(LogStream, other))
+		testkit.CheckFor(t, testkit.Patience, 200*time.Millisecond, lead("KV_"+LeaseBucket, "n3"))
+		before := leader.n.LeaseChanges()
+		stopped.signal(t, syscall.SIGSTOP)
+		// The leader steps down (its renewals unanswered for two lease
+		// periods), unless the group elected a leader before that.
+		deadline := time.Now().Add(6 * time.Second)
+		for leader.l.Leading() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !leader.l.Leading() {
+			stepped++
+		}
+		now := leaderOf(t, nodes)
+		if now != leader {
+			t.Fatalf("round %d: %s leads, %s did until the lease's Raft group lost its leader", round, now.name, leader.name)
+		}
+		t.Logf("round %d: %s led, stepped down: %v, leads again (lease changes seen: %d)",
+			round, leader.name, !leader.l.Leading() || leader.n.LeaseChanges() > before, leader.n.LeaseChanges()-before)
+		stopped.signal(t, syscall.SIGCONT)
+	}
+	if stepped == 0 {
+		t.Fatal("the leader never stepped down: the lease's Raft group elected its leader within two lease periods each time")
+	}
+}

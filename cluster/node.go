@@ -51,8 +51,10 @@ func (n *Node) run() {
 			if rev != 0 {
 				// The log is unreadable a moment (its Raft group elects a
 				// leader, as when the append was lost): try again under
-				// the lease while it is still this node's, a while.
-				if ctx.Err() == nil && time.Since(resyncing) < 2*n.opts.LeaseTTL {
+				// the lease while it is still this node's, for as long
+				// as an election can take and a lease more (nobody else
+				// could read the log meanwhile either).
+				if ctx.Err() == nil && time.Since(resyncing) < electionTimeout+n.opts.LeaseTTL {
 					if r, err := n.stillHeld(ctx, rev, time.Now().Add(n.opts.LeaseTTL/2)); err == nil {
 						held = r
 						continue
@@ -86,7 +88,17 @@ func sleep(ctx context.Context, d time.Duration) {
 // or 0; if the log fails it then, follow returns the error with the lease's
 // revision, still held, for the caller to try again or give it up.
 func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
-	start, err := n.resume(ctx)
+	rctx := ctx
+	if held != 0 {
+		// Under the lease: asked for a renewal period at most, so that
+		// the caller renews it before it asks again (the log's Raft
+		// group may be electing a leader, and answer nothing for
+		// seconds).
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, n.renewEvery())
+		defer cancel()
+	}
+	start, err := n.resume(rctx)
 	if err != nil {
 		return held, err
 	}
@@ -122,8 +134,15 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 		return 0, err
 	}
 	if held != 0 {
-		// Asked for a renewal period at most: the caller renews the
-		// lease before it asks again, so that it does not lapse.
+		// The lease renewed before the reads that follow, each asked
+		// for a renewal period at most: the caller renews it again
+		// before it asks again, so that it does not lapse.
+		switch r, err := n.renewOnce(ctx, held); {
+		case err == nil:
+			held = r
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			return 0, fmt.Errorf("cluster: the lease was lost while the log was applied to its end: %w", err)
+		}
 		ictx, cancel := context.WithTimeout(ctx, n.renewEvery())
 		info, err := n.stream.Info(ictx)
 		cancel()
@@ -175,7 +194,13 @@ func (n *Node) follow(ctx context.Context, held uint64) (uint64, error) {
 				}
 			}
 			if rev != 0 {
-				if time.Since(wonAt) > 2*n.opts.LeaseTTL {
+				limit := 2 * n.opts.LeaseTTL
+				if resync {
+					// Its own term's log: an election of the log's
+					// group may be what holds it up.
+					limit = electionTimeout + n.opts.LeaseTTL
+				}
+				if time.Since(wonAt) > limit {
 					// The log grows under us: someone else appends.
 					n.log.Warn().Uint64("applied", n.streamSeq.Load()).Uint64("log", last).
 						Msg("won the lease but could not catch up with the log; giving it up")
@@ -548,18 +573,28 @@ func (n *Node) campaign(ctx context.Context) (uint64, error) {
 	unread := time.Since(n.leaderSeen) > n.opts.LeaseTTL/2
 	n.leaderMu.Unlock()
 	n.sawLeader(nil)
-	if time.Now().After(n.retakeUntil) {
-		if unread {
-			// The lease could not be read a while (its Raft group had
-			// no leader) and is gone now: it expired while its holder
-			// could not renew it. The holder takes it again, at once
-			// (stillHeld, or retakeUntil once it stepped down); the
-			// others wait half a lease for it.
-			n.holdOff(n.opts.LeaseTTL / 2)
-		}
-		if time.Now().Before(n.campaignAfter) {
-			return 0, nil
-		}
+	// The lease is gone. If its Raft group elected its leader within the
+	// last lease, the lease expired for want of a leader to renew it with
+	// (its replicas expire it on their own, and answer reads, meanwhile):
+	// its holder takes it again the moment the group answers (stillHeld,
+	// asking every LeaseTTL/20 up to its timeout of LeaseTTL/2), and the
+	// others give it two leases from the election to.
+	ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/5)
+	st, err := n.js.Stream(ictx, "KV_"+LeaseBucket)
+	cancel()
+	if err != nil {
+		return 0, nil // no Raft leader, or no answer: a Create would get none either
+	}
+	if ci := st.CachedInfo().Cluster; ci != nil && ci.LeaderSince != nil && n.leaseChange.Load() > 0 {
+		// (A cluster that never had a leader has no holder to wait for.)
+		n.holdUntil(ci.LeaderSince.Add(2 * n.opts.LeaseTTL))
+	}
+	if unread {
+		// Nor could the lease be read a while.
+		n.holdOff(n.opts.LeaseTTL / 2)
+	}
+	if time.Now().Before(n.campaignAfter) {
+		return 0, nil
 	}
 	v := n.me()
 	v.Role = "leader"
@@ -571,8 +606,11 @@ func (n *Node) campaign(ctx context.Context) (uint64, error) {
 }
 
 // holdOff keeps this node from taking a lease nobody holds for d.
-func (n *Node) holdOff(d time.Duration) {
-	if t := time.Now().Add(d); t.After(n.campaignAfter) {
+func (n *Node) holdOff(d time.Duration) { n.holdUntil(time.Now().Add(d)) }
+
+// holdUntil keeps this node from taking a lease nobody holds until t.
+func (n *Node) holdUntil(t time.Time) {
+	if t.After(n.campaignAfter) {
 		n.campaignAfter = t
 	}
 }
@@ -618,6 +656,15 @@ func (n *Node) release(rev uint64) {
 // update at this node's revision succeeds only if no other node took it
 // since, and no other node appends without it.
 func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
+	// The lease, still this node's? (It may have lapsed while the node
+	// applied the log to its end.)
+	r, err := n.renewOnce(ctx, rev)
+	if err != nil {
+		n.log.Warn().Err(err).Msg("the lease is no longer this node's: not leading")
+		n.sawLeader(nil)
+		return 0
+	}
+	rev = r
 	logEnd := n.streamSeq.Load()
 	a := &appender{n: n, last: logEnd, term: newTerm()}
 	defer a.close()
@@ -723,17 +770,24 @@ func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 	if n.opts.OnFollow != nil {
 		n.opts.OnFollow()
 	}
+	if held == 0 && retake {
+		// Not writing any more, it keeps asking, for nats-server's
+		// longest election and a lease more: it takes the lease again
+		// the moment the group answers, if nobody else did.
+		n.log.Warn().Str("why", why).Msg("the lease's Raft group answers nobody: stopped writing, taking the lease again once it does")
+		if r, err := n.stillHeld(ctx, rev, time.Now().Add(electionTimeout+n.opts.LeaseTTL)); err == nil {
+			held = r
+		}
+	}
 	if held != 0 {
 		n.log.Warn().Str("why", why).Msg("the lease is still this node's: applying the log to its end to lead again")
 		return held
 	}
-	n.log.Warn().Str("why", why).Bool("retake_first", retake).Msg("stepping down")
+	n.log.Warn().Str("why", why).Msg("stepping down")
 	n.release(rev)
 	n.sawLeader(nil)
-	if retake {
-		n.retakeUntil = time.Now().Add(electionTimeout + n.opts.LeaseTTL)
-	} else if ctx.Err() == nil {
-		// Deposed: another node holds the lease or is taking it again.
+	if ctx.Err() == nil {
+		// Deposed: another node holds the lease or is taking it.
 		n.holdOff(n.opts.LeaseTTL)
 	}
 	return 0
@@ -765,12 +819,16 @@ func (n *Node) stillHeld(ctx context.Context, rev uint64, deadline time.Time) (u
 			return r, nil
 		}
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			if r, ok := n.retake(ctx); ok {
+			r, cerr := n.retake(ctx)
+			switch {
+			case cerr == nil:
 				n.log.Warn().Msg("the lease expired while it could not be renewed; taken again")
 				return r, nil
+			case !unanswered(cerr):
+				n.log.Warn().Err(err).AnErr("take", cerr).Msg("the lease is no longer this node's")
+				return 0, fmt.Errorf("%w: %v", errLeaseLost, err)
 			}
-			n.log.Warn().Err(err).Msg("the lease is no longer this node's")
-			return 0, fmt.Errorf("%w: %v", errLeaseLost, err)
+			err = cerr // asked again below, until the deadline
 		}
 		if !time.Now().Before(deadline) {
 			n.log.Warn().Err(err).Msg("the lease could not be renewed")
@@ -781,17 +839,13 @@ func (n *Node) stillHeld(ctx context.Context, rev uint64, deadline time.Time) (u
 	return 0, ctx.Err()
 }
 
-// retake takes the lease if nobody holds it.
-func (n *Node) retake(ctx context.Context) (uint64, bool) {
+// retake takes the lease if nobody holds it (Create fails if anyone does).
+func (n *Node) retake(ctx context.Context) (uint64, error) {
 	rctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
 	defer cancel()
-	if _, err := getKey(rctx, n.lease, "leader"); !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
-		return 0, false
-	}
 	v := n.me()
 	v.Role = "leader"
-	r, err := n.lease.Create(rctx, "leader", marshal(v))
-	return r, err == nil
+	return n.lease.Create(rctx, "leader", marshal(v))
 }
 
 // appender is the leader's ledger.Log: each record goes to the stream as
