@@ -149,7 +149,8 @@ type Node struct {
 	// node's loop: a node does not try before campaignAfter (it was
 	// deposed, or the lease's Raft group elected its leader just now, or
 	// it could not read the lease a while).
-	campaignAfter time.Time
+	campaignAfter  time.Time
+	leasePresentAt time.Time // when the lease was last read, held by a node
 	// When this node last moved each stream's Raft leader (placement.go),
 	// owned by the node's loop.
 	raftMovedAt map[string]time.Time

@@ -565,6 +565,7 @@ func (n *Node) campaign(ctx context.Context) (uint64, error) {
 	switch {
 	case err == nil:
 		n.sawLeader(e.Value())
+		n.leasePresentAt = time.Now()
 		return 0, nil
 	case !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted):
 		return 0, err
@@ -573,20 +574,25 @@ func (n *Node) campaign(ctx context.Context) (uint64, error) {
 	unread := time.Since(n.leaderSeen) > n.opts.LeaseTTL/2
 	n.leaderMu.Unlock()
 	n.sawLeader(nil)
-	// The lease is gone. If its Raft group elected its leader within the
-	// last lease, the lease expired for want of a leader to renew it with
-	// (its replicas expire it on their own, and answer reads, meanwhile):
-	// its holder takes it again the moment the group answers (stillHeld,
-	// asking every LeaseTTL/20 up to its timeout of LeaseTTL/2), and the
-	// others give it two leases from the election to.
+	// The lease is gone. If its Raft group elected its leader since the
+	// lease was last seen, the lease expired for want of a leader to
+	// renew it with (its replicas expire it on their own, and answer
+	// reads, meanwhile): its holder takes it again the moment the group
+	// answers (stillHeld, asking every LeaseTTL/20 up to its timeout of
+	// LeaseTTL/2), and the others give it two leases from the election
+	// to (the Raft leader's clock against this node's: seconds, against
+	// the milliseconds of skew of synchronised clocks).
 	ictx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/5)
 	st, err := n.js.Stream(ictx, "KV_"+LeaseBucket)
 	cancel()
 	if err != nil {
 		return 0, nil // no Raft leader, or no answer: a Create would get none either
 	}
-	if ci := st.CachedInfo().Cluster; ci != nil && ci.LeaderSince != nil && n.leaseChange.Load() > 0 {
-		// (A cluster that never had a leader has no holder to wait for.)
+	if ci := st.CachedInfo().Cluster; ci != nil && ci.LeaderSince != nil && ci.LeaderSince.After(n.leasePresentAt) && n.leaseChange.Load() > 0 {
+		// Elected since the lease was last seen: its holder could not
+		// renew it meanwhile. (A Raft leader moved while the holder
+		// still renewed, or a cluster that never had a leader, has no
+		// holder to wait for.)
 		n.holdUntil(ci.LeaderSince.Add(2 * n.opts.LeaseTTL))
 	}
 	if unread {
