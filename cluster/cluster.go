@@ -77,6 +77,11 @@ type Options struct {
 	// PartSize caps a log message (512 KiB): a larger record goes as
 	// several, applied whole.
 	PartSize int
+	// StartGrace is how long a node that starts leaves a lease nobody
+	// holds to the cluster's last leader (nats-server's longest election,
+	// 9s, and two LeaseTTL): after a power loss of the log's servers, that
+	// node's journal holds answered records the log lost (status.go).
+	StartGrace time.Duration
 	// OnLead is called when the node starts leading, before it takes
 	// writes (the events relay starts there); OnFollow when it stops.
 	OnLead, OnFollow func()
@@ -97,6 +102,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PartSize == 0 {
 		o.PartSize = 512 << 10
+	}
+	if o.StartGrace == 0 {
+		o.StartGrace = electionTimeout + 2*o.LeaseTTL
 	}
 	if o.CheckpointEvery == 0 {
 		o.CheckpointEvery = time.Hour
@@ -151,6 +159,12 @@ type Node struct {
 	// it could not read the lease a while).
 	campaignAfter  time.Time
 	leasePresentAt time.Time // when the lease was last read, held by a node
+	// The node that led last before this one started (lastLeader), and
+	// when it started: until it sees the lease held, this node leaves a
+	// lease nobody holds to that node for StartGrace (campaign).
+	lastLeader string
+	startedAt  time.Time
+	waitedLast bool // it said it waits for lastLeader
 	// When this node last moved each stream's Raft leader (placement.go),
 	// owned by the node's loop.
 	raftMovedAt map[string]time.Time
@@ -244,7 +258,9 @@ func Start(ctx context.Context, l *ledger.Ledger, opts Options) (*Node, error) {
 	}
 	n := &Node{opts: opts, l: l, js: js, stream: stream, lease: lease,
 		log:  opts.Logger.With().Str("component", "cluster").Str("node", opts.Name).Logger(),
-		stop: make(chan struct{}), done: make(chan struct{}), raftMovedAt: map[string]time.Time{}}
+		stop: make(chan struct{}), done: make(chan struct{}), raftMovedAt: map[string]time.Time{},
+		startedAt: time.Now()}
+	n.lastLeader = n.lastLeaderName(ctx)
 	go n.run()
 	return n, nil
 }

@@ -218,8 +218,27 @@ func startNodeIn(t *testing.T, srv *testServer, name, dataDir string, opts Optio
 		if lopts.InLog, err = InLog(ctx, nc); err != nil {
 			t.Fatal(err)
 		}
+		if lopts.Reappend, err = Reappend(ctx, nc, opts.PartSize); err != nil {
+			t.Fatal(err)
+		}
 	}
-	tn.l = ledgertest.Open(t, lopts)
+	if dataDir == "" {
+		tn.l = ledgertest.Open(t, lopts)
+	} else {
+		// As serve does: a ledger ahead of the log, on places another
+		// node took, starts again from the cluster's checkpoint.
+		tn.l, err = ledgertest.TryOpen(t, lopts)
+		if errors.Is(err, ledger.ErrPastLog) {
+			t.Logf("%s: %v: restoring the cluster's checkpoint", name, err)
+			if err := RestoreCheckpoint(ctx, nc, dataDir); err != nil {
+				t.Fatal(err)
+			}
+			tn.l, err = ledgertest.TryOpen(t, lopts)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	if tn.n, err = Start(ctx, tn.l, opts); err != nil {
 		t.Fatal(err)
 	}

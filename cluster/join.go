@@ -120,18 +120,28 @@ func logEnd(ctx context.Context, conn *nats.Conn) (uint64, error) {
 // from a checkpoint (NeedsCheckpoint). Each answer reads the log, within
 // ctx, asking again while a read goes unanswered (Patiently).
 func InLog(ctx context.Context, conn *nats.Conn) (func(seq uint64, rec []byte) (bool, error), error) {
-	js, err := jetstream.New(conn)
+	js, stream, err := openLog(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	stream, err := Patiently(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, LogStream) })
-	if err != nil {
-		return nil, fmt.Errorf("cluster: the log stream: %w", err)
+		return nil, err
 	}
 	n := &Node{js: js, stream: stream}
 	return func(seq uint64, rec []byte) (bool, error) {
 		return Patiently(ctx, func(ctx context.Context) (bool, error) { return n.inLog(ctx, seq, rec) })
 	}, nil
+}
+
+// openLog is the JetStream of conn and the log stream in it, asked again
+// while it goes unanswered within ctx (Patiently).
+func openLog(ctx context.Context, conn *nats.Conn) (jetstream.JetStream, jetstream.Stream, error) {
+	js, err := jetstream.New(conn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: %w", err)
+	}
+	stream, err := Patiently(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, LogStream) })
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: the log stream: %w", err)
+	}
+	return js, stream, nil
 }
 
 // inLog is InLog's answer for one record.
@@ -210,6 +220,78 @@ func (n *Node) inLogAt(ctx context.Context, seq, pos uint64, rec []byte) (bool, 
 			return bytes.Equal(buf, rec), nil
 		}
 	}
+}
+
+// Reappend is ledger.Options.Reappend for a node's ledger: it gives the
+// log again a record of the node's journal past the log's end, at the place
+// the record names, and says whether the log holds it there now. With
+// --cluster-sync interval the log's servers sync every second, so a power
+// loss of a majority of them loses the log's last records, answered ones
+// among them; the leader that answered them synced them to its journal
+// first, and gives them back as it starts again. Each message is fenced as
+// the leader's were (it follows the log's message before its place, and
+// keeps its id): a record whose place another writer took meanwhile, or
+// that would leave a gap, is not appended (false), and the node drops it.
+// A record of a leader that was never acknowledged (killed with batches in
+// flight) is appended too if its place is free: a call never answered,
+// applied whole. Each answer reads and writes the log within ctx, asking
+// again while it goes unanswered (Patiently). partSize is Options.PartSize
+// (0: its default), as the records were written with.
+func Reappend(ctx context.Context, conn *nats.Conn, partSize int) (func(seq uint64, rec []byte) (bool, error), error) {
+	js, stream, err := openLog(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	partSize = Options{PartSize: partSize}.withDefaults().PartSize
+	return func(seq uint64, rec []byte) (bool, error) {
+		return Patiently(ctx, func(ctx context.Context) (bool, error) { return reappend(ctx, js, stream, partSize, seq, rec) })
+	}, nil
+}
+
+// reappend is Reappend's answer for one record.
+func reappend(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, partSize int, seq uint64, rec []byte) (bool, error) {
+	term, pos, ok := ledger.RecordPlace(rec)
+	if !ok {
+		return false, nil // a record of the layout before places: not sent again
+	}
+	parts := span(len(rec), partSize)
+	for i := 0; i < parts; {
+		at := pos + uint64(i)
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return false, fmt.Errorf("cluster: the log stream: %w", err)
+		}
+		switch last := info.State.LastSeq; {
+		case last >= at:
+			// Its place is taken: by this very message (a copy sent
+			// before, by this node or another that held it), or another's.
+			if info.State.Msgs == 0 || at < info.State.FirstSeq {
+				return false, nil
+			}
+			m, err := heldMsg(ctx, stream, at)
+			if err != nil {
+				return false, fmt.Errorf("cluster: reading log message %d: %w", at, err)
+			}
+			if m.Header.Get(jetstream.MsgIDHeader) != msgID(term, at) {
+				return false, nil
+			}
+			i++
+			continue
+		case last+1 < at:
+			return false, nil // the log lost more than this journal holds
+		}
+		ack, err := js.PublishMsg(ctx, logMsg(seq, rec, i, parts, partSize, term, at))
+		switch {
+		case wrongLastSequence(err):
+			continue // another writer was quicker: its place read again
+		case err != nil:
+			return false, err
+		case ack.Sequence != at:
+			return false, fmt.Errorf("cluster: log message %s acknowledged at stream sequence %d, want %d", msgID(term, at), ack.Sequence, at)
+		}
+		i++
+	}
+	return true, nil
 }
 
 // NeedsCheckpoint reports whether a node whose ledger applied the

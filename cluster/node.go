@@ -599,7 +599,7 @@ func (n *Node) campaign(ctx context.Context) (uint64, error) {
 		// Nor could the lease be read a while.
 		n.holdOff(n.opts.LeaseTTL / 2)
 	}
-	if time.Now().Before(n.campaignAfter) {
+	if time.Now().Before(n.campaignAfter) || n.leaveToLast() {
 		return 0, nil
 	}
 	v := n.me()
@@ -699,6 +699,9 @@ func (n *Node) lead(ctx context.Context, rev uint64) uint64 {
 	ckdone := make(chan struct{})
 	go func() {
 		defer close(ckdone)
+		nctx, cancel := context.WithTimeout(ckctx, n.opts.LeaseTTL)
+		n.noteLeader(nctx)
+		cancel()
 		n.checkpoints(ckctx)
 	}()
 	defer func() {
@@ -1089,6 +1092,24 @@ func (a *appender) verify(s *sent, deadline time.Time) (landed, known bool) {
 	return m.Header.Get(jetstream.MsgIDHeader) == s.m.Header.Get(jetstream.MsgIDHeader), true
 }
 
+// logMsg is part i (from 0) of parts of record seq, rec, sent by the
+// leader of term to the log's place pos: it is refused unless it follows
+// the log's message pos-1, and its id names the term and the place.
+func logMsg(seq uint64, rec []byte, i, parts, partSize int, term, pos uint64) *nats.Msg {
+	m := nats.NewMsg(LogSubject)
+	m.Data = rec[i*partSize : min(len(rec), (i+1)*partSize)]
+	m.Header.Set(hdrSeq, strconv.FormatUint(seq, 10))
+	m.Header.Set(hdrPart, strconv.Itoa(i+1))
+	m.Header.Set(hdrParts, strconv.Itoa(parts))
+	m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(pos-1, 10))
+	m.Header.Set(jetstream.ExpectedStreamHeader, LogStream)
+	m.Header.Set(jetstream.MsgIDHeader, msgID(term, pos))
+	return m
+}
+
+// msgID is the id of the log message of term at place pos.
+func msgID(term, pos uint64) string { return fmt.Sprintf("%016x.%d", term, pos) }
+
 // wrongLastSequence reports whether err is the log's refusal of a message
 // whose expected last sequence is not the stream's.
 func wrongLastSequence(err error) bool {
@@ -1121,9 +1142,10 @@ func (a *appender) Next() uint64 {
 
 // Span implements ledger.Chain: the messages Append sends for a record of
 // size bytes.
-func (a *appender) Span(size int) uint64 {
-	return uint64(max(1, (size+a.n.opts.PartSize-1)/a.n.opts.PartSize))
-}
+func (a *appender) Span(size int) uint64 { return uint64(span(size, a.n.opts.PartSize)) }
+
+// span is how many log messages of partSize bytes a record of size takes.
+func span(size, partSize int) int { return max(1, (size+partSize-1)/partSize) }
 
 // Append implements ledger.Log.
 func (a *appender) Append(seq uint64, rec []byte) func() error {
@@ -1137,15 +1159,7 @@ func (a *appender) Append(seq uint64, rec []byte) func() error {
 	parts := int(a.Span(len(rec)))
 	mine := make([]*sent, 0, parts)
 	for i := range parts {
-		data := rec[i*size : min(len(rec), (i+1)*size)]
-		m := nats.NewMsg(LogSubject)
-		m.Data = data
-		m.Header.Set(hdrSeq, strconv.FormatUint(seq, 10))
-		m.Header.Set(hdrPart, strconv.Itoa(i+1))
-		m.Header.Set(hdrParts, strconv.Itoa(parts))
-		m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(a.last, 10))
-		m.Header.Set(jetstream.ExpectedStreamHeader, LogStream)
-		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%016x.%d", a.term, a.last+1))
+		m := logMsg(seq, rec, i, parts, size, a.term, a.last+1)
 		s := &sent{m: m, pos: a.last + 1, at: time.Now(), done: make(chan struct{})}
 		// A message that could not be sent (nil fut) is sent again by the
 		// acknowledger, as a lost one is.

@@ -101,14 +101,7 @@ func TestRefusedAppendLeadsAgain(t *testing.T) {
 
 	// The other writer: a copy of the ledger as the log holds it, which
 	// appends one record expecting the log's last sequence.
-	stream, err := js.Stream(ctx, LogStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream, info := logInfo(t, js)
 	id := leader.l.ID()
 	stale := ledgertest.Open(t, ledger.Options{Follower: true, ID: id})
 	for s := info.State.FirstSeq; s <= info.State.LastSeq; s++ {

@@ -130,3 +130,54 @@ func (n *Node) lastRecord(ctx context.Context) uint64 {
 	}
 	return binary.BigEndian.Uint64(e.Value())
 }
+
+// The cluster's last leader is noted in the info bucket as each leader
+// starts leading ("leader.last"). A cluster whose log's servers all lost
+// power lost the log's last records, answered ones among them, which the
+// last leader's journal holds; it gives them back as it starts
+// (Reappend), unless another node wrote in their places first. So a node
+// that starts waits for the last leader to lead, for Options.StartGrace at most
+// (the last leader's machine may be gone), before it takes a lease nobody
+// holds. A node that was running when the leader went takes over as
+// quickly as ever.
+
+// noteLeader notes this node as the cluster's last leader.
+func (n *Node) noteLeader(ctx context.Context) {
+	info, err := n.js.KeyValue(ctx, InfoBucket)
+	if err == nil {
+		_, err = info.Put(ctx, "leader.last", []byte(n.opts.Name))
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		n.log.Warn().Err(err).Msg("noting this node as the cluster's last leader")
+	}
+}
+
+// lastLeaderName is the cluster's last leader ("" if none, or unknown).
+func (n *Node) lastLeaderName(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL)
+	defer cancel()
+	info, err := n.js.KeyValue(ctx, InfoBucket)
+	if err != nil {
+		return ""
+	}
+	e, err := getKey(ctx, info, "leader.last")
+	if err != nil {
+		return ""
+	}
+	return string(e.Value())
+}
+
+// leaveToLast reports whether this node, just started, leaves a lease
+// nobody holds to the cluster's last leader a while longer.
+func (n *Node) leaveToLast() bool {
+	if n.lastLeader == "" || n.lastLeader == n.opts.Name || n.leaseChange.Load() > 0 {
+		return false
+	}
+	left := n.opts.StartGrace - time.Since(n.startedAt)
+	if left > 0 && !n.waitedLast {
+		n.waitedLast = true
+		n.log.Info().Str("last_leader", n.lastLeader).Dur("up_to", left.Round(time.Millisecond)).
+			Msg("leaving the lease to the cluster's last leader a while: after a power loss of the log's servers, it holds answered records the log lost")
+	}
+	return left > 0
+}

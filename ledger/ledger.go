@@ -59,6 +59,11 @@ var (
 	// ErrWrongID is returned by Open when the database's id is not
 	// Options.ID.
 	ErrWrongID = failure.New(failure.Conflict, "the database has another id")
+	// ErrPastLog is returned by Open when the state holds records past the
+	// cluster log's end (Options.KeepJournalTo) that the log could not be
+	// given again: it lost them, and another node wrote in their places.
+	// The node starts again from the cluster's checkpoint.
+	ErrPastLog = failure.New(failure.Conflict, "the state holds records the cluster's log does not")
 	// ErrOutcomeUnknown is returned (wrapping ErrFailed) to the calls whose
 	// own batch was in flight when the commit failed (Unavailable). Their
 	// WAL record may or may not have reached the disk, so after the restart

@@ -45,6 +45,17 @@ type Options struct {
 	// same sequences. It is not asked of the records the state holds
 	// (only acknowledged ones). An error fails Open.
 	InLog func(seq uint64, rec []byte) (bool, error)
+	// Reappend, when set, is asked to give the cluster's log again each of
+	// the journal's records after KeepJournalTo, in order, before they are
+	// dropped: it answers whether the log now holds the record (appended
+	// at the place the record names, or found there). Open keeps the
+	// records it answered true, up to the first false, and drops the rest.
+	// A cluster whose servers all lost their unsynced writes (a power loss
+	// of every machine, with --cluster-sync interval) lost records that
+	// this node's synced journal holds, answered ones among them. Asked
+	// only if the log holds record KeepJournalTo as this journal does. An
+	// error fails Open.
+	Reappend func(seq uint64, rec []byte) (bool, error)
 
 	// Now is the clock; time.Now unless set.
 	Now func() time.Time

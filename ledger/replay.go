@@ -15,9 +15,16 @@ import (
 // database lost (the log after indexSeq, identity's records) and gathers
 // them for the next checkpoint. It returns how many records it applied.
 func (l *Ledger) replay(ckptSeq, indexSeq uint64) (int, error) {
-	if keep := l.opts.KeepJournalTo; keep > 0 {
+	keep := l.opts.KeepJournalTo
+	if l.opts.Reappend != nil {
+		var err error
+		if keep, err = l.reappend(keep); err != nil {
+			return 0, err
+		}
+	}
+	if keep > 0 {
 		if keep < ckptSeq {
-			return 0, fmt.Errorf("ledger: the state is checkpointed at record %d, after the log's end %d: %w", ckptSeq, keep, ErrCorrupt)
+			return 0, fmt.Errorf("ledger: the state is checkpointed at record %d, after the log's end %d: %w", ckptSeq, keep, ErrPastLog)
 		}
 		b := l.jdb.NewBatch()
 		_ = b.DeleteRange(journalKey(nil, keep+1), []byte{prefixJournal + 1}, nil)
@@ -89,6 +96,75 @@ func (l *Ledger) replay(ckptSeq, indexSeq uint64) (int, error) {
 	l.w.seq = last
 	l.indexedSeq.Store(last)
 	return n, nil
+}
+
+// reappend gives the cluster's log again the journal's records after the
+// last one it holds as this journal does (Options.Reappend), in order,
+// while the log takes them, and returns the last record the log now holds
+// from the journal (end, if none). The log's last record, end, may be
+// there in part (its last messages lost); and on a node killed while it
+// led, the journal's last records may be its own while the log's are
+// another leader's: those are at most pipelineDepth, the batches in flight
+// at once.
+func (l *Ledger) reappend(end uint64) (uint64, error) {
+	from, found := end, false // the last record the log holds as the journal does
+	for from > 0 && end-from < pipelineDepth && l.opts.InLog != nil {
+		v, closer, err := l.jdb.Get(journalKey(nil, from))
+		if errors.Is(err, pebble.ErrNotFound) {
+			// Below the journal's first record: in the state, which
+			// takes only records the log acknowledged.
+			found = true
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("ledger: journal record %d: %w", from, err)
+		}
+		in, err := l.opts.InLog(from, v)
+		_ = closer.Close()
+		if err != nil {
+			return 0, fmt.Errorf("ledger: is journal record %d the log's: %w", from, err)
+		}
+		if in {
+			found = true
+			break
+		}
+		from--
+	}
+	if !found && from > 0 {
+		return end, nil
+	}
+	it, err := l.jdb.NewIter(&pebble.IterOptions{LowerBound: journalKey(nil, from+1), UpperBound: []byte{prefixJournal + 1}})
+	if err != nil {
+		return 0, fmt.Errorf("ledger: %w", err)
+	}
+	defer it.Close()
+	keep := from
+	for it.First(); it.Valid(); it.Next() {
+		seq, ok := journalSeqOf(it.Key())
+		if !ok || seq != keep+1 {
+			break
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return 0, fmt.Errorf("ledger: %w", err)
+		}
+		in, err := l.opts.Reappend(seq, v)
+		if err != nil {
+			return 0, fmt.Errorf("ledger: giving the cluster's log journal record %d again: %w", seq, err)
+		}
+		if !in {
+			break
+		}
+		keep = seq
+	}
+	if keep > end {
+		l.log.Warn().Uint64("first", end+1).Uint64("last", keep).
+			Msg("gave the cluster's log again the journal records past its end: its servers had lost them (a power loss of a majority of them)")
+	}
+	if keep < end {
+		return end, it.Error() // what the log holds of end is dropped as before
+	}
+	return keep, it.Error()
 }
 
 // dropNotInLog drops the journal's last records that the cluster's log

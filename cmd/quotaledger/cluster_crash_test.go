@@ -522,10 +522,11 @@ func clusterAllKilled(t *testing.T, sync string) {
 	if sum.answered == 0 {
 		t.Fatalf("no call was answered before the kill: %s", sum)
 	}
-	dropped := 0
+	dropped, given := 0, 0
 	for _, nd := range c.Nodes {
 		dropped += strings.Count(nd.proc.stderr.String(), "dropping a journal record the cluster's log does not hold")
+		given += strings.Count(nd.proc.stderr.String(), "gave the cluster's log again")
 	}
-	t.Logf("all killed, all back: %s leads; %s; %d commissions in the ledger; the journals had %d records the log did not",
-		leader.Name, sum, len(h.model.bySerial), dropped)
+	t.Logf("all killed, all back: %s leads; %s; %d commissions in the ledger; the journals had %d records the log did not, and %d times gave the log back records past its end",
+		leader.Name, sum, len(h.model.bySerial), dropped, given)
 }

@@ -39,7 +39,7 @@ import (
 // from a sample of the leader until the follower has applied as much
 // (time; at most, by a sample's time). The log's size per commission is what the QUOTALEDGER_LOG
 // stream grew by over the run, per commission. QUOTALEDGER_FIGURES_SYNC
-// is the nodes' --cluster-sync (always when unset).
+// is the nodes' --cluster-sync (interval, the default, when unset).
 func TestClusterFigures(t *testing.T) {
 	if os.Getenv("QUOTALEDGER_FIGURES") == "" {
 		t.Skip("QUOTALEDGER_FIGURES=1 measures the cluster's figures")

@@ -99,7 +99,7 @@ func TestParseFlags(t *testing.T) {
 		HTTPLimits: HTTPLimits{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10},
 		ClusterFlags: ClusterFlags{ClusterName: "quotaledger", ClusterListen: "127.0.0.1:6222", Replicas: 3,
-			LogMaxAge: 24 * time.Hour, LeaseTTL: 3 * time.Second, JoinTimeout: 2 * time.Minute, ClusterSync: "always"},
+			LogMaxAge: 24 * time.Hour, LeaseTTL: 3 * time.Second, JoinTimeout: 2 * time.Minute},
 		SettingsFlags: SettingsFlags{IdempotencyRetention: 24 * time.Hour, MinFreeSpace: 128 << 20, SessionTTL: 24 * time.Hour,
 			PasswordResetTTL: time.Hour, PasswordMinLength: 8, PasswordMaxLength: 128, PasswordRejectUsername: true,
 			PasswordRejectCommon: true, BootstrapAdmin: true}}

@@ -51,10 +51,10 @@ type ClusterFlags struct {
 	AdvertiseURL       string        `name:"advertise-url" env:"QUOTALEDGER_ADVERTISE_URL" placeholder:"URL" help:"The URL the other nodes reach this node's API at, to forward writes to it when it leads (default: http:// and the address --listen bound, its loopback address for 0.0.0.0)."`
 	ClusterCA          string        `name:"cluster-ca" env:"QUOTALEDGER_CLUSTER_CA" placeholder:"FILE" help:"PEM certificate(s) of the CA that signed the nodes' --tls-cert: a node forwarding a write to the leader's https:// --advertise-url checks its certificate against them (default: the system's roots)."`
 	// ClusterSync is how the embedded NATS servers sync the cluster's
-	// streams: always (every write, before it is acknowledged) or interval
-	// (every second, like a single node's server: docs/cluster.md,
-	// "Durability").
-	ClusterSync string        `name:"cluster-sync" enum:"always,interval" default:"always" env:"QUOTALEDGER_CLUSTER_SYNC" placeholder:"always|interval" help:"Without --nats-url: always (default): each embedded NATS server syncs every write of the cluster's log and events to its disk before it acknowledges it, so an answered call survives even a power loss of every machine at once; interval: each syncs every second, so an answered call survives kill -9 of every node and the loss of a minority of the machines (it is in a majority's memory), and the cluster takes about 1.5 times the writes."`
+	// streams: interval (every second, like a single node's server; the
+	// default) or always (every write, before it is acknowledged):
+	// docs/cluster.md, "Durability". Empty: not given.
+	ClusterSync string        `name:"cluster-sync" env:"QUOTALEDGER_CLUSTER_SYNC" placeholder:"interval|always" help:"Without --nats-url: interval (default): each embedded NATS server syncs the cluster's log and events every second, and an answered call is on a majority's memory and on the leader's disk (synced before it answers), which gives the log back what a power loss of every machine took from it; always: each syncs every write before it acknowledges it, so an answered call is on a majority of disks, for about two thirds of the writes."`
 	JoinTimeout time.Duration `name:"join-timeout" default:"2m" env:"QUOTALEDGER_JOIN_TIMEOUT" placeholder:"DURATION" help:"How long a starting node waits for the cluster's JetStream (a majority of its nodes up) before it gives up (default ${default})."`
 }
 
@@ -101,8 +101,13 @@ func (f *ClusterFlags) Validate(natsURL string) error {
 			return err
 		}
 	}
+	switch f.ClusterSync {
+	case "", "interval", "always":
+	default:
+		return fmt.Errorf("--cluster-sync must be interval or always, not %q", f.ClusterSync)
+	}
 	if natsURL != "" {
-		if f.ClusterSync != "always" {
+		if f.ClusterSync != "" {
 			return fmt.Errorf("--cluster-sync %s is for the embedded NATS servers: an external NATS cluster syncs as its own configuration says (sync_interval)", f.ClusterSync)
 		}
 		if len(f.Peers) > 0 {
@@ -329,27 +334,43 @@ func (s *server) startCluster(ctx context.Context, c *ServeCmd, reg *prometheus.
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
+	reappend, err := cluster.Reappend(jctx, nc, copts.PartSize)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
 
 	// The ledger, restored from the cluster's checkpoint when it is new
 	// (and the log does not start at its first record) or behind the log;
-	// without the records of its journal that the log does not hold (past
-	// the log's end, or, on a node killed while it led, another leader's
-	// records of the same sequences in the log).
+	// its journal's records past the log's end given to the log again
+	// where their places are free (the log's servers lost them: a power
+	// loss), and those the log does not hold dropped (past the log's end,
+	// or, on a node killed while it led, another leader's records of the
+	// same sequences in the log).
 	lopts := c.ledgerOptions(filepath.Join(c.Data, "ledger"), s.log, nil)
-	lopts.Follower, lopts.ID, lopts.KeepJournalTo, lopts.InLog = true, id, logEnd, inLog
+	lopts.Follower, lopts.ID, lopts.KeepJournalTo, lopts.InLog, lopts.Reappend = true, id, logEnd, inLog, reappend
 	var applied uint64
 	need := false
 	if ledgerExists(c.Data) {
 		tb := &takeBack{reg: reg}
 		lopts.Metrics = tb
-		if s.ledger, err = openClusterLedger(lopts, c.Data); err != nil {
+		s.ledger, err = openClusterLedger(lopts, c.Data)
+		switch {
+		case errors.Is(err, ledger.ErrPastLog):
+			// Its state took records that the log lost (a power loss of
+			// its servers) and that another node wrote over before this
+			// one could give them back: not the cluster's.
+			s.log.Warn().Err(err).Msg("the ledger holds records the cluster's log lost, in places since taken: starting from the cluster's checkpoint")
+			tb.undo()
+			need = true
+		case err != nil:
 			return err
+		default:
+			applied = s.ledger.Applied()
+			if need, err = cluster.NeedsCheckpoint(jctx, nc, applied); err != nil {
+				return fmt.Errorf("cluster: %w", err)
+			}
 		}
-		applied = s.ledger.Applied()
-		if need, err = cluster.NeedsCheckpoint(jctx, nc, applied); err != nil {
-			return fmt.Errorf("cluster: %w", err)
-		}
-		if need {
+		if need && s.ledger != nil {
 			err := s.ledger.Close()
 			s.ledger = nil
 			tb.undo()
@@ -402,6 +423,10 @@ func openClusterLedger(opts ledger.Options, dir string) (*ledger.Ledger, error) 
 	return l, err
 }
 
+// syncAlways reports whether the embedded NATS servers sync every write
+// (--cluster-sync always) rather than every second (interval, the default).
+func (f *ClusterFlags) syncAlways() bool { return f.ClusterSync == "always" }
+
 // startClusterNATS starts the embedded NATS server as a server of the
 // nodes' NATS cluster, or notes the external one. With --cluster-sync
 // always the server syncs every write before it acknowledges it (an
@@ -426,7 +451,7 @@ func (s *server) startClusterNATS(c *ServeCmd) error {
 		}
 	}))
 	opts := events.ServerOptions{
-		Dir: filepath.Join(c.Data, "nats"), Listen: c.NatsListen, SyncAlways: f.ClusterSync == "always",
+		Dir: filepath.Join(c.Data, "nats"), Listen: c.NatsListen, SyncAlways: f.syncAlways(),
 		Logger: natsLog,
 		Cluster: events.ClusterOptions{Name: f.ClusterName, ServerName: f.NodeName, Listen: f.ClusterListen,
 			Routes: f.Peers, AllowRemote: f.ClusterAllowRemote},
@@ -520,7 +545,7 @@ func (s *server) relayOptions(c *ServeCmd) events.RelayOptions {
 			s.log.Error().Err(err).Msg("events relay: NATS TLS")
 		}
 		opts = o
-	} else if c.ClusterSync != "always" {
+	} else if !c.syncAlways() {
 		// The servers sync every second: as a single node's relay, keep
 		// the acknowledged events in the outbox past the next sync.
 		opts.DeleteDelay = embeddedDeleteDelay

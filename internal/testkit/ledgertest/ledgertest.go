@@ -33,6 +33,18 @@ const Dir = "/ledger"
 //     take 192 MiB a ledger, and a test opens many.
 func Open(tb testkit.TB, opts ledger.Options) *ledger.Ledger {
 	tb.Helper()
+	l, err := TryOpen(tb, opts)
+	if err != nil {
+		tb.Fatalf("open the ledger in %s: %v", opts.Dir, err)
+		return nil
+	}
+	return l
+}
+
+// TryOpen is Open for a test that expects Open to fail: it returns the
+// error.
+func TryOpen(tb testkit.TB, opts ledger.Options) (*ledger.Ledger, error) {
+	tb.Helper()
 	if opts.Dir == "" {
 		if opts.FS == nil {
 			opts.FS = vfs.NewMem()
@@ -53,15 +65,14 @@ func Open(tb testkit.TB, opts ledger.Options) *ledger.Ledger {
 	}
 	l, err := ledger.Open(opts)
 	if err != nil {
-		tb.Fatalf("open the ledger in %s: %v", opts.Dir, err)
-		return nil
+		return nil, err
 	}
 	tb.Cleanup(func() {
 		if err := l.Close(); err != nil {
 			tb.Errorf("close the ledger in %s: %v", opts.Dir, err)
 		}
 	})
-	return l
+	return l, nil
 }
 
 // CheckOutbox checks every event in l's outbox against the event catalog
