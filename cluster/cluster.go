@@ -160,11 +160,14 @@ type Node struct {
 	campaignAfter  time.Time
 	leasePresentAt time.Time // when the lease was last read, held by a node
 	// The node that led last before this one started (lastLeader), and
-	// when it started: until it sees the lease held, this node leaves a
+	// when it started: until it sees the lease written since (a lease
+	// held when it started may be a dead node's), this node leaves a
 	// lease nobody holds to that node for StartGrace (campaign).
-	lastLeader string
-	startedAt  time.Time
-	waitedLast bool // it said it waits for lastLeader
+	lastLeader   string
+	startedAt    time.Time
+	firstLease   uint64 // the lease's revision when first seen held
+	leaseWritten bool   // seen held at another revision since
+	waitedLast   bool   // it said it waits for lastLeader
 	// When this node last moved each stream's Raft leader (placement.go),
 	// owned by the node's loop.
 	raftMovedAt map[string]time.Time

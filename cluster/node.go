@@ -566,6 +566,7 @@ func (n *Node) campaign(ctx context.Context) (uint64, error) {
 	case err == nil:
 		n.sawLeader(e.Value())
 		n.leasePresentAt = time.Now()
+		n.sawLeaseRev(e.Revision())
 		return 0, nil
 	case !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted):
 		return 0, err

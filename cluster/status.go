@@ -167,10 +167,20 @@ func (n *Node) lastLeaderName(ctx context.Context) string {
 	return string(e.Value())
 }
 
+// sawLeaseRev notes the revision of the lease seen held.
+func (n *Node) sawLeaseRev(rev uint64) {
+	switch {
+	case n.firstLease == 0:
+		n.firstLease = rev
+	case rev != n.firstLease:
+		n.leaseWritten = true
+	}
+}
+
 // leaveToLast reports whether this node, just started, leaves a lease
 // nobody holds to the cluster's last leader a while longer.
 func (n *Node) leaveToLast() bool {
-	if n.lastLeader == "" || n.lastLeader == n.opts.Name || n.leaseChange.Load() > 0 {
+	if n.lastLeader == "" || n.lastLeader == n.opts.Name || n.leaseWritten {
 		return false
 	}
 	left := n.opts.StartGrace - time.Since(n.startedAt)
