@@ -82,6 +82,9 @@ type Options struct {
 	// 9s, and two LeaseTTL): after a power loss of the log's servers, that
 	// node's journal holds answered records the log lost (status.go).
 	StartGrace time.Duration
+	// digestEvery is how often the status' digest is made again under
+	// load (digestEvery, the constant, unless a test sets it).
+	digestEvery time.Duration
 	// OnLead is called when the node starts leading, before it takes
 	// writes (the events relay starts there); OnFollow when it stops.
 	OnLead, OnFollow func()
@@ -102,6 +105,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PartSize == 0 {
 		o.PartSize = 512 << 10
+	}
+	if o.digestEvery == 0 {
+		o.digestEvery = digestEvery
 	}
 	if o.StartGrace == 0 {
 		o.StartGrace = electionTimeout + 2*o.LeaseTTL
@@ -172,10 +178,12 @@ type Node struct {
 	// owned by the node's loop.
 	raftMovedAt map[string]time.Time
 
-	// The digest of the state the status shows, owned by the node's loop.
-	digest    string
-	digestSeq uint64
-	digestAt  time.Time
+	// The digest of the state the status shows, owned by the node's loop,
+	// and the record applied at the last report.
+	digest      string
+	digestSeq   uint64
+	digestAt    time.Time
+	reportedSeq uint64
 
 	stop chan struct{}
 	done chan struct{}

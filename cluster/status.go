@@ -37,11 +37,20 @@ type status struct {
 
 // publishStatus says how this node is, for Status; the key expires with
 // the lease bucket's TTL, so a node that stopped drops out.
+//
+// The digest is made again every digestEvery under load, and at once when the node
+// applied nothing since its last report and the digest is of an earlier
+// record: a node idle (the writes stopped, a node that rejoined and caught
+// up) shows the digest of its state within a report, and one under load
+// does not scan its holdings every report.
 func (n *Node) publishStatus(ctx context.Context, role string) {
-	if time.Since(n.digestAt) >= digestEvery || n.digest == "" {
+	applied := n.l.Applied()
+	idleStale := applied == n.reportedSeq && n.digestSeq != applied
+	if time.Since(n.digestAt) >= n.opts.digestEvery || n.digest == "" || idleStale {
 		n.digestSeq, n.digest = n.l.Digest()
 		n.digestAt = time.Now()
 	}
+	n.reportedSeq = applied
 	st := status{leaseValue: n.me(), DigestSeq: n.digestSeq}
 	st.Role, st.Digest = role, n.digest
 	ctx, cancel := context.WithTimeout(ctx, n.opts.LeaseTTL/2)
