@@ -44,6 +44,7 @@ var domainErrors = func() map[string]error {
 		"ledger.ErrNotLeader":           ledger.ErrNotLeader,
 		"ledger.ErrUnchained":           ledger.ErrUnchained,
 		"ledger.ErrWrongID":             ledger.ErrWrongID,
+		"ledger.ErrPastLog":             ledger.ErrPastLog,
 		"ledger.ErrFailed":              ledger.ErrFailed,
 		"ledger.ErrOutcomeUnknown":      ledger.ErrOutcomeUnknown,
 		"ledger.ErrCorrupt":             ledger.ErrCorrupt,
