@@ -225,6 +225,18 @@ func (lb *logBuffer) flush(pb *pebble.Batch) {
 	lb.n = 0
 }
 
+// encodedSize is about the bytes flush writes: each holder's entries, key
+// and chunk header, with a quarter more for the entries added meanwhile.
+func (lb *logBuffer) encodedSize() int {
+	lb.mu.RLock()
+	defer lb.mu.RUnlock()
+	n := 0
+	for holder, hb := range lb.by {
+		n += len(hb.b) + len(holder) + 48
+	}
+	return n + n/4
+}
+
 func (lb *logBuffer) size() int {
 	lb.mu.RLock()
 	defer lb.mu.RUnlock()
