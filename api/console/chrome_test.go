@@ -159,10 +159,25 @@ func (tb *tab) submit(sel string) {
 	}
 }
 
-// fill types value into the field sel, replacing what it had.
+// fill puts value into the field sel, replacing what it had, as a user's
+// typing leaves it (the value, then input and change events). Set by a
+// script rather than typed: chromedp's SendKeys reads the node's
+// attributes without its lock while the tab's DOM events write them, a
+// data race the race detector caught in CI (chromedp v0.23.1, query.go).
 func (tb *tab) fill(sel, value string) {
 	tb.t.Helper()
-	tb.do(chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), value))
+	tb.do(chromedp.WaitReady(chromedp.CSS(sel)))
+	set, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(function(){
+		var e = document.querySelector(%q);
+		if (!e) { return false; }
+		e.value = %q;
+		e.dispatchEvent(new Event("input", {bubbles: true}));
+		e.dispatchEvent(new Event("change", {bubbles: true}));
+		return true;
+	})()`, sel, value)))
+	if err != nil || !set {
+		tb.fatal("fill %s: %v (found: %v)", sel, err, set)
+	}
 }
 
 // text returns the text of the first element sel.
