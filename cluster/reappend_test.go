@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quotaledger/quotaledger/holdings"
+	"github.com/quotaledger/quotaledger/internal/testkit"
 	"github.com/quotaledger/quotaledger/ledger"
 )
 
@@ -42,31 +42,6 @@ func logMsgs(t *testing.T, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 		msgs = append(msgs, m)
 	}
 	return msgs
-}
-
-// loseLogTail makes the log what its servers keep after a power loss of
-// them all, had they synced only its first k messages: the stream is made
-// again with those (at the same places, with the same ids).
-func loseLogTail(t *testing.T, nc *nats.Conn, js jetstream.JetStream, msgs []*jetstream.RawStreamMsg, k int) {
-	t.Helper()
-	ctx := context.Background()
-	if err := js.DeleteStream(ctx, LogStream); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Setup(ctx, Options{Name: "n1", Conn: nc, Replicas: 1}, "cluster-1"); err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range msgs[:k] {
-		msg := nats.NewMsg(LogSubject)
-		msg.Data, msg.Header = m.Data, m.Header
-		ack, err := js.PublishMsg(ctx, msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ack.Sequence != uint64(i+1) {
-			t.Fatalf("message %d of the log made again at %d", i+1, ack.Sequence)
-		}
-	}
 }
 
 // TestLostLogTailGivenBack: the log's servers lose its last messages (a
@@ -130,7 +105,9 @@ func TestLostLogTailGivenBack(t *testing.T) {
 			if cut < 0 {
 				t.Fatal("no record of the log took several messages")
 			}
-			loseLogTail(t, nc, js, msgs, cut+1)
+			// What a power loss of every NATS server before it synced
+			// leaves.
+			testkit.CutStream(t, nc.ConnectedUrl(), LogStream, cut+1)
 
 			var n2 *testNode
 			switch c {

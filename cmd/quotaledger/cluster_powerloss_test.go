@@ -1,72 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/quotaledger/quotaledger/cluster"
 	"github.com/quotaledger/quotaledger/internal/testkit"
 )
-
-// cutLog makes the cluster's log on the NATS server at url what its
-// servers keep after a power loss of them all, had they synced only its
-// messages up to the last lost ones: the stream is made again with its
-// first messages, at the same places, with the same headers. It returns
-// how many messages it had and how many it has.
-func cutLog(t *testing.T, url string, lost int) (had, has int) {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	stream, err := js.Stream(ctx, cluster.LogStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.FirstSeq != 1 || info.State.Msgs != info.State.LastSeq || info.State.Msgs <= uint64(lost) {
-		t.Fatalf("the log: %+v", info.State)
-	}
-	var msgs []*jetstream.RawStreamMsg
-	for s := uint64(1); s <= info.State.LastSeq-uint64(lost); s++ {
-		m, err := stream.GetMsg(ctx, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs = append(msgs, m)
-	}
-	cfg := info.Config
-	if err := js.DeleteStream(ctx, cluster.LogStream); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.CreateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range msgs {
-		msg := nats.NewMsg(cluster.LogSubject)
-		msg.Data, msg.Header = m.Data, m.Header
-		if ack, err := js.PublishMsg(ctx, msg); err != nil || ack.Sequence != uint64(i+1) {
-			t.Fatalf("message %d of the log made again: %+v, %v", i+1, ack, err)
-		}
-	}
-	return int(info.State.Msgs), len(msgs)
-}
 
 // waitLogged waits until p's log says what (the log is written every so often).
 func waitLogged(t *testing.T, p *proc, what string) {
@@ -143,8 +86,10 @@ func clusterLogLostTail(t *testing.T, taken bool) {
 	} else {
 		n1.kill()
 	}
-	had, has := cutLog(t, ns.ClientURL(), 10)
-	t.Logf("the log lost its last %d messages of %d", had-has, had)
+	// What a power loss of every NATS server before it synced leaves.
+	had := len(testkit.ReadStream(t, ns.ClientURL(), cluster.LogStream))
+	testkit.CutStream(t, ns.ClientURL(), cluster.LogStream, had-10)
+	t.Logf("the log lost its last 10 messages of %d", had)
 
 	if !taken {
 		n1 = node("n1", d1)

@@ -112,3 +112,62 @@ func ReadStreamWithin(tb TB, url, name string, within time.Duration) []StreamMsg
 		}
 	}
 }
+
+// CutStream makes the stream name on the NATS server at url what its
+// servers keep after losing its last messages (a power loss of them all
+// before they synced): the stream is made again, of the same
+// configuration, with its first keep messages at the same sequences and
+// with the same headers. The stream must start at sequence 1 and hold
+// more than keep messages, with none deleted.
+func CutStream(tb TB, url, name string, keep int) {
+	tb.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		tb.Fatalf("connect to NATS at %s: %v", url, err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("jetstream: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
+	defer cancel()
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		tb.Fatalf("stream %s: %v", name, err)
+		return
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		tb.Fatalf("stream %s: %v", name, err)
+		return
+	}
+	if s := info.State; s.FirstSeq != 1 || s.Msgs != s.LastSeq || s.Msgs <= uint64(keep) {
+		tb.Fatalf("stream %s: cannot keep the first %d messages of %+v", name, keep, s)
+		return
+	}
+	msgs := make([]*jetstream.RawStreamMsg, keep)
+	for i := range msgs {
+		if msgs[i], err = st.GetMsg(ctx, uint64(i+1)); err != nil {
+			tb.Fatalf("stream %s: message %d: %v", name, i+1, err)
+			return
+		}
+	}
+	if err := js.DeleteStream(ctx, name); err != nil {
+		tb.Fatalf("stream %s: delete: %v", name, err)
+		return
+	}
+	if _, err := js.CreateStream(ctx, info.Config); err != nil {
+		tb.Fatalf("stream %s: create again: %v", name, err)
+		return
+	}
+	for i, m := range msgs {
+		msg := &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}
+		if ack, err := js.PublishMsg(ctx, msg); err != nil || ack.Sequence != uint64(i+1) {
+			tb.Fatalf("stream %s: message %d made again: %+v, %v", name, i+1, ack, err)
+			return
+		}
+	}
+}
