@@ -269,6 +269,18 @@ func (l *Ledger) pebbleOptions(cache *pebble.Cache, state bool) *pebble.Options 
 		// at most about 8 sublevels more; writes stall at 32 (default 12).
 		o.L0CompactionThreshold = stateL0CompactionThreshold
 		o.L0StopWritesThreshold = 4 * stateL0CompactionThreshold
+		// The provision log's values (a holder's chunk of entries, a
+		// block of resolved commissions: hundreds of bytes to tens of
+		// kilobytes, written once and never changed) go to blob files
+		// as they are flushed, so that compactions rewrite their keys
+		// only: compactions took 15 % of the engine's CPU at full load,
+		// 5 % with it (docs/engine.md). The checkpoint's small records
+		// (holdings, pending commissions, idempotency records), which are
+		// rewritten and deleted, stay in the tables.
+		o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+			return pebble.ValueSeparationPolicy{Enabled: true, MinimumSize: 256,
+				MaxBlobReferenceDepth: 10, RewriteMinimumAge: 10 * time.Minute, TargetGarbageRatio: 0.2}
+		}
 		// A flush of the state database that fails is retried by Pebble
 		// for ever, and Flush waits for it: the ledger learns of it here
 		// (stateFlush).
