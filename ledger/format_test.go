@@ -172,6 +172,13 @@ func formatCases() []formatCase {
 			}
 			checkDecoded(t, beUint64(g[1:]), uint64(0x0102030405060708), nil)
 		}},
+		{"key-resolved-block", func() []byte { return blockKey(nil, 0x01020304050607, 0x1112131415161718) }, func(t *testing.T, g []byte) {
+			// As Log reads them (read.go): a prefix byte, the block, the record.
+			if len(g) != 17 || g[0] != prefixBlock {
+				t.Fatalf("block key %x: want prefix %q and 16 bytes", g, prefixBlock)
+			}
+			checkDecoded(t, [2]uint64{beUint64(g[1:]), beUint64(g[9:])}, [2]uint64{0x01020304050607, 0x1112131415161718}, nil)
+		}},
 		{"key-log-prefix", func() []byte { return logPrefix(nil, "user:alice") }, nil},
 		{"key-log", func() []byte { return logKey(nil, "user:alice", fmtLog.UnixNano(), 7, 1) }, func(t *testing.T, g []byte) {
 			holder, lt, serial, index, err := decodeLogKey(g)
@@ -232,6 +239,26 @@ func formatCases() []formatCase {
 			got, logTime, err := decodeResolved(8, g)
 			checkDecoded(t, got, []LogEntry(nil), err)
 			checkDecoded(t, logTime, fmtLog.Add(1), nil)
+		}},
+		{"value-resolved-block", func() []byte {
+			arena := appendResolved(nil, h, es)
+			n := len(arena)
+			arena = appendResolved(arena, emptyResolved, nil)
+			return appendResolvedBlock(nil, []resolvedRec{{serial: 7, end: n}, {serial: 8, start: n, end: len(arena)}}, arena)
+		}, func(t *testing.T, g []byte) {
+			var serials []uint64
+			var got [][]LogEntry
+			err := eachResolved(0, g, func(serial uint64, rec []byte) bool {
+				serials = append(serials, serial)
+				e, _, err := decodeResolved(serial, rec)
+				if err != nil {
+					t.Fatalf("commission %d: %v", serial, err)
+				}
+				got = append(got, e)
+				return true
+			})
+			checkDecoded(t, serials, []uint64{7, 8}, err)
+			checkDecoded(t, got, [][]LogEntry{es, nil}, nil)
 		}},
 		{"value-log", func() []byte { return appendLogEntry(nil, &es[1]) }, func(t *testing.T, g []byte) {
 			e, err := decodeLogEntry(logKey(nil, "project:alpha", fmtLog.UnixNano(), 7, 1), g)
@@ -371,9 +398,10 @@ func TestFormat(t *testing.T) {
 // identity layer and every reader of a database rely on them.
 func TestFormatKeyPrefixes(t *testing.T) {
 	got := map[string]byte{"meta": prefixMeta, "holding": prefixHolding, "pending": prefixPending,
-		"resolved": prefixResolved, "log": prefixLog, "idempotency": prefixIdem, "outbox": prefixOutbox}
+		"resolved": prefixResolved, "log": prefixLog, "idempotency": prefixIdem, "outbox": prefixOutbox,
+		"resolved blocks": prefixBlock, "log chunks": prefixLogChunk}
 	want := map[string]byte{"meta": 0x00, "holding": 'h', "pending": 'p', "resolved": 'r', "log": 'g',
-		"idempotency": 'i', "outbox": 'o'}
+		"idempotency": 'i', "outbox": 'o', "resolved blocks": 's', "log chunks": 'l'}
 	checkDecoded(t, got, want, nil)
 	if prefixJournal != 'j' || journalVersion != 1 {
 		t.Errorf("the journal's prefix %q or version %d changed: a new version needs golden files of its own", prefixJournal, journalVersion)

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/binary"
+	"slices"
 	"time"
 
 	"github.com/quotaledger/quotaledger/commission"
@@ -83,6 +84,18 @@ func (b *batch) beginCall(kind byte) {
 	b.body = append(b.body, kind)
 }
 
+// keep adds a call, as decodeJournal would decode it, to those the applier
+// takes from the writer (batch.calls). The writer's values it refers to
+// are not changed after (a commission, the holdings after it).
+func (b *batch) keep(c *jcall) {
+	if !b.undecoded {
+		if b.calls == nil {
+			b.calls = make([]jcall, 0, 64)
+		}
+		b.calls = append(b.calls, *c)
+	}
+}
+
 func (b *batch) appendProvisionChanges(ps []holdings.Provision, after []holdings.Value) {
 	b.body = appendUvarint(b.body, uint64(len(ps)))
 	for i, p := range ps {
@@ -119,6 +132,11 @@ func (b *batch) recordIssue(c *commission.Commission, after, final []holdings.Va
 	for _, v := range final {
 		b.body = appendValue(b.body, v)
 	}
+	jc := jcall{kind: callIssue, c: c, after: after, final: final, idemKey: ikey}
+	if ikey != "" {
+		jc.idem = *idem
+	}
+	b.keep(&jc)
 }
 
 // recordResolve appends a resolved commission with the holdings after it.
@@ -131,6 +149,7 @@ func (b *batch) recordResolve(c *commission.Commission, kind byte, reason string
 	b.body = appendTime(b.body, c.IssueTime)
 	b.body = appendString(b.body, reason)
 	b.appendProvisionChanges(c.Provisions, after)
+	b.keep(&jcall{kind: callResolve, c: c, resolve: kind, reason: reason, after: after})
 }
 
 // recordHoldings appends a SetHoldings (the holdings after) or a
@@ -138,12 +157,14 @@ func (b *batch) recordResolve(c *commission.Commission, kind byte, reason string
 func (b *batch) recordHoldings(kind byte, hs []EventHolding) {
 	b.beginCall(kind)
 	b.appendHoldingChanges(hs)
+	b.keep(&jcall{kind: kind}) // the applier takes holdings from memory
 }
 
 // recordUpdate appends the records and events an Update staged (its holding
 // settings are a callSetHoldings of their own, just before it).
 func (b *batch) recordUpdate(raw *records, events []*Event) {
 	b.beginCall(callUpdate)
+	b.undecoded = true // the applier decodes the record
 	b.body = appendUvarint(b.body, uint64(len(raw.list)))
 	a := raw.arena
 	for _, r := range raw.list {
@@ -175,6 +196,7 @@ func (b *batch) recordPruneIdem(keys []string) {
 		b.body = appendUvarint(b.body, uint64(len(k)))
 		b.body = append(b.body, k...)
 	}
+	b.keep(&jcall{kind: callPruneIdem, keys: slices.Clone(keys)})
 }
 
 // seal writes the batch's record: the header, then the calls.

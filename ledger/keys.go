@@ -13,7 +13,8 @@ import (
 //	\x00 id | state                               meta records
 //	h holder source resource                      holdings (holdings of H: prefix h|H)
 //	p client serial                               pending commissions (of C: prefix p|C)
-//	r serial                                      resolved commissions with their log
+//	r serial                                      resolved commissions with their log, one a key (before blocks)
+//	s block seq                                   resolved commissions with their log, those of journal record seq in block
 //	g holder logtime serial index                 provision log by holder, one entry a key (before the journal)
 //	l holder logtime serial index                 provision log by holder, a chunk of entries a key
 //	i client key                                  idempotency records
@@ -26,6 +27,7 @@ const (
 	prefixHolding  = 'h'
 	prefixPending  = 'p'
 	prefixResolved = 'r'
+	prefixBlock    = 's'
 	prefixLog      = 'g'
 	prefixLogChunk = 'l'
 	prefixIdem     = 'i'
@@ -59,6 +61,27 @@ func pendingKey(b []byte, client string, serial uint64) []byte {
 
 func resolvedKey(b []byte, serial uint64) []byte {
 	return appendFixed64(append(b, prefixResolved), serial)
+}
+
+// Resolved commissions are written in blocks: every journal record's
+// resolved commissions whose serials share a block (serial >>
+// resolvedBlockBits) are one key, so that a record of hundreds of calls is a
+// few keys instead of one a commission (each a memtable insert, a flush's and
+// compactions' worth of work: docs/engine.md). A block's keys are ordered by
+// the record that wrote them; a reader merges them by serial.
+const resolvedBlockBits = 8
+
+func blockOf(serial uint64) uint64 { return serial >> resolvedBlockBits }
+
+// blockKey is the key of the resolved commissions of journal record seq in
+// block.
+func blockKey(b []byte, block, seq uint64) []byte {
+	return appendFixed64(blockPrefix(b, block), seq)
+}
+
+// blockPrefix is the start of block's keys.
+func blockPrefix(b []byte, block uint64) []byte {
+	return appendFixed64(append(b, prefixBlock), block)
 }
 
 func logPrefix(b []byte, holder string) []byte {

@@ -518,4 +518,39 @@ func (m *model) check(t *rapid.T, l *Ledger) {
 			t.Fatalf("log of commission %d: %d entries, model %d", s, len(page.Entries), n)
 		}
 	}
+	// The whole log, in pages of 2: every resolved commission once, in
+	// order of serial, with all its entries.
+	seen := make(map[uint64]int)
+	var last uint64
+	for f := (LogFilter{Limit: 2}); ; {
+		page, err := l.Log(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Entries {
+			if e.Serial < last || e.Serial > last && seen[e.Serial] > 0 {
+				t.Fatalf("whole log: commission %d after %d", e.Serial, last)
+			}
+			last = e.Serial
+			seen[e.Serial]++
+		}
+		if page.Next == "" {
+			break
+		}
+		f.After = page.Next
+	}
+	withEntries := 0
+	for _, n := range m.logged {
+		if n > 0 {
+			withEntries++
+		}
+	}
+	if len(seen) != withEntries {
+		t.Fatalf("whole log: %d commissions, model %d", len(seen), withEntries)
+	}
+	for s, n := range m.logged {
+		if seen[s] != n {
+			t.Fatalf("whole log: commission %d has %d entries, model %d", s, seen[s], n)
+		}
+	}
 }

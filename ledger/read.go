@@ -2,9 +2,11 @@ package ledger
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -226,25 +228,18 @@ func (l *Ledger) queryLog(f LogFilter) (LogPage, error) {
 		}
 		return page, nil
 	default:
-		lower := []byte{prefixResolved}
+		// The cursor is the last serial shown, as the key of the layout
+		// before blocks ('r' serial), which the ledger still reads.
+		var from uint64
 		if after != nil {
-			lower = append(after, 0)
+			if len(after) != 9 || after[0] != prefixResolved {
+				return LogPage{}, invalid("bad cursor")
+			}
+			if from = beUint64(after[1:]) + 1; from == 0 {
+				return LogPage{}, nil
+			}
 		}
-		return l.scanLog(lower, []byte{prefixResolved + 1}, f.Limit, func(k, v []byte, out []LogEntry) ([]LogEntry, error) {
-			if len(k) != 9 {
-				return out, ErrCorrupt
-			}
-			es, _, err := decodeResolved(beUint64(k[1:]), v)
-			if err != nil {
-				return out, err
-			}
-			for i := range es {
-				if match(&es[i]) {
-					out = append(out, es[i])
-				}
-			}
-			return out, nil
-		})
+		return l.scanResolved(from, f.Limit, match)
 	}
 }
 
@@ -253,46 +248,102 @@ func beUint64(b []byte) uint64 {
 		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
 }
 
-// scanLog walks [lower, upper) adding entries until a page is full; the
-// cursor is the last key visited. A page may hold a few more than limit when
-// one record (a resolved commission) holds many entries.
-func (l *Ledger) scanLog(lower, upper []byte, limit int,
-	add func(k, v []byte, out []LogEntry) ([]LogEntry, error)) (LogPage, error) {
-	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+// scanResolved pages through the resolved commissions in order of serial,
+// from serial from on, adding the entries that match until a page holds
+// limit (or a few more: a commission's entries are never split); the
+// cursor is the last serial shown. Commissions are in blocks (blockKey) and,
+// in databases written before blocks, one a key (resolvedKey): each block
+// of serials is read from both and merged.
+func (l *Ledger) scanResolved(from uint64, limit int, match func(*LogEntry) bool) (LogPage, error) {
+	one, err := l.db.NewIter(&pebble.IterOptions{LowerBound: resolvedKey(nil, from), UpperBound: []byte{prefixResolved + 1}})
 	if err != nil {
 		return LogPage{}, err
 	}
-	defer it.Close()
+	defer one.Close()
+	blocks, err := l.db.NewIter(&pebble.IterOptions{LowerBound: blockPrefix(nil, blockOf(from)), UpperBound: []byte{prefixBlock + 1}})
+	if err != nil {
+		return LogPage{}, err
+	}
+	defer blocks.Close()
+	one.First()
+	blocks.First()
 	var page LogPage
-	for it.First(); it.Valid(); it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return LogPage{}, err
-		}
-		if page.Entries, err = add(it.Key(), v, page.Entries); err != nil {
-			return LogPage{}, fmt.Errorf("ledger: log record: %w", err)
-		}
-		if len(page.Entries) >= limit {
-			if it.Next() {
-				it.Prev()
-				page.Next = base64.RawURLEncoding.EncodeToString(it.Key())
+	var recs []serialRec
+	for one.Valid() || blocks.Valid() {
+		// The next block either iterator is at: its commissions from both.
+		block := uint64(math.MaxUint64)
+		if one.Valid() {
+			if len(one.Key()) != 9 {
+				return LogPage{}, fmt.Errorf("ledger: log record: %w", ErrCorrupt)
 			}
-			break
+			block = blockOf(beUint64(one.Key()[1:]))
+		}
+		if blocks.Valid() {
+			if len(blocks.Key()) != 17 {
+				return LogPage{}, fmt.Errorf("ledger: log record: %w", ErrCorrupt)
+			}
+			block = min(block, beUint64(blocks.Key()[1:]))
+		}
+		recs = recs[:0]
+		for ; one.Valid() && blockOf(beUint64(one.Key()[1:])) == block; one.Next() {
+			v, err := one.ValueAndErr()
+			if err != nil {
+				return LogPage{}, err
+			}
+			recs = append(recs, serialRec{beUint64(one.Key()[1:]), bytes.Clone(v)})
+		}
+		for ; blocks.Valid() && len(blocks.Key()) == 17 && beUint64(blocks.Key()[1:]) == block; blocks.Next() {
+			v, err := blocks.ValueAndErr()
+			if err != nil {
+				return LogPage{}, err
+			}
+			v = bytes.Clone(v)
+			if err := eachResolved(block, v, func(serial uint64, rec []byte) bool {
+				if serial >= from {
+					recs = append(recs, serialRec{serial, rec})
+				}
+				return true
+			}); err != nil {
+				return LogPage{}, fmt.Errorf("ledger: log record: %w", err)
+			}
+		}
+		slices.SortFunc(recs, func(x, y serialRec) int { return cmp.Compare(x.serial, y.serial) })
+		for i, r := range recs {
+			es, _, err := decodeResolved(r.serial, r.rec)
+			if err != nil {
+				return LogPage{}, fmt.Errorf("ledger: log record: %w", err)
+			}
+			for j := range es {
+				if match(&es[j]) {
+					page.Entries = append(page.Entries, es[j])
+				}
+			}
+			if len(page.Entries) >= limit {
+				if i < len(recs)-1 || one.Valid() || blocks.Valid() {
+					page.Next = base64.RawURLEncoding.EncodeToString(resolvedKey(nil, r.serial))
+				}
+				return page, nil
+			}
 		}
 	}
-	return page, it.Error()
+	if err := one.Error(); err != nil {
+		return LogPage{}, err
+	}
+	return page, blocks.Error()
+}
+
+// serialRec is a resolved commission's record (appendResolved).
+type serialRec struct {
+	serial uint64
+	rec    []byte
 }
 
 func (l *Ledger) logOfSerial(f LogFilter, match func(*LogEntry) bool) (LogPage, error) {
-	v, closer, err := l.db.Get(resolvedKey(nil, f.Serial))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return LogPage{}, nil
-	}
-	if err != nil {
+	rec, err := l.resolvedRecord(f.Serial)
+	if rec == nil || err != nil {
 		return LogPage{}, err
 	}
-	defer closer.Close()
-	es, _, err := decodeResolved(f.Serial, v)
+	es, _, err := decodeResolved(f.Serial, rec)
 	if err != nil {
 		return LogPage{}, fmt.Errorf("ledger: log record: %w", err)
 	}
@@ -303,6 +354,41 @@ func (l *Ledger) logOfSerial(f LogFilter, match func(*LogEntry) bool) (LogPage, 
 		}
 	}
 	return page, nil
+}
+
+// resolvedRecord is the record of resolved commission serial (nil: none):
+// in its block, or a key of its own in a database written before blocks.
+func (l *Ledger) resolvedRecord(serial uint64) ([]byte, error) {
+	v, closer, err := l.db.Get(resolvedKey(nil, serial))
+	if err == nil {
+		defer closer.Close()
+		return bytes.Clone(v), nil
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return nil, err
+	}
+	block := blockOf(serial)
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: blockPrefix(nil, block), UpperBound: blockPrefix(nil, block+1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var rec []byte
+	for it.First(); it.Valid() && rec == nil; it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		if err := eachResolved(block, v, func(s uint64, r []byte) bool {
+			if s == serial {
+				rec = bytes.Clone(r)
+			}
+			return s < serial
+		}); err != nil {
+			return nil, fmt.Errorf("ledger: log record: %w", err)
+		}
+	}
+	return rec, it.Error()
 }
 
 // logWait bounds how long Log waits for the applier.

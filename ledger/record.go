@@ -99,6 +99,55 @@ func appendResolved(b []byte, h LogEntry, es []LogEntry) []byte {
 	return b
 }
 
+// appendResolvedBlock appends the value of a block's key: the resolved
+// commissions rs, in order of serial, each its serial's offset in the
+// block and its record (appendResolved).
+func appendResolvedBlock(b []byte, rs []resolvedRec, arena []byte) []byte {
+	b = append(b, recordVersion)
+	b = appendUvarint(b, uint64(len(rs)))
+	for _, r := range rs {
+		b = append(b, byte(r.serial))
+		b = appendUvarint(b, uint64(r.end-r.start))
+		b = append(b, arena[r.start:r.end]...)
+	}
+	return b
+}
+
+// resolvedRec is a resolved commission's record (appendResolved) in an
+// arena.
+type resolvedRec struct {
+	serial     uint64
+	start, end int
+}
+
+// eachResolved calls fn with each commission of a block's value (the
+// serial and its record, decodeResolved's input) in order of serial,
+// until fn returns false. A value whose serials are not in the block or not
+// increasing is corrupt.
+func eachResolved(block uint64, v []byte, fn func(serial uint64, rec []byte) bool) error {
+	d := decoder{b: v}
+	checkVersion(&d)
+	n := d.count(2)
+	base := block << resolvedBlockBits
+	next := 0 // the least offset the next commission may have
+	for i := 0; i < n && d.err == nil; i++ {
+		off := int(d.byte())
+		rec := d.bytes()
+		if d.err != nil {
+			break
+		}
+		if off < next {
+			d.fail()
+			break
+		}
+		next = off + 1
+		if !fn(base+uint64(off), rec) {
+			return nil
+		}
+	}
+	return d.done()
+}
+
 // decodeResolved decodes a resolved commission. A commission with no
 // provision has no log entries but still one record; it decodes to a nil
 // slice and its log time.

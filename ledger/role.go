@@ -215,7 +215,7 @@ func (l *Ledger) follow(seq uint64, rec []byte) error {
 		}
 	}
 	l.batches.Add(1)
-	l.journaled(seq, start.OutboxSeq+1, r.ctr.OutboxSeq, rec)
+	l.journaled(seq, start.OutboxSeq+1, r.ctr.OutboxSeq, rec, r)
 	l.durableOutboxSeq.Store(r.ctr.OutboxSeq)
 	l.lastSerial.Store(r.ctr.Serial)
 	return nil

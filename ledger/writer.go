@@ -515,8 +515,12 @@ func (l *Ledger) publish(b *batch) {
 	l.batchedCalls.Add(uint64(len(b.reqs)))
 	if b.ncalls > 0 {
 		w.seq = b.seq
-		l.journaled(b.seq, b.start.OutboxSeq+1, b.ctr.OutboxSeq, b.rec)
-		b.rec = nil // the applier owns it now
+		var r *jrecord
+		if !b.undecoded {
+			r = &jrecord{seq: b.seq, now: b.now, ctr: b.ctr, firstEvent: b.start.OutboxSeq + 1, calls: b.calls}
+		}
+		l.journaled(b.seq, b.start.OutboxSeq+1, b.ctr.OutboxSeq, b.rec, r)
+		b.rec, b.calls = nil, nil // the applier owns them now
 	}
 	l.durableOutboxSeq.Store(b.ctr.OutboxSeq)
 	l.lastSerial.Store(b.ctr.Serial)
@@ -561,6 +565,13 @@ type batch struct {
 	ncalls int
 	body   []byte
 	rec    []byte
+	// calls are the record's calls as the applier reads them (jcall), kept
+	// beside body as the ops append them (keep), so that the applier need
+	// not decode what the writer has in hand; unless undecoded: a call was
+	// appended that is not kept (callUpdate), the applier decodes the
+	// record.
+	calls     []jcall
+	undecoded bool
 
 	// refs are where the latest table lookups found their rows (a ring),
 	// for updateHolding to keep with the new value.
@@ -615,6 +626,7 @@ func (b *batch) reset(ctr counters, now time.Time) {
 	b.idemPruned = b.idemPruned[:0]
 	b.seq, b.ncalls = 0, 0
 	b.body = b.body[:0]
+	b.calls, b.undecoded = nil, false
 }
 
 // elders are the batches in flight, newest first, whose state this batch
