@@ -104,11 +104,13 @@ func (lb *logBuffer) commit() {
 		if hb == nil || x.holder != lb.scratch[i-1].holder {
 			hb = lb.by[x.holder]
 			if hb == nil {
-				hb = &holderBuf{first: x.c}
+				hb = &holderBuf{}
 				lb.by[strings.Clone(x.holder)] = hb
 			}
 		}
-		if hb.n > 0 && x.c.less(hb.last) {
+		if hb.n == 0 {
+			hb.first, hb.last = x.c, x.c
+		} else if x.c.less(hb.last) {
 			// The commissions one batch resolves share its log time and
 			// may come in any order of serials: sorted when read or
 			// flushed (sortedEntries).
@@ -206,10 +208,17 @@ func (lb *logBuffer) entries(holder string, after *logCursor) ([]holderEntry, er
 // flush writes every buffered holder's entries to pb as one chunk each and
 // empties the buffer. Callers hold mu until pb is committed, so that a
 // reader sees the entries either in the buffer or in chunks, never in
-// neither or both.
+// neither or both. A holder's buffer is kept, emptied, for its next
+// entries (growing one from nothing again, for tens of thousands of holders
+// a flush, cost a few per cent of the engine's CPU); one that had none
+// since the last flush goes.
 func (lb *logBuffer) flush(pb *pebble.Batch) {
 	var key []byte
 	for holder, hb := range lb.by {
+		if hb.n == 0 {
+			delete(lb.by, holder)
+			continue
+		}
 		b, err := hb.sortedEntries(holder)
 		if err != nil {
 			// The applier encoded them a moment ago: a bug.
@@ -220,8 +229,8 @@ func (lb *logBuffer) flush(pb *pebble.Batch) {
 		lb.enc = appendUvarint(lb.enc, uint64(hb.n))
 		lb.enc = append(lb.enc, b...)
 		_ = pb.Set(key, lb.enc, nil)
+		*hb = holderBuf{b: hb.b[:0]}
 	}
-	clear(lb.by)
 	lb.n = 0
 }
 
