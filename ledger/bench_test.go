@@ -333,12 +333,21 @@ func BenchmarkOpen(b *testing.B) {
 }
 
 // writeBenchLog writes n logged provisions of commissions of bl straight
-// into the state database: a resolved record each and the holders' chunks.
+// into the state database: the resolved records, a block of serials a key,
+// and the holders' chunks.
 func writeBenchLog(b *testing.B, l *Ledger, bl benchLayout, n int) {
 	pb := l.db.NewBatch()
 	t0 := time.Now().UnixNano()
 	var lb logBuffer
-	var k, v []byte
+	var k, v, arena []byte
+	var rs []resolvedRec
+	writeBlock := func() {
+		if len(rs) > 0 {
+			block := blockOf(rs[0].serial)
+			_ = pb.Set(blockKey(k[:0], block, block), appendResolvedBlock(v[:0], rs, arena), nil)
+			rs, arena = rs[:0], arena[:0]
+		}
+	}
 	for i := 0; i < n/4; i++ {
 		serial := uint64(1_000_000 + i)
 		es := make([]LogEntry, 0, 4)
@@ -349,7 +358,12 @@ func writeBenchLog(b *testing.B, l *Ledger, bl benchLayout, n int) {
 			lb.stage(p.Key.Holder, &es[len(es)-1], j)
 		}
 		lb.commit()
-		_ = pb.Set(resolvedKey(k[:0], serial), appendResolved(v[:0], es[0], es), nil)
+		if len(rs) > 0 && blockOf(rs[0].serial) != blockOf(serial) {
+			writeBlock()
+		}
+		start := len(arena)
+		arena = appendResolved(arena, es[0], es)
+		rs = append(rs, resolvedRec{serial: serial, start: start, end: len(arena)})
 		if lb.size() >= maxLogBuffer {
 			lb.flush(pb)
 		}
@@ -360,6 +374,7 @@ func writeBenchLog(b *testing.B, l *Ledger, bl benchLayout, n int) {
 			pb = l.db.NewBatch()
 		}
 	}
+	writeBlock()
 	lb.flush(pb)
 	if err := pb.Commit(pebble.NoSync); err != nil {
 		b.Fatal(err)
