@@ -90,7 +90,10 @@ func (b *batch) beginCall(kind byte) {
 func (b *batch) keep(c *jcall) {
 	if !b.undecoded {
 		if b.calls == nil {
-			b.calls = make([]jcall, 0, 64)
+			// A call a request, mostly (ResolveMany's are more), and the
+			// pruned idempotency keys' (a slice grown by doubling was
+			// most of the engine's allocation).
+			b.calls = make([]jcall, 0, len(b.reqs)+2)
 		}
 		b.calls = append(b.calls, *c)
 	}
