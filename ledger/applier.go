@@ -41,6 +41,9 @@ type applier struct {
 	quit    chan struct{}
 	done    chan struct{}
 	stopped bool
+	// spare are calls slices of the writer's records, applied and
+	// emptied, for the writer's next batches (batch.keep).
+	spare [][]jcall
 
 	// progress is closed and replaced whenever applied moves (Log waits on
 	// it).
@@ -231,6 +234,7 @@ func (a *applier) drain() {
 		}
 		a.apply(pb, r)
 	}
+	a.recycle(q)
 	if flush {
 		a.flushLog(pb)
 	}
@@ -240,6 +244,51 @@ func (a *applier) drain() {
 		a.l.setFailed(err)
 	}
 	a.published()
+}
+
+// maxSpare is how many emptied calls slices the applier keeps for the
+// writer: as many as the batches in flight, and one more.
+const maxSpare = pipelineDepth + 1
+
+// recycle gives the writer back the calls slices of its records in q, which
+// the applier is done with.
+func (a *applier) recycle(q []queued) {
+	var spare [maxSpare][]jcall
+	n := 0
+	for _, x := range q {
+		if x.r != nil && x.r.kept && n < maxSpare {
+			clear(x.r.calls) // keep no commission alive
+			spare[n] = x.r.calls[:0]
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	a.mu.Lock()
+	for _, c := range spare[:n] {
+		if len(a.spare) < maxSpare {
+			a.spare = append(a.spare, c)
+		}
+	}
+	a.mu.Unlock()
+}
+
+// spareCalls returns an empty calls slice for the writer's next batch, one
+// the applier is done with if it has one, with room for n calls.
+func (a *applier) spareCalls(n int) []jcall {
+	a.mu.Lock()
+	var c []jcall
+	if k := len(a.spare); k > 0 {
+		c = a.spare[k-1]
+		a.spare[k-1] = nil
+		a.spare = a.spare[:k-1]
+	}
+	a.mu.Unlock()
+	if cap(c) < n {
+		c = make([]jcall, 0, n)
+	}
+	return c
 }
 
 // flushLog adds the log buffer to pb as chunks, with the sequence they are

@@ -91,9 +91,14 @@ func (b *batch) keep(c *jcall) {
 	if !b.undecoded {
 		if b.calls == nil {
 			// A call a request, mostly (ResolveMany's are more), and the
-			// pruned idempotency keys' (a slice grown by doubling was
-			// most of the engine's allocation).
-			b.calls = make([]jcall, 0, len(b.reqs)+2)
+			// pruned idempotency keys'. A slice made new for each batch
+			// (and grown by doubling, at first) was most of the engine's
+			// allocation: the applier gives them back (recycle).
+			if b.l != nil {
+				b.calls = b.l.ap.spareCalls(len(b.reqs) + 2)
+			} else { // a batch a test encodes a record with
+				b.calls = make([]jcall, 0, 4)
+			}
 		}
 		b.calls = append(b.calls, *c)
 	}
@@ -280,6 +285,7 @@ type jrecord struct {
 	calls      []jcall
 	chained    bool   // a record of a cluster's log, with its place in it
 	prevTerm   uint64 // chained: the term of the record it was built on
+	kept       bool   // the writer's calls (batch.keep), not decoded: the applier recycles them
 }
 
 // jcall is one call of a journal record; which fields are set depends on

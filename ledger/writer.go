@@ -517,7 +517,7 @@ func (l *Ledger) publish(b *batch) {
 		w.seq = b.seq
 		var r *jrecord
 		if !b.undecoded {
-			r = &jrecord{seq: b.seq, now: b.now, ctr: b.ctr, firstEvent: b.start.OutboxSeq + 1, calls: b.calls}
+			r = &jrecord{seq: b.seq, now: b.now, ctr: b.ctr, firstEvent: b.start.OutboxSeq + 1, calls: b.calls, kept: true}
 		}
 		l.journaled(b.seq, b.start.OutboxSeq+1, b.ctr.OutboxSeq, b.rec, r)
 		b.rec, b.calls = nil, nil // the applier owns them now
