@@ -163,9 +163,9 @@ type op func(ctx context.Context, i int, rec *recorder) error
 
 // recorder collects one caller's figures.
 type recorder struct {
-	hist                         histogram
 	calls, errs, refused, provis int64
 	intended                     time.Time // open loop: the operation's scheduled start
+	hist                         histogram
 }
 
 // call times fn. The first call of an open-loop operation counts from the
@@ -282,9 +282,12 @@ func drive(ctx context.Context, cfg Config, o op) Result {
 // histogram is log-linear (HDR-style): values below 64 ns exactly, then 32
 // buckets per power of two, so any quantile is within 1/32 (3 %).
 type histogram struct {
-	counts [2048]uint64
+	// n and max first: beside the recorder's other fields, touched on
+	// every call, not 16 KiB away (a cache miss a call, 2-3 % of a
+	// 512-caller run's CPU, which counts the load generator's).
 	n      uint64
 	max    time.Duration
+	counts [2048]uint64
 }
 
 const subBits = 5
