@@ -225,10 +225,14 @@ func (lb *logBuffer) flush(pb *pebble.Batch) {
 			panic("ledger: the log buffer of " + holder + " does not decode: " + err.Error())
 		}
 		key = logChunkKey(key[:0], holder, hb.first)
+		// The chunk is its header and the entries as buffered, copied
+		// once, into the batch.
 		lb.enc = append(lb.enc[:0], recordVersion)
 		lb.enc = appendUvarint(lb.enc, uint64(hb.n))
-		lb.enc = append(lb.enc, b...)
-		_ = pb.Set(key, lb.enc, nil)
+		op := pb.SetDeferred(len(key), len(lb.enc)+len(b))
+		copy(op.Key, key)
+		copy(op.Value[copy(op.Value, lb.enc):], b)
+		_ = op.Finish()
 		*hb = holderBuf{b: hb.b[:0]}
 	}
 	lb.n = 0
