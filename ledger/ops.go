@@ -17,12 +17,13 @@ import (
 // queued, the call is waited for even if ctx ends, so that an answer is
 // never given for a call whose fate is unknown.
 func (l *Ledger) do(ctx context.Context, o op) error {
-	r := &request{op: o, done: make(chan struct{})}
 	select {
 	case <-l.quit:
 		return ErrClosed
 	default:
 	}
+	r := requests.Get().(*request)
+	r.op = o
 	// A select on one channel is the cheaper (the queue has room but under
 	// overload); on three, each locked and waited on, it was a few per
 	// cent of the engine's CPU at 512 callers.
@@ -32,8 +33,10 @@ func (l *Ledger) do(ctx context.Context, o op) error {
 		select {
 		case l.reqs <- r:
 		case <-ctx.Done():
+			r.release()
 			return ctx.Err()
 		case <-l.quit:
+			r.release()
 			return ErrClosed
 		}
 	}
@@ -45,21 +48,36 @@ func (l *Ledger) do(ctx context.Context, o op) error {
 	case <-l.quit:
 	default:
 		<-r.done
-		return r.err
+		return r.answered()
 	}
 	select {
 	case <-r.done:
-		return r.err
+		return r.answered()
 	case <-l.done:
 		// The writer stopped; it drained the queue first, unless this
-		// request slipped in after the drain, and then it was never applied.
+		// request slipped in after the drain, and then it was never
+		// applied (nor is r reused: it may be in the queue still).
 		select {
 		case <-r.done:
-			return r.err
+			return r.answered()
 		default:
 			return ErrClosed
 		}
 	}
+}
+
+// answered returns the answer of a request the writer answered, and the
+// request for reuse: the writer no longer refers to it.
+func (r *request) answered() error {
+	err := r.err
+	r.release()
+	return err
+}
+
+// release returns a request that is not queued (or no longer) for reuse.
+func (r *request) release() {
+	r.op, r.err = nil, nil
+	requests.Put(r)
 }
 
 // ExpireDue rejects, with reason EXPIRED, every pending commission whose

@@ -302,7 +302,7 @@ func (l *Ledger) deposedBatch(b *batch) {
 	w.unsettled = true
 	for _, r := range b.reqs {
 		r.err = ErrDeposed
-		close(r.done)
+		r.done <- struct{}{}
 	}
 	clear(b.reqs)
 	if b.pb != nil {

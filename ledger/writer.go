@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -16,10 +17,17 @@ import (
 // A request is one call queued to the writer. op does the work against the
 // batch; done is closed once the batch holding it is durable (or refused).
 type request struct {
-	op   op
-	err  error
+	op  op
+	err error
+	// done takes one value when the request is answered (err set): a
+	// buffered channel, so the writer never waits, and one a request
+	// keeps from call to call (requests are reused: Ledger.do).
 	done chan struct{}
 }
+
+// requests are the callers' requests, reused: a request and its channel
+// were two allocations a call.
+var requests = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
 
 // An op is one write. apply checks everything first and writes only if the
 // whole op succeeds, so a failed op leaves nothing in the batch.
@@ -202,13 +210,13 @@ func (l *Ledger) run() {
 func (l *Ledger) drain(reqs []*request) {
 	for _, r := range reqs {
 		r.err = ErrClosed
-		close(r.done)
+		r.done <- struct{}{}
 	}
 	for {
 		select {
 		case r := <-l.reqs:
 			r.err = ErrClosed
-			close(r.done)
+			r.done <- struct{}{}
 		default:
 			return
 		}
@@ -233,7 +241,7 @@ func (w *writer) resetTimer(t *time.Timer) {
 func (l *Ledger) expireDue(reqs *[]*request) {
 	w := &l.w
 	if len(w.expiry) > 0 && !w.expiry[0].deadline.After(l.opts.Now()) {
-		*reqs = append(*reqs, &request{op: &expireOp{}, done: make(chan struct{})})
+		*reqs = append(*reqs, &request{op: &expireOp{}, done: make(chan struct{}, 1)})
 	}
 }
 
@@ -243,7 +251,7 @@ func (l *Ledger) start(reqs []*request) {
 	if !w.leading {
 		for _, r := range reqs {
 			r.err = ErrNotLeader
-			close(r.done)
+			r.done <- struct{}{}
 		}
 		return
 	}
@@ -251,7 +259,7 @@ func (l *Ledger) start(reqs []*request) {
 		l.m.countRefused(l.m.refusedFailed, reqs)
 		for _, r := range reqs {
 			r.err = ErrFailed
-			close(r.done)
+			r.done <- struct{}{}
 		}
 		return
 	}
@@ -269,7 +277,7 @@ func (l *Ledger) start(reqs []*request) {
 		l.m.countRefused(l.m.refusedNoSpace, reqs)
 		for _, r := range reqs {
 			r.err = refuse
-			close(r.done)
+			r.done <- struct{}{}
 		}
 		return
 	}
@@ -381,7 +389,7 @@ func (l *Ledger) finish(b *batch) {
 		}
 		l.publish(b)
 		for _, r := range b.reqs {
-			close(r.done)
+			r.done <- struct{}{}
 		}
 		clear(b.reqs)
 		w.free = append(w.free, b)
@@ -451,7 +459,7 @@ func (l *Ledger) fail(b *batch) {
 	}
 	for _, r := range b.reqs {
 		r.err = err
-		close(r.done)
+		r.done <- struct{}{}
 	}
 	clear(b.reqs)
 	b.pb = nil // Pebble may still hold it; never reused
