@@ -167,10 +167,7 @@ func (t *table) delete(k holdings.Key) {
 // starts the next epoch.
 func (t *table) takeDirty() []holdings.Key {
 	d := t.dirty
-	// The next epoch most likely changes as many: room for them now (the
-	// checkpoint's goroutine) rather than grown by doubling in the
-	// writer's publish, under the write lock.
-	t.dirty = make([]holdings.Key, 0, len(d))
+	t.dirty = nil
 	t.epoch++
 	return d
 }
