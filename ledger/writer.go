@@ -15,7 +15,7 @@ import (
 )
 
 // A request is one call queued to the writer. op does the work against the
-// batch; done is closed once the batch holding it is durable (or refused).
+// batch; done is sent to once the batch holding it is durable (or refused).
 type request struct {
 	op  op
 	err error
