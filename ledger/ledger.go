@@ -433,7 +433,7 @@ func (l *Ledger) load() (int, error) {
 		if err != nil {
 			return err
 		}
-		l.table.set(key, val)
+		l.table.load(key, val)
 		return nil
 	}); err != nil {
 		return 0, fmt.Errorf("ledger: loading holdings: %w", err)

@@ -107,7 +107,19 @@ func (t *table) setRef(ref rowRef, k holdings.Key, v holdings.Value) {
 	}
 }
 
-func (t *table) set(k holdings.Key, v holdings.Value) {
+func (t *table) set(k holdings.Key, v holdings.Value) { t.put(k, v, true) }
+
+// load sets a holding as the checkpoint being loaded has it: not marked
+// changed, since there is nothing to write again (Open loaded a million
+// holdings into the list of changes only to drop it, a sixth of its time).
+func (t *table) load(k holdings.Key, v holdings.Value) { t.put(k, v, false) }
+
+// put sets a holding, marking it changed in this epoch if mark.
+func (t *table) put(k holdings.Key, v holdings.Value, mark bool) {
+	epoch := t.epoch
+	if !mark {
+		epoch-- // any epoch but this one: the next change marks it
+	}
 	hr := t.holders[k.Holder]
 	if hr == nil {
 		hr = &holderRows{rows: make([]row, 0, 2)}
@@ -116,14 +128,16 @@ func (t *table) set(k holdings.Key, v holdings.Value) {
 	if i := hr.find(k.Source, k.Resource); i >= 0 {
 		r := &hr.rows[i]
 		r.value = v
-		if r.epoch != t.epoch {
+		if mark && r.epoch != t.epoch {
 			r.epoch = t.epoch
 			t.dirty = append(t.dirty, k)
 		}
 		return
 	}
-	hr.rows = append(hr.rows, row{source: k.Source, resource: k.Resource, value: v, epoch: t.epoch})
-	t.dirty = append(t.dirty, k)
+	hr.rows = append(hr.rows, row{source: k.Source, resource: k.Resource, value: v, epoch: epoch})
+	if mark {
+		t.dirty = append(t.dirty, k)
+	}
 	t.n++
 	switch {
 	case hr.index != nil:
