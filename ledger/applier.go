@@ -248,7 +248,7 @@ func (a *applier) drain() {
 
 // maxSpare is how many emptied calls slices the applier keeps for the
 // writer: as many as the batches in flight, and one more.
-const maxSpare = pipelineDepth + 1
+const maxSpare = maxPipelineDepth + 1
 
 // recycle gives the writer back the calls slices of its records in q, which
 // the applier is done with.

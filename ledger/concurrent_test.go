@@ -21,8 +21,17 @@ import (
 // that all draw from one holding: every accepted import must be counted once,
 // every rejected one undone, and serials must never repeat. The workers'
 // first issues queue behind a held writer, so they must go out as one
-// batch: group commit is seen at work whatever the machine's speed.
+// batch: group commit is seen at work whatever the machine's speed. It
+// runs with one batch in flight at a time, as the ledger does, and with
+// the deepest pipeline, where batches build on the overlays of those in
+// flight.
 func TestConcurrentHotHolding(t *testing.T) {
+	for _, depth := range []int{1, maxPipelineDepth} {
+		t.Run(fmt.Sprintf("depth=%d", depth), func(t *testing.T) { testConcurrentHotHolding(t, depth) })
+	}
+}
+
+func testConcurrentHotHolding(t *testing.T, depth int) {
 	ctx := context.Background()
 	var wg, first sync.WaitGroup
 	// After a failure, the workers still running end on ErrClosed: wait for
@@ -36,7 +45,9 @@ func TestConcurrentHotHolding(t *testing.T) {
 			t.Errorf("workers still running %v after the ledger closed", testkit.Patience)
 		}
 	})
-	l := mustOpen(t, memOptions())
+	opts := memOptions()
+	opts.pipelineDepth = depth
+	l := mustOpen(t, opts)
 	hot := key("project:p", "-", "vm")
 	const workers, rounds = 32, 100
 	var ss []HoldingSetting

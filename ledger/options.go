@@ -100,6 +100,9 @@ type Options struct {
 
 	// checkpointHook, in tests, is called at each part of a checkpoint.
 	checkpointHook func(part int)
+	// pipelineDepth is how many batches may be in flight at once (1; tests
+	// run up to maxPipelineDepth).
+	pipelineDepth int
 
 	// Metrics, if set, receives the engine's metrics (metrics.go). A
 	// registerer takes one ledger: a second Open on it fails.
@@ -115,6 +118,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 1024
+	}
+	if o.pipelineDepth == 0 {
+		o.pipelineDepth = 1
 	}
 	if o.IdempotencyRetention == 0 {
 		o.IdempotencyRetention = 24 * time.Hour
@@ -169,6 +175,8 @@ func (o Options) Validate() error {
 		return errors.New("ledger: Options.Dir is required")
 	case o.MaxBatch < 1:
 		return errors.New("ledger: Options.MaxBatch must be at least 1")
+	case o.pipelineDepth < 0 || o.pipelineDepth > maxPipelineDepth:
+		return fmt.Errorf("ledger: a pipeline depth of %d is not within 1..%d", o.pipelineDepth, maxPipelineDepth)
 	case o.IdempotencyRetention < 0:
 		return errors.New("ledger: Options.IdempotencyRetention must not be negative")
 	case o.CheckpointInterval < 0 || o.CheckpointBytes < 0:

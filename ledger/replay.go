@@ -104,11 +104,11 @@ func (l *Ledger) replay(ckptSeq, indexSeq uint64) (int, error) {
 // from the journal (end, if none). The log's last record, end, may be
 // there in part (its last messages lost); and on a node killed while it
 // led, the journal's last records may be its own while the log's are
-// another leader's: those are at most pipelineDepth, the batches in flight
-// at once.
+// another leader's: those are at most maxPipelineDepth, the batches that
+// may be in flight at once.
 func (l *Ledger) reappend(end uint64) (uint64, error) {
 	from, found := end, false // the last record the log holds as the journal does
-	for from > 0 && end-from < pipelineDepth && l.opts.InLog != nil {
+	for from > 0 && end-from < maxPipelineDepth && l.opts.InLog != nil {
 		v, closer, err := l.jdb.Get(journalKey(nil, from))
 		if errors.Is(err, pebble.ErrNotFound) {
 			// Below the journal's first record: in the state, which
@@ -175,9 +175,9 @@ func (l *Ledger) reappend(end uint64) (uint64, error) {
 // The log may hold a record of this node's last term as leader and yet
 // not have it in the cluster's chain: the log refused one before it and
 // took it (journalChained), and the node was killed before it learned of
-// the refusal. Such a record comes at most pipelineDepth-1 records after
+// the refusal. Such a record comes at most maxPipelineDepth-1 records after
 // the refused one (no more batches are in flight at once), so a record is
-// kept only with the pipelineDepth-1 before it held by the log too, or the
+// kept only with the maxPipelineDepth-1 before it held by the log too, or the
 // checkpoint reached.
 func (l *Ledger) dropNotInLog(ckptSeq uint64) error {
 	it, err := l.jdb.NewIter(&pebble.IterOptions{LowerBound: journalKey(nil, ckptSeq+1), UpperBound: []byte{prefixJournal + 1}})
@@ -216,7 +216,7 @@ func (l *Ledger) dropNotInLog(ckptSeq uint64) error {
 			top = seq
 		}
 		run++
-		if run == pipelineDepth || seq == ckptSeq+1 {
+		if run == maxPipelineDepth || seq == ckptSeq+1 {
 			break
 		}
 	}

@@ -542,6 +542,10 @@ func TestRefusedLeadAgainUsage(t *testing.T) {
 		bopts := memOptions()
 		bopts.Now, bopts.Follower, bopts.ID = clock.Now, true, "cluster-1"
 		bopts.MaxBatch = rapid.IntRange(1, 4).Draw(rt, "B's batch size")
+		// Batches in flight behind one whose append waits (an expiry's,
+		// when the clock moved past a deadline): the pipeline at its
+		// deepest.
+		bopts.pipelineDepth = maxPipelineDepth
 		if rapid.Bool().Draw(rt, "B checkpoints often") {
 			bopts.CheckpointInterval, bopts.CheckpointBytes = time.Nanosecond, 1
 		}

@@ -35,17 +35,31 @@ type op interface {
 	apply(b *batch) error
 }
 
-// pipelineDepth is how many batches may be in the committer's hands or
-// waiting for their WAL sync while the writer builds the next one.
-const pipelineDepth = 3
+// maxPipelineDepth is the most batches that may be in the committer's
+// hands or waiting for their WAL sync at once (Options.pipelineDepth): the
+// journal's last records, after a crash, are at most that many that the
+// cluster's log may not hold (replay.go), whatever the depth they were
+// written with.
+//
+// The ledger runs at a depth of one: while a batch syncs, the calls that
+// come wait in the queue, and the writer takes them all, with the calls of
+// the callers just answered, into the next batch the moment the sync is
+// done. Deeper, the callers split into groups that each wait for a sync of
+// their own, Pebble syncing one group's batch while the writer builds the
+// next: about twice the fsyncs with half the calls each, and on this
+// machine their kernel work and wake-ups cost more CPU than overlapping the
+// writer's apply with the sync saves (docs/engine.md, "One batch in
+// flight"). The tests run deeper pipelines too, so the overlays that let a
+// batch build on batches in flight stay proven.
+const maxPipelineDepth = 3
 
 // writer is the state owned by the writer goroutine.
 //
-// The writer pipelines: it applies batch N+1 on top of batch N while N's WAL
-// sync is under way, so the disk and the CPU both stay busy. A batch's
-// effects stay in its own overlay (dirty holdings, added and removed
-// commissions) until its sync completes; then the writer publishes the
-// overlay to readers and answers its callers, strictly in order.
+// The writer can pipeline (Options.pipelineDepth): apply batch N+1 on top
+// of batch N while N's WAL sync is under way. A batch's effects stay in its
+// own overlay (dirty holdings, added and removed commissions) until its
+// sync completes; then the writer publishes the overlay to readers and
+// answers its callers, strictly in order.
 type writer struct {
 	l        *Ledger
 	ctr      counters // as of the last durable batch
@@ -88,8 +102,8 @@ func (w *writer) init(l *Ledger, ctr counters) {
 	w.ctr = ctr
 	w.idem = make(map[string]idemRecord)
 	w.strings = make(map[string]string)
-	w.synced = make(chan *batch, pipelineDepth)
-	w.commits = make(chan *batch, pipelineDepth)
+	w.synced = make(chan *batch, maxPipelineDepth)
+	w.commits = make(chan *batch, maxPipelineDepth)
 }
 
 // intern returns a shared copy of s: holdings repeat a few names many times.
@@ -160,15 +174,16 @@ func (l *Ledger) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	reqs := make([]*request, 0, l.opts.MaxBatch)
+	depth := l.opts.pipelineDepth
 	for {
 		// Wait for work, or for a sync to complete.
-		if len(reqs) == 0 || len(w.inflight) == pipelineDepth {
+		if len(reqs) == 0 || len(w.inflight) == depth {
 			var quit <-chan struct{}
 			var incoming <-chan *request
 			if len(w.inflight) == 0 {
 				quit = l.quit
 			}
-			if len(w.inflight) < pipelineDepth {
+			if len(w.inflight) < depth {
 				incoming = l.reqs
 			}
 			w.resetTimer(timer)
