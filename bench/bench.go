@@ -125,6 +125,11 @@ type Result struct {
 	// SyncsPerSec is the ledger's synced batches (WAL fsyncs) per second
 	// during the run (in process only).
 	SyncsPerSec float64 `json:"syncs_per_sec,omitempty"`
+	// SyncCeilingShare is, in a closed loop, the calls a second as a share
+	// of the sync-bound ceiling of DESIGN §7: callers / (1.5 x the sync
+	// period), the period read as 1 / SyncsPerSec (one fsync a batch: the
+	// ledger has one batch in flight).
+	SyncCeilingShare float64 `json:"sync_ceiling_share,omitempty"`
 	// Note says what else the run found (a lost update, a skipped target).
 	Note string `json:"note,omitempty"`
 }
@@ -437,7 +442,11 @@ func WriteTable(w io.Writer, rs []Result) error {
 			notes = append(notes, fmt.Sprintf("%s/%s: %.0f events/s acknowledged, peak outbox lag %.1f ms", r.Workload, r.Target, r.EventsPerSec, ms(r.OutboxLag)))
 		}
 		if r.CallsPerBatch > 0 {
-			notes = append(notes, fmt.Sprintf("%s/%s: %.1f calls per synced batch, %.0f syncs/s", r.Workload, r.Target, r.CallsPerBatch, r.SyncsPerSec))
+			n := fmt.Sprintf("%s/%s: %.1f calls per synced batch, %.0f syncs/s", r.Workload, r.Target, r.CallsPerBatch, r.SyncsPerSec)
+			if r.SyncCeilingShare > 0 {
+				n += fmt.Sprintf(", %.0f %% of callers / (1.5 x sync period)", 100*r.SyncCeilingShare)
+			}
+			notes = append(notes, n)
 		}
 		if r.Note != "" {
 			notes = append(notes, fmt.Sprintf("%s/%s: %s", r.Workload, r.Target, r.Note))

@@ -67,6 +67,11 @@ func TestWorkloads(t *testing.T) {
 				if res.P50 <= 0 || res.P99 < res.P50 || res.P999 < res.P99 {
 					t.Fatalf("latencies out of order: %+v", res)
 				}
+				if res.CallsPerBatch > 0 && res.SyncCeilingShare <= 0 {
+					// Batches measured, in a closed loop: the share of callers /
+					// (1.5 x sync period) reached (DESIGN §7, 64 callers).
+					t.Fatalf("no share of the sync-bound ceiling: %+v", res)
+				}
 			})
 		}
 	}
@@ -84,6 +89,9 @@ func TestOpenLoop(t *testing.T) {
 	}
 	if res.Calls != ops || res.Errors > 0 {
 		t.Fatalf("%d operations at %d/s: %+v", ops, rate, res)
+	}
+	if res.SyncCeilingShare != 0 {
+		t.Fatalf("a share of the sync-bound ceiling, %.2f, in an open loop (the callers do not bound it): %+v", res.SyncCeilingShare, res)
 	}
 	if last := (ops - 1) * time.Second / rate; res.Elapsed < last {
 		t.Fatalf("the run took %v, before the last operation's start at %v", res.Elapsed, last)

@@ -92,6 +92,9 @@ func (e *env) drive(ctx context.Context, o op) Result {
 		res.CallsPerBatch = float64(st.Calls-st0.Calls) / float64(n)
 		// Every batch that wrote anything is one synced WAL write.
 		res.SyncsPerSec = float64(n) / elapsed.Seconds()
+		if e.cfg.Rate == 0 {
+			res.SyncCeilingShare = res.CallsPerSec * 1.5 / (float64(e.cfg.Concurrency) * res.SyncsPerSec)
+		}
 	}
 	return res
 }
