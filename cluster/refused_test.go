@@ -256,7 +256,9 @@ func TestRefusedAppendSkipped(t *testing.T) {
 	if err := other.SetHoldings(ctx, []ledger.HoldingSetting{{Key: key("user:a"), Limit: 10}}); err != nil {
 		t.Fatal(err)
 	}
-	leader := ledgertest.Open(t, ledger.Options{Follower: true, ID: id})
+	// Three batches in flight at once: the deepest pipeline (a ledger runs
+	// one by default, and then none is ever built on a refused one).
+	leader := ledgertest.Open(t, ledger.Options{Follower: true, ID: id, PipelineDepth: 3})
 	follower := ledgertest.Open(t, ledger.Options{Follower: true, ID: id})
 	applyLog(t, leader, stream)
 	applyLog(t, follower, stream)

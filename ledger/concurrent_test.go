@@ -46,7 +46,7 @@ func testConcurrentHotHolding(t *testing.T, depth int) {
 		}
 	})
 	opts := memOptions()
-	opts.pipelineDepth = depth
+	opts.PipelineDepth = depth
 	l := mustOpen(t, opts)
 	hot := key("project:p", "-", "vm")
 	const workers, rounds = 32, 100

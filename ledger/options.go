@@ -62,6 +62,14 @@ type Options struct {
 
 	// MaxBatch caps the requests applied and committed together (1024).
 	MaxBatch int
+	// PipelineDepth is how many batches may wait for their sync (and, on
+	// a cluster's leader, for the log's acknowledgement) at once, each
+	// building on the ones before it: 1 by default, at most 3. One gives
+	// the fewest syncs, each with the most calls, and the least CPU a call
+	// on the machines measured (docs/engine.md, "One batch in flight");
+	// deeper overlaps the writer's work with a sync, which may pay where a
+	// sync or an append takes long against the writer's work.
+	PipelineDepth int
 	// IdempotencyRetention is how long an idempotency key is remembered (24h).
 	IdempotencyRetention time.Duration
 	// DefaultTTL is the ttl of a commission issued without one, at most
@@ -100,9 +108,6 @@ type Options struct {
 
 	// checkpointHook, in tests, is called at each part of a checkpoint.
 	checkpointHook func(part int)
-	// pipelineDepth is how many batches may be in flight at once (1; tests
-	// run up to maxPipelineDepth).
-	pipelineDepth int
 
 	// Metrics, if set, receives the engine's metrics (metrics.go). A
 	// registerer takes one ledger: a second Open on it fails.
@@ -119,8 +124,8 @@ func (o Options) withDefaults() Options {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 1024
 	}
-	if o.pipelineDepth == 0 {
-		o.pipelineDepth = 1
+	if o.PipelineDepth == 0 {
+		o.PipelineDepth = 1
 	}
 	if o.IdempotencyRetention == 0 {
 		o.IdempotencyRetention = 24 * time.Hour
@@ -175,8 +180,8 @@ func (o Options) Validate() error {
 		return errors.New("ledger: Options.Dir is required")
 	case o.MaxBatch < 1:
 		return errors.New("ledger: Options.MaxBatch must be at least 1")
-	case o.pipelineDepth < 0 || o.pipelineDepth > maxPipelineDepth:
-		return fmt.Errorf("ledger: a pipeline depth of %d is not within 1..%d", o.pipelineDepth, maxPipelineDepth)
+	case o.PipelineDepth < 0 || o.PipelineDepth > maxPipelineDepth:
+		return fmt.Errorf("ledger: Options.PipelineDepth must be within 1..%d, not %d", maxPipelineDepth, o.PipelineDepth)
 	case o.IdempotencyRetention < 0:
 		return errors.New("ledger: Options.IdempotencyRetention must not be negative")
 	case o.CheckpointInterval < 0 || o.CheckpointBytes < 0:

@@ -17,6 +17,9 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{"OK/DefaultTTL-at-MaxTTL", func(o *Options) { o.DefaultTTL = MaxTTL }, ""},
 		{"OK/MaxBatch-one", func(o *Options) { o.MaxBatch = 1 }, ""},
+		{"OK/PipelineDepth-deepest", func(o *Options) { o.PipelineDepth = 3 }, ""},
+		{"ErrInvalid/PipelineDepth-too-deep", func(o *Options) { o.PipelineDepth = 4 }, "Options.PipelineDepth must be within 1..3, not 4"},
+		{"ErrInvalid/PipelineDepth-negative", func(o *Options) { o.PipelineDepth = -1 }, "Options.PipelineDepth must be within 1..3, not -1"},
 		{"OK/JournalMemTableSize-least", func(o *Options) { o.JournalMemTableSize = 2 << 20 }, ""},
 		{"ErrInvalid/JournalMemTableSize-too-small", func(o *Options) { o.JournalMemTableSize = 2<<20 - 1 }, "Options.JournalMemTableSize must be at least 2097152 bytes"},
 		{"ErrInvalid/no-Dir", func(o *Options) { o.Dir = "" }, "Options.Dir is required"},

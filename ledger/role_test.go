@@ -545,7 +545,7 @@ func TestRefusedLeadAgainUsage(t *testing.T) {
 		// Batches in flight behind one whose append waits (an expiry's,
 		// when the clock moved past a deadline): the pipeline at its
 		// deepest.
-		bopts.pipelineDepth = maxPipelineDepth
+		bopts.PipelineDepth = maxPipelineDepth
 		if rapid.Bool().Draw(rt, "B checkpoints often") {
 			bopts.CheckpointInterval, bopts.CheckpointBytes = time.Nanosecond, 1
 		}

@@ -36,7 +36,7 @@ type op interface {
 }
 
 // maxPipelineDepth is the most batches that may be in the committer's
-// hands or waiting for their WAL sync at once (Options.pipelineDepth): the
+// hands or waiting for their WAL sync at once (Options.PipelineDepth): the
 // journal's last records, after a crash, are at most that many that the
 // cluster's log may not hold (replay.go), whatever the depth they were
 // written with.
@@ -55,7 +55,7 @@ const maxPipelineDepth = 3
 
 // writer is the state owned by the writer goroutine.
 //
-// The writer can pipeline (Options.pipelineDepth): apply batch N+1 on top
+// The writer can pipeline (Options.PipelineDepth): apply batch N+1 on top
 // of batch N while N's WAL sync is under way. A batch's effects stay in its
 // own overlay (dirty holdings, added and removed commissions) until its
 // sync completes; then the writer publishes the overlay to readers and
@@ -174,7 +174,7 @@ func (l *Ledger) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	reqs := make([]*request, 0, l.opts.MaxBatch)
-	depth := l.opts.pipelineDepth
+	depth := l.opts.PipelineDepth
 	for {
 		// Wait for work, or for a sync to complete.
 		if len(reqs) == 0 || len(w.inflight) == depth {
