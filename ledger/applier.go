@@ -247,7 +247,7 @@ func (a *applier) drain() {
 }
 
 // maxSpare is how many emptied calls slices the applier keeps for the
-// writer: as many as the batches in flight, and one more.
+// writer: as many as batches may be in flight, and one more.
 const maxSpare = maxPipelineDepth + 1
 
 // recycle gives the writer back the calls slices of its records in q, which

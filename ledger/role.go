@@ -300,10 +300,7 @@ func (l *Ledger) deposedBatch(b *batch) {
 	w := &l.w
 	w.stopLeading(l, "the log refused an append")
 	w.unsettled = true
-	for _, r := range b.reqs {
-		r.err = ErrDeposed
-		r.done <- struct{}{}
-	}
+	answerAll(b.reqs, ErrDeposed)
 	clear(b.reqs)
 	if b.pb != nil {
 		_ = b.pb.Close()

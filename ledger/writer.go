@@ -25,6 +25,20 @@ type request struct {
 	done chan struct{}
 }
 
+// answer answers a request (the writer's side; the caller's is
+// request.answered).
+func (r *request) answer(err error) {
+	r.err = err
+	r.done <- struct{}{}
+}
+
+// answerAll answers each of reqs with err.
+func answerAll(reqs []*request, err error) {
+	for _, r := range reqs {
+		r.answer(err)
+	}
+}
+
 // requests are the callers' requests, reused: a request and its channel
 // were two allocations a call.
 var requests = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
@@ -223,15 +237,11 @@ func (l *Ledger) run() {
 
 // drain answers everything still queued with ErrClosed.
 func (l *Ledger) drain(reqs []*request) {
-	for _, r := range reqs {
-		r.err = ErrClosed
-		r.done <- struct{}{}
-	}
+	answerAll(reqs, ErrClosed)
 	for {
 		select {
 		case r := <-l.reqs:
-			r.err = ErrClosed
-			r.done <- struct{}{}
+			r.answer(ErrClosed)
 		default:
 			return
 		}
@@ -264,18 +274,12 @@ func (l *Ledger) expireDue(reqs *[]*request) {
 func (l *Ledger) start(reqs []*request) {
 	w := &l.w
 	if !w.leading {
-		for _, r := range reqs {
-			r.err = ErrNotLeader
-			r.done <- struct{}{}
-		}
+		answerAll(reqs, ErrNotLeader)
 		return
 	}
 	if err := l.Failed(); err != nil {
 		l.m.countRefused(l.m.refusedFailed, reqs)
-		for _, r := range reqs {
-			r.err = ErrFailed
-			r.done <- struct{}{}
-		}
+		answerAll(reqs, ErrFailed)
 		return
 	}
 	refuse := l.checkSpace()
@@ -290,10 +294,7 @@ func (l *Ledger) start(reqs []*request) {
 	}
 	if refuse != nil {
 		l.m.countRefused(l.m.refusedNoSpace, reqs)
-		for _, r := range reqs {
-			r.err = refuse
-			r.done <- struct{}{}
-		}
+		answerAll(reqs, refuse)
 		return
 	}
 	var b *batch
@@ -487,10 +488,7 @@ func (l *Ledger) fail(b *batch) {
 	if errors.Is(b.syncErr, errNotApplied) || b.ncalls == 0 {
 		err = ErrFailed
 	}
-	for _, r := range b.reqs {
-		r.err = err
-		r.done <- struct{}{}
-	}
+	answerAll(b.reqs, err)
 	clear(b.reqs)
 	b.pb = nil // Pebble may still hold it; never reused
 }
